@@ -1,0 +1,73 @@
+import Foundation
+
+/// The one error type of ScoreSDE. Every case carries a message a person can act on:
+/// what was wrong, the value seen, and what to do instead.
+///
+///     do { _ = try VPSDE(betaMin: 0, betaMax: 20) }
+///     catch let error as ScoreSDEError { print(error) }   // "invalid argument: betaMin must be > 0 (got 0) ..."
+public enum ScoreSDEError: Error, Equatable, CustomStringConvertible, LocalizedError {
+    /// A parameter outside its domain (SDE parameters, eps, steps, tolerances, counts ...).
+    case invalidArgument(String)
+    /// A tensor or file whose shape does not fit (wrong dimensionality for a model, ragged rows ...).
+    case shapeMismatch(String)
+    /// NaN or ±Inf where finite numbers are required (input data, model parameters, a score).
+    case nonFinite(String)
+    /// A file that cannot be read, parsed, or written.
+    case io(path: String, message: String)
+    /// The ODE integrator failed (step-size underflow, max steps, non-finite right-hand side ...).
+    case integrator(IntegratorFailure)
+    /// A name (model, SDE, predictor ...) that is not known.
+    case unknownName(String)
+
+    public var description: String {
+        switch self {
+        case .invalidArgument(let m): return "invalid argument: \(m)"
+        case .shapeMismatch(let m): return "shape mismatch: \(m)"
+        case .nonFinite(let m): return "non-finite value: \(m)"
+        case .io(let path, let m): return "\(path): \(m)"
+        case .integrator(let f): return "ODE integration failed: \(f)"
+        case .unknownName(let m): return "unknown name: \(m)"
+        }
+    }
+
+    public var errorDescription: String? { description }
+}
+
+/// What went wrong inside an ODE solve, with where it went wrong.
+public struct IntegratorFailure: Equatable, CustomStringConvertible, Sendable {
+    public enum Reason: Equatable, Sendable {
+        /// The step size fell below `hmin` (or machine precision): the problem is stiff or the tolerance too tight.
+        case stepSizeUnderflow
+        /// More than `maxSteps` steps were needed.
+        case maxStepsExceeded
+        /// The right-hand side produced NaN or ±Inf.
+        case nonFiniteRightHandSide
+        /// The right-hand side (e.g. a score model) threw; its message is kept.
+        case rightHandSideThrew(String)
+        /// Any other GSL status, with GSL's code and text.
+        case gsl(code: Int32, text: String)
+    }
+    public var reason: Reason
+    /// The time reached by the last successful step.
+    public var time: Double
+    /// The step size in use when the failure happened.
+    public var stepSize: Double
+    /// A sentence on what to try.
+    public var advice: String
+
+    public init(reason: Reason, time: Double, stepSize: Double, advice: String) {
+        self.reason = reason; self.time = time; self.stepSize = stepSize; self.advice = advice
+    }
+
+    public var description: String {
+        let what: String
+        switch reason {
+        case .stepSizeUnderflow: what = "step size underflow"
+        case .maxStepsExceeded: what = "maximum number of steps exceeded"
+        case .nonFiniteRightHandSide: what = "the right-hand side returned NaN or Inf"
+        case .rightHandSideThrew(let m): what = "the right-hand side threw: \(m)"
+        case .gsl(let code, let text): what = "GSL status \(code) (\(text))"
+        }
+        return "\(what) at t = \(time), step size h = \(stepSize). \(advice)"
+    }
+}

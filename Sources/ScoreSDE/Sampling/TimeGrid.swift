@@ -1,0 +1,35 @@
+/// The times a sampler steps through, from `T` down towards 0: `times[0] > times[1] > … > times[N]`.
+/// Step `i` goes from `times[i]` to `times[i + 1]`.
+///
+///     TimeGrid.uniform(steps: 1000, from: 1, to: 1e-3)   // N + 1 points, the reference's N steps
+public struct TimeGrid: Sendable, Equatable {
+    public let times: [Double]
+
+    /// A user grid: strictly decreasing, finite, non-negative, at least two points.
+    public init(_ times: [Double]) throws {
+        guard times.count >= 2 else { throw ScoreSDEError.invalidArgument("a time grid needs at least 2 points (got \(times.count))") }
+        guard times.allSatisfy({ $0.isFinite && $0 >= 0 }) else { throw ScoreSDEError.invalidArgument("grid times must be finite and >= 0") }
+        for i in 1 ..< times.count where !(times[i] < times[i - 1]) {
+            throw ScoreSDEError.invalidArgument("grid times must strictly decrease (times[\(i - 1)] = \(times[i - 1]), times[\(i)] = \(times[i]))")
+        }
+        self.times = times
+    }
+
+    /// `steps` equal intervals from `start` (usually `T`) down to `end` (the sampler's `eps`).
+    /// With the reference's discrete tables this visits step indices N−1, …, 0 exactly once each,
+    /// as the reference's `linspace(T, eps, N)` does.
+    public static func uniform(steps: Int, from start: Double, to end: Double) throws -> TimeGrid {
+        guard steps >= 1 else { throw ScoreSDEError.invalidArgument("steps must be >= 1 (got \(steps))") }
+        guard end.isFinite, start.isFinite, end > 0, end < start else {
+            throw ScoreSDEError.invalidArgument("eps must be in (0, \(start)) (got \(end)); the reference uses 1e-3 for VP/sub-VP and 1e-5 for VE")
+        }
+        let h = (start - end) / Double(steps)
+        return try TimeGrid((0 ... steps).map { i in i == steps ? end : start - Double(i) * h })
+    }
+
+    /// Number of steps (intervals).
+    public var steps: Int { times.count - 1 }
+
+    /// The intervals `(t, next)`.
+    public var intervals: [(t: Double, next: Double)] { (0 ..< steps).map { (times[$0], times[$0 + 1]) } }
+}

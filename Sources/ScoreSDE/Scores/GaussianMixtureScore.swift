@@ -1,0 +1,225 @@
+import Foundation
+
+/// The exact score of a Gaussian mixture diffused by a forward SDE: `p_t` is the mixture with
+/// means `m(t) μ_k` and variances `m(t)² s_k² + σ(t)²`, so `∇ log p_t`, `log p_t`, its divergence
+/// and Jacobian–vector products are closed-form, O(K·D) per row.
+///
+///     let score = GaussianMixtureScore(.ring(), diffusedBy: try VESDE())
+public struct GaussianMixtureScore: ScoreJacobianProviding, ScoreDivergenceProviding {
+    public let mixture: GaussianMixture
+    public let sde: any ForwardSDE
+
+    public init(_ mixture: GaussianMixture, diffusedBy sde: any ForwardSDE) {
+        self.mixture = mixture
+        self.sde = sde
+    }
+
+    public var rowShape: [Int]? { [mixture.dimension] }
+
+    /// The kernel of `p_t`.
+    func kernel(at t: Double) throws -> GaussianMixtureKernel {
+        guard t.isFinite, t >= 0, t <= sde.T else {
+            throw ScoreSDEError.invalidArgument("time t must be in [0, \(sde.T)] (got \(t))")
+        }
+        let (m, s) = sde.marginal(at: t)
+        return GaussianMixtureKernel(mixture.diffused(meanScale: m, std: s))
+    }
+
+    public func score(_ x: Tensor, at t: Double) throws -> Tensor {
+        try validate(x)
+        var out = Tensor(zeros: x.shape)
+        try kernel(at: t).run(x, score: &out, logDensity: nil)
+        return out
+    }
+
+    /// Exact `log p_t(x)` for each row.
+    public func logDensity(_ x: Tensor, at t: Double) throws -> [Double] {
+        try validate(x)
+        var out = [Double](repeating: 0, count: x.rows)
+        var unused = Tensor(zeros: x.shape)
+        try kernel(at: t).run(x, score: &unused, logDensity: &out)
+        return out
+    }
+
+    public func scoreAndDivergence(_ x: Tensor, at t: Double) throws -> (score: Tensor, divergence: [Double]) {
+        try validate(x)
+        return try kernel(at: t).scoreAndDivergence(x)
+    }
+
+    public func scoreAndJVP(_ x: Tensor, at t: Double, direction v: Tensor) throws -> (score: Tensor, jvp: Tensor) {
+        try validate(x)
+        guard v.shape == x.shape else { throw ScoreSDEError.shapeMismatch("direction \(v.shape) must match x \(x.shape)") }
+        return try kernel(at: t).scoreAndJVP(x, v)
+    }
+}
+
+/// Precomputed per-time quantities of a (diffused) mixture and the fused per-row kernels.
+struct GaussianMixtureKernel {
+    let k: Int, d: Int
+    /// Means, `K × D`, row-major.
+    let mu: [Double]
+    /// Inverse variances, `K × D`.
+    let iv: [Double]
+    /// `log π_k − ½ Σ_d log(2π v_kd)`.
+    let lc: [Double]
+    /// `Σ_d 1/v_kd`.
+    let trace: [Double]
+
+    init(_ g: GaussianMixture) {
+        k = g.componentCount; d = g.dimension
+        mu = g.means.flatMap { $0 }
+        iv = g.stds.flatMap { $0.map { 1 / ($0 * $0) } }
+        lc = (0 ..< g.componentCount).map { c in
+            Foundation.log(g.weights[c]) - 0.5 * g.stds[c].reduce(0) { $0 + Foundation.log(2 * Double.pi * $1 * $1) }
+        }
+        trace = (0 ..< g.componentCount).map { c in g.stds[c].reduce(0) { $0 + 1 / ($1 * $1) } }
+    }
+
+    /// Component posteriors (responsibilities) of one point.
+    func responsibilities(_ x: [Double]) -> [Double] {
+        var r = [Double](repeating: 0, count: k)
+        x.withUnsafeBufferPointer { xp in
+            r.withUnsafeMutableBufferPointer { rp in _ = softmax(xp.baseAddress!, rp.baseAddress!) }
+        }
+        return r
+    }
+
+    /// Writes responsibilities into `r` and returns `log Σ_k exp(logit_k)` (= log p(x)).
+    @inline(__always)
+    func softmax(_ x: UnsafePointer<Double>, _ r: UnsafeMutablePointer<Double>) -> Double {
+        var mx = -Double.infinity
+        mu.withUnsafeBufferPointer { mup in
+            iv.withUnsafeBufferPointer { ivp in
+                let m = mup.baseAddress!, v = ivp.baseAddress!
+                for c in 0 ..< k {
+                    var q = 0.0
+                    let o = c * d
+                    for j in 0 ..< d { let e = x[j] - m[o + j]; q += e * e * v[o + j] }
+                    let l = lc[c] - 0.5 * q
+                    r[c] = l
+                    mx = Swift.max(mx, l)
+                }
+            }
+        }
+        var sum = 0.0
+        for c in 0 ..< k { let e = expNonPositive(r[c] - mx); r[c] = e; sum += e }
+        let inv = 1 / sum
+        for c in 0 ..< k { r[c] *= inv }
+        return mx + Foundation.log(sum)
+    }
+
+    /// Score (and optionally log-density) of every row, in parallel.
+    func run(_ x: Tensor, score out: inout Tensor, logDensity: UnsafeMutablePointer<[Double]>?) throws {
+        let n = x.rows, d = self.d, k = self.k
+        var logp = [Double](repeating: 0, count: logDensity == nil ? 0 : n)
+        x.storage.withUnsafeBufferPointer { xp in
+            out.storage.withUnsafeMutableBufferPointer { op in
+                logp.withUnsafeMutableBufferPointer { lp in
+                    mu.withUnsafeBufferPointer { mup in
+                        iv.withUnsafeBufferPointer { ivp in
+                            let xb = xp.baseAddress!, ob = op.baseAddress!, m = mup.baseAddress!, v = ivp.baseAddress!
+                            let lb = lp.baseAddress
+                            Parallel.forEachChunk(n, grain: max(1, 8192 / max(k * d, 1))) { range in
+                                let r = UnsafeMutablePointer<Double>.allocate(capacity: k)
+                                defer { r.deallocate() }
+                                for row in range {
+                                    let xr = xb + row * d, sr = ob + row * d
+                                    let l = softmax(xr, r)
+                                    if let lb { lb[row] = l }
+                                    for j in 0 ..< d { sr[j] = 0 }
+                                    for c in 0 ..< k {
+                                        let w = r[c], o = c * d
+                                        for j in 0 ..< d { sr[j] += w * (m[o + j] - xr[j]) * v[o + j] }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if let logDensity { logDensity.pointee = logp }
+        if !out.isFinite { throw ScoreSDEError.nonFinite("the mixture score is not finite: check the input for NaN/Inf") }
+    }
+
+    /// Score and divergence: `∇·s = Σ_k r_k (‖u_k‖² − Σ_d 1/v_kd) − ‖s‖²` with `u_k = (μ_k − x)/v_k`.
+    func scoreAndDivergence(_ x: Tensor) throws -> (score: Tensor, divergence: [Double]) {
+        let n = x.rows, d = self.d, k = self.k
+        var out = Tensor(zeros: x.shape)
+        var div = [Double](repeating: 0, count: n)
+        x.storage.withUnsafeBufferPointer { xp in
+            out.storage.withUnsafeMutableBufferPointer { op in
+                div.withUnsafeMutableBufferPointer { dp in
+                    let xb = xp.baseAddress!, ob = op.baseAddress!, db = dp.baseAddress!
+                    Parallel.forEachChunk(n, grain: max(1, 8192 / max(k * d, 1))) { range in
+                        let r = UnsafeMutablePointer<Double>.allocate(capacity: k)
+                        defer { r.deallocate() }
+                        for row in range {
+                            let xr = xb + row * d, sr = ob + row * d
+                            _ = softmax(xr, r)
+                            for j in 0 ..< d { sr[j] = 0 }
+                            var acc = 0.0
+                            for c in 0 ..< k {
+                                let w = r[c], o = c * d
+                                var u2 = 0.0
+                                for j in 0 ..< d {
+                                    let u = (mu[o + j] - xr[j]) * iv[o + j]
+                                    sr[j] += w * u; u2 += u * u
+                                }
+                                acc += w * (u2 - trace[c])
+                            }
+                            var s2 = 0.0
+                            for j in 0 ..< d { s2 += sr[j] * sr[j] }
+                            db[row] = acc - s2
+                        }
+                    }
+                }
+            }
+        }
+        try out.checkFinite("the mixture score")
+        return (out, div)
+    }
+
+    /// Score and `J v`: `(J v)_d = Σ_k r_k u_kd (u_k·v − s·v) − v_d Σ_k r_k / v_kd`.
+    func scoreAndJVP(_ x: Tensor, _ v: Tensor) throws -> (score: Tensor, jvp: Tensor) {
+        let n = x.rows, d = self.d, k = self.k
+        var out = Tensor(zeros: x.shape), jv = Tensor(zeros: x.shape)
+        x.storage.withUnsafeBufferPointer { xp in
+            v.storage.withUnsafeBufferPointer { vp in
+                out.storage.withUnsafeMutableBufferPointer { op in
+                    jv.storage.withUnsafeMutableBufferPointer { jp in
+                        let xb = xp.baseAddress!, vb = vp.baseAddress!, ob = op.baseAddress!, jb = jp.baseAddress!
+                        Parallel.forEachChunk(n, grain: max(1, 4096 / max(k * d, 1))) { range in
+                            let r = UnsafeMutablePointer<Double>.allocate(capacity: k)
+                            let uv = UnsafeMutablePointer<Double>.allocate(capacity: k)
+                            defer { r.deallocate(); uv.deallocate() }
+                            for row in range {
+                                let xr = xb + row * d, vr = vb + row * d, sr = ob + row * d, jr = jb + row * d
+                                _ = softmax(xr, r)
+                                for j in 0 ..< d { sr[j] = 0; jr[j] = 0 }
+                                for c in 0 ..< k {
+                                    let w = r[c], o = c * d
+                                    var dot = 0.0
+                                    for j in 0 ..< d {
+                                        let u = (mu[o + j] - xr[j]) * iv[o + j]
+                                        sr[j] += w * u; dot += u * vr[j]
+                                        jr[j] -= w * iv[o + j] * vr[j]
+                                    }
+                                    uv[c] = dot
+                                }
+                                var sv = 0.0
+                                for j in 0 ..< d { sv += sr[j] * vr[j] }
+                                for c in 0 ..< k {
+                                    let w = r[c] * (uv[c] - sv), o = c * d
+                                    for j in 0 ..< d { jr[j] += w * (mu[o + j] - xr[j]) * iv[o + j] }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        try out.checkFinite("the mixture score")
+        return (out, jv)
+    }
+}

@@ -1,0 +1,58 @@
+/// A model of the score `∇ₓ log p_t(x)` of the perturbed data distribution.
+///
+/// Batched: one call scores the whole batch at one time `t`. Implementations must be thread-safe
+/// (`Sendable`) and should not keep per-call state.
+///
+///     struct Zero: ScoreModel {
+///         var rowShape: [Int]? { nil }
+///         func score(_ x: Tensor, at t: Double) throws -> Tensor { Tensor(zeros: x.shape) }
+///     }
+public protocol ScoreModel: Sendable {
+    /// The shape of one sample this model accepts, or `nil` for any.
+    var rowShape: [Int]? { get }
+    /// The score of every row of `x` at time `t`; same shape as `x`.
+    func score(_ x: Tensor, at t: Double) throws -> Tensor
+}
+
+extension ScoreModel {
+    /// Throws `shapeMismatch` when `x`'s row shape is not the model's.
+    public func validate(_ x: Tensor) throws {
+        if let s = rowShape, s.reduce(1, *) != x.rowSize {
+            throw ScoreSDEError.shapeMismatch("the model takes samples of shape \(s) (\(s.reduce(1, *)) values) but the data has rows of shape \(x.rowShape) (\(x.rowSize) values)")
+        }
+    }
+}
+
+/// A model whose score Jacobian–vector products are available (`J v` with `J = ∂s/∂x`),
+/// which makes exact and Hutchinson likelihoods possible.
+public protocol ScoreJacobianProviding: ScoreModel {
+    /// The score and `J(x) v` for each row (`v` has the shape of `x`).
+    func scoreAndJVP(_ x: Tensor, at t: Double, direction v: Tensor) throws -> (score: Tensor, jvp: Tensor)
+}
+
+/// A model that knows the divergence of its score, `∇·s = tr ∂s/∂x`, in closed form.
+public protocol ScoreDivergenceProviding: ScoreModel {
+    /// The score and its divergence for each row.
+    func scoreAndDivergence(_ x: Tensor, at t: Double) throws -> (score: Tensor, divergence: [Double])
+}
+
+/// Turns a noise-prediction model `ε(x, t)` (trained so that `x_t = m x₀ + s ε`) into a score:
+/// `s(x, t) = −ε(x, t) / std(t)`.
+public struct NoisePredictionScore<SDE: ForwardSDE>: ScoreModel {
+    public let sde: SDE
+    public let rowShape: [Int]?
+    public let predictNoise: @Sendable (Tensor, Double) throws -> Tensor
+
+    public init(sde: SDE, rowShape: [Int]? = nil, predictNoise: @escaping @Sendable (Tensor, Double) throws -> Tensor) {
+        self.sde = sde; self.rowShape = rowShape; self.predictNoise = predictNoise
+    }
+
+    public func score(_ x: Tensor, at t: Double) throws -> Tensor {
+        var e = try predictNoise(x, t)
+        guard e.shape == x.shape else {
+            throw ScoreSDEError.shapeMismatch("the noise-prediction model returned shape \(e.shape) for input \(x.shape)")
+        }
+        e.scale(by: -1 / sde.marginal(at: t).std)
+        return e
+    }
+}
