@@ -86,51 +86,31 @@ struct GaussianMixtureKernel {
 
     /// Writes responsibilities into `r` and returns `log Σ_k exp(logit_k)` (= log p(x)).
     @inline(__always)
-    func softmax(_ x: UnsafePointer<Double>, _ r: UnsafeMutablePointer<Double>) -> Double {
-        var mx = -Double.infinity
+    func softmax(_ x: UnsafePointer<Double>, _ r: UnsafeMutablePointer<Double>, logNormalizer: Bool = true) -> Double {
         mu.withUnsafeBufferPointer { mup in
             iv.withUnsafeBufferPointer { ivp in
-                let m = mup.baseAddress!, v = ivp.baseAddress!
-                for c in 0 ..< k {
-                    var q = 0.0
-                    let o = c * d
-                    for j in 0 ..< d { let e = x[j] - m[o + j]; q += e * e * v[o + j] }
-                    let l = lc[c] - 0.5 * q
-                    r[c] = l
-                    mx = Swift.max(mx, l)
+                lc.withUnsafeBufferPointer { lcp in
+                    gmmSoftmax(x, r, mup.baseAddress!, ivp.baseAddress!, lcp.baseAddress!, k, d, logNormalizer)
                 }
             }
         }
-        var sum = 0.0
-        for c in 0 ..< k { let e = expNonPositive(r[c] - mx); r[c] = e; sum += e }
-        let inv = 1 / sum
-        for c in 0 ..< k { r[c] *= inv }
-        return mx + Foundation.log(sum)
     }
 
     /// Score (and optionally log-density) of every row, in parallel.
     func run(_ x: Tensor, score out: inout Tensor, logDensity: UnsafeMutablePointer<[Double]>?) throws {
         let n = x.rows, d = self.d, k = self.k
-        var logp = [Double](repeating: 0, count: logDensity == nil ? 0 : n)
+        let wantLog = logDensity != nil
+        var logp = [Double](repeating: 0, count: wantLog ? n : 1)
         x.storage.withUnsafeBufferPointer { xp in
             out.storage.withUnsafeMutableBufferPointer { op in
                 logp.withUnsafeMutableBufferPointer { lp in
                     mu.withUnsafeBufferPointer { mup in
                         iv.withUnsafeBufferPointer { ivp in
-                            let xb = xp.baseAddress!, ob = op.baseAddress!, m = mup.baseAddress!, v = ivp.baseAddress!
-                            let lb = lp.baseAddress
-                            Parallel.forEachChunk(n, grain: max(1, 8192 / max(k * d, 1))) { range in
-                                let r = UnsafeMutablePointer<Double>.allocate(capacity: k)
-                                defer { r.deallocate() }
-                                for row in range {
-                                    let xr = xb + row * d, sr = ob + row * d
-                                    let l = softmax(xr, r)
-                                    if let lb { lb[row] = l }
-                                    for j in 0 ..< d { sr[j] = 0 }
-                                    for c in 0 ..< k {
-                                        let w = r[c], o = c * d
-                                        for j in 0 ..< d { sr[j] += w * (m[o + j] - xr[j]) * v[o + j] }
-                                    }
+                            lc.withUnsafeBufferPointer { lcp in
+                                let xb = xp.baseAddress!, ob = op.baseAddress!, m = mup.baseAddress!, v = ivp.baseAddress!
+                                let c0 = lcp.baseAddress!, lb = lp.baseAddress!
+                                Parallel.forEachChunk(n, grain: max(1, 8192 / max(k * d, 1))) { range in
+                                    gmmScoreRows(range, xb, ob, wantLog ? lb : nil, m, v, c0, k, d)
                                 }
                             }
                         }
@@ -221,5 +201,97 @@ struct GaussianMixtureKernel {
         }
         try out.checkFinite("the mixture score")
         return (out, jv)
+    }
+}
+
+/// Responsibilities of one row into `r`; returns the log normalizer when asked (else 0).
+@inline(__always)
+func gmmSoftmax(_ x: UnsafePointer<Double>, _ r: UnsafeMutablePointer<Double>, _ m: UnsafePointer<Double>,
+                _ v: UnsafePointer<Double>, _ lc: UnsafePointer<Double>, _ k: Int, _ d: Int, _ wantLog: Bool) -> Double {
+    let mx = gmmLogits(x, r, m, v, lc, k, d)
+    expNonPositiveInPlace(r, k)
+    return gmmNormalize(r, k, mx, wantLog)
+}
+
+/// Writes `logit_k − max` into `r`; returns the max.
+@inline(__always)
+func gmmLogits(_ x: UnsafePointer<Double>, _ r: UnsafeMutablePointer<Double>, _ m: UnsafePointer<Double>,
+               _ v: UnsafePointer<Double>, _ lc: UnsafePointer<Double>, _ k: Int, _ d: Int) -> Double {
+    var mx = -Double.infinity
+    if d == 2 {
+        let x0 = x[0], x1 = x[1]
+        for c in 0 ..< k {
+            let e0 = x0 - m[2 &* c], e1 = x1 - m[2 &* c &+ 1]
+            let l = lc[c] - 0.5 * (e0 * e0 * v[2 &* c] + e1 * e1 * v[2 &* c &+ 1])
+            r[c] = l
+            mx = l > mx ? l : mx
+        }
+    } else {
+        for c in 0 ..< k {
+            var q0 = 0.0, q1 = 0.0
+            let o = c &* d
+            var j = 0
+            while j &+ 2 <= d {
+                let e0 = x[j] - m[o &+ j], e1 = x[j &+ 1] - m[o &+ j &+ 1]
+                q0 += e0 * e0 * v[o &+ j]; q1 += e1 * e1 * v[o &+ j &+ 1]
+                j &+= 2
+            }
+            if j < d { let e = x[j] - m[o &+ j]; q0 += e * e * v[o &+ j] }
+            let l = lc[c] - 0.5 * (q0 + q1)
+            r[c] = l
+            mx = l > mx ? l : mx
+        }
+    }
+    for c in 0 ..< k { r[c] -= mx }
+    return mx
+}
+
+/// Normalizes exponentials in `r` to responsibilities; returns `max + log Σ` when asked.
+@inline(__always)
+func gmmNormalize(_ r: UnsafeMutablePointer<Double>, _ k: Int, _ mx: Double, _ wantLog: Bool) -> Double {
+    var sum = 0.0
+    for c in 0 ..< k { sum += r[c] }
+    let inv = 1 / sum
+    for c in 0 ..< k { r[c] *= inv }
+    return wantLog ? mx + Foundation.log(sum) : 0
+}
+
+/// The score of rows `range`: `s = Σ_k r_k (μ_k − x) / v_k`. Rows go in blocks so that the
+/// exponentials of a whole block are one contiguous vectorized pass.
+func gmmScoreRows(_ range: Range<Int>, _ xb: UnsafePointer<Double>, _ ob: UnsafeMutablePointer<Double>,
+                  _ lb: UnsafeMutablePointer<Double>?, _ m: UnsafePointer<Double>, _ v: UnsafePointer<Double>,
+                  _ lc: UnsafePointer<Double>, _ k: Int, _ d: Int) {
+    let block = 64
+    let buffer = UnsafeMutablePointer<Double>.allocate(capacity: block &* k)
+    let maxima = UnsafeMutablePointer<Double>.allocate(capacity: block)
+    defer { buffer.deallocate(); maxima.deallocate() }
+    var lo = range.lowerBound
+    while lo < range.upperBound {
+        let hi = Swift.min(range.upperBound, lo &+ block)
+        for row in lo ..< hi { maxima[row &- lo] = gmmLogits(xb + row &* d, buffer + (row &- lo) &* k, m, v, lc, k, d) }
+        expNonPositiveInPlace(buffer, (hi &- lo) &* k)
+        for row in lo ..< hi {
+            let r = buffer + (row &- lo) &* k
+            let l = gmmNormalize(r, k, maxima[row &- lo], lb != nil)
+            lb?[row] = l
+            let xr = xb + row &* d, sr = ob + row &* d
+            if d == 2 {
+                var s0 = 0.0, s1 = 0.0
+                let x0 = xr[0], x1 = xr[1]
+                for c in 0 ..< k {
+                    let w = r[c], o = 2 &* c
+                    s0 += w * (m[o] - x0) * v[o]
+                    s1 += w * (m[o &+ 1] - x1) * v[o &+ 1]
+                }
+                sr[0] = s0; sr[1] = s1
+                continue
+            }
+            for j in 0 ..< d { sr[j] = 0 }
+            for c in 0 ..< k {
+                let w = r[c], o = c &* d
+                for j in 0 ..< d { sr[j] += w * (m[o &+ j] - xr[j]) * v[o &+ j] }
+            }
+        }
+        lo = hi
     }
 }

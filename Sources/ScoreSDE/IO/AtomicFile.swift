@@ -1,0 +1,93 @@
+import Foundation
+
+/// Crash-safe file output: data goes to a temporary file in the target's directory, is flushed to
+/// disk, and is then renamed over the target in one step. A reader therefore sees either the old
+/// file or the complete new one, never a half-written file, and a failed write leaves nothing behind.
+///
+///     try AtomicFile.write(Npy.encode(samples), to: "out/samples.npy")
+public enum AtomicFile {
+    /// Writes `data` to `path` atomically, replacing any existing file there.
+    ///
+    /// - Throws: ``ScoreSDEError/io(path:message:)`` when the directory is missing or not writable,
+    ///   when `path` names a directory, or when the disk is full; the temporary file is removed.
+    public static func write(_ data: Data, to path: String) throws {
+        guard !path.isEmpty else {
+            throw ScoreSDEError.io(path: path, message: "empty output path; give a file name such as out/samples.npy")
+        }
+        let url = URL(fileURLWithPath: path)
+        let directory = url.deletingLastPathComponent().path
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
+            throw ScoreSDEError.io(path: path, message: "cannot write: directory '\(directory)' does not exist; create it first (mkdir -p '\(directory)') or choose another output path")
+        }
+        guard isDirectory.boolValue else {
+            throw ScoreSDEError.io(path: path, message: "cannot write: '\(directory)' is not a directory")
+        }
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue {
+            throw ScoreSDEError.io(path: path, message: "cannot write: this path is a directory; give a file name inside it")
+        }
+
+        let tempPath = directory + "/." + url.lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))"
+        let fd = open(tempPath, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o666)
+        guard fd >= 0 else {
+            let code = errno
+            throw ScoreSDEError.io(path: path, message: "cannot create a file in '\(directory)': \(describe(code)); choose a writable output directory")
+        }
+        var ok = false
+        defer {
+            if !ok { unlink(tempPath) }
+        }
+        do {
+            defer { close(fd) }
+            try data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
+                var offset = 0
+                while offset < raw.count {
+                    let n = Foundation.write(fd, raw.baseAddress! + offset, raw.count - offset)
+                    if n < 0 {
+                        let code = errno
+                        if code == EINTR { continue }
+                        throw ScoreSDEError.io(path: path, message: "writing failed after \(offset) of \(raw.count) bytes: \(describe(code)); nothing was written")
+                    }
+                    offset += n
+                }
+            }
+            if fsync(fd) != 0 {
+                let code = errno
+                if code != EINVAL && code != EROFS {   // not every file system supports fsync
+                    throw ScoreSDEError.io(path: path, message: "flushing to disk failed: \(describe(code)); nothing was written")
+                }
+            }
+        }
+        if rename(tempPath, path) != 0 {
+            let code = errno
+            throw ScoreSDEError.io(path: path, message: "cannot replace the file: \(describe(code)); nothing was written")
+        }
+        ok = true
+    }
+
+    /// Reads a whole file, turning a missing or unreadable file into ``ScoreSDEError/io(path:message:)``.
+    static func read(_ path: String) throws -> Data {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ScoreSDEError.io(path: path, message: "no such file; check the path (relative paths are resolved from '\(FileManager.default.currentDirectoryPath)')")
+        }
+        guard !isDirectory.boolValue else {
+            throw ScoreSDEError.io(path: path, message: "is a directory, not a file")
+        }
+        do {
+            return try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe)
+        } catch {
+            throw ScoreSDEError.io(path: path, message: "cannot read: \(error.localizedDescription)")
+        }
+    }
+
+    private static func describe(_ code: Int32) -> String {
+        let text = String(cString: strerror(code))
+        switch code {
+        case EACCES, EPERM: return "\(text) (no write permission)"
+        case ENOSPC: return "\(text) (disk full)"
+        case EROFS: return "\(text) (read-only file system)"
+        default: return text
+        }
+    }
+}
