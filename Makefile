@@ -7,7 +7,10 @@ setup:
 sample: setup
 	swift build -c release --product scoresde
 	mkdir -p out && .build/release/scoresde sample --output out/samples.npy --stats out/stats.json --png out/samples.png
+# Tests run in release mode: the statistical tests sample thousands of points through
+# hundreds of steps, which an unoptimized build makes needlessly slow.
 test: setup
-	swift build --build-tests && swift test --skip-build
+	swift build -c release --build-tests -Xswiftc -enable-testing
+	swift test -c release --skip-build
 bench: setup
 	swift run -c release scoresde-bench

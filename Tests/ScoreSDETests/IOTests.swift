@@ -310,15 +310,6 @@ struct IOPlotTests {
         _ = Plot.scatter(Tensor(zeros: [5]), title: "ünïcode")
     }
 
-    @Test("a 100k-point scatter is fast")
-    func scatterSpeed() throws {
-        var g = SystemRandomNumberGenerator()
-        let storage = (0 ..< 200_000).map { _ in Double.random(in: -3 ... 3, using: &g) }
-        let start = Date()
-        _ = Plot.scatter(try Tensor(shape: [100_000, 2], storage: storage))
-        #expect(Date().timeIntervalSince(start) < 2)
-    }
-
     @Test("image grid dimensions and pixel values for two known images")
     func imageGrid() throws {
         // Two 2x2 grey images in [0, 1]: [[0, 1], [0.5, NaN]] and [[2, -1], [0.25, 0.75]].
