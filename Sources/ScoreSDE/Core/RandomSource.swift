@@ -38,6 +38,53 @@ public struct RandomSource: Sendable, Equatable {
         PhiloxStream(key: seed, draw: draw, row: UInt64(rowOffset + row))
     }
 
+    /// Fills `rows.count × rowSize` standard normals of draw `draw` into `out` (row-major, row
+    /// `rows.lowerBound` first). Value `j` of row `r` comes from the 64 bits of Philox block
+    /// `(j/2, r, draw)`, half `j % 2`, through the ziggurat; the rare rejections (≈1%) continue on
+    /// the block sequence `2³¹ + 64 j …` of the same row. Blocks are computed four at a time in
+    /// SIMD lanes, so this is several times faster than drawing one value at a time.
+    public func normals(draw: UInt64, rows: Range<Int>, rowSize d: Int, into out: UnsafeMutablePointer<Double>) {
+        let blocksPerRow = (d + 1) / 2
+        let total = rows.count * blocksPerRow
+        guard total > 0 else { return }
+        let bits = UnsafeMutablePointer<UInt64>.allocate(capacity: 2 * total + 8)
+        defer { bits.deallocate() }
+        let c2 = UInt32(truncatingIfNeeded: draw), drawHigh = UInt32(truncatingIfNeeded: draw >> 32)
+        var q = 0, row = 0, blk = 0   // (row, blk) is the counter of slot q, advanced without division
+        let first = UInt64(rowOffset + rows.lowerBound)
+        while q < total {
+            var c0 = SIMD4<UInt64>(), c1 = SIMD4<UInt64>(), c3 = SIMD4<UInt64>()
+            for lane in 0 ..< 4 {
+                let r = first &+ UInt64(row)
+                c0[lane] = UInt64(blk)
+                c1[lane] = r & 0xFFFF_FFFF
+                c3[lane] = UInt64(drawHigh ^ (UInt32(truncatingIfNeeded: r >> 32) << 16))
+                if q + lane + 1 < total { blk += 1; if blk == blocksPerRow { blk = 0; row += 1 } }
+            }
+            let (a, b) = Philox.block4(c0, c1, SIMD4(repeating: UInt64(c2)), c3, key: seed)
+            for lane in 0 ..< 4 { bits[2 * (q + lane)] = a[lane]; bits[2 * (q + lane) + 1] = b[lane] }
+            q += 4
+        }
+        Ziggurat.x.withUnsafeBufferPointer { xp in
+            let zx = xp.baseAddress!
+            for ri in 0 ..< rows.count {
+                let o = out + ri * d, bb = bits + ri * 2 * blocksPerRow
+                for j in 0 ..< d {
+                    let w = bb[j]
+                    let i = Int(truncatingIfNeeded: w & 0xFF)
+                    let x = Double(w >> 11) * 0x1p-53 * zx[i]
+                    if x < zx[i + 1] {
+                        o[j] = (w >> 8) & 1 == 1 ? -x : x
+                    } else {
+                        var s = PhiloxStream(key: seed, draw: draw, row: UInt64(rowOffset + rows.lowerBound + ri),
+                                             firstBlock: 0x8000_0000 &+ UInt32(truncatingIfNeeded: j) &* 64)
+                        o[j] = (w >> 8) & 1 == 1 ? -s.normalContinuing(layer: i, x: x) : s.normalContinuing(layer: i, x: x)
+                    }
+                }
+            }
+        }
+    }
+
     /// A source whose draws are independent of this one's (e.g. Hutchinson probes vs. sampler noise).
     public func derived(_ purpose: UInt64) -> RandomSource {
         var s = RandomSource(seed: Philox.mix(seed ^ (purpose &* 0x9E37_79B9_7F4A_7C15)), rowOffset: rowOffset)
@@ -69,6 +116,30 @@ public enum Philox {
         return (UInt64(x0) | UInt64(x1) << 32, UInt64(x2) | UInt64(x3) << 32)
     }
 
+    /// Four Philox4x32-10 blocks at once; each lane holds a 32-bit word in a 64-bit slot, so the
+    /// 32×32→64 products map onto SIMD multiplies (`pmuludq`).
+    @inline(__always)
+    static func block4(_ c0: SIMD4<UInt64>, _ c1: SIMD4<UInt64>, _ c2: SIMD4<UInt64>, _ c3: SIMD4<UInt64>,
+                       key: UInt64) -> (SIMD4<UInt64>, SIMD4<UInt64>) {
+        let mask = SIMD4<UInt64>(repeating: 0xFFFF_FFFF)
+        let two32 = SIMD4<UInt64>(repeating: 1 << 32)
+        var x0 = c0, x1 = c1, x2 = c2, x3 = c3
+        var k0 = key & 0xFFFF_FFFF, k1 = key >> 32
+        let M0 = SIMD4<UInt64>(repeating: m0), M1 = SIMD4<UInt64>(repeating: m1)
+        for _ in 0 ..< 10 {
+            // Lanes hold 32-bit values, so these are 32×32→64 products; `/ 2³²` is a logical shift.
+            let p0 = x0 &* M0, p1 = x2 &* M1
+            let n0 = (p1 / two32) ^ x1 ^ SIMD4(repeating: k0)
+            let n2 = (p0 / two32) ^ x3 ^ SIMD4(repeating: k1)
+            x1 = p1 & mask
+            x3 = p0 & mask
+            x0 = n0
+            x2 = n2
+            k0 = (k0 &+ UInt64(w0)) & 0xFFFF_FFFF; k1 = (k1 &+ UInt64(w1)) & 0xFFFF_FFFF
+        }
+        return (x0 | x1 &* two32, x2 | x3 &* two32)
+    }
+
     /// SplitMix64's finalizer, used to derive keys.
     public static func mix(_ z0: UInt64) -> UInt64 {
         var z = z0 &+ 0x9E37_79B9_7F4A_7C15
@@ -86,8 +157,9 @@ public struct PhiloxStream {
     @usableFromInline var buffered: UInt64 = 0
     @usableFromInline var hasBuffered = false
 
-    @inlinable init(key: UInt64, draw: UInt64, row: UInt64) {
+    @inlinable init(key: UInt64, draw: UInt64, row: UInt64, firstBlock: UInt32 = 0) {
         self.key = key
+        block = firstBlock
         c1 = UInt32(truncatingIfNeeded: row)
         c2 = UInt32(truncatingIfNeeded: draw)
         c3 = UInt32(truncatingIfNeeded: draw >> 32) ^ (UInt32(truncatingIfNeeded: row >> 32) << 16)
@@ -118,6 +190,13 @@ public struct PhiloxStream {
             if x < Ziggurat.x[i + 1] { return negative ? -x : x }
             if let v = slowNormal(layer: i, x: x) { return negative ? -v : v }
         }
+    }
+
+    /// Finishes a ziggurat draw whose fast path failed at `(layer, x)`, then keeps drawing.
+    mutating func normalContinuing(layer: Int, x: Double) -> Double {
+        if let v = slowNormal(layer: layer, x: x) { return v }
+        let z = normal()
+        return z < 0 ? -z : z
     }
 
     @usableFromInline mutating func slowNormal(layer i: Int, x: Double) -> Double? {

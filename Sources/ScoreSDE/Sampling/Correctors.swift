@@ -38,7 +38,7 @@ public struct Langevin: Corrector {
             let s = try reverse.score(x, at: t)
             let draw = rng.nextDraw()
             var z = Tensor(zeros: x.shape)
-            z.fillRows(draw: draw, rng) { $0.normal() }
+            z.fillStandardNormal(draw: draw, rng)
             switch norms {
             case .populationMean:
                 let gn = s.rowNorms().mean(), zn = z.rowNorms().mean()

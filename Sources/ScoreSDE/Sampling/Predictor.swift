@@ -28,20 +28,17 @@ extension Tensor {
             s.storage.withUnsafeBufferPointer { sp in
                 mean.storage.withUnsafeMutableBufferPointer { mp in
                     let xb = xp.baseAddress!, sb = sp.baseAddress!, mb = mp.baseAddress!
-                    Parallel.forEachChunk(n, grain: max(1, 2048 / max(d, 1))) { range in
-                        if c == 0 {
-                            for i in range.lowerBound * d ..< range.upperBound * d {
-                                let m = a * xb[i] + b * sb[i]
-                                mb[i] = m; xb[i] = m
-                            }
-                            return
+                    if c == 0 {
+                        Parallel.forEachChunk(n * d, grain: 1 << 14) { range in
+                            for i in range { let m = a * xb[i] + b * sb[i]; mb[i] = m; xb[i] = m }
                         }
-                        for r in range {
-                            var z = source.stream(draw: draw, row: r)
-                            for i in r * d ..< (r + 1) * d {
-                                let m = a * xb[i] + b * sb[i]
-                                mb[i] = m; xb[i] = m + c * z.normal()
-                            }
+                        return
+                    }
+                    Tensor.forEachNoiseBlock(rows: n, rowSize: d, draw: draw, source) { range, z in
+                        let zb = z - range.lowerBound * d
+                        for i in range.lowerBound * d ..< range.upperBound * d {
+                            let m = a * xb[i] + b * sb[i]
+                            mb[i] = m; xb[i] = m + c * zb[i]
                         }
                     }
                 }

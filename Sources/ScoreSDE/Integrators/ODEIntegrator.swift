@@ -1,0 +1,442 @@
+import CGSL
+
+/// Work counters of ODE solves.
+public struct ODEStatistics: Sendable, Equatable {
+    /// Calls of the right-hand side (NFE), counted in the callback, including those of rejected steps.
+    public var rightHandSideEvaluations: Int
+    /// Calls of the Jacobian (implicit step types only).
+    public var jacobianEvaluations: Int
+    /// Steps that met the tolerances and advanced the solution.
+    public var acceptedSteps: Int
+    /// Step attempts that were thrown away and retried with a smaller step (GSL's `failed_steps`):
+    /// the error estimate was too large, or the stepper itself could not complete the step.
+    public var rejectedSteps: Int
+
+    public init(rightHandSideEvaluations: Int = 0, jacobianEvaluations: Int = 0,
+                acceptedSteps: Int = 0, rejectedSteps: Int = 0) {
+        self.rightHandSideEvaluations = rightHandSideEvaluations
+        self.jacobianEvaluations = jacobianEvaluations
+        self.acceptedSteps = acceptedSteps
+        self.rejectedSteps = rejectedSteps
+    }
+
+    static func += (lhs: inout ODEStatistics, rhs: ODEStatistics) {
+        lhs.rightHandSideEvaluations += rhs.rightHandSideEvaluations
+        lhs.jacobianEvaluations += rhs.jacobianEvaluations
+        lhs.acceptedSteps += rhs.acceptedSteps
+        lhs.rejectedSteps += rhs.rejectedSteps
+    }
+}
+
+/// An adaptive ODE solver for `dy/dt = f(t, y)`, `y ∈ ℝⁿ`, over GNU GSL's `gsl_odeiv2`.
+///
+/// The step size is controlled so that the local error estimate of every component stays below
+/// `D_i = absoluteTolerance + relativeTolerance·|y_i|` (GSL's `gsl_odeiv2_control_y_new`; the
+/// maximum over components is used, which is stricter than scipy's RMS norm).
+///
+///     let decay = try ODEIntegrator(.rkf45, dimension: 1, absoluteTolerance: 1e-6, relativeTolerance: 1e-6) {
+///         t, y, dydt in dydt[0] = -y[0]
+///     }
+///     var y = [1.0]
+///     let stats = try decay.integrate(&y, from: 0, to: 1)   // y[0] ≈ exp(-1)
+///     print(stats.rightHandSideEvaluations)
+///
+/// One integrator can run any number of solves, in either direction; each solve starts afresh
+/// (step-size history and multistep state are reset). It owns its GSL objects and frees them
+/// when released. It is not thread-safe: use one integrator per thread.
+///
+/// Failures throw ``ScoreSDEError/integrator(_:)`` with the time and step size where the solve
+/// stopped; `y` then holds the state at ``IntegratorFailure/time``, the last successful step.
+public final class ODEIntegrator {
+    /// Writes `f(t, y)` into `dydt` (both of length `dimension`). The buffers are only valid during
+    /// the call. Writing NaN or ±Inf, or throwing, stops the solve.
+    public typealias RightHandSide = (_ t: Double, _ y: UnsafeBufferPointer<Double>,
+                                      _ dydt: UnsafeMutableBufferPointer<Double>) throws -> Void
+    /// Writes the Jacobian `∂f_i/∂y_j` row-major into `dfdy[i * dimension + j]` and `∂f/∂t` into
+    /// `dfdt`; every entry must be written. The buffers are only valid during the call.
+    public typealias Jacobian = (_ t: Double, _ y: UnsafeBufferPointer<Double>,
+                                 _ dfdy: UnsafeMutableBufferPointer<Double>,
+                                 _ dfdt: UnsafeMutableBufferPointer<Double>) throws -> Void
+
+    /// The stepping method.
+    public let stepType: ODEStepType
+    /// The length of the state vector.
+    public let dimension: Int
+    /// The absolute part of the per-component error tolerance.
+    public let absoluteTolerance: Double
+    /// The relative part of the per-component error tolerance.
+    public let relativeTolerance: Double
+    /// The magnitude of the first trial step of each solve (nil: 1/1000 of the interval).
+    public let initialStep: Double?
+    /// The smallest step magnitude allowed before a solve fails with a step-size underflow.
+    public let minStep: Double
+    /// The largest step magnitude allowed (nil: unlimited).
+    public let maxStep: Double?
+    /// The most accepted steps one solve may take (nil: unlimited).
+    public let maxSteps: Int?
+
+    /// Work done by all solves so far, failed ones included.
+    public private(set) var statistics = ODEStatistics()
+
+    private let context: ODECallbackContext
+    /// The system GSL's driver points to; heap-allocated, so it lives exactly as long as the driver.
+    private let system: UnsafeMutablePointer<gsl_odeiv2_system>
+    /// Owns GSL's step, control and evolve objects (wired together for the multistep and implicit
+    /// steppers); the solve loop below calls `gsl_odeiv2_evolve_apply` on them directly.
+    private let driver: UnsafeMutablePointer<gsl_odeiv2_driver>
+    private var isIntegrating = false
+
+    /// Creates an integrator; allocates GSL's work space for `dimension` components.
+    ///
+    /// - Parameters:
+    ///   - stepType: The stepping method; see ``ODEStepType`` for orders and Jacobian needs.
+    ///   - dimension: The length of the state vector, at least 1.
+    ///   - absoluteTolerance: Absolute error tolerance per component, > 0 (e.g. 1e-5).
+    ///   - relativeTolerance: Relative error tolerance per component, > 0 (e.g. 1e-5).
+    ///   - initialStep: The magnitude of the first trial step; its sign follows the direction of
+    ///     each solve. Default: 1/1000 of `|t1 - t0|`, kept within `minStep...maxStep`.
+    ///   - minStep: A solve fails with ``IntegratorFailure/Reason/stepSizeUnderflow`` when the
+    ///     controller proposes a step smaller than this (default 0: only machine precision limits it).
+    ///   - maxStep: The largest step magnitude (default: unlimited).
+    ///   - maxSteps: The most accepted steps per solve before it fails with
+    ///     ``IntegratorFailure/Reason/maxStepsExceeded`` (default: unlimited).
+    ///   - rightHandSide: `f(t, y)`, written into `dydt`.
+    ///   - jacobian: `∂f/∂y` (row-major) and `∂f/∂t`; required by the implicit step types.
+    /// - Throws: ``ScoreSDEError/invalidArgument(_:)`` for a parameter out of its domain, or an
+    ///   implicit step type without a Jacobian; ``ScoreSDEError/integrator(_:)`` if GSL cannot
+    ///   allocate its work space.
+    public init(_ stepType: ODEStepType, dimension: Int,
+                absoluteTolerance: Double, relativeTolerance: Double,
+                initialStep: Double? = nil, minStep: Double = 0, maxStep: Double? = nil, maxSteps: Int? = nil,
+                rightHandSide: @escaping RightHandSide, jacobian: Jacobian? = nil) throws {
+        func invalid(_ message: String) -> ScoreSDEError { .invalidArgument(message) }
+        guard dimension >= 1 else {
+            throw invalid("dimension must be >= 1 (got \(dimension)); it is the length of the state vector")
+        }
+        guard absoluteTolerance > 0, absoluteTolerance.isFinite else {
+            throw invalid("absoluteTolerance must be > 0 and finite (got \(absoluteTolerance)); try 1e-5")
+        }
+        guard relativeTolerance > 0, relativeTolerance.isFinite else {
+            throw invalid("relativeTolerance must be > 0 and finite (got \(relativeTolerance)); try 1e-5")
+        }
+        guard minStep >= 0, minStep.isFinite else {
+            throw invalid("minStep must be >= 0 and finite (got \(minStep)); use 0 for no lower limit")
+        }
+        if let maxStep {
+            guard maxStep.isFinite, maxStep > minStep else {
+                throw invalid("maxStep must be finite and > minStep = \(minStep) (got \(maxStep)); use nil for no upper limit")
+            }
+        }
+        if let initialStep {
+            guard initialStep > 0, initialStep.isFinite else {
+                throw invalid("initialStep must be > 0 and finite (got \(initialStep)); it is a magnitude, the sign follows the direction of each solve")
+            }
+            guard initialStep >= minStep, initialStep <= (maxStep ?? .infinity) else {
+                throw invalid("initialStep must lie in minStep...maxStep = \(minStep)...\(maxStep ?? .infinity) (got \(initialStep))")
+            }
+        }
+        if let maxSteps, maxSteps < 1 {
+            throw invalid("maxSteps must be >= 1 (got \(maxSteps)); use nil for no limit")
+        }
+        if stepType.requiresJacobian {
+            guard jacobian != nil else {
+                throw invalid("step type \(stepType.rawValue) needs a jacobian; pass jacobian:, or use a step type that works without one (\(ODEStepType.jacobianFreeNames))")
+            }
+            guard !dimension.multipliedReportingOverflow(by: dimension).overflow else {
+                throw invalid("dimension \(dimension) is too large for the \(dimension)×\(dimension) Jacobian of \(stepType.rawValue); use \(ODEStepType.jacobianFreeNames)")
+            }
+        }
+
+        _ = gslErrorHandlerOff
+
+        let context = ODECallbackContext(dimension: dimension, rightHandSide: rightHandSide, jacobian: jacobian)
+        let system = UnsafeMutablePointer<gsl_odeiv2_system>.allocate(capacity: 1)
+        system.initialize(to: gsl_odeiv2_system(
+            function: { t, y, dydt, params in
+                Unmanaged<ODECallbackContext>.fromOpaque(params!).takeUnretainedValue()
+                    .evaluateRightHandSide(t, y!, dydt!)
+            },
+            jacobian: jacobian == nil ? nil : { t, y, dfdy, dfdt, params in
+                Unmanaged<ODECallbackContext>.fromOpaque(params!).takeUnretainedValue()
+                    .evaluateJacobian(t, y!, dfdy!, dfdt!)
+            },
+            dimension: dimension,
+            params: Unmanaged.passUnretained(context).toOpaque()))
+        // hstart 1 is a placeholder (GSL requires it nonzero); every solve sets its own first step.
+        // A non-NULL driver always has its step, control and evolve objects (GSL frees and returns NULL otherwise).
+        guard let driver = gsl_odeiv2_driver_alloc_y_new(system, stepType.gslType, 1,
+                                                         absoluteTolerance, relativeTolerance) else {
+            system.deinitialize(count: 1)
+            system.deallocate()
+            let status = GSLStatus.outOfMemory
+            throw ScoreSDEError.integrator(IntegratorFailure(
+                reason: .gsl(code: status.rawValue, text: status.description), time: 0, stepSize: 0,
+                advice: "GSL could not allocate the \(stepType.rawValue) work space for dimension \(dimension); reduce the dimension (batch size) or free memory."))
+        }
+
+        self.stepType = stepType
+        self.dimension = dimension
+        self.absoluteTolerance = absoluteTolerance
+        self.relativeTolerance = relativeTolerance
+        self.initialStep = initialStep
+        self.minStep = minStep
+        self.maxStep = maxStep
+        self.maxSteps = maxSteps
+        self.context = context
+        self.system = system
+        self.driver = driver
+    }
+
+    deinit {
+        gsl_odeiv2_driver_free(driver)   // frees step, control and evolve too
+        system.deinitialize(count: 1)
+        system.deallocate()
+    }
+
+    /// Integrates `y` from `t0` to `t1` (forward or backward in time), in place.
+    ///
+    /// The solve lands exactly on `t1`. On failure `y` holds the state at the time reported in the
+    /// ``IntegratorFailure``, the last successful step (for a failure before the first step, the
+    /// initial state).
+    ///
+    /// - Parameters:
+    ///   - y: The state at `t0` on entry, at `t1` on return; `dimension` finite values.
+    ///   - t0: The start time.
+    ///   - t1: The end time, finite and different from `t0`; `t1 < t0` integrates backward.
+    /// - Returns: The work done by this solve (``statistics`` accumulates over all solves).
+    /// - Throws: ``ScoreSDEError/invalidArgument(_:)`` for a wrong length, non-finite values or an
+    ///   empty interval; ``ScoreSDEError/integrator(_:)`` when the solve fails (step-size underflow,
+    ///   too many steps, a NaN or ±Inf from the right-hand side or Jacobian, one of them throwing,
+    ///   another GSL status). An error thrown by the right-hand side or Jacobian is rethrown
+    ///   unchanged if it is a ``ScoreSDEError`` other than `.integrator`, or a `CancellationError`;
+    ///   any other error becomes ``IntegratorFailure/Reason/rightHandSideThrew(_:)`` with its
+    ///   description.
+    @discardableResult
+    public func integrate(_ y: inout [Double], from t0: Double, to t1: Double) throws -> ODEStatistics {
+        guard !isIntegrating else {
+            throw ScoreSDEError.invalidArgument("integrate(_:from:to:) was called from inside the right-hand side or Jacobian of the same ODEIntegrator; use a separate integrator for nested solves")
+        }
+        guard y.count == dimension else {
+            throw ScoreSDEError.invalidArgument("y has \(y.count) components but the integrator was made for dimension \(dimension)")
+        }
+        guard t0.isFinite, t1.isFinite else {
+            throw ScoreSDEError.invalidArgument("integration limits must be finite (got t0 = \(t0), t1 = \(t1))")
+        }
+        guard t0 != t1 else {
+            throw ScoreSDEError.invalidArgument("t0 and t1 must differ (both are \(t0)); nothing to integrate")
+        }
+        if let i = y.firstIndex(where: { !$0.isFinite }) {
+            throw ScoreSDEError.invalidArgument("the initial state must be finite, but y[\(i)] = \(y[i]) at t0 = \(t0)")
+        }
+
+        isIntegrating = true
+        defer { isIntegrating = false }
+
+        // Start afresh: evolve counters, step-size history and multistep state.
+        let resetStatus = GSLStatus(rawValue: gsl_odeiv2_driver_reset(driver))
+        precondition(resetStatus == .success, "gsl_odeiv2_driver_reset failed: \(resetStatus)")
+        context.failure = nil
+        let evaluationsBefore = context.rightHandSideEvaluations
+        let jacobianEvaluationsBefore = context.jacobianEvaluations
+        let evolve = driver.pointee.e!
+        var accepted = 0
+        func solveStatistics() -> ODEStatistics {
+            ODEStatistics(rightHandSideEvaluations: context.rightHandSideEvaluations - evaluationsBefore,
+                          jacobianEvaluations: context.jacobianEvaluations - jacobianEvaluationsBefore,
+                          acceptedSteps: accepted, rejectedSteps: Int(evolve.pointee.failed_steps))
+        }
+        defer { statistics += solveStatistics() }
+
+        try withExtendedLifetime(context) {
+            try y.withUnsafeMutableBufferPointer { state in
+                try solve(state, from: t0, to: t1, acceptedSteps: &accepted)
+            }
+        }
+        return solveStatistics()
+    }
+
+    /// The evolve loop (as in `gsl_odeiv2_driver_apply`, but with exact step accounting and `y`
+    /// restored after every failure).
+    private func solve(_ state: UnsafeMutableBufferPointer<Double>, from t0: Double, to t1: Double,
+                       acceptedSteps accepted: inout Int) throws {
+        let y = state.baseAddress!
+        let evolve = driver.pointee.e!, control = driver.pointee.c!, step = driver.pointee.s!
+        let system = UnsafePointer(self.system)
+        let direction: Double = t1 > t0 ? 1 : -1
+        let hmax = maxStep ?? .infinity
+        var t = t0
+        var h = direction * startingStep(span: abs(t1 - t0))
+
+        while direction * (t1 - t) > 0 {
+            if let maxSteps, accepted >= maxSteps {
+                throw failure(.maxStepsExceeded, time: t, stepSize: h,
+                              advice: "\(maxSteps) steps (maxSteps) did not reach t1 = \(t1); raise maxSteps, loosen the tolerances, or, if the problem is stiff, use an implicit step type (bsimp, msbdf). \(kept(t))")
+            }
+            let tStart = t
+            // Both limits and h agree in direction and dimensions match by construction, so evolve
+            // always saves y into evolve->y0 before it can fail.
+            let status = GSLStatus(rawValue: gsl_odeiv2_evolve_apply(evolve, control, step, system, &t, t1, &h, y))
+            if status != .success || context.failure != nil {
+                // y may hold a partial or rejected step: go back to the last good state.
+                y.update(from: evolve.pointee.y0, count: dimension)
+                t = tStart
+                throw failure(for: status, time: t, stepSize: h)
+            }
+            accepted += 1
+            if !ODECallbackContext.isAllFinite(UnsafeBufferPointer(state)) {
+                y.update(from: evolve.pointee.y0, count: dimension)
+                accepted -= 1
+                throw failure(.gsl(code: GSLStatus.overflow.rawValue, text: GSLStatus.overflow.description),
+                              time: tStart, stepSize: h,
+                              advice: "The state overflowed to ±Inf or NaN in the step from t = \(tStart) although the right-hand side was finite; the solution may blow up: check the right-hand side, or lower maxStep. \(kept(tStart))")
+            }
+            if abs(h) > hmax { h = direction * hmax }
+            if direction * (t1 - t) > 0 && abs(h) < minStep {
+                throw failure(.stepSizeUnderflow, time: t, stepSize: h,
+                              advice: "The step size needed for the tolerances fell below minStep = \(minStep); lower minStep, loosen the tolerances, or, if the problem is stiff, use an implicit step type (bsimp, msbdf). \(kept(t))")
+            }
+        }
+    }
+
+    /// GSL's own counters for the latest solve (`evolve->count`: step attempts that the stepper
+    /// completed, including those the controller then rejected; `evolve->failed_steps`: rejections).
+    var gslEvolveCounters: (count: Int, failedSteps: Int) {
+        let evolve = driver.pointee.e!
+        return (Int(evolve.pointee.count), Int(evolve.pointee.failed_steps))
+    }
+
+    /// The first trial step magnitude of a solve over an interval of length `span`.
+    private func startingStep(span: Double) -> Double {
+        if let initialStep { return initialStep }
+        var h = span * 1e-3
+        if !(h > 0) { h = span }   // a subnormal span
+        return min(max(h, minStep), maxStep ?? .infinity)
+    }
+
+    private func kept(_ time: Double) -> String { "y holds the state at t = \(time), the last successful step." }
+
+    private func failure(_ reason: IntegratorFailure.Reason, time: Double, stepSize: Double, advice: String) -> ScoreSDEError {
+        .integrator(IntegratorFailure(reason: reason, time: time, stepSize: stepSize, advice: advice))
+    }
+
+    /// Maps a failed `evolve_apply` (and what the callbacks recorded) to the error to throw.
+    private func failure(for status: GSLStatus, time: Double, stepSize: Double) -> Error {
+        let keptNote = kept(time)
+        switch context.failure {
+        case .threw(let error, let at, let inJacobian)?:
+            switch error {
+            case let error as ScoreSDEError:
+                if case .integrator = error { break }
+                return error
+            case let error as CancellationError:
+                return error
+            default:
+                break
+            }
+            return failure(.rightHandSideThrew(String(describing: error)), time: time, stepSize: stepSize,
+                           advice: "The \(inJacobian ? "Jacobian" : "right-hand side") threw at t = \(at); \(keptNote)")
+        case .nonFinite(let at, let component, let value, let inJacobian)?:
+            return failure(.nonFiniteRightHandSide, time: time, stepSize: stepSize,
+                           advice: "The \(inJacobian ? "Jacobian" : "right-hand side") returned \(component) = \(value) at t = \(at); \(keptNote) Check the model and its inputs near that time.")
+        case nil:
+            break
+        }
+        switch status {
+        case .failure:
+            return failure(.stepSizeUnderflow, time: time, stepSize: stepSize,
+                           advice: "The step size shrank to the resolution of t without meeting the tolerances: the solution may be singular near t = \(time), or the problem stiff; loosen the tolerances or use an implicit step type (bsimp, msbdf). \(keptNote)")
+        default:
+            return failure(.gsl(code: status.rawValue, text: status.description), time: time, stepSize: stepSize,
+                           advice: "GSL's \(stepType.rawValue) stepper stopped with status \(status.rawValue); try another step type or looser tolerances. \(keptNote)")
+        }
+    }
+}
+
+/// The Swift side of the C callbacks: the closures, their counters, and the first failure seen.
+///
+/// Passed to GSL unretained through `gsl_odeiv2_system.params`; the integrator keeps it alive.
+final class ODECallbackContext {
+    enum Failure {
+        /// `component` names the entry, e.g. `dydt[3]` or `dfdy[0, 1]`.
+        case nonFinite(time: Double, component: String, value: Double, inJacobian: Bool)
+        case threw(Error, time: Double, inJacobian: Bool)
+    }
+
+    let dimension: Int
+    let rightHandSide: ODEIntegrator.RightHandSide
+    let jacobian: ODEIntegrator.Jacobian?
+    var rightHandSideEvaluations = 0
+    var jacobianEvaluations = 0
+    var failure: Failure?
+
+    init(dimension: Int, rightHandSide: @escaping ODEIntegrator.RightHandSide, jacobian: ODEIntegrator.Jacobian?) {
+        self.dimension = dimension
+        self.rightHandSide = rightHandSide
+        self.jacobian = jacobian
+    }
+
+    /// Returns `GSL_EBADFUNC` (GSL stops at once) if the closure throws or writes NaN/±Inf.
+    func evaluateRightHandSide(_ t: Double, _ y: UnsafePointer<Double>, _ dydt: UnsafeMutablePointer<Double>) -> Int32 {
+        rightHandSideEvaluations += 1
+        let out = UnsafeMutableBufferPointer(start: dydt, count: dimension)
+        do {
+            try rightHandSide(t, UnsafeBufferPointer(start: y, count: dimension), out)
+        } catch {
+            failure = .threw(error, time: t, inJacobian: false)
+            return GSLStatus.badFunction.rawValue
+        }
+        guard Self.isAllFinite(UnsafeBufferPointer(out)) else {
+            let i = out.firstIndex { !$0.isFinite }!
+            failure = .nonFinite(time: t, component: "dydt[\(i)]", value: out[i], inJacobian: false)
+            return GSLStatus.badFunction.rawValue
+        }
+        return GSLStatus.success.rawValue
+    }
+
+    func evaluateJacobian(_ t: Double, _ y: UnsafePointer<Double>, _ dfdy: UnsafeMutablePointer<Double>,
+                          _ dfdt: UnsafeMutablePointer<Double>) -> Int32 {
+        jacobianEvaluations += 1
+        guard let jacobian else { return GSLStatus.badFunction.rawValue }   // not reachable: init checks
+        let matrix = UnsafeMutableBufferPointer(start: dfdy, count: dimension * dimension)
+        let timeDerivative = UnsafeMutableBufferPointer(start: dfdt, count: dimension)
+        do {
+            try jacobian(t, UnsafeBufferPointer(start: y, count: dimension), matrix, timeDerivative)
+        } catch {
+            failure = .threw(error, time: t, inJacobian: true)
+            return GSLStatus.badFunction.rawValue
+        }
+        if !Self.isAllFinite(UnsafeBufferPointer(matrix)) {
+            let k = matrix.firstIndex { !$0.isFinite }!
+            failure = .nonFinite(time: t, component: "dfdy[\(k / dimension), \(k % dimension)]", value: matrix[k],
+                                 inJacobian: true)
+            return GSLStatus.badFunction.rawValue
+        }
+        if !Self.isAllFinite(UnsafeBufferPointer(timeDerivative)) {
+            let i = timeDerivative.firstIndex { !$0.isFinite }!
+            failure = .nonFinite(time: t, component: "dfdt[\(i)]", value: timeDerivative[i], inJacobian: true)
+            return GSLStatus.badFunction.rawValue
+        }
+        return GSLStatus.success.rawValue
+    }
+
+    /// Whether every element is finite, without branching per element: `x - x` is +0 for finite `x`
+    /// and NaN for NaN or ±Inf, and NaN survives the sums. Four accumulators break the add chain.
+    @inline(__always)
+    static func isAllFinite(_ x: UnsafeBufferPointer<Double>) -> Bool {
+        var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+        let n = x.count
+        var i = 0
+        while i &+ 4 <= n {
+            s0 += x[i] - x[i]
+            s1 += x[i &+ 1] - x[i &+ 1]
+            s2 += x[i &+ 2] - x[i &+ 2]
+            s3 += x[i &+ 3] - x[i &+ 3]
+            i &+= 4
+        }
+        while i < n {
+            s0 += x[i] - x[i]
+            i &+= 1
+        }
+        return (s0 + s1) + (s2 + s3) == 0
+    }
+}
