@@ -1,24 +1,192 @@
-import ScoreSDE
+// ScoreSDE.swift benchmarks. Release build only:  swift run -c release scoresde-bench [pc|ode|likelihood|all]
+// Prints figures; asserts nothing. Every timing is the best of a few repetitions (wall clock).
 import Foundation
-func cpu() -> Double { var ts = timespec(); clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts); return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9 }
-let sde = try VESDE()
-let mix = GaussianMixture.ring()
-let score = GaussianMixtureScore(mix, diffusedBy: sde)
-var rng = RandomSource(seed: 1)
-var x = Tensor.standardNormal(shape: [4096, 2], using: &rng)
-let ITER = Int(CommandLine.arguments.dropFirst().first ?? "2000")!
-Parallel.$threadLimit.withValue(1) {
-var t0 = cpu()
-for i in 0..<ITER { _ = try! score.score(x, at: 0.5 + Double(i) * 1e-5) }
-print("score", cpu() - t0)
-t0 = cpu()
-for _ in 0..<ITER { x.addStandardNormal(scaledBy: 1e-3, using: &rng) }
-print("normals", cpu() - t0)
-t0 = cpu()
-let s = try! score.score(x, at: 0.5)
-for _ in 0..<ITER { _ = Tensor.affineStep(&x, xScale: 1, score: s, scoreScale: 0.001, noise: 0.001, using: &rng) }
-print("affine", cpu() - t0)
-t0 = cpu()
-for _ in 0..<ITER { _ = Tensor.affineStep(&x, xScale: 1, score: s, scoreScale: 0.001, noise: 0, using: &rng) }
-print("affine no noise", cpu() - t0)
+import ScoreSDE
+
+func seconds(_ body: () throws -> Void) rethrows -> Double {
+    let t0 = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
 }
+
+func best(_ repeats: Int, _ body: () throws -> Void) rethrows -> Double {
+    var b = Double.infinity
+    for _ in 0 ..< repeats { b = min(b, try seconds(body)) }
+    return b
+}
+
+func f(_ x: Double, _ digits: Int = 3) -> String { String(format: "%.\(digits)f", x) }
+func e(_ x: Double) -> String { String(format: "%.2e", x) }
+
+/// Memory-bandwidth triad `a = b + s·c` over arrays of `count` doubles: seconds per triad.
+func triadSeconds(count: Int) -> Double {
+    var a = [Double](repeating: 0, count: count)
+    let b = [Double](repeating: 1, count: count), c = [Double](repeating: 2, count: count)
+    let reps = max(3, 50_000_000 / max(count, 1))
+    let t = best(3) {
+        a.withUnsafeMutableBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                c.withUnsafeBufferPointer { cp in
+                    let x = ap.baseAddress!, y = bp.baseAddress!, z = cp.baseAddress!
+                    for k in 0 ..< reps {
+                        let s = 1e-9 * Double(k)
+                        Parallel.forEachChunk(count, grain: 1 << 15) { r in for i in r { x[i] = y[i] + s * z[i] } }
+                    }
+                }
+            }
+        }
+    }
+    precondition(a[0].isFinite)
+    return t / Double(reps)
+}
+
+// MARK: - PC sampling
+
+func pcBenchmark<SDE: ForwardSDE>(_ name: String, _ mixture: GaussianMixture, sde: SDE, count: Int, eps: Double) throws {
+    let score = GaussianMixtureScore(mixture, diffusedBy: sde)
+    let steps = 1000
+    let sampler = PCSampler(sde: sde, score: score, grid: try .uniform(steps: steps, from: sde.T, to: eps),
+                            predictor: ReverseDiffusion(), corrector: try Langevin(snr: 0.16))
+    var nfe = 0
+    var samples = Tensor(zeros: [1, 1])
+    let wall = try best(3) {
+        var rng = RandomSource(seed: 1)
+        let run = try sampler.sample(count: count, using: &rng)
+        nfe = run.scoreEvaluations; samples = run.samples
+    }
+    // The score alone, on the same batch size and the same number of calls, at the same times.
+    var rng = RandomSource(seed: 2)
+    let x = sde.samplePrior(rowShape: [mixture.dimension], count: count, using: &rng)
+    let times = sampler.grid.times
+    let scoreTime = try best(3) {
+        for i in 0 ..< nfe { _ = try score.score(x, at: times[min(i / 2, steps - 1)]) }
+    }
+    let solverPerStep = max(0, wall - scoreTime) / Double(steps)
+    // Array passes per step of the solver's own work (n×D doubles each): reverse diffusion reads x, s and
+    // writes mean, x (4); Langevin writes z, reads s and z for the norms, then reads x, s, z and writes x (7).
+    let passes = 11.0
+    let triad = triadSeconds(count: count * mixture.dimension)
+    let triadPerPass = triad / 3
+    let sw = try slicedWassersteinDistance(samples, { var r = RandomSource(seed: 9); return mixture.sample(count: count, using: &r) }())
+    print("PC \(name): \(count) samples, N = \(steps), reverse diffusion + Langevin (snr 0.16), \(Parallel.threadCount) threads")
+    print("  wall \(f(wall)) s, NFE \(nfe), \(f(Double(count) / wall, 0)) samples/s, sliced W2 to exact samples \(f(sw, 4))")
+    print("  score: \(f(scoreTime)) s total, \(f(scoreTime / Double(nfe) * 1e6, 1)) µs per batched evaluation")
+    print("  solver's own work: \(f(solverPerStep * 1e6, 1)) µs per step vs \(f(passes * triadPerPass * 1e6, 1)) µs for a triad over the same bytes (\(Int(passes)) array passes) -> \(f(solverPerStep / (passes * triadPerPass), 2))x")
+    print("  triad bandwidth at this size: \(f(Double(3 * 8 * count * mixture.dimension) / triad / 1e9, 1)) GB/s")
+}
+
+func wholeProcess() {
+    let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("scoresde")
+    guard FileManager.default.isExecutableFile(atPath: exe.path) else {
+        print("whole process: build the CLI first (swift build -c release --product scoresde)")
+        return
+    }
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("scoresde-bench-\(getpid())")
+    try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let args = ["sample", "--model", "ring", "--sde", "ve", "--steps", "1000", "--count", "4096",
+                "--predictor", "reverse-diffusion", "--corrector", "langevin", "--output", dir.appendingPathComponent("s.npy").path]
+    let wall = best(5) {
+        let p = Process()
+        p.executableURL = exe
+        p.arguments = args
+        p.standardOutput = FileHandle.nullDevice
+        try? p.run()
+        p.waitUntilExit()
+    }
+    print("whole process: scoresde \(args.dropLast().joined(separator: " ")) ...: \(f(wall)) s (best of 5; the reference JAX implementation: ~1.5 s after compilation)")
+}
+
+// MARK: - ODE sampling
+
+func odeBenchmark() throws {
+    let sde = try VPSDE(), eps = 1e-3
+    let ring = GaussianMixture.ring()
+    let score = GaussianMixtureScore(ring, diffusedBy: sde)
+    var er = RandomSource(seed: 11)
+    // Exact samples of p_eps: the ODE's target at its end time.
+    let (m, s) = sde.marginal(at: eps)
+    let exact = ring.diffused(meanScale: m, std: s).sample(count: 4096, using: &er)
+    print("ODE sampling, ring, VP, eps 1e-3: NFE / wall seconds / sliced W2 to exact samples of p_eps")
+    print("  step    tol     | batch (4096 as one system)      | per-sample (1024, own steps; NFE per sample)")
+    for step in [ODEStepType.rk2, .rk4, .rkf45, .rkck, .rk8pd, .msadams] {
+        for tol in [1e-3, 1e-4, 1e-5, 1e-6] {
+            let opts = ODESolverOptions(step, absoluteTolerance: tol, relativeTolerance: tol)
+            var line = "  \(step.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0)) \(e(tol)) |"
+            for (layout, count) in [(ODESystemLayout.batch, 4096), (.perSample, 1024)] {
+                let sampler = ODESampler(sde: sde, score: score, eps: eps, solver: opts, layout: layout)
+                var out: ODEResult?
+                let wall = try best(1) { var rng = RandomSource(seed: 1); out = try sampler.sample(count: count, using: &rng) }
+                let sw = try slicedWassersteinDistance(out!.states, exact)
+                let nfe = layout == .batch ? Double(out!.scoreEvaluations) : Double(out!.scoreEvaluations) / Double(count)
+                line += " NFE \(f(nfe, 0).padding(toLength: 5, withPad: " ", startingAt: 0)) \(f(wall, 3)) s SW \(f(sw, 4)) |"
+            }
+            print(line)
+        }
+    }
+}
+
+/// NFE each sampler needs for a given quality, on the ring and the 64-D mixture.
+func odeVersusPC() throws {
+    for (name, mixture, count) in [("ring", GaussianMixture.ring(), 4096), ("gmm64", GaussianMixture.gaussian64(), 1024)] {
+        let sde = try VPSDE(), eps = 1e-3
+        let score = GaussianMixtureScore(mixture, diffusedBy: sde)
+        let (m, s) = sde.marginal(at: eps)
+        var er = RandomSource(seed: 12)
+        let exact = mixture.diffused(meanScale: m, std: s).sample(count: count, using: &er)
+        var er2 = RandomSource(seed: 13)
+        let floor = try slicedWassersteinDistance(mixture.diffused(meanScale: m, std: s).sample(count: count, using: &er2), exact)
+        print("NFE vs quality, \(name) (VP, eps 1e-3, \(count) samples; SW of a second exact sample: \(f(floor, 4)))")
+        for n in [25, 50, 100, 250, 500, 1000] {
+            let pc = PCSampler(sde: sde, score: score, grid: try .uniform(steps: n, from: 1, to: eps),
+                               predictor: ReverseDiffusion(), corrector: try Langevin(snr: 0.16), denoising: .none)
+            var rng = RandomSource(seed: 3)
+            let run = try pc.sample(count: count, using: &rng)
+            let em = PCSampler(sde: sde, score: score, grid: try .uniform(steps: 2 * n, from: 1, to: eps),
+                               predictor: EulerMaruyama(), corrector: NoCorrector(), denoising: .none)
+            var rng2 = RandomSource(seed: 3)
+            let run2 = try em.sample(count: count, using: &rng2)
+            print("  PC RD+Langevin N=\(n): NFE \(run.scoreEvaluations), SW \(f(try slicedWassersteinDistance(run.samples, exact), 4));  EM N=\(2 * n): NFE \(run2.scoreEvaluations), SW \(f(try slicedWassersteinDistance(run2.samples, exact), 4))")
+        }
+        for step in [ODEStepType.rkf45, .rk8pd] {
+            for tol in [1e-2, 1e-3, 1e-4, 1e-5] {
+                let ode = ODESampler(sde: sde, score: score, eps: eps, solver: ODESolverOptions(step, absoluteTolerance: tol, relativeTolerance: tol))
+                var rng = RandomSource(seed: 3)
+                let run = try ode.sample(count: count, using: &rng)
+                print("  ODE \(step.rawValue) tol \(e(tol)): NFE \(run.scoreEvaluations), SW \(f(try slicedWassersteinDistance(run.states, exact), 4))")
+            }
+        }
+    }
+}
+
+// MARK: - Likelihood
+
+func likelihoodBenchmark() throws {
+    let sde = try VPSDE()
+    let mixture = GaussianMixture.gaussian64()
+    let score = GaussianMixtureScore(mixture, diffusedBy: sde)
+    var rng = RandomSource(seed: 5)
+    let x = mixture.sample(count: 256, using: &rng)
+    let truth = try score.logDensity(x, at: 1e-5)
+    print("Likelihood, gmm64 (D = 64), 256 points, VP, eps 1e-5, rtol = atol = 1e-5 (exact terminal density)")
+    for est in [DivergenceEstimator.exact, .rademacher(probes: 1)] {
+        for (step, layout) in [(ODEStepType.rkf45, ODESystemLayout.batch), (.rk8pd, .batch), (.rkf45, .perSample)] {
+            let ll = Likelihood(sde: sde, score: score, estimator: est, eps: 1e-5,
+                                solver: ODESolverOptions(step, absoluteTolerance: 1e-5, relativeTolerance: 1e-5), layout: layout,
+                                terminalLogDensity: { try score.logDensity($0, at: 1) })
+            var result: LikelihoodResult?
+            let wall = try best(3) { var r = RandomSource(seed: 6); result = try ll.evaluate(x, using: &r) }
+            let err = zip(result!.logLikelihood, truth).map { abs($0 - $1) }
+            print("  \(est) \(step.rawValue) \(layout): \(f(wall, 4)) s (\(e(wall / 256)) s/sample), NFE \(result!.scoreEvaluations), max |error| \(e(err.max()!)) nats, mean \(e(err.mean()))")
+        }
+    }
+}
+
+let which = CommandLine.arguments.dropFirst().first ?? "all"
+if which == "pc" || which == "all" {
+    try pcBenchmark("ring", .ring(), sde: try VESDE(), count: 4096, eps: 1e-5)
+    try pcBenchmark("gmm64", .gaussian64(), sde: try VESDE(), count: 1024, eps: 1e-5)
+    wholeProcess()
+}
+if which == "ode" || which == "all" { try odeBenchmark(); try odeVersusPC() }
+if which == "likelihood" || which == "all" { try likelihoodBenchmark() }

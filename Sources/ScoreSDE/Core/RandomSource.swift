@@ -1,7 +1,7 @@
 import Foundation
 
-/// A counter-based random source: Philox4x32-10 keyed by the seed, with counters
-/// (block, row, draw). Every random number is a pure function of `(seed, draw, row, index)`,
+/// A counter-based random source: Philox4x32-10 keyed by the seed, with 128-bit counters
+/// (block, row, draw low, draw high); rows are numbered with 32 bits. Every random number is a pure function of `(seed, draw, row, index)`,
 /// so the same seed gives the same samples whatever the thread count or batch split — and
 /// shards started with `rowOffset` reproduce a single run exactly.
 ///
@@ -50,20 +50,17 @@ public struct RandomSource: Sendable, Equatable {
         let bits = UnsafeMutablePointer<UInt64>.allocate(capacity: 2 * total + 8)
         defer { bits.deallocate() }
         let c2 = UInt32(truncatingIfNeeded: draw), drawHigh = UInt32(truncatingIfNeeded: draw >> 32)
-        var q = 0, row = 0, blk = 0   // (row, blk) is the counter of slot q, advanced without division
         let first = UInt64(rowOffset + rows.lowerBound)
+        var q = 0, row = 0, blk = 0   // (row, blk) is the counter of slot q, advanced without division
+        precondition(first &+ UInt64(rows.count) <= UInt64(UInt32.max), "RandomSource: row indices must fit in 32 bits")
         while q < total {
-            var c0 = SIMD4<UInt64>(), c1 = SIMD4<UInt64>(), c3 = SIMD4<UInt64>()
-            for lane in 0 ..< 4 {
-                let r = first &+ UInt64(row)
-                c0[lane] = UInt64(blk)
-                c1[lane] = r & 0xFFFF_FFFF
-                c3[lane] = UInt64(drawHigh ^ (UInt32(truncatingIfNeeded: r >> 32) << 16))
-                if q + lane + 1 < total { blk += 1; if blk == blocksPerRow { blk = 0; row += 1 } }
-            }
-            let (a, b) = Philox.block4(c0, c1, SIMD4(repeating: UInt64(c2)), c3, key: seed)
-            for lane in 0 ..< 4 { bits[2 * (q + lane)] = a[lane]; bits[2 * (q + lane) + 1] = b[lane] }
-            q += 4
+            let r0 = UInt32(truncatingIfNeeded: first &+ UInt64(row)), b0 = UInt32(blk)
+            if q + 1 < total { blk += 1; if blk == blocksPerRow { blk = 0; row += 1 } }
+            let r1 = UInt32(truncatingIfNeeded: first &+ UInt64(row)), b1 = UInt32(blk)
+            if q + 2 < total { blk += 1; if blk == blocksPerRow { blk = 0; row += 1 } }
+            let (u0, u1, v0, v1) = Philox.block2(b0, r0, b1, r1, c2, drawHigh, key: seed)
+            bits[2 * q] = u0; bits[2 * q + 1] = u1; bits[2 * q + 2] = v0; bits[2 * q + 3] = v1
+            q += 2
         }
         Ziggurat.x.withUnsafeBufferPointer { xp in
             let zx = xp.baseAddress!
@@ -116,28 +113,29 @@ public enum Philox {
         return (UInt64(x0) | UInt64(x1) << 32, UInt64(x2) | UInt64(x3) << 32)
     }
 
-    /// Four Philox4x32-10 blocks at once; each lane holds a 32-bit word in a 64-bit slot, so the
-    /// 32×32→64 products map onto SIMD multiplies (`pmuludq`).
+    /// Two Philox4x32-10 blocks computed together: two independent dependency chains keep the
+    /// multiplier busy (instruction-level parallelism), which is what makes bulk draws fast.
     @inline(__always)
-    static func block4(_ c0: SIMD4<UInt64>, _ c1: SIMD4<UInt64>, _ c2: SIMD4<UInt64>, _ c3: SIMD4<UInt64>,
-                       key: UInt64) -> (SIMD4<UInt64>, SIMD4<UInt64>) {
-        let mask = SIMD4<UInt64>(repeating: 0xFFFF_FFFF)
-        let two32 = SIMD4<UInt64>(repeating: 1 << 32)
-        var x0 = c0, x1 = c1, x2 = c2, x3 = c3
-        var k0 = key & 0xFFFF_FFFF, k1 = key >> 32
-        let M0 = SIMD4<UInt64>(repeating: m0), M1 = SIMD4<UInt64>(repeating: m1)
+    static func block2(_ a0: UInt32, _ a1: UInt32, _ b0: UInt32, _ b1: UInt32, _ c2: UInt32, _ c3: UInt32,
+                       key: UInt64) -> (UInt64, UInt64, UInt64, UInt64) {
+        var x0 = a0, x1 = a1, x2 = c2, x3 = c3
+        var y0 = b0, y1 = b1, y2 = c2, y3 = c3
+        var k0 = UInt32(truncatingIfNeeded: key), k1 = UInt32(truncatingIfNeeded: key >> 32)
         for _ in 0 ..< 10 {
-            // Lanes hold 32-bit values, so these are 32×32→64 products; `/ 2³²` is a logical shift.
-            let p0 = x0 &* M0, p1 = x2 &* M1
-            let n0 = (p1 / two32) ^ x1 ^ SIMD4(repeating: k0)
-            let n2 = (p0 / two32) ^ x3 ^ SIMD4(repeating: k1)
-            x1 = p1 & mask
-            x3 = p0 & mask
-            x0 = n0
-            x2 = n2
-            k0 = (k0 &+ UInt64(w0)) & 0xFFFF_FFFF; k1 = (k1 &+ UInt64(w1)) & 0xFFFF_FFFF
+            let p0 = m0 &* UInt64(x0), p1 = m1 &* UInt64(x2)
+            let q0 = m0 &* UInt64(y0), q1 = m1 &* UInt64(y2)
+            x0 = UInt32(truncatingIfNeeded: p1 >> 32) ^ x1 ^ k0
+            x1 = UInt32(truncatingIfNeeded: p1)
+            x2 = UInt32(truncatingIfNeeded: p0 >> 32) ^ x3 ^ k1
+            x3 = UInt32(truncatingIfNeeded: p0)
+            y0 = UInt32(truncatingIfNeeded: q1 >> 32) ^ y1 ^ k0
+            y1 = UInt32(truncatingIfNeeded: q1)
+            y2 = UInt32(truncatingIfNeeded: q0 >> 32) ^ y3 ^ k1
+            y3 = UInt32(truncatingIfNeeded: q0)
+            k0 &+= w0; k1 &+= w1
         }
-        return (x0 | x1 &* two32, x2 | x3 &* two32)
+        return (UInt64(x0) | UInt64(x1) << 32, UInt64(x2) | UInt64(x3) << 32,
+                UInt64(y0) | UInt64(y1) << 32, UInt64(y2) | UInt64(y3) << 32)
     }
 
     /// SplitMix64's finalizer, used to derive keys.
@@ -162,7 +160,7 @@ public struct PhiloxStream {
         block = firstBlock
         c1 = UInt32(truncatingIfNeeded: row)
         c2 = UInt32(truncatingIfNeeded: draw)
-        c3 = UInt32(truncatingIfNeeded: draw >> 32) ^ (UInt32(truncatingIfNeeded: row >> 32) << 16)
+        c3 = UInt32(truncatingIfNeeded: draw >> 32)
     }
 
     /// 64 random bits.

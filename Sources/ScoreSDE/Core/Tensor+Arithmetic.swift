@@ -21,6 +21,22 @@ extension Tensor {
         zipChunks(other) { x, y, n in for i in 0 ..< n { x[i] += a * y[i] } }
     }
 
+    /// `self += a * u + b * v` in one pass.
+    public mutating func add(_ u: Tensor, scaledBy a: Double, _ v: Tensor, scaledBy b: Double) {
+        precondition(u.count == count && v.count == count, "Tensor.add: shapes \(shape), \(u.shape), \(v.shape) do not match")
+        let n = count
+        storage.withUnsafeMutableBufferPointer { xp in
+            u.storage.withUnsafeBufferPointer { up in
+                v.storage.withUnsafeBufferPointer { vp in
+                    let x = xp.baseAddress!, p = up.baseAddress!, q = vp.baseAddress!
+                    Parallel.forEachChunk(n, grain: 1 << 15) { r in
+                        for i in r { x[i] += a * p[i] + b * q[i] }
+                    }
+                }
+            }
+        }
+    }
+
     /// `self + a * other`.
     public func adding(_ other: Tensor, scaledBy a: Double = 1) -> Tensor {
         var t = self; t.add(other, scaledBy: a); return t

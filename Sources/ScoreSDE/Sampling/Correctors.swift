@@ -44,8 +44,7 @@ public struct Langevin: Corrector {
                 let gn = s.rowNorms().mean(), zn = z.rowNorms().mean()
                 let r = snr * zn / gn
                 let eps = gn > 0 ? 2 * a * r * r : 0
-                x.add(s, scaledBy: eps)
-                x.add(z, scaledBy: (2 * eps).squareRoot())
+                x.add(s, scaledBy: eps, z, scaledBy: (2 * eps).squareRoot())
             case .perSample:
                 let d = Double(x.rowSize)
                 let eps = s.rowNorms().map { gn in gn > 0 ? 2 * a * (snr * d.squareRoot() / gn) * (snr * d.squareRoot() / gn) : 0 }

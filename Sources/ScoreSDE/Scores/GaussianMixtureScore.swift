@@ -256,42 +256,60 @@ func gmmNormalize(_ r: UnsafeMutablePointer<Double>, _ k: Int, _ mx: Double, _ w
     return wantLog ? mx + Foundation.log(sum) : 0
 }
 
-/// The score of rows `range`: `s = Σ_k r_k (μ_k − x) / v_k`. Rows go in blocks so that the
-/// exponentials of a whole block are one contiguous vectorized pass.
+/// The score of rows `range`: `s = Σ_k r_k (μ_k − x) / v_k`, four rows at a time in SIMD lanes
+/// (rows transposed into a small buffer), so every operation — including the exponentials — is a
+/// vector operation and nothing is allocated per row.
 func gmmScoreRows(_ range: Range<Int>, _ xb: UnsafePointer<Double>, _ ob: UnsafeMutablePointer<Double>,
                   _ lb: UnsafeMutablePointer<Double>?, _ m: UnsafePointer<Double>, _ v: UnsafePointer<Double>,
                   _ lc: UnsafePointer<Double>, _ k: Int, _ d: Int) {
-    let block = 64
-    let buffer = UnsafeMutablePointer<Double>.allocate(capacity: block &* k)
-    let maxima = UnsafeMutablePointer<Double>.allocate(capacity: block)
-    defer { buffer.deallocate(); maxima.deallocate() }
+    typealias V = SIMD4<Double>
+    let xt = UnsafeMutablePointer<V>.allocate(capacity: d)       // x transposed: xt[j][lane]
+    let logits = UnsafeMutablePointer<V>.allocate(capacity: k)
+    let mv = UnsafeMutablePointer<Double>.allocate(capacity: k * d)  // μ_kj / v_kj... times 1/v: μ_kj · iv_kj
+    defer { xt.deallocate(); logits.deallocate(); mv.deallocate() }
+    for i in 0 ..< k * d { mv[i] = m[i] * v[i] }
     var lo = range.lowerBound
     while lo < range.upperBound {
-        let hi = Swift.min(range.upperBound, lo &+ block)
-        for row in lo ..< hi { maxima[row &- lo] = gmmLogits(xb + row &* d, buffer + (row &- lo) &* k, m, v, lc, k, d) }
-        expNonPositiveInPlace(buffer, (hi &- lo) &* k)
-        for row in lo ..< hi {
-            let r = buffer + (row &- lo) &* k
-            let l = gmmNormalize(r, k, maxima[row &- lo], lb != nil)
-            lb?[row] = l
-            let xr = xb + row &* d, sr = ob + row &* d
-            if d == 2 {
-                var s0 = 0.0, s1 = 0.0
-                let x0 = xr[0], x1 = xr[1]
-                for c in 0 ..< k {
-                    let w = r[c], o = 2 &* c
-                    s0 += w * (m[o] - x0) * v[o]
-                    s1 += w * (m[o &+ 1] - x1) * v[o &+ 1]
-                }
-                sr[0] = s0; sr[1] = s1
-                continue
-            }
-            for j in 0 ..< d { sr[j] = 0 }
-            for c in 0 ..< k {
-                let w = r[c], o = c &* d
-                for j in 0 ..< d { sr[j] += w * (m[o &+ j] - xr[j]) * v[o &+ j] }
-            }
+        let lanes = Swift.min(4, range.upperBound &- lo)
+        for j in 0 ..< d {
+            var col = V(repeating: 0)
+            for l in 0 ..< 4 { col[l] = xb[(lo &+ Swift.min(l, lanes &- 1)) &* d &+ j] }
+            xt[j] = col
         }
-        lo = hi
+        var mx = V(repeating: -Double.infinity)
+        for c in 0 ..< k {
+            var q = V(repeating: 0)
+            let o = c &* d
+            for j in 0 ..< d {
+                let e = xt[j] - V(repeating: m[o &+ j])
+                q += e * e * V(repeating: v[o &+ j])
+            }
+            let l = V(repeating: lc[c]) - 0.5 * q
+            logits[c] = l
+            mx = pointwiseMax(mx, l)
+        }
+        var sum = V(repeating: 0)
+        for c in 0 ..< k {
+            let e = expNonPositive(logits[c] - mx)
+            logits[c] = e
+            sum += e
+        }
+        let inv = 1 / sum
+        for c in 0 ..< k { logits[c] *= inv }
+        if let lb {
+            for l in 0 ..< lanes { lb[lo &+ l] = mx[l] + Foundation.log(sum[l]) }
+        }
+        // s_j = Σ_c r_c μ_cj iv_cj − x_j Σ_c r_c iv_cj
+        for j in 0 ..< d {
+            var a = V(repeating: 0), b = V(repeating: 0)
+            for c in 0 ..< k {
+                let r = logits[c], o = c &* d &+ j
+                a += r * V(repeating: mv[o])
+                b += r * V(repeating: v[o])
+            }
+            let sj = a - xt[j] * b
+            for l in 0 ..< lanes { ob[(lo &+ l) &* d &+ j] = sj[l] }
+        }
+        lo &+= lanes
     }
 }
