@@ -150,10 +150,16 @@ extension GaussianMixture {
         guard let dict = object as? [String: Any] else {
             throw ScoreSDEError.io(path: path, message: "expected a JSON object with keys \"means\", \"stds\" and optional \"weights\"")
         }
+        // On Linux `x is Bool` is true for the JSON numbers 0 and 1, so booleans are told apart by class.
+        let booleanType = type(of: NSNumber(value: true))
+        func isNumber(_ e: Any) -> NSNumber? {
+            guard let n = e as? NSNumber, type(of: n) != booleanType else { return nil }
+            return n
+        }
         func numbers(_ v: Any, _ what: String) throws -> [Double] {
             guard let a = v as? [Any] else { throw ScoreSDEError.io(path: path, message: "\(what) must be an array of numbers") }
             return try a.map { e in
-                guard let n = e as? NSNumber, !(e is Bool) else { throw ScoreSDEError.io(path: path, message: "\(what) contains \(e), not a number") }
+                guard let n = isNumber(e) else { throw ScoreSDEError.io(path: path, message: "\(what) contains \(e), not a number") }
                 return n.doubleValue
             }
         }
@@ -162,7 +168,7 @@ extension GaussianMixture {
         guard let stdsAny = dict["stds"] as? [Any] else { throw ScoreSDEError.io(path: path, message: "missing \"stds\": an array of K numbers or vectors") }
         let d = means.first?.count ?? 0
         let stds: [[Double]] = try stdsAny.enumerated().map { i, s in
-            if let n = s as? NSNumber, !(s is Bool) { return Array(repeating: n.doubleValue, count: d) }
+            if let n = isNumber(s) { return Array(repeating: n.doubleValue, count: d) }
             return try numbers(s, "stds[\(i)]")
         }
         let weights = try dict["weights"].map { try numbers($0, "weights") }

@@ -1,0 +1,100 @@
+import Foundation
+import Testing
+
+/// The built `scoresde` executable: `$SCORESDE_BIN` if set, else the one next to the test bundle
+/// (`.build/<config>/scoresde`, which `swift build --build-tests` and `swift test` both build).
+let scoresdeExecutable: URL? = {
+    let fm = FileManager.default
+    if let override = ProcessInfo.processInfo.environment["SCORESDE_BIN"], fm.isExecutableFile(atPath: override) {
+        return URL(fileURLWithPath: override)
+    }
+    var directories = [URL]()
+    if let exe = Bundle.main.executableURL { directories.append(exe.deletingLastPathComponent()) }
+    if let exe = try? fm.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+        directories.append(URL(fileURLWithPath: exe).deletingLastPathComponent())
+    }
+    for bundle in [Bundle.main] + Bundle.allBundles where bundle.bundleURL.pathExtension == "xctest" {
+        directories.append(bundle.bundleURL.deletingLastPathComponent())   // macOS: .build/<config>/X.xctest
+    }
+    directories.append(Bundle.main.bundleURL)
+    for directory in directories {
+        let candidate = directory.appendingPathComponent("scoresde")
+        if fm.isExecutableFile(atPath: candidate.path) { return candidate }
+    }
+    return nil
+}()
+
+/// Whether this (and so the `scoresde` built with it) is an optimized build.
+let isOptimizedBuild: Bool = {
+    #if DEBUG
+    return false
+    #else
+    return true
+    #endif
+}()
+
+/// What a run of `scoresde` did.
+struct CommandResult: CustomStringConvertible {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+    var description: String { "exit \(status)\nstdout: \(stdout)\nstderr: \(stderr)" }
+}
+
+/// A fresh empty directory that a test runs `scoresde` in; removed when the value goes away.
+final class Workspace {
+    let url: URL
+
+    init() throws {
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("scoresde-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    }
+
+    deinit { try? FileManager.default.removeItem(at: url) }
+
+    /// The path of `name` inside the workspace.
+    func path(_ name: String) -> String { url.appendingPathComponent(name).path }
+
+    /// The names of the files in the workspace, sorted.
+    func files() -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: url.path)) ?? []).sorted()
+    }
+
+    func write(_ text: String, to name: String) throws {
+        try Data(text.utf8).write(to: url.appendingPathComponent(name))
+    }
+
+    func data(_ name: String) throws -> Data { try Data(contentsOf: url.appendingPathComponent(name)) }
+
+    /// The JSON object in `name`.
+    func json(_ name: String) throws -> [String: Any] {
+        try #require(try JSONSerialization.jsonObject(with: data(name)) as? [String: Any])
+    }
+
+    /// Runs `scoresde` with `arguments` in this directory. Output goes through files, not pipes,
+    /// so a chatty process can never block on a full pipe.
+    func run(_ arguments: [String]) throws -> CommandResult {
+        let executable = try #require(scoresdeExecutable, "scoresde not found next to the test bundle; build it first (swift build --build-tests)")
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = arguments
+        process.currentDirectoryURL = url
+        let capture = FileManager.default.temporaryDirectory.appendingPathComponent("scoresde-cli-out-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: capture, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: capture) }
+        let out = capture.appendingPathComponent("stdout"), err = capture.appendingPathComponent("stderr")
+        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        let outHandle = try FileHandle(forWritingTo: out), errHandle = try FileHandle(forWritingTo: err)
+        process.standardOutput = outHandle
+        process.standardError = errHandle
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        try outHandle.close()
+        try errHandle.close()
+        return CommandResult(status: process.terminationStatus,
+                             stdout: String(decoding: try Data(contentsOf: out), as: UTF8.self),
+                             stderr: String(decoding: try Data(contentsOf: err), as: UTF8.self))
+    }
+}
