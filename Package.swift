@@ -29,9 +29,10 @@ let package = Package(
         .target(
             name: "ScoreSDE",
             dependencies: [
-                "CGSL", "CPNG",
+                "CGSL", "CPNG", "COpenBLAS",
                 .product(name: "Numerics", package: "swift-numerics"),
             ],
+            resources: [.copy("Resources")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"] + nativeFlags, .when(configuration: .release))]
         ),
         .executableTarget(
@@ -45,6 +46,7 @@ let package = Package(
         // MARK: - Implementation details (C libraries from Debian, see scripts/setup.sh)
         .systemLibrary(name: "CGSL", pkgConfig: "gsl", providers: [.apt(["libgsl-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
 
         // MARK: - Benchmarks (release build: `swift run -c release scoresde-bench`)
         .executableTarget(
