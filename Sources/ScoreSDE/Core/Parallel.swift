@@ -13,9 +13,12 @@ public enum Parallel {
     /// Upper bound on threads for loops started in this task (nil: all active processors).
     @TaskLocal public static var threadLimit: Int?
 
+    /// Active processors, read once: `activeProcessorCount` re-reads cgroup files on every call on Linux.
+    static let processorCount = ProcessInfo.processInfo.activeProcessorCount
+
     /// Threads a loop started now would use.
     public static var threadCount: Int {
-        let n = ProcessInfo.processInfo.activeProcessorCount
+        let n = processorCount
         return max(1, min(threadLimit ?? n, n))
     }
 

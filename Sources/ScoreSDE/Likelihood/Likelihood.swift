@@ -48,7 +48,9 @@ public struct LikelihoodResult: Sendable {
     /// `∫_eps^T ∇·f̃ dt` per sample.
     public let deltaLogP: [Double]
     public let convention: BitsPerDimConvention
-    /// Batched score-model evaluations (each JVP or divergence evaluation counts as one).
+    /// Batched score-model evaluations: one per right-hand side with a closed-form divergence,
+    /// D with exact divergence through JVPs, K with K Hutchinson probes (each JVP call also
+    /// yields the score). The integrator's right-hand-side count is in `statistics`.
     public let scoreEvaluations: Int
     public let statistics: ODERunStatistics
 }
@@ -110,10 +112,10 @@ public struct Likelihood<SDE: ForwardSDE, Score: ScoreModel> {
         switch estimator {
         case .exact:
             if let m = score as? any ScoreDivergenceProviding {
-                return { x, t in try m.scoreAndDivergence(x, at: t) }
+                return { x, t, _ in let (s, div) = try m.scoreAndDivergence(x, at: t); return (s, div, 1) }
             }
             guard let m = score as? any ScoreJacobianProviding else { throw missingJacobian() }
-            return { x, t in
+            return { x, t, _ in
                 let n = x.rows, d = x.rowSize
                 var div = [Double](repeating: 0, count: n)
                 var s = x
@@ -124,7 +126,7 @@ public struct Likelihood<SDE: ForwardSDE, Score: ScoreModel> {
                     s = sc
                     for r in 0 ..< n { div[r] += jv.storage[r * d + j] }
                 }
-                return (s, div)
+                return (s, div, d)
             }
         case .rademacher(let k), .gaussian(let k):
             guard k >= 1 else { throw ScoreSDEError.invalidArgument("the number of Hutchinson probes must be >= 1 (got \(k))") }
@@ -134,18 +136,17 @@ public struct Likelihood<SDE: ForwardSDE, Score: ScoreModel> {
                 if case .gaussian = estimator { probes.append(.standardNormal(like: data, using: &rng)) }
                 else { probes.append(.rademacher(shape: data.shape, using: &rng)) }
             }
-            let all = probes, n = data.rows
-            return { x, t in
-                // Full batch: the probes as drawn. Per-sample layout: that row's probes.
-                let rows = x.rows == n ? all : try all.map { p in try probeRows(p, for: x, full: data) }
+            let all = probes
+            return { x, t, firstRow in
                 var div = [Double](repeating: 0, count: x.rows)
                 var s = x
-                for v in rows {
+                for p in all {
+                    let v = x.rows == p.rows ? p : p.rows(firstRow ..< firstRow + x.rows)
                     let (sc, jv) = try m.scoreAndJVP(x, at: t, direction: v)
                     s = sc
                     for (r, q) in v.rowDots(jv).enumerated() { div[r] += q / Double(k) }
                 }
-                return (s, div)
+                return (s, div, k)
             }
         }
     }
@@ -153,15 +154,6 @@ public struct Likelihood<SDE: ForwardSDE, Score: ScoreModel> {
     private func missingJacobian() -> ScoreSDEError {
         .invalidArgument("this score model provides neither its divergence nor Jacobian–vector products, which the likelihood needs; conform it to ScoreJacobianProviding")
     }
-}
-
-/// In the per-sample layout each system sees one row; its probes are that row's probes. The row is
-/// found through the `Parallel` task-local row tag set by the solver.
-private func probeRows(_ probes: Tensor, for x: Tensor, full: Tensor) throws -> Tensor {
-    guard let r = ProbabilityFlowRow.current, r < probes.rows else {
-        throw ScoreSDEError.shapeMismatch("Hutchinson probes: cannot tell which row a \(x.rows)-row system is")
-    }
-    return probes.rows(r ..< r + x.rows)
 }
 
 /// The row of the batch a per-sample system integrates (set by the solver for its callbacks).

@@ -58,8 +58,11 @@ struct ProbabilityFlow<SDE: ForwardSDE, Score: ScoreModel> {
     let solver: ODESolverOptions
     let batchSize: Int?
 
-    /// The divergence of the score for rows of `x` (nil: plain flow, no log-density component).
-    typealias Divergence = (_ x: Tensor, _ t: Double) throws -> (score: Tensor, divergence: [Double])
+    /// The score and its divergence for rows of `x`, which are rows `firstRow...` of the data
+    /// (nil: plain flow, no log-density component); `evaluations` is the number of batched model
+    /// calls it made (1 for a closed form, D for exact-by-JVPs, K for K Hutchinson probes).
+    typealias Divergence = (_ x: Tensor, _ t: Double, _ firstRow: Int) throws
+        -> (score: Tensor, divergence: [Double], evaluations: Int)
 
     func validateTimes(_ t0: Double, _ t1: Double) throws {
         for t in [t0, t1] where !(t.isFinite && t > 0 && t <= sde.T) {
@@ -124,11 +127,23 @@ struct ProbabilityFlow<SDE: ForwardSDE, Score: ScoreModel> {
             let a = sde.driftCoefficient(at: t), g = sde.diffusion(at: t), h = -0.5 * g * g
             let s: Tensor
             if let divergence {
-                reverse.countEvaluations()
-                let (sc, div) = try divergence(state, t)
-                s = sc
-                let ad = a * Double(d)
-                for r in 0 ..< n { dydt[n * d + r] = ad + h * div[r] }
+                // Rows in chunks of at most `batchSize` per model call; the first row of a per-sample
+                // system is its row in the data.
+                let base = ProbabilityFlowRow.current ?? 0
+                let chunk = min(n, batchSize ?? n)
+                var scores = [Tensor](), calls = 0
+                var lo = 0
+                while lo < n {
+                    let hi = min(n, lo + chunk)
+                    let (sc, div, evaluations) = try divergence(chunk == n ? state : state.rows(lo ..< hi), t, base + lo)
+                    scores.append(sc)
+                    calls = max(calls, evaluations)
+                    let ad = a * Double(d)
+                    for r in lo ..< hi { dydt[n * d + r] = ad + h * div[r - lo] }
+                    lo = hi
+                }
+                reverse.countEvaluations(calls)
+                s = scores.count == 1 ? scores[0] : try Tensor.concatenating(scores)
             } else {
                 s = try reverse.score(state, at: t)
             }
