@@ -3,7 +3,8 @@ import Foundation
 import ScoreSDE
 
 extension ScoreSDECommand {
-    /// `scoresde sample`: draws samples from a model by reversing a forward SDE.
+    /// `scoresde sample`: draws samples from a model by reversing a forward SDE, with the
+    /// predictor-corrector sampler or the probability-flow ODE.
     struct Sample: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Draw samples from a model by reversing a forward SDE.",
@@ -11,6 +12,13 @@ extension ScoreSDECommand {
                 With no options: 4096 samples of the built-in ring with the VE SDE and the \
                 reverse-diffusion + Langevin sampler (1000 steps), plotted to samples.png. When \
                 --output, --stats or --png is given, exactly those files are written.
+
+                --sampler ode solves the probability-flow ODE from the prior at T down to eps with an \
+                adaptive GSL integrator (default rkf45 with rtol = atol = 1e-5, like the reference's \
+                RK45; no denoising unless --denoise last-mean). --latent z.npy decodes the given \
+                latents (one sample per row, e.g. from `scoresde encode`) instead of drawing them from \
+                the prior, and implies --sampler ode. Options of the sampler not in use are rejected, \
+                not ignored.
                 """
         )
 
@@ -18,9 +26,17 @@ extension ScoreSDECommand {
         @OptionGroup(title: "Forward SDE") var sde: SDEOptions
         @OptionGroup(title: "Sampler") var sampler: SamplerOptions
         @OptionGroup(title: "Predictor-corrector sampler") var pc: PCOptions
+        @OptionGroup(title: "Probability-flow ODE sampler") var ode: ODEOptions
 
-        @Option(parsing: .unconditional, help: "Number of samples.")
-        var count: Int = 4096
+        @Option(help: ArgumentHelp(
+            "Decode these latents (a .npy whose rows have the model's dimension, e.g. from `scoresde encode`) instead of drawing them from the prior; implies --sampler ode. The number of samples is the number of rows.",
+            valueName: "path"))
+        var latent: String?
+
+        static let defaultCount = 4096
+
+        @Option(parsing: .unconditional, help: "Number of samples (default: 4096; with --latent, the rows of the file).")
+        var count: Int?
 
         @OptionGroup(title: "Computation") var compute: ComputeOptions
 
@@ -37,16 +53,40 @@ extension ScoreSDECommand {
         static let defaultPNG = "samples.png"
 
         func validate() throws {
-            if count < 1 { throw ValidationError("--count must be >= 1 (got \(count))") }
+            if let count, count < 1 { throw ValidationError("--count must be >= 1 (got \(count))") }
+            if latent != nil, count != nil {
+                throw ValidationError("--count conflicts with --latent: the number of samples is the number of rows of the latent file")
+            }
+            switch sampler.resolved(latentGiven: latent != nil) {
+            case .pc:
+                if latent != nil {
+                    throw ValidationError("--latent decodes latents with the probability-flow ODE; it needs --sampler ode, not pc")
+                }
+                let odeOnly = ode.given
+                if !odeOnly.isEmpty {
+                    throw ValidationError("\(odeOnly.joined(separator: ", ")) \(odeOnly.count == 1 ? "is an option" : "are options") of the ODE sampler; add --sampler ode, or remove \(odeOnly.count == 1 ? "it" : "them") for the predictor-corrector sampler")
+                }
+            case .ode:
+                let pcOnly = (sampler.steps != nil ? ["--steps"] : []) + pc.given
+                if !pcOnly.isEmpty {
+                    throw ValidationError("\(pcOnly.joined(separator: ", ")) \(pcOnly.count == 1 ? "is an option" : "are options") of the predictor-corrector sampler and would do nothing with --sampler ode (the ODE solver chooses its own steps: see --method, --rtol, --atol); remove \(pcOnly.count == 1 ? "it" : "them")")
+                }
+                if sampler.denoise == .tweedie {
+                    throw ValidationError("--denoise tweedie is not available with --sampler ode; use last-mean (one noise-free reverse-diffusion step, the reference's denoise=True) or none")
+                }
+            }
         }
 
         func run() throws {
             // Everything that can be wrong with the input fails here, before any work.
             let data = try model.load()
-            let built = try sde.make(steps: sampler.steps)
+            let kind = sampler.resolved(latentGiven: latent != nil)
+            let built = try sde.make(steps: sampler.stepCount)
             let eps = sampler.eps(default: sde.defaultEps)
-            let grid = try sampler.grid(for: built.forward, eps: eps)
-            let prepared = try prepare(built, data.score(diffusedBy: built.forward), grid)
+            try checkEps(eps, for: built.forward)
+            let latents = try latent.map { try data.readRows($0, option: "--latent") }
+            let count = latents?.rows ?? self.count ?? Self.defaultCount
+            let prepared = try prepare(kind, built, data, eps: eps, latents: latents, count: count)
 
             var outputs = RunOutputs()
             outputs.add(output, for: "--output")
@@ -57,21 +97,15 @@ extension ScoreSDECommand {
 
             // The work.
             var rng = RandomSource(seed: compute.seed)
-            let progress = ProgressBar(total: grid.steps)
             let (run, seconds, threadCount) = try compute.withThreadLimit { threads in
-                let clock = ContinuousClock(), start = clock.now
-                let run = try prepared.sample(&rng) { event in
-                    progress?.update(step: event.index + 1, nfe: event.scoreEvaluations)
-                }
-                let elapsed = start.duration(to: clock.now).components
-                return (run, Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18, threads)
+                let (run, seconds) = try timed { try prepared.run(&rng) }
+                return (run, seconds, threads)
             }
-            progress?.finish()
 
             // The report: results first, then every setting.
             let samples = run.samples
             var report = RunStats()
-            report["nfe"] = .int(run.scoreEvaluations)
+            report.merge(run.results)
             report["wall_seconds"] = .double(seconds)
             report["samples_per_second"] = .double(seconds > 0 ? Double(count) / seconds : .infinity)
             report["count"] = .int(count)
@@ -79,47 +113,85 @@ extension ScoreSDECommand {
             report["shape"] = .ints(samples.shape)
             report["model"] = .string(model.model)
             report.merge(sde.stats)
-            report["sampler"] = .string(sampler.sampler.rawValue)
+            report["sampler"] = .string(kind.rawValue)
             report.merge(prepared.settings)
-            report["steps"] = .int(grid.steps)
             report["eps"] = .double(eps)
             report["batch_size"] = .int(min(compute.batchSize ?? count, count))
-            report["seed"] = compute.seed <= UInt64(Int.max) ? .int(Int(compute.seed)) : .string(String(compute.seed))
+            report["seed"] = seedValue(compute.seed)
             report["threads"] = .int(threadCount)
 
             var contents = [String: Data]()
             if outputs.contains("--output") { contents["--output"] = Npy.encode(samples) }
             if outputs.contains("--stats") { contents["--stats"] = report.jsonData() }
             if outputs.contains("--png") {
-                let title = "\(data.label) | \(sde.sde.rawValue) | \(prepared.label) | NFE \(run.scoreEvaluations)"
+                let title = "\(data.label) | \(sde.sde.rawValue) | \(prepared.label) | NFE \(run.nfe)"
                 contents["--png"] = try PNG.encode(SampleFigure.render(samples, model: data, title: title))
             }
             try outputs.write(contents)
 
             let shape = samples.rowShape.count > 1 ? ", shape " + samples.rowShape.map(String.init).joined(separator: "x") : ""
-            print("\(count) samples (dim \(samples.rowSize)\(shape)) from \(model.model), \(sde.sde.rawValue), \(prepared.label): "
-                  + "NFE \(run.scoreEvaluations), \(String(format: "%.2f", seconds)) s; wrote \(outputs.paths.joined(separator: ", "))")
+            let decoded = latent.map { ", decoded from \($0)" } ?? ""
+            print("\(count) samples (dim \(samples.rowSize)\(shape)) from \(model.model), \(sde.sde.rawValue), \(prepared.label)\(decoded): "
+                  + "NFE \(run.nfe), \(String(format: "%.2f", seconds)) s; wrote \(outputs.paths.joined(separator: ", "))")
         }
 
-        /// A sampler ready to run: its name for people, its settings for the stats file, and the run.
+        /// What a sampler run produced: the samples, their NFE, and its results for the stats file.
+        struct SampleRun {
+            let samples: Tensor
+            let nfe: Int
+            let results: RunStats
+        }
+
+        /// A sampler ready to run: its name for people, its settings for the stats file, and the run
+        /// (which draws its own progress indicator).
         struct PreparedSampler {
             let label: String
             let settings: RunStats
-            let sample: (_ rng: inout RandomSource, _ onStep: @escaping (StepEvent) -> Void) throws -> SamplingResult
+            let run: (_ rng: inout RandomSource) throws -> SampleRun
         }
 
         /// Builds the chosen sampler (throwing on a bad combination, before any output is checked).
-        func prepare(_ built: BuiltSDE, _ score: any ScoreModel, _ grid: TimeGrid) throws -> PreparedSampler {
-            let (forward, count, batchSize) = (built.forward, count, compute.batchSize)
-            switch sampler.sampler {
+        func prepare(_ kind: SamplerName, _ built: BuiltSDE, _ data: DataModel, eps: Double,
+                     latents: Tensor?, count: Int) throws -> PreparedSampler {
+            let (forward, batchSize) = (built.forward, compute.batchSize)
+            switch kind {
             case .pc:
+                let grid = try sampler.grid(for: forward, eps: eps)
+                let score = data.score(diffusedBy: forward)
                 let predictor = try pc.makePredictor(for: built)
                 let corrector = try pc.makeCorrector()
-                let (order, denoising) = (pc.order.order, pc.denoise.denoising)
-                return PreparedSampler(label: pc.label, settings: pc.stats) { rng, onStep in
-                    try samplePC(sde: forward, score: score, predictor: predictor, corrector: corrector, grid: grid,
-                                 order: order, denoising: denoising, batchSize: batchSize, count: count,
-                                 using: &rng, onStep: onStep)
+                let denoise = sampler.denoise ?? .lastMean
+                let (order, denoising) = (pc.orderName.order, denoise.denoising)
+                var settings = pc.stats(denoise: denoise)
+                settings["steps"] = .int(grid.steps)
+                return PreparedSampler(label: pc.label, settings: settings) { rng in
+                    let progress = ProgressBar(total: grid.steps)
+                    defer { progress?.finish() }
+                    let run = try samplePC(sde: forward, score: score, predictor: predictor, corrector: corrector, grid: grid,
+                                           order: order, denoising: denoising, batchSize: batchSize, count: count,
+                                           using: &rng) { event in
+                        progress?.update(step: event.index + 1, nfe: event.scoreEvaluations)
+                    }
+                    var results = RunStats()
+                    results["nfe"] = .int(run.scoreEvaluations)
+                    return SampleRun(samples: run.samples, nfe: run.scoreEvaluations, results: results)
+                }
+            case .ode:
+                let (solver, layout) = (ode.solver, ode.layout)
+                try checkImplicitFits(ode, rows: count, dimension: data.rowShape.reduce(1, *))
+                let denoise = sampler.denoise ?? .none
+                var settings = ode.stats
+                settings["denoise"] = .string(denoise.rawValue)
+                settings["latent"] = latent.map { .string($0) } ?? .null
+                let job: ODEJob = latents.map { .decode($0) } ?? .sample(count: count, rowShape: data.rowShape)
+                return PreparedSampler(label: "ode " + ode.label, settings: settings) { rng in
+                    let progress = ODEProgress("sample", from: forward.T, to: eps, layout: layout)
+                    defer { progress?.finish() }
+                    let score = observed(data.score(diffusedBy: forward), by: progress)
+                    let run = try runODE(job, sde: forward, score: score, eps: eps, solver: solver, layout: layout,
+                                         denoise: denoise == .lastMean, batchSize: batchSize, using: &rng)
+                    return SampleRun(samples: run.states, nfe: run.scoreEvaluations,
+                                     results: ODEOptions.results(nfe: run.scoreEvaluations, run.statistics, layout: layout))
                 }
             }
         }

@@ -13,7 +13,7 @@ struct ScoreSDECommand: ParsableCommand {
             With no subcommand, `sample` runs: `scoresde` alone samples the built-in 2-D ring with \
             the predictor-corrector sampler and writes samples.png in the current directory.
             """,
-        subcommands: [Sample.self],
+        subcommands: [Sample.self, Encode.self, LogLikelihood.self],
         defaultSubcommand: Sample.self
     )
 }

@@ -64,6 +64,10 @@ final class Workspace {
         try Data(text.utf8).write(to: url.appendingPathComponent(name))
     }
 
+    func write(_ data: Data, to name: String) throws {
+        try data.write(to: url.appendingPathComponent(name))
+    }
+
     func data(_ name: String) throws -> Data { try Data(contentsOf: url.appendingPathComponent(name)) }
 
     /// The JSON object in `name`.

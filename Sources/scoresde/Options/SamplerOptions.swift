@@ -9,29 +9,53 @@ import ScoreSDE
 enum SamplerName: String, CaseIterable, ExpressibleByArgument {
     /// Predictor-corrector (Song et al. 2021, Algorithm 1).
     case pc
+    /// The probability-flow ODE, solved with an adaptive GSL integrator (Song et al. 2021, §4.3).
+    case ode
 }
 
-/// `--sampler`, `--steps`, `--eps`.
+/// `--sampler`, `--steps`, `--eps`, `--denoise`.
 struct SamplerOptions: ParsableArguments {
-    @Option(help: "The sampler: pc (predictor-corrector).")
-    var sampler: SamplerName = .pc
+    static let defaultSteps = 1000
 
-    @Option(parsing: .unconditional, help: "Number of time steps from T down to eps (also the SDE's discretization N, as in the reference).")
-    var steps: Int = 1000
+    @Option(help: ArgumentHelp(
+        "The sampler: pc (predictor-corrector, default) or ode (probability-flow ODE).",
+        discussion: "ode uses the options of the probability-flow ODE below; --latent implies ode. Options of the other sampler are rejected rather than ignored.",
+        valueName: "pc|ode"))
+    var sampler: SamplerName?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("The last time of the grid, in (0, T) (default: 1e-5 for ve, 1e-3 for vp and subvp).", valueName: "t"))
+    @Option(parsing: .unconditional, help: "pc: number of time steps from T down to eps (also the SDE's discretization N, as in the reference; default: 1000).")
+    var steps: Int?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("The last time of the grid or ODE solve, in (0, T) (default: 1e-5 for ve, 1e-3 for vp and subvp, the reference's sampling eps).", valueName: "t"))
     var eps: Double?
 
+    @Option(help: ArgumentHelp(
+        "The final denoising (default: last-mean for pc, none for ode, as in the reference).",
+        discussion: """
+            pc: last-mean: the noise-free mean of the last predictor step (no extra cost); tweedie: \
+            Tweedie's formula at eps (one more score evaluation); none: the last noisy iterate. \
+            ode: last-mean: one noise-free reverse-diffusion step from eps to 0 after the solve \
+            (score_sde's denoise=True; its score evaluation is counted in nfe); none: the ODE solution at eps; \
+            tweedie is not available for ode.
+            """))
+    var denoise: DenoiseName?
+
     func validate() throws {
-        if steps < 1 { throw ValidationError("--steps must be >= 1 (got \(steps))") }
+        if let steps, steps < 1 { throw ValidationError("--steps must be >= 1 (got \(steps))") }
     }
+
+    /// `--sampler`, else ode when latents are given, else pc.
+    func resolved(latentGiven: Bool) -> SamplerName { sampler ?? (latentGiven ? .ode : .pc) }
+
+    /// The number of grid steps (and the SDE's N).
+    var stepCount: Int { steps ?? Self.defaultSteps }
 
     /// `eps`, or the SDE's default.
     func eps(default value: Double) -> Double { eps ?? value }
 
     /// `steps` equal intervals from `T` down to `eps`.
     func grid(for sde: any ForwardSDE, eps: Double) throws -> TimeGrid {
-        try TimeGrid.uniform(steps: steps, from: sde.T, to: eps)
+        try TimeGrid.uniform(steps: stepCount, from: sde.T, to: eps)
     }
 }
 
@@ -85,30 +109,43 @@ enum OrderName: String, CaseIterable, ExpressibleByArgument {
 /// The parts of the predictor-corrector sampler.
 struct PCOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "The predictor.",
+        "The predictor (default: reverse-diffusion).",
         discussion: "euler-maruyama: Euler-Maruyama on the reverse SDE; reverse-diffusion: the SDE's discrete form run backwards; ancestral: SMLD/DDPM ancestral sampling (ve and vp only); none: corrector only."))
-    var predictor: PredictorName = .reverseDiffusion
+    var predictor: PredictorName?
 
     @Option(help: ArgumentHelp(
-        "The corrector.",
+        "The corrector (default: langevin).",
         discussion: "langevin: Langevin MCMC with step size from the signal-to-noise ratio; ald: annealed Langevin dynamics; none: predictor only."))
-    var corrector: CorrectorName = .langevin
+    var corrector: CorrectorName?
 
-    @Option(parsing: .unconditional, help: "Signal-to-noise ratio of the corrector's step size (typical: 0.05-0.2).")
-    var snr: Double = 0.16
+    @Option(parsing: .unconditional, help: "Signal-to-noise ratio of the corrector's step size (typical: 0.05-0.2; default: 0.16).")
+    var snr: Double?
 
-    @Option(parsing: .unconditional, help: "Corrector steps per time step.")
-    var correctorSteps: Int = 1
+    @Option(parsing: .unconditional, help: "Corrector steps per time step (default: 1).")
+    var correctorSteps: Int?
 
-    @Option(help: ArgumentHelp(
-        "The final denoising.",
-        discussion: "last-mean: the noise-free mean of the last predictor step (no extra cost); tweedie: Tweedie's formula at eps (one more score evaluation); none: the last noisy iterate."))
-    var denoise: DenoiseName = .lastMean
+    @Option(help: "The order of the two updates within a step (default: corrector-first, the reference's code; predictor-first is the paper's Algorithm 1).")
+    var order: OrderName?
 
-    @Option(help: "The order of the two updates within a step (corrector-first is the reference's code, predictor-first the paper's Algorithm 1).")
-    var order: OrderName = .correctorFirst
+    var predictorName: PredictorName { predictor ?? .reverseDiffusion }
+    var correctorName: CorrectorName { corrector ?? .langevin }
+    var snrValue: Double { snr ?? 0.16 }
+    var correctorStepCount: Int { correctorSteps ?? 1 }
+    var orderName: OrderName { order ?? .correctorFirst }
+
+    /// The options given on the command line, by name (for rejecting them with `--sampler ode`).
+    var given: [String] {
+        var names = [String]()
+        if predictor != nil { names.append("--predictor") }
+        if corrector != nil { names.append("--corrector") }
+        if snr != nil { names.append("--snr") }
+        if correctorSteps != nil { names.append("--corrector-steps") }
+        if order != nil { names.append("--order") }
+        return names
+    }
 
     func validate() throws {
+        let (predictor, corrector, correctorSteps) = (predictorName, correctorName, correctorStepCount)
         if predictor == .none && corrector == .none {
             throw ValidationError("--predictor none with --corrector none would not sample anything; choose a predictor, a corrector, or both")
         }
@@ -119,7 +156,7 @@ struct PCOptions: ParsableArguments {
 
     /// The predictor for `sde`. Ancestral sampling needs the SDE's discrete schedule (VE, VP).
     func makePredictor(for sde: BuiltSDE) throws -> any Predictor {
-        switch predictor {
+        switch predictorName {
         case .eulerMaruyama: return EulerMaruyama()
         case .reverseDiffusion: return ReverseDiffusion()
         case .none: return NoPredictor()
@@ -134,15 +171,16 @@ struct PCOptions: ParsableArguments {
     }
 
     func makeCorrector() throws -> any Corrector {
-        switch corrector {
-        case .langevin: return try Langevin(snr: snr, steps: correctorSteps)
-        case .ald: return try AnnealedLangevin(snr: snr, steps: correctorSteps)
+        switch correctorName {
+        case .langevin: return try Langevin(snr: snrValue, steps: correctorStepCount)
+        case .ald: return try AnnealedLangevin(snr: snrValue, steps: correctorStepCount)
         case .none: return NoCorrector()
         }
     }
 
     /// "reverse-diffusion + langevin", "ancestral", "ald only": for titles and summaries.
     var label: String {
+        let (predictor, corrector) = (predictorName, correctorName)
         switch (predictor, corrector) {
         case (_, .none): return predictor.rawValue
         case (.none, _): return corrector.rawValue + " (corrector only)"
@@ -150,14 +188,15 @@ struct PCOptions: ParsableArguments {
         }
     }
 
-    var stats: RunStats {
+    /// The settings for a stats file (`denoise` is the resolved `--denoise`).
+    func stats(denoise: DenoiseName) -> RunStats {
         var s = RunStats()
-        s["predictor"] = .string(predictor.rawValue)
-        s["corrector"] = .string(corrector.rawValue)
-        s["snr"] = .double(snr)
-        s["corrector_steps"] = .int(correctorSteps)
+        s["predictor"] = .string(predictorName.rawValue)
+        s["corrector"] = .string(correctorName.rawValue)
+        s["snr"] = .double(snrValue)
+        s["corrector_steps"] = .int(correctorStepCount)
         s["denoise"] = .string(denoise.rawValue)
-        s["order"] = .string(order.rawValue)
+        s["order"] = .string(orderName.rawValue)
         return s
     }
 }

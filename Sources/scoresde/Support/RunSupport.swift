@@ -1,0 +1,105 @@
+import Foundation
+import ScoreSDE
+
+// Small pieces the subcommands share: reading sample files for a model, timing, summaries.
+
+extension DataModel {
+    /// Reads the `.npy` file at `path` (named by `option` in messages) as rows for this model:
+    /// at least one row, each with the model's number of values, all finite. The result has shape
+    /// `[n] + rowShape` (a 1-D file is n one-value rows).
+    func readRows(_ path: String, option: String) throws -> Tensor {
+        let t = try Npy.read(path)
+        let d = rowShape.reduce(1, *)
+        guard t.rows >= 1 else {
+            throw ScoreSDEError.shapeMismatch("\(option) \(path): the array has no rows (shape \(t.shape)); give at least one sample")
+        }
+        guard t.rowSize == d else {
+            let rows = t.shape.count == 1 ? "a 1-D array of \(t.rows) values (one value per sample)" : "rows of shape \(t.rowShape) (\(t.rowSize) values each)"
+            throw ScoreSDEError.shapeMismatch("\(option) \(path): the file holds \(rows), but the model \(name) takes samples of dimension \(d) (shape \(rowShape)); save an array of shape [n, \(rowShape.map(String.init).joined(separator: ", "))]")
+        }
+        guard t.isFinite else {
+            let bad = t.storage.firstIndex { !$0.isFinite }!
+            throw ScoreSDEError.nonFinite("\(option) \(path): row \(bad / d), value \(bad % d) is \(t.storage[bad]); all values must be finite")
+        }
+        return try t.reshaped([t.rows] + rowShape)
+    }
+}
+
+/// Runs `body` and returns its result and the wall-clock seconds it took.
+func timed<R>(_ body: () throws -> R) rethrows -> (R, Double) {
+    let clock = ContinuousClock(), start = clock.now
+    let result = try body()
+    let elapsed = start.duration(to: clock.now).components
+    return (result, Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18)
+}
+
+/// A seed for a stats file (an integer when JSON readers can hold it exactly, else a string).
+func seedValue(_ seed: UInt64) -> RunStats.Value {
+    seed <= UInt64(Int.max) ? .int(Int(seed)) : .string(String(seed))
+}
+
+/// Mean, sample standard deviation and standard error of the mean (NaN for the last two with
+/// fewer than two values).
+struct Summary {
+    let mean: Double, std: Double, standardError: Double
+
+    init(_ values: [Double]) {
+        let n = Double(values.count)
+        mean = values.reduce(0, +) / n
+        if values.count > 1 {
+            let m = mean
+            std = (values.reduce(0) { $0 + ($1 - m) * ($1 - m) } / (n - 1)).squareRoot()
+            standardError = std / n.squareRoot()
+        } else {
+            std = .nan; standardError = .nan
+        }
+    }
+}
+
+/// `1.2345` with `digits` significant digits, for summaries.
+func formatted(_ x: Double, _ digits: Int = 5) -> String { String(format: "%.\(digits)g", x) }
+
+/// Throws unless `eps` is in `(0, T)`, naming the reference's choices.
+func checkEps(_ eps: Double, for sde: any ForwardSDE) throws {
+    guard eps.isFinite, eps > 0, eps < sde.T else {
+        throw ScoreSDEError.invalidArgument("--eps must be in (0, T) = (0, \(sde.T)) (got \(eps)); the reference uses 1e-3 for vp/subvp sampling and 1e-5 for ve sampling and for likelihoods")
+    }
+}
+
+/// Throws, before any work, when an implicit method's dense Jacobian would be too large: in the
+/// batch layout one system holds every sample (the library's limit is 4096 unknowns).
+func checkImplicitFits(_ ode: ODEOptions, rows: Int, dimension d: Int) throws {
+    let method = ode.methodName
+    guard method.stepType.requiresJacobian else { return }
+    let unknowns = ode.perSample ? d : rows * d
+    guard unknowns <= 4096 else {
+        let fix = ode.perSample
+            ? "use an explicit method (\(MethodName.jacobianFree))"
+            : "add --per-sample (one \(d)x\(d) Jacobian per sample), use fewer samples, or use an explicit method (\(MethodName.jacobianFree))"
+        throw ScoreSDEError.invalidArgument("--method \(method.rawValue) is implicit and needs a dense Jacobian of the whole system, \(unknowns)x\(unknowns) here (at most 4096 unknowns); \(fix)")
+    }
+}
+
+/// What an ODE solve does with the probability flow.
+enum ODEJob {
+    /// Draw `count` prior samples and solve them from `T` down to `eps`.
+    case sample(count: Int, rowShape: [Int])
+    /// Solve the given latents from `T` down to `eps`.
+    case decode(Tensor)
+    /// Solve the given data from `eps` up to `T`.
+    case encode(Tensor)
+}
+
+/// Runs `job` with an `ODESampler` on concrete types (callers pass existentials, which Swift opens).
+func runODE<S: ForwardSDE, M: ScoreModel>(
+    _ job: ODEJob, sde: S, score: M, eps: Double, solver: ODESolverOptions, layout: ODESystemLayout,
+    denoise: Bool, batchSize: Int?, using rng: inout RandomSource
+) throws -> ODEResult {
+    let sampler = ODESampler(sde: sde, score: score, eps: eps, solver: solver, layout: layout,
+                             denoise: denoise, batchSize: batchSize)
+    switch job {
+    case .sample(let count, let rowShape): return try sampler.sample(count: count, rowShape: rowShape, using: &rng)
+    case .decode(let latents): return try sampler.decode(latents)
+    case .encode(let data): return try sampler.encode(data)
+    }
+}
