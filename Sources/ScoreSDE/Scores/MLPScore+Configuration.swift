@@ -1,0 +1,275 @@
+import Foundation
+
+/// A built-in forward SDE by kind and parameters: what a weights file records so that a learned
+/// model can be rebuilt knowing nothing else.
+///
+///     let spec = try SDESpec(VPSDE())                  // .vp(betaMin: 0.1, betaMax: 20, N: 1000)
+///     let sde = try spec.make()                        // any ForwardSDE
+public enum SDESpec: Sendable, Equatable, CustomStringConvertible {
+    case ve(sigmaMin: Double, sigmaMax: Double, N: Int)
+    case vp(betaMin: Double, betaMax: Double, N: Int)
+    case subVP(betaMin: Double, betaMax: Double, N: Int)
+
+    /// The spec of a built-in SDE.
+    /// - Throws: `invalidArgument` for an SDE type other than `VESDE`, `VPSDE`, `SubVPSDE`.
+    public init(_ sde: any ForwardSDE) throws {
+        switch sde {
+        case let s as VESDE: self = .ve(sigmaMin: s.sigmaMin, sigmaMax: s.sigmaMax, N: s.N)
+        case let s as VPSDE: self = .vp(betaMin: s.betaMin, betaMax: s.betaMax, N: s.N)
+        case let s as SubVPSDE: self = .subVP(betaMin: s.betaMin, betaMax: s.betaMax, N: s.N)
+        default:
+            throw ScoreSDEError.invalidArgument("only the built-in SDEs (VESDE, VPSDE, SubVPSDE) can be recorded in a model file (got \(type(of: sde)))")
+        }
+    }
+
+    /// The SDE (validating its parameters).
+    public func make() throws -> any ForwardSDE {
+        switch self {
+        case .ve(let a, let b, let n): return try VESDE(sigmaMin: a, sigmaMax: b, N: n)
+        case .vp(let a, let b, let n): return try VPSDE(betaMin: a, betaMax: b, N: n)
+        case .subVP(let a, let b, let n): return try SubVPSDE(betaMin: a, betaMax: b, N: n)
+        }
+    }
+
+    /// `"ve"`, `"vp"` or `"subvp"` (the CLI's `--sde` names).
+    public var kind: String {
+        switch self {
+        case .ve: return "ve"
+        case .vp: return "vp"
+        case .subVP: return "subvp"
+        }
+    }
+
+    /// `N`, the discretization steps recorded with the SDE.
+    public var N: Int {
+        switch self {
+        case .ve(_, _, let n), .vp(_, _, let n), .subVP(_, _, let n): return n
+        }
+    }
+
+    /// The default output parameterization of the reference for this kind (VE: scaled by σ; VP, sub-VP: noise).
+    public var defaultParameterization: MLPOutputParameterization {
+        if case .ve = self { return .scaledBySigma }
+        return .noisePrediction
+    }
+
+    public var description: String {
+        switch self {
+        case .ve(let a, let b, let n): return "ve(sigmaMin: \(a), sigmaMax: \(b), N: \(n))"
+        case .vp(let a, let b, let n): return "vp(betaMin: \(a), betaMax: \(b), N: \(n))"
+        case .subVP(let a, let b, let n): return "subvp(betaMin: \(a), betaMax: \(b), N: \(n))"
+        }
+    }
+
+    /// Metadata entries: `sde`, `sde.N` and `sde.sigma_min`/`sde.sigma_max` or `sde.beta_min`/`sde.beta_max`.
+    public var metadata: [String: String] {
+        switch self {
+        case .ve(let a, let b, let n): return ["sde": "ve", "sde.sigma_min": "\(a)", "sde.sigma_max": "\(b)", "sde.N": "\(n)"]
+        case .vp(let a, let b, let n): return ["sde": "vp", "sde.beta_min": "\(a)", "sde.beta_max": "\(b)", "sde.N": "\(n)"]
+        case .subVP(let a, let b, let n): return ["sde": "subvp", "sde.beta_min": "\(a)", "sde.beta_max": "\(b)", "sde.N": "\(n)"]
+        }
+    }
+
+    /// Reads the entries written by ``metadata``.
+    init(metadata m: MetadataReader) throws {
+        let kind = try m.string("sde")
+        let n = try m.int("sde.N")
+        switch kind {
+        case "ve": self = .ve(sigmaMin: try m.double("sde.sigma_min"), sigmaMax: try m.double("sde.sigma_max"), N: n)
+        case "vp": self = .vp(betaMin: try m.double("sde.beta_min"), betaMax: try m.double("sde.beta_max"), N: n)
+        case "subvp": self = .subVP(betaMin: try m.double("sde.beta_min"), betaMax: try m.double("sde.beta_max"), N: n)
+        default: throw m.fail("metadata 'sde' is '\(kind)'; expected ve, vp or subvp")
+        }
+    }
+}
+
+/// How the network output becomes a score (PT `models/utils.py get_score_fn`, NCSN++ `scale_by_sigma`).
+public enum MLPOutputParameterization: String, Sendable, CaseIterable {
+    /// VP / sub-VP: the network predicts the noise, `s = −out / std(t)`; time input `τ = t`.
+    case noisePrediction = "noise"
+    /// VE: `s = out / σ(t)` (`scale_by_sigma`); time input `τ = log σ(t)`.
+    case scaledBySigma = "scaled_by_sigma"
+}
+
+/// The shape of an ``MLPScore`` network.
+public struct MLPArchitecture: Sendable, Equatable {
+    /// Shape of one sample; the network sees it flattened to `D = rowShape.reduce(1, *)` values.
+    public var rowShape: [Int]
+    /// Width `H` of every hidden layer.
+    public var hiddenWidth: Int
+    /// Number of residual blocks `h + Dense(SiLU(Dense(SiLU(h)) [+ Dense(temb)]))`.
+    public var residualBlocks: Int
+    /// Number `F` of random Fourier frequencies (the embedding has `2F` features).
+    public var fourierFeatures: Int
+    /// Standard deviation of the Fourier frequencies `W ~ N(0, scale²)` (NCSN++: 16).
+    public var fourierScale: Double
+    /// Whether each residual block adds its own projection of the time embedding (as NCSN++'s blocks do).
+    public var timeEmbeddingInBlocks: Bool
+
+    public init(rowShape: [Int], hiddenWidth: Int = 256, residualBlocks: Int = 2, fourierFeatures: Int = 64,
+                fourierScale: Double = 16, timeEmbeddingInBlocks: Bool = true) {
+        self.rowShape = rowShape; self.hiddenWidth = hiddenWidth; self.residualBlocks = residualBlocks
+        self.fourierFeatures = fourierFeatures; self.fourierScale = fourierScale
+        self.timeEmbeddingInBlocks = timeEmbeddingInBlocks
+    }
+
+    /// `D`, the flattened sample size.
+    public var dimension: Int { rowShape.reduce(1, *) }
+
+    /// - Throws: `invalidArgument` for non-positive sizes or scale.
+    public func validate() throws {
+        try requireParameter(!rowShape.isEmpty && rowShape.allSatisfy { $0 >= 1 }, "the sample shape must have positive dimensions (got \(rowShape))")
+        try requireParameter(hiddenWidth >= 1, "the hidden width must be >= 1 (got \(hiddenWidth))")
+        try requireParameter(residualBlocks >= 0, "the number of residual blocks must be >= 0 (got \(residualBlocks))")
+        try requireParameter(fourierFeatures >= 1, "the number of Fourier features must be >= 1 (got \(fourierFeatures))")
+        try requireParameter(fourierScale.isFinite && fourierScale > 0, "the Fourier scale must be finite and > 0 (got \(fourierScale)); NCSN++ uses 16")
+    }
+
+    /// The named tensors of the network, in order (see ``MLPScore`` for the table).
+    public var parameterSpecs: [MLPParameterSpec] {
+        let h = hiddenWidth, d = dimension, f = fourierFeatures
+        var specs = [MLPParameterSpec]()
+        var offset = 0
+        func add(_ name: String, _ shape: [Int], trainable: Bool = true, fanIn: Int = 0) {
+            specs.append(MLPParameterSpec(name: name, shape: shape, offset: offset, trainable: trainable, fanIn: fanIn))
+            offset += shape.reduce(1, *)
+        }
+        add("embed.W", [f], trainable: false)
+        add("embed.dense.weight", [h, 2 * f], fanIn: 2 * f)
+        add("embed.dense.bias", [h], fanIn: 2 * f)
+        add("input.weight", [h, d], fanIn: d)
+        add("input.bias", [h], fanIn: d)
+        for i in 0 ..< residualBlocks {
+            add("blocks.\(i).dense1.weight", [h, h], fanIn: h)
+            add("blocks.\(i).dense1.bias", [h], fanIn: h)
+            if timeEmbeddingInBlocks {
+                add("blocks.\(i).temb.weight", [h, h], fanIn: h)
+                add("blocks.\(i).temb.bias", [h], fanIn: h)
+            }
+            add("blocks.\(i).dense2.weight", [h, h], fanIn: h)
+            add("blocks.\(i).dense2.bias", [h], fanIn: h)
+        }
+        add("output.weight", [d, h], fanIn: h)
+        add("output.bias", [d], fanIn: h)
+        return specs
+    }
+
+    /// Total number of values over all named tensors.
+    public var parameterCount: Int { parameterSpecs.last.map { $0.offset + $0.count } ?? 0 }
+
+    /// Metadata entries `model.*`.
+    public var metadata: [String: String] {
+        ["model.row_shape": rowShape.map(String.init).joined(separator: ","),
+         "model.hidden_width": "\(hiddenWidth)",
+         "model.residual_blocks": "\(residualBlocks)",
+         "model.fourier_features": "\(fourierFeatures)",
+         "model.fourier_scale": "\(fourierScale)",
+         "model.time_embedding_in_blocks": "\(timeEmbeddingInBlocks)"]
+    }
+
+    init(metadata m: MetadataReader) throws {
+        let shapeText = try m.string("model.row_shape")
+        let shape = shapeText.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !shape.isEmpty, shape.allSatisfy({ ($0 ?? 0) >= 1 }) else {
+            throw m.fail("metadata 'model.row_shape' is '\(shapeText)'; expected positive integers separated by commas, e.g. '2' or '1,28,28'")
+        }
+        self.init(rowShape: shape.map { $0! }, hiddenWidth: try m.int("model.hidden_width"),
+                  residualBlocks: try m.int("model.residual_blocks"), fourierFeatures: try m.int("model.fourier_features"),
+                  fourierScale: try m.double("model.fourier_scale"), timeEmbeddingInBlocks: try m.bool("model.time_embedding_in_blocks"))
+        do { try validate() } catch let ScoreSDEError.invalidArgument(msg) { throw m.fail("metadata describes an invalid network: \(msg)") }
+    }
+}
+
+/// One named tensor of an ``MLPScore``: its place in the flat parameter vector.
+public struct MLPParameterSpec: Sendable, Equatable {
+    public let name: String
+    public let shape: [Int]
+    /// Index of its first value in ``MLPScore/parameters``.
+    public let offset: Int
+    /// Whether training updates it (`embed.W`, the fixed Fourier frequencies, is a buffer).
+    public let trainable: Bool
+    /// `in_features` of its Linear layer (0 for `embed.W`), which sets the init bound `1/√fanIn`.
+    public let fanIn: Int
+    public var count: Int { shape.reduce(1, *) }
+    public var range: Range<Int> { offset ..< offset + count }
+}
+
+/// Typed access to a metadata map, with errors naming the file.
+struct MetadataReader {
+    let map: [String: String]
+    let path: String
+
+    func fail(_ message: String) -> ScoreSDEError { .io(path: path, message: message) }
+
+    func string(_ key: String) throws -> String {
+        guard let v = map[key] else { throw fail("missing metadata key '\(key)' (is this a ScoreSDE model file?)") }
+        return v
+    }
+    func double(_ key: String) throws -> Double {
+        let s = try string(key)
+        guard let v = Double(s), v.isFinite else { throw fail("metadata '\(key)' is '\(s)'; expected a finite number") }
+        return v
+    }
+    func int(_ key: String) throws -> Int {
+        let s = try string(key)
+        guard let v = Int(s) else { throw fail("metadata '\(key)' is '\(s)'; expected an integer") }
+        return v
+    }
+    func uint64(_ key: String) throws -> UInt64 {
+        let s = try string(key)
+        guard let v = UInt64(s) else { throw fail("metadata '\(key)' is '\(s)'; expected a non-negative integer") }
+        return v
+    }
+    func bool(_ key: String) throws -> Bool {
+        let s = try string(key)
+        switch s {
+        case "true": return true
+        case "false": return false
+        default: throw fail("metadata '\(key)' is '\(s)'; expected true or false")
+        }
+    }
+}
+
+/// The affine map between data space and the space a model is trained in: `model = scale · data + shift`
+/// (e.g. images in [0, 1] centred to [−1, 1]: scale 2, shift −1, the reference's `centered` option).
+public struct DataScaling: Sendable, Equatable {
+    public var scale: Double
+    public var shift: Double
+
+    public init(scale: Double = 1, shift: Double = 0) throws {
+        try requireParameter(scale.isFinite && scale != 0, "the data scale must be finite and non-zero (got \(scale))")
+        try requireParameter(shift.isFinite, "the data shift must be finite (got \(shift))")
+        self.scale = scale; self.shift = shift
+    }
+
+    /// No change.
+    public static let identity = DataScaling(uncheckedScale: 1, shift: 0)
+
+    init(uncheckedScale scale: Double, shift: Double) { self.scale = scale; self.shift = shift }
+
+    /// Data → model space.
+    public func toModel(_ x: Tensor) -> Tensor {
+        if self == .identity { return x }
+        var y = x
+        let a = scale, b = shift
+        y.storage.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = a * p[i] + b } }
+        return y
+    }
+
+    /// Model → data space (e.g. for samples).
+    public func toData(_ x: Tensor) -> Tensor {
+        if self == .identity { return x }
+        var y = x
+        let a = 1 / scale, b = shift
+        y.storage.withUnsafeMutableBufferPointer { p in for i in p.indices { p[i] = (p[i] - b) * a } }
+        return y
+    }
+
+    var metadata: [String: String] { ["data.scale": "\(scale)", "data.shift": "\(shift)"] }
+
+    init(metadata m: MetadataReader) throws {
+        let s = try m.double("data.scale"), b = try m.double("data.shift")
+        guard s != 0 else { throw m.fail("metadata 'data.scale' is 0; expected a non-zero number") }
+        self.init(uncheckedScale: s, shift: b)
+    }
+}

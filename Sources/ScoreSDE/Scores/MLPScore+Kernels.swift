@@ -1,0 +1,400 @@
+import Foundation
+
+// The numerical core of MLPScore: layer offsets, elementwise SIMD kernels, the inference pass
+// (score and forward-mode JVP at one time) and the training pass (forward with stored
+// activations, hand-written backward). All matrix products are BLAS.gemm over whole batches.
+
+/// Offsets of every tensor in the flat parameter vector, by role.
+struct MLPLayout: Sendable {
+    let d, h, f, blocks: Int
+    let embedInBlocks: Bool
+    let freq, embW, embB, inW, inB: Int
+    let w1, b1, wt, bt, w2, b2: [Int]
+    let outW, outB: Int
+    let count: Int
+
+    init(_ a: MLPArchitecture) {
+        d = a.dimension; h = a.hiddenWidth; f = a.fourierFeatures; blocks = a.residualBlocks
+        embedInBlocks = a.timeEmbeddingInBlocks
+        var o = [String: Int]()
+        for s in a.parameterSpecs { o[s.name] = s.offset }
+        freq = o["embed.W"]!; embW = o["embed.dense.weight"]!; embB = o["embed.dense.bias"]!
+        inW = o["input.weight"]!; inB = o["input.bias"]!
+        w1 = (0 ..< a.residualBlocks).map { o["blocks.\($0).dense1.weight"]! }
+        b1 = (0 ..< a.residualBlocks).map { o["blocks.\($0).dense1.bias"]! }
+        wt = (0 ..< a.residualBlocks).map { o["blocks.\($0).temb.weight"] ?? -1 }
+        bt = (0 ..< a.residualBlocks).map { o["blocks.\($0).temb.bias"] ?? -1 }
+        w2 = (0 ..< a.residualBlocks).map { o["blocks.\($0).dense2.weight"]! }
+        b2 = (0 ..< a.residualBlocks).map { o["blocks.\($0).dense2.bias"]! }
+        outW = o["output.weight"]!; outB = o["output.bias"]!
+        count = a.parameterCount
+    }
+}
+
+// MARK: - Linear layers (weights [out, in], row-major, as torch.nn.Linear)
+
+/// `y (=|+=) x · Wᵀ` for `rows` rows: `x` is `rows × in`, `W` is `out × in`.
+@inline(__always)
+func linearForward(_ x: UnsafePointer<Double>, rows: Int, inDim: Int, weight w: UnsafePointer<Double>, outDim: Int,
+                   into y: UnsafeMutablePointer<Double>, accumulate: Bool) {
+    BLAS.gemm(transB: true, m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: w, ldb: inDim,
+              beta: accumulate ? 1 : 0, c: y, ldc: outDim)
+}
+
+/// `dW += gᵀ · x` (`g` is `rows × out`).
+@inline(__always)
+func linearWeightGradient(_ g: UnsafePointer<Double>, _ x: UnsafePointer<Double>, rows: Int, inDim: Int, outDim: Int,
+                          into dw: UnsafeMutablePointer<Double>) {
+    BLAS.gemm(transA: true, m: outDim, n: inDim, k: rows, a: g, lda: outDim, b: x, ldb: inDim, beta: 1, c: dw, ldc: inDim)
+}
+
+/// `gx (=|+=) g · W`.
+@inline(__always)
+func linearInputGradient(_ g: UnsafePointer<Double>, rows: Int, weight w: UnsafePointer<Double>, inDim: Int, outDim: Int,
+                         into gx: UnsafeMutablePointer<Double>, accumulate: Bool) {
+    BLAS.gemm(m: rows, n: inDim, k: outDim, a: g, lda: outDim, b: w, ldb: inDim, beta: accumulate ? 1 : 0, c: gx, ldc: inDim)
+}
+
+// MARK: - Elementwise kernels
+
+typealias V4 = SIMD4<Double>
+
+/// Elements per parallel chunk of the elementwise kernels.
+let elementGrain = 1 << 15
+
+@inline(__always) func load4(_ p: UnsafePointer<Double>, _ i: Int) -> V4 {
+    UnsafeRawPointer(p + i).loadUnaligned(as: V4.self)
+}
+@inline(__always) func store4(_ v: V4, _ p: UnsafeMutablePointer<Double>, _ i: Int) {
+    UnsafeMutableRawPointer(p + i).storeBytes(of: v, as: V4.self)
+}
+
+/// `−|a|` by setting the sign bits (concrete SIMD: no generic helper on the hot path).
+@inline(__always) func negativeAbs4(_ a: V4) -> V4 {
+    unsafeBitCast(unsafeBitCast(a, to: SIMD4<UInt64>.self) | SIMD4<UInt64>(repeating: 0x8000_0000_0000_0000), to: V4.self)
+}
+
+/// σ(a) = 1/(1+e^{−a}), from `e^{−|a|}` (never overflows).
+@inline(__always) func sigmoid4(_ a: V4) -> V4 {
+    let e = expNonPositive(negativeAbs4(a))
+    let r = 1 / (1 + e)
+    return (e * r).replacing(with: r, where: a .>= 0)
+}
+
+@inline(__always) func loadTail(_ p: UnsafePointer<Double>, _ i: Int, _ k: Int) -> V4 {
+    var v = V4(repeating: 0)
+    for j in 0 ..< k { v[j] = p[i &+ j] }
+    return v
+}
+@inline(__always) func storeTail(_ v: V4, _ p: UnsafeMutablePointer<Double>, _ i: Int, _ k: Int) {
+    for j in 0 ..< k { p[i &+ j] = v[j] }
+}
+
+/// `act = SiLU(pre)` and, when given, `sig = σ(pre)`, over `n` values.
+func siluForward(_ pre: UnsafePointer<Double>, act: UnsafeMutablePointer<Double>, sig: UnsafeMutablePointer<Double>?, _ n: Int) {
+    Parallel.forEachChunk(n, grain: elementGrain) { r in
+        var i = r.lowerBound
+        let end = r.upperBound
+        if let sig {
+            while i &+ 4 <= end {
+                let a = load4(pre, i), s = sigmoid4(a)
+                store4(a * s, act, i); store4(s, sig, i)
+                i &+= 4
+            }
+            if i < end {
+                let k = end &- i, a = loadTail(pre, i, k), s = sigmoid4(a)
+                storeTail(a * s, act, i, k); storeTail(s, sig, i, k)
+            }
+        } else {
+            while i &+ 4 <= end {
+                let a = load4(pre, i)
+                store4(a * sigmoid4(a), act, i)
+                i &+= 4
+            }
+            if i < end {
+                let k = end &- i, a = loadTail(pre, i, k)
+                storeTail(a * sigmoid4(a), act, i, k)
+            }
+        }
+    }
+}
+
+/// `out (=|+=) g · SiLU'(pre)` with `SiLU'(a) = σ(a) (1 + a (1 − σ(a)))`, from stored `sig = σ(pre)`.
+func siluBackward(_ g: UnsafePointer<Double>, pre: UnsafePointer<Double>, sig: UnsafePointer<Double>,
+                  into out: UnsafeMutablePointer<Double>, _ n: Int, accumulate: Bool) {
+    Parallel.forEachChunk(n, grain: elementGrain) { r in
+        var i = r.lowerBound
+        let end = r.upperBound
+        while i &+ 4 <= end {
+            let a = load4(pre, i), s = load4(sig, i)
+            let v = load4(g, i) * s * (1 + a * (1 - s))
+            store4(accumulate ? load4(out, i) + v : v, out, i)
+            i &+= 4
+        }
+        if i < end {
+            let k = end &- i
+            let a = loadTail(pre, i, k), s = loadTail(sig, i, k)
+            let v = loadTail(g, i, k) * s * (1 + a * (1 - s))
+            storeTail(accumulate ? loadTail(out, i, k) + v : v, out, i, k)
+        }
+    }
+}
+
+/// `act = SiLU(pre)`, and the tangent `dact = SiLU'(pre) · dpre`.
+func siluTangent(_ pre: UnsafePointer<Double>, _ dpre: UnsafePointer<Double>,
+                 act: UnsafeMutablePointer<Double>, dact: UnsafeMutablePointer<Double>, _ n: Int) {
+    Parallel.forEachChunk(n, grain: elementGrain) { r in
+        var i = r.lowerBound
+        let end = r.upperBound
+        while i &+ 4 <= end {
+            let a = load4(pre, i), s = sigmoid4(a)
+            store4(a * s, act, i)
+            store4(load4(dpre, i) * s * (1 + a * (1 - s)), dact, i)
+            i &+= 4
+        }
+        if i < end {
+            let k = end &- i
+            let a = loadTail(pre, i, k), s = sigmoid4(a)
+            storeTail(a * s, act, i, k)
+            storeTail(loadTail(dpre, i, k) * s * (1 + a * (1 - s)), dact, i, k)
+        }
+    }
+}
+
+/// `dst[r] = bias (+ other[r])` for `rows` rows of `width`.
+func fillRows(_ dst: UnsafeMutablePointer<Double>, rows: Int, width: Int, bias: UnsafePointer<Double>,
+              plus other: UnsafePointer<Double>? = nil) {
+    Parallel.forEachChunk(rows, grain: max(1, elementGrain / max(width, 1))) { range in
+        for r in range {
+            let o = dst + r &* width
+            if let other {
+                let q = other + r &* width
+                for j in 0 ..< width { o[j] = bias[j] + q[j] }
+            } else {
+                o.update(from: bias, count: width)
+            }
+        }
+    }
+}
+
+/// `acc[j] += Σ_r g[r, j]` (sequential over rows: the result does not depend on the thread count).
+func addColumnSums(_ g: UnsafePointer<Double>, rows: Int, width: Int, into acc: UnsafeMutablePointer<Double>) {
+    for r in 0 ..< rows {
+        let q = g + r &* width
+        for j in 0 ..< width { acc[j] += q[j] }
+    }
+}
+
+/// `out[r, k] = sin(2π W_k τ_r)`, `out[r, F + k] = cos(2π W_k τ_r)`.
+func fourierFeatures(_ tau: UnsafePointer<Double>, rows: Int, frequencies w: UnsafePointer<Double>, f: Int,
+                     into out: UnsafeMutablePointer<Double>) {
+    Parallel.forEachChunk(rows, grain: max(1, 4096 / max(f, 1))) { range in
+        for r in range {
+            let o = out + r &* 2 &* f, t = 2 * Double.pi * tau[r]
+            for k in 0 ..< f {
+                let a = t * w[k]
+                o[k] = Foundation.sin(a)
+                o[f &+ k] = Foundation.cos(a)
+            }
+        }
+    }
+}
+
+/// `SiLU(a)` of one value.
+@inline(__always) func siluScalar(_ a: Double) -> Double { a * sigmoid4(V4(repeating: a))[0] }
+
+// MARK: - Inference: score and JVP at one time
+
+/// Scratch and time-folded biases for evaluating the network at one τ on chunks of rows.
+///
+/// At a fixed time the embedding is one vector, so it is folded into biases once:
+/// `bias0 = input.bias + temb`, `biasU_i = dense1.bias + temb.bias + temb.weight · temb`.
+final class MLPInferenceContext {
+    let l: MLPLayout
+    let p: UnsafePointer<Double>
+    let capacity: Int
+    let buffer: UnsafeMutablePointer<Double>
+    let h, act, u: UnsafeMutablePointer<Double>
+    let dh, dact, du: UnsafeMutablePointer<Double>
+    let bias0, biasU: UnsafeMutablePointer<Double>
+
+    init(layout l: MLPLayout, params p: UnsafePointer<Double>, tau: Double, capacity: Int, withTangent: Bool) {
+        self.l = l; self.p = p; self.capacity = capacity
+        let hw = l.h, slab = capacity * hw
+        let total = (withTangent ? 6 : 3) * slab + hw * (1 + l.blocks) + 2 * l.f + 2 * hw
+        buffer = .allocate(capacity: total)
+        h = buffer; act = buffer + slab; u = buffer + 2 * slab
+        dh = withTangent ? buffer + 3 * slab : h
+        dact = withTangent ? buffer + 4 * slab : act
+        du = withTangent ? buffer + 5 * slab : u
+        let base = buffer + (withTangent ? 6 : 3) * slab
+        bias0 = base; biasU = base + hw
+        let feat = base + hw * (1 + l.blocks), temb = feat + 2 * l.f, tmp = temb + hw
+
+        // Time embedding of one row.
+        var t = tau
+        fourierFeatures(&t, rows: 1, frequencies: p + l.freq, f: l.f, into: feat)
+        tmp.update(from: p + l.embB, count: hw)
+        linearForward(feat, rows: 1, inDim: 2 * l.f, weight: p + l.embW, outDim: hw, into: tmp, accumulate: true)
+        for j in 0 ..< hw { temb[j] = siluScalar(tmp[j]) }
+        for j in 0 ..< hw { bias0[j] = p[l.inB + j] + temb[j] }
+        for i in 0 ..< l.blocks {
+            let b = biasU + i * hw
+            b.update(from: p + l.b1[i], count: hw)
+            if l.embedInBlocks {
+                for j in 0 ..< hw { b[j] += p[l.bt[i] + j] }
+                linearForward(temb, rows: 1, inDim: hw, weight: p + l.wt[i], outDim: hw, into: b, accumulate: true)
+            }
+        }
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// `out = scale · net(x)` and, when `v` is given, `jvp = scale · (∂net/∂x) v`, for `rows ≤ capacity` rows.
+    func run(x: UnsafePointer<Double>, rows n: Int, out: UnsafeMutablePointer<Double>,
+             v: UnsafePointer<Double>?, jvp: UnsafeMutablePointer<Double>?, scale: Double) {
+        let hw = l.h, d = l.d, nh = n * hw
+        let tangent = v != nil
+        fillRows(h, rows: n, width: hw, bias: bias0)
+        linearForward(x, rows: n, inDim: d, weight: p + l.inW, outDim: hw, into: h, accumulate: true)
+        if let v { linearForward(v, rows: n, inDim: d, weight: p + l.inW, outDim: hw, into: dh, accumulate: false) }
+        for i in 0 ..< l.blocks {
+            if tangent { siluTangent(h, dh, act: act, dact: dact, nh) } else { siluForward(h, act: act, sig: nil, nh) }
+            fillRows(u, rows: n, width: hw, bias: biasU + i * hw)
+            linearForward(act, rows: n, inDim: hw, weight: p + l.w1[i], outDim: hw, into: u, accumulate: true)
+            if tangent { linearForward(dact, rows: n, inDim: hw, weight: p + l.w1[i], outDim: hw, into: du, accumulate: false) }
+            if tangent { siluTangent(u, du, act: act, dact: dact, nh) } else { siluForward(u, act: act, sig: nil, nh) }
+            addRowBias(h, rows: n, width: hw, bias: p + l.b2[i])
+            linearForward(act, rows: n, inDim: hw, weight: p + l.w2[i], outDim: hw, into: h, accumulate: true)
+            if tangent { linearForward(dact, rows: n, inDim: hw, weight: p + l.w2[i], outDim: hw, into: dh, accumulate: true) }
+        }
+        if tangent { siluTangent(h, dh, act: act, dact: dact, nh) } else { siluForward(h, act: act, sig: nil, nh) }
+        fillRows(out, rows: n, width: d, bias: p + l.outB)
+        linearForward(act, rows: n, inDim: hw, weight: p + l.outW, outDim: d, into: out, accumulate: true)
+        if scale != 1 { for i in 0 ..< n * d { out[i] *= scale } }
+        if let jvp {
+            linearForward(dact, rows: n, inDim: hw, weight: p + l.outW, outDim: d, into: jvp, accumulate: false)
+            if scale != 1 { for i in 0 ..< n * d { jvp[i] *= scale } }
+        }
+    }
+}
+
+/// `dst[r] += bias` for every row.
+func addRowBias(_ dst: UnsafeMutablePointer<Double>, rows: Int, width: Int, bias: UnsafePointer<Double>) {
+    Parallel.forEachChunk(rows, grain: max(1, elementGrain / max(width, 1))) { range in
+        for r in range {
+            let o = dst + r &* width
+            for j in 0 ..< width { o[j] += bias[j] }
+        }
+    }
+}
+
+// MARK: - Training: forward with stored activations, backward
+
+/// Buffers of one training pass over up to `capacity` rows: inputs, every activation the backward
+/// pass needs, and gradient scratch. One allocation, reused across steps.
+final class MLPTrainingWorkspace {
+    let l: MLPLayout
+    let capacity: Int
+    let buffer: UnsafeMutablePointer<Double>
+    /// Inputs `x` (`rows × D`) and per-row time inputs `τ`.
+    let x, tau: UnsafeMutablePointer<Double>
+    /// Network output, and `∂loss/∂out` (set by the caller before `backward`).
+    let out, gOut: UnsafeMutablePointer<Double>
+    let feat, tembPre, tembSig, temb: UnsafeMutablePointer<Double>
+    let hPre, hSig, hAct: [UnsafeMutablePointer<Double>]     // L + 1 each
+    let uPre, uSig, uAct: [UnsafeMutablePointer<Double>]     // L each
+    let gH, gA, gU, gTemb: UnsafeMutablePointer<Double>
+    let biasTmp: UnsafeMutablePointer<Double>
+
+    init(layout l: MLPLayout, capacity: Int) {
+        self.l = l; self.capacity = capacity
+        let c = capacity, hw = l.h, d = l.d, L = l.blocks
+        let slab = c * hw
+        let total = c * (4 * d + 1) + c * 2 * l.f + slab * (3 + 3 * (L + 1) + 3 * L + 4) + hw
+        buffer = .allocate(capacity: total)
+        buffer.initialize(repeating: 0, count: total)
+        var cursor = buffer
+        func take(_ n: Int) -> UnsafeMutablePointer<Double> { defer { cursor += n }; return cursor }
+        x = take(c * d); out = take(c * d); gOut = take(c * d); _ = take(c * d)
+        tau = take(c)
+        feat = take(c * 2 * l.f)
+        tembPre = take(slab); tembSig = take(slab); temb = take(slab)
+        hPre = (0 ... L).map { _ in take(slab) }
+        hSig = (0 ... L).map { _ in take(slab) }
+        hAct = (0 ... L).map { _ in take(slab) }
+        uPre = (0 ..< L).map { _ in take(slab) }
+        uSig = (0 ..< L).map { _ in take(slab) }
+        uAct = (0 ..< L).map { _ in take(slab) }
+        gH = take(slab); gA = take(slab); gU = take(slab); gTemb = take(slab)
+        biasTmp = take(hw)
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// `out = net(x, τ)` for the first `n` rows, keeping what `backward` needs.
+    func forward(_ p: UnsafePointer<Double>, rows n: Int) {
+        precondition(n <= capacity)
+        let hw = l.h, d = l.d, nh = n * hw, L = l.blocks
+        fourierFeatures(tau, rows: n, frequencies: p + l.freq, f: l.f, into: feat)
+        fillRows(tembPre, rows: n, width: hw, bias: p + l.embB)
+        linearForward(feat, rows: n, inDim: 2 * l.f, weight: p + l.embW, outDim: hw, into: tembPre, accumulate: true)
+        siluForward(tembPre, act: temb, sig: tembSig, nh)
+        fillRows(hPre[0], rows: n, width: hw, bias: p + l.inB, plus: temb)
+        linearForward(x, rows: n, inDim: d, weight: p + l.inW, outDim: hw, into: hPre[0], accumulate: true)
+        for i in 0 ..< L {
+            siluForward(hPre[i], act: hAct[i], sig: hSig[i], nh)
+            if l.embedInBlocks {
+                for j in 0 ..< hw { biasTmp[j] = p[l.b1[i] + j] + p[l.bt[i] + j] }
+                fillRows(uPre[i], rows: n, width: hw, bias: biasTmp)
+                linearForward(temb, rows: n, inDim: hw, weight: p + l.wt[i], outDim: hw, into: uPre[i], accumulate: true)
+            } else {
+                fillRows(uPre[i], rows: n, width: hw, bias: p + l.b1[i])
+            }
+            linearForward(hAct[i], rows: n, inDim: hw, weight: p + l.w1[i], outDim: hw, into: uPre[i], accumulate: true)
+            siluForward(uPre[i], act: uAct[i], sig: uSig[i], nh)
+            fillRows(hPre[i + 1], rows: n, width: hw, bias: p + l.b2[i], plus: hPre[i])
+            linearForward(uAct[i], rows: n, inDim: hw, weight: p + l.w2[i], outDim: hw, into: hPre[i + 1], accumulate: true)
+        }
+        siluForward(hPre[L], act: hAct[L], sig: hSig[L], nh)
+        fillRows(out, rows: n, width: d, bias: p + l.outB)
+        linearForward(hAct[L], rows: n, inDim: hw, weight: p + l.outW, outDim: d, into: out, accumulate: true)
+    }
+
+    /// Adds `∂loss/∂θ` to `g` (flat, parameter order) from `gOut = ∂loss/∂out` of the first `n`
+    /// rows, after `forward` on the same rows and parameters. `embed.W` gets no gradient (a buffer).
+    func backward(_ p: UnsafePointer<Double>, gradient g: UnsafeMutablePointer<Double>, rows n: Int) {
+        let hw = l.h, d = l.d, nh = n * hw, L = l.blocks
+        // out = output(hAct[L])
+        linearWeightGradient(gOut, hAct[L], rows: n, inDim: hw, outDim: d, into: g + l.outW)
+        addColumnSums(gOut, rows: n, width: d, into: g + l.outB)
+        linearInputGradient(gOut, rows: n, weight: p + l.outW, inDim: hw, outDim: d, into: gA, accumulate: false)
+        siluBackward(gA, pre: hPre[L], sig: hSig[L], into: gH, nh, accumulate: false)
+        gTemb.update(repeating: 0, count: nh)
+        for i in stride(from: L - 1, through: 0, by: -1) {
+            // hPre[i+1] = hPre[i] + dense2(uAct[i])
+            linearWeightGradient(gH, uAct[i], rows: n, inDim: hw, outDim: hw, into: g + l.w2[i])
+            addColumnSums(gH, rows: n, width: hw, into: g + l.b2[i])
+            linearInputGradient(gH, rows: n, weight: p + l.w2[i], inDim: hw, outDim: hw, into: gA, accumulate: false)
+            siluBackward(gA, pre: uPre[i], sig: uSig[i], into: gU, nh, accumulate: false)
+            // uPre[i] = dense1(hAct[i]) + temb(temb)
+            linearWeightGradient(gU, hAct[i], rows: n, inDim: hw, outDim: hw, into: g + l.w1[i])
+            addColumnSums(gU, rows: n, width: hw, into: g + l.b1[i])
+            if l.embedInBlocks {
+                linearWeightGradient(gU, temb, rows: n, inDim: hw, outDim: hw, into: g + l.wt[i])
+                addColumnSums(gU, rows: n, width: hw, into: g + l.bt[i])
+                linearInputGradient(gU, rows: n, weight: p + l.wt[i], inDim: hw, outDim: hw, into: gTemb, accumulate: true)
+            }
+            linearInputGradient(gU, rows: n, weight: p + l.w1[i], inDim: hw, outDim: hw, into: gA, accumulate: false)
+            siluBackward(gA, pre: hPre[i], sig: hSig[i], into: gH, nh, accumulate: true)
+        }
+        // hPre[0] = input(x) + temb
+        linearWeightGradient(gH, x, rows: n, inDim: d, outDim: hw, into: g + l.inW)
+        addColumnSums(gH, rows: n, width: hw, into: g + l.inB)
+        for k in 0 ..< nh { gTemb[k] += gH[k] }
+        // temb = SiLU(embed.dense(feat))
+        siluBackward(gTemb, pre: tembPre, sig: tembSig, into: gA, nh, accumulate: false)
+        linearWeightGradient(gA, feat, rows: n, inDim: 2 * l.f, outDim: hw, into: g + l.embW)
+        addColumnSums(gA, rows: n, width: hw, into: g + l.embB)
+    }
+}

@@ -1,0 +1,193 @@
+import Foundation
+
+/// Model and checkpoint files: safetensors (F64) with string metadata.
+///
+/// **Weights file** (``MLPScore/save(to:dtype:)``): the named tensors of ``MLPScore`` under their
+/// own names (`input.weight`, ...), PyTorch layout.
+///
+/// **Checkpoint** (``Trainer/save(to:)``): `model.<name>` (current weights), `ema.<name>` (EMA
+/// weights), `adam.exp_avg.<name>` and `adam.exp_avg_sq.<name>` (Adam moments, trainable tensors
+/// only), all F64 so that a resume is exact.
+///
+/// **Metadata** (every value a string):
+///
+/// | key | value |
+/// |---|---|
+/// | `format`, `format.version`, `format.content` | `scoresde.mlp`, `1`, `weights` or `checkpoint` |
+/// | `sde`, `sde.N` | `ve` / `vp` / `subvp`, steps |
+/// | `sde.sigma_min`, `sde.sigma_max` (VE) or `sde.beta_min`, `sde.beta_max` (VP, sub-VP) | numbers |
+/// | `model.row_shape` | e.g. `2` or `1,28,28` |
+/// | `model.hidden_width`, `model.residual_blocks`, `model.fourier_features` | integers |
+/// | `model.fourier_scale`, `model.time_embedding_in_blocks` | number, `true`/`false` |
+/// | `model.parameterization` | `noise` or `scaled_by_sigma` |
+/// | `data.scale`, `data.shift` | model-space data = scale · data + shift |
+/// | checkpoints only: `train.step` | steps completed |
+/// | `train.seed`, `train.batch_size`, `train.lr`, `train.beta1`, `train.beta2`, `train.adam_eps`, `train.warmup`, `train.grad_clip`, `train.ema_rate`, `train.reduce_mean`, `train.likelihood_weighting`, `train.eps` | the ``TrainingConfiguration`` |
+/// | `data.rows`, `data.fingerprint` | the training data's row count and 64-bit fingerprint (hex) |
+public enum ModelFile {
+    public static let format = "scoresde.mlp"
+    public static let version = "1"
+
+    /// Which weights of a checkpoint to load.
+    public enum Weights: String, Sendable, CaseIterable {
+        /// The exponential moving average (what the reference samples with).
+        case ema
+        /// The raw optimiser weights.
+        case raw
+    }
+
+    /// `format.*`, `sde.*`, `model.*` and `data.scale/shift` of `model`.
+    static func modelMetadata(_ model: MLPScore, content: String) -> [String: String] {
+        var m = ["format": format, "format.version": version, "format.content": content,
+                 "model.parameterization": model.parameterization.rawValue]
+        m.merge(model.sdeSpec.metadata) { a, _ in a }
+        m.merge(model.architecture.metadata) { a, _ in a }
+        m.merge(model.dataScaling.metadata) { a, _ in a }
+        return m
+    }
+
+    /// Checks the `format` keys; returns the content kind.
+    static func content(of file: SafetensorsFile) throws -> String {
+        guard let f = file.metadata["format"] else {
+            throw ScoreSDEError.io(path: file.path, message: "not a ScoreSDE model file: the safetensors metadata has no 'format' key (expected '\(format)'); weights files are written by `Trainer.save` / `MLPScore.save`")
+        }
+        guard f == format else {
+            throw ScoreSDEError.io(path: file.path, message: "unsupported model format '\(f)' (expected '\(format)')")
+        }
+        let v = file.metadata["format.version"] ?? "?"
+        guard v == version else {
+            throw ScoreSDEError.io(path: file.path, message: "unsupported \(format) version '\(v)' (this build reads version \(version))")
+        }
+        let c = file.metadata["format.content"] ?? "?"
+        guard c == "weights" || c == "checkpoint" else {
+            throw ScoreSDEError.io(path: file.path, message: "metadata 'format.content' is '\(c)'; expected weights or checkpoint")
+        }
+        return c
+    }
+
+    /// An ``MLPScore`` with the architecture, SDE and scaling of the file and no weights loaded yet.
+    static func skeleton(_ file: SafetensorsFile) throws -> MLPScore {
+        let m = MetadataReader(map: file.metadata, path: file.path)
+        let arch = try MLPArchitecture(metadata: m)
+        let spec = try SDESpec(metadata: m)
+        let param = try m.string("model.parameterization")
+        guard let p = MLPOutputParameterization(rawValue: param) else {
+            throw m.fail("metadata 'model.parameterization' is '\(param)'; expected noise or scaled_by_sigma")
+        }
+        do {
+            return try MLPScore(architecture: arch, sde: spec, parameterization: p, dataScaling: try DataScaling(metadata: m),
+                                parameters: [Double](repeating: 0, count: arch.parameterCount))
+        } catch let e as ScoreSDEError {
+            if case .io = e { throw e }
+            throw m.fail("the metadata describes a model that cannot be built: \(e)")
+        }
+    }
+
+    /// The flat vector of the tensors `prefix + name` for `specs` (those with `only` true), checking shapes and finiteness.
+    static func vector(_ file: SafetensorsFile, prefix: String, specs: [MLPParameterSpec], count: Int,
+                       only: (MLPParameterSpec) -> Bool = { _ in true }) throws -> [Double] {
+        var out = [Double](repeating: 0, count: count)
+        for s in specs where only(s) {
+            let t = try file.tensor(named: prefix + s.name, shape: s.shape)
+            guard t.values.allSatisfy(\.isFinite) else {
+                throw ScoreSDEError.io(path: file.path, message: "tensor '\(prefix + s.name)' contains NaN or Inf")
+            }
+            out.replaceSubrange(s.range, with: t.values)
+        }
+        return out
+    }
+}
+
+extension MLPScore {
+    /// Loads a learned score from a weights file or a checkpoint (EMA weights by default): this is
+    /// what `--model PATH.safetensors` uses.
+    ///
+    /// - Throws: ``ScoreSDEError/io(path:message:)`` for a missing, truncated or corrupt file, a
+    ///   file that is not a ScoreSDE model, missing or mis-shaped tensors, or NaN/Inf weights.
+    public static func load(from path: String, weights: ModelFile.Weights = .ema) throws -> MLPScore {
+        try load(Safetensors.read(path), weights: weights)
+    }
+
+    /// Loads from a decoded file (see ``load(from:weights:)``).
+    public static func load(_ file: SafetensorsFile, weights: ModelFile.Weights = .ema) throws -> MLPScore {
+        let content = try ModelFile.content(of: file)
+        var model = try ModelFile.skeleton(file)
+        let prefix = content == "weights" ? "" : (weights == .ema ? "ema." : "model.")
+        model.parameters = try ModelFile.vector(file, prefix: prefix, specs: model.specs, count: model.parameters.count)
+        return model
+    }
+
+    /// Writes the weights with their architecture, SDE and data scaling (atomically). F32 halves
+    /// the size; F64 keeps the weights exactly.
+    public func save(to path: String, dtype: Safetensors.DType = .f64) throws {
+        try Safetensors.write(namedTensors, metadata: ModelFile.modelMetadata(self, content: "weights"), dtype: dtype, to: path)
+    }
+}
+
+extension Trainer {
+    /// Writes a checkpoint (see ``ModelFile``) atomically: a reader sees the previous checkpoint or
+    /// this one, never a partial file.
+    public func save(to path: String) throws {
+        try AtomicFile.write(checkpointData(), to: path)
+    }
+
+    /// The bytes of the checkpoint.
+    public func checkpointData() throws -> Data {
+        var meta = ModelFile.modelMetadata(model, content: "checkpoint")
+        meta.merge(configuration.trainingMetadata) { a, _ in a }
+        meta["train.step"] = "\(completedSteps)"
+        meta["data.rows"] = "\(dataRows)"
+        meta["data.fingerprint"] = String(dataHash, radix: 16)
+        var tensors = [SafetensorsTensor]()
+        let specs = model.specs
+        func add(_ prefix: String, _ values: [Double], trainableOnly: Bool = false) {
+            for s in specs where !trainableOnly || s.trainable {
+                tensors.append(SafetensorsTensor(name: prefix + s.name, shape: s.shape, values: Array(values[s.range])))
+            }
+        }
+        add("model.", model.parameters)
+        add("ema.", ema.values)
+        add("adam.exp_avg.", optimizer.firstMoment, trainableOnly: true)
+        add("adam.exp_avg_sq.", optimizer.secondMoment, trainableOnly: true)
+        return try Safetensors.encode(tensors, metadata: meta, dtype: .f64)
+    }
+
+    /// Continues a run from a checkpoint: same settings, weights, EMA, Adam state and step count.
+    ///
+    /// - Parameters:
+    ///   - data: the training data in data space. It must be the data of the original run for an
+    ///     exact continuation; other data throws unless `allowDifferentData` (same sample shape needed).
+    /// - Throws: ``ScoreSDEError/io(path:message:)`` for a bad file; `invalidArgument` for other data.
+    public static func resume(from path: String, data: Tensor, allowDifferentData: Bool = false) throws -> Trainer {
+        let file = try Safetensors.read(path)
+        guard try ModelFile.content(of: file) == "checkpoint" else {
+            throw ScoreSDEError.io(path: path, message: "this is a weights file, not a training checkpoint: it has no optimiser state to resume from (write checkpoints with Trainer.save)")
+        }
+        let m = MetadataReader(map: file.metadata, path: path)
+        let config = try TrainingConfiguration(metadata: m)
+        let steps = try m.int("train.step")
+        guard steps >= 0 else { throw m.fail("metadata 'train.step' is \(steps); expected >= 0") }
+        let rows = try m.int("data.rows")
+        let hashText = try m.string("data.fingerprint")
+        if !allowDifferentData {
+            let hash = Trainer.fingerprint(data)
+            guard rows == data.rows, UInt64(hashText, radix: 16) == hash else {
+                throw ScoreSDEError.invalidArgument("the data (\(data.rows) rows, fingerprint \(String(hash, radix: 16))) is not the data this checkpoint was trained on (\(rows) rows, fingerprint \(hashText)); pass the same data for an exact continuation, or allow different data")
+            }
+        }
+        let skeleton = try ModelFile.skeleton(file)
+        let specs = skeleton.specs, count = skeleton.parameters.count
+        let model = try skeleton.withParameters(ModelFile.vector(file, prefix: "model.", specs: specs, count: count))
+        var ema = ExponentialMovingAverage(rate: config.emaRate, initial: try ModelFile.vector(file, prefix: "ema.", specs: specs, count: count))
+        ema.updates = steps
+        var adam = AdamOptimizer(parameterCount: count, learningRate: config.learningRate, beta1: config.beta1, beta2: config.beta2,
+                                 epsilon: config.adamEpsilon, warmup: config.warmup, gradClip: config.gradClip)
+        adam.firstMoment = try ModelFile.vector(file, prefix: "adam.exp_avg.", specs: specs, count: count, only: \.trainable)
+        adam.secondMoment = try ModelFile.vector(file, prefix: "adam.exp_avg_sq.", specs: specs, count: count, only: \.trainable)
+        guard adam.secondMoment.allSatisfy({ $0 >= 0 }) else {
+            throw ScoreSDEError.io(path: path, message: "Adam's second moments (adam.exp_avg_sq.*) must be >= 0; the checkpoint is corrupt")
+        }
+        adam.updates = steps
+        return try Trainer(configuration: config, data: data, model: model, ema: ema, optimizer: adam, completedSteps: steps)
+    }
+}

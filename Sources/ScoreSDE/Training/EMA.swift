@@ -1,0 +1,31 @@
+import Foundation
+
+/// Exponential moving average of the weights, as score_sde's `ExponentialMovingAverage` with
+/// `use_num_updates=True`: after update `k` (1-based) the decay is `min(rate, (1 + k) / (10 + k))`
+/// and `ema ← ema − (1 − decay)(ema − θ)`. The average starts at the initial weights; its early
+/// decay ramp makes it useful from the first hundred steps on. Sampling uses these weights.
+public struct ExponentialMovingAverage: Sendable, Equatable {
+    /// The asymptotic decay (reference: 0.999 for VE, 0.9999 for VP).
+    public var rate: Double
+    public var values: [Double]
+    public var updates: Int
+
+    public init(rate: Double, initial: [Double]) {
+        self.rate = rate; values = initial; updates = 0
+    }
+
+    /// The decay the next update will use.
+    public var nextDecay: Double { Swift.min(rate, Double(1 + updates + 1) / Double(10 + updates + 1)) }
+
+    /// Moves the average towards `parameters`.
+    public mutating func update(with parameters: [Double]) {
+        precondition(parameters.count == values.count, "ExponentialMovingAverage: sizes do not match")
+        let a = 1 - nextDecay
+        updates += 1
+        values.withUnsafeMutableBufferPointer { e in
+            parameters.withUnsafeBufferPointer { p in
+                for i in e.indices { e[i] -= a * (e[i] - p[i]) }
+            }
+        }
+    }
+}
