@@ -2,7 +2,9 @@ import Foundation
 import RealModule
 
 /// Variance-exploding SDE (SMLD / NCSN): `dx = σ(t) √(2 log(σmax/σmin)) dw`,
-/// `σ(t) = σmin (σmax/σmin)^t`, `x(t) | x(0) ~ N(x(0), σ(t)² I)`.
+/// `σ(t) = σmin (σmax/σmin)^t`. `marginal(at:)` follows the reference's convention that the data
+/// already carry noise σmin: `x(t) | x(0) ~ N(x(0), σ(t)² I)`; from a point mass the SDE itself adds
+/// variance `σ(t)² − σmin²`.
 ///
 /// Supports: every predictor (ancestral: SMLD form), both correctors.
 /// Reference: Song et al. 2021, eq. (30); defaults σmin = 0.01, σmax = 50, N = 1000.
@@ -32,7 +34,7 @@ public struct VESDE: AncestralSamplable, Equatable {
 
     /// `discrete_sigmas[i] = exp(linspace(log σmin, log σmax, N))[i]`.
     public func discreteSigma(_ i: Int) -> Double {
-        N == 1 ? sigmaMax : sigmaMin * Foundation.exp(Double(i) / Double(N - 1) * logRatio)
+        N == 1 ? sigmaMin : sigmaMin * Foundation.exp(Double(i) / Double(N - 1) * logRatio)
     }
 
     /// SMLD form: `f = 0`, `G = √(σ_i² − σ_{i−1}²)` with `σ_{−1} = 0`.

@@ -2,7 +2,8 @@
 public enum FinalDenoising: String, Sendable, CaseIterable {
     /// The noise-free mean of the last predictor step (score_sde's `denoise=True`; no extra NFE).
     case lastPredictorMean
-    /// Tweedie's formula at the final time, `(x + std² s(x)) / meanScale` (one extra NFE, counted).
+    /// Tweedie's formula `E[x₀ | x_t] = (x + std(t)² s(x, t)) / meanScale(t)` at the last step's
+    /// start (`eps`) in place of the last predictor step (Song et al. 2021, App. G); same NFE.
     case tweedie
     /// The last noisy iterate.
     case none
@@ -12,7 +13,8 @@ public enum FinalDenoising: String, Sendable, CaseIterable {
 public enum PCOrder: String, Sendable, CaseIterable {
     /// Corrector, then predictor (score_sde's code; the last predictor mean is the denoised output).
     case correctorFirst
-    /// Predictor, then corrector (the paper's Algorithm 1).
+    /// Predictor, then corrector (the paper's Algorithm 1); no correction after the last step,
+    /// which ends at t = 0.
     case predictorFirst
 }
 
@@ -81,29 +83,47 @@ public struct PCSampler<SDE: ForwardSDE, Score: ScoreModel, P: Predictor, C: Cor
         var x = start
         var mean = x
         let intervals = grid.intervals
+        if denoising == .tweedie, grid.times[grid.steps - 1] <= 0 {
+            throw ScoreSDEError.invalidArgument("Tweedie denoising needs the last step to start at a time > 0")
+        }
+        var out: Tensor?
         for (i, (t, next)) in intervals.enumerated() {
+            let last = i == intervals.count - 1
             switch order {
             case .correctorFirst:
                 try corrector.correct(&x, at: t, along: reverse, using: &rng)
-                mean = try predictor.step(&x, from: t, to: next, along: reverse, using: &rng)
+                if last && denoising == .tweedie {
+                    out = try tweedie(x, at: t, along: reverse)
+                } else {
+                    mean = try predictor.step(&x, from: t, to: next, along: reverse, using: &rng)
+                }
             case .predictorFirst:
-                mean = try predictor.step(&x, from: t, to: next, along: reverse, using: &rng)
-                try corrector.correct(&x, at: next, along: reverse, using: &rng)
+                if last && denoising == .tweedie {
+                    out = try tweedie(x, at: t, along: reverse)
+                } else {
+                    mean = try predictor.step(&x, from: t, to: next, along: reverse, using: &rng)
+                    // The paper's order corrects at every noise level; there is none at t = 0.
+                    if next > 0 { try corrector.correct(&x, at: next, along: reverse, using: &rng) }
+                }
             }
             onStep?(StepEvent(index: i, total: intervals.count, t: t, next: next, scoreEvaluations: reverse.scoreEvaluations))
         }
-        var out: Tensor
         switch denoising {
-        case .lastPredictorMean: out = order == .correctorFirst ? mean : x
+        case .lastPredictorMean: out = mean   // no corrector follows the last step in either order
         case .none: out = x
-        case .tweedie:
-            let tEnd = grid.times[grid.steps]
-            let (m, s) = sde.marginal(at: tEnd)
-            out = x
-            out.add(try reverse.score(x, at: tEnd), scaledBy: s * s)
-            out.scale(by: 1 / m)
+        case .tweedie: break
         }
+        guard let out else { preconditionFailure("PCSampler: no output") }
         try out.checkFinite("the samples (the sampler diverged: try more steps, a smaller snr, or another predictor)")
         return SamplingResult(samples: out, scoreEvaluations: reverse.scoreEvaluations, steps: intervals.count)
+    }
+
+    /// `(x + std(t)² s(x, t)) / meanScale(t)`.
+    private func tweedie(_ x: Tensor, at t: Double, along reverse: ReverseSDE<SDE, Score>) throws -> Tensor {
+        let (m, s) = sde.marginal(at: t)
+        var y = x
+        y.add(try reverse.score(x, at: t), scaledBy: s * s)
+        y.scale(by: 1 / m)
+        return y
     }
 }

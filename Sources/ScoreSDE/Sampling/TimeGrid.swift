@@ -1,7 +1,7 @@
 /// The times a sampler steps through, from `T` down towards 0: `times[0] > times[1] > … > times[N]`.
 /// Step `i` goes from `times[i]` to `times[i + 1]`.
 ///
-///     TimeGrid.uniform(steps: 1000, from: 1, to: 1e-3)   // N + 1 points, the reference's N steps
+///     TimeGrid.uniform(steps: 1000, from: 1, to: 1e-3)   // starts at linspace(1, 1e-3, 1000), then 0
 public struct TimeGrid: Sendable, Equatable {
     public let times: [Double]
 
@@ -15,16 +15,19 @@ public struct TimeGrid: Sendable, Equatable {
         self.times = times
     }
 
-    /// `steps` equal intervals from `start` (usually `T`) down to `end` (the sampler's `eps`).
-    /// With the reference's discrete tables this visits step indices N−1, …, 0 exactly once each,
-    /// as the reference's `linspace(T, eps, N)` does.
+    /// The reference's grid: step `i` starts at `linspace(start, end, steps)[i]` — so discrete
+    /// schedules (reverse diffusion, ancestral sampling, Langevin's α) read exactly the reference's
+    /// indices N−1, …, 0 — and the last step runs from `end` (the sampler's `eps`) to 0.
     public static func uniform(steps: Int, from start: Double, to end: Double) throws -> TimeGrid {
         guard steps >= 1 else { throw ScoreSDEError.invalidArgument("steps must be >= 1 (got \(steps))") }
         guard end.isFinite, start.isFinite, end > 0, end < start else {
             throw ScoreSDEError.invalidArgument("eps must be in (0, \(start)) (got \(end)); the reference uses 1e-3 for VP/sub-VP and 1e-5 for VE")
         }
-        let h = (start - end) / Double(steps)
-        return try TimeGrid((0 ... steps).map { i in i == steps ? end : start - Double(i) * h })
+        guard steps > 1 else { return try TimeGrid([start, 0]) }
+        let h = (start - end) / Double(steps - 1)
+        var times = (0 ..< steps).map { i in i == steps - 1 ? end : start - Double(i) * h }
+        times.append(0)
+        return try TimeGrid(times)
     }
 
     /// Number of steps (intervals).
