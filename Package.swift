@@ -55,6 +55,23 @@ let package = Package(
             path: "Benchmarks"
         ),
 
+        // MARK: - Examples (release build: `swift run -c release Toy2D --output toy2d.png`)
+        .executableTarget(
+            name: "Toy2D",
+            dependencies: ["ScoreSDE", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/Toy2D"
+        ),
+        .executableTarget(
+            name: "Digits",
+            dependencies: ["ScoreSDE", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/Digits"
+        ),
+        .executableTarget(
+            name: "CustomSampler",
+            dependencies: ["ScoreSDE", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/CustomSampler"
+        ),
+
         // MARK: - Tests
         .testTarget(name: "ScoreSDETests", dependencies: ["ScoreSDE"]),
         .testTarget(name: "CLITests", dependencies: ["ScoreSDE"]),

@@ -1,5 +1,6 @@
-// ScoreSDE.swift benchmarks. Release build only:  swift run -c release scoresde-bench [pc|ode|likelihood|all]
+// ScoreSDE.swift benchmarks. Release build only:  swift run -c release scoresde-bench [pc|ode|likelihood|mlp|all]
 // Prints figures; asserts nothing. Every timing is the best of a few repetitions (wall clock).
+import COpenBLAS   // through ScoreSDE's dependency: the mlp section calls dgemm_ and openblas_get_corename
 import Foundation
 import ScoreSDE
 
@@ -182,6 +183,118 @@ func likelihoodBenchmark() throws {
     }
 }
 
+// MARK: - Learned score network (MLP)
+
+/// Row-major `C = A · Bᵀ + C` (A: m × k, B: n × k, C: m × n) with OpenBLAS's `dgemm_`, exactly the
+/// call the network's Linear layers make (`BLAS.gemm(transB: true, ...)`, accumulating into the bias).
+func gemmABt(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, _ c: UnsafeMutablePointer<Double>, m: Int, n: Int, k: Int) {
+    // Row-major C = A Bᵀ is column-major Cᵀ = B Aᵀ.
+    var ta: CChar = 84, tb: CChar = 78   // "T", "N"
+    var mm = blasint(n), nn = blasint(m), kk = blasint(k), al = 1.0, be = 1.0
+    var lb = blasint(k), la = blasint(k), lc = blasint(n)
+    dgemm_(&ta, &tb, &mm, &nn, &kk, &al, UnsafeMutablePointer(mutating: b), &lb, UnsafeMutablePointer(mutating: a), &la, &be, c, &lc)
+}
+
+/// Seconds of `dgemm_` alone for one pass over the products `shapes` (`m × k · (n × k)ᵀ` each; best of 3).
+func gemmSeconds(_ shapes: [(m: Int, n: Int, k: Int)]) -> Double {
+    let maxA = shapes.map { $0.m * $0.k }.max()!, maxB = shapes.map { $0.n * $0.k }.max()!, maxC = shapes.map { $0.m * $0.n }.max()!
+    var rng = RandomSource(seed: 21)
+    let a = Tensor.standardNormal(shape: [maxA], using: &rng).storage, b = Tensor.standardNormal(shape: [maxB], using: &rng).storage
+    var c = [Double](repeating: 0, count: maxC)
+    let work = shapes.reduce(0.0) { $0 + 2 * Double($1.m * $1.n * $1.k) }
+    let reps = max(3, Int(2e9 / work))
+    let t = best(3) {
+        a.withUnsafeBufferPointer { ap in
+            b.withUnsafeBufferPointer { bp in
+                c.withUnsafeMutableBufferPointer { cp in
+                    for _ in 0 ..< reps {
+                        for s in shapes { gemmABt(ap.baseAddress!, bp.baseAddress!, cp.baseAddress!, m: s.m, n: s.n, k: s.k) }
+                    }
+                }
+            }
+        }
+    }
+    return t / Double(reps)
+}
+
+/// The forward pass's matrix products at one time for `n` rows, as `MLPScore` makes them: in chunks of
+/// at most 1024 rows (`MLPScore.chunkRows`), input `D → H`, per block two `H → H` (the time embedding is
+/// folded into biases), output `H → D`.
+func inferenceShapes(_ a: MLPArchitecture, rows n: Int) -> [(m: Int, n: Int, k: Int)] {
+    let d = a.dimension, h = a.hiddenWidth
+    return stride(from: 0, to: n, by: 1024).flatMap { lo -> [(m: Int, n: Int, k: Int)] in
+        let r = min(1024, n - lo)
+        return [(r, h, d)] + Array(repeating: (r, h, h), count: 2 * a.residualBlocks) + [(r, d, h)]
+    }
+}
+
+func flops(_ shapes: [(m: Int, n: Int, k: Int)]) -> Double { shapes.reduce(0.0) { $0 + 2 * Double($1.m * $1.n * $1.k) } }
+
+func mlpBenchmark() throws {
+    let coretype = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)"
+    let corename = openblas_get_corename().map { String(cString: $0) } ?? "?"
+    print("MLP score network: OPENBLAS_CORETYPE=\(coretype), OpenBLAS kernel \(corename), \(openblas_get_num_threads()) OpenBLAS threads, \(Parallel.threadCount) ScoreSDE threads")
+    if corename.lowercased() == "prescott" {
+        print("  (Prescott is OpenBLAS's generic SSE3 kernel: Debian's OpenBLAS misdetects this CPU; set OPENBLAS_CORETYPE=SkylakeX (AVX-512) or Haswell (AVX2) before starting the process)")
+    }
+    let square = [(m: 1024, n: 1024, k: 1024)]
+    print("  dgemm_ alone, 1024 x 1024 x 1024: \(f(flops(square) / gemmSeconds(square) / 1e9, 1)) GFLOP/s (the machine's BLAS ceiling)")
+
+    let digitsShape = MLPArchitecture(rowShape: [1, 8, 8], hiddenWidth: 256, residualBlocks: 2, fourierFeatures: 64)
+    let moonsShape = MLPArchitecture(rowShape: [2], hiddenWidth: 64, residualBlocks: 2, fourierFeatures: 16, fourierScale: 4)
+    let shipped = try? PretrainedModels.digits()
+
+    // Forward pass (score at one time) vs dgemm_ alone on the same products.
+    print("  forward pass (score of n rows at one t): products' GFLOP/s over the whole pass vs dgemm_ alone on the same shapes")
+    var nets = [("Toy2D example net D=2 H=64 L=2", moonsShape, 2000), ("digits net D=64 H=256 L=2", digitsShape, 128),
+                ("digits net D=64 H=256 L=2", digitsShape, 1024)]
+    if let a = shipped?.architecture {
+        nets.append(("shipped digits model D=64 H=\(a.hiddenWidth) L=\(a.residualBlocks)", a, 1024))
+    }
+    for (name, arch, n) in nets {
+        let model = try MLPScore(architecture: arch, sde: .vp(betaMin: 0.1, betaMax: 20, N: 1000), seed: 3)
+        var rng = RandomSource(seed: 4)
+        let x = Tensor.standardNormal(shape: [n] + arch.rowShape, using: &rng)
+        let shapes = inferenceShapes(arch, rows: n)
+        let work = flops(shapes)
+        let reps = max(3, Int(1e9 / work))
+        let pass = try best(3) { for _ in 0 ..< reps { _ = try model.score(x, at: 0.5) } } / Double(reps)
+        let gemm = gemmSeconds(shapes)
+        print("    \(name), n = \(n): \(f(pass * 1e3, 3)) ms per pass, \(f(work / pass / 1e9, 1)) GFLOP/s; dgemm_ alone \(f(gemm * 1e3, 3)) ms, \(f(work / gemm / 1e9, 1)) GFLOP/s (products are \(f(100 * gemm / pass, 0))% of the pass)")
+    }
+
+    // Training: Trainer.step (DSM loss, backward, Adam, EMA).
+    print("  training (Trainer.step: minibatch draw, forward + backward, Adam, EMA)")
+    var moonsRNG = RandomSource(seed: 5)
+    let moons = try Toy2D.moons(count: 10_000, using: &moonsRNG)
+    let digits = try Digits.load(split: .train).images
+    for (name, arch, data, batch, scaling) in [("Toy2D example net D=2 H=64 L=2", moonsShape, moons, 256, DataScaling.identity),
+                                               ("digits net D=64 H=256 L=2", digitsShape, digits, 128, try DataScaling(scale: 1.0 / 16))] {
+        let config = TrainingConfiguration(sde: .vp(betaMin: 0.1, betaMax: 20, N: 1000), architecture: arch,
+                                           dataScaling: scaling, seed: 6, batchSize: batch, warmup: 100)
+        let trainer = try Trainer(configuration: config, data: data)
+        try trainer.train(steps: 20)
+        let steps = 200
+        let wall = try best(3) { try trainer.train(steps: steps) }
+        // Per row: forward products with the time embedding per row (2F → H, L × H → H), then ≈ 2× that backward.
+        let d = arch.dimension, h = arch.hiddenWidth, l = arch.residualBlocks
+        let perRow = 2.0 * Double(2 * arch.fourierFeatures * h + l * h * h + d * h + 2 * l * h * h + h * d)
+        let gflops = 3 * perRow * Double(batch * steps) / wall / 1e9
+        print("    \(name), batch \(batch): \(f(wall / Double(steps) * 1e3, 2)) ms per step, \(f(Double(batch * steps) / wall, 0)) examples/s, ~\(f(gflops, 1)) GFLOP/s (3x forward products)")
+    }
+
+    // Sampling: PC sampler (reverse diffusion + Langevin) with the network.
+    let sde = try VPSDE(betaMin: 0.1, betaMax: 20, N: 100)
+    let model = try shipped ?? MLPScore(architecture: digitsShape, sde: .vp(betaMin: 0.1, betaMax: 20, N: 1000), seed: 7)
+    let sampler = PCSampler(sde: sde, score: model, grid: try .uniform(steps: 100, from: 1, to: 1e-3),
+                            predictor: ReverseDiffusion(), corrector: try Langevin(snr: 0.16))
+    for count in [64, 1024] {
+        var nfe = 0
+        let wall = try best(2) { var rng = RandomSource(seed: 8); nfe = try sampler.sample(count: count, using: &rng).scoreEvaluations }
+        print("  sampling, \(shipped == nil ? "fresh digits-shaped network (H=256)" : "shipped digits model"), PC reverse diffusion + Langevin, 100 steps (NFE \(nfe)), \(count) samples: \(f(wall, 2)) s, \(f(Double(count) / wall, 0)) samples/s, \(f(Double(count * nfe) / wall, 0)) row-evaluations/s")
+    }
+}
+
 let which = CommandLine.arguments.dropFirst().first ?? "all"
 if which == "pc" || which == "all" {
     try pcBenchmark("ring", .ring(), sde: try VESDE(), count: 4096, eps: 1e-5)
@@ -190,3 +303,4 @@ if which == "pc" || which == "all" {
 }
 if which == "ode" || which == "all" { try odeBenchmark(); try odeVersusPC() }
 if which == "likelihood" || which == "all" { try likelihoodBenchmark() }
+if which == "mlp" || which == "all" { try mlpBenchmark() }

@@ -15,6 +15,10 @@ extension ScoreSDECommand {
                 defaults agree: 1e-5 for ve, 1e-3 for vp and subvp).
 
                 Writes only the files named by --output and --stats (at least one is needed).
+
+                A learned model (--model digits, patches or PATH.safetensors) takes the data in data \
+                space (e.g. raw digits 0...16, or --data digits) and applies its recorded scaling \
+                before solving; the latents are in its prior space.
                 """
         )
 
@@ -43,12 +47,14 @@ extension ScoreSDECommand {
         func run() throws {
             // Everything that can be wrong with the input fails here, before any work.
             let dataModel = try model.load()
-            let built = try sde.make(steps: SamplerOptions.defaultSteps)
+            let sdeChoice = try sde.resolve(for: dataModel)
+            let built = try sdeChoice.make(steps: SamplerOptions.defaultSteps)
             let forward = built.forward
-            let eps = self.eps ?? sde.defaultEps
+            let eps = self.eps ?? sdeChoice.defaultEps
             try checkEps(eps, for: forward)
             var rng = RandomSource(seed: compute.seed)
-            let x = try data.load(for: dataModel, using: &rng)
+            // Data space -> the model's space (a learned model's scaling; identity for mixtures).
+            let x = dataModel.scaling.toModel(try data.load(for: dataModel, seed: compute.seed, using: &rng))
             try checkImplicitFits(ode, rows: x.rows, dimension: x.rowSize)
 
             var outputs = RunOutputs()
@@ -79,7 +85,7 @@ extension ScoreSDECommand {
             report["prior_std"] = .double(forward.priorStd)
             report["model"] = .string(model.model)
             report["data"] = .string(data.source(dataModel, seed: compute.seed))
-            report.merge(sde.stats)
+            report.merge(sdeChoice.stats)
             report.merge(ode.stats)
             report["eps"] = .double(eps)
             report["T"] = .double(forward.T)
@@ -93,7 +99,7 @@ extension ScoreSDECommand {
             try outputs.write(contents)
 
             print("encoded \(x.rows) samples (dim \(x.rowSize)) \(data.origin(dataModel, seed: compute.seed)) to latents at T = \(forward.T) "
-                  + "with \(model.model), \(sde.sde.rawValue), \(ode.label), eps \(eps): NFE \(run.scoreEvaluations), "
+                  + "with \(model.model), \(sdeChoice.kind.rawValue), \(ode.label), eps \(eps): NFE \(run.scoreEvaluations), "
                   + "\(String(format: "%.2f", seconds)) s; wrote \(outputs.paths.joined(separator: ", "))")
         }
     }

@@ -51,6 +51,16 @@ extension ScoreSDECommand {
                 unit (8-bit data scaled to [0, 1]: +8), symmetric (8-bit data scaled to [-1, 1]: +7). \
                 The convention is printed with the summary and written to the stats file.
 
+                Learned models (--model digits, patches or PATH.safetensors) take --data in data \
+                space (e.g. raw digits 0...16) and evaluate the model at scale * x + shift, their \
+                recorded data scaling. The log-likelihood reported is the density of the data-space \
+                values: log p(x) = log p_model(scale * x + shift) + D log|scale| (the log-Jacobian of \
+                the scaling), and bits/dim = -log p(x) / (D ln 2), i.e. the model-space bits/dim plus \
+                -log2|scale| (the reference's +8 for 8-bit data scaled by 1/256); --data-range does \
+                not apply. With --dequantize the data must be the integer levels (digits 0...16, \
+                patches 0...255) and get U[0, 1) noise in data space, so bits/dim bound those of the \
+                discrete data. A model trained with --scaling none works as a mixture does here.
+
                 With no --data: 256 exact samples of the model drawn with --seed, so the command runs \
                 with no files. The summary goes to standard output; --output and --stats write files.
                 """
@@ -63,10 +73,10 @@ extension ScoreSDECommand {
         @Option(help: ArgumentHelp(
             "How the data were scaled, for bits/dim: continuous (no offset, default), unit (8-bit data in [0, 1]: +8), symmetric (8-bit data in [-1, 1]: +7).",
             valueName: "continuous|unit|symmetric"))
-        var dataRange: DataRangeName = .continuous
+        var dataRange: DataRangeName?
 
         @Flag(help: ArgumentHelp(
-            "The data are 8-bit integers 0...255: add U[0, 1) noise and scale to the --data-range (unit or symmetric), as the reference's uniform dequantization (u + k) / 256."))
+            "The data are 8-bit integers 0...255: add U[0, 1) noise and scale to the --data-range (unit or symmetric), as the reference's uniform dequantization (u + k) / 256. With a learned model that has a data scaling: the data are its integer levels (digits 0...16, patches 0...255), and U[0, 1) is added in data space."))
         var dequantize = false
 
         @Option(help: ArgumentHelp(
@@ -104,26 +114,42 @@ extension ScoreSDECommand {
                 if data.data == nil {
                     throw ValidationError("--dequantize needs --data: a file of 8-bit integers 0...255 (the default data are the model's continuous samples)")
                 }
-                if dataRange == .continuous {
-                    throw ValidationError("--dequantize needs --data-range unit or symmetric: the range the 8-bit values are scaled to")
-                }
             }
         }
 
         func run() throws {
             // Everything that can be wrong with the input fails here, before any work.
             let dataModel = try model.load()
-            let built = try sde.make(steps: SamplerOptions.defaultSteps)
+            let sdeChoice = try sde.resolve(for: dataModel)
+            let built = try sdeChoice.make(steps: SamplerOptions.defaultSteps)
             let forward = built.forward
             try checkEps(eps, for: forward)
             try ode.checkUsableForLikelihood()
+            // A learned model with a data scaling: bits/dim follow from its scaling (see the discussion).
+            let scaling = dataModel.scaling
+            let scaled = dataModel.learned != nil && scaling != .identity
+            if scaled, let dataRange {
+                throw ScoreSDEError.invalidArgument("--data-range \(dataRange.rawValue) does not apply to the learned model \(dataModel.name): it records its data scaling (model space = \(scaling.scale) * x + \(scaling.shift)), which sets bits/dim (-log2|scale| = \(formatted(-Foundation.log2(abs(scaling.scale)))) bits added to the model-space value); drop --data-range")
+            }
+            if dequantize, !scaled, (dataRange ?? .continuous) == .continuous {
+                throw ValidationError("--dequantize needs --data-range unit or symmetric: the range the 8-bit values are scaled to")
+            }
+            if exactPrior, dataModel.learned != nil {
+                throw ScoreSDEError.invalidArgument("--exact-prior needs a Gaussian mixture model, whose p_T is known in closed form; the learned model \(dataModel.name) has none: drop --exact-prior to use the SDE's prior")
+            }
             var rng = RandomSource(seed: compute.seed)
-            var x = try data.load(for: dataModel, using: &rng)
-            if dequantize { x = try Self.dequantized(x, to: dataRange, path: data.data ?? "", using: &rng) }
+            var x = try data.load(for: dataModel, seed: compute.seed, using: &rng)
+            if dequantize {
+                x = scaled ? try Self.dequantizedLevels(x, top: dataModel.imageRange.upperBound, what: data.data ?? "", using: &rng)
+                           : try Self.dequantized(x, to: dataRange ?? .continuous, path: data.data ?? "", using: &rng)
+            }
+            let xModel = scaling.toModel(x)
             let terminal = exactPrior ? dataModel.exactLogDensity(at: forward.T, diffusedBy: forward) : nil
             let probeCount = probes ?? 1
             let divergence = estimator.estimator(probes: probeCount)
-            let convention = dataRange.convention
+            let convention = scaled ? .continuous : (dataRange ?? .continuous).convention
+            // log p(x) = log p_model(scale x + shift) + D log|scale|.
+            let logJacobian = scaled ? Double(x.rowSize) * Foundation.log(abs(scaling.scale)) : 0
 
             var outputs = RunOutputs()
             outputs.add(output, for: "--output")
@@ -137,7 +163,7 @@ extension ScoreSDECommand {
                 defer { progress?.finish() }
                 let score = observed(dataModel.score(diffusedBy: forward), by: progress)
                 let (run, seconds) = try timed {
-                    try evaluateLikelihood(x, sde: forward, score: score, estimator: divergence, eps: eps, solver: solver,
+                    try evaluateLikelihood(xModel, sde: forward, score: score, estimator: divergence, eps: eps, solver: solver,
                                            layout: layout, convention: convention, batchSize: batchSize,
                                            terminalLogDensity: terminal, using: &rng)
                 }
@@ -145,7 +171,13 @@ extension ScoreSDECommand {
             }
 
             // The report: results first, then every setting.
-            let ll = Summary(run.logLikelihood), bpd = Summary(run.bitsPerDim)
+            let d = Double(x.rowSize)
+            let logLikelihood = scaled ? run.logLikelihood.map { $0 + logJacobian } : run.logLikelihood
+            let bitsPerDim = scaled ? logLikelihood.map { -$0 / (d * M_LN2) } : run.bitsPerDim
+            let conventionText = scaled
+                ? "data space of the model (model = \(scaling.scale) * x + \(scaling.shift)): log p(x) = log p_model(model) + D log|scale|, bits/dim = -log p(x) / (D ln 2) = model-space bits/dim + \(formatted(-Foundation.log2(abs(scaling.scale))))"
+                : convention.description
+            let ll = Summary(logLikelihood), bpd = Summary(bitsPerDim)
             var report = RunStats()
             report["mean_log_likelihood"] = .double(ll.mean)
             report["std_log_likelihood"] = .double(ll.std)
@@ -153,8 +185,9 @@ extension ScoreSDECommand {
             report["mean_bits_per_dim"] = .double(bpd.mean)
             report["std_bits_per_dim"] = .double(bpd.std)
             report["stderr_bits_per_dim"] = .double(bpd.standardError)
-            report["bits_per_dim_convention"] = .string(convention.description)
-            report["bits_per_dim_offset"] = .double(convention.offset)
+            report["bits_per_dim_convention"] = .string(conventionText)
+            report["bits_per_dim_offset"] = .double(scaled ? -Foundation.log2(abs(scaling.scale)) : convention.offset)
+            report["log_jacobian"] = .double(logJacobian)
             report["log_likelihood_unit"] = "nats"
             report["mean_terminal_log_density"] = .double(Summary(run.priorLogDensity).mean)
             report["mean_delta_log_p"] = .double(Summary(run.deltaLogP).mean)
@@ -164,9 +197,11 @@ extension ScoreSDECommand {
             report["dim"] = .int(x.rowSize)
             report["model"] = .string(model.model)
             report["data"] = .string(data.source(dataModel, seed: compute.seed))
-            report["data_range"] = .string(dataRange.rawValue)
+            report["data_range"] = .string(scaled ? "model scaling" : (dataRange ?? .continuous).rawValue)
+            report["data_scale"] = .double(scaling.scale)
+            report["data_shift"] = .double(scaling.shift)
             report["dequantize"] = .bool(dequantize)
-            report.merge(sde.stats)
+            report.merge(sdeChoice.stats)
             report["estimator"] = .string(estimator.rawValue)
             report["probes"] = estimator == .exact ? .null : .int(probeCount)
             report["exact_prior"] = .bool(exactPrior)
@@ -180,7 +215,7 @@ extension ScoreSDECommand {
 
             var contents = [String: Data]()
             if outputs.contains("--output") {
-                contents["--output"] = Npy.encode(try Tensor(shape: [x.rows], storage: run.logLikelihood))
+                contents["--output"] = Npy.encode(try Tensor(shape: [x.rows], storage: logLikelihood))
             }
             if outputs.contains("--stats") { contents["--stats"] = report.jsonData() }
             try outputs.write(contents)
@@ -189,10 +224,27 @@ extension ScoreSDECommand {
             let estimatorLabel = estimator == .exact ? "exact divergence" : "\(estimator.rawValue) x \(probeCount)"
             let wrote = outputs.isEmpty ? "no files written" : "wrote \(outputs.paths.joined(separator: ", "))"
             print("log-likelihood of \(x.rows) samples (dim \(x.rowSize)) \(data.origin(dataModel, seed: compute.seed)) under "
-                  + "\(model.model), \(sde.sde.rawValue), eps \(eps), \(estimatorLabel), \(exactPrior ? "exact p_T" : "prior p_T"), \(ode.label): "
+                  + "\(model.model), \(sdeChoice.kind.rawValue), eps \(eps), \(estimatorLabel), \(exactPrior ? "exact p_T" : "prior p_T"), \(ode.label): "
                   + "NFE \(run.scoreEvaluations), \(String(format: "%.2f", seconds)) s; \(wrote)")
             print("mean log-likelihood \(formatted(ll.mean)) nats\(spread) = \(formatted(bpd.mean)) bits/dim")
-            print("bits/dim convention: \(convention.description)")
+            print("bits/dim convention: \(conventionText)")
+        }
+
+        /// Uniform dequantization of integer levels `0 ... top` in data space: `k + u`, `u ~ U[0, 1)`
+        /// (one draw of `rng`; row `r` uses stream `r`), for learned models with a data scaling.
+        static func dequantizedLevels(_ x: Tensor, top: Double, what: String, using rng: inout RandomSource) throws -> Tensor {
+            let topLevel = top.rounded()
+            if let bad = x.storage.firstIndex(where: { !($0 >= 0 && $0 <= topLevel && $0.rounded() == $0) }) {
+                throw ScoreSDEError.invalidArgument("--dequantize: \(what) must hold the model's integer levels 0...\(Int(topLevel)), but row \(bad / x.rowSize) has \(x.storage[bad]); drop --dequantize for continuous data")
+            }
+            let draw = rng.nextDraw(), source = rng
+            var out = x
+            let d = x.rowSize
+            for r in 0 ..< x.rows {
+                var s = source.stream(draw: draw, row: r)
+                for j in 0 ..< d { out.storage[r * d + j] += Double(s.next() >> 11) * 0x1p-53 }
+            }
+            return out
         }
 
         /// Uniform dequantization of 8-bit values `k` (0...255): `(k + u) / 256` with `u ~ U[0, 1)`,
@@ -224,6 +276,8 @@ extension DataModel {
         case .mixture(let m):
             let score = GaussianMixtureScore(m, diffusedBy: sde)
             return { z in try score.logDensity(z, at: t) }
+        case .learned:
+            return { _ in throw ScoreSDEError.invalidArgument("a learned model has no exact p_T") }
         }
     }
 }

@@ -19,6 +19,13 @@ extension ScoreSDECommand {
                 latents (one sample per row, e.g. from `scoresde encode`) instead of drawing them from \
                 the prior, and implies --sampler ode. Options of the sampler not in use are rejected, \
                 not ignored.
+
+                Learned models: --model digits and --model patches (shipped with the package) or a \
+                file from `scoresde train` sample with the SDE they were trained with (--steps sets \
+                the grid as usual). Samples are mapped back to data space with the model's scaling \
+                (digits: values 0...16, patches: 0...255) before they are written; image-shaped \
+                samples are drawn as an image grid, e.g. `scoresde sample --model digits --png digits.png`. \
+                Latents (--latent) are in the model's prior space, as `scoresde encode` writes them.
                 """
         )
 
@@ -34,8 +41,10 @@ extension ScoreSDECommand {
         var latent: String?
 
         static let defaultCount = 4096
+        /// Image models: the number of images the grid shows.
+        static let defaultImageCount = SampleFigure.maxImages
 
-        @Option(parsing: .unconditional, help: "Number of samples (default: 4096; with --latent, the rows of the file).")
+        @Option(parsing: .unconditional, help: "Number of samples (default: 4096, or 64 for image models such as digits and patches; with --latent, the rows of the file).")
         var count: Int?
 
         @OptionGroup(title: "Computation") var compute: ComputeOptions
@@ -81,11 +90,12 @@ extension ScoreSDECommand {
             // Everything that can be wrong with the input fails here, before any work.
             let data = try model.load()
             let kind = sampler.resolved(latentGiven: latent != nil)
-            let built = try sde.make(steps: sampler.stepCount)
-            let eps = sampler.eps(default: sde.defaultEps)
+            let sdeChoice = try sde.resolve(for: data)
+            let built = try sdeChoice.make(steps: sampler.stepCount)
+            let eps = sampler.eps(default: sdeChoice.defaultEps)
             try checkEps(eps, for: built.forward)
             let latents = try latent.map { try data.readRows($0, option: "--latent") }
-            let count = latents?.rows ?? self.count ?? Self.defaultCount
+            let count = latents?.rows ?? self.count ?? (SampleFigure.isImage(data.rowShape) ? Self.defaultImageCount : Self.defaultCount)
             let prepared = try prepare(kind, built, data, eps: eps, latents: latents, count: count)
 
             var outputs = RunOutputs()
@@ -103,7 +113,7 @@ extension ScoreSDECommand {
             }
 
             // The report: results first, then every setting.
-            let samples = run.samples
+            let samples = data.scaling.toData(run.samples)   // a learned model samples in its model space
             var report = RunStats()
             report.merge(run.results)
             report["wall_seconds"] = .double(seconds)
@@ -112,7 +122,7 @@ extension ScoreSDECommand {
             report["dim"] = .int(samples.rowSize)
             report["shape"] = .ints(samples.shape)
             report["model"] = .string(model.model)
-            report.merge(sde.stats)
+            report.merge(sdeChoice.stats)
             report["sampler"] = .string(kind.rawValue)
             report.merge(prepared.settings)
             report["eps"] = .double(eps)
@@ -124,14 +134,14 @@ extension ScoreSDECommand {
             if outputs.contains("--output") { contents["--output"] = Npy.encode(samples) }
             if outputs.contains("--stats") { contents["--stats"] = report.jsonData() }
             if outputs.contains("--png") {
-                let title = "\(data.label) | \(sde.sde.rawValue) | \(prepared.label) | NFE \(run.nfe)"
+                let title = "\(data.label) | \(sdeChoice.kind.rawValue) | \(prepared.label) | NFE \(run.nfe)"
                 contents["--png"] = try PNG.encode(SampleFigure.render(samples, model: data, title: title))
             }
             try outputs.write(contents)
 
             let shape = samples.rowShape.count > 1 ? ", shape " + samples.rowShape.map(String.init).joined(separator: "x") : ""
             let decoded = latent.map { ", decoded from \($0)" } ?? ""
-            print("\(count) samples (dim \(samples.rowSize)\(shape)) from \(model.model), \(sde.sde.rawValue), \(prepared.label)\(decoded): "
+            print("\(count) samples (dim \(samples.rowSize)\(shape)) from \(model.model), \(sdeChoice.kind.rawValue), \(prepared.label)\(decoded): "
                   + "NFE \(run.nfe), \(String(format: "%.2f", seconds)) s; wrote \(outputs.paths.joined(separator: ", "))")
         }
 

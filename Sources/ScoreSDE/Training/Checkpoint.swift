@@ -120,7 +120,12 @@ extension MLPScore {
     /// Writes the weights with their architecture, SDE and data scaling (atomically). F32 halves
     /// the size; F64 keeps the weights exactly.
     public func save(to path: String, dtype: Safetensors.DType = .f64) throws {
-        try Safetensors.write(namedTensors, metadata: ModelFile.modelMetadata(self, content: "weights"), dtype: dtype, to: path)
+        try AtomicFile.write(weightsData(dtype: dtype), to: path)
+    }
+
+    /// The bytes of the weights file ``save(to:dtype:)`` writes.
+    public func weightsData(dtype: Safetensors.DType = .f64) throws -> Data {
+        try Safetensors.encode(namedTensors, metadata: ModelFile.modelMetadata(self, content: "weights"), dtype: dtype)
     }
 }
 

@@ -33,7 +33,7 @@ struct SamplerOptions: ParsableArguments {
         "The final denoising (default: last-mean for pc, none for ode, as in the reference).",
         discussion: """
             pc: last-mean: the noise-free mean of the last predictor step (no extra cost); tweedie: \
-            Tweedie's formula at eps (one more score evaluation); none: the last noisy iterate. \
+            Tweedie's formula at eps in place of the last predictor step (same cost); none: the last noisy iterate. \
             ode: last-mean: one noise-free reverse-diffusion step from eps to 0 after the solve \
             (score_sde's denoise=True; its score evaluation is counted in nfe); none: the ODE solution at eps; \
             tweedie is not available for ode.

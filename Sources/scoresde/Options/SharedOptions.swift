@@ -11,16 +11,21 @@ import ScoreSDE
 /// `--model`: the data model whose score drives the sampler.
 struct ModelOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "The data model: a built-in Gaussian mixture (\(GaussianMixture.builtInNames.joined(separator: ", "))) or gmm:PATH.json.",
+        "The model: a built-in Gaussian mixture (\(GaussianMixture.builtInNames.joined(separator: ", "))), gmm:PATH.json, a shipped learned model (\(PretrainedModels.names.joined(separator: ", "))) or a trained PATH.safetensors.",
         discussion: """
             ring: 8 modes on a circle (2-D); grid: 5x5 modes (2-D); gmm64: 10 modes in 64-D. \
             gmm:PATH.json reads {"weights": [...], "means": [[...], ...], "stds": [...]} (weights optional, \
-            each std a number or a vector).
+            each std a number or a vector). \
+            Learned models (from `scoresde train`; a checkpoint's EMA weights): digits (8x8 grey digits, \
+            values 0...16) and patches (8x8 RGB patches, values 0...255) ship with the package. A learned \
+            model brings its SDE (other --sde settings are an error; the number of steps may differ) and \
+            its data scaling: samples are written in data space, data are read in data space.
             """,
-        valueName: "name|gmm:PATH.json"))
+        valueName: "name|gmm:PATH.json|PATH.safetensors"))
     var model: String = "ring"
 
-    /// Resolves `--model`: a built-in name, or a mixture file after `gmm:`.
+    /// Resolves `--model`: a mixture file after `gmm:`, a model file (`.safetensors`, or any existing
+    /// file), a shipped learned model, or a built-in mixture.
     func load() throws -> DataModel {
         let prefix = "gmm:"
         if model.hasPrefix(prefix) {
@@ -32,16 +37,30 @@ struct ModelOptions: ParsableArguments {
             let label = "gmm:" + URL(fileURLWithPath: path).lastPathComponent
             return DataModel(name: model, label: label, source: .mixture(mixture))
         }
-        return DataModel(name: model, label: model, source: .mixture(try GaussianMixture.builtIn(model)))
+        let isBuiltIn = GaussianMixture.builtInNames.contains(model) || PretrainedModels.names.contains(model)
+        if model.hasSuffix(".safetensors") || (!isBuiltIn && FileManager.default.fileExists(atPath: model)) {
+            let score = try MLPScore.load(from: model)
+            return DataModel(name: model, label: URL(fileURLWithPath: model).lastPathComponent, source: .learned(score))
+        }
+        if PretrainedModels.names.contains(model) {
+            return DataModel(name: model, label: model, source: .learned(try PretrainedModels.named(model)))
+        }
+        do {
+            return DataModel(name: model, label: model, source: .mixture(try GaussianMixture.builtIn(model)))
+        } catch ScoreSDEError.unknownName {
+            throw ScoreSDEError.unknownName("--model '\(model)' is neither a built-in mixture (\(GaussianMixture.builtInNames.joined(separator: ", "))), a shipped learned model (\(PretrainedModels.names.joined(separator: ", "))), gmm:PATH.json, nor a model file PATH.safetensors")
+        }
     }
 }
 
 /// A model resolved from `--model`: its score under a given SDE, and how to show its samples.
 struct DataModel {
-    /// Where the score comes from (trained models will be further cases).
+    /// Where the score comes from.
     enum Source {
         /// A Gaussian mixture, whose score under any forward SDE is exact.
         case mixture(GaussianMixture)
+        /// A trained network, tied to the SDE it was trained for and working in its model space.
+        case learned(MLPScore)
     }
 
     /// `--model` as given.
@@ -54,13 +73,25 @@ struct DataModel {
     var rowShape: [Int] {
         switch source {
         case .mixture(let m): return [m.dimension]
+        case .learned(let s): return s.architecture.rowShape
         }
     }
 
-    /// The score of the data diffused by `sde`.
+    /// The learned network, if this is one.
+    var learned: MLPScore? {
+        if case .learned(let s) = source { return s }
+        return nil
+    }
+
+    /// Data space -> the space the score works in (identity for mixtures).
+    var scaling: DataScaling { learned?.dataScaling ?? .identity }
+
+    /// The score of the data diffused by `sde` (a learned model's own SDE, which
+    /// ``SDEOptions/resolve(for:)`` has checked `sde` agrees with).
     func score(diffusedBy sde: any ForwardSDE) -> any ScoreModel {
         switch source {
         case .mixture(let m): return GaussianMixtureScore(m, diffusedBy: sde)
+        case .learned(let s): return s
         }
     }
 
@@ -68,13 +99,20 @@ struct DataModel {
     var referencePoints: Tensor? {
         switch source {
         case .mixture(let m): return try? Tensor(rows: m.means)
+        case .learned: return nil
         }
     }
 
-    /// The value range mapped to black...white when samples are images.
+    /// The value range (in data space) mapped to black...white when samples are images. A learned
+    /// model's model space is taken to be [-1, 1] when its scaling shifts by -1 (symmetric) and
+    /// [0, 1] otherwise (unit or none), mapped back to data space: digits 0...16, patches 0...255.
     var imageRange: ClosedRange<Double> {
         switch source {
         case .mixture: return 0 ... 1
+        case .learned(let s):
+            let (a, b) = (s.dataScaling.scale, s.dataScaling.shift)
+            let ends = [b == -1 ? -1.0 : 0.0, 1].map { ($0 - b) / a }
+            return min(ends[0], ends[1]) ... max(ends[0], ends[1])
         }
     }
 }
@@ -102,26 +140,79 @@ enum BuiltSDE {
     }
 }
 
-/// `--sde` and its parameters.
+/// `--sde` and its parameters, as given (nil: not on the command line). ``resolve(for:)`` fills
+/// in the defaults, or a learned model's own SDE.
 struct SDEOptions: ParsableArguments {
-    @Option(help: "The forward SDE: ve (variance exploding), vp (variance preserving) or subvp (sub-VP).")
-    var sde: SDEName = .ve
+    static let defaultSigmaMin = 0.01, defaultSigmaMax = 50.0, defaultBetaMin = 0.1, defaultBetaMax = 20.0
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("VE: the smallest noise level sigma_min.", valueName: "sigma"))
-    var sigmaMin: Double = 0.01
+    @Option(help: "The forward SDE: ve (variance exploding, default), vp (variance preserving) or subvp (sub-VP). A learned model uses the SDE it was trained with.")
+    var sde: SDEName?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("VE: the largest noise level sigma_max (about the largest distance between data points).", valueName: "sigma"))
-    var sigmaMax: Double = 50
+    @Option(parsing: .unconditional, help: ArgumentHelp("VE: the smallest noise level sigma_min (default: 0.01).", valueName: "sigma"))
+    var sigmaMin: Double?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("VP/sub-VP: beta(0).", valueName: "beta"))
-    var betaMin: Double = 0.1
+    @Option(parsing: .unconditional, help: ArgumentHelp("VE: the largest noise level sigma_max, about the largest distance between data points (default: 50).", valueName: "sigma"))
+    var sigmaMax: Double?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("VP/sub-VP: beta(1).", valueName: "beta"))
-    var betaMax: Double = 20
+    @Option(parsing: .unconditional, help: ArgumentHelp("VP/sub-VP: beta(0) (default: 0.1).", valueName: "beta"))
+    var betaMin: Double?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("VP/sub-VP: beta(1) (default: 20).", valueName: "beta"))
+    var betaMax: Double?
+
+    /// The SDE settings for `model`: the options with their defaults for a mixture; a learned
+    /// model's own SDE, after checking that every option given agrees with it.
+    func resolve(for model: DataModel) throws -> SDEChoice {
+        guard let learned = model.learned else {
+            return SDEChoice(kind: sde ?? .ve, sigmaMin: sigmaMin ?? Self.defaultSigmaMin, sigmaMax: sigmaMax ?? Self.defaultSigmaMax,
+                             betaMin: betaMin ?? Self.defaultBetaMin, betaMax: betaMax ?? Self.defaultBetaMax)
+        }
+        let spec = learned.sdeSpec
+        let choice = SDEChoice(spec)
+        var conflicts = [String]()
+        if let sde, sde != choice.kind { conflicts.append("--sde \(sde.rawValue) (the model's SDE is \(choice.kind.rawValue))") }
+        func check(_ option: String, _ given: Double?, _ stored: Double?) {
+            guard let given else { return }
+            if let stored {
+                if given != stored { conflicts.append("\(option) \(given) (the model's is \(stored))") }
+            } else {
+                conflicts.append("\(option) (not a parameter of the model's \(choice.kind.rawValue) SDE)")
+            }
+        }
+        let isVE = choice.kind == .ve
+        check("--sigma-min", sigmaMin, isVE ? choice.sigmaMin : nil)
+        check("--sigma-max", sigmaMax, isVE ? choice.sigmaMax : nil)
+        check("--beta-min", betaMin, isVE ? nil : choice.betaMin)
+        check("--beta-max", betaMax, isVE ? nil : choice.betaMax)
+        guard conflicts.isEmpty else {
+            throw ScoreSDEError.invalidArgument("the learned model \(model.name) was trained with the SDE \(spec) and must be sampled with it, but the command line asks for \(conflicts.joined(separator: ", ")); drop these options (the number of steps may differ)")
+        }
+        return choice
+    }
+}
+
+/// A resolved forward SDE: kind and parameters (the step count comes from the sampler).
+struct SDEChoice {
+    let kind: SDEName
+    let sigmaMin: Double, sigmaMax: Double, betaMin: Double, betaMax: Double
+
+    init(kind: SDEName, sigmaMin: Double, sigmaMax: Double, betaMin: Double, betaMax: Double) {
+        self.kind = kind; self.sigmaMin = sigmaMin; self.sigmaMax = sigmaMax; self.betaMin = betaMin; self.betaMax = betaMax
+    }
+
+    /// A learned model's SDE (the unused parameters keep the CLI defaults).
+    init(_ spec: SDESpec) {
+        let (a, b, c, d) = (SDEOptions.defaultSigmaMin, SDEOptions.defaultSigmaMax, SDEOptions.defaultBetaMin, SDEOptions.defaultBetaMax)
+        switch spec {
+        case .ve(let lo, let hi, _): self.init(kind: .ve, sigmaMin: lo, sigmaMax: hi, betaMin: c, betaMax: d)
+        case .vp(let lo, let hi, _): self.init(kind: .vp, sigmaMin: a, sigmaMax: b, betaMin: lo, betaMax: hi)
+        case .subVP(let lo, let hi, _): self.init(kind: .subvp, sigmaMin: a, sigmaMax: b, betaMin: lo, betaMax: hi)
+        }
+    }
 
     /// The SDE with `N` discretization steps (the sampler's step count, as in the reference).
     func make(steps N: Int) throws -> BuiltSDE {
-        switch sde {
+        switch kind {
         case .ve: return .ve(try VESDE(sigmaMin: sigmaMin, sigmaMax: sigmaMax, N: N))
         case .vp: return .vp(try VPSDE(betaMin: betaMin, betaMax: betaMax, N: N))
         case .subvp: return .subVP(try SubVPSDE(betaMin: betaMin, betaMax: betaMax, N: N))
@@ -130,7 +221,7 @@ struct SDEOptions: ParsableArguments {
 
     /// The reference's smallest time: 1e-5 for VE, 1e-3 for VP and sub-VP.
     var defaultEps: Double {
-        switch sde {
+        switch kind {
         case .ve: return 1e-5
         case .vp, .subvp: return 1e-3
         }
@@ -139,8 +230,8 @@ struct SDEOptions: ParsableArguments {
     /// `sde` and the parameters it uses.
     var stats: RunStats {
         var s = RunStats()
-        s["sde"] = .string(sde.rawValue)
-        switch sde {
+        s["sde"] = .string(kind.rawValue)
+        switch kind {
         case .ve:
             s["sigma_min"] = .double(sigmaMin)
             s["sigma_max"] = .double(sigmaMax)

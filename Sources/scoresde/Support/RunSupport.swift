@@ -8,18 +8,22 @@ extension DataModel {
     /// at least one row, each with the model's number of values, all finite. The result has shape
     /// `[n] + rowShape` (a 1-D file is n one-value rows).
     func readRows(_ path: String, option: String) throws -> Tensor {
-        let t = try Npy.read(path)
+        try checkRows(Npy.read(path), what: "\(option) \(path)")
+    }
+
+    /// `t` as rows for this model (see ``readRows(_:option:)``); `what` names it in messages.
+    func checkRows(_ t: Tensor, what: String) throws -> Tensor {
         let d = rowShape.reduce(1, *)
         guard t.rows >= 1 else {
-            throw ScoreSDEError.shapeMismatch("\(option) \(path): the array has no rows (shape \(t.shape)); give at least one sample")
+            throw ScoreSDEError.shapeMismatch("\(what): the array has no rows (shape \(t.shape)); give at least one sample")
         }
         guard t.rowSize == d else {
             let rows = t.shape.count == 1 ? "a 1-D array of \(t.rows) values (one value per sample)" : "rows of shape \(t.rowShape) (\(t.rowSize) values each)"
-            throw ScoreSDEError.shapeMismatch("\(option) \(path): the file holds \(rows), but the model \(name) takes samples of dimension \(d) (shape \(rowShape)); save an array of shape [n, \(rowShape.map(String.init).joined(separator: ", "))]")
+            throw ScoreSDEError.shapeMismatch("\(what): the data hold \(rows), but the model \(name) takes samples of dimension \(d) (shape \(rowShape)); save an array of shape [n, \(rowShape.map(String.init).joined(separator: ", "))]")
         }
         guard t.isFinite else {
             let bad = t.storage.firstIndex { !$0.isFinite }!
-            throw ScoreSDEError.nonFinite("\(option) \(path): row \(bad / d), value \(bad % d) is \(t.storage[bad]); all values must be finite")
+            throw ScoreSDEError.nonFinite("\(what): row \(bad / d), value \(bad % d) is \(t.storage[bad]); all values must be finite")
         }
         return try t.reshaped([t.rows] + rowShape)
     }

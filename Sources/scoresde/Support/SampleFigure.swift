@@ -7,10 +7,13 @@ enum SampleFigure {
     /// Most images shown in a grid.
     static let maxImages = 64
 
+    /// Whether samples of this shape are drawn as images: `[H, W]`, `[1, H, W]` or `[3, H, W]`.
+    static func isImage(_ rowShape: [Int]) -> Bool {
+        rowShape.count == 2 || (rowShape.count == 3 && (rowShape[0] == 1 || rowShape[0] == 3))
+    }
+
     static func render(_ samples: Tensor, model: DataModel, title: String) throws -> RasterImage {
-        let rowShape = samples.rowShape
-        let isImage = rowShape.count == 2 || (rowShape.count == 3 && (rowShape[0] == 1 || rowShape[0] == 3))
-        if isImage {
+        if isImage(samples.rowShape) {
             let shown = samples.rows(0 ..< min(samples.rows, maxImages))
             let grid = try Plot.imageGrid(shown, range: model.imageRange)
             return Plot.titled(grid, title)

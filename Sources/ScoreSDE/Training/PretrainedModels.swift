@@ -1,0 +1,67 @@
+import Foundation
+
+/// Small trained score models shipped in the package's resources, so that learned-model sampling
+/// works with nothing to download (`scoresde sample --model digits`).
+///
+///     let digits = try PretrainedModels.digits()        // MLPScore, row shape [1, 8, 8]
+///     let x = digits.dataScaling.toData(modelSpaceSamples)   // raw digit values 0...16
+///
+/// | name | data | row shape | data scaling | file |
+/// |---|---|---|---|---|
+/// | `digits` | the 1500 training digits (``Digits/Split/train``) | `[1, 8, 8]` | symmetric: `x / 8 − 1` | `digits.safetensors` |
+/// | `patches` | the 8480 8 × 8 colour patches (``ImagePatches/all()``) | `[3, 8, 8]` | symmetric: `2x / 255 − 1` | `patches.safetensors` |
+///
+/// Both use the VP SDE (β 0.1 ... 20) and are EMA weights stored as F32 weights files (see
+/// ``ModelFile``), written by `scoresde train` (bitwise reproducible on the same machine and
+/// thread count):
+///
+///     scoresde train --data digits --sde vp --scaling symmetric --hidden 176 --blocks 2 --fourier-features 32 \
+///         --batch-size 256 --lr 1e-3 --warmup 100 --ema 0.999 --seed 0 --steps 20000 \
+///         --output digits-run.safetensors --export-weights Sources/ScoreSDE/Resources/digits.safetensors --dtype f32
+///     scoresde train --data patches --sde vp --scaling symmetric --hidden 216 --blocks 1 --fourier-features 32 \
+///         --batch-size 256 --lr 1e-3 --warmup 100 --ema 0.999 --seed 0 --steps 15000 \
+///         --output patches-run.safetensors --export-weights Sources/ScoreSDE/Resources/patches.safetensors --dtype f32
+///
+/// (221 152 and 238 040 parameters; the patch network is wider than its 192 inputs, which it must
+/// be to carry them through.) Each file records its SDE, network and data scaling, so nothing
+/// else is needed to use it. The files are read once per process and cached.
+public enum PretrainedModels {
+    /// The names of the shipped models (what `--model` accepts).
+    public static let names = ["digits", "patches"]
+
+    /// The digits model: 8 × 8 grey digits, samples in raw values `0 ... 16` after ``MLPScore/dataScaling``.
+    public static func digits() throws -> MLPScore { try named("digits") }
+
+    /// The colour-patch model: 8 × 8 RGB patches, samples in raw values `0 ... 255` after ``MLPScore/dataScaling``.
+    public static func patches() throws -> MLPScore { try named("patches") }
+
+    /// A shipped model by name.
+    ///
+    /// - Throws: ``ScoreSDEError/unknownName(_:)`` for a name not in ``names``;
+    ///   ``ScoreSDEError/io(path:message:)`` when the resource is missing or corrupt.
+    public static func named(_ name: String) throws -> MLPScore {
+        switch name {
+        case "digits": return try cachedDigits.get()
+        case "patches": return try cachedPatches.get()
+        default:
+            throw ScoreSDEError.unknownName("'\(name)' is not a shipped model; choose one of \(names.joined(separator: ", "))")
+        }
+    }
+
+    /// The file of a shipped model in the resource bundle.
+    public static func url(_ name: String) throws -> URL {
+        guard names.contains(name) else {
+            throw ScoreSDEError.unknownName("'\(name)' is not a shipped model; choose one of \(names.joined(separator: ", "))")
+        }
+        return try PackagedData.url(name + ".safetensors")
+    }
+
+    private static func load(_ name: String) -> Result<MLPScore, ScoreSDEError> {
+        do { return .success(try MLPScore.load(from: url(name).path)) }
+        catch let e as ScoreSDEError { return .failure(e) }
+        catch { return .failure(.io(path: name + ".safetensors", message: "\(error)")) }
+    }
+
+    private static let cachedDigits = load("digits")
+    private static let cachedPatches = load("patches")
+}

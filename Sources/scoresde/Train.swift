@@ -1,0 +1,418 @@
+import ArgumentParser
+import Foundation
+import ScoreSDE
+
+/// Data scalings by name (`DataNormalization`).
+enum ScalingName: String, CaseIterable, ExpressibleByArgument {
+    case unit, symmetric, none
+
+    var normalization: DataNormalization {
+        switch self {
+        case .unit: return .unit
+        case .symmetric: return .symmetric
+        case .none: return .none
+        }
+    }
+}
+
+/// Element types of exported weights.
+enum DTypeName: String, CaseIterable, ExpressibleByArgument {
+    case f32, f64
+
+    var dtype: Safetensors.DType { self == .f32 ? .f32 : .f64 }
+}
+
+extension ScoreSDECommand {
+    /// `scoresde train`: denoising score matching of an MLP score network on a data set.
+    struct Train: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Train a score network on a data set by denoising score matching.",
+            discussion: """
+                Trains an MLP score network (Fourier time embedding, residual SiLU blocks) with the \
+                continuous-time DSM loss, Adam, learning-rate warm-up, gradient clipping and an EMA of \
+                the weights, as the reference's run_lib.train. The --output file is the checkpoint: \
+                weights, EMA weights, Adam state and every setting, in F64. It is written atomically \
+                at the end, and every --checkpoint-every steps; sample from it with \
+                `scoresde sample --model FILE.safetensors` (its EMA weights, its SDE, its data scaling).
+
+                --steps is the total length of the run. --resume continues the --output checkpoint \
+                up to --steps with the checkpoint's settings and gives exactly the weights and losses \
+                of an uninterrupted run (same machine and thread count); options that disagree with \
+                the checkpoint are an error, options left out take the checkpoint's values. \
+                `train --resume` with the steps the checkpoint already has trains nothing (useful with \
+                --export-weights).
+
+                Defaults suit small data sets and short runs on a few cores: VP SDE, hidden width 256, \
+                2 residual blocks, batch 128, lr 1e-3 (the reference's 2e-4 is for U-Nets trained for \
+                days), warm-up 100 steps (the reference's 5000 would take most of a short run), \
+                gradient clip 1, EMA 0.999. Data are scaled with the data set's own scaling (digits and \
+                patches: unit, [0, 1]; toys and .npy files: none), which the model records; with the \
+                VP SDE, images train visibly better with --scaling symmetric ([-1, 1], the reference's \
+                centered data), which the shipped digits and patches models use.
+
+                A progress bar (step, running-mean loss, examples/s, ETA) is drawn on standard error \
+                when it is a terminal; the summary goes to standard output.
+                """
+        )
+
+        // MARK: Data
+
+        @Option(help: ArgumentHelp(
+            "The training data: a built-in data set (\(Dataset.builtInNames.joined(separator: ", "))) or a .npy file (rows first, finite values).",
+            discussion: "ring, moons, swissroll, checkerboard: 10000 2-D points (seed 0); digits: the 1500 8x8 training digits (values 0...16); patches: the 8480 8x8 RGB patches of the packaged photographs (values 0...255).",
+            valueName: "name|PATH.npy"))
+        var data: String
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("Built-in data sets: use this many rows (toys: points; digits: a subset of the 1500; patches: random patches). Default: all.", valueName: "n"))
+        var count: Int?
+
+        @Option(help: ArgumentHelp("Scaling of the data into model space: unit ([0, 1]), symmetric ([-1, 1]) or none (default: the data set's: unit for digits and patches, none for the toys and .npy files).", valueName: "unit|symmetric|none"))
+        var scaling: ScalingName?
+
+        // MARK: SDE
+
+        @Option(help: "The forward SDE: ve, vp (default) or subvp.")
+        var sde: SDEName?
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("VE: sigma_min (default: 0.01).", valueName: "sigma"))
+        var sigmaMin: Double?
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("VE: sigma_max (default: the largest distance between two training points in model space, Song & Ermon 2020's technique 1, over at most 2000 evenly spaced rows).", valueName: "sigma"))
+        var sigmaMax: Double?
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("VP/sub-VP: beta(0) (default: 0.1).", valueName: "beta"))
+        var betaMin: Double?
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("VP/sub-VP: beta(1) (default: 20).", valueName: "beta"))
+        var betaMax: Double?
+
+        // MARK: Optimisation
+
+        static let defaultSteps = 2000, defaultBatchSize = 128, defaultLearningRate = 1e-3, defaultWarmup = 100
+        static let defaultGradClip = 1.0, defaultEMA = 0.999
+        static let defaultHidden = 256, defaultBlocks = 2, defaultFourierFeatures = 64, defaultFourierScale = 16.0
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("Total training steps of the run, >= 1 (with --resume: including the checkpoint's).", valueName: "n"))
+        var steps: Int = defaultSteps
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("Examples per step (default: \(defaultBatchSize)).", valueName: "n"))
+        var batchSize: Int?
+
+        @Option(name: .customLong("lr"), parsing: .unconditional, help: ArgumentHelp("Adam learning rate, > 0 (default: 1e-3).", valueName: "rate"))
+        var learningRate: Double?
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("Linear learning-rate warm-up steps (default: \(defaultWarmup); the reference: 5000).", valueName: "n"))
+        var warmup: Int?
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("Gradient-norm clipping threshold; negative: off (default: 1).", valueName: "norm"))
+        var gradClip: Double?
+
+        @Option(name: .customLong("ema"), parsing: .unconditional, help: ArgumentHelp("EMA decay of the weights sampled with, in [0, 1) (default: 0.999).", valueName: "rate"))
+        var emaRate: Double?
+
+        @Option(parsing: .unconditional, help: "Seed of the initial weights and of every step's minibatch, times and noise (default: 0).")
+        var seed: UInt64?
+
+        @Flag(inversion: .prefixedNo, help: "Average the loss over a sample's values instead of half their sum (default: no, as the reference).")
+        var reduceMean: Bool?
+
+        @Flag(inversion: .prefixedNo, help: "Weight the loss by g(t)^2 (likelihood weighting) instead of std(t)^2 (default: no).")
+        var likelihoodWeighting: Bool?
+
+        // MARK: Network
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("Hidden width, at least the data dimension (default: \(defaultHidden)).", valueName: "n"))
+        var hidden: Int?
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("Residual blocks (default: \(defaultBlocks)).", valueName: "n"))
+        var blocks: Int?
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("Random Fourier features of the time embedding (default: \(defaultFourierFeatures)).", valueName: "n"))
+        var fourierFeatures: Int?
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("Standard deviation of the Fourier frequencies (default: 16, NCSN++'s).", valueName: "scale"))
+        var fourierScale: Double?
+
+        // MARK: Files
+
+        @Option(help: ArgumentHelp("The checkpoint to write (weights, EMA, Adam state; F64), atomically.", valueName: "path.safetensors"))
+        var output: String
+
+        @Flag(help: "Continue the --output checkpoint (same data; options given must agree with it).")
+        var resume = false
+
+        @Flag(help: "Start a new run even though --output exists (it is replaced at the first checkpoint).")
+        var overwrite = false
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("Also write the checkpoint every n steps (at multiples of n).", valueName: "n"))
+        var checkpointEvery: Int?
+
+        @Option(help: ArgumentHelp("At the end, also write the EMA weights alone (no optimiser state): a small file for `--model`.", valueName: "path.safetensors"))
+        var exportWeights: String?
+
+        @Option(help: ArgumentHelp("Element type of --export-weights: f32 (default, half the size) or f64.", valueName: "f32|f64"))
+        var dtype: DTypeName?
+
+        func validate() throws {
+            if steps < 1 { throw ValidationError("--steps must be >= 1 (got \(steps))") }
+            if let count, count < 1 { throw ValidationError("--count must be >= 1 (got \(count))") }
+            if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be >= 1 (got \(b))") }
+            if let lr = learningRate, !(lr > 0 && lr.isFinite) {
+                throw ValidationError("--lr must be finite and > 0 (got \(lr)); try 1e-3 for small networks, the reference uses 2e-4")
+            }
+            if let w = warmup, w < 0 { throw ValidationError("--warmup must be >= 0 (got \(w))") }
+            if let c = gradClip, !c.isFinite { throw ValidationError("--grad-clip must be finite (got \(c)); a negative value turns clipping off") }
+            if let e = emaRate, !(e >= 0 && e < 1) { throw ValidationError("--ema must be in [0, 1) (got \(e)); e.g. 0.999") }
+            if let h = hidden, h < 1 { throw ValidationError("--hidden must be >= 1 (got \(h))") }
+            if let b = blocks, b < 0 { throw ValidationError("--blocks must be >= 0 (got \(b))") }
+            if let f = fourierFeatures, f < 1 { throw ValidationError("--fourier-features must be >= 1 (got \(f))") }
+            if let s = fourierScale, !(s > 0 && s.isFinite) { throw ValidationError("--fourier-scale must be finite and > 0 (got \(s))") }
+            if let n = checkpointEvery, n < 1 { throw ValidationError("--checkpoint-every must be >= 1 (got \(n))") }
+            if resume && overwrite {
+                throw ValidationError("--resume continues the --output checkpoint and --overwrite replaces it; give one of them")
+            }
+            if dtype != nil && exportWeights == nil {
+                throw ValidationError("--dtype sets the element type of --export-weights; add --export-weights PATH (the checkpoint is always F64)")
+            }
+        }
+
+        func run() throws {
+            // Everything that can be wrong with the input fails here, before any work.
+            let dataset = try loadData()
+            var outputs = RunOutputs()
+            outputs.add(output, for: "--output")
+            outputs.add(exportWeights, for: "--export-weights")
+            try outputs.check()
+            let trainer = try resume ? resumedTrainer(dataset) : newTrainer(dataset)
+            let config = trainer.configuration
+            let startStep = trainer.completedSteps
+            if startStep > steps {
+                throw ScoreSDEError.invalidArgument("the checkpoint \(output) has already trained \(startStep) steps, more than --steps \(steps) (the total length of the run); give --steps \(startStep) or more")
+            }
+            let dimension = config.architecture.dimension
+            if startStep == 0 && config.architecture.hiddenWidth < dimension {
+                // A bottleneck narrower than the data cannot pass x through, which the score needs at large t.
+                fputs("warning: --hidden \(config.architecture.hiddenWidth) is below the data dimension \(dimension); the network cannot carry the input through and will train poorly (use --hidden \(dimension) or more)\n", stderr)
+            }
+
+            // The work.
+            let losses = LossWindow(size: 100)
+            let progress = TrainingProgressBar(total: steps, start: startStep, batchSize: config.batchSize)
+            let clock = ContinuousClock(), start = clock.now
+            do {
+                defer { progress?.finish() }
+                while trainer.completedSteps < steps {
+                    var chunk = steps - trainer.completedSteps
+                    if let every = checkpointEvery { chunk = min(chunk, every - trainer.completedSteps % every) }
+                    try trainer.train(steps: chunk) { p in
+                        losses.add(p.loss)
+                        progress?.update(step: p.step, loss: losses.mean)
+                    }
+                    if let every = checkpointEvery, trainer.completedSteps % every == 0, trainer.completedSteps < steps {
+                        try trainer.save(to: output)
+                    }
+                }
+            } catch ScoreSDEError.nonFinite(let message) {
+                // The checkpoint file holds the last multiple of --checkpoint-every reached, else the resumed state.
+                var saved = resume ? startStep : nil
+                if let every = checkpointEvery, trainer.completedSteps / every * every > startStep {
+                    saved = trainer.completedSteps / every * every
+                }
+                let note = saved.map { "; \(output) holds the checkpoint of step \($0)" } ?? "; nothing was written"
+                throw ScoreSDEError.nonFinite("at step \(trainer.completedSteps + 1): \(message)\(note)")
+            }
+            let elapsed = start.duration(to: clock.now).components
+            let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
+
+            // The files: the checkpoint first (so a failed export never costs the run), then the export.
+            try AtomicFile.write(trainer.checkpointData(), to: output)
+            if let exportWeights {
+                let data = try trainer.emaModel.weightsData(dtype: (dtype ?? .f32).dtype)
+                do { try AtomicFile.write(data, to: exportWeights) } catch {
+                    throw ScoreSDEError.io(path: exportWeights, message: "the checkpoint was written to \(output), but the exported weights could not be: \(error)")
+                }
+            }
+
+            // The summary.
+            let trained = steps - startStep
+            let examplesPerSecond = seconds > 0 ? Double(trained * config.batchSize) / seconds : 0
+            let shape = dataset.rowShape.map(String.init).joined(separator: "x")
+            let from = startStep > 0 ? " (resumed at step \(startStep); \(steps) in all)" : ""
+            print("trained \(trained) steps\(from) on \(dataset.name) (\(dataset.count) rows of shape \(shape), scaling \(scalingLabel(config.dataScaling))) "
+                  + "with \(config.sde), hidden \(config.architecture.hiddenWidth) x \(config.architecture.residualBlocks) blocks, "
+                  + "\(config.architecture.parameterCount) parameters, batch \(config.batchSize), lr \(config.learningRate)")
+            if trained > 0 {
+                print("final loss \(formatted(losses.mean)) (mean of the last \(losses.count) steps), "
+                      + "\(String(format: "%.0f", examplesPerSecond)) examples/s, \(String(format: "%.2f", seconds)) s")
+            } else {
+                print("nothing to train: the checkpoint already has \(startStep) steps")
+            }
+            let exported = exportWeights.map { ", EMA weights (\((dtype ?? .f32).rawValue)) to \($0)" } ?? ""
+            print("wrote the checkpoint (weights, EMA, Adam state at step \(steps)) to \(output)\(exported)")
+        }
+
+        // MARK: - Pieces
+
+        /// The data set named by `--data`, checked.
+        func loadData() throws -> Dataset {
+            if count != nil, data.hasSuffix(".npy") || data.hasPrefix("npy:") {
+                throw ScoreSDEError.invalidArgument("--count selects rows of a built-in data set; a .npy file is used whole (save the rows you want)")
+            }
+            let set = try Dataset.load(data, count: count, seed: 0)
+            try set.data.checkFinite("the training data \(data)")
+            return set
+        }
+
+        /// The data scaling: `--scaling`, or the data set's own.
+        func dataScaling(_ set: Dataset) throws -> DataScaling {
+            let normalization = scaling?.normalization ?? set.normalization
+            if normalization == .none { return .identity }
+            guard let levels = set.levels else {
+                throw ScoreSDEError.invalidArgument("--scaling \(normalization.rawValue) maps discrete levels (digits 0...16, patches 0...255) to [0, 1] or [-1, 1], but \(set.name) is continuous data; use --scaling none (scale .npy data yourself)")
+            }
+            return try normalization.dataScaling(levels: levels)
+        }
+
+        func scalingLabel(_ s: DataScaling) -> String {
+            s == .identity ? "none" : "x * \(formatted(s.scale)) + \(formatted(s.shift))"
+        }
+
+        /// The SDE of a new run.
+        func sdeSpec(_ x: Tensor) throws -> SDESpec {
+            let kind = sde ?? .vp
+            func reject(_ names: [(String, Double?)]) throws {
+                let given = names.filter { $0.1 != nil }.map(\.0)
+                if !given.isEmpty {
+                    throw ScoreSDEError.invalidArgument("\(given.joined(separator: ", ")) \(given.count == 1 ? "is a parameter" : "are parameters") of \(kind == .ve ? "the VP and sub-VP SDEs" : "the VE SDE"), not of --sde \(kind.rawValue); remove \(given.count == 1 ? "it" : "them")")
+                }
+            }
+            switch kind {
+            case .ve:
+                try reject([("--beta-min", betaMin), ("--beta-max", betaMax)])
+                let spec = SDESpec.ve(sigmaMin: sigmaMin ?? SDEOptions.defaultSigmaMin, sigmaMax: try sigmaMax ?? Self.largestDistance(x), N: 1000)
+                _ = try spec.make()
+                return spec
+            case .vp, .subvp:
+                try reject([("--sigma-min", sigmaMin), ("--sigma-max", sigmaMax)])
+                let (lo, hi) = (betaMin ?? SDEOptions.defaultBetaMin, betaMax ?? SDEOptions.defaultBetaMax)
+                let spec: SDESpec = kind == .vp ? .vp(betaMin: lo, betaMax: hi, N: 1000) : .subVP(betaMin: lo, betaMax: hi, N: 1000)
+                _ = try spec.make()
+                return spec
+            }
+        }
+
+        /// The largest Euclidean distance between two of at most 2000 evenly spaced rows of `x`.
+        static func largestDistance(_ x: Tensor) throws -> Double {
+            let n = x.rows, d = x.rowSize
+            let stride = max(1, (n + 1999) / 2000)
+            let rows = Swift.stride(from: 0, to: n, by: stride).map { Array(x.storage[$0 * d ..< ($0 + 1) * d]) }
+            var best = 0.0
+            for i in rows.indices {
+                for j in (i + 1) ..< rows.count {
+                    var s = 0.0
+                    for k in 0 ..< d { let e = rows[i][k] - rows[j][k]; s += e * e }
+                    best = max(best, s)
+                }
+            }
+            let value = best.squareRoot()
+            guard value > 0 else {
+                throw ScoreSDEError.invalidArgument("the training points are all equal, so there is no default --sigma-max; give --sigma-max")
+            }
+            return value
+        }
+
+        /// A fresh run.
+        func newTrainer(_ set: Dataset) throws -> Trainer {
+            if FileManager.default.fileExists(atPath: output) && !overwrite {
+                throw ScoreSDEError.io(path: output, message: "the file exists; add --resume to continue training it, --overwrite to start a new run in its place, or choose another --output")
+            }
+            let scale = try dataScaling(set)
+            let arch = MLPArchitecture(rowShape: set.rowShape, hiddenWidth: hidden ?? Self.defaultHidden,
+                                       residualBlocks: blocks ?? Self.defaultBlocks,
+                                       fourierFeatures: fourierFeatures ?? Self.defaultFourierFeatures,
+                                       fourierScale: fourierScale ?? Self.defaultFourierScale)
+            let config = TrainingConfiguration(
+                sde: try sdeSpec(scale.toModel(set.data)), architecture: arch, dataScaling: scale, seed: seed ?? 0,
+                batchSize: batchSize ?? Self.defaultBatchSize, learningRate: learningRate ?? Self.defaultLearningRate,
+                warmup: warmup ?? Self.defaultWarmup, gradClip: gradClip ?? Self.defaultGradClip, emaRate: emaRate ?? Self.defaultEMA,
+                reduceMean: reduceMean ?? false, likelihoodWeighting: likelihoodWeighting ?? false)
+            return try Trainer(configuration: config, data: set.data)
+        }
+
+        /// The run in the `--output` checkpoint, after checking that the options given agree with it.
+        func resumedTrainer(_ set: Dataset) throws -> Trainer {
+            guard FileManager.default.fileExists(atPath: output) else {
+                throw ScoreSDEError.io(path: output, message: "nothing to resume: the file does not exist; drop --resume to start a new run")
+            }
+            let trainer: Trainer
+            do {
+                trainer = try Trainer.resume(from: output, data: set.data)
+            } catch ScoreSDEError.invalidArgument {
+                // The data fingerprint differs (the library's message suggests an API option the CLI does not have).
+                let rows = (try? Safetensors.read(output))?.metadata["data.rows"] ?? "?"
+                let how = rows == "\(set.count)" ? "the same number of rows but other values" : "\(set.count) rows, the checkpoint's data had \(rows)"
+                throw ScoreSDEError.invalidArgument("--data \(data) is not the data the checkpoint \(output) was trained on (\(how)); resume with the --data and --count of the original run, or start a new run")
+            }
+            let c = trainer.configuration
+            var conflicts = [String]()
+            func check<T: Equatable>(_ option: String, _ given: T?, _ stored: T) {
+                if let given, given != stored { conflicts.append("\(option) \(given) (the checkpoint's is \(stored))") }
+            }
+            let storedKind: SDEName
+            let storedSigma: (Double, Double)?, storedBeta: (Double, Double)?
+            switch c.sde {
+            case .ve(let a, let b, _): (storedKind, storedSigma, storedBeta) = (.ve, (a, b), nil)
+            case .vp(let a, let b, _): (storedKind, storedSigma, storedBeta) = (.vp, nil, (a, b))
+            case .subVP(let a, let b, _): (storedKind, storedSigma, storedBeta) = (.subvp, nil, (a, b))
+            }
+            check("--sde", sde?.rawValue, storedKind.rawValue)
+            for (option, given, stored) in [("--sigma-min", sigmaMin, storedSigma?.0), ("--sigma-max", sigmaMax, storedSigma?.1),
+                                            ("--beta-min", betaMin, storedBeta?.0), ("--beta-max", betaMax, storedBeta?.1)] {
+                guard let given else { continue }
+                if let stored { check(option, given, stored) } else { conflicts.append("\(option) \(given) (not a parameter of the checkpoint's \(storedKind.rawValue) SDE)") }
+            }
+            if scaling != nil {
+                let given = try dataScaling(set)
+                if given != c.dataScaling {
+                    conflicts.append("--scaling \(scaling!.rawValue) (the checkpoint's scaling is \(scalingLabel(c.dataScaling)))")
+                }
+            }
+            check("--hidden", hidden, c.architecture.hiddenWidth)
+            check("--blocks", blocks, c.architecture.residualBlocks)
+            check("--fourier-features", fourierFeatures, c.architecture.fourierFeatures)
+            check("--fourier-scale", fourierScale, c.architecture.fourierScale)
+            check("--batch-size", batchSize, c.batchSize)
+            check("--lr", learningRate, c.learningRate)
+            check("--warmup", warmup, c.warmup)
+            check("--grad-clip", gradClip, c.gradClip)
+            check("--ema", emaRate, c.emaRate)
+            check("--seed", seed, c.seed)
+            check("--reduce-mean", reduceMean, c.reduceMean)
+            check("--likelihood-weighting", likelihoodWeighting, c.likelihoodWeighting)
+            guard conflicts.isEmpty else {
+                throw ScoreSDEError.invalidArgument("cannot resume \(output) with other settings: \(conflicts.joined(separator: ", ")); drop \(conflicts.count == 1 ? "that option" : "those options") to continue with the checkpoint's settings, or start a new run (without --resume) to change them")
+            }
+            return trainer
+        }
+    }
+}
+
+/// The mean of the last `size` values.
+final class LossWindow {
+    private var values: [Double]
+    private var next = 0
+    private(set) var count = 0
+
+    init(size: Int) { values = [Double](repeating: 0, count: size) }
+
+    func add(_ v: Double) {
+        if count < values.count { count += 1 }
+        values[next] = v
+        next = (next + 1) % values.count
+    }
+
+    var mean: Double {
+        guard count > 0 else { return .nan }
+        return values.prefix(count).reduce(0, +) / Double(count)
+    }
+}

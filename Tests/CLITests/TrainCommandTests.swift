@@ -1,0 +1,320 @@
+import Foundation
+import ScoreSDE
+import Testing
+
+/// `scoresde train` and learned models (`--model PATH.safetensors`, `--model digits`) on the
+/// command line, run as a built binary. Networks are tiny and runs short, so the suite stays fast.
+@Suite struct TrainCommandTests {
+    /// A tiny network on the ring: trains in a fraction of a second.
+    static let tiny = ["train", "--data", "ring", "--hidden", "16", "--blocks", "1", "--fourier-features", "4", "--batch-size", "32"]
+
+    static func npy(_ shape: [Int], _ values: [Double]) throws -> Data {
+        Npy.encode(try Tensor(shape: shape, storage: values))
+    }
+
+    /// Trains the tiny ring model for `steps` steps into `name` (plus `extra` options).
+    static func trainTiny(_ ws: Workspace, _ name: String = "m.safetensors", steps: Int = 20, _ extra: [String] = []) throws -> CommandResult {
+        let r = try ws.run(tiny + ["--steps", "\(steps)", "--output", name] + extra)
+        try #require(r.status == 0, "\(r)")
+        return r
+    }
+
+    // MARK: - train
+
+    @Test func trainWritesALoadableCheckpointAndASummary() throws {
+        let ws = try Workspace()
+        let r = try Self.trainTiny(ws)
+        #expect(ws.files() == ["m.safetensors"], "only the checkpoint is written")
+        #expect(r.stderr.isEmpty, "no progress bar when stderr is not a terminal: \(r.stderr)")
+        for text in ["trained 20 steps", "final loss", "examples/s", " s", "m.safetensors", "ring"] {
+            #expect(r.stdout.contains(text), "the summary lacks '\(text)': \(r.stdout)")
+        }
+        let model = try MLPScore.load(from: ws.path("m.safetensors"))
+        #expect(model.rowShape == [2])
+        #expect(model.architecture.hiddenWidth == 16 && model.architecture.residualBlocks == 1 && model.architecture.fourierFeatures == 4)
+        #expect(model.sdeSpec.kind == "vp", "VP is train's default SDE")
+        #expect(model.dataScaling == .identity, "the toys are not scaled")
+        let file = try Safetensors.read(ws.path("m.safetensors"))
+        #expect(file.metadata["format.content"] == "checkpoint")
+        #expect(file.metadata["train.step"] == "20")
+        #expect(file.metadata["train.batch_size"] == "32")
+        #expect(file["adam.exp_avg.input.weight"] != nil, "the checkpoint holds Adam's state")
+        let x = try Tensor(shape: [3, 2], storage: [0, 4, -4, 0, 1, 1])
+        #expect(try model.score(x, at: 0.5).isFinite)
+    }
+
+    @Test func resumingGivesTheBytesOfAnUninterruptedRun() throws {
+        let ws = try Workspace()
+        _ = try Self.trainTiny(ws, "full.safetensors", steps: 24)
+        _ = try Self.trainTiny(ws, "split.safetensors", steps: 12)
+        let r = try ws.run(["train", "--data", "ring", "--steps", "24", "--output", "split.safetensors", "--resume"])
+        try #require(r.status == 0, "\(r)")
+        #expect(r.stdout.contains("trained 12 steps") && r.stdout.contains("resumed at step 12"), "\(r.stdout)")
+        #expect(try ws.data("split.safetensors") == ws.data("full.safetensors"), "resume must continue exactly")
+        // Intermediate checkpoints change nothing either, and a run resumed from one finishes the same.
+        _ = try Self.trainTiny(ws, "ckpt.safetensors", steps: 24, ["--checkpoint-every", "10"])
+        #expect(try ws.data("ckpt.safetensors") == ws.data("full.safetensors"))
+        // Resuming a finished run trains nothing and rewrites the same checkpoint.
+        let again = try ws.run(["train", "--data", "ring", "--steps", "24", "--output", "full.safetensors", "--resume"])
+        try #require(again.status == 0, "\(again)")
+        #expect(again.stdout.contains("nothing to train"))
+        #expect(try ws.data("ckpt.safetensors") == ws.data("full.safetensors"))
+    }
+
+    @Test func resumingWithOtherSettingsOrDataFailsAndKeepsTheCheckpoint() throws {
+        let ws = try Workspace()
+        _ = try Self.trainTiny(ws, steps: 10)
+        let before = try ws.data("m.safetensors")
+        let ring = ["--data", "ring", "--steps", "20"]
+        let cases: [([String], [String])] = [
+            (ring + ["--lr", "0.01"], ["--lr", "checkpoint"]),
+            (ring + ["--hidden", "32"], ["--hidden"]),
+            (ring + ["--sde", "ve"], ["--sde ve"]),
+            (ring + ["--beta-max", "10"], ["--beta-max"]),
+            (ring + ["--sigma-max", "10"], ["--sigma-max", "not a parameter"]),
+            (ring + ["--seed", "3"], ["--seed"]),
+            (ring + ["--reduce-mean"], ["--reduce-mean"]),
+            (["--data", "moons", "--steps", "20"], ["not the data"]),
+            (["--data", "ring", "--steps", "5"], ["already", "10"]),
+        ]
+        for (extra, keywords) in cases {
+            let args = ["train", "--output", "m.safetensors", "--resume"] + extra
+            let r = try ws.run(args)
+            #expect(r.status != 0, "\(extra): \(r)")
+            for k in keywords { #expect(r.stderr.contains(k), "\(extra): the message should name '\(k)': \(r.stderr)") }
+            #expect(try ws.data("m.safetensors") == before, "\(extra): a refused resume leaves the checkpoint alone")
+            #expect(ws.files() == ["m.safetensors"])
+        }
+        // Without --resume an existing file is not replaced, unless asked to.
+        let r = try ws.run(Self.tiny + ["--steps", "5", "--output", "m.safetensors"])
+        #expect(r.status != 0 && r.stderr.contains("--resume") && r.stderr.contains("--overwrite"), "\(r)")
+        #expect(try ws.data("m.safetensors") == before)
+        _ = try Self.trainTiny(ws, steps: 5, ["--overwrite"])
+        #expect(try Safetensors.read(ws.path("m.safetensors")).metadata["train.step"] == "5")
+    }
+
+    @Test func exportedWeightsAreTheEMAWeightsInF32() throws {
+        let ws = try Workspace()
+        _ = try Self.trainTiny(ws, "m.safetensors", steps: 15, ["--export-weights", "w.safetensors", "--dtype", "f32"])
+        #expect(ws.files() == ["m.safetensors", "w.safetensors"])
+        let checkpoint = try MLPScore.load(from: ws.path("m.safetensors"))
+        let weights = try MLPScore.load(from: ws.path("w.safetensors"))
+        let file = try Safetensors.read(ws.path("w.safetensors"))
+        #expect(file.metadata["format.content"] == "weights")
+        #expect(file.tensors.allSatisfy { $0.dtype == .f32 })
+        #expect(weights.architecture == checkpoint.architecture && weights.sdeSpec == checkpoint.sdeSpec)
+        #expect(zip(weights.parameters, checkpoint.parameters).allSatisfy { Float($1) == Float($0) }, "the EMA weights, rounded to F32")
+        #expect(try ws.data("w.safetensors").count * 4 < ws.data("m.safetensors").count, "F32 weights alone are far smaller than the F64 checkpoint")
+    }
+
+    // MARK: - Learned models in sample, encode, likelihood
+
+    @Test func aTrainedFileDrivesSampleEncodeAndLikelihood() throws {
+        let ws = try Workspace()
+        _ = try Self.trainTiny(ws, steps: 20)
+        try ws.write(try Self.npy([5, 2], [4, 0, 0, 4, -4, 0, 0, -4, 2.8, 2.8]), to: "x.npy")
+        let m = ["--model", "m.safetensors"]
+
+        let s = try ws.run(["sample"] + m + ["--count", "32", "--steps", "40", "--output", "s.npy", "--stats", "s.json", "--png", "s.png"])
+        try #require(s.status == 0, "\(s)")
+        #expect(try Npy.read(ws.path("s.npy")).shape == [32, 2])
+        let stats = try ws.json("s.json")
+        #expect(stats["sde"] as? String == "vp" && stats["beta_max"] as? Double == 20, "the model's own SDE")
+        #expect(stats["model"] as? String == "m.safetensors")
+        #expect(stats["eps"] as? Double == 1e-3, "the VP sampling eps")
+        _ = try PNG.read(ws.path("s.png"))
+
+        let o = try ws.run(["sample"] + m + ["--sampler", "ode", "--count", "8", "--output", "o.npy"])
+        try #require(o.status == 0, "\(o)")
+        #expect(try Npy.read(ws.path("o.npy")).shape == [8, 2])
+
+        let e = try ws.run(["encode"] + m + ["--data", "x.npy", "--output", "z.npy"])
+        try #require(e.status == 0, "\(e)")
+        let z = try Npy.read(ws.path("z.npy"))
+        #expect(z.shape == [5, 2] && z.isFinite)
+
+        let l = try ws.run(["likelihood"] + m + ["--data", "x.npy", "--output", "ll.npy", "--stats", "l.json"])
+        try #require(l.status == 0, "\(l)")
+        let ll = try Npy.read(ws.path("ll.npy"))
+        #expect(ll.shape == [5] && ll.isFinite)
+        let ls = try ws.json("l.json")
+        #expect(ls["log_jacobian"] as? Double == 0, "no data scaling, no Jacobian")
+        #expect(ls["bits_per_dim_offset"] as? Double == 0)
+
+        // A built-in data set as --data, and the SDE options must agree with the model's.
+        let d = try ws.run(["likelihood"] + m + ["--data", "ring", "--count", "4", "--estimator", "rademacher", "--rtol", "1e-3", "--atol", "1e-3"])
+        #expect(d.status == 0 && d.stdout.contains("4 samples"), "\(d)")
+        let same = try ws.run(["sample"] + m + ["--sde", "vp", "--beta-min", "0.1", "--count", "4", "--steps", "30", "--output", "same.npy"])
+        #expect(same.status == 0, "options that agree with the file are fine: \(same)")
+        for (extra, keyword) in [(["--sde", "ve"], "--sde ve"), (["--beta-max", "10"], "--beta-max 10"), (["--sigma-max", "5"], "--sigma-max")] {
+            let bad = try ws.run(["sample"] + m + extra + ["--count", "4", "--output", "bad.npy"])
+            #expect(bad.status != 0 && bad.stderr.contains(keyword) && bad.stderr.contains("vp"), "\(extra): \(bad)")
+        }
+        let noData = try ws.run(["likelihood"] + m)
+        #expect(noData.status != 0 && noData.stderr.contains("--data"), "\(noData)")
+        let exactPrior = try ws.run(["likelihood"] + m + ["--data", "x.npy", "--exact-prior"])
+        #expect(exactPrior.status != 0 && exactPrior.stderr.contains("--exact-prior"), "\(exactPrior)")
+        #expect(!ws.files().contains("bad.npy"))
+    }
+
+    /// A model trained on scaled data (digits, unit scaling x / 16) reads and writes data space:
+    /// encoding data and decoding the latents gives the data back, and the log-likelihood includes
+    /// the log-Jacobian D log(1/16) of the scaling.
+    @Test func aScaledModelWorksInDataSpace() throws {
+        let ws = try Workspace()
+        let r = try ws.run(["train", "--data", "digits", "--hidden", "64", "--blocks", "1", "--fourier-features", "4",
+                            "--batch-size", "16", "--steps", "10", "--output", "d.safetensors"])
+        try #require(r.status == 0, "\(r)")
+        let model = try MLPScore.load(from: ws.path("d.safetensors"))
+        #expect(model.rowShape == [1, 8, 8] && model.dataScaling.scale == 1.0 / 16 && model.dataScaling.shift == 0)
+        let digits = try Digits.load(split: .heldOut).images.rows(0 ..< 6)
+        try ws.write(Npy.encode(digits), to: "x.npy")
+        let m = ["--model", "d.safetensors"]
+
+        let tight = ["--rtol", "1e-8", "--atol", "1e-8"]
+        let e = try ws.run(["encode"] + m + tight + ["--data", "x.npy", "--output", "z.npy"])
+        try #require(e.status == 0, "\(e)")
+        let back = try ws.run(["sample"] + m + tight + ["--latent", "z.npy", "--output", "back.npy"])
+        try #require(back.status == 0, "\(back)")
+        let x = try Npy.read(ws.path("back.npy"))
+        #expect(x.shape == [6, 1, 8, 8])
+        let err = zip(x.storage, digits.storage).map { abs($0 - $1) }.max()!
+        #expect(err < 0.05, "encode then decode returns the data in data space (0...16), max error \(err)")
+
+        let l = try ws.run(["likelihood"] + m + ["--data", "x.npy", "--estimator", "rademacher", "--stats", "l.json", "--output", "ll.npy"])
+        try #require(l.status == 0, "\(l)")
+        let s = try ws.json("l.json")
+        let logJacobian = try #require(s["log_jacobian"] as? Double)
+        #expect(abs(logJacobian - 64 * log(1.0 / 16)) < 1e-9)
+        #expect(s["bits_per_dim_offset"] as? Double == 4, "-log2(1/16)")
+        let ll = try Npy.read(ws.path("ll.npy")).storage
+        let meanLL = ll.reduce(0, +) / Double(ll.count)
+        let bpd = try #require(s["mean_bits_per_dim"] as? Double)
+        #expect(abs(bpd - (-meanLL / (64 * M_LN2))) < 1e-9, "bits/dim of the data-space log-likelihood")
+        #expect(abs((s["mean_log_likelihood"] as? Double ?? .nan) - meanLL) < 1e-9)
+        let range = try ws.run(["likelihood"] + m + ["--data", "x.npy", "--data-range", "unit"])
+        #expect(range.status != 0 && range.stderr.contains("--data-range"), "\(range)")
+        let dq = try ws.run(["likelihood"] + m + ["--data", "x.npy", "--dequantize", "--estimator", "rademacher", "--stats", "dq.json"])
+        #expect(dq.status == 0 && (try? ws.json("dq.json"))?["dequantize"] as? Bool == true, "\(dq)")
+        try ws.write(try Self.npy([1, 64], [Double](repeating: 0.5, count: 64)), to: "frac.npy")
+        let frac = try ws.run(["likelihood"] + m + ["--data", "frac.npy", "--dequantize"])
+        #expect(frac.status != 0 && frac.stderr.contains("0...16"), "\(frac)")
+    }
+
+    @Test func theShippedDigitsModelSamplesAnImageGrid() throws {
+        let ws = try Workspace()
+        let r = try ws.run(["sample", "--model", "digits", "--count", "6", "--steps", "40", "--png", "g.png", "--output", "g.npy"])
+        try #require(r.status == 0, "\(r)")
+        let image = try PNG.read(ws.path("g.png"))
+        let expected = Plot.titled(try Plot.imageGrid(Tensor(zeros: [6, 1, 8, 8]), range: 0 ... 1), "title")
+        #expect(image.width == expected.width && image.height == expected.height, "\(image.width)x\(image.height)")
+        let x = try Npy.read(ws.path("g.npy"))
+        #expect(x.shape == [6, 1, 8, 8])
+        let inRange = x.storage.filter { $0 > -4 && $0 < 20 }.count
+        #expect(inRange == x.count, "samples are in data space (digit values 0...16)")
+        let p = try ws.run(["sample", "--model", "patches", "--count", "4", "--steps", "40", "--png", "p.png"])
+        try #require(p.status == 0, "\(p)")
+        #expect(try PNG.read(ws.path("p.png")).channels == 3, "colour patches give a colour grid")
+    }
+
+    // MARK: - Bad input
+
+    struct BadInput: Sendable, CustomTestStringConvertible {
+        let arguments: [String]
+        let keyword: String
+        var testDescription: String { arguments.joined(separator: " ") }
+    }
+
+    static let badInputs: [BadInput] = [
+        BadInput(arguments: ["--data", "mnist"], keyword: "mnist"),
+        BadInput(arguments: ["--data", "missing.npy"], keyword: "missing.npy"),
+        BadInput(arguments: ["--data", "corrupt.npy"], keyword: "not a .npy file"),
+        BadInput(arguments: ["--data", "nan.npy"], keyword: "NaN"),
+        BadInput(arguments: ["--data", "empty.npy"], keyword: "no data"),
+        BadInput(arguments: ["--data", "ring", "--steps", "0"], keyword: "--steps"),
+        BadInput(arguments: ["--data", "ring", "--lr", "0"], keyword: "--lr"),
+        BadInput(arguments: ["--data", "ring", "--lr", "-1e-3"], keyword: "--lr"),
+        BadInput(arguments: ["--data", "ring", "--batch-size", "0"], keyword: "--batch-size"),
+        BadInput(arguments: ["--data", "ring", "--ema", "1"], keyword: "--ema"),
+        BadInput(arguments: ["--data", "ring", "--scaling", "unit"], keyword: "continuous"),
+        BadInput(arguments: ["--data", "ring", "--sde", "ve", "--beta-min", "1"], keyword: "--beta-min"),
+        BadInput(arguments: ["--data", "ring", "--sde", "ve", "--sigma-min", "5", "--sigma-max", "1"], keyword: "sigma"),
+        BadInput(arguments: ["--data", "ring", "--resume", "--overwrite"], keyword: "--overwrite"),
+        BadInput(arguments: ["--data", "ring", "--resume"], keyword: "nothing to resume"),
+        BadInput(arguments: ["--data", "ring", "--dtype", "f32"], keyword: "--export-weights"),
+        BadInput(arguments: ["--data", "x.npy", "--count", "3"], keyword: "--count"),
+        BadInput(arguments: ["--data", "x.npy", "--output", "nodir/m.safetensors"], keyword: "does not exist"),
+        BadInput(arguments: ["--data", "x.npy", "--export-weights", "nodir/w.safetensors"], keyword: "--export-weights"),
+        BadInput(arguments: ["--data", "x.npy", "--output", "m.safetensors", "--export-weights", "./m.safetensors"], keyword: "same file"),
+    ]
+
+    /// Every bad input exits non-zero, says what is wrong, and writes nothing.
+    @Test(arguments: badInputs)
+    func badTrainingInputFailsClearlyAndWritesNothing(_ bad: BadInput) throws {
+        let ws = try Workspace()
+        try ws.write(try Self.npy([4, 2], [0.5, 1, -1, 2, 3, 0, 4, 4]), to: "x.npy")
+        try ws.write(try Self.npy([2, 2], [1, .nan, 3, 4]), to: "nan.npy")
+        try ws.write(try Self.npy([0, 2], []), to: "empty.npy")
+        try ws.write(Data("this is not a numpy file".utf8), to: "corrupt.npy")
+        let before = ws.files()
+        let output = bad.arguments.contains("--output") ? [] : ["--output", "m.safetensors"]
+        let r = try ws.run(["train", "--hidden", "8", "--blocks", "1", "--steps", "3"] + bad.arguments + output)
+        #expect(r.status != 0, "\(r)")
+        #expect(r.stderr.contains("Error"), "\(r)")
+        #expect(r.stderr.lowercased().contains(bad.keyword.lowercased()), "the message should name '\(bad.keyword)': \(r.stderr)")
+        #expect(ws.files() == before, "a failed run must leave no output")
+        #expect(r.stdout.isEmpty)
+    }
+
+    // MARK: - Help and the OpenBLAS kernel choice
+
+    @Test func trainHelpListsItsOptions() throws {
+        let ws = try Workspace()
+        let r = try ws.run(["train", "--help"])
+        #expect(r.status == 0)
+        for name in ["--data", "digits", "patches", "--sde", "--steps", "--batch-size", "--lr", "--warmup", "--grad-clip", "--ema",
+                     "--seed", "--hidden", "--blocks", "--fourier-features", "--reduce-mean", "--likelihood-weighting", "--scaling",
+                     "--output", "--resume", "--checkpoint-every", "--export-weights", "--dtype"] {
+            #expect(r.stdout.contains(name), "train --help lacks \(name)")
+        }
+        let top = try ws.run(["--help"])
+        #expect(top.stdout.contains("train"))
+        let sample = try ws.run(["sample", "--help"])
+        #expect(sample.stdout.contains("safetensors") && sample.stdout.contains("digits"))
+    }
+
+    /// With `OPENBLAS_CORETYPE` unset, `scoresde` sets it from the CPU flags and re-executes itself
+    /// (OpenBLAS prints its core with `OPENBLAS_VERBOSE=2`); a value the user set is kept.
+    @Test func theOpenBLASCoreTypeIsChosenFromTheCPUFlags() throws {
+        let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
+        let flags = Set(info.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ") ?? [])
+        let expected = flags.contains("avx512f") ? "SkylakeX" : flags.contains("avx2") ? "Haswell" : nil
+        guard let expected else { return }   // nothing to choose on this CPU
+        func run(_ environment: [String: String]) throws -> String {
+            let process = Process()
+            guard let executable = scoresdeExecutable else { Issue.record("scoresde not built"); return "" }
+            process.executableURL = executable
+            process.arguments = ["train", "--help"]
+            var env = ProcessInfo.processInfo.environment
+            env["OPENBLAS_CORETYPE"] = nil
+            env.merge(environment) { _, b in b }
+            process.environment = env
+            let out = FileManager.default.temporaryDirectory.appendingPathComponent("scoresde-blas-\(UUID().uuidString)")
+            _ = FileManager.default.createFile(atPath: out.path, contents: nil)
+            defer { try? FileManager.default.removeItem(at: out) }
+            let handle = try FileHandle(forWritingTo: out)
+            process.standardOutput = handle
+            process.standardError = handle
+            try process.run()
+            process.waitUntilExit()
+            try handle.close()
+            #expect(process.terminationStatus == 0)
+            return String(decoding: try Data(contentsOf: out), as: UTF8.self)
+        }
+        let chosen = try run(["OPENBLAS_VERBOSE": "2"])
+        #expect(chosen.contains("Core: \(expected)"), "\(chosen.prefix(200))")
+        #expect(chosen.contains("--checkpoint-every"), "the re-executed process runs the command")
+        let kept = try run(["OPENBLAS_VERBOSE": "2", "OPENBLAS_CORETYPE": "Haswell"])
+        #expect(kept.contains("Core: Haswell") && !kept.contains("Core: \(expected)") || expected == "Haswell", "\(kept.prefix(200))")
+    }
+}
