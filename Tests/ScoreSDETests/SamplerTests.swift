@@ -255,6 +255,27 @@ struct SamplerTests {
         #expect(try ald.sample(count: 10, using: &rng3).scoreEvaluations == steps * (correctorSteps + 1))
     }
 
+    /// Tweedie denoising is `(x + std(t)² s(x, t)) / meanScale(t)` at the last step's start, on the
+    /// state entering that step. With one step and no corrector that state is the prior sample at T,
+    /// which the test redraws from the same seed and denoises with the exact score itself.
+    @Test("Tweedie denoising is Tweedie's formula at the last step's start")
+    func tweedieFormula() throws {
+        let sde = try VPSDE()
+        let score = GaussianMixtureScore(.ring(), diffusedBy: sde)
+        let sampler = PCSampler(sde: sde, score: score, grid: try .uniform(steps: 1, from: 0.3, to: 1e-3),
+                                predictor: EulerMaruyama(), corrector: NoCorrector(), denoising: .tweedie)
+        var rng = RandomSource(seed: 4)
+        let start = sde.samplePrior(rowShape: [2], count: 50, using: &rng)
+        var rng2 = RandomSource(seed: 5)
+        let out = try sampler.sample(from: start, using: &rng2).samples
+        let (m, s) = sde.marginal(at: 0.3)
+        let g = try score.score(start, at: 0.3)
+        for i in 0 ..< start.count {
+            let expected = (start.storage[i] + s * s * g.storage[i]) / m
+            #expect(abs(out.storage[i] - expected) <= 1e-12 * max(1, abs(expected)))
+        }
+    }
+
     // MARK: Bad input
 
     @Test("bad sampler input throws typed errors")

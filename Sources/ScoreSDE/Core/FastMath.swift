@@ -30,10 +30,6 @@ func expNonPositive(_ x0: SIMD4<Double>) -> SIMD4<Double> {
     return (p * scale).replacing(with: 0, where: x0 .< -708.0)
 }
 
-/// Scalar form of `expNonPositive`.
-@inline(__always)
-func expNonPositive(_ x: Double) -> Double { expNonPositive(SIMD4<Double>(repeating: x))[0] }
-
 /// `p[i] = exp(p[i])` in place for `count` values `≤ 0`.
 @inline(__always)
 func expNonPositiveInPlace(_ p: UnsafeMutablePointer<Double>, _ count: Int) {
