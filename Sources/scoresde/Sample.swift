@@ -209,11 +209,13 @@ extension ScoreSDECommand {
 }
 
 /// The predictor-corrector sampler on concrete types (callers pass existentials, which Swift opens).
-private func samplePC<S: ForwardSDE, M: ScoreModel, P: Predictor, C: Corrector>(
+func samplePC<S: ForwardSDE, M: ScoreModel, P: Predictor, C: Corrector>(
     sde: S, score: M, predictor: P, corrector: C, grid: TimeGrid, order: PCOrder, denoising: FinalDenoising,
-    batchSize: Int?, count: Int, using rng: inout RandomSource, onStep: @escaping (StepEvent) -> Void
+    batchSize: Int?, count: Int, constraint: (any SamplingConstraint)? = nil, resampling: Resampling = .none,
+    using rng: inout RandomSource, onStep: @escaping (StepEvent) -> Void
 ) throws -> SamplingResult {
     let sampler = PCSampler(sde: sde, score: score, grid: grid, predictor: predictor, corrector: corrector,
-                            order: order, denoising: denoising, batchSize: batchSize)
+                            order: order, denoising: denoising, batchSize: batchSize,
+                            constraint: constraint, resampling: resampling)
     return try sampler.sample(count: count, using: &rng, onStep: onStep)
 }

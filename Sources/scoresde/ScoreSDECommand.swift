@@ -14,7 +14,7 @@ struct ScoreSDECommand: ParsableCommand {
             With no subcommand, `sample` runs: `scoresde` alone samples the built-in 2-D ring with \
             the predictor-corrector sampler and writes samples.png in the current directory.
             """,
-        subcommands: [Sample.self, Encode.self, LogLikelihood.self, Train.self],
+        subcommands: [Sample.self, Encode.self, LogLikelihood.self, Train.self, Inpaint.self, Colorize.self, Reconstruct.self],
         defaultSubcommand: Sample.self
     )
 

@@ -259,13 +259,16 @@ struct GuidanceExactnessTests {
         let sde = try VPSDE()
         let prior = try GaussianMixture(means: [[0.5, -1]], isotropicStds: [0.8])
         let ms = try LinearMeasurement(matrix: [[1, 0.5]], observation: [0.3], noiseStd: 0.1)
-        let guided = try MeasurementGuidedScore(base: GaussianMixtureScore(prior, diffusedBy: sde), sde: sde, measurement: ms,
-                                                likelihood: .pseudoinverse(dataVariance: 0.64))
         let exact = FullCovarianceMixtureScore(try ms.posterior(of: prior), diffusedBy: sde)
         let x = tensor([[0.1, 0.2], [2, -1], [-3, 4]])
-        for t in [0.05, 0.3, 0.7] {
-            let a = try guided.score(x, at: t), b = try exact.score(x, at: t)
-            for i in 0 ..< a.count { #expect(abs(a.storage[i] - b.storage[i]) < 1e-8 * max(1, abs(b.storage[i]))) }
+        // Through the model's Jacobian, and with ΠGDM's own Gaussian for ∂x̂₀/∂x (exact here too).
+        for jacobianFree in [false, true] {
+            let guided = try MeasurementGuidedScore(base: GaussianMixtureScore(prior, diffusedBy: sde), sde: sde, measurement: ms,
+                                                    likelihood: .pseudoinverse(dataVariance: 0.64, jacobianFree: jacobianFree))
+            for t in [0.05, 0.3, 0.7] {
+                let a = try guided.score(x, at: t), b = try exact.score(x, at: t)
+                for i in 0 ..< a.count { #expect(abs(a.storage[i] - b.storage[i]) < 1e-8 * max(1, abs(b.storage[i])), "jacobianFree \(jacobianFree), t = \(t)") }
+            }
         }
     }
 }

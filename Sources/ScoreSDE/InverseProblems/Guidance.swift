@@ -197,7 +197,13 @@ public enum MeasurementLikelihood: Sendable, Equatable {
     /// ΠGDM (Song et al. 2023): `p(x₀ | x_t) ≈ N(x̂₀, r_t² I)` with `r_t² = v s² / (s² + m² v)` for a
     /// prior of variance `v` per coordinate, so `p_t(y | x) ≈ N(y; A x̂₀, σ_y² I + r_t² A Aᵀ)`.
     /// Exact for a Gaussian prior `N(μ, v I)`.
-    case pseudoinverse(dataVariance: Double)
+    ///
+    /// `jacobianFree`: use the same Gaussian for `∂x̂₀/∂x` too, `(m/s²) r_t² I = m v / (s² + m² v) · I`
+    /// (the identity `∂x̂₀/∂x = (m/s²) Cov[x₀ | x_t]`), instead of differentiating through the model.
+    /// Still exact for `N(μ, v I)`; costs one model evaluation per call instead of two, and stays
+    /// stable with learned models under VP, whose `1/m(t)` (≈ 150 at `T`) otherwise amplifies the
+    /// network's Jacobian error until the sampler diverges (measured with the shipped models).
+    case pseudoinverse(dataVariance: Double, jacobianFree: Bool = false)
     /// The second-order Tweedie covariance `Cov[x₀ | x_t] = (s²/m²)(I + s² J)`, projected:
     /// `p_t(y | x) ≈ N(y; A x̂₀, σ_y² I + A Cov Aᵀ)` (moment matching, as TMPD, Boys et al. 2023).
     /// Exact for any Gaussian prior; costs `m` extra JVPs per score (`m` = measurements).
@@ -228,7 +234,7 @@ public struct MeasurementGuidedScore<Base: ScoreJacobianProviding>: ScoreModel {
         }
         switch likelihood {
         case .dps(let z): try requireParameter(z.isFinite && z > 0, "the DPS step scale must be finite and > 0 (got \(z))")
-        case .pseudoinverse(let v): try requireParameter(v.isFinite && v > 0, "the data variance must be finite and > 0 (got \(v))")
+        case .pseudoinverse(let v, _): try requireParameter(v.isFinite && v > 0, "the data variance must be finite and > 0 (got \(v))")
         case .tweedieCovariance: break
         }
         try requireParameter(weight.isFinite, "the guidance weight must be finite (got \(weight))")
@@ -263,7 +269,7 @@ public struct MeasurementGuidedScore<Base: ScoreJacobianProviding>: ScoreModel {
                 norm = norm.squareRoot()
                 if norm > 0 { for i in 0 ..< m { w.storage[r * m + i] = zeta * residual.storage[r * m + i] / norm } }
             }
-        case .pseudoinverse(let v):
+        case .pseudoinverse(let v, _):
             let r2 = v * st * st / (st * st + mt * mt * v)
             var cy = Dense.multiply(ms.a, Dense.transpose(ms.a, m, d), m, d, m)
             for i in 0 ..< m * m { cy[i] *= r2 }
@@ -321,8 +327,13 @@ public struct MeasurementGuidedScore<Base: ScoreJacobianProviding>: ScoreModel {
                 g.storage[r * d + j] = acc
             }
         }
-        let jg = try base.scoreAndJVP(x, at: t, direction: g).jvp
         var out = s
+        if case .pseudoinverse(let v, true) = likelihood {
+            out.add(g, scaledBy: weight * mt * v / (st * st + mt * mt * v))
+            try out.checkFinite("the measurement-guided score")
+            return out
+        }
+        let jg = try base.scoreAndJVP(x, at: t, direction: g).jvp
         out.add(g, scaledBy: weight / mt, jg, scaledBy: weight * st * st / mt)
         try out.checkFinite("the measurement-guided score")
         return out

@@ -559,6 +559,21 @@ public struct LinearMeasurement: Sendable {
         return out
     }
 
+    /// The minimum-norm solution `A⁺ y` of each observation row (`V S⁻¹ Uᵀ y`), shaped `[rows, D]`:
+    /// the point of `{A x = y}` nearest the origin, e.g. a block-replicated image for block averages.
+    public func minimumNormSolution() -> Tensor {
+        let m = measurements, d = dimension
+        var out = Tensor(zeros: [whitened.rows, d])
+        for r in 0 ..< whitened.rows {
+            for i in 0 ..< d {
+                var acc = 0.0
+                for j in 0 ..< m { acc += v[i * m + j] * whitened.storage[r * m + j] }
+                out.storage[r * d + i] = acc
+            }
+        }
+        return out
+    }
+
     /// The exact posterior of a Gaussian-mixture prior for observation row `row`.
     public func posterior(of prior: GaussianMixture, row: Int = 0) throws -> FullCovarianceMixture {
         guard row >= 0 && row < observation.rows else { throw ScoreSDEError.invalidArgument("row \(row) is not in 0..<\(observation.rows)") }

@@ -24,9 +24,20 @@ struct ModelOptions: ParsableArguments {
         valueName: "name|gmm:PATH.json|PATH.safetensors"))
     var model: String = "ring"
 
-    /// Resolves `--model`: a mixture file after `gmm:`, a model file (`.safetensors`, or any existing
-    /// file), a shipped learned model, or a built-in mixture.
-    func load() throws -> DataModel {
+    /// Resolves `--model` (see ``DataModel/load(_:)``).
+    func load() throws -> DataModel { try DataModel.load(model) }
+
+    /// The help of `--model` for commands with another default (`inpaint`, `colorize`).
+    static func help(default name: String) -> ArgumentHelp {
+        ArgumentHelp("The model (default: \(name)): a built-in Gaussian mixture (\(GaussianMixture.builtInNames.joined(separator: ", "))), gmm:PATH.json, a shipped learned model (\(PretrainedModels.names.joined(separator: ", "))) or a trained PATH.safetensors (see `scoresde sample --help`).",
+                     valueName: "name|gmm:PATH.json|PATH.safetensors")
+    }
+}
+
+extension DataModel {
+    /// Resolves a `--model` value: a mixture file after `gmm:`, a model file (`.safetensors`, or
+    /// any existing file), a shipped learned model, or a built-in mixture.
+    static func load(_ model: String) throws -> DataModel {
         let prefix = "gmm:"
         if model.hasPrefix(prefix) {
             let path = String(model.dropFirst(prefix.count))

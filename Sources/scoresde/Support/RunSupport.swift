@@ -107,3 +107,8 @@ func runODE<S: ForwardSDE, M: ScoreModel>(
     case .encode(let data): return try sampler.encode(data)
     }
 }
+
+/// Prints `warning: message` on standard error.
+func warn(_ message: String) {
+    FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
+}

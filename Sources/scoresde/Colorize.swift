@@ -1,0 +1,287 @@
+import ArgumentParser
+import Foundation
+import ScoreSDE
+
+extension ScoreSDECommand {
+    /// `scoresde colorize`: colour images consistent with grey ones, by sampling an RGB model
+    /// conditioned on the grey channel.
+    struct Colorize: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Colour grey images by sampling an RGB model conditioned on their grey channel.",
+            discussion: """
+                With no options: 8 random photograph patches are turned grey and colourised, 4 samples \
+                each, with the shipped patches model (reverse diffusion + Langevin, 1000 steps), drawn to \
+                colorization.png as rows of grey input | original | samples.
+
+                The model must take RGB images [3, H, W]. The grey value of a pixel is the mean of its \
+                channels (R + G + B) / 3, in data units (0...255 for the patches model). Following \
+                score_sde, channels are decoupled with an orthonormal matrix whose first column is \
+                (1, 1, 1)/sqrt(3); the grey image fixes the first decoupled channel and the sampler fills \
+                in the other two. --mixing PATH.json takes any orthonormal 3x3 matrix ([[...], [...], [...]]): \
+                the grey image then observes sum_c M[c][0] x_c / sum_c M[c][0].
+
+                --data is a PNG of the model's size or a .npy in data space: grey inputs ([n, H, W], \
+                [n, 1, H, W] or one [H, W] image) or colour ones ([n, 3, H, W]; a colour PNG), whose grey \
+                version is colourised and which the summary compares the samples with. \
+                --output writes all samples as one .npy of shape [n*k, 3, H, W]: rows i*k ..< (i+1)*k \
+                belong to input i.
+                """
+        )
+
+        @Option(help: ModelOptions.help(default: "patches"))
+        var model: String = "patches"
+        @OptionGroup(title: "Forward SDE") var sde: SDEOptions
+        @OptionGroup(title: "Sampler") var sampler: SamplerOptions
+        @OptionGroup(title: "Predictor-corrector sampler") var pc: PCOptions
+        @OptionGroup(title: "Conditioning") var conditioning: ConditioningOptions
+
+        @Option(help: ArgumentHelp("The images: a grey or colour PNG, or a .npy of grey [n, H, W] or colour [n, 3, H, W] images in data space. Default: random photograph patches (RGB 8x8 models).", valueName: "path"))
+        var data: String?
+
+        @Option(help: ArgumentHelp("An orthonormal 3x3 channel-mixing matrix as JSON (default: score_sde's).", valueName: "path"))
+        var mixing: String?
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("Without --data: how many built-in images (default: 8).", valueName: "n"))
+        var count: Int?
+
+        @OptionGroup(title: "Computation") var compute: ComputeOptions
+
+        @Option(help: ArgumentHelp("Write the samples as a float64 .npy of shape [n*k, 3, H, W] (data space).", valueName: "path"))
+        var output: String?
+        @Option(help: ArgumentHelp("Write the cost (nfe, wall_seconds), the fit to the grey input and the original, and every setting as JSON.", valueName: "path"))
+        var stats: String?
+        @Option(help: ArgumentHelp("Write a picture: grey input | original (when known) | samples, one row per input.", valueName: "path"))
+        var png: String?
+
+        static let defaultPNG = "colorization.png"
+
+        func validate() throws {
+            if let count, count < 1 { throw ValidationError("--count must be >= 1 (got \(count))") }
+            if data != nil, count != nil { throw ValidationError("--count is for the built-in images; with --data the inputs are the images of the file") }
+            try rejectODE(sampler)
+        }
+
+        func run() throws {
+            // Everything that can be wrong with the input fails here, before any work.
+            let model = try DataModel.load(self.model)
+            guard let layout = model.imageLayout, layout.channels == 3 else {
+                throw ScoreSDEError.invalidArgument("colorize needs a model of RGB images (samples of shape [3, H, W]); \(model.name) takes samples of shape \(model.rowShape). The shipped RGB model is `patches`")
+            }
+            let sdeChoice = try sde.resolve(for: model)
+            let built = try sdeChoice.make(steps: sampler.stepCount)
+            let eps = sampler.eps(default: sdeChoice.defaultEps)
+            try checkEps(eps, for: built.forward)
+            let mixing = try self.mixing.map(readMixing) ?? .reference
+            let k = conditioning.samplesPerInput ?? 4
+
+            let input: ColorInput
+            if let data {
+                input = try ColorInput(reading: data, layout: layout, model: model, mixing: mixing)
+            } else {
+                guard let demo = try model.demoInputs(count: count ?? 8, seed: compute.seed) else {
+                    throw ScoreSDEError.invalidArgument("the model \(model.name) has no built-in images; give --data (a PNG or a .npy of [n, \(layout.height), \(layout.width)] grey images)")
+                }
+                let truth = try demo.inputs.reshaped([demo.inputs.rows, layout.channels * layout.pixels])
+                input = try ColorInput(truth: truth, layout: layout, mixing: mixing, noiseStd: conditioning.noiseStd,
+                                       seed: compute.seed, origin: demo.description)
+            }
+            let n = input.grey.rows
+
+            let scaling = model.scaling
+            let greyModel = scaling.toModel(input.grey).repeatingRows(k)
+            let constraint = try Colorization(grey: greyModel, mixing: mixing, noiseStd: conditioning.noiseStd * abs(scaling.scale),
+                                              convention: conditioning.constraintConvention)
+            let problem = InverseProblem(constraint: constraint, measurement: { try constraint.measurement() })
+            let conditioned = try ConditionedSampler(data: model, built: built, sampler: sampler, pc: pc, conditioning: conditioning,
+                                                     batchSize: compute.batchSize, eps: eps)
+            let files = try ConditionedOutputs(output: output, stats: stats, png: png, defaultPNG: Self.defaultPNG)
+
+            // The work.
+            var rng = RandomSource(seed: compute.seed)
+            let (conditionedRun, seconds, threads) = try compute.withThreadLimit { threads in
+                let (run, seconds) = try timed { try conditioned.run(problem, n * k, &rng) }
+                return (run, seconds, threads)
+            }
+            let (run, modelEvaluations) = (conditionedRun.result, conditionedRun.modelEvaluations)
+            let samples = try scaling.toData(run.samples).reshaped([n * k] + model.rowShape)
+            let fit = ColorFit(samples: samples, input: input, perInput: k, mixing: mixing)
+
+            var report = RunStats()
+            report["nfe"] = .int(run.scoreEvaluations)
+            report["model_evaluations"] = .int(modelEvaluations)
+            report["wall_seconds"] = .double(seconds)
+            report["inputs"] = .int(n)
+            report["samples_per_input"] = .int(k)
+            report["grey_max_abs_error"] = .double(fit.greyMaxError)
+            report["colour_rmse_vs_original"] = fit.colourRMSE.map { .double($0) } ?? .null
+            report["colour_rmse_of_sample_mean"] = fit.meanColourRMSE.map { .double($0) } ?? .null
+            report["grey_baseline_rmse"] = fit.greyBaselineRMSE.map { .double($0) } ?? .null
+            report["shape"] = .ints(samples.shape)
+            report["model"] = .string(model.name)
+            report["data"] = .string(input.origin)
+            report["mixing"] = .string(self.mixing ?? "reference")
+            report.merge(sdeChoice.stats)
+            report.merge(conditioned.settings)
+            report["eps"] = .double(eps)
+            report["batch_size"] = compute.batchSize.map { .int($0) } ?? .null
+            report["seed"] = seedValue(compute.seed)
+            report["threads"] = .int(threads)
+
+            let title = "\(model.label) | colorize | \(conditioning.method.rawValue) | NFE \(run.scoreEvaluations)"
+            try files.write(samples: samples, report: report) {
+                var leading = [try input.grey.replicatedChannels(layout.channels)]
+                if let truth = input.truth { leading.append(truth) }
+                return try conditionalGrid(leading: leading, samples: samples, perInput: k, model: model, title: title)
+            }
+
+            print("\(n) image\(n == 1 ? "" : "s") (\(input.origin)) x \(k) samples, \(model.name), \(sdeChoice.kind.rawValue), \(conditioned.label): "
+                  + "NFE \(run.scoreEvaluations)\(passes(modelEvaluations, nfe: run.scoreEvaluations)), \(String(format: "%.2f", seconds)) s")
+            var line = "grey kept to \(formatted(fit.greyMaxError, 3)) (max |grey(sample) - input|)"
+            if let rmse = fit.colourRMSE, let meanRMSE = fit.meanColourRMSE, let baseline = fit.greyBaselineRMSE {
+                line += ", colour RMSE \(formatted(rmse, 4)) vs the original" + (k > 1 ? " (mean of the \(k) samples: \(formatted(meanRMSE, 4)))" : "")
+                    + "; the grey image itself: \(formatted(baseline, 4))"
+            }
+            print(line)
+            print("wrote \(files.paths)")
+        }
+    }
+}
+
+/// Reads a 3x3 orthonormal mixing matrix from JSON (`[[...], [...], [...]]`).
+private func readMixing(_ path: String) throws -> ColorMixing {
+    let data: Data
+    do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+        throw ScoreSDEError.io(path: path, message: "cannot read the mixing matrix (\(error.localizedDescription))")
+    }
+    guard let rows = try? JSONSerialization.jsonObject(with: data) as? [[Any]] else {
+        throw ScoreSDEError.io(path: path, message: "not a JSON matrix; write the mixing matrix as [[m00, m01, m02], [m10, m11, m12], [m20, m21, m22]]")
+    }
+    let matrix = try rows.map { row in
+        try row.map { value -> Double in
+            // On Linux `x is Bool` holds for the JSON numbers 0 and 1: test for numbers first.
+            guard let number = value as? NSNumber, !(value is String) else {
+                throw ScoreSDEError.io(path: path, message: "the mixing matrix holds a non-number (\(value))")
+            }
+            return number.doubleValue
+        }
+    }
+    guard matrix.count == 3, matrix.allSatisfy({ $0.count == 3 }) else {
+        throw ScoreSDEError.shapeMismatch("--mixing \(path): the mixing matrix must be 3x3 for RGB images (got \(matrix.count) rows of \(matrix.map(\.count)) values)")
+    }
+    return try ColorMixing(matrix)
+}
+
+/// The grey inputs of `colorize` (data space, `[n, H·W]`) and, when known, the colour originals (`[n, 3, H, W]`).
+struct ColorInput {
+    let grey: Tensor
+    let truth: Tensor?
+    let origin: String
+
+    /// Colour originals (`[n, 3·H·W]`): their grey version (observed with `noiseStd` for the demos).
+    init(truth: Tensor, layout: ImageLayout, mixing: ColorMixing, noiseStd: Double, seed: UInt64, origin: String) throws {
+        let grey = greyOf(truth, pixels: layout.pixels, mixing: mixing)
+        self.grey = DataModel.observed(grey, noiseStd: noiseStd, seed: seed)
+        self.truth = try truth.reshaped([truth.rows, layout.channels, layout.height, layout.width])
+        self.origin = origin + (noiseStd > 0 ? ", grey observed with noise std \(noiseStd)" : "")
+    }
+
+    /// `--data`: a PNG (grey, or colour whose grey version is used) or a .npy of grey or colour images.
+    init(reading path: String, layout: ImageLayout, model: DataModel, mixing: ColorMixing) throws {
+        let hw = layout.pixels, what = "--data \(path)"
+        if path.lowercased().hasSuffix(".png") {
+            let image = try PNG.read(path)
+            try checkSize(image, layout: layout, what: what)
+            if isGrey(image) {
+                let t = try image.converting(toChannels: 1).tensor(range: model.imageRange)
+                grey = try t.reshaped([1, hw]); truth = nil
+            } else {
+                let t = try image.tensor(range: model.imageRange)
+                grey = greyOf(try t.reshaped([1, 3 * hw]), pixels: hw, mixing: mixing)
+                truth = t
+            }
+            origin = path
+            return
+        }
+        var t = try Npy.read(path)
+        try t.checkFinite(what)
+        if t.shape == [layout.height, layout.width] { t = try t.reshaped([1, hw]) }
+        guard t.shape.count >= 2, t.rows >= 1 else {
+            throw ScoreSDEError.shapeMismatch("\(what) has shape \(t.shape); give grey images [n, \(layout.height), \(layout.width)] or colour ones [n, 3, \(layout.height), \(layout.width)]")
+        }
+        switch t.rowSize {
+        case hw:
+            grey = try t.reshaped([t.rows, hw]); truth = nil
+        case 3 * hw:
+            truth = try t.reshaped([t.rows, 3, layout.height, layout.width])
+            grey = greyOf(try t.reshaped([t.rows, 3 * hw]), pixels: hw, mixing: mixing)
+        default:
+            throw ScoreSDEError.shapeMismatch("\(what) has rows of shape \(t.rowShape) (\(t.rowSize) values); the model \(model.name) colours \(layout.width)x\(layout.height) images: give grey images [n, \(layout.height), \(layout.width)] (\(hw) values each) or colour ones [n, 3, \(layout.height), \(layout.width)]")
+        }
+        origin = path
+    }
+}
+
+/// The grey image a colour one (`[n, C·H·W]`) gives under `mixing`: `Σ_c M_c0 x_c / Σ_c M_c0` per
+/// pixel (the channel mean for score_sde's matrix).
+func greyOf(_ colour: Tensor, pixels hw: Int, mixing: ColorMixing) -> Tensor {
+    let c = mixing.channels, gain = mixing.greyGain, col0 = mixing.matrix.map { $0[0] }
+    var grey = Tensor(zeros: [colour.rows, hw])
+    for r in 0 ..< colour.rows {
+        for p in 0 ..< hw {
+            var acc = 0.0
+            for ch in 0 ..< c { acc += col0[ch] * colour.storage[r * c * hw + ch * hw + p] }
+            grey.storage[r * hw + p] = acc / gain
+        }
+    }
+    return grey
+}
+
+extension Tensor {
+    /// `[n, H·W]` grey images as `[n, C, H·W]` with every channel equal (for pictures).
+    func replicatedChannels(_ c: Int) throws -> Tensor {
+        var storage = [Double]()
+        storage.reserveCapacity(count * c)
+        for r in 0 ..< rows {
+            for _ in 0 ..< c { storage += self.storage[r * rowSize ..< (r + 1) * rowSize] }
+        }
+        return try Tensor(shape: [rows, c * rowSize], storage: storage)
+    }
+}
+
+/// How colourised samples fit the grey inputs and, when known, the originals.
+struct ColorFit {
+    /// The largest |grey(sample) − grey input| over all pixels and samples.
+    let greyMaxError: Double
+    /// RMSE of the samples' colours against the originals, and of the grey image itself (every channel = grey).
+    let colourRMSE: Double?, greyBaselineRMSE: Double?
+    /// RMSE of the mean of each input's samples (an estimate of the posterior mean).
+    let meanColourRMSE: Double?
+
+    init(samples: Tensor, input: ColorInput, perInput k: Int, mixing: ColorMixing) {
+        let hw = input.grey.rowSize, d = samples.rowSize
+        let greys = greyOf(samples, pixels: hw, mixing: mixing)
+        var maxError = 0.0
+        for r in 0 ..< samples.rows {
+            for p in 0 ..< hw { maxError = max(maxError, abs(greys.storage[r * hw + p] - input.grey.storage[(r / k) * hw + p])) }
+        }
+        greyMaxError = maxError
+        guard let truth = input.truth else { colourRMSE = nil; greyBaselineRMSE = nil; meanColourRMSE = nil; return }
+        var squared = 0.0, baseline = 0.0, meanSquared = 0.0
+        for i in 0 ..< samples.rows / k {
+            for j in 0 ..< d {
+                let t = truth.storage[i * d + j], b = input.grey.storage[i * hw + j % hw] - t
+                var mean = 0.0
+                for r in i * k ..< (i + 1) * k {
+                    let e = samples.storage[r * d + j] - t
+                    squared += e * e; mean += samples.storage[r * d + j]
+                }
+                baseline += b * b
+                meanSquared += (mean / Double(k) - t) * (mean / Double(k) - t)
+            }
+        }
+        colourRMSE = (squared / Double(samples.count)).squareRoot()
+        let inputValues = Double(samples.count / k)
+        greyBaselineRMSE = (baseline / inputValues).squareRoot()
+        meanColourRMSE = (meanSquared / inputValues).squareRoot()
+    }
+}

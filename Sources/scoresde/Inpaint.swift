@@ -1,0 +1,331 @@
+import ArgumentParser
+import Foundation
+import ScoreSDE
+
+extension ScoreSDECommand {
+    /// `scoresde inpaint`: fills in the unknown values of each input by sampling the model
+    /// conditioned on the known ones.
+    struct Inpaint: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Fill in the unknown values of each input, conditioning the sampler on the known ones.",
+            discussion: """
+                With no options: the first 8 held-out digits with their bottom half unknown, 4 samples \
+                each from the shipped digits model (reverse diffusion + Langevin, 1000 steps), drawn \
+                to inpainting.png as rows of input | observed (unknown values grey) | samples.
+
+                --data is a .npy of inputs in data space (shape [n, ...], rows of the model's shape) or, \
+                for image models, a PNG of the model's size. --mask marks the known values: a .npy of 0 \
+                (unknown) and 1 (known), shaped like one input, like all inputs, or (RGB models) like one \
+                channel; a black (unknown) and white (known) PNG; or a named region to inpaint: \
+                bottom-half, top-half, left-half, right-half, center, random (images) or second-half, \
+                first-half, random (vectors). Values of --data under the unknown region are not used, \
+                except as the reference the summary's RMSE is measured against.
+
+                Without --data the inputs are built in: held-out digits (grey 8x8 models), random \
+                photograph patches (RGB 8x8 models), or --count exact samples of a mixture. For a \
+                Gaussian-mixture model the exact posterior is known in closed form: the summary and the \
+                stats compare the samples with it (mode weights and mean, next to exact posterior \
+                samples of the same size), and the PNG shows both.
+
+                --output writes all samples as one .npy of shape [n*k, ...] in data space: rows \
+                i*k ..< (i+1)*k belong to input i (k = --samples-per-input).
+                """
+        )
+
+        @Option(help: ModelOptions.help(default: "digits"))
+        var model: String = "digits"
+        @OptionGroup(title: "Forward SDE") var sde: SDEOptions
+        @OptionGroup(title: "Sampler") var sampler: SamplerOptions
+        @OptionGroup(title: "Predictor-corrector sampler") var pc: PCOptions
+        @OptionGroup(title: "Conditioning") var conditioning: ConditioningOptions
+
+        @Option(help: ArgumentHelp("The inputs: a .npy of shape [n, ...] in data space, or a PNG (image models). Default: built-in inputs (see below).", valueName: "path"))
+        var data: String?
+
+        @Option(help: ArgumentHelp("The known values: a .npy of 0/1 or a black/white PNG (1, white: known), or the name of the region to inpaint (default: bottom-half for images, second-half for vectors).", valueName: "path|region"))
+        var mask: String?
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("Without --data: how many built-in inputs (default: 8 for images, 1 for vector models).", valueName: "n"))
+        var count: Int?
+
+        @OptionGroup(title: "Computation") var compute: ComputeOptions
+
+        @Option(help: ArgumentHelp("Write the samples as a float64 .npy of shape [n*k, ...] (data space).", valueName: "path"))
+        var output: String?
+        @Option(help: ArgumentHelp("Write the cost (nfe, wall_seconds), the comparison with the exact posterior or the input, and every setting as JSON.", valueName: "path"))
+        var stats: String?
+        @Option(help: ArgumentHelp("Write a picture: input | observed | samples per input (images), or the samples next to the exact posterior (mixtures).", valueName: "path"))
+        var png: String?
+
+        static let defaultPNG = "inpainting.png"
+
+        func validate() throws {
+            if let count, count < 1 { throw ValidationError("--count must be >= 1 (got \(count))") }
+            if data != nil, count != nil { throw ValidationError("--count is for the built-in inputs; with --data the inputs are the rows of the file") }
+            try rejectODE(sampler)
+        }
+
+        func run() throws {
+            // Everything that can be wrong with the input fails here, before any work.
+            let model = try DataModel.load(self.model)
+            let sdeChoice = try sde.resolve(for: model)
+            let built = try sdeChoice.make(steps: sampler.stepCount)
+            let eps = sampler.eps(default: sdeChoice.defaultEps)
+            try checkEps(eps, for: built.forward)
+            let isImage = model.imageLayout != nil
+            let k = conditioning.samplesPerInput ?? (isImage ? 4 : 1000)
+
+            let truth: Tensor, observed: Tensor, origin: String
+            if let data {
+                truth = data.lowercased().hasSuffix(".png") ? try model.readImage(data, option: "--data") : try model.readRows(data, option: "--data")
+                observed = truth
+                origin = data
+            } else {
+                guard let demo = try model.demoInputs(count: count ?? (isImage ? 8 : 1), seed: compute.seed) else {
+                    throw ScoreSDEError.invalidArgument("the model \(model.name) has no built-in inputs; give --data (a .npy of shape [n, \(model.rowShape.map(String.init).joined(separator: ", "))] in data space)")
+                }
+                truth = demo.inputs
+                observed = DataModel.observed(truth, noiseStd: conditioning.noiseStd, seed: compute.seed)
+                origin = demo.description + (conditioning.noiseStd > 0 ? ", observed with noise std \(conditioning.noiseStd)" : "")
+            }
+            let n = truth.rows
+            let maskSpec = mask ?? (isImage ? NamedMask.bottomHalf.rawValue : NamedMask.secondHalf.rawValue)
+            let known = try readMask(maskSpec, model: model, inputs: n, seed: compute.seed)
+
+            let scaling = model.scaling
+            let constraint = try Inpainting(observation: scaling.toModel(observed).repeatingRows(k), mask: known.repeatingRows(known.rows == 1 ? 1 : k),
+                                            noiseStd: conditioning.noiseStd * abs(scaling.scale), convention: conditioning.constraintConvention)
+            let problem = InverseProblem(constraint: constraint, measurement: {
+                do { return try constraint.measurement() } catch {
+                    throw ScoreSDEError.invalidArgument("--method \(conditioning.method.rawValue) needs one mask shared by every input (\(error)); use --method replace or repaint for a mask per input")
+                }
+            })
+            let conditioned = try ConditionedSampler(data: model, built: built, sampler: sampler, pc: pc, conditioning: conditioning,
+                                                     batchSize: compute.batchSize, eps: eps)
+            if conditioning.method.isGuidance { _ = try problem.measurement() }
+            let files = try ConditionedOutputs(output: output, stats: stats, png: png, defaultPNG: Self.defaultPNG)
+
+            // The work.
+            var rng = RandomSource(seed: compute.seed)
+            let (conditionedRun, seconds, threads) = try compute.withThreadLimit { threads in
+                let (run, seconds) = try timed { try conditioned.run(problem, n * k, &rng) }
+                return (run, seconds, threads)
+            }
+            let (run, modelEvaluations) = (conditionedRun.result, conditionedRun.modelEvaluations)
+            let samples = scaling.toData(run.samples)
+
+            // Against the truth: the known values kept, the unknown ones near the input's.
+            let fit = InpaintingFit(samples: samples, observed: observed, truth: truth, mask: known, perInput: k)
+            var comparison: PosteriorComparison?
+            if case .mixture(let prior) = model.source, known.rows == 1 {
+                // After the work, a failure here must not lose the samples: report it and go on.
+                do {
+                    let measurement = try constraint.measurement()
+                    comparison = try PosteriorComparison(prior: prior, measurement: measurement, samples: samples, perInput: k, seed: compute.seed,
+                                                         basis: conditioning.noiseStd == 0 ? nullSpaceBasis(of: measurement.matrix) : nil)
+                } catch {
+                    warn("no comparison with the exact posterior: \(error)")
+                }
+            }
+
+            var report = RunStats()
+            report["nfe"] = .int(run.scoreEvaluations)
+            report["model_evaluations"] = .int(modelEvaluations)
+            report["wall_seconds"] = .double(seconds)
+            report["inputs"] = .int(n)
+            report["samples_per_input"] = .int(k)
+            report["known_fraction"] = .double(known.storage.reduce(0, +) / Double(known.count))
+            report["known_max_abs_error"] = .double(fit.knownMaxError)
+            report["unknown_rmse_vs_input"] = .double(fit.unknownRMSE)
+            report["unknown_rmse_of_sample_mean"] = .double(fit.meanRMSE)
+            if let comparison { report["exact_posterior"] = comparison.stats }
+            report["shape"] = .ints(samples.shape)
+            report["model"] = .string(model.name)
+            report["data"] = .string(origin)
+            report["mask"] = .string(maskSpec)
+            report.merge(sdeChoice.stats)
+            report.merge(conditioned.settings)
+            report["eps"] = .double(eps)
+            report["batch_size"] = compute.batchSize.map { .int($0) } ?? .null
+            report["seed"] = seedValue(compute.seed)
+            report["threads"] = .int(threads)
+
+            let title = "\(model.label) | inpaint | \(conditioning.method.rawValue) | NFE \(run.scoreEvaluations)"
+            try files.write(samples: samples, report: report) {
+                if isImage {
+                    return try conditionalGrid(leading: [truth, fit.observedPicture(range: model.imageRange)], samples: samples,
+                                               perInput: k, model: model, title: title)
+                }
+                return conditionalScatter(samples: samples, exact: comparison?.exactSamples, model: model, title: title)
+            }
+
+            print("\(n) input\(n == 1 ? "" : "s") (\(origin)) x \(k) samples, \(model.name), \(sdeChoice.kind.rawValue), \(conditioned.label): "
+                  + "NFE \(run.scoreEvaluations)\(passes(modelEvaluations, nfe: run.scoreEvaluations)), \(String(format: "%.2f", seconds)) s")
+            let keptLine = conditioning.noiseStd == 0
+                ? "known values kept to \(formatted(fit.knownMaxError, 3)) (max |sample - observation|)"
+                : "known values: max |sample - observation| \(formatted(fit.knownMaxError, 3)) (noisy observation)"
+            print(keptLine + ", unknown values: RMSE \(formatted(fit.unknownRMSE, 4)) vs the input" + (data == nil ? " (the truth)" : "")
+                  + (k > 1 ? ", \(formatted(fit.meanRMSE, 4)) for the mean of the \(k) samples" : ""))
+            if let comparison { print(comparison.summary) }
+            print("wrote \(files.paths)")
+        }
+    }
+}
+
+/// Named regions to inpaint: images (`[C, H, W]`, all channels of a pixel together) and vectors.
+enum NamedMask: String, CaseIterable {
+    case bottomHalf = "bottom-half", topHalf = "top-half", leftHalf = "left-half", rightHalf = "right-half", center, random
+    case secondHalf = "second-half", firstHalf = "first-half"
+
+    static let imageNames: [NamedMask] = [.bottomHalf, .topHalf, .leftHalf, .rightHalf, .center, .random]
+    static let vectorNames: [NamedMask] = [.secondHalf, .firstHalf, .random]
+
+    /// Whether value `(y, x)` of an `h × w` image (or value `y` of a vector, `x = 0`, `w = 1`) is unknown.
+    func isUnknown(y: Int, x: Int, h: Int, w: Int, coin: () -> Bool) -> Bool {
+        switch self {
+        case .bottomHalf, .secondHalf: return y >= h / 2
+        case .topHalf, .firstHalf: return y < h / 2
+        case .leftHalf: return x < w / 2
+        case .rightHalf: return x >= w / 2
+        case .center: return y >= h / 4 && y < h / 4 + (h + 1) / 2 && x >= w / 4 && x < w / 4 + (w + 1) / 2
+        case .random: return coin()
+        }
+    }
+}
+
+/// Reads `--mask`: a named region, a .npy of 0/1 or a black/white PNG, as `[1 or n] + rowShape` (1 = known).
+func readMask(_ spec: String, model: DataModel, inputs n: Int, seed: UInt64) throws -> Tensor {
+    let d = model.rowShape.reduce(1, *), layout = model.imageLayout
+    let mask: Tensor
+    if let named = NamedMask(rawValue: spec), !FileManager.default.fileExists(atPath: spec) {
+        let allowed = layout != nil ? NamedMask.imageNames : NamedMask.vectorNames
+        guard allowed.contains(named) else {
+            throw ScoreSDEError.invalidArgument("--mask \(spec) is a region of \(layout != nil ? "a vector" : "an image"); the model \(model.name) takes \(layout != nil ? "images" : "vectors"): use one of \(allowed.map(\.rawValue).joined(separator: ", ")), or a file")
+        }
+        let (c, h, w) = layout.map { ($0.channels, $0.height, $0.width) } ?? (1, d, 1)
+        var stream = RandomSource(seed: seed).derived(0x3A5C).stream(draw: 0, row: 0)
+        var values = [Double](repeating: 1, count: d)
+        for y in 0 ..< h {
+            for x in 0 ..< w where named.isUnknown(y: y, x: x, h: h, w: w, coin: { stream.next() >> 63 == 1 }) {
+                for ch in 0 ..< c { values[ch * h * w + y * w + x] = 0 }
+            }
+        }
+        mask = try Tensor(shape: [1] + model.rowShape, storage: values)
+    } else if spec.lowercased().hasSuffix(".png") {
+        mask = try readMaskPNG(spec, model: model)
+    } else {
+        mask = try readMaskNpy(spec, model: model, inputs: n)
+    }
+    for r in 0 ..< mask.rows {
+        let row = mask.storage[r * d ..< (r + 1) * d]
+        if !row.contains(1) {
+            throw ScoreSDEError.invalidArgument("--mask \(spec)\(mask.rows > 1 ? ", row \(r)," : "") marks no value as known: there is nothing to condition on (use `scoresde sample` for unconditional samples)")
+        }
+        if !row.contains(0) {
+            throw ScoreSDEError.invalidArgument("--mask \(spec)\(mask.rows > 1 ? ", row \(r)," : "") marks every value as known: there is nothing to inpaint")
+        }
+    }
+    return mask
+}
+
+/// A black (unknown) and white (known) PNG of the model's size, every channel of a pixel alike.
+private func readMaskPNG(_ path: String, model: DataModel) throws -> Tensor {
+    guard let layout = model.imageLayout else {
+        throw ScoreSDEError.invalidArgument("--mask \(path): the model \(model.name) takes vectors of shape \(model.rowShape), not images; give the mask as a .npy of 0/1 of that shape")
+    }
+    let image = try PNG.read(path)
+    try checkSize(image, layout: layout, what: "--mask \(path)")
+    guard isGrey(image) else {
+        throw ScoreSDEError.invalidArgument("--mask \(path) has coloured pixels; a mask PNG is black (unknown) and white (known) only")
+    }
+    let grey = try image.converting(toChannels: 1)
+    if let i = grey.pixels.firstIndex(where: { $0 != 0 && $0 != 255 }) {
+        throw ScoreSDEError.invalidArgument("--mask \(path): pixel (x \(i % layout.width), y \(i / layout.width)) has grey level \(grey.pixels[i]); a mask PNG is black (0, unknown) and white (255, known) only")
+    }
+    var values = [Double]()
+    for _ in 0 ..< layout.channels { values += grey.pixels.map { $0 == 255 ? 1 : 0 } }
+    return try Tensor(shape: [1] + model.rowShape, storage: values)
+}
+
+/// A .npy of 0/1: one input's shape, all inputs' shape, or (RGB models) one channel's shape.
+private func readMaskNpy(_ path: String, model: DataModel, inputs n: Int) throws -> Tensor {
+    let t = try Npy.read(path)
+    try t.checkFinite("--mask \(path)")
+    if let i = t.storage.firstIndex(where: { $0 != 0 && $0 != 1 }) {
+        throw ScoreSDEError.invalidArgument("--mask \(path): value \(i) (flat index) is \(t.storage[i]); a mask holds only 0 (unknown) and 1 (known)")
+    }
+    let d = model.rowShape.reduce(1, *)
+    let plane = model.imageLayout.flatMap { $0.channels > 1 ? $0.pixels : nil }
+    let shapeText = model.rowShape.map(String.init).joined(separator: ", ")
+    var rows: Int
+    if t.count == d || (plane != nil && t.count == plane!) { rows = 1 }
+    else if t.shape.count >= 1, t.shape[0] == n, t.count == n * d || (plane != nil && t.count == n * plane!) { rows = n }
+    else {
+        let channel = plane.map { _ in ", [\(model.imageLayout!.height), \(model.imageLayout!.width)] (one channel, used for all)" } ?? ""
+        throw ScoreSDEError.shapeMismatch("--mask \(path) has shape \(t.shape); the model \(model.name) takes samples of shape [\(shapeText)]: give [\(shapeText)] (one mask for every input)\(channel) or [\(n), \(shapeText)] (one per input)")
+    }
+    let per = t.count / rows
+    guard per != d, let plane else { return try t.reshaped([rows] + model.rowShape) }
+    var values = [Double]()
+    values.reserveCapacity(rows * d)
+    for r in 0 ..< rows {
+        for _ in 0 ..< d / plane { values += t.storage[r * plane ..< (r + 1) * plane] }
+    }
+    return try Tensor(shape: [rows] + model.rowShape, storage: values)
+}
+
+/// How inpainted samples fit their inputs.
+struct InpaintingFit {
+    /// The largest |sample − observation| over the known values.
+    let knownMaxError: Double
+    /// RMSE of the unknown values against the input's (the truth for the built-in inputs), of
+    /// each sample and of the mean of each input's samples (an estimate of the posterior mean).
+    let unknownRMSE: Double, meanRMSE: Double
+    let observed: Tensor, mask: Tensor
+
+    init(samples: Tensor, observed: Tensor, truth: Tensor, mask: Tensor, perInput k: Int) {
+        let d = samples.rowSize
+        var maxError = 0.0, squared = 0.0, meanSquared = 0.0, unknown = 0
+        for i in 0 ..< samples.rows / k {
+            let m = mask.rows == 1 ? 0 : i
+            for j in 0 ..< d {
+                var mean = 0.0
+                for r in i * k ..< (i + 1) * k {
+                    let s = samples.storage[r * d + j]
+                    if mask.storage[m * d + j] == 1 {
+                        maxError = max(maxError, abs(s - observed.storage[i * d + j]))
+                    } else {
+                        let e = s - truth.storage[i * d + j]
+                        squared += e * e; mean += s
+                    }
+                }
+                if mask.storage[m * d + j] == 0 {
+                    let e = mean / Double(k) - truth.storage[i * d + j]
+                    meanSquared += e * e; unknown += 1
+                }
+            }
+        }
+        knownMaxError = maxError
+        unknownRMSE = (squared / Double(max(unknown * k, 1))).squareRoot()
+        meanRMSE = (meanSquared / Double(max(unknown, 1))).squareRoot()
+        self.observed = observed; self.mask = mask
+    }
+
+    /// The observations with unknown values at the middle of `range` (shown grey).
+    func observedPicture(range: ClosedRange<Double>) -> Tensor {
+        var t = observed
+        let d = t.rowSize, mid = (range.lowerBound + range.upperBound) / 2
+        for r in 0 ..< t.rows {
+            let m = mask.rows == 1 ? 0 : r
+            for j in 0 ..< d where mask.storage[m * d + j] == 0 { t.storage[r * d + j] = mid }
+        }
+        return t
+    }
+}
+
+/// The conditioned commands sample with the predictor-corrector sampler only.
+func rejectODE(_ sampler: SamplerOptions) throws {
+    if sampler.sampler == .ode {
+        throw ValidationError("--sampler ode is not available here: conditioning acts on the predictor-corrector sampler's updates (replace, repaint) or on its score (dps, pigdm, tweedie); remove --sampler")
+    }
+}

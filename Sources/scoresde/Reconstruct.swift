@@ -1,0 +1,230 @@
+import ArgumentParser
+import Foundation
+import ScoreSDE
+
+extension ScoreSDECommand {
+    /// `scoresde reconstruct`: samples consistent with a linear measurement `y = A x (+ noise)`.
+    struct Reconstruct: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Sample the model conditioned on a linear measurement y = A x + noise.",
+            discussion: """
+                With no options: one exact sample of the ring is measured through the sum of its \
+                coordinates, and 1000 samples are drawn given that sum; the PNG shows them next to \
+                exact samples of the posterior, which is known in closed form for Gaussian mixtures \
+                (the summary compares mode weights and means).
+
+                --matrix A.npy holds A, shape [m, D] (m <= D independent rows; D = the model's \
+                dimension; [D] is one row). Default: the sum of the coordinates for vector models, \
+                2x2 block means of every channel for image models (super-resolution by 2). \
+                --observation y.npy holds y, shape [m] or [n, m] (n inputs); or --data x.npy|x.png \
+                gives inputs x whose measurement A x (+ --noise-std noise) is observed. Without \
+                either, built-in inputs are measured (as in `inpaint`). --noise-std is the std of \
+                the noise in y.
+
+                The PNG of an image model shows per input: the input (when known) | the \
+                minimum-norm solution A+ y | the samples. --output writes all samples as one .npy of \
+                shape [n*k, ...]: rows i*k ..< (i+1)*k belong to input i.
+                """
+        )
+
+        @Option(help: ModelOptions.help(default: "ring"))
+        var model: String = "ring"
+        @OptionGroup(title: "Forward SDE") var sde: SDEOptions
+        @OptionGroup(title: "Sampler") var sampler: SamplerOptions
+        @OptionGroup(title: "Predictor-corrector sampler") var pc: PCOptions
+        @OptionGroup(title: "Conditioning") var conditioning: ConditioningOptions
+
+        @Option(help: ArgumentHelp("The measurement matrix A: a .npy of shape [m, D] (default: see below).", valueName: "path"))
+        var matrix: String?
+
+        @Option(help: ArgumentHelp("The measurements y: a .npy of shape [m] or [n, m], in data units.", valueName: "path"))
+        var observation: String?
+
+        @Option(help: ArgumentHelp("Inputs to measure: a .npy of shape [n, ...] in data space, or a PNG (image models).", valueName: "path"))
+        var data: String?
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("Without --data or --observation: how many built-in inputs (default: 8 for images, 1 for vector models).", valueName: "n"))
+        var count: Int?
+
+        @OptionGroup(title: "Computation") var compute: ComputeOptions
+
+        @Option(help: ArgumentHelp("Write the samples as a float64 .npy of shape [n*k, ...] (data space).", valueName: "path"))
+        var output: String?
+        @Option(help: ArgumentHelp("Write the cost, the measurement residual, the comparison with the exact posterior or the input, and every setting as JSON.", valueName: "path"))
+        var stats: String?
+        @Option(help: ArgumentHelp("Write a picture: input | A+ y | samples per input (images), or the samples next to the exact posterior (mixtures).", valueName: "path"))
+        var png: String?
+
+        static let defaultPNG = "reconstruction.png"
+
+        func validate() throws {
+            if let count, count < 1 { throw ValidationError("--count must be >= 1 (got \(count))") }
+            if data != nil, observation != nil { throw ValidationError("--data and --observation both give the measurements; choose one") }
+            if count != nil, data != nil || observation != nil { throw ValidationError("--count is for the built-in inputs; with --data or --observation the inputs are the rows of the file") }
+            try rejectODE(sampler)
+        }
+
+        func run() throws {
+            // Everything that can be wrong with the input fails here, before any work.
+            let model = try DataModel.load(self.model)
+            let sdeChoice = try sde.resolve(for: model)
+            let built = try sdeChoice.make(steps: sampler.stepCount)
+            let eps = sampler.eps(default: sdeChoice.defaultEps)
+            try checkEps(eps, for: built.forward)
+            let isImage = model.imageLayout != nil
+            let k = conditioning.samplesPerInput ?? (isImage ? 4 : 1000)
+            let d = model.rowShape.reduce(1, *)
+
+            let (a, matrixLabel) = try self.matrix.map { (try readMatrix($0, dimension: d, model: model), $0) } ?? defaultMatrix(model)
+            let plain = try LinearMeasurement(matrix: a, observation: [Double](repeating: 0, count: a.count))   // checks A
+            let y: Tensor, truth: Tensor?, origin: String
+            if let observation {
+                y = try readObservation(observation, measurements: a.count)
+                truth = nil; origin = observation
+            } else {
+                let inputs: Tensor
+                if let data {
+                    inputs = data.lowercased().hasSuffix(".png") ? try model.readImage(data, option: "--data") : try model.readRows(data, option: "--data")
+                    origin = data
+                } else {
+                    guard let demo = try model.demoInputs(count: count ?? (isImage ? 8 : 1), seed: compute.seed) else {
+                        throw ScoreSDEError.invalidArgument("the model \(model.name) has no built-in inputs; give --observation or --data")
+                    }
+                    inputs = demo.inputs; origin = demo.description
+                }
+                truth = inputs
+                y = DataModel.observed(try plain.apply(inputs.reshaped([inputs.rows, d])), noiseStd: conditioning.noiseStd, seed: compute.seed)
+            }
+            let n = y.rows
+
+            // Model space: x' = a x + b gives A x' = a (A x) + b (A 1).
+            let scaling = model.scaling
+            var yModel = y
+            for r in 0 ..< n {
+                for i in 0 ..< a.count { yModel.storage[r * a.count + i] = scaling.scale * y.storage[r * a.count + i] + scaling.shift * a[i].reduce(0, +) }
+            }
+            let measurement = try LinearMeasurement(matrix: a, observation: yModel.repeatingRows(k), noiseStd: conditioning.noiseStd * abs(scaling.scale))
+            let constraint = LinearMeasurementConstraint(measurement, convention: conditioning.constraintConvention)
+            let problem = InverseProblem(constraint: constraint, measurement: { measurement })
+            let conditioned = try ConditionedSampler(data: model, built: built, sampler: sampler, pc: pc, conditioning: conditioning,
+                                                     batchSize: compute.batchSize, eps: eps)
+            let files = try ConditionedOutputs(output: output, stats: stats, png: png, defaultPNG: Self.defaultPNG)
+
+            // The work.
+            var rng = RandomSource(seed: compute.seed)
+            let (conditionedRun, seconds, threads) = try compute.withThreadLimit { threads in
+                let (run, seconds) = try timed { try conditioned.run(problem, n * k, &rng) }
+                return (run, seconds, threads)
+            }
+            let (run, modelEvaluations) = (conditionedRun.result, conditionedRun.modelEvaluations)
+            let samples = try scaling.toData(run.samples).reshaped([n * k] + model.rowShape)
+
+            // The fit: the measurement residual, the input, the exact posterior.
+            let measured = try plain.apply(samples.reshaped([n * k, d]))
+            var residual = 0.0
+            for r in 0 ..< n * k {
+                for i in 0 ..< a.count { let e = measured.storage[r * a.count + i] - y.storage[(r / k) * a.count + i]; residual += e * e }
+            }
+            let residualRMS = (residual / Double(n * k * a.count)).squareRoot()
+            var rmse: Double?
+            if let truth {
+                var squared = 0.0
+                for r in 0 ..< n * k { for j in 0 ..< d { let e = samples.storage[r * d + j] - truth.storage[(r / k) * d + j]; squared += e * e } }
+                rmse = (squared / Double(n * k * d)).squareRoot()
+            }
+            var comparison: PosteriorComparison?
+            if case .mixture(let prior) = model.source {
+                do {
+                    comparison = try PosteriorComparison(prior: prior, measurement: measurement, samples: samples.reshaped([n * k, d]), perInput: k,
+                                                         seed: compute.seed, basis: conditioning.noiseStd == 0 ? nullSpaceBasis(of: a) : nil)
+                } catch {
+                    warn("no comparison with the exact posterior: \(error)")
+                }
+            }
+
+            var report = RunStats()
+            report["nfe"] = .int(run.scoreEvaluations)
+            report["model_evaluations"] = .int(modelEvaluations)
+            report["wall_seconds"] = .double(seconds)
+            report["inputs"] = .int(n)
+            report["samples_per_input"] = .int(k)
+            report["measurements"] = .int(a.count)
+            report["residual_rms"] = .double(residualRMS)
+            report["rmse_vs_input"] = rmse.map { .double($0) } ?? .null
+            if let comparison { report["exact_posterior"] = comparison.stats }
+            report["shape"] = .ints(samples.shape)
+            report["model"] = .string(model.name)
+            report["matrix"] = .string(matrixLabel)
+            report["data"] = .string(origin)
+            report.merge(sdeChoice.stats)
+            report.merge(conditioned.settings)
+            report["eps"] = .double(eps)
+            report["batch_size"] = compute.batchSize.map { .int($0) } ?? .null
+            report["seed"] = seedValue(compute.seed)
+            report["threads"] = .int(threads)
+
+            let title = "\(model.label) | reconstruct | \(conditioning.method.rawValue) | NFE \(run.scoreEvaluations)"
+            try files.write(samples: samples, report: report) {
+                if isImage {
+                    let pinv = try LinearMeasurement(matrix: a, observation: y).minimumNormSolution()
+                    let leading = (truth.map { [$0] } ?? []) + [pinv]
+                    return try conditionalGrid(leading: leading, samples: samples, perInput: k, model: model, title: title)
+                }
+                return conditionalScatter(samples: try samples.reshaped([n * k, d]), exact: comparison?.exactSamples, model: model, title: title)
+            }
+
+            print("\(n) input\(n == 1 ? "" : "s") (\(origin)) x \(k) samples, \(a.count) measurement\(a.count == 1 ? "" : "s") (\(matrixLabel)), \(model.name), \(sdeChoice.kind.rawValue), \(conditioned.label): "
+                  + "NFE \(run.scoreEvaluations)\(passes(modelEvaluations, nfe: run.scoreEvaluations)), \(String(format: "%.2f", seconds)) s")
+            print("measurement residual: RMS |A x - y| \(formatted(residualRMS, 3))" + (conditioning.noiseStd > 0 ? " (noise std \(conditioning.noiseStd))" : "")
+                  + (rmse.map { ", RMSE \(formatted($0, 4)) vs the input" } ?? ""))
+            if let comparison { print(comparison.summary) }
+            print("wrote \(files.paths)")
+        }
+    }
+}
+
+/// The built-in measurement of `reconstruct`: 2x2 block means of every channel (images with even
+/// sides), else the sum of the coordinates.
+private func defaultMatrix(_ model: DataModel) throws -> ([[Double]], String) {
+    let d = model.rowShape.reduce(1, *)
+    guard let l = model.imageLayout else { return ([[Double](repeating: 1, count: d)], "sum of the coordinates") }
+    guard l.height % 2 == 0, l.width % 2 == 0 else {
+        throw ScoreSDEError.invalidArgument("the built-in measurement (2x2 block means) needs even image sides; the model's images are \(l.width)x\(l.height): give --matrix")
+    }
+    var rows = [[Double]]()
+    for c in 0 ..< l.channels {
+        for by in 0 ..< l.height / 2 {
+            for bx in 0 ..< l.width / 2 {
+                var row = [Double](repeating: 0, count: d)
+                for (dy, dx) in [(0, 0), (0, 1), (1, 0), (1, 1)] { row[c * l.pixels + (2 * by + dy) * l.width + 2 * bx + dx] = 0.25 }
+                rows.append(row)
+            }
+        }
+    }
+    return (rows, "2x2 block means")
+}
+
+/// `--matrix`: `[m, D]` (or `[D]`, one row) with `D` the model's dimension.
+private func readMatrix(_ path: String, dimension d: Int, model: DataModel) throws -> [[Double]] {
+    var t = try Npy.read(path)
+    try t.checkFinite("--matrix \(path)")
+    if t.shape.count == 1 { t = try t.reshaped([1, t.count]) }
+    guard t.shape.count == 2 else {
+        throw ScoreSDEError.shapeMismatch("--matrix \(path) has shape \(t.shape); A must be 2-D, [m, \(d)]")
+    }
+    guard t.shape[1] == d else {
+        throw ScoreSDEError.shapeMismatch("--matrix \(path) has shape \(t.shape): \(t.shape[1]) columns, but the model \(model.name) takes samples of \(d) values (shape \(model.rowShape)); A must be [m, \(d)]")
+    }
+    return (0 ..< t.rows).map { t.row($0) }
+}
+
+/// `--observation`: `[m]` (one input) or `[n, m]`.
+private func readObservation(_ path: String, measurements m: Int) throws -> Tensor {
+    var t = try Npy.read(path)
+    try t.checkFinite("--observation \(path)")
+    if t.shape.count == 1 { t = try t.reshaped([1, t.count]) }
+    guard t.shape.count == 2, t.shape[1] == m, t.rows >= 1 else {
+        throw ScoreSDEError.shapeMismatch("--observation \(path) has shape \(t.shape) but A has \(m) row\(m == 1 ? "" : "s"): give [\(m)] (one input) or [n, \(m)]")
+    }
+    return t
+}

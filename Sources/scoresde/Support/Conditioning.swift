@@ -1,0 +1,275 @@
+import Foundation
+import ScoreSDE
+
+// What `inpaint`, `colorize` and `reconstruct` share: an inverse problem in model space, the
+// conditioned predictor-corrector sampler, and the comparison with an exact posterior.
+
+/// An inverse problem a subcommand has built, in the model's space, with one observation row per
+/// sample to draw (each input's row repeated `--samples-per-input` times).
+struct InverseProblem {
+    /// The replacement constraint (`replace`, `repaint`).
+    let constraint: any SamplingConstraint
+    /// The equivalent linear measurement (guidance methods and exact posteriors); throws when there
+    /// is none (e.g. a different inpainting mask per input).
+    let measurement: () throws -> LinearMeasurement
+}
+
+/// The conditioned sampler of `inpaint`, `colorize` and `reconstruct`, built from their options.
+struct ConditionedSampler {
+    let label: String
+    let settings: RunStats
+    let run: (_ problem: InverseProblem, _ count: Int, _ rng: inout RandomSource) throws -> ConditionedRun
+
+    /// Builds the sampler, throwing on a bad combination (before any output is checked).
+    init(data: DataModel, built: BuiltSDE, sampler: SamplerOptions, pc: PCOptions, conditioning: ConditioningOptions,
+         batchSize: Int?, eps: Double) throws {
+        let forward = built.forward
+        let grid = try sampler.grid(for: forward, eps: eps)
+        let predictor = try pc.makePredictor(for: built)
+        let corrector = try pc.makeCorrector()
+        let denoise = sampler.denoise ?? .lastMean
+        let (order, denoising) = (pc.orderName.order, denoise.denoising)
+        let resampling = try conditioning.resampling
+        let variance = data.meanVariance
+        let likelihood = conditioning.likelihood(mixtureVariance: variance)
+        let weight = conditioning.guidanceWeight ?? 1
+        if likelihood != nil, denoise == .tweedie {
+            // Tweedie's formula uses the model's score; with guidance it would undo the conditioning.
+            throw ScoreSDEError.invalidArgument("--denoise tweedie is not available with --method \(conditioning.method.rawValue); use last-mean or none")
+        }
+        var settings = pc.stats(denoise: denoise)
+        settings["steps"] = .int(grid.steps)
+        settings.merge(conditioning.stats(mixtureVariance: variance))
+        label = "\(conditioning.label), \(pc.label)"
+        self.settings = settings
+        let steps = grid.steps * resampling.count
+        run = { problem, count, rng in
+            let progress = ProgressBar(total: steps)
+            defer { progress?.finish() }
+            var done = 0
+            let onStep: (StepEvent) -> Void = { event in
+                done += 1
+                progress?.update(step: min(done, steps), nfe: event.scoreEvaluations)
+            }
+            if let likelihood {
+                let measurement = try problem.measurement()
+                if batchSize != nil, measurement.observation.rows > 1 {
+                    throw ScoreSDEError.invalidArgument("--batch-size cannot be used with --method \(conditioning.method.rawValue) and one observation per input: the guided score pairs each sample with its observation in one call; drop --batch-size")
+                }
+                let counter = EvaluationCounter()
+                let score = try guidedScore(data.jacobianScore(diffusedBy: forward), counter: counter, sde: forward,
+                                            measurement: measurement, likelihood: likelihood, weight: weight)
+                let result: SamplingResult
+                do {
+                    result = try samplePC(sde: forward, score: score, predictor: predictor, corrector: corrector, grid: grid,
+                                          order: order, denoising: denoising, batchSize: batchSize, count: count,
+                                          using: &rng, onStep: onStep)
+                } catch ScoreSDEError.nonFinite(let message) {
+                    throw ScoreSDEError.nonFinite("\(message). The guided sampler diverged: --method \(conditioning.method.rawValue) differentiates through the model, and a learned model's Jacobian error is amplified by 1/m(t) (large for VP near T); use --method pigdm (Jacobian-free), replace or repaint, or a smaller --guidance-weight")
+                }
+                return ConditionedRun(result: result, modelEvaluations: counter.value)
+            }
+            let result = try samplePC(sde: forward, score: data.score(diffusedBy: forward), predictor: predictor, corrector: corrector,
+                                      grid: grid, order: order, denoising: denoising, batchSize: batchSize, count: count,
+                                      constraint: problem.constraint, resampling: resampling, using: &rng, onStep: onStep)
+            return ConditionedRun(result: result, modelEvaluations: result.scoreEvaluations)
+        }
+    }
+}
+
+/// What a conditioned run produced. `result.scoreEvaluations` counts the sampler's calls of its
+/// score (NFE); a guided score makes several passes of the model per call (the score, then one
+/// Jacobian-vector product, plus one per measured value for tweedie), counted in `modelEvaluations`.
+struct ConditionedRun {
+    let result: SamplingResult
+    let modelEvaluations: Int
+}
+
+/// Counts model passes from any thread.
+final class EvaluationCounter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func increment() { lock.lock(); count += 1; lock.unlock() }
+    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
+}
+
+/// `MeasurementGuidedScore` over a concrete base whose passes `counter` counts (callers pass an
+/// existential, which Swift opens).
+private func guidedScore<B: ScoreJacobianProviding>(_ base: B, counter: EvaluationCounter, sde: any ForwardSDE,
+                                                    measurement: LinearMeasurement, likelihood: MeasurementLikelihood,
+                                                    weight: Double) throws -> any ScoreModel {
+    let counted = ObservedScore(base: base, observe: { @Sendable _ in counter.increment() })
+    return try MeasurementGuidedScore(base: counted, sde: sde, measurement: measurement, likelihood: likelihood, weight: weight)
+}
+
+extension DataModel {
+    /// The score with its Jacobian-vector product (measurement guidance differentiates through it).
+    func jacobianScore(diffusedBy sde: any ForwardSDE) -> any ScoreJacobianProviding {
+        switch source {
+        case .mixture(let m): return GaussianMixtureScore(m, diffusedBy: sde)
+        case .learned(let s): return s
+        }
+    }
+
+    /// A mixture's mean variance per coordinate (ΠGDM's default data variance); nil for learned models.
+    var meanVariance: Double? {
+        guard case .mixture(let m) = source else { return nil }
+        let c = FullCovarianceMixture(m).covariance
+        return (0 ..< c.count).reduce(0.0) { $0 + c[$1][$1] } / Double(c.count)
+    }
+}
+
+extension Tensor {
+    /// `Bᵀ x` of each flat row, for `basis` rows `B`: shape `[rows, basis.count]`.
+    func projected(onto basis: [[Double]]) throws -> Tensor {
+        let d = rowSize
+        var storage = [Double]()
+        storage.reserveCapacity(rows * basis.count)
+        for r in 0 ..< rows {
+            for b in basis { storage.append((0 ..< d).reduce(0.0) { $0 + b[$1] * self.storage[r * d + $1] }) }
+        }
+        return try Tensor(shape: [rows, basis.count], storage: storage)
+    }
+
+    /// Each row repeated `k` times in place (row `i` becomes rows `i·k ..< (i+1)·k`).
+    func repeatingRows(_ k: Int) -> Tensor {
+        guard k > 1 else { return self }
+        var storage = [Double]()
+        storage.reserveCapacity(count * k)
+        for r in 0 ..< rows {
+            let row = self.storage[r * rowSize ..< (r + 1) * rowSize]
+            for _ in 0 ..< k { storage.append(contentsOf: row) }
+        }
+        return try! Tensor(shape: [rows * k] + rowShape, storage: storage)
+    }
+}
+
+// MARK: - Exact posteriors of mixture priors
+
+extension FullCovarianceMixture {
+    /// The law of `Bᵀ x` for the orthonormal rows `B` of `basis`.
+    func projected(onto basis: [[Double]]) throws -> FullCovarianceMixture {
+        let d = dimension
+        let means = self.means.map { mu in basis.map { b in (0 ..< d).reduce(0.0) { $0 + b[$1] * mu[$1] } } }
+        let covariances = self.covariances.map { c in
+            basis.map { a in
+                let ca = (0 ..< d).map { i in (0 ..< d).reduce(0.0) { $0 + c[i][$1] * a[$1] } }
+                return basis.map { b in (0 ..< d).reduce(0.0) { $0 + b[$1] * ca[$1] } }
+            }
+        }
+        return try FullCovarianceMixture(weights: weights, means: means, covariances: covariances)
+    }
+}
+
+/// An orthonormal basis (as rows) of the null space of the `m × D` matrix `a` (rows independent),
+/// by Gram–Schmidt: the directions a noise-free measurement leaves free.
+func nullSpaceBasis(of a: [[Double]]) -> [[Double]] {
+    guard let d = a.first?.count else { return [] }
+    var rowBasis = [[Double]](), null = [[Double]]()
+    func orthogonalized(_ v: [Double], against basis: [[Double]]) -> [Double]? {
+        var v = v
+        for _ in 0 ..< 2 {   // twice, for accuracy
+            for b in basis {
+                let dot = zip(v, b).reduce(0.0) { $0 + $1.0 * $1.1 }
+                for i in 0 ..< d { v[i] -= dot * b[i] }
+            }
+        }
+        let norm = v.reduce(0.0) { $0 + $1 * $1 }.squareRoot()
+        return norm > 1e-8 ? v.map { $0 / norm } : nil
+    }
+    for row in a { if let v = orthogonalized(row, against: rowBasis) { rowBasis.append(v) } }
+    for j in 0 ..< d where null.count < d - rowBasis.count {
+        let e = (0 ..< d).map { $0 == j ? 1.0 : 0.0 }
+        if let v = orthogonalized(e, against: rowBasis + null) { null.append(v) }
+    }
+    return null
+}
+
+/// How conditional samples of a Gaussian-mixture prior compare with the exact posterior, per
+/// input, next to the same statistics of as many exact posterior samples (the Monte-Carlo floor).
+struct PosteriorComparison {
+    struct Input {
+        /// Total-variation distance between the posterior's component weights and the fractions of
+        /// samples assigned to each component (assignment by the exact posterior's responsibilities).
+        let modeWeightTV: Double, modeWeightTVFloor: Double
+        /// ‖sample mean − posterior mean‖.
+        let meanError: Double, meanErrorFloor: Double
+    }
+    let inputs: [Input]
+    /// Exact posterior samples, `k` per input (for plots).
+    let exactSamples: Tensor
+
+    /// Compares `samples` (`k` rows per input, in order) with the exact posteriors of `prior` given
+    /// each input's observation (row `i·k` of `measurement`). Mode weights are assigned in the
+    /// coordinates `Bᵀ x` of the orthonormal `basis` B (rows; default: all of x): a noise-free
+    /// measurement makes the posterior singular along the measured directions, so pass a basis of
+    /// the null space of A then (``nullSpaceBasis(of:)``).
+    init(prior: GaussianMixture, measurement: LinearMeasurement, samples: Tensor, perInput k: Int, seed: UInt64,
+         basis: [[Double]]? = nil) throws {
+        var rng = RandomSource(seed: seed ^ 0x5EED_0F_E8AC7)
+        var inputs = [Input]()
+        var exact = [Double]()
+        for i in 0 ..< samples.rows / k {
+            let posterior = try measurement.posterior(of: prior, row: i * k)
+            let drawn = samples.rows(i * k ..< (i + 1) * k)
+            let reference = posterior.sample(count: k, using: &rng)
+            exact.append(contentsOf: reference.storage)
+            let assigner = try basis.map { try posterior.projected(onto: $0) } ?? posterior
+            func tv(_ x: Tensor) throws -> Double {
+                var counts = [Double](repeating: 0, count: posterior.componentCount)
+                let points = try basis.map { try x.projected(onto: $0) } ?? x
+                for a in try assigner.assignments(points) { counts[a] += 1 }
+                return zip(counts, posterior.weights).reduce(0) { $0 + abs($1.0 / Double(k) - $1.1) } / 2
+            }
+            func meanError(_ x: Tensor) -> Double {
+                let d = x.rowSize, truth = posterior.mean
+                var err = 0.0
+                for j in 0 ..< d {
+                    var m = 0.0
+                    for r in 0 ..< x.rows { m += x.storage[r * d + j] }
+                    err += (m / Double(x.rows) - truth[j]) * (m / Double(x.rows) - truth[j])
+                }
+                return err.squareRoot()
+            }
+            inputs.append(Input(modeWeightTV: try tv(drawn), modeWeightTVFloor: try tv(reference),
+                                meanError: meanError(drawn), meanErrorFloor: meanError(reference)))
+        }
+        self.inputs = inputs
+        exactSamples = try Tensor(shape: [samples.rows, samples.rowSize], storage: exact)
+    }
+
+    private func average(_ f: (Input) -> Double) -> Double { inputs.map(f).reduce(0, +) / Double(inputs.count) }
+    var modeWeightTV: Double { average(\.modeWeightTV) }
+    var modeWeightTVFloor: Double { average(\.modeWeightTVFloor) }
+    var meanError: Double { average(\.meanError) }
+    var meanErrorFloor: Double { average(\.meanErrorFloor) }
+
+    /// For the stats file: averages over inputs and the per-input values.
+    var stats: RunStats.Value {
+        var s = RunStats()
+        s["mode_weight_tv"] = .double(modeWeightTV)
+        s["mode_weight_tv_exact_samples"] = .double(modeWeightTVFloor)
+        s["mean_error"] = .double(meanError)
+        s["mean_error_exact_samples"] = .double(meanErrorFloor)
+        s["per_input"] = .array(inputs.map { i in
+            var r = RunStats()
+            r["mode_weight_tv"] = .double(i.modeWeightTV)
+            r["mode_weight_tv_exact_samples"] = .double(i.modeWeightTVFloor)
+            r["mean_error"] = .double(i.meanError)
+            r["mean_error_exact_samples"] = .double(i.meanErrorFloor)
+            return .object(r)
+        })
+        return .object(s)
+    }
+
+    /// "mode weights TV 0.04 (exact samples 0.03), mean error 0.02 (0.02)".
+    var summary: String {
+        "vs the exact posterior: mode-weight TV \(formatted(modeWeightTV, 3)) (exact samples: \(formatted(modeWeightTVFloor, 3))), "
+            + "mean error \(formatted(meanError, 3)) (exact samples: \(formatted(meanErrorFloor, 3)))"
+    }
+}
+
+/// " (model passes 6000)" when a guided score made more passes of the model than the sampler's NFE.
+func passes(_ modelEvaluations: Int, nfe: Int) -> String {
+    modelEvaluations == nfe ? "" : " (model passes \(modelEvaluations))"
+}
