@@ -71,17 +71,18 @@ struct ConditioningOptions: ParsableArguments {
         if let z = dpsScale, !(z.isFinite && z > 0) { throw ValidationError("--dps-scale must be finite and > 0 (got \(z))") }
         if let v = dataVariance, !(v.isFinite && v > 0) { throw ValidationError("--data-variance must be finite and > 0 (got \(v))") }
         if let w = guidanceWeight, !w.isFinite { throw ValidationError("--guidance-weight must be finite (got \(w))") }
+        // Each method's own options, named with the method they belong to.
         var misplaced = [String]()
         if method != .repaint {
-            if resample != nil { misplaced.append("--resample") }
-            if jump != nil { misplaced.append("--jump") }
+            if resample != nil { misplaced.append("--resample belongs to --method repaint") }
+            if jump != nil { misplaced.append("--jump belongs to --method repaint") }
         }
-        if method.isGuidance, convention != nil { misplaced.append("--convention") }
-        if method != .dps, dpsScale != nil { misplaced.append("--dps-scale") }
-        if method != .pigdm, dataVariance != nil { misplaced.append("--data-variance") }
-        if !method.isGuidance, guidanceWeight != nil { misplaced.append("--guidance-weight") }
+        if method.isGuidance, convention != nil { misplaced.append("--convention belongs to --method replace and repaint") }
+        if method != .dps, dpsScale != nil { misplaced.append("--dps-scale belongs to --method dps") }
+        if method != .pigdm, dataVariance != nil { misplaced.append("--data-variance belongs to --method pigdm") }
+        if !method.isGuidance, guidanceWeight != nil { misplaced.append("--guidance-weight belongs to --method dps, pigdm and tweedie") }
         if !misplaced.isEmpty {
-            throw ValidationError("\(misplaced.joined(separator: ", ")) \(misplaced.count == 1 ? "does" : "do") nothing with --method \(method.rawValue); remove \(misplaced.count == 1 ? "it" : "them") or choose the method \(misplaced.count == 1 ? "it belongs" : "they belong") to")
+            throw ValidationError("\(misplaced.joined(separator: "; ")): with --method \(method.rawValue) \(misplaced.count == 1 ? "it does" : "they do") nothing; remove \(misplaced.count == 1 ? "it" : "them") or change --method")
         }
     }
 
