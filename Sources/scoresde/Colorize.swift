@@ -30,10 +30,6 @@ extension ScoreSDECommand {
 
         @Option(help: ModelOptions.help(default: "patches"))
         var model: String = "patches"
-        @OptionGroup(title: "Forward SDE") var sde: SDEOptions
-        @OptionGroup(title: "Sampler") var sampler: SamplerOptions
-        @OptionGroup(title: "Predictor-corrector sampler") var pc: PCOptions
-        @OptionGroup(title: "Conditioning") var conditioning: ConditioningOptions
 
         @Option(help: ArgumentHelp("The images: a grey or colour PNG, or a .npy of grey [n, H, W] or colour [n, 3, H, W] images in data space. Default: random photograph patches (RGB 8x8 models).", valueName: "path"))
         var data: String?
@@ -44,21 +40,13 @@ extension ScoreSDECommand {
         @Option(parsing: .unconditional, help: ArgumentHelp("Without --data: how many built-in images (default: 8).", valueName: "n"))
         var count: Int?
 
-        @OptionGroup(title: "Computation") var compute: ComputeOptions
-
-        @Option(help: ArgumentHelp("Write the samples as a float64 .npy of shape [n*k, 3, H, W] (data space).", valueName: "path"))
-        var output: String?
-        @Option(help: ArgumentHelp("Write the cost (nfe, wall_seconds), the fit to the grey input and the original, and every setting as JSON.", valueName: "path"))
-        var stats: String?
-        @Option(help: ArgumentHelp("Write a picture: grey input | original (when known) | samples, one row per input.", valueName: "path"))
-        var png: String?
+        @OptionGroup var options: ConditionedCommandOptions
 
         static let defaultPNG = "colorization.png"
 
         func validate() throws {
             if let count, count < 1 { throw ValidationError("--count must be >= 1 (got \(count))") }
             if data != nil, count != nil { throw ValidationError("--count is for the built-in images; with --data the inputs are the images of the file") }
-            try rejectODE(sampler)
         }
 
         func run() throws {
@@ -67,82 +55,56 @@ extension ScoreSDECommand {
             guard let layout = model.imageLayout, layout.channels == 3 else {
                 throw ScoreSDEError.invalidArgument("colorize needs a model of RGB images (samples of shape [3, H, W]); \(model.name) takes samples of shape \(model.rowShape). The shipped RGB model is `patches`")
             }
-            let sdeChoice = try sde.resolve(for: model)
-            let built = try sdeChoice.make(steps: sampler.stepCount)
-            let eps = sampler.eps(default: sdeChoice.defaultEps)
-            try checkEps(eps, for: built.forward)
+            let job = try options.prepare(model, defaultPNG: Self.defaultPNG, defaultSamplesPerInput: 4)
+            let (conditioning, seed, k) = (options.conditioning, options.compute.seed, job.samplesPerInput)
             let mixing = try self.mixing.map(readMixing) ?? .reference
-            let k = conditioning.samplesPerInput ?? 4
 
             let input: ColorInput
             if let data {
                 input = try ColorInput(reading: data, layout: layout, model: model, mixing: mixing)
             } else {
-                guard let demo = try model.demoInputs(count: count ?? 8, seed: compute.seed) else {
+                guard let demo = try model.demoInputs(count: count ?? 8, seed: seed) else {
                     throw ScoreSDEError.invalidArgument("the model \(model.name) has no built-in images; give --data (a PNG or a .npy of [n, \(layout.height), \(layout.width)] grey images)")
                 }
                 let truth = try demo.inputs.reshaped([demo.inputs.rows, layout.channels * layout.pixels])
                 input = try ColorInput(truth: truth, layout: layout, mixing: mixing, noiseStd: conditioning.noiseStd,
-                                       seed: compute.seed, origin: demo.description)
+                                       seed: seed, origin: demo.description)
             }
             let n = input.grey.rows
 
             let scaling = model.scaling
-            let greyModel = scaling.toModel(input.grey).repeatingRows(k)
-            let constraint = try Colorization(grey: greyModel, mixing: mixing, noiseStd: conditioning.noiseStd * abs(scaling.scale),
-                                              convention: conditioning.constraintConvention)
+            let constraint = try Colorization(grey: scaling.toModel(input.grey).repeatingRows(k), mixing: mixing,
+                                              noiseStd: conditioning.noiseStd * abs(scaling.scale), convention: conditioning.constraintConvention)
             let problem = InverseProblem(constraint: constraint, measurement: { try constraint.measurement() })
-            let conditioned = try ConditionedSampler(data: model, built: built, sampler: sampler, pc: pc, conditioning: conditioning,
-                                                     batchSize: compute.batchSize, eps: eps)
-            let files = try ConditionedOutputs(output: output, stats: stats, png: png, defaultPNG: Self.defaultPNG)
 
             // The work.
-            var rng = RandomSource(seed: compute.seed)
-            let (conditionedRun, seconds, threads) = try compute.withThreadLimit { threads in
-                let (run, seconds) = try timed { try conditioned.run(problem, n * k, &rng) }
-                return (run, seconds, threads)
-            }
-            let (run, modelEvaluations) = (conditionedRun.result, conditionedRun.modelEvaluations)
-            let samples = try scaling.toData(run.samples).reshaped([n * k] + model.rowShape)
+            let outcome = try job.run(problem, inputs: n)
+            let samples = outcome.samples
             let fit = ColorFit(samples: samples, input: input, perInput: k, mixing: mixing)
 
-            var report = RunStats()
-            report["nfe"] = .int(run.scoreEvaluations)
-            report["model_evaluations"] = .int(modelEvaluations)
-            report["wall_seconds"] = .double(seconds)
-            report["inputs"] = .int(n)
-            report["samples_per_input"] = .int(k)
+            var report = job.report(outcome, inputs: n)
             report["grey_max_abs_error"] = .double(fit.greyMaxError)
             report["colour_rmse_vs_original"] = fit.colourRMSE.map { .double($0) } ?? .null
             report["colour_rmse_of_sample_mean"] = fit.meanColourRMSE.map { .double($0) } ?? .null
             report["grey_baseline_rmse"] = fit.greyBaselineRMSE.map { .double($0) } ?? .null
-            report["shape"] = .ints(samples.shape)
-            report["model"] = .string(model.name)
             report["data"] = .string(input.origin)
             report["mixing"] = .string(self.mixing ?? "reference")
-            report.merge(sdeChoice.stats)
-            report.merge(conditioned.settings)
-            report["eps"] = .double(eps)
-            report["batch_size"] = compute.batchSize.map { .int($0) } ?? .null
-            report["seed"] = seedValue(compute.seed)
-            report["threads"] = .int(threads)
+            report.merge(job.settings(outcome))
 
-            let title = "\(model.label) | colorize | \(conditioning.method.rawValue) | NFE \(run.scoreEvaluations)"
-            try files.write(samples: samples, report: report) {
+            try job.files.write(samples: samples, report: report) {
                 var leading = [try input.grey.replicatedChannels(layout.channels)]
                 if let truth = input.truth { leading.append(truth) }
-                return try conditionalGrid(leading: leading, samples: samples, perInput: k, model: model, title: title)
+                return try conditionalGrid(leading: leading, samples: samples, perInput: k, model: model, title: job.title("colorize", outcome))
             }
 
-            print("\(n) image\(n == 1 ? "" : "s") (\(input.origin)) x \(k) samples, \(model.name), \(sdeChoice.kind.rawValue), \(conditioned.label): "
-                  + "NFE \(run.scoreEvaluations)\(passes(modelEvaluations, nfe: run.scoreEvaluations)), \(String(format: "%.2f", seconds)) s")
+            print(job.summary(outcome, inputs: n, what: "image", origin: input.origin))
             var line = "grey kept to \(formatted(fit.greyMaxError, 3)) (max |grey(sample) - input|)"
             if let rmse = fit.colourRMSE, let meanRMSE = fit.meanColourRMSE, let baseline = fit.greyBaselineRMSE {
                 line += ", colour RMSE \(formatted(rmse, 4)) vs the original" + (k > 1 ? " (mean of the \(k) samples: \(formatted(meanRMSE, 4)))" : "")
                     + "; the grey image itself: \(formatted(baseline, 4))"
             }
             print(line)
-            print("wrote \(files.paths)")
+            print("wrote \(job.files.paths)")
         }
     }
 }

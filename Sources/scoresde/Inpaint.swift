@@ -34,10 +34,6 @@ extension ScoreSDECommand {
 
         @Option(help: ModelOptions.help(default: "digits"))
         var model: String = "digits"
-        @OptionGroup(title: "Forward SDE") var sde: SDEOptions
-        @OptionGroup(title: "Sampler") var sampler: SamplerOptions
-        @OptionGroup(title: "Predictor-corrector sampler") var pc: PCOptions
-        @OptionGroup(title: "Conditioning") var conditioning: ConditioningOptions
 
         @Option(help: ArgumentHelp("The inputs: a .npy of shape [n, ...] in data space, or a PNG (image models). Default: built-in inputs (see below).", valueName: "path"))
         var data: String?
@@ -48,32 +44,21 @@ extension ScoreSDECommand {
         @Option(parsing: .unconditional, help: ArgumentHelp("Without --data: how many built-in inputs (default: 8 for images, 1 for vector models).", valueName: "n"))
         var count: Int?
 
-        @OptionGroup(title: "Computation") var compute: ComputeOptions
-
-        @Option(help: ArgumentHelp("Write the samples as a float64 .npy of shape [n*k, ...] (data space).", valueName: "path"))
-        var output: String?
-        @Option(help: ArgumentHelp("Write the cost (nfe, wall_seconds), the comparison with the exact posterior or the input, and every setting as JSON.", valueName: "path"))
-        var stats: String?
-        @Option(help: ArgumentHelp("Write a picture: input | observed | samples per input (images), or the samples next to the exact posterior (mixtures).", valueName: "path"))
-        var png: String?
+        @OptionGroup var options: ConditionedCommandOptions
 
         static let defaultPNG = "inpainting.png"
 
         func validate() throws {
             if let count, count < 1 { throw ValidationError("--count must be >= 1 (got \(count))") }
             if data != nil, count != nil { throw ValidationError("--count is for the built-in inputs; with --data the inputs are the rows of the file") }
-            try rejectODE(sampler)
         }
 
         func run() throws {
             // Everything that can be wrong with the input fails here, before any work.
             let model = try DataModel.load(self.model)
-            let sdeChoice = try sde.resolve(for: model)
-            let built = try sdeChoice.make(steps: sampler.stepCount)
-            let eps = sampler.eps(default: sdeChoice.defaultEps)
-            try checkEps(eps, for: built.forward)
             let isImage = model.imageLayout != nil
-            let k = conditioning.samplesPerInput ?? (isImage ? 4 : 1000)
+            let job = try options.prepare(model, defaultPNG: Self.defaultPNG, defaultSamplesPerInput: isImage ? 4 : 1000)
+            let (conditioning, seed, k) = (options.conditioning, options.compute.seed, job.samplesPerInput)
 
             let truth: Tensor, observed: Tensor, origin: String
             if let data {
@@ -81,16 +66,16 @@ extension ScoreSDECommand {
                 observed = truth
                 origin = data
             } else {
-                guard let demo = try model.demoInputs(count: count ?? (isImage ? 8 : 1), seed: compute.seed) else {
+                guard let demo = try model.demoInputs(count: count ?? (isImage ? 8 : 1), seed: seed) else {
                     throw ScoreSDEError.invalidArgument("the model \(model.name) has no built-in inputs; give --data (a .npy of shape [n, \(model.rowShape.map(String.init).joined(separator: ", "))] in data space)")
                 }
                 truth = demo.inputs
-                observed = DataModel.observed(truth, noiseStd: conditioning.noiseStd, seed: compute.seed)
+                observed = DataModel.observed(truth, noiseStd: conditioning.noiseStd, seed: seed)
                 origin = demo.description + (conditioning.noiseStd > 0 ? ", observed with noise std \(conditioning.noiseStd)" : "")
             }
             let n = truth.rows
             let maskSpec = mask ?? (isImage ? NamedMask.bottomHalf.rawValue : NamedMask.secondHalf.rawValue)
-            let known = try readMask(maskSpec, model: model, inputs: n, seed: compute.seed)
+            let known = try readMask(maskSpec, model: model, inputs: n, seed: seed)
 
             let scaling = model.scaling
             let constraint = try Inpainting(observation: scaling.toModel(observed).repeatingRows(k), mask: known.repeatingRows(known.rows == 1 ? 1 : k),
@@ -100,19 +85,11 @@ extension ScoreSDECommand {
                     throw ScoreSDEError.invalidArgument("--method \(conditioning.method.rawValue) needs one mask shared by every input (\(error)); use --method replace or repaint for a mask per input")
                 }
             })
-            let conditioned = try ConditionedSampler(data: model, built: built, sampler: sampler, pc: pc, conditioning: conditioning,
-                                                     batchSize: compute.batchSize, eps: eps)
             if conditioning.method.isGuidance { _ = try problem.measurement() }
-            let files = try ConditionedOutputs(output: output, stats: stats, png: png, defaultPNG: Self.defaultPNG)
 
             // The work.
-            var rng = RandomSource(seed: compute.seed)
-            let (conditionedRun, seconds, threads) = try compute.withThreadLimit { threads in
-                let (run, seconds) = try timed { try conditioned.run(problem, n * k, &rng) }
-                return (run, seconds, threads)
-            }
-            let (run, modelEvaluations) = (conditionedRun.result, conditionedRun.modelEvaluations)
-            let samples = scaling.toData(run.samples)
+            let outcome = try job.run(problem, inputs: n)
+            let samples = outcome.samples
 
             // Against the truth: the known values kept, the unknown ones near the input's.
             let fit = InpaintingFit(samples: samples, observed: observed, truth: truth, mask: known, perInput: k)
@@ -121,37 +98,25 @@ extension ScoreSDECommand {
                 // After the work, a failure here must not lose the samples: report it and go on.
                 do {
                     let measurement = try constraint.measurement()
-                    comparison = try PosteriorComparison(prior: prior, measurement: measurement, samples: samples, perInput: k, seed: compute.seed,
+                    comparison = try PosteriorComparison(prior: prior, measurement: measurement, samples: samples, perInput: k, seed: seed,
                                                          basis: conditioning.noiseStd == 0 ? nullSpaceBasis(of: measurement.matrix) : nil)
                 } catch {
                     warn("no comparison with the exact posterior: \(error)")
                 }
             }
 
-            var report = RunStats()
-            report["nfe"] = .int(run.scoreEvaluations)
-            report["model_evaluations"] = .int(modelEvaluations)
-            report["wall_seconds"] = .double(seconds)
-            report["inputs"] = .int(n)
-            report["samples_per_input"] = .int(k)
+            var report = job.report(outcome, inputs: n)
             report["known_fraction"] = .double(known.storage.reduce(0, +) / Double(known.count))
             report["known_max_abs_error"] = .double(fit.knownMaxError)
             report["unknown_rmse_vs_input"] = .double(fit.unknownRMSE)
             report["unknown_rmse_of_sample_mean"] = .double(fit.meanRMSE)
             if let comparison { report["exact_posterior"] = comparison.stats }
-            report["shape"] = .ints(samples.shape)
-            report["model"] = .string(model.name)
             report["data"] = .string(origin)
             report["mask"] = .string(maskSpec)
-            report.merge(sdeChoice.stats)
-            report.merge(conditioned.settings)
-            report["eps"] = .double(eps)
-            report["batch_size"] = compute.batchSize.map { .int($0) } ?? .null
-            report["seed"] = seedValue(compute.seed)
-            report["threads"] = .int(threads)
+            report.merge(job.settings(outcome))
 
-            let title = "\(model.label) | inpaint | \(conditioning.method.rawValue) | NFE \(run.scoreEvaluations)"
-            try files.write(samples: samples, report: report) {
+            try job.files.write(samples: samples, report: report) {
+                let title = job.title("inpaint", outcome)
                 if isImage {
                     return try conditionalGrid(leading: [truth, fit.observedPicture(range: model.imageRange)], samples: samples,
                                                perInput: k, model: model, title: title)
@@ -159,15 +124,14 @@ extension ScoreSDECommand {
                 return conditionalScatter(samples: samples, exact: comparison?.exactSamples, model: model, title: title)
             }
 
-            print("\(n) input\(n == 1 ? "" : "s") (\(origin)) x \(k) samples, \(model.name), \(sdeChoice.kind.rawValue), \(conditioned.label): "
-                  + "NFE \(run.scoreEvaluations)\(passes(modelEvaluations, nfe: run.scoreEvaluations)), \(String(format: "%.2f", seconds)) s")
+            print(job.summary(outcome, inputs: n, origin: origin))
             let keptLine = conditioning.noiseStd == 0
                 ? "known values kept to \(formatted(fit.knownMaxError, 3)) (max |sample - observation|)"
                 : "known values: max |sample - observation| \(formatted(fit.knownMaxError, 3)) (noisy observation)"
             print(keptLine + ", unknown values: RMSE \(formatted(fit.unknownRMSE, 4)) vs the input" + (data == nil ? " (the truth)" : "")
                   + (k > 1 ? ", \(formatted(fit.meanRMSE, 4)) for the mean of the \(k) samples" : ""))
             if let comparison { print(comparison.summary) }
-            print("wrote \(files.paths)")
+            print("wrote \(job.files.paths)")
         }
     }
 }
@@ -320,12 +284,5 @@ struct InpaintingFit {
             for j in 0 ..< d where mask.storage[m * d + j] == 0 { t.storage[r * d + j] = mid }
         }
         return t
-    }
-}
-
-/// The conditioned commands sample with the predictor-corrector sampler only.
-func rejectODE(_ sampler: SamplerOptions) throws {
-    if sampler.sampler == .ode {
-        throw ValidationError("--sampler ode is not available here: conditioning acts on the predictor-corrector sampler's updates (replace, repaint) or on its score (dps, pigdm, tweedie); remove --sampler")
     }
 }

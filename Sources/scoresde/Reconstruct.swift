@@ -29,10 +29,6 @@ extension ScoreSDECommand {
 
         @Option(help: ModelOptions.help(default: "ring"))
         var model: String = "ring"
-        @OptionGroup(title: "Forward SDE") var sde: SDEOptions
-        @OptionGroup(title: "Sampler") var sampler: SamplerOptions
-        @OptionGroup(title: "Predictor-corrector sampler") var pc: PCOptions
-        @OptionGroup(title: "Conditioning") var conditioning: ConditioningOptions
 
         @Option(help: ArgumentHelp("The measurement matrix A: a .npy of shape [m, D] (default: see below).", valueName: "path"))
         var matrix: String?
@@ -46,14 +42,7 @@ extension ScoreSDECommand {
         @Option(parsing: .unconditional, help: ArgumentHelp("Without --data or --observation: how many built-in inputs (default: 8 for images, 1 for vector models).", valueName: "n"))
         var count: Int?
 
-        @OptionGroup(title: "Computation") var compute: ComputeOptions
-
-        @Option(help: ArgumentHelp("Write the samples as a float64 .npy of shape [n*k, ...] (data space).", valueName: "path"))
-        var output: String?
-        @Option(help: ArgumentHelp("Write the cost, the measurement residual, the comparison with the exact posterior or the input, and every setting as JSON.", valueName: "path"))
-        var stats: String?
-        @Option(help: ArgumentHelp("Write a picture: input | A+ y | samples per input (images), or the samples next to the exact posterior (mixtures).", valueName: "path"))
-        var png: String?
+        @OptionGroup var options: ConditionedCommandOptions
 
         static let defaultPNG = "reconstruction.png"
 
@@ -61,18 +50,14 @@ extension ScoreSDECommand {
             if let count, count < 1 { throw ValidationError("--count must be >= 1 (got \(count))") }
             if data != nil, observation != nil { throw ValidationError("--data and --observation both give the measurements; choose one") }
             if count != nil, data != nil || observation != nil { throw ValidationError("--count is for the built-in inputs; with --data or --observation the inputs are the rows of the file") }
-            try rejectODE(sampler)
         }
 
         func run() throws {
             // Everything that can be wrong with the input fails here, before any work.
             let model = try DataModel.load(self.model)
-            let sdeChoice = try sde.resolve(for: model)
-            let built = try sdeChoice.make(steps: sampler.stepCount)
-            let eps = sampler.eps(default: sdeChoice.defaultEps)
-            try checkEps(eps, for: built.forward)
             let isImage = model.imageLayout != nil
-            let k = conditioning.samplesPerInput ?? (isImage ? 4 : 1000)
+            let job = try options.prepare(model, defaultPNG: Self.defaultPNG, defaultSamplesPerInput: isImage ? 4 : 1000)
+            let (conditioning, seed, k) = (options.conditioning, options.compute.seed, job.samplesPerInput)
             let d = model.rowShape.reduce(1, *)
 
             let (a, matrixLabel) = try self.matrix.map { (try readMatrix($0, dimension: d, model: model), $0) } ?? defaultMatrix(model)
@@ -87,13 +72,13 @@ extension ScoreSDECommand {
                     inputs = data.lowercased().hasSuffix(".png") ? try model.readImage(data, option: "--data") : try model.readRows(data, option: "--data")
                     origin = data
                 } else {
-                    guard let demo = try model.demoInputs(count: count ?? (isImage ? 8 : 1), seed: compute.seed) else {
+                    guard let demo = try model.demoInputs(count: count ?? (isImage ? 8 : 1), seed: seed) else {
                         throw ScoreSDEError.invalidArgument("the model \(model.name) has no built-in inputs; give --observation or --data")
                     }
                     inputs = demo.inputs; origin = demo.description
                 }
                 truth = inputs
-                y = DataModel.observed(try plain.apply(inputs.reshaped([inputs.rows, d])), noiseStd: conditioning.noiseStd, seed: compute.seed)
+                y = DataModel.observed(try plain.apply(inputs.reshaped([inputs.rows, d])), noiseStd: conditioning.noiseStd, seed: seed)
             }
             let n = y.rows
 
@@ -106,21 +91,13 @@ extension ScoreSDECommand {
             let measurement = try LinearMeasurement(matrix: a, observation: yModel.repeatingRows(k), noiseStd: conditioning.noiseStd * abs(scaling.scale))
             let constraint = LinearMeasurementConstraint(measurement, convention: conditioning.constraintConvention)
             let problem = InverseProblem(constraint: constraint, measurement: { measurement })
-            let conditioned = try ConditionedSampler(data: model, built: built, sampler: sampler, pc: pc, conditioning: conditioning,
-                                                     batchSize: compute.batchSize, eps: eps)
-            let files = try ConditionedOutputs(output: output, stats: stats, png: png, defaultPNG: Self.defaultPNG)
 
             // The work.
-            var rng = RandomSource(seed: compute.seed)
-            let (conditionedRun, seconds, threads) = try compute.withThreadLimit { threads in
-                let (run, seconds) = try timed { try conditioned.run(problem, n * k, &rng) }
-                return (run, seconds, threads)
-            }
-            let (run, modelEvaluations) = (conditionedRun.result, conditionedRun.modelEvaluations)
-            let samples = try scaling.toData(run.samples).reshaped([n * k] + model.rowShape)
+            let outcome = try job.run(problem, inputs: n)
+            let samples = outcome.samples, flat = try samples.reshaped([n * k, d])
 
             // The fit: the measurement residual, the input, the exact posterior.
-            let measured = try plain.apply(samples.reshaped([n * k, d]))
+            let measured = try plain.apply(flat)
             var residual = 0.0
             for r in 0 ..< n * k {
                 for i in 0 ..< a.count { let e = measured.storage[r * a.count + i] - y.storage[(r / k) * a.count + i]; residual += e * e }
@@ -129,56 +106,43 @@ extension ScoreSDECommand {
             var rmse: Double?
             if let truth {
                 var squared = 0.0
-                for r in 0 ..< n * k { for j in 0 ..< d { let e = samples.storage[r * d + j] - truth.storage[(r / k) * d + j]; squared += e * e } }
+                for r in 0 ..< n * k { for j in 0 ..< d { let e = flat.storage[r * d + j] - truth.storage[(r / k) * d + j]; squared += e * e } }
                 rmse = (squared / Double(n * k * d)).squareRoot()
             }
             var comparison: PosteriorComparison?
             if case .mixture(let prior) = model.source {
                 do {
-                    comparison = try PosteriorComparison(prior: prior, measurement: measurement, samples: samples.reshaped([n * k, d]), perInput: k,
-                                                         seed: compute.seed, basis: conditioning.noiseStd == 0 ? nullSpaceBasis(of: a) : nil)
+                    comparison = try PosteriorComparison(prior: prior, measurement: measurement, samples: flat, perInput: k, seed: seed,
+                                                         basis: conditioning.noiseStd == 0 ? nullSpaceBasis(of: a) : nil)
                 } catch {
                     warn("no comparison with the exact posterior: \(error)")
                 }
             }
 
-            var report = RunStats()
-            report["nfe"] = .int(run.scoreEvaluations)
-            report["model_evaluations"] = .int(modelEvaluations)
-            report["wall_seconds"] = .double(seconds)
-            report["inputs"] = .int(n)
-            report["samples_per_input"] = .int(k)
+            var report = job.report(outcome, inputs: n)
             report["measurements"] = .int(a.count)
             report["residual_rms"] = .double(residualRMS)
             report["rmse_vs_input"] = rmse.map { .double($0) } ?? .null
             if let comparison { report["exact_posterior"] = comparison.stats }
-            report["shape"] = .ints(samples.shape)
-            report["model"] = .string(model.name)
             report["matrix"] = .string(matrixLabel)
             report["data"] = .string(origin)
-            report.merge(sdeChoice.stats)
-            report.merge(conditioned.settings)
-            report["eps"] = .double(eps)
-            report["batch_size"] = compute.batchSize.map { .int($0) } ?? .null
-            report["seed"] = seedValue(compute.seed)
-            report["threads"] = .int(threads)
+            report.merge(job.settings(outcome))
 
-            let title = "\(model.label) | reconstruct | \(conditioning.method.rawValue) | NFE \(run.scoreEvaluations)"
-            try files.write(samples: samples, report: report) {
+            try job.files.write(samples: samples, report: report) {
+                let title = job.title("reconstruct", outcome)
                 if isImage {
                     let pinv = try LinearMeasurement(matrix: a, observation: y).minimumNormSolution()
                     let leading = (truth.map { [$0] } ?? []) + [pinv]
                     return try conditionalGrid(leading: leading, samples: samples, perInput: k, model: model, title: title)
                 }
-                return conditionalScatter(samples: try samples.reshaped([n * k, d]), exact: comparison?.exactSamples, model: model, title: title)
+                return conditionalScatter(samples: flat, exact: comparison?.exactSamples, model: model, title: title)
             }
 
-            print("\(n) input\(n == 1 ? "" : "s") (\(origin)) x \(k) samples, \(a.count) measurement\(a.count == 1 ? "" : "s") (\(matrixLabel)), \(model.name), \(sdeChoice.kind.rawValue), \(conditioned.label): "
-                  + "NFE \(run.scoreEvaluations)\(passes(modelEvaluations, nfe: run.scoreEvaluations)), \(String(format: "%.2f", seconds)) s")
+            print(job.summary(outcome, inputs: n, origin: origin, detail: ", \(a.count) measurement\(a.count == 1 ? "" : "s") (\(matrixLabel))"))
             print("measurement residual: RMS |A x - y| \(formatted(residualRMS, 3))" + (conditioning.noiseStd > 0 ? " (noise std \(conditioning.noiseStd))" : "")
                   + (rmse.map { ", RMSE \(formatted($0, 4)) vs the input" } ?? ""))
             if let comparison { print(comparison.summary) }
-            print("wrote \(files.paths)")
+            print("wrote \(job.files.paths)")
         }
     }
 }

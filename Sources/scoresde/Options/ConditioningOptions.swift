@@ -144,3 +144,40 @@ enum ConventionName: String, CaseIterable, ExpressibleByArgument {
 
     var convention: ConstraintConvention { self == .paper ? .paper : .reference }
 }
+
+/// What `inpaint`, `colorize` and `reconstruct` share besides `--model` (whose default differs):
+/// the SDE, the predictor-corrector sampler and its conditioning, the computation and the files.
+struct ConditionedCommandOptions: ParsableArguments {
+    @OptionGroup(title: "Forward SDE") var sde: SDEOptions
+    @OptionGroup(title: "Sampler") var sampler: SamplerOptions
+    @OptionGroup(title: "Predictor-corrector sampler") var pc: PCOptions
+    @OptionGroup(title: "Conditioning") var conditioning: ConditioningOptions
+    @OptionGroup(title: "Computation") var compute: ComputeOptions
+
+    @Option(help: ArgumentHelp("Write the samples as a float64 .npy of shape [n*k, ...] in data space: rows i*k ..< (i+1)*k belong to input i.", valueName: "path"))
+    var output: String?
+    @Option(help: ArgumentHelp("Write the cost (nfe, model_evaluations, wall_seconds), the fit to the input (and, for mixtures, to the exact posterior) and every setting as JSON.", valueName: "path"))
+    var stats: String?
+    @Option(help: ArgumentHelp("Write a picture: one row per input for image models (see above), the samples next to exact posterior samples for mixtures.", valueName: "path"))
+    var png: String?
+
+    func validate() throws {
+        if sampler.sampler == .ode {
+            throw ValidationError("--sampler ode is not available here: conditioning acts on the predictor-corrector sampler's updates (replace, repaint) or on its score (dps, pigdm, tweedie); remove --sampler")
+        }
+    }
+
+    /// Resolves everything about the run that does not depend on the inputs, checking the output
+    /// paths (before any work).
+    func prepare(_ model: DataModel, defaultPNG: String, defaultSamplesPerInput: Int) throws -> ConditionedJob {
+        let sdeChoice = try sde.resolve(for: model)
+        let built = try sdeChoice.make(steps: sampler.stepCount)
+        let eps = sampler.eps(default: sdeChoice.defaultEps)
+        try checkEps(eps, for: built.forward)
+        let sampler = try ConditionedSampler(data: model, built: built, sampler: self.sampler, pc: pc, conditioning: conditioning,
+                                             batchSize: compute.batchSize, eps: eps)
+        let files = try ConditionedOutputs(output: output, stats: stats, png: png, defaultPNG: defaultPNG)
+        return ConditionedJob(model: model, sdeChoice: sdeChoice, eps: eps, sampler: sampler, files: files, options: self,
+                              samplesPerInput: conditioning.samplesPerInput ?? defaultSamplesPerInput)
+    }
+}

@@ -93,6 +93,75 @@ final class EvaluationCounter: @unchecked Sendable {
     var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }
 
+/// A conditioned command's run, ready once its inputs are read: ``run(_:inputs:)`` does the work,
+/// ``report(_:inputs:)`` starts the stats file, ``summary(_:inputs:origin:)`` the first line printed.
+struct ConditionedJob {
+    let model: DataModel
+    let sdeChoice: SDEChoice
+    let eps: Double
+    let sampler: ConditionedSampler
+    let files: ConditionedOutputs
+    let options: ConditionedCommandOptions
+    /// `k`, the samples drawn for every input.
+    let samplesPerInput: Int
+
+    /// What the work produced; `samples` in data space, shaped `[n·k] + rowShape`.
+    struct Outcome {
+        let samples: Tensor
+        let nfe: Int, modelEvaluations: Int
+        let seconds: Double, threads: Int
+    }
+
+    /// Samples `k` rows for each of the `n` inputs of `problem`, timed, on the thread limit.
+    func run(_ problem: InverseProblem, inputs n: Int) throws -> Outcome {
+        var rng = RandomSource(seed: options.compute.seed)
+        let count = n * samplesPerInput
+        let (run, seconds, threads) = try options.compute.withThreadLimit { threads in
+            let (run, seconds) = try timed { try sampler.run(problem, count, &rng) }
+            return (run, seconds, threads)
+        }
+        let samples = try model.scaling.toData(run.result.samples).reshaped([count] + model.rowShape)
+        return Outcome(samples: samples, nfe: run.result.scoreEvaluations, modelEvaluations: run.modelEvaluations,
+                       seconds: seconds, threads: threads)
+    }
+
+    /// The cost first (the command adds its results), then, with ``settings(_:)``, every setting.
+    func report(_ outcome: Outcome, inputs n: Int) -> RunStats {
+        var report = RunStats()
+        report["nfe"] = .int(outcome.nfe)
+        report["model_evaluations"] = .int(outcome.modelEvaluations)
+        report["wall_seconds"] = .double(outcome.seconds)
+        report["inputs"] = .int(n)
+        report["samples_per_input"] = .int(samplesPerInput)
+        return report
+    }
+
+    /// Every setting of the run, for the end of the stats file.
+    func settings(_ outcome: Outcome) -> RunStats {
+        var report = RunStats()
+        report["shape"] = .ints(outcome.samples.shape)
+        report["model"] = .string(model.name)
+        report.merge(sdeChoice.stats)
+        report.merge(sampler.settings)
+        report["eps"] = .double(eps)
+        report["batch_size"] = options.compute.batchSize.map { .int($0) } ?? .null
+        report["seed"] = seedValue(options.compute.seed)
+        report["threads"] = .int(outcome.threads)
+        return report
+    }
+
+    /// "digits | inpaint | replace | NFE 2000": the picture's title.
+    func title(_ command: String, _ outcome: Outcome) -> String {
+        "\(model.label) | \(command) | \(options.conditioning.method.rawValue) | NFE \(outcome.nfe)"
+    }
+
+    /// "8 inputs (...) x 4 samples, digits, vp, replace (paper), ...: NFE 2000, 0.87 s".
+    func summary(_ outcome: Outcome, inputs n: Int, what: String = "input", origin: String, detail: String = "") -> String {
+        "\(n) \(what)\(n == 1 ? "" : "s") (\(origin)) x \(samplesPerInput) samples\(detail), \(model.name), \(sdeChoice.kind.rawValue), \(sampler.label): "
+            + "NFE \(outcome.nfe)\(passes(outcome.modelEvaluations, nfe: outcome.nfe)), \(String(format: "%.2f", outcome.seconds)) s"
+    }
+}
+
 /// `MeasurementGuidedScore` over a concrete base whose passes `counter` counts (callers pass an
 /// existential, which Swift opens).
 private func guidedScore<B: ScoreJacobianProviding>(_ base: B, counter: EvaluationCounter, sde: any ForwardSDE,
