@@ -71,6 +71,21 @@ let package = Package(
             dependencies: ["ScoreSDE", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/CustomSampler"
         ),
+        .executableTarget(
+            name: "Inpainting",
+            dependencies: ["ScoreSDE", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/Inpainting"
+        ),
+        .executableTarget(
+            name: "Colorization",
+            dependencies: ["ScoreSDE", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/Colorization"
+        ),
+        .executableTarget(
+            name: "PosteriorComparison",
+            dependencies: ["ScoreSDE", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/PosteriorComparison"
+        ),
 
         // MARK: - Tests
         .testTarget(name: "ScoreSDETests", dependencies: ["ScoreSDE"]),

@@ -2,7 +2,8 @@ import Foundation
 import ScoreSDE
 import Testing
 
-/// The built example executable `name` (`Toy2D`, `Digits`, `CustomSampler`), found where
+/// The built example executable `name` (`Toy2D`, `Digits`, `CustomSampler`, `Inpainting`, `Colorization`,
+/// `PosteriorComparison`), found where
 /// `scoresde` is (next to the test bundle: `swift build --build-tests` builds them all).
 func exampleExecutable(_ name: String) -> URL? {
     let fm = FileManager.default
@@ -57,6 +58,22 @@ func digitGridSize(_ n: Int, scale: Int) -> (width: Int, height: Int) {
     return (cols * 8 * scale + (cols + 1) * 2, rows * 8 * scale + (rows + 1) * 2)
 }
 
+/// The size of `Plot.imageGrid` for `rows × columns` 8 × 8 images at `scale`, padding 2.
+func imageGridSize(columns: Int, rows: Int, scale: Int) -> (width: Int, height: Int) {
+    (columns * 8 * scale + (columns + 1) * 2, rows * 8 * scale + (rows + 1) * 2)
+}
+
+/// The number after `label` in `text` (e.g. `"RMSE unknown 3.21 ..."`), or nil.
+func number(after label: String, in text: some StringProtocol) -> Double? {
+    guard let range = text.range(of: label) else { return nil }
+    return Double(text[range.upperBound...].drop { $0 == " " }.prefix { !$0.isWhitespace && $0 != ")" && $0 != "," })
+}
+
+/// The first line of `output` starting with `prefix`.
+func line(_ output: String, startingWith prefix: String) -> Substring? {
+    output.split(separator: "\n").first { $0.hasPrefix(prefix) }
+}
+
 /// Each example runs end to end with small settings, exits 0 and writes the PNG it promises,
 /// so that the examples in the README cannot silently rot.
 @Suite(.serialized) struct ExamplesTests {
@@ -103,10 +120,105 @@ func digitGridSize(_ n: Int, scale: Int) -> (width: Int, height: Int) {
         #expect(values.count == 8 && abs(values.reduce(0, +) - 1) < 0.01, "\(weights)")
     }
 
+    @Test func inpaintingFillsHeldOutDigitsBetterThanTheMeanDigit() throws {
+        let ws = try Workspace()
+        let r = try ws.runExample("Inpainting", ["--output", "inpainting.png", "--mask", "random", "--digits", "6", "--samples", "2",
+                                                 "--steps", "60", "--resample", "2", "--guidance", "none"])
+        #expect(r.status == 0, "\(r)")
+        // Per digit a row: truth | input (one titled 2-column grid), then a titled K-column grid per method.
+        let image = try PNG.read(ws.path("inpainting.png"))
+        let inputs = imageGridSize(columns: 2, rows: 6, scale: 6), samples = imageGridSize(columns: 2, rows: 6, scale: 6)
+        let a = try titledSize(inputs.width, inputs.height), b = try titledSize(samples.width, samples.height)
+        #expect(image.width == a.width + 2 * (b.width + 8) && image.height == max(a.height, b.height), "got \(image.width)x\(image.height)")
+        let baseline = try #require(number(after: "mean training digit RMSE", in: r.stdout), "\(r)")
+        for (method, nfe) in [("replacement", 120), ("RePaint 2x10", 240)] {
+            let l = try #require(line(r.stdout, startingWith: method), "\(r)")
+            #expect(l.contains("NFE \(nfe) "), "\(l)")
+            let rmse = try #require(number(after: "RMSE unknown", in: l)), meanOfK = try #require(number(after: "mean of 2:", in: l))
+            let known = try #require(number(after: "known pixels max error", in: l))
+            // Replacement puts the observation itself into the known pixels of the output (the last
+            // step ends at t = 0, m(0) = 1): exact up to the k/8 - 1 round trip.
+            #expect(known <= 1e-9, "\(l)")
+            // The sampled unknown pixels beat the mean training digit (4.2-4.6 levels): with this
+            // random mask, 6 digits and 60 steps the ratio was 0.62-0.79 for seeds 1-4, so 1 leaves a
+            // margin of > 5 standard deviations of the seed-to-seed spread.
+            #expect(rmse < baseline && meanOfK < baseline, "\(l) vs baseline \(baseline)")
+            // Mean of the K samples vs each sample: ||mean - t||² <= mean ||s_k - t||² (convexity), always.
+            #expect(meanOfK <= rmse + 1e-3, "\(l)")
+        }
+        // Jacobian-free PiGDM as a third method (needs enough steps to stay stable: checked only to run).
+        let g = try ws.runExample("Inpainting", ["--output", "pigdm.png", "--digits", "2", "--samples", "1", "--steps", "250",
+                                                 "--resample", "1", "--guidance", "pigdm"])
+        #expect(g.status == 0, "\(g)")
+        let l = try #require(line(g.stdout, startingWith: "guidance (PiGDM)"), "\(g)")
+        #expect(l.contains("NFE 500 ") && number(after: "RMSE unknown", in: l).map { $0.isFinite } == true, "\(l)")
+    }
+
+    @Test func colorizationKeepsTheGreyAndReportsColourErrors() throws {
+        let ws = try Workspace()
+        let r = try ws.runExample("Colorization", ["--output", "colorization.png", "--patches", "3", "--samples", "2",
+                                                   "--steps", "60", "--resample", "2"])
+        #expect(r.status == 0, "\(r)")
+        let image = try PNG.read(ws.path("colorization.png"))
+        let grid = imageGridSize(columns: 2, rows: 3, scale: 6), panel = try titledSize(grid.width, grid.height)
+        #expect(image.width == 3 * panel.width + 2 * 8 && image.height == panel.height && image.channels == 3,
+                "grey | truth, then two methods: got \(image.width)x\(image.height)")
+        // The printed baseline is the truth's own chroma: recompute it from the same patches.
+        var rng = RandomSource(seed: 1)
+        let truth = try ImagePatches.random(count: 3, using: &rng), grey = try ImagePatches.toGrey(truth, replicate: true)
+        let expected = (zip(truth.storage, grey.storage).reduce(0.0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Double(truth.count)).squareRoot()
+        let baseline = try #require(number(after: "grey replicated into R, G, B: RMSE", in: r.stdout), "\(r)")
+        #expect(abs(baseline - expected) < 0.01, "printed \(baseline), recomputed \(expected)")
+        for (method, nfe) in [("replacement", 120), ("RePaint 2x10", 240)] {
+            let l = try #require(line(r.stdout, startingWith: method), "\(r)")
+            #expect(l.contains("NFE \(nfe) "), "\(l)")
+            let rmse = try #require(number(after: "RMSE", in: l)), meanOfK = try #require(number(after: "mean of 2:", in: l))
+            let raw = try #require(number(after: "max: raw", in: l)), clamped = try #require(number(after: "clamped", in: l))
+            let bytes = try #require(number(after: "8-bit", in: l))
+            // The constraint fixes (R+G+B)/sqrt(3) exactly; the channel mean follows to ~2e-7 of the
+            // chroma (the reference matrix is float32): ~1e-5 levels measured, 1e-3 allowed.
+            #expect(raw < 1e-3, "\(l)")
+            // 8-bit rounding moves a channel mean by at most 0.5 beyond what clamping did.
+            #expect(bytes <= clamped + 0.5 + 1e-9, "\(l)")
+            #expect(meanOfK <= rmse + 0.01, "convexity: \(l)")
+            // Colour samples, not noise: 21-58 levels over seeds 1-8 at these settings (6 patches);
+            // uniformly random colours would be >= 74 off (the std of U[0, 255]).
+            #expect(rmse.isFinite && rmse < 74, "\(l)")
+        }
+    }
+
+    @Test func posteriorComparisonMeasuresMethodsAgainstTheExactPosterior() throws {
+        let ws = try Workspace()
+        let r = try ws.runExample("PosteriorComparison", ["--output", "posterior.png", "--count", "2000", "--steps", "100", "--resample", "2"])
+        #expect(r.status == 0, "\(r)")
+        // Two rows of four titled 300-pixel scatter panels, 8 pixels apart.
+        let image = try PNG.read(ws.path("posterior.png"))
+        let panel = try titledSize(300, 300)
+        #expect(image.width == 4 * panel.width + 3 * 8 && image.height == 2 * panel.height + 8, "got \(image.width)x\(image.height)")
+        func tv(_ method: String) throws -> Double {
+            let l = try #require(line(r.stdout, startingWith: method), "\(r)")
+            let fields = l.dropFirst(32).split(separator: " ")
+            return try #require(Double(fields[1]), "\(l)")
+        }
+        // Exact posterior weights 0.695 / 0.305: one binomial standard error of a weight at n = 2000
+        // is 0.0103, and for two modes the TV is the error of one weight.
+        #expect(try tv("exact, another seed") < 0.05, "5 standard errors: \(r)")
+        #expect(try tv("PC on exact posterior score") < 0.06, "MC plus the sampler's discretisation: \(r)")
+        // The documented bias of replacement: about 0.60 / 0.40, i.e. TV 0.08-0.13 at these settings
+        // (seeds 1-5, 1000 samples); >= 0.04 is that bias minus 5 standard errors.
+        let replacement = try tv("replacement (paper)")
+        #expect(replacement >= 0.04 && replacement < 0.2, "\(r)")
+        // Tweedie-moment guidance: 0.074-0.10 at these settings (seeds 1-5, 1000 samples).
+        #expect(try tv("Tweedie-moment") < 0.15, "\(r)")
+        for method in ["replacement (reference)", "RePaint 2x10", "DPS", "PiGDM"] { #expect(r.stdout.contains(method), "\(r)") }
+        #expect(r.stdout.contains("NFE") && r.stdout.contains("closest to the exact posterior:"), "\(r)")
+    }
+
     @Test func examplesRejectBadSettingsBeforeWork() throws {
         let ws = try Workspace()
         for (name, args) in [("Toy2D", ["--count", "1"]), ("Toy2D", ["--steps", "20"]), ("Digits", ["--likelihood-count", "1000"]),
-                             ("CustomSampler", ["--steps", "0"])] {
+                             ("CustomSampler", ["--steps", "0"]), ("Inpainting", ["--samples", "11"]), ("Inpainting", ["--mask", "middle"]),
+                             ("Colorization", ["--steps", "20"]), ("PosteriorComparison", ["--noise=-1"])] {
             let r = try ws.runExample(name, args + ["--output", "x.png"])
             #expect(r.status != 0, "\(name) \(args): \(r)")
             #expect(!r.stderr.isEmpty, "\(name) \(args): \(r)")
