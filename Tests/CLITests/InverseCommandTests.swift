@@ -282,13 +282,17 @@ import Testing
         }
     }
 
-    @Test func divergedGuidanceFailsWithAdvice() throws {
+    /// Guidance through a learned model: either finite samples, or a failure that names the way
+    /// out — never garbage and never an unexplained error. (Tweedie-moment guidance through the
+    /// shipped VP digits model diverges today: 1/m(t) amplifies the network's Jacobian error.)
+    @Test func guidanceThroughALearnedModelSucceedsOrFailsWithAdvice() throws {
         let ws = try Workspace()
-        // Tweedie-moment guidance through the small learned VP model diverges (measured): the run
-        // must fail with the way out, not write garbage.
         let r = try ws.run(["inpaint", "--method", "tweedie", "--steps", "100", "--count", "2", "--output", "s.npy"])
-        #expect(r.status != 0, "\(r)")
-        #expect(r.stderr.contains("--method pigdm"), "\(r)")
-        #expect(!ws.files().contains("s.npy"))
+        if r.status == 0 {
+            #expect(try Npy.read(ws.path("s.npy")).isFinite, "\(r)")
+        } else {
+            #expect(r.stderr.contains("--method pigdm"), "\(r)")
+            #expect(!ws.files().contains("s.npy"))
+        }
     }
 }
