@@ -319,14 +319,7 @@ public struct MeasurementGuidedScore<Base: ScoreJacobianProviding>: ScoreModel {
             }
         }
         // g = Aᵀ w; guidance = (g + s² J g) / m.
-        var g = Tensor(zeros: x.shape)
-        for r in 0 ..< n {
-            for j in 0 ..< d {
-                var acc = 0.0
-                for i in 0 ..< m { acc += ms.a[i * d + j] * w.storage[r * m + i] }
-                g.storage[r * d + j] = acc
-            }
-        }
+        let g = try ms.applyTransposed(w).reshaped(x.shape)
         var out = s
         if case .pseudoinverse(let v, true) = likelihood {
             out.add(g, scaledBy: weight * mt * v / (st * st + mt * mt * v))

@@ -549,11 +549,28 @@ public struct LinearMeasurement: Sendable {
             throw ScoreSDEError.shapeMismatch("A takes rows of \(dimension) values but the samples have \(x.rowSize) (shape \(x.rowShape))")
         }
         var out = Tensor(zeros: [x.rows, measurements])
-        for r in 0 ..< x.rows {
-            for i in 0 ..< measurements {
-                var acc = 0.0
-                for j in 0 ..< dimension { acc += a[i * dimension + j] * x.storage[r * dimension + j] }
-                out.storage[r * measurements + i] = acc
+        guard x.rows > 0 else { return out }
+        x.storage.withUnsafeBufferPointer { xp in
+            a.withUnsafeBufferPointer { ap in
+                out.storage.withUnsafeMutableBufferPointer { op in
+                    BLAS.gemm(transB: true, m: x.rows, n: measurements, k: dimension, a: xp.baseAddress!, lda: dimension,
+                              b: ap.baseAddress!, ldb: dimension, c: op.baseAddress!, ldc: measurements)
+                }
+            }
+        }
+        return out
+    }
+
+    /// `Aᵀ w` for each row of `w` (`m` values per row): shape `[rows, D]`.
+    func applyTransposed(_ w: Tensor) -> Tensor {
+        var out = Tensor(zeros: [w.rows, dimension])
+        guard w.rows > 0 else { return out }
+        w.storage.withUnsafeBufferPointer { wp in
+            a.withUnsafeBufferPointer { ap in
+                out.storage.withUnsafeMutableBufferPointer { op in
+                    BLAS.gemm(m: w.rows, n: dimension, k: measurements, a: wp.baseAddress!, lda: measurements,
+                              b: ap.baseAddress!, ldb: dimension, c: op.baseAddress!, ldc: dimension)
+                }
             }
         }
         return out
