@@ -100,8 +100,6 @@ struct ConditionedOutputs {
         try outputs.check()
     }
 
-    func contains(_ role: String) -> Bool { outputs.contains(role) }
-
     /// Writes the files (each atomically, all or none named in `contents`).
     func write(samples: Tensor, report: RunStats, figure: () throws -> RasterImage) throws {
         var contents = [String: Data]()
