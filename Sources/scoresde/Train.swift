@@ -197,7 +197,8 @@ extension ScoreSDECommand {
 
             // The work.
             let losses = LossWindow(size: 100)
-            let progress = TrainingProgressBar(total: steps, start: startStep, batchSize: config.batchSize)
+            let progress = ProgressBar(total: steps, start: startStep)
+            let batchSize = config.batchSize
             let clock = ContinuousClock(), start = clock.now
             do {
                 defer { progress?.finish() }
@@ -206,7 +207,10 @@ extension ScoreSDECommand {
                     if let every = checkpointEvery { chunk = min(chunk, every - trainer.completedSteps % every) }
                     try trainer.train(steps: chunk) { p in
                         losses.add(p.loss)
-                        progress?.update(step: p.step, loss: losses.mean)
+                        progress?.update(step: p.step) { elapsed in
+                            let rate = elapsed > 0 ? Double((p.step - startStep) * batchSize) / elapsed : 0
+                            return "loss \(String(format: "%.4g", losses.mean))  \(String(format: "%.0f", rate)) ex/s"
+                        }
                     }
                     if let every = checkpointEvery, trainer.completedSteps % every == 0, trainer.completedSteps < steps {
                         try trainer.save(to: output)
