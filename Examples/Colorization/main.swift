@@ -63,14 +63,8 @@ struct ColorizationExample: ParsableCommand {
 
     func run() throws {
         let model = try PretrainedModels.patches()
-        switch model.sdeSpec {
-        case let .ve(sigmaMin, sigmaMax, _):
-            try run(model, sde: VESDE(sigmaMin: sigmaMin, sigmaMax: sigmaMax, N: steps), eps: 1e-5)
-        case let .vp(betaMin, betaMax, _):
-            try run(model, sde: VPSDE(betaMin: betaMin, betaMax: betaMax, N: steps), eps: 1e-3)
-        case let .subVP(betaMin, betaMax, _):
-            try run(model, sde: SubVPSDE(betaMin: betaMin, betaMax: betaMax, N: steps), eps: 1e-3)
-        }
+        // N = steps: the discrete schedules follow the sampler's grid (the existential opens into run's SDE).
+        try run(model, sde: model.sdeSpec.make(N: steps), eps: model.sdeSpec.samplingEps)
     }
 
     func run<SDE: ForwardSDE>(_ model: MLPScore, sde: SDE, eps: Double) throws {

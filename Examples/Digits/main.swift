@@ -54,16 +54,9 @@ struct DigitsExample: ParsableCommand {
     func run() throws {
         let model = try self.model.map { try MLPScore.load(from: $0) } ?? PretrainedModels.digits()
         print("model: \(self.model ?? "shipped digits model"), \(model.sdeSpec), hidden width \(model.architecture.hiddenWidth), trained on m = \(affine(model.dataScaling.scale, "k", model.dataScaling.shift))")
-        // The sampler takes the SDE's concrete type; N = steps makes reverse diffusion's discrete
-        // schedule the sampler's grid.
-        switch model.sdeSpec {
-        case let .ve(sigmaMin, sigmaMax, _):
-            try run(model, sde: VESDE(sigmaMin: sigmaMin, sigmaMax: sigmaMax, N: steps), eps: 1e-5)
-        case let .vp(betaMin, betaMax, _):
-            try run(model, sde: VPSDE(betaMin: betaMin, betaMax: betaMax, N: steps), eps: 1e-3)
-        case let .subVP(betaMin, betaMax, _):
-            try run(model, sde: SubVPSDE(betaMin: betaMin, betaMax: betaMax, N: steps), eps: 1e-3)
-        }
+        // N = steps makes reverse diffusion's discrete schedule the sampler's grid; the sampler takes
+        // the SDE's concrete type, which Swift opens from the existential when calling run.
+        try run(model, sde: model.sdeSpec.make(N: steps), eps: model.sdeSpec.samplingEps)
     }
 
     func run<SDE: ForwardSDE>(_ model: MLPScore, sde: SDE, eps: Double) throws {

@@ -98,12 +98,7 @@ extension ScoreSDECommand {
             let count = latents?.rows ?? self.count ?? (SampleFigure.isImage(data.rowShape) ? Self.defaultImageCount : Self.defaultCount)
             let prepared = try prepare(kind, built, data, eps: eps, latents: latents, count: count)
 
-            var outputs = RunOutputs()
-            outputs.add(output, for: "--output")
-            outputs.add(stats, for: "--stats")
-            outputs.add(png, for: "--png")
-            if outputs.isEmpty { outputs.add(Self.defaultPNG, for: "--png") }
-            try outputs.check()
+            let files = try SampleOutputs(output: output, stats: stats, png: png, defaultPNG: Self.defaultPNG)
 
             // The work.
             var rng = RandomSource(seed: compute.seed)
@@ -130,19 +125,15 @@ extension ScoreSDECommand {
             report["seed"] = seedValue(compute.seed)
             report["threads"] = .int(threadCount)
 
-            var contents = [String: Data]()
-            if outputs.contains("--output") { contents["--output"] = Npy.encode(samples) }
-            if outputs.contains("--stats") { contents["--stats"] = report.jsonData() }
-            if outputs.contains("--png") {
+            try files.write(samples: samples, report: report) {
                 let title = "\(data.label) | \(sdeChoice.kind.rawValue) | \(prepared.label) | NFE \(run.nfe)"
-                contents["--png"] = try PNG.encode(SampleFigure.render(samples, model: data, title: title))
+                return try SampleFigure.render(samples, model: data, title: title)
             }
-            try outputs.write(contents)
 
             let shape = samples.rowShape.count > 1 ? ", shape " + samples.rowShape.map(String.init).joined(separator: "x") : ""
             let decoded = latent.map { ", decoded from \($0)" } ?? ""
             print("\(count) samples (dim \(samples.rowSize)\(shape)) from \(model.model), \(sdeChoice.kind.rawValue), \(prepared.label)\(decoded): "
-                  + "NFE \(run.nfe), \(String(format: "%.2f", seconds)) s; wrote \(outputs.paths.joined(separator: ", "))")
+                  + "NFE \(run.nfe), \(String(format: "%.2f", seconds)) s; wrote \(files.paths)")
         }
 
         /// What a sampler run produced: the samples, their NFE, and its results for the stats file.

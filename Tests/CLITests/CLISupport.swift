@@ -79,6 +79,11 @@ final class Workspace {
     /// so a chatty process can never block on a full pipe.
     func run(_ arguments: [String]) throws -> CommandResult {
         let executable = try #require(scoresdeExecutable, "scoresde not found next to the test bundle; build it first (swift build --build-tests)")
+        return try run(executable, arguments)
+    }
+
+    /// Runs `executable` with `arguments` in this directory, output through files.
+    func run(_ executable: URL, _ arguments: [String]) throws -> CommandResult {
         let process = Process()
         process.executableURL = executable
         process.arguments = arguments

@@ -24,25 +24,7 @@ extension Workspace {
     /// Runs the example `name` with `arguments` in this directory (output through files, as `run`).
     func runExample(_ name: String, _ arguments: [String]) throws -> CommandResult {
         let executable = try #require(exampleExecutable(name), "example \(name) not found next to the test bundle; build it first (swift build --build-tests)")
-        let process = Process()
-        process.executableURL = executable
-        process.arguments = arguments
-        process.currentDirectoryURL = url
-        let out = url.appendingPathComponent(".\(name).stdout"), err = url.appendingPathComponent(".\(name).stderr")
-        _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-        let outHandle = try FileHandle(forWritingTo: out), errHandle = try FileHandle(forWritingTo: err)
-        process.standardOutput = outHandle
-        process.standardError = errHandle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        try outHandle.close()
-        try errHandle.close()
-        defer { try? FileManager.default.removeItem(at: out); try? FileManager.default.removeItem(at: err) }
-        return CommandResult(status: process.terminationStatus,
-                             stdout: String(decoding: try Data(contentsOf: out), as: UTF8.self),
-                             stderr: String(decoding: try Data(contentsOf: err), as: UTF8.self))
+        return try run(executable, arguments)
     }
 }
 

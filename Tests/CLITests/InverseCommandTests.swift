@@ -29,6 +29,13 @@ import Testing
         return (tv, (squared / n).squareRoot())
     }
 
+    /// The grey a colorization observes of pixel `p` of `[3, 8, 8]` row `row`: Σ_c M_c0 x_c / Σ_c M_c0
+    /// with score_sde's matrix (its float32 digits, as published).
+    static func observedGrey(_ x: Tensor, row: Int, pixel p: Int) -> Double {
+        let col0 = [5.7735014e-01, 5.7735026e-01, 5.7735026e-01]
+        return (0 ..< 3).reduce(0.0) { $0 + col0[$1] * x.storage[row * 192 + $1 * 64 + p] } / col0.reduce(0, +)
+    }
+
     // MARK: - Against closed forms
 
     /// Replacement (score_sde's inpainter) on the ring with x known: the known coordinate is kept
@@ -166,13 +173,15 @@ import Testing
         // The grey channel is replaced exactly after the last step (up to rounding of 0...255 values).
         #expect((stats["grey_max_abs_error"] as? Double ?? 1) < 1e-9, "\(stats)")
         #expect((stats["colour_rmse_vs_original"] as? Double)?.isFinite == true)
-        // The grey of every sample (channel mean) equals its input's: pairs of samples share one.
-        // score_sde's mixing matrix is orthonormal to ~1e-7 (float32 digits), so its grey direction
-        // differs from the exact channel mean by that much: 1e-5 for values up to 255.
+        // The observed grey of every sample equals its input's (pairs of samples share one), exactly:
+        // the grey direction is score_sde's column 0, Σ_c M_c0 x_c / Σ_c M_c0. It is the channel mean
+        // only to ~1e-5 at 255 (the matrix's float32 digits), which is checked too.
         for s in stride(from: 0, to: 4, by: 2) {
             for p in 0 ..< 64 {
-                let g = (0 ..< 2).map { k in (0 ..< 3).reduce(0.0) { $0 + samples.storage[(s + k) * 192 + $1 * 64 + p] } / 3 }
-                #expect(abs(g[0] - g[1]) < 1e-5)
+                let g = (0 ..< 2).map { k in Self.observedGrey(samples, row: s + k, pixel: p) }
+                #expect(abs(g[0] - g[1]) < 1e-9)
+                let means = (0 ..< 2).map { k in (0 ..< 3).reduce(0.0) { $0 + samples.storage[(s + k) * 192 + $1 * 64 + p] } / 3 }
+                #expect(abs(means[0] - means[1]) < 1e-5)
             }
         }
         let image = try PNG.read(ws.path("c.png"))
@@ -189,6 +198,7 @@ import Testing
         let samples = try Npy.read(ws.path("c.npy"))
         for s in 0 ..< 2 {
             for p in 0 ..< 64 {
+                #expect(abs(Self.observedGrey(samples, row: s, pixel: p) - Double(p * 4)) < 1e-9)
                 let mean = (0 ..< 3).reduce(0.0) { $0 + samples.storage[s * 192 + $1 * 64 + p] } / 3
                 #expect(abs(mean - Double(p * 4)) < 1e-5)   // the mixing matrix's float32 digits, as above
             }

@@ -285,8 +285,8 @@ public struct MeasurementGuidedScore<Base: ScoreJacobianProviding>: ScoreModel {
         case .tweedieCovariance:
             // A J Aᵀ per row from m JVPs along the rows of A.
             var ajat = [Double](repeating: 0, count: n * m * m)
+            var dir = Tensor(zeros: x.shape)   // row i of A in every row, refilled per i
             for i in 0 ..< m {
-                var dir = Tensor(zeros: x.shape)
                 for r in 0 ..< n { for j in 0 ..< d { dir.storage[r * d + j] = ms.a[i * d + j] } }
                 let jv = try base.scoreAndJVP(x, at: t, direction: dir).jvp
                 let ajv = try ms.apply(jv)   // column i of A J Aᵀ

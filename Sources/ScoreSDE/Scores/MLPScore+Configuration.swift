@@ -22,13 +22,20 @@ public enum SDESpec: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// The SDE (validating its parameters).
-    public func make() throws -> any ForwardSDE {
+    /// The SDE (validating its parameters), with `N` discretization steps (default: the recorded
+    /// ones; a sampler with another number of steps passes its own, as the reference does).
+    public func make(N steps: Int? = nil) throws -> any ForwardSDE {
         switch self {
-        case .ve(let a, let b, let n): return try VESDE(sigmaMin: a, sigmaMax: b, N: n)
-        case .vp(let a, let b, let n): return try VPSDE(betaMin: a, betaMax: b, N: n)
-        case .subVP(let a, let b, let n): return try SubVPSDE(betaMin: a, betaMax: b, N: n)
+        case .ve(let a, let b, let n): return try VESDE(sigmaMin: a, sigmaMax: b, N: steps ?? n)
+        case .vp(let a, let b, let n): return try VPSDE(betaMin: a, betaMax: b, N: steps ?? n)
+        case .subVP(let a, let b, let n): return try SubVPSDE(betaMin: a, betaMax: b, N: steps ?? n)
         }
+    }
+
+    /// The reference's smallest sampling time: 1e-5 for VE, 1e-3 for VP and sub-VP.
+    public var samplingEps: Double {
+        if case .ve = self { return 1e-5 }
+        return 1e-3
     }
 
     /// `"ve"`, `"vp"` or `"subvp"` (the CLI's `--sde` names).

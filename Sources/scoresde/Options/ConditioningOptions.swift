@@ -176,7 +176,7 @@ struct ConditionedCommandOptions: ParsableArguments {
         try checkEps(eps, for: built.forward)
         let sampler = try ConditionedSampler(data: model, built: built, sampler: self.sampler, pc: pc, conditioning: conditioning,
                                              batchSize: compute.batchSize, eps: eps)
-        let files = try ConditionedOutputs(output: output, stats: stats, png: png, defaultPNG: defaultPNG)
+        let files = try SampleOutputs(output: output, stats: stats, png: png, defaultPNG: defaultPNG)
         return ConditionedJob(model: model, sdeChoice: sdeChoice, eps: eps, sampler: sampler, files: files, options: self,
                               samplesPerInput: conditioning.samplesPerInput ?? defaultSamplesPerInput)
     }

@@ -100,7 +100,7 @@ struct ConditionedJob {
     let sdeChoice: SDEChoice
     let eps: Double
     let sampler: ConditionedSampler
-    let files: ConditionedOutputs
+    let files: SampleOutputs
     let options: ConditionedCommandOptions
     /// `k`, the samples drawn for every input.
     let samplesPerInput: Int

@@ -87,31 +87,6 @@ func isGrey(_ image: RasterImage) -> Bool {
     return true
 }
 
-/// How a conditioned run is reported: the files and the summary shared by the subcommands.
-struct ConditionedOutputs {
-    var outputs = RunOutputs()
-
-    /// `--output`, `--stats`, `--png`; `defaultPNG` when none is given. Checked before any work.
-    init(output: String?, stats: String?, png: String?, defaultPNG: String) throws {
-        outputs.add(output, for: "--output")
-        outputs.add(stats, for: "--stats")
-        outputs.add(png, for: "--png")
-        if outputs.isEmpty { outputs.add(defaultPNG, for: "--png") }
-        try outputs.check()
-    }
-
-    /// Writes the files (each atomically, all or none named in `contents`).
-    func write(samples: Tensor, report: RunStats, figure: () throws -> RasterImage) throws {
-        var contents = [String: Data]()
-        if outputs.contains("--output") { contents["--output"] = Npy.encode(samples) }
-        if outputs.contains("--stats") { contents["--stats"] = report.jsonData() }
-        if outputs.contains("--png") { contents["--png"] = try PNG.encode(figure()) }
-        try outputs.write(contents)
-    }
-
-    var paths: String { outputs.paths.joined(separator: ", ") }
-}
-
 /// A figure of conditional samples of an image model: one row per input (at most `maxRows`),
 /// `leading` images first (e.g. the input and what is observed of it), then its `k` samples.
 func conditionalGrid(leading: [Tensor], samples: Tensor, perInput k: Int, model: DataModel, title: String,

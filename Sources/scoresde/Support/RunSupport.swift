@@ -112,3 +112,29 @@ func runODE<S: ForwardSDE, M: ScoreModel>(
 func warn(_ message: String) {
     FileHandle.standardError.write(Data("warning: \(message)\n".utf8))
 }
+
+/// The files of a sampling command (`sample`, `inpaint`, `colorize`, `reconstruct`): `--output`
+/// (the samples as .npy), `--stats` (JSON), `--png` (a picture), checked before any work.
+struct SampleOutputs {
+    private var outputs = RunOutputs()
+
+    /// `--output`, `--stats`, `--png`; `defaultPNG` when none is given. Checked before any work.
+    init(output: String?, stats: String?, png: String?, defaultPNG: String) throws {
+        outputs.add(output, for: "--output")
+        outputs.add(stats, for: "--stats")
+        outputs.add(png, for: "--png")
+        if outputs.isEmpty { outputs.add(defaultPNG, for: "--png") }
+        try outputs.check()
+    }
+
+    /// Writes the files (each atomically, all or none named in `contents`).
+    func write(samples: Tensor, report: RunStats, figure: () throws -> RasterImage) throws {
+        var contents = [String: Data]()
+        if outputs.contains("--output") { contents["--output"] = Npy.encode(samples) }
+        if outputs.contains("--stats") { contents["--stats"] = report.jsonData() }
+        if outputs.contains("--png") { contents["--png"] = try PNG.encode(figure()) }
+        try outputs.write(contents)
+    }
+
+    var paths: String { outputs.paths.joined(separator: ", ") }
+}
