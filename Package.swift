@@ -1,17 +1,5 @@
 // swift-tools-version:6.1
 import PackageDescription
-import Foundation
-
-/// Release builds use AVX2 + FMA when the building machine has them (the solver kernels and the
-/// mixture score are SIMD code); `SCORESDE_PORTABLE=1` builds for baseline x86-64.
-let nativeFlags: [String] = {
-    let env = ProcessInfo.processInfo.environment
-    guard env["SCORESDE_PORTABLE"] == nil,
-          let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
-          let flags = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }),
-          flags.contains(" avx2"), flags.contains(" fma") else { return [] }
-    return ["-target-cpu", "haswell"]
-}()
 
 let package = Package(
     name: "ScoreSDE",
@@ -32,8 +20,7 @@ let package = Package(
                 "CGSL", "CPNG", "COpenBLAS",
                 .product(name: "Numerics", package: "swift-numerics"),
             ],
-            resources: [.copy("Resources")],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"] + nativeFlags, .when(configuration: .release))]
+            resources: [.copy("Resources")]
         ),
         .executableTarget(
             name: "scoresde",

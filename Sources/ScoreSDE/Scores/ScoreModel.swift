@@ -12,6 +12,19 @@ public protocol ScoreModel: Sendable {
     var rowShape: [Int]? { get }
     /// The score of every row of `x` at time `t`; same shape as `x`.
     func score(_ x: Tensor, at t: Double) throws -> Tensor
+    /// The score written into `out` (already shaped like `x`), so samplers can reuse one buffer
+    /// across steps. The default calls `score(_:at:)`; models override it to avoid the allocation.
+    func score(_ x: Tensor, at t: Double, into out: inout Tensor) throws
+    /// Model passes (network forward passes, Jacobian products) one call of `score` costs:
+    /// 1 for a plain model, more for guided combinations. Samplers report NFE and passes.
+    var passesPerEvaluation: Int { get }
+}
+
+extension ScoreModel {
+    public func score(_ x: Tensor, at t: Double, into out: inout Tensor) throws {
+        out = try score(x, at: t)
+    }
+    public var passesPerEvaluation: Int { 1 }
 }
 
 extension ScoreModel {
