@@ -1,0 +1,202 @@
+// Batched standard normals: Philox4x32-10 (Salmon et al., SC 2011) + the ziggurat's fast path
+// (Marsaglia & Tsang 2000). Layout and keying: see sde_normals in CKernels.h. Three versions
+// (generic, AVX2, AVX-512) with identical results; the rare rejections are finished by the caller.
+#include "CKernels.h"
+#include <string.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+#pragma clang fp contract(off)
+
+#define M0 0xD2511F53u
+#define M1 0xCD9E8D57u
+#define W0 0x9E3779B9u
+#define W1 0xBB67AE85u
+
+/// Blocks per tile (a multiple of 16): the tile's bits stay in L1 between Philox and ziggurat.
+#define TILE 128
+
+typedef struct {
+    uint64_t key; uint32_t c2, c3, firstRow;
+    size_t d, bpr, wpr, rows;
+} Job;
+
+/// Counters (blk, row) of `n` consecutive blocks starting at global block `b`.
+static inline void counters(const Job *j, size_t b, int n, uint32_t *c0, uint32_t *c1) {
+    size_t row = b / j->bpr, blk = b % j->bpr;
+    for (int l = 0; l < n; l++) {
+        c0[l] = (uint32_t)blk; c1[l] = j->firstRow + (uint32_t)row;
+        if (++blk == j->bpr) { blk = 0; row++; }
+    }
+}
+
+static inline void philox_scalar(uint32_t x[4], uint64_t key) {
+    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
+    for (int r = 0; r < 10; r++) {
+        uint64_t p0 = (uint64_t)M0 * x[0], p1 = (uint64_t)M1 * x[2];
+        uint32_t y0 = (uint32_t)(p1 >> 32) ^ x[1] ^ k0, y2 = (uint32_t)(p0 >> 32) ^ x[3] ^ k1;
+        x[1] = (uint32_t)p1; x[3] = (uint32_t)p0; x[0] = y0; x[2] = y2;
+        k0 += W0; k1 += W1;
+    }
+}
+
+/// Ziggurat fast path of one word; returns 0 when rejected (x is still written).
+static inline int zig1(uint64_t w, const double *zx, double *o) {
+    unsigned i = (unsigned)(w & 0xFF);
+    double x = (double)(w >> 11) * 0x1p-53 * zx[i];
+    uint64_t b; memcpy(&b, &x, 8); b ^= ((w >> 8) & 1) << 63; memcpy(o, &b, 8);
+    return x < zx[i + 1];
+}
+
+/// Writes the words of tile blocks [b0, b0 + nb) (2 per block) from `bits` to `out`, finishing
+/// with the rejection list. `vals` holds the ziggurat values of all words in order.
+static inline size_t place(const Job *j, size_t b0, size_t nb, const double *vals, const uint8_t *ok,
+                           double *out, uint32_t *rej, size_t nrej) {
+    size_t q0 = 2 * b0, nw = 2 * nb;
+    if ((j->d & 1) == 0) {
+        memcpy(out + q0, vals, nw * sizeof(double));
+        for (size_t q = 0; q < nw; q++) if (!ok[q]) rej[nrej++] = (uint32_t)(q0 + q);
+        return nrej;
+    }
+    size_t row = q0 / j->wpr, col = q0 % j->wpr;
+    for (size_t q = 0; q < nw; q++) {
+        if (col < j->d) {
+            size_t idx = row * j->d + col;
+            out[idx] = vals[q];
+            if (!ok[q]) rej[nrej++] = (uint32_t)idx;
+        }
+        if (++col == j->wpr) { col = 0; row++; }
+    }
+    return nrej;
+}
+
+// MARK: - generic
+
+static size_t normals_generic(const Job *j, const double *zx, double *out, uint32_t *rej) {
+    size_t total = j->rows * j->bpr, nrej = 0;
+    double vals[2 * TILE]; uint8_t ok[2 * TILE];
+    for (size_t b0 = 0; b0 < total; b0 += TILE) {
+        size_t nb = total - b0 < TILE ? total - b0 : TILE;
+        uint32_t c0[TILE], c1[TILE];
+        counters(j, b0, (int)nb, c0, c1);
+        for (size_t b = 0; b < nb; b++) {
+            uint32_t x[4] = {c0[b], c1[b], j->c2, j->c3};
+            philox_scalar(x, j->key);
+            uint64_t w0 = (uint64_t)x[0] | (uint64_t)x[1] << 32, w1 = (uint64_t)x[2] | (uint64_t)x[3] << 32;
+            ok[2 * b] = (uint8_t)zig1(w0, zx, vals + 2 * b);
+            ok[2 * b + 1] = (uint8_t)zig1(w1, zx, vals + 2 * b + 1);
+        }
+        nrej = place(j, b0, nb, vals, ok, out, rej, nrej);
+    }
+    return nrej;
+}
+
+#if defined(__x86_64__)
+
+// MARK: - AVX2
+
+#define AVX2 __attribute__((target("avx2")))
+
+/// One Philox round on 8 blocks (one 32-bit lane each).
+#define ROUND8(x0, x1, x2, x3, K0, K1) do { \
+    __m256i pe0 = _mm256_mul_epu32(x0, m0), po0 = _mm256_mul_epu32(_mm256_srli_epi64(x0, 32), m0); \
+    __m256i pe1 = _mm256_mul_epu32(x2, m1), po1 = _mm256_mul_epu32(_mm256_srli_epi64(x2, 32), m1); \
+    __m256i hi0 = _mm256_blend_epi32(_mm256_srli_epi64(pe0, 32), po0, 0xAA); \
+    __m256i lo0 = _mm256_blend_epi32(pe0, _mm256_slli_epi64(po0, 32), 0xAA); \
+    __m256i hi1 = _mm256_blend_epi32(_mm256_srli_epi64(pe1, 32), po1, 0xAA); \
+    __m256i lo1 = _mm256_blend_epi32(pe1, _mm256_slli_epi64(po1, 32), 0xAA); \
+    x0 = _mm256_xor_si256(_mm256_xor_si256(hi1, x1), K0); x1 = lo1; \
+    x2 = _mm256_xor_si256(_mm256_xor_si256(hi0, x3), K1); x3 = lo0; \
+} while (0)
+
+/// Philox of 16 blocks (two independent groups of 8 for instruction-level parallelism); writes
+/// 32 words in block order, half 0 then half 1.
+AVX2 static inline void philox16_avx2(const uint32_t *c0, const uint32_t *c1, uint32_t c2, uint32_t c3,
+                                      uint64_t key, uint64_t *w) {
+    const __m256i m0 = _mm256_set1_epi64x(M0), m1 = _mm256_set1_epi64x(M1);
+    __m256i a0 = _mm256_loadu_si256((const __m256i *)c0), a1 = _mm256_loadu_si256((const __m256i *)c1);
+    __m256i b0 = _mm256_loadu_si256((const __m256i *)(c0 + 8)), b1 = _mm256_loadu_si256((const __m256i *)(c1 + 8));
+    __m256i a2 = _mm256_set1_epi32((int)c2), a3 = _mm256_set1_epi32((int)c3), b2 = a2, b3 = a3;
+    uint32_t k0 = (uint32_t)key, k1 = (uint32_t)(key >> 32);
+    for (int r = 0; r < 10; r++) {
+        __m256i K0 = _mm256_set1_epi32((int)k0), K1 = _mm256_set1_epi32((int)k1);
+        ROUND8(a0, a1, a2, a3, K0, K1);
+        ROUND8(b0, b1, b2, b3, K0, K1);
+        k0 += W0; k1 += W1;
+    }
+    __m256i g[2][4] = {{a0, a1, a2, a3}, {b0, b1, b2, b3}};
+    for (int h = 0; h < 2; h++) {
+        __m256i lo01 = _mm256_unpacklo_epi32(g[h][0], g[h][1]), hi01 = _mm256_unpackhi_epi32(g[h][0], g[h][1]);
+        __m256i lo23 = _mm256_unpacklo_epi32(g[h][2], g[h][3]), hi23 = _mm256_unpackhi_epi32(g[h][2], g[h][3]);
+        __m256i p = _mm256_unpacklo_epi64(lo01, lo23);  // blocks 0, 4
+        __m256i q = _mm256_unpackhi_epi64(lo01, lo23);  // blocks 1, 5
+        __m256i r = _mm256_unpacklo_epi64(hi01, hi23);  // blocks 2, 6
+        __m256i s = _mm256_unpackhi_epi64(hi01, hi23);  // blocks 3, 7
+        __m256i *o = (__m256i *)(w + 16 * h);
+        _mm256_storeu_si256(o + 0, _mm256_permute2x128_si256(p, q, 0x20));
+        _mm256_storeu_si256(o + 1, _mm256_permute2x128_si256(r, s, 0x20));
+        _mm256_storeu_si256(o + 2, _mm256_permute2x128_si256(p, q, 0x31));
+        _mm256_storeu_si256(o + 3, _mm256_permute2x128_si256(r, s, 0x31));
+    }
+}
+
+/// Ziggurat fast path on 4 words; returns the 4-bit mask of accepted lanes.
+AVX2 static inline int zig4_avx2(__m256i w, const double *zx, double *o) {
+    const __m256i byte = _mm256_set1_epi64x(0xFF), one = _mm256_set1_epi64x(1);
+    const __m256i expOne = _mm256_set1_epi64x(0x3FF0000000000000LL), half = _mm256_set1_epi64x(0x3CA0000000000000LL);
+    __m256i idx = _mm256_and_si256(w, byte);
+    __m256d xi = _mm256_i64gather_pd(zx, idx, 8), xi1 = _mm256_i64gather_pd(zx + 1, idx, 8);
+    // (w >> 11) · 2⁻⁵³ exactly: (w >> 12) · 2⁻⁵² from the mantissa of [1, 2), plus bit 11 · 2⁻⁵³.
+    __m256d hi = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(w, 12), expOne)), _mm256_set1_pd(1.0));
+    __m256i bit = _mm256_and_si256(_mm256_srli_epi64(w, 11), one);
+    __m256d lo = _mm256_castsi256_pd(_mm256_and_si256(_mm256_sub_epi64(_mm256_setzero_si256(), bit), half));
+    __m256d x = _mm256_mul_pd(_mm256_add_pd(hi, lo), xi);
+    __m256i sign = _mm256_slli_epi64(_mm256_and_si256(_mm256_srli_epi64(w, 8), one), 63);
+    _mm256_storeu_pd(o, _mm256_xor_pd(x, _mm256_castsi256_pd(sign)));
+    return _mm256_movemask_pd(_mm256_cmp_pd(x, xi1, _CMP_LT_OQ));
+}
+
+AVX2 static size_t normals_avx2(const Job *j, const double *zx, double *out, uint32_t *rej) {
+    size_t total = j->rows * j->bpr, nrej = 0;
+    uint64_t bits[2 * TILE] __attribute__((aligned(32)));
+    double vals[2 * TILE] __attribute__((aligned(32)));
+    uint8_t ok[2 * TILE];
+    uint32_t c0[TILE], c1[TILE];
+    for (size_t b0 = 0; b0 < total; b0 += TILE) {
+        size_t nb = total - b0 < TILE ? total - b0 : TILE;
+        size_t nb16 = (nb + 15) & ~(size_t)15;
+        counters(j, b0, (int)nb16, c0, c1);
+        for (size_t b = 0; b < nb16; b += 16) philox16_avx2(c0 + b, c1 + b, j->c2, j->c3, j->key, bits + 2 * b);
+        size_t nw = 2 * nb;
+        int even = (j->d & 1) == 0;
+        double *dst = even ? out + 2 * b0 : vals;
+        int all = 1;
+        size_t q = 0;
+        for (; q + 4 <= nw; q += 4) {
+            int m = zig4_avx2(_mm256_load_si256((const __m256i *)(bits + q)), zx, dst + q);
+            if (m != 0xF) { all = 0; for (int l = 0; l < 4; l++) ok[q + l] = (uint8_t)((m >> l) & 1); }
+            else memset(ok + q, 1, 4);
+        }
+        for (; q < nw; q++) { int a = zig1(bits[q], zx, dst + q); ok[q] = (uint8_t)a; all &= a; }
+        if (even) {
+            if (!all) for (size_t i = 0; i < nw; i++) if (!ok[i]) rej[nrej++] = (uint32_t)(2 * b0 + i);
+        } else {
+            nrej = place(j, b0, nb, vals, ok, out, rej, nrej);
+        }
+    }
+    return nrej;
+}
+
+#endif
+
+size_t sde_normals(uint64_t key, uint64_t draw, uint32_t firstRow, size_t rows, size_t d,
+                   const double *zx, double *out, uint32_t *rejected, int level) {
+    if (rows == 0 || d == 0) return 0;
+    Job j = { key, (uint32_t)draw, (uint32_t)(draw >> 32), firstRow, d, (d + 1) / 2, 2 * ((d + 1) / 2), rows };
+    if (level < 0) level = sde_cpu_level();
+#if defined(__x86_64__)
+    if (level >= SDE_LEVEL_AVX2) return normals_avx2(&j, zx, out, rejected);
+#endif
+    return normals_generic(&j, zx, out, rejected);
+}
