@@ -6,6 +6,7 @@
 #define VD GMM_CAT(vd_, GMM_SUFFIX)
 #define VI GMM_CAT(vi_, GMM_SUFFIX)
 #define VEXP GMM_CAT(gmm_exp_, GMM_SUFFIX)
+#define VEXP4 GMM_CAT(gmm_exp4_, GMM_SUFFIX)
 #define VSCORE GMM_CAT(gmm_score_, GMM_SUFFIX)
 
 typedef double VD __attribute__((vector_size(8 * GMM_W), aligned(8)));
@@ -35,6 +36,29 @@ GMM_ATTR __attribute__((always_inline)) static inline VD VEXP(VD x0) {
     p = p * r + 1.0;
     VD scale = (VD)(((VI)shifted + 1023) << 52);
     return (VD)((VI)(p * scale) & ~small);
+}
+
+/// `VEXP` on four vectors at once: four independent dependency chains keep the FP pipes busy
+/// (the polynomial is latency-bound one vector at a time). Same operations per lane.
+GMM_ATTR __attribute__((always_inline)) static inline void VEXP4(VD *v) {
+    const VD lim = (VD){} - 708.0;
+    VI small[4]; VD shifted[4], r[4], p[4];
+    for (int i = 0; i < 4; i++) {
+        small[i] = v[i] < lim;
+        VD x = (VD)(((VI)v[i] & ~small[i]) | ((VI)lim & small[i]));
+        shifted[i] = x * 1.4426950408889634 + 6755399441055744.0;
+        VD n = shifted[i] - 6755399441055744.0;
+        r[i] = (x - n * 0.6931471803691238) - n * 1.9082149292705877e-10;
+        p[i] = (VD){} + 1.0 / 479001600.0;
+    }
+    static const double coef[12] = {1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0,
+                                     1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5, 1.0, 1.0};
+    for (int c = 0; c < 12; c++)
+        for (int i = 0; i < 4; i++) p[i] = p[i] * r[i] + coef[c];
+    for (int i = 0; i < 4; i++) {
+        VD scale = (VD)(((VI)shifted[i] + 1023) << 52);
+        v[i] = (VD)((VI)(p[i] * scale) & ~small[i]);
+    }
 }
 
 GMM_ATTR static int VSCORE(const double *xb, double *ob, double *lb, size_t rows, size_t d, size_t k,
@@ -80,7 +104,18 @@ GMM_ATTR static int VSCORE(const double *xb, double *ob, double *lb, size_t rows
             mx = (VD)(((VI)l & gt) | ((VI)mx & ~gt));
         }
         VD sum = {};
-        for (c = 0; c < k; c++) { VD e = VEXP(logits[c] - mx); logits[c] = e; sum = sum + e; }
+        const VD cut = (VD){} - 708.0;
+        for (c = 0; c + 4 <= k; c += 4) {
+            VD e[4] = {logits[c] - mx, logits[c + 1] - mx, logits[c + 2] - mx, logits[c + 3] - mx};
+            // exp is exactly 0 below −708 (see VEXP): four such components need no polynomial.
+            VI live = (e[0] >= cut) | (e[1] >= cut) | (e[2] >= cut) | (e[3] >= cut);
+            long long anyLive = 0;
+            for (size_t l = 0; l < GMM_W; l++) anyLive |= live[l];
+            if (!anyLive) { for (int i = 0; i < 4; i++) logits[c + i] = (VD){}; continue; }
+            VEXP4(e);
+            for (int i = 0; i < 4; i++) { logits[c + i] = e[i]; sum = sum + e[i]; }
+        }
+        for (; c < k; c++) { VD e = VEXP(logits[c] - mx); logits[c] = e; sum = sum + e; }
         VD inv = 1.0 / sum;
         size_t na = 0;
         for (c = 0; c < k; c++) {
@@ -93,8 +128,27 @@ GMM_ATTR static int VSCORE(const double *xb, double *ob, double *lb, size_t rows
             if (any) active[na++] = (uint32_t)c;
         }
         if (lb) for (size_t l = 0; l < lanes; l++) lb[lo + l] = mx[l] + log(sum[l]);
-        // s_j = Σ_c r_c μ_cj iv_cj − x_j Σ_c r_c iv_cj
-        for (size_t j = 0; j < d; j++) {
+        // s_j = Σ_c r_c μ_cj iv_cj − x_j Σ_c r_c iv_cj, four j at a time (eight independent sums,
+        // each over c in order, so the same bits as one j at a time).
+        size_t j = 0;
+        for (; j + 4 <= d; j += 4) {
+            VD a0 = {}, a1 = {}, a2 = {}, a3 = {}, b0 = {}, b1 = {}, b2 = {}, b3 = {};
+            for (size_t i = 0; i < na; i++) {
+                size_t o = active[i] * d + j;
+                VD r = logits[active[i]];
+                a0 = a0 + r * mv[o]; b0 = b0 + r * v[o];
+                a1 = a1 + r * mv[o + 1]; b1 = b1 + r * v[o + 1];
+                a2 = a2 + r * mv[o + 2]; b2 = b2 + r * v[o + 2];
+                a3 = a3 + r * mv[o + 3]; b3 = b3 + r * v[o + 3];
+            }
+            VD s0 = a0 - xt[j] * b0, s1 = a1 - xt[j + 1] * b1, s2 = a2 - xt[j + 2] * b2, s3 = a3 - xt[j + 3] * b3;
+            bad = bad + (s0 - s0) + (s1 - s1) + (s2 - s2) + (s3 - s3);
+            for (size_t l = 0; l < lanes; l++) {
+                double *o = ob + (lo + l) * d + j;
+                o[0] = s0[l]; o[1] = s1[l]; o[2] = s2[l]; o[3] = s3[l];
+            }
+        }
+        for (; j < d; j++) {
             VD a = {}, b = {};
             for (size_t i = 0; i < na; i++) {
                 size_t cc = active[i], o = cc * d + j;
@@ -115,4 +169,5 @@ GMM_ATTR static int VSCORE(const double *xb, double *ob, double *lb, size_t rows
 #undef VD
 #undef VI
 #undef VEXP
+#undef VEXP4
 #undef VSCORE

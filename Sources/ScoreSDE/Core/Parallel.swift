@@ -92,3 +92,15 @@ private final class ErrorSlots: @unchecked Sendable {
     func set(_ i: Int, _ e: Error) { lock.lock(); slots[i] = e; lock.unlock() }
     var first: Error? { slots.compactMap { $0 }.first }
 }
+
+extension Parallel {
+    /// The vector instruction set the C kernels use on this CPU: "avx512", "avx2" or "generic"
+    /// (the environment variable `SCORESDE_SIMD=avx2|generic` lowers it; every level gives the same bits).
+    public static var simdLevelName: String {
+        switch sde_cpu_level() {
+        case 2: return "avx512"
+        case 1: return "avx2"
+        default: return "generic"
+        }
+    }
+}
