@@ -22,7 +22,8 @@
 #endif
 
 #define MAX_WORKERS 63
-#define SPIN_ROUNDS 20000
+#define SPIN_ROUNDS 4000      /* ≈ 50–100 µs of PAUSE before a worker sleeps */
+#define WAIT_SPINS 2000       /* the caller's spin for in-flight chunks before it yields */
 
 // state = generation (32 bits) | chunk count (16) | next chunk to claim (16)
 static _Atomic uint64_t state;
@@ -129,7 +130,7 @@ void sde_parallel(long n, int threads, sde_chunk_fn fn, void *ctx) {
     runChunks(gen);
     insidePool = 0;
     for (long spins = 0; atomic_load_explicit(&done, memory_order_acquire) < n; spins++) {
-        if (spins < 100000) PAUSE(); else sched_yield();
+        if (spins < WAIT_SPINS) PAUSE(); else sched_yield();
     }
     atomic_store_explicit(&busy, 0, memory_order_release);
 }

@@ -35,13 +35,14 @@ public enum Parallel {
         run(count, threads: threads, body)
     }
 
-    /// `body` over `threads` chunks of `ceil(count / threads)` items, one fork-join on the pool.
+    /// `body` over `pieces(count, threads)` chunks, one fork-join on the pool. Chunks are claimed
+    /// dynamically (four per thread), so a thread the OS delays just takes fewer of them.
     private static func run(_ count: Int, threads: Int, _ body: (Range<Int>) -> Void) {
-        let chunk = (count + threads - 1) / threads
+        let (n, chunk) = pieces(count, threads: threads)
         withoutActuallyEscaping(body) { body in
             var job = ChunkJob(body: body, count: count, chunk: chunk)
             withUnsafeMutablePointer(to: &job) { p in
-                sde_parallel(threads, Int32(threads), { ctx, c in
+                sde_parallel(n, Int32(threads), { ctx, c in
                     let job = ctx!.assumingMemoryBound(to: ChunkJob.self)
                     let lo = c * job.pointee.chunk, hi = min(job.pointee.count, lo + job.pointee.chunk)
                     if lo < hi { job.pointee.body(lo ..< hi) }
@@ -50,13 +51,19 @@ public enum Parallel {
         }
     }
 
+    /// Number of chunks and items per chunk for `count` items on `threads` threads.
+    private static func pieces(_ count: Int, threads: Int) -> (count: Int, chunk: Int) {
+        let chunk = max(1, (count + 4 * threads - 1) / (4 * threads))
+        return ((count + chunk - 1) / chunk, chunk)
+    }
+
     /// Like `forEachChunk`, but `body` may throw; the first error (in chunk order) is rethrown.
     public static func forEachChunkThrowing(_ count: Int, grain: Int = 256, _ body: (Range<Int>) throws -> Void) throws {
         guard count > 0 else { return }
         let threads = min(threadCount, max(1, count / max(grain, 1)))
         if threads <= 1 { try body(0 ..< count); return }
-        let chunk = (count + threads - 1) / threads
-        let errors = ErrorSlots(threads)
+        let (n, chunk) = pieces(count, threads: threads)
+        let errors = ErrorSlots(n)
         run(count, threads: threads) { r in
             do { try body(r) } catch { errors.set(r.lowerBound / chunk, error) }
         }
@@ -68,8 +75,8 @@ public enum Parallel {
         guard count > 0 else { return true }
         let threads = min(threadCount, max(1, count / max(grain, 1)))
         if threads <= 1 { return body(0 ..< count) }
-        let chunk = (count + threads - 1) / threads
-        return withUnsafeTemporaryAllocation(of: Bool.self, capacity: threads) { ok in
+        let (n, chunk) = pieces(count, threads: threads)
+        return withUnsafeTemporaryAllocation(of: Bool.self, capacity: n) { ok in
             ok.initialize(repeating: true)
             run(count, threads: threads) { r in ok[r.lowerBound / chunk] = body(r) }
             return ok.allSatisfy { $0 }
