@@ -2,6 +2,7 @@
 // (Marsaglia & Tsang 2000). Layout and keying: see sde_normals in CKernels.h. Three versions
 // (generic, AVX2, AVX-512) with identical results; the rare rejections are finished by the caller.
 #include "CKernels.h"
+#include <math.h>
 #include <string.h>
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -20,6 +21,7 @@
 typedef struct {
     uint64_t key; uint32_t c2, c3, firstRow;
     size_t d, bpr, wpr, rows;
+    const double *zx, *zf;
 } Job;
 
 /// Counters (blk, row) of `n` consecutive blocks starting at global block `b`.
@@ -57,55 +59,110 @@ static inline int zig1(uint64_t w, const double *zx, double *o) {
     return x < zx[i + 1];
 }
 
+// MARK: - the rare slow path (≈1.5% of values), on the row's sequential stream
+
+/// Sequential 64-bit words of blocks (first, first + 1, …; row, draw): word a, then word b.
+typedef struct { uint64_t key; uint32_t block, row, c2, c3; uint64_t pending; int has; } Stream;
+
+static uint64_t streamNext(Stream *s) {
+    if (s->has) { s->has = 0; return s->pending; }
+    uint32_t x[4] = {s->block, s->row, s->c2, s->c3};
+    philox_scalar(x, s->key);
+    s->block++;
+    s->pending = (uint64_t)x[2] | (uint64_t)x[3] << 32; s->has = 1;
+    return (uint64_t)x[0] | (uint64_t)x[1] << 32;
+}
+
+static double uniformPositive(Stream *s) { return (double)((streamNext(s) >> 11) + 1) * 0x1p-53; }
+
+/// The ziggurat's slow path at layer i: the tail beyond r (Marsaglia 1964) or the wedge test.
+static int slowNormal(Stream *s, unsigned i, double x, const double *zx, const double *zf, double *v) {
+    if (i == 0) {
+        double r = zx[1];
+        for (;;) {
+            double a = -log(uniformPositive(s)) / r;
+            double b = -log(uniformPositive(s));
+            if (2 * b > a * a) { *v = r + a; return 1; }
+        }
+    }
+    double f0 = zf[i], f1 = zf[i + 1];
+    double y = f0 + (f1 - f0) * uniformPositive(s);
+    if (y < exp(-0.5 * x * x)) { *v = x; return 1; }
+    return 0;
+}
+
+/// Finishes the draw of value j of global row `row` whose fast path rejected word w: the slow path,
+/// else |a fresh normal| from the stream (2³¹ + 64 j, row, draw), with w's sign.
+static double finish(const Job *jb, uint32_t row, size_t j, uint64_t w) {
+    const double *zx = jb->zx, *zf = jb->zf;
+    unsigned i = (unsigned)(w & 0xFF);
+    double x = (double)(w >> 11) * 0x1p-53 * zx[i], v;
+    Stream s = { jb->key, 0x80000000u + (uint32_t)j * 64u, row, jb->c2, jb->c3, 0, 0 };
+    if (!slowNormal(&s, i, x, zx, zf, &v)) {
+        for (;;) {
+            uint64_t w2 = streamNext(&s);
+            unsigned i2 = (unsigned)(w2 & 0xFF);
+            double x2 = (double)(w2 >> 11) * 0x1p-53 * zx[i2], z;
+            if (x2 < zx[i2 + 1]) z = x2;
+            else if (slowNormal(&s, i2, x2, zx, zf, &z)) {}
+            else continue;
+            if ((w2 >> 8) & 1) z = -z;
+            v = z < 0 ? -z : z;
+            break;
+        }
+    }
+    return (w >> 8) & 1 ? -v : v;
+}
+
 /// Writes the words of tile blocks [b0, b0 + nb) (2 per block) from `bits` to `out`, finishing
 /// with the rejection list. `vals` holds the ziggurat values of all words in order.
-static inline size_t place(const Job *j, size_t b0, size_t nb, const double *vals, const uint8_t *ok,
-                           double *out, uint32_t *rej, size_t nrej) {
+static inline void place(const Job *j, size_t b0, size_t nb, const double *vals, const uint8_t *ok,
+                         const uint64_t *bits, double *out) {
     size_t q0 = 2 * b0, nw = 2 * nb;
     if ((j->d & 1) == 0) {
         memcpy(out + q0, vals, nw * sizeof(double));
-        for (size_t q = 0; q < nw; q++) if (!ok[q]) rej[nrej++] = (uint32_t)(q0 + q);
-        return nrej;
+        for (size_t q = 0; q < nw; q++)
+            if (!ok[q]) out[q0 + q] = finish(j, j->firstRow + (uint32_t)((q0 + q) / j->d), (q0 + q) % j->d, bits[q]);
+        return;
     }
     size_t row = q0 / j->wpr, col = q0 % j->wpr;
     for (size_t q = 0; q < nw; q++) {
         if (col < j->d) {
             size_t idx = row * j->d + col;
-            out[idx] = vals[q];
-            if (!ok[q]) rej[nrej++] = (uint32_t)idx;
+            out[idx] = ok[q] ? vals[q] : finish(j, j->firstRow + (uint32_t)row, col, bits[q]);
         }
         if (++col == j->wpr) { col = 0; row++; }
     }
-    return nrej;
 }
 
 /// After a vectorized tile: `masks` has one accept bit per word, `width` words per byte. For even
-/// `d` the values are already in `out`; only the rejected positions are listed (a zero bit is rare,
-/// so whole bytes are skipped). For odd `d` the values in `vals` are placed, skipping each row's pad.
-static inline size_t rejections(const Job *j, size_t b0, size_t nw, const uint8_t *masks, int width,
-                                const double *vals, double *out, uint32_t *rej, size_t nrej) {
+/// `d` the values are already in `out` and only the rejected ones (a zero bit is rare, so whole
+/// bytes are skipped) are finished; for odd `d` the values in `vals` are placed, skipping row pads.
+static inline void rejections(const Job *j, size_t b0, size_t nw, const uint8_t *masks, int width,
+                              const double *vals, const uint64_t *bits, double *out) {
     size_t groups = (nw + (size_t)width - 1) / (size_t)width;
     uint8_t full = (uint8_t)((1u << width) - 1);
     if ((j->d & 1) == 0) {
         for (size_t g = 0; g < groups; g++) {
             if (masks[g] == full) continue;
             for (int l = 0; l < width; l++) {
-                size_t q = g * (size_t)width + (size_t)l;
-                if (q < nw && !((masks[g] >> l) & 1)) rej[nrej++] = (uint32_t)(2 * b0 + q);
+                size_t q = g * (size_t)width + (size_t)l, idx = 2 * b0 + q;
+                if (q < nw && !((masks[g] >> l) & 1))
+                    out[idx] = finish(j, j->firstRow + (uint32_t)(idx / j->d), idx % j->d, bits[q]);
             }
         }
-        return nrej;
+        return;
     }
     uint8_t ok[2 * TILE];
     for (size_t q = 0; q < nw; q++) ok[q] = (uint8_t)((masks[q / (size_t)width] >> (q % (size_t)width)) & 1);
-    return place(j, b0, nw / 2, vals, ok, out, rej, nrej);
+    place(j, b0, nw / 2, vals, ok, bits, out);
 }
 
 // MARK: - generic
 
-static size_t normals_generic(const Job *j, const double *zx, double *out, uint32_t *rej) {
-    size_t total = j->rows * j->bpr, nrej = 0;
-    double vals[2 * TILE]; uint8_t ok[2 * TILE];
+static void normals_generic(const Job *j, const double *zx, double *out) {
+    size_t total = j->rows * j->bpr;
+    double vals[2 * TILE]; uint8_t ok[2 * TILE]; uint64_t bits[2 * TILE];
     for (size_t b0 = 0; b0 < total; b0 += TILE) {
         size_t nb = total - b0 < TILE ? total - b0 : TILE;
         uint32_t c0[TILE], c1[TILE];
@@ -113,13 +170,13 @@ static size_t normals_generic(const Job *j, const double *zx, double *out, uint3
         for (size_t b = 0; b < nb; b++) {
             uint32_t x[4] = {c0[b], c1[b], j->c2, j->c3};
             philox_scalar(x, j->key);
-            uint64_t w0 = (uint64_t)x[0] | (uint64_t)x[1] << 32, w1 = (uint64_t)x[2] | (uint64_t)x[3] << 32;
-            ok[2 * b] = (uint8_t)zig1(w0, zx, vals + 2 * b);
-            ok[2 * b + 1] = (uint8_t)zig1(w1, zx, vals + 2 * b + 1);
+            bits[2 * b] = (uint64_t)x[0] | (uint64_t)x[1] << 32;
+            bits[2 * b + 1] = (uint64_t)x[2] | (uint64_t)x[3] << 32;
+            ok[2 * b] = (uint8_t)zig1(bits[2 * b], zx, vals + 2 * b);
+            ok[2 * b + 1] = (uint8_t)zig1(bits[2 * b + 1], zx, vals + 2 * b + 1);
         }
-        nrej = place(j, b0, nb, vals, ok, out, rej, nrej);
+        place(j, b0, nb, vals, ok, bits, out);
     }
-    return nrej;
 }
 
 #if defined(__x86_64__)
@@ -190,9 +247,9 @@ AVX2 static inline int zig4_avx2(__m256i w, const double *zx, double *o) {
     return _mm256_movemask_pd(_mm256_cmp_pd(x, xi1, _CMP_LT_OQ));
 }
 
-AVX2 static size_t normals_avx2(const Job *j, const double *zx, double *out, uint32_t *rej) {
+AVX2 static void normals_avx2(const Job *j, const double *zx, double *out) {
     int even = (j->d & 1) == 0;
-    size_t total = j->rows * j->bpr, nrej = 0;
+    size_t total = j->rows * j->bpr;
     uint64_t bits[2 * TILE] __attribute__((aligned(32)));
     double vals[2 * TILE] __attribute__((aligned(32)));
     uint8_t masks[2 * TILE / 4];
@@ -207,9 +264,8 @@ AVX2 static size_t normals_avx2(const Job *j, const double *zx, double *out, uin
         size_t q = 0;
         for (; q + 4 <= nw; q += 4) masks[q / 4] = (uint8_t)zig4_avx2(_mm256_load_si256((const __m256i *)(bits + q)), zx, dst + q);
         for (; q < nw; q++) { int a = zig1(bits[q], zx, dst + q); masks[q / 4] = (uint8_t)(q % 4 == 0 ? a : masks[q / 4] | a << (q % 4)); }
-        nrej = rejections(j, b0, nw, masks, 4, vals, out, rej, nrej);
+        rejections(j, b0, nw, masks, 4, vals, bits, out);
     }
-    return nrej;
 }
 
 
@@ -280,8 +336,8 @@ AVX512 static inline int zig8_avx512(__m512i w, const double *zx, double *o) {
     return (int)_mm512_cmp_pd_mask(x, xi1, _CMP_LT_OQ);
 }
 
-AVX512 static size_t normals_avx512(const Job *j, const double *zx, double *out, uint32_t *rej) {
-    size_t total = j->rows * j->bpr, nrej = 0;
+AVX512 static void normals_avx512(const Job *j, const double *zx, double *out) {
+    size_t total = j->rows * j->bpr;
     uint64_t bits[2 * TILE] __attribute__((aligned(64)));
     double vals[2 * TILE] __attribute__((aligned(64)));
     uint8_t masks[2 * TILE / 8];
@@ -296,20 +352,19 @@ AVX512 static size_t normals_avx512(const Job *j, const double *zx, double *out,
         double *dst = even ? out + 2 * b0 : vals;
         for (; q + 8 <= nw; q += 8) masks[q / 8] = (uint8_t)zig8_avx512(_mm512_load_si512(bits + q), zx, dst + q);
         for (; q < nw; q++) { int a = zig1(bits[q], zx, dst + q); masks[q / 8] = (uint8_t)(q % 8 == 0 ? a : masks[q / 8] | a << (q % 8)); }
-        nrej = rejections(j, b0, nw, masks, 8, vals, out, rej, nrej);
+        rejections(j, b0, nw, masks, 8, vals, bits, out);
     }
-    return nrej;
 }
 #endif
 
-size_t sde_normals(uint64_t key, uint64_t draw, uint32_t firstRow, size_t rows, size_t d,
-                   const double *zx, double *out, uint32_t *rejected, int level) {
-    if (rows == 0 || d == 0) return 0;
-    Job j = { key, (uint32_t)draw, (uint32_t)(draw >> 32), firstRow, d, (d + 1) / 2, 2 * ((d + 1) / 2), rows };
+void sde_normals(uint64_t key, uint64_t draw, uint32_t firstRow, size_t rows, size_t d,
+                 const double *zx, const double *zf, double *out, int level) {
+    if (rows == 0 || d == 0) return;
+    Job j = { key, (uint32_t)draw, (uint32_t)(draw >> 32), firstRow, d, (d + 1) / 2, 2 * ((d + 1) / 2), rows, zx, zf };
     if (level < 0) level = sde_cpu_level();
 #if defined(__x86_64__)
-    if (level >= SDE_LEVEL_AVX512) return normals_avx512(&j, zx, out, rejected);
-    if (level >= SDE_LEVEL_AVX2) return normals_avx2(&j, zx, out, rejected);
+    if (level >= SDE_LEVEL_AVX512) { normals_avx512(&j, zx, out); return; }
+    if (level >= SDE_LEVEL_AVX2) { normals_avx2(&j, zx, out); return; }
 #endif
-    return normals_generic(&j, zx, out, rejected);
+    normals_generic(&j, zx, out);
 }

@@ -18,15 +18,16 @@ enum { SDE_LEVEL_GENERIC = 0, SDE_LEVEL_AVX2 = 1, SDE_LEVEL_AVX512 = 2 };
 /// The best level this CPU supports (cached). `SCORESDE_SIMD=generic|avx2|avx512` lowers it.
 int sde_cpu_level(void);
 
-/// Standard normals of one draw, ziggurat fast path (Marsaglia & Tsang 2000) on Philox4x32-10
-/// bits (Salmon et al. 2011). Value j of chunk row i comes from the 64-bit half j % 2 of the block
-/// with counter (j / 2, firstRow + i, draw low, draw high) under `key`: layer = bits & 255, sign =
-/// bit 8, u = (bits >> 11) · 2⁻⁵³, x = u · zx[layer], accepted when x < zx[layer + 1].
-/// Writes `rows × d` values to `out` (row-major). Positions whose fast path is rejected get the
-/// signed x and their index `i·d + j` is appended to `rejected` (capacity rows × d); returns the
-/// number of rejections (the caller finishes those draws). `zx` has 257 entries.
-size_t sde_normals(uint64_t key, uint64_t draw, uint32_t firstRow, size_t rows, size_t d,
-                   const double *zx, double *out, uint32_t *rejected, int level);
+/// Standard normals of one draw by the ziggurat (Marsaglia & Tsang 2000, 256 layers) on
+/// Philox4x32-10 bits (Salmon et al. 2011). Value j of chunk row i comes from the 64-bit half j % 2
+/// of the block with counter (j / 2, firstRow + i, draw low, draw high) under `key`: layer = bits &
+/// 255, sign = bit 8, u = (bits >> 11) · 2⁻⁵³, x = u · zx[layer], accepted when x < zx[layer + 1].
+/// A rejected value (≈1.5%) is finished on the sequential stream of blocks (2³¹ + 64 j, row, draw):
+/// the tail (layer 0) or wedge test, else |a fresh normal| from the stream, with the original sign.
+/// Writes `rows × d` values to `out` (row-major). `zx` has 257 entries (x[0] = v / f(r), x[1] = r,
+/// x[256] = 0), `zf[i] = exp(−zx[i]² / 2)`.
+void sde_normals(uint64_t key, uint64_t draw, uint32_t firstRow, size_t rows, size_t d,
+                 const double *zx, const double *zf, double *out, int level);
 
 /// The score of a diagonal Gaussian mixture for `rows` rows of dimension `d`, `k` components:
 /// logits l_c = lc_c − ½ Σ_j (x_j − mu_cj)² iv_cj, responsibilities r = softmax(l) (exp as in

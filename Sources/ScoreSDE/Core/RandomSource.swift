@@ -42,8 +42,8 @@ public struct RandomSource: Sendable, Equatable {
     /// Fills `rows.count × rowSize` standard normals of draw `draw` into `out` (row-major, row
     /// `rows.lowerBound` first). Value `j` of row `r` comes from the 64 bits of Philox block
     /// `(j/2, r, draw)`, half `j % 2`, through the ziggurat; the rare rejections (≈1.5%) continue on
-    /// the block sequence `2³¹ + 64 j …` of the same row. The bulk runs in C (`sde_normals`), eight
-    /// or sixteen Philox blocks per vector on AVX2 / AVX-512, with the same bits on every CPU.
+    /// the block sequence `2³¹ + 64 j …` of the same row. Runs in C (`sde_normals`): eight or sixteen
+    /// Philox blocks per vector on AVX2 / AVX-512, the same bits on every CPU.
     public func normals(draw: UInt64, rows: Range<Int>, rowSize d: Int, into out: UnsafeMutablePointer<Double>) {
         normals(draw: draw, rows: rows, rowSize: d, into: out, level: -1)
     }
@@ -55,31 +55,9 @@ public struct RandomSource: Sendable, Equatable {
         let first = UInt64(rowOffset + rows.lowerBound)
         precondition(rowOffset + rows.lowerBound >= 0 && first &+ UInt64(rows.count) <= UInt64(UInt32.max),
                      "RandomSource: row indices must fit in 32 bits")
-        let c2 = UInt32(truncatingIfNeeded: draw), c3 = UInt32(truncatingIfNeeded: draw >> 32)
-        // Rows per C call: bounds the rejection list (a stack buffer) to 1024 entries unless one row is longer.
-        let rowsPerCall = max(1, 1024 / d)
-        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: rowsPerCall * d) { rejected in
-            Ziggurat.x.withUnsafeBufferPointer { xp in
-                let zx = xp.baseAddress!, rj = rejected.baseAddress!
-                var lo = 0
-                while lo < rows.count {
-                    let n = min(rowsPerCall, rows.count - lo)
-                    let row0 = first + UInt64(lo), o = out + lo * d
-                    let count = sde_normals(seed, draw, UInt32(row0), n, d, zx, o, rj, level)
-                    for q in 0 ..< count {
-                        let idx = Int(rj[q]), ri = idx / d, j = idx % d
-                        let row = row0 + UInt64(ri)
-                        let (a, b) = Philox.block(UInt32(j / 2), UInt32(row), c2, c3, key: seed)
-                        let w = j % 2 == 0 ? a : b
-                        let i = Int(truncatingIfNeeded: w & 0xFF)
-                        let x = Double(w >> 11) * 0x1p-53 * zx[i]
-                        var s = PhiloxStream(key: seed, draw: draw, row: row,
-                                             firstBlock: 0x8000_0000 &+ UInt32(truncatingIfNeeded: j) &* 64)
-                        let v = s.normalContinuing(layer: i, x: x)
-                        o[idx] = (w >> 8) & 1 == 1 ? -v : v
-                    }
-                    lo += n
-                }
+        Ziggurat.x.withUnsafeBufferPointer { xp in
+            Ziggurat.f.withUnsafeBufferPointer { fp in
+                sde_normals(seed, draw, UInt32(first), rows.count, d, xp.baseAddress!, fp.baseAddress!, out, level)
             }
         }
     }
@@ -165,13 +143,6 @@ public struct PhiloxStream {
             if x < Ziggurat.x[i + 1] { return negative ? -x : x }
             if let v = slowNormal(layer: i, x: x) { return negative ? -v : v }
         }
-    }
-
-    /// Finishes a ziggurat draw whose fast path failed at `(layer, x)`, then keeps drawing.
-    mutating func normalContinuing(layer: Int, x: Double) -> Double {
-        if let v = slowNormal(layer: layer, x: x) { return v }
-        let z = normal()
-        return z < 0 ? -z : z
     }
 
     @usableFromInline mutating func slowNormal(layer i: Int, x: Double) -> Double? {
