@@ -55,16 +55,20 @@ public struct Langevin: Corrector {
         let a = alpha.value(reverse.sde, at: t, next: next, coefficients: coefficients)
         for _ in 0 ..< steps {
             let s = try reverse.score(x, at: t)
-            let draw = rng.nextDraw()
-            var z = Tensor(zeros: x.shape)
-            z.fillStandardNormal(draw: draw, rng)
             switch norms {
             case .populationMean:
-                let gn = s.rowNorms().mean(), zn = z.rowNorms().mean()
-                let r = snr * zn / gn
-                let eps = gn > 0 ? 2 * a * r * r : 0
-                x.add(s, scaledBy: eps, z, scaledBy: (2 * eps).squareRoot())
+                // z, ‖s‖ and ‖z‖ in one fused pass into a reused buffer (same bits as
+                // `s.rowNorms().mean()`, `z.rowNorms().mean()`).
+                reverse.withScratch { z in
+                    let (gn, zn) = Tensor.langevinNoise(&z, score: s, using: &rng)
+                    let r = snr * zn / gn
+                    let eps = gn > 0 ? 2 * a * r * r : 0
+                    x.add(s, scaledBy: eps, z, scaledBy: (2 * eps).squareRoot())
+                }
             case .perSample:
+                let draw = rng.nextDraw()
+                var z = Tensor(zeros: x.shape)
+                z.fillStandardNormal(draw: draw, rng)
                 let d = Double(x.rowSize)
                 let eps = s.rowNorms().map { gn in gn > 0 ? 2 * a * (snr * d.squareRoot() / gn) * (snr * d.squareRoot() / gn) : 0 }
                 x.add(s, rowScales: eps)
