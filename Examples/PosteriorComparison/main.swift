@@ -149,7 +149,7 @@ struct PosteriorComparisonExample: ParsableCommand {
         let markers = try Tensor(rows: zip(posterior.weights, posterior.means).filter { $0.0 > 0.01 }.map { $0.1 })
         let overlays: [Plot.Overlay] = [.density(posterior, label: "exact posterior density")]
         var panels = [Plot.scatter(exact, reference: markers, size: 300, bounds: bounds, title: "Exact posterior samples",
-                                   pointsLabel: "exact samples", referenceLabel: "posterior modes", overlays: overlays)]
+                                   referenceLabel: "posterior modes", overlays: overlays)]
 
         let sde = try VESDE(N: steps)
         let grid = try TimeGrid.uniform(steps: steps, from: sde.T, to: 1e-5)

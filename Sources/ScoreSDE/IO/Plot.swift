@@ -47,8 +47,10 @@ public enum Plot {
     ///     points, reference points and overlay points with a margin and equal aspect ratio.
     ///   - title: optional text in a band above the plot, wrapped to its width (ASCII; other
     ///     characters show as `?`).
-    ///   - xLabel, yLabel: the axis labels.
-    ///   - pointsLabel, referenceLabel: the legend entries of `points` and `reference`.
+    ///   - xLabel: the label of the horizontal axis.
+    ///   - yLabel: the label of the vertical axis.
+    ///   - pointsLabel: the legend entry of `points`.
+    ///   - referenceLabel: the legend entry of `reference`.
     ///   - overlays: markers, lines and densities drawn with the samples, each with a legend entry.
     /// - Returns: an RGB image, white background, light grid lines, ticks on the frame.
     public static func scatter(_ points: Tensor, reference: Tensor? = nil, size: Int = 512,
@@ -77,7 +79,8 @@ public enum Plot {
         }
 
         // Grid, the axes through 0.
-        let xStep = Plot.gridStep(span: b.xmax - b.xmin), yStep = Plot.gridStep(span: b.ymax - b.ymin)
+        let xStep = Plot.readableStep(lo: b.xmin, hi: b.xmax, pixels: side, horizontal: true)
+        let yStep = Plot.readableStep(lo: b.ymin, hi: b.ymax, pixels: side, horizontal: false)
         let xTicks = ticks(b.xmin, b.xmax, xStep), yTicks = ticks(b.ymin, b.ymax, yStep)
         let grid: RGB = (225, 225, 225), axis: RGB = (170, 170, 170)
         for v in xTicks { if let (px, _) = pixel((v, b.ymin)) { canvas.vline(x: px, abs(v) < xStep * 1e-9 ? axis : grid, alpha: 0.6) } }
@@ -160,6 +163,22 @@ public enum Plot {
     /// The radius of a disc marker on a plot `side` pixels wide.
     static func markerRadius(_ side: Int) -> Int { max(3, side / 110) }
 
+    /// A grid step (1, 2 or 5 times a power of ten, from ``gridStep(span:)`` up) whose tick labels
+    /// do not crowd: along x each label's width plus a gap fits between ticks, along y a line of text.
+    static func readableStep(lo: Double, hi: Double, pixels: Int, horizontal: Bool) -> Double {
+        var step = gridStep(span: hi - lo)
+        for _ in 0 ..< 12 {
+            let perStep = Double(pixels) * step / (hi - lo)
+            let labels = ticks(lo, hi, step).map { tickLabel($0, step: step) }
+            let need = horizontal ? Double((labels.map { PlotFont.width($0, scale: textScale) }.max() ?? 0) + 10)
+                                  : Double(PlotFont.lineHeight * textScale + 4)
+            if perStep >= need || !perStep.isFinite { return step }
+            let p = pow(10, log10(step).rounded(.down)), m = (step / p).rounded()
+            step = (m < 2 ? 2 : m < 5 ? 5 : 10) * p
+        }
+        return step
+    }
+
     /// Multiples of `step` in `lo...hi`.
     static func ticks(_ lo: Double, _ hi: Double, _ step: Double) -> [Double] {
         var out = [Double](), k = (lo / step).rounded(.up)
@@ -240,7 +259,12 @@ public enum Plot {
     /// C = 3 RGB), each upscaled `scale` times (nearest neighbour) and separated by `padding` white pixels
     /// (also around the border). Values are mapped from `range` to 0...255 and clamped; NaN shows black.
     ///
-    /// - Parameter columns: images per row; `nil` gives a near-square grid (`ceil(sqrt(N))` columns).
+    /// - Parameters:
+    ///   - images: the batch.
+    ///   - range: the values shown black and white.
+    ///   - columns: images per row; `nil` gives a near-square grid (`ceil(sqrt(N))` columns).
+    ///   - scale: pixels per image pixel along each axis.
+    ///   - padding: white pixels between images and around the grid.
     /// - Returns: an image `cols * W * scale + (cols + 1) * padding` wide and
     ///   `rows * H * scale + (rows + 1) * padding` tall.
     /// - Throws: ``ScoreSDEError/shapeMismatch(_:)`` for another shape or an empty batch,
