@@ -64,7 +64,7 @@ struct ColorizationExample: ParsableCommand {
     func run() throws {
         let model = try PretrainedModels.patches()
         // N = steps: the discrete schedules follow the sampler's grid (the existential opens into run's SDE).
-        try run(model, sde: model.sdeSpec.make(N: steps), eps: model.sdeSpec.samplingEps)
+        try run(model, sde: model.sdeSpec.make(), eps: model.sdeSpec.samplingEps)
     }
 
     func run<SDE: ForwardSDE>(_ model: MLPScore, sde: SDE, eps: Double) throws {

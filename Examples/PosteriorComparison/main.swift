@@ -151,7 +151,7 @@ struct PosteriorComparisonExample: ParsableCommand {
         var panels = [Plot.scatter(exact, reference: markers, size: 300, bounds: bounds, title: "Exact posterior samples",
                                    referenceLabel: "posterior modes", overlays: overlays)]
 
-        let sde = try VESDE(N: steps)
+        let sde = try VESDE()
         let grid = try TimeGrid.uniform(steps: steps, from: sde.T, to: 1e-5)
         let base = GaussianMixtureScore(prior, diffusedBy: sde)
         func pc<S: ScoreModel>(_ name: String, _ score: S, constraint: (any SamplingConstraint)? = nil,
