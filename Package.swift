@@ -19,7 +19,7 @@ let package = Package(
         .target(
             name: "ScoreSDE",
             dependencies: [
-                "CGSL", "CPNG", "COpenBLAS",
+                "CGSL", "CPNG", "COpenBLAS", "CKernels",
                 .product(name: "Numerics", package: "swift-numerics"),
             ],
             resources: [.copy("Resources")]
@@ -32,7 +32,10 @@ let package = Package(
             ]
         ),
 
-        // MARK: - Implementation details (C libraries from Debian, see scripts/setup.sh)
+        // MARK: - Implementation details
+        // Hot loops in C with run-time CPU dispatch (per-function target attributes; no build flags).
+        .target(name: "CKernels"),
+        // C libraries from Debian, see scripts/setup.sh
         .systemLibrary(name: "CGSL", pkgConfig: "gsl", providers: [.apt(["libgsl-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),

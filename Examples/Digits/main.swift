@@ -54,8 +54,7 @@ struct DigitsExample: ParsableCommand {
     func run() throws {
         let model = try self.model.map { try MLPScore.load(from: $0) } ?? PretrainedModels.digits()
         print("model: \(self.model ?? "shipped digits model"), \(model.sdeSpec), hidden width \(model.architecture.hiddenWidth), trained on m = \(affine(model.dataScaling.scale, "k", model.dataScaling.shift))")
-        // N = steps makes reverse diffusion's discrete schedule the sampler's grid; the sampler takes
-        // the SDE's concrete type, which Swift opens from the existential when calling run.
+        // The sampler takes the SDE's concrete type, which Swift opens from the existential when calling run.
         try run(model, sde: model.sdeSpec.make(), eps: model.sdeSpec.samplingEps)
     }
 
