@@ -15,3 +15,27 @@ test: setup
 	scripts/consumer-test.sh
 bench: setup
 	swift run -c release scoresde-bench
+
+# Documentation of the library (DocC; swift-docc-plugin): HTML in .build/docs, no warnings allowed.
+.PHONY: docs install uninstall
+docs:
+	swift package --allow-writing-to-directory .build/docs generate-documentation --target ScoreSDE \
+		--warnings-as-errors --output-path .build/docs --transform-for-static-hosting --hosting-base-path ScoreSDE
+
+# Installs scoresde, its man page and shell completions under PREFIX (default /usr/local; DESTDIR for staging).
+PREFIX ?= /usr/local
+BINDIR = $(DESTDIR)$(PREFIX)/bin
+MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
+install: setup
+	swift build -c release --product scoresde
+	scripts/generate-manual.sh .build/release/scoresde .build/man
+	install -d $(BINDIR) $(MANDIR) $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	install -m 755 .build/release/scoresde $(BINDIR)/scoresde
+	install -m 644 .build/man/*.1 $(MANDIR)/
+	.build/release/scoresde --generate-completion-script bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/scoresde
+	.build/release/scoresde --generate-completion-script zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_scoresde
+	.build/release/scoresde --generate-completion-script fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/scoresde.fish
+uninstall:
+	rm -f $(BINDIR)/scoresde $(MANDIR)/scoresde*.1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions/scoresde \
+		$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_scoresde $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/scoresde.fish

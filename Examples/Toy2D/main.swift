@@ -90,9 +90,9 @@ struct Toy2DExample: ParsableCommand {
         let run = try ode.sample(count: count, using: &rng)
         try report("Probability-flow ODE (RKF45, tol 1e-4)", run.states, nfe: run.scoreEvaluations, since: t0)
 
-        panels.append(Plot.scatter(reference, size: 320, bounds: bounds, title: "Fresh moons data"))
+        panels.append(Plot.scatter(reference, size: 320, bounds: bounds, title: "Fresh moons data", pointsLabel: "data"))
         print("\(count) fresh moons points vs another \(count): sliced W2 \(fmt(floor, 4)) (the floor at this sample size)")
-        try PNG.write(Plot.sideBySide(panels), to: output)
+        try PNG.write(Plot.sideBySide(panels, padding: 16, alignment: .bottom), to: output)
         print("wrote \(output); total \(seconds(clock.now - start)) s")
     }
 }

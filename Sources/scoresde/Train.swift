@@ -293,7 +293,7 @@ extension ScoreSDECommand {
             switch kind {
             case .ve:
                 try reject([("--beta-min", betaMin), ("--beta-max", betaMax)])
-                let spec = SDESpec.ve(sigmaMin: sigmaMin ?? SDEOptions.defaultSigmaMin, sigmaMax: try sigmaMax ?? Self.largestDistance(x))
+                let spec = SDESpec.ve(sigmaMin: sigmaMin ?? SDEOptions.defaultSigmaMin, sigmaMax: try sigmaMax ?? VESDE.suggestedSigmaMax(for: x))
                 _ = try spec.make()
                 return spec
             case .vp, .subvp:
@@ -303,26 +303,6 @@ extension ScoreSDECommand {
                 _ = try spec.make()
                 return spec
             }
-        }
-
-        /// The largest Euclidean distance between two of at most 2000 evenly spaced rows of `x`.
-        static func largestDistance(_ x: Tensor) throws -> Double {
-            let n = x.rows, d = x.rowSize
-            let stride = max(1, (n + 1999) / 2000)
-            let rows = Swift.stride(from: 0, to: n, by: stride).map { Array(x.storage[$0 * d ..< ($0 + 1) * d]) }
-            var best = 0.0
-            for i in rows.indices {
-                for j in (i + 1) ..< rows.count {
-                    var s = 0.0
-                    for k in 0 ..< d { let e = rows[i][k] - rows[j][k]; s += e * e }
-                    best = max(best, s)
-                }
-            }
-            let value = best.squareRoot()
-            guard value > 0 else {
-                throw ScoreSDEError.invalidArgument("the training points are all equal, so there is no default --sigma-max; give --sigma-max")
-            }
-            return value
         }
 
         /// A fresh run.

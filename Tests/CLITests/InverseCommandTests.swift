@@ -142,10 +142,10 @@ import Testing
         }
         let stats = try ws.json("s.json")
         #expect(stats["known_fraction"] as? Double == 0.5 && stats["mask"] as? String == "bottom-half")
-        // One row per input: input | observed | 2 samples, 8x8 at scale 6, padding 2.
+        // One row per input: observed | 2 samples | original, 64 pixels per image, under a title,
+        // column headers, and a legend line for the hatched unknown pixels.
         let image = try PNG.read(ws.path("s.png"))
-        let grid = (4 * 48 + 5 * 2, 3 * 48 + 4 * 2), expected = try titledSize(grid.0, grid.1)
-        #expect(image.width == expected.width && image.height == expected.height, "\(image.width)x\(image.height)")
+        #expect(image.width >= 4 * 64 + 2 * 24 && image.height >= 3 * 64 + 3 * 18 && image.height < 3 * 64 + 300, "\(image.width)x\(image.height)")
     }
 
     @Test func inpaintReadsPNGInputAndMask() throws {
@@ -185,8 +185,9 @@ import Testing
             }
         }
         let image = try PNG.read(ws.path("c.png"))
-        let grid = (4 * 48 + 5 * 2, 2 * 48 + 3 * 2), expected = try titledSize(grid.0, grid.1)
-        #expect(image.channels == 3 && image.width == expected.width && image.height == expected.height)
+        // grey input | 2 samples | original, 64 pixels per image, two rows.
+        #expect(image.channels == 3 && image.width >= 4 * 64 + 2 * 24 && image.height >= 2 * 64 + 2 * 18 && image.height < 2 * 64 + 300,
+                "\(image.width)x\(image.height)")
     }
 
     @Test func colorizeAGreyPNG() throws {

@@ -23,11 +23,15 @@ public enum Parallel {
     }
 
     /// Runs `body` over disjoint contiguous chunks covering `0..<count`, in parallel.
-    /// - Parameter grain: the least number of items worth a chunk (small loops run inline).
     ///
     /// One fork-join on the library's own pool (`sde_parallel`: persistent workers that spin, then
     /// sleep; the caller takes chunks too), about a microsecond, so per-step loops over small batches
     /// still scale. Chunk boundaries depend only on `count`, `grain` and the thread count.
+    ///
+    /// - Parameters:
+    ///   - count: the number of items.
+    ///   - grain: the least number of items worth a chunk (small loops run inline).
+    ///   - body: called once per chunk with its range of items.
     public static func forEachChunk(_ count: Int, grain: Int = 256, _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
         let threads = min(threadCount, max(1, count / max(grain, 1)))

@@ -193,8 +193,10 @@ public enum PNG {
 
     /// Reads a PNG file (any bit depth, palette, alpha or interlacing) as an 8-bit image.
     ///
-    /// - Parameter channels: 1 to convert to grey, 3 to convert to RGB, `nil` to keep grey files grey
-    ///   and read colour files as RGB. Transparency is composited onto white.
+    /// - Parameters:
+    ///   - path: the file to read.
+    ///   - channels: 1 to convert to grey, 3 to convert to RGB, `nil` to keep grey files grey
+    ///     and read colour files as RGB. Transparency is composited onto white.
     /// - Throws: ``ScoreSDEError/io(path:message:)`` for a missing or corrupt file, with libpng's message.
     public static func read(_ path: String, as channels: Int? = nil) throws -> RasterImage {
         if let c = channels, c != 1, c != 3 {

@@ -160,8 +160,10 @@ extension Trainer {
     /// Continues a run from a checkpoint: same settings, weights, EMA, Adam state and step count.
     ///
     /// - Parameters:
+    ///   - path: the checkpoint file (written by ``Trainer/checkpointData()`` or the `train` command).
     ///   - data: the training data in data space. It must be the data of the original run for an
     ///     exact continuation; other data throws unless `allowDifferentData` (same sample shape needed).
+    ///   - allowDifferentData: continue on other data of the same sample shape.
     /// - Throws: ``ScoreSDEError/io(path:message:)`` for a bad file; `invalidArgument` for other data.
     public static func resume(from path: String, data: Tensor, allowDifferentData: Bool = false) throws -> Trainer {
         let file = try Safetensors.read(path)
