@@ -24,7 +24,62 @@ import Foundation
 /// | checkpoints only: `train.step` | steps completed |
 /// | `train.seed`, `train.batch_size`, `train.lr`, `train.beta1`, `train.beta2`, `train.adam_eps`, `train.warmup`, `train.grad_clip`, `train.ema_rate`, `train.reduce_mean`, `train.likelihood_weighting`, `train.eps` | the ``TrainingConfiguration`` |
 /// | `data.rows`, `data.fingerprint` | the training data's row count and 64-bit fingerprint (hex) |
+/// | checkpoints: `checksum.crc32` | ``CRC32`` (8 hex digits) of the content, see ``checksum(tensors:metadata:)`` |
+///
+/// A checkpoint whose checksum does not match (a file damaged on disk, or cut short by a power
+/// failure on a file system that reorders writes) is never loaded: reading it throws.
 public enum ModelFile {
+    /// The metadata key of a checkpoint's checksum.
+    public static let checksumKey = "checksum.crc32"
+
+    /// The CRC-32 of a file's content: the metadata as `key=value` lines in key order (the checksum
+    /// itself left out), then for each tensor in data order a line `name dtype shape` (e.g.
+    /// `model.input.weight F64 [16, 2]`) and its values as little-endian F64 bytes.
+    public static func checksum(tensors: [SafetensorsTensor], metadata: [String: String]) -> UInt32 {
+        var crc = CRC32()
+        for key in metadata.keys.sorted() where key != checksumKey {
+            crc.update("\(key)=\(metadata[key]!)\n".utf8)
+        }
+        for t in tensors {
+            crc.update("\(t.name) F64 \(t.shape)\n".utf8)
+            #if _endian(little)
+            t.values.withUnsafeBytes { crc.update($0) }
+            #else
+            for v in t.values { withUnsafeBytes(of: v.bitPattern.littleEndian) { crc.update($0) } }
+            #endif
+        }
+        return crc.value
+    }
+
+    /// Checks the recorded checksum of a decoded file against its content.
+    ///
+    /// - Parameter required: throw when the file records no checksum (checkpoints always do).
+    /// - Throws: ``ScoreSDEError/io(path:message:)`` naming the mismatch.
+    public static func verifyChecksum(_ file: SafetensorsFile, required: Bool) throws {
+        guard let recorded = file.metadata[checksumKey] else {
+            if required {
+                throw ScoreSDEError.io(path: file.path, message: "the checkpoint records no '\(checksumKey)' checksum, so its integrity cannot be checked; it was not loaded (checkpoints written by this version always have one)")
+            }
+            return
+        }
+        guard file.tensors.allSatisfy({ $0.dtype == .f64 }) else {
+            throw ScoreSDEError.io(path: file.path, message: "corrupt: a checksummed model file holds only F64 tensors, this one has \(Set(file.tensors.map(\.dtype.rawValue)).sorted()); it was not loaded")
+        }
+        let actual = String(format: "%08x", checksum(tensors: file.tensors, metadata: file.metadata))
+        guard recorded.lowercased() == actual else {
+            throw ScoreSDEError.io(path: file.path, message: "corrupt: the content's CRC-32 is \(actual) but the file records \(recorded) (damaged on disk or cut short); it was not loaded")
+        }
+    }
+
+    /// Where ``AtomicFile`` keeps the checkpoint a new one replaces: `run.safetensors` →
+    /// `run.prev.safetensors`.
+    public static func previousCheckpointPath(for path: String) -> String {
+        let url = URL(fileURLWithPath: path)
+        let ext = url.pathExtension
+        guard !ext.isEmpty else { return path + ".prev" }
+        return String(path.dropLast(ext.count + 1)) + ".prev." + ext
+    }
+
     public static let format = "scoresde.mlp"
     public static let version = "1"
 
@@ -111,6 +166,7 @@ extension MLPScore {
     /// Loads from a decoded file (see ``load(from:weights:)``).
     public static func load(_ file: SafetensorsFile, weights: ModelFile.Weights = .ema) throws -> MLPScore {
         let content = try ModelFile.content(of: file)
+        try ModelFile.verifyChecksum(file, required: false)
         var model = try ModelFile.skeleton(file)
         let prefix = content == "weights" ? "" : (weights == .ema ? "ema." : "model.")
         model.parameters = try ModelFile.vector(file, prefix: prefix, specs: model.specs, count: model.parameters.count)
@@ -132,11 +188,15 @@ extension MLPScore {
 extension Trainer {
     /// Writes a checkpoint (see ``ModelFile``) atomically: a reader sees the previous checkpoint or
     /// this one, never a partial file.
-    public func save(to path: String) throws {
-        try AtomicFile.write(checkpointData(), to: path)
+    ///
+    /// - Parameter keepPrevious: keep the checkpoint being replaced as
+    ///   ``ModelFile/previousCheckpointPath(for:)``.
+    public func save(to path: String, keepPrevious: Bool = false) throws {
+        try AtomicFile.write(checkpointData(), to: path,
+                             keepingPreviousAs: keepPrevious ? ModelFile.previousCheckpointPath(for: path) : nil)
     }
 
-    /// The bytes of the checkpoint.
+    /// The bytes of the checkpoint (with its ``ModelFile/checksumKey``).
     public func checkpointData() throws -> Data {
         var meta = ModelFile.modelMetadata(model, content: "checkpoint")
         meta.merge(configuration.trainingMetadata) { a, _ in a }
@@ -154,6 +214,7 @@ extension Trainer {
         add("ema.", ema.values)
         add("adam.exp_avg.", optimizer.firstMoment, trainableOnly: true)
         add("adam.exp_avg_sq.", optimizer.secondMoment, trainableOnly: true)
+        meta[ModelFile.checksumKey] = String(format: "%08x", ModelFile.checksum(tensors: tensors, metadata: meta))
         return try Safetensors.encode(tensors, metadata: meta, dtype: .f64)
     }
 
@@ -162,11 +223,19 @@ extension Trainer {
     /// - Parameters:
     ///   - data: the training data in data space. It must be the data of the original run for an
     ///     exact continuation; other data throws unless `allowDifferentData` (same sample shape needed).
-    /// - Throws: ``ScoreSDEError/io(path:message:)`` for a bad file; `invalidArgument` for other data.
+    /// - Throws: ``ScoreSDEError/io(path:message:)`` for a bad file (a truncated file or a checksum
+    ///   mismatch included; the message names an intact previous checkpoint if there is one);
+    ///   `invalidArgument` for other data.
     public static func resume(from path: String, data: Tensor, allowDifferentData: Bool = false) throws -> Trainer {
-        let file = try Safetensors.read(path)
-        guard try ModelFile.content(of: file) == "checkpoint" else {
-            throw ScoreSDEError.io(path: path, message: "this is a weights file, not a training checkpoint: it has no optimiser state to resume from (write checkpoints with Trainer.save)")
+        let file: SafetensorsFile
+        do {
+            file = try Safetensors.read(path)
+            guard try ModelFile.content(of: file) == "checkpoint" else {
+                throw ScoreSDEError.io(path: path, message: "this is a weights file, not a training checkpoint: it has no optimiser state to resume from (write checkpoints with Trainer.save)")
+            }
+            try ModelFile.verifyChecksum(file, required: true)
+        } catch ScoreSDEError.io(let p, let message) where FileManager.default.fileExists(atPath: path) {
+            throw ScoreSDEError.io(path: p, message: message + previousCheckpointAdvice(path))
         }
         let m = MetadataReader(map: file.metadata, path: path)
         let config = try TrainingConfiguration(metadata: m)
@@ -194,5 +263,15 @@ extension Trainer {
         }
         adam.updates = steps
         return try Trainer(configuration: config, data: data, model: model, ema: ema, optimizer: adam, completedSteps: steps)
+    }
+
+    /// `; the previous checkpoint P (step n) is intact: ...` when `path`'s previous checkpoint verifies.
+    static func previousCheckpointAdvice(_ path: String) -> String {
+        let previous = ModelFile.previousCheckpointPath(for: path)
+        guard FileManager.default.fileExists(atPath: previous),
+              let file = try? Safetensors.read(previous), (try? ModelFile.content(of: file)) == "checkpoint",
+              (try? ModelFile.verifyChecksum(file, required: true)) != nil else { return "" }
+        let step = file.metadata["train.step"] ?? "?"
+        return ". The previous checkpoint \(previous) (step \(step)) is intact: to resume from it, move it into place (mv '\(previous)' '\(path)') and resume again"
     }
 }
