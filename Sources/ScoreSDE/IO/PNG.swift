@@ -153,6 +153,9 @@ extension RasterImage {
 ///     try PNG.write(Plot.scatter(samples), to: "samples.png")
 ///     let img = try PNG.read("digit.png", as: 1)     // any PNG, converted to grey
 public enum PNG {
+    /// The largest decoded image ``decode(_:path:as:)`` accepts: 256 MiB (e.g. 9000 x 9000 RGB).
+    public static let maxDecodedBytes = 1 << 28
+
     /// Writes `image` as an 8-bit PNG, atomically (see ``AtomicFile``).
     public static func write(_ image: RasterImage, to path: String) throws {
         try AtomicFile.write(encode(image, path: path), to: path)
@@ -219,11 +222,23 @@ public enum PNG {
         let isColour = png.format & UInt32(PNG_FORMAT_FLAG_COLOR) != 0
         let c = channels ?? (isColour ? 3 : 1)
         let (w, h) = (Int(png.width), Int(png.height))
-        guard w > 0, h > 0, Double(w) * Double(h) * Double(c) <= Double(1 << 31) else {
+        // Decoded sizes are bounded before anything is allocated: by `maxDecodedBytes`, and by what
+        // the file can hold (deflate expands at most 1032:1, and one bit of a 1-bit image becomes
+        // at most 3 bytes, so no valid PNG decodes to more than 32768 bytes per file byte).
+        let decoded = Double(w) * Double(h) * Double(c)
+        guard w > 0, h > 0, decoded <= Double(maxDecodedBytes) else {
             png_image_free(&png)
-            throw ScoreSDEError.io(path: path, message: "PNG image of \(w)x\(h) pixels is too large to read")
+            throw ScoreSDEError.io(path: path, message: "PNG image of \(w)x\(h) pixels is too large to read (limit \(maxDecodedBytes >> 20) MiB decoded)")
+        }
+        guard decoded <= 32768 * Double(data.count) else {
+            png_image_free(&png)
+            throw ScoreSDEError.io(path: path, message: "corrupt PNG image: the header says \(w)x\(h) pixels, more than a file of \(data.count) bytes can hold")
         }
         png.format = c == 1 ? UInt32(PNG_FORMAT_GRAY) : UInt32(PNG_FORMAT_RGB)
+        // 16-bit samples without gAMA/sRGB are encoded like 8-bit ones (the PNG convention), so v
+        // reads as round(v / 257); libpng's simplified API otherwise takes them as linear light and
+        // gamma-encodes them (30000 would read as 179, not 117). Set after begin_read, which resets flags.
+        png.flags |= UInt32(PNG_IMAGE_FLAG_16BIT_sRGB)
         var pixels = [UInt8](repeating: 255, count: w * h * c)
         var white = png_color(red: 255, green: 255, blue: 255)
         let finished = pixels.withUnsafeMutableBytes { png_image_finish_read(&png, &white, $0.baseAddress, 0, nil) }

@@ -124,6 +124,11 @@ public enum ModelFile {
     static func skeleton(_ file: SafetensorsFile) throws -> MLPScore {
         let m = MetadataReader(map: file.metadata, path: file.path)
         let arch = try MLPArchitecture(metadata: m)
+        // Sizes come from the file: check them against its content before allocating anything.
+        let held = file.tensors.reduce(0) { $0 + $1.values.count }
+        guard let claimed = parameterCount(arch), claimed <= held else {
+            throw m.fail("the metadata describes a network (hidden width \(arch.hiddenWidth), \(arch.residualBlocks) blocks, sample shape \(arch.rowShape)) with more values than the file's \(held); the file is corrupt")
+        }
         let spec = try SDESpec(metadata: m)
         let param = try m.string("model.parameterization")
         guard let p = MLPOutputParameterization(rawValue: param) else {
@@ -137,6 +142,45 @@ public enum ModelFile {
             throw m.fail("the metadata describes a model that cannot be built: \(e)")
         }
     }
+
+    /// ``MLPArchitecture/parameterCount`` computed without trapping: nil when it overflows.
+    static func parameterCount(_ a: MLPArchitecture) -> Int? {
+        var d = 1
+        for s in a.rowShape {
+            let (p, o) = d.multipliedReportingOverflow(by: s)
+            guard !o else { return nil }
+            d = p
+        }
+        let h = a.hiddenWidth, f = a.fourierFeatures, blocks = a.residualBlocks
+        func mul(_ x: Int, _ y: Int) -> Int? { let (p, o) = x.multipliedReportingOverflow(by: y); return o ? nil : p }
+        func add(_ xs: Int?...) -> Int? {
+            var total = 0
+            for x in xs {
+                guard let x else { return nil }
+                let (p, o) = total.addingReportingOverflow(x)
+                guard !o else { return nil }
+                total = p
+            }
+            return total
+        }
+        guard let dense = add(mul(h, h), h), let perBlock = mul(dense, a.timeEmbeddingInBlocks ? 3 : 2),
+              let twoF = mul(2, f) else { return nil }
+        return add(f, mul(h, twoF), h, mul(h, d), h, mul(perBlock, blocks), mul(d, h), d)
+    }
+
+    /// Values of the training workspace of `config` (``MLPTrainingWorkspace``), nil when it overflows.
+    static func workspaceValues(_ c: TrainingConfiguration) -> Int? {
+        guard let _ = parameterCount(c.architecture) else { return nil }
+        let a = c.architecture
+        let d = a.dimension, h = a.hiddenWidth, blocks = a.residualBlocks
+        let (slabs, o1) = (3 + 3 * (blocks + 1) + 3 * blocks + 4).multipliedReportingOverflow(by: h)
+        let (perRow, o2) = slabs.addingReportingOverflow(5 * d + 1 + 2 * a.fourierFeatures)
+        let (total, o3) = perRow.multipliedReportingOverflow(by: c.batchSize)
+        return o1 || o2 || o3 ? nil : total
+    }
+
+    /// The largest training workspace a checkpoint may ask for: 2^28 values (2 GiB).
+    static let maxWorkspaceValues = 1 << 28
 
     /// The flat vector of the tensors `prefix + name` for `specs` (those with `only` true), checking shapes and finiteness.
     static func vector(_ file: SafetensorsFile, prefix: String, specs: [MLPParameterSpec], count: Int,
@@ -227,18 +271,26 @@ extension Trainer {
     ///   mismatch included; the message names an intact previous checkpoint if there is one);
     ///   `invalidArgument` for other data.
     public static func resume(from path: String, data: Tensor, allowDifferentData: Bool = false) throws -> Trainer {
-        let file: SafetensorsFile
         do {
-            file = try Safetensors.read(path)
-            guard try ModelFile.content(of: file) == "checkpoint" else {
-                throw ScoreSDEError.io(path: path, message: "this is a weights file, not a training checkpoint: it has no optimiser state to resume from (write checkpoints with Trainer.save)")
-            }
-            try ModelFile.verifyChecksum(file, required: true)
+            return try resume(Safetensors.read(path), data: data, allowDifferentData: allowDifferentData)
         } catch ScoreSDEError.io(let p, let message) where FileManager.default.fileExists(atPath: path) {
             throw ScoreSDEError.io(path: p, message: message + previousCheckpointAdvice(path))
         }
+    }
+
+    /// Continues a run from a decoded checkpoint (see ``resume(from:data:allowDifferentData:)``).
+    public static func resume(_ file: SafetensorsFile, data: Tensor, allowDifferentData: Bool = false) throws -> Trainer {
+        let path = file.path
+        guard try ModelFile.content(of: file) == "checkpoint" else {
+            throw ScoreSDEError.io(path: path, message: "this is a weights file, not a training checkpoint: it has no optimiser state to resume from (write checkpoints with Trainer.save)")
+        }
+        try ModelFile.verifyChecksum(file, required: true)
         let m = MetadataReader(map: file.metadata, path: path)
+        _ = try ModelFile.skeleton(file)   // checks the network's size against the file first
         let config = try TrainingConfiguration(metadata: m)
+        guard let work = ModelFile.workspaceValues(config), work <= ModelFile.maxWorkspaceValues else {
+            throw m.fail("train.batch_size \(config.batchSize) with this network needs more than \(ModelFile.maxWorkspaceValues >> 27) GiB of training workspace; the file is corrupt or the run too large to resume here")
+        }
         let steps = try m.int("train.step")
         guard steps >= 0 else { throw m.fail("metadata 'train.step' is \(steps); expected >= 0") }
         let rows = try m.int("data.rows")
