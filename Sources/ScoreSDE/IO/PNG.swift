@@ -153,7 +153,8 @@ extension RasterImage {
 ///     try PNG.write(Plot.scatter(samples), to: "samples.png")
 ///     let img = try PNG.read("digit.png", as: 1)     // any PNG, converted to grey
 public enum PNG {
-    /// The largest decoded image ``decode(_:path:as:)`` accepts: 256 MiB (e.g. 9000 x 9000 RGB).
+    /// The largest decoded image ``decode(_:path:as:)`` accepts: 256 MiB (e.g. 9000 x 9000 8-bit
+    /// RGB; 16-bit files count 2 bytes per sample plus alpha).
     public static let maxDecodedBytes = 1 << 28
 
     /// Writes `image` as an 8-bit PNG, atomically (see ``AtomicFile``).
@@ -225,20 +226,42 @@ public enum PNG {
         // Decoded sizes are bounded before anything is allocated: by `maxDecodedBytes`, and by what
         // the file can hold (deflate expands at most 1032:1, and one bit of a 1-bit image becomes
         // at most 3 bytes, so no valid PNG decodes to more than 32768 bytes per file byte).
-        let decoded = Double(w) * Double(h) * Double(c)
+        let sixteenBit = png.format & UInt32(PNG_FORMAT_FLAG_LINEAR) != 0
+        let output = Double(w) * Double(h) * Double(c)
+        let decoded = sixteenBit ? output / Double(c) * Double(c + 1) * 2 : output   // 16-bit: read with alpha first
         guard w > 0, h > 0, decoded <= Double(maxDecodedBytes) else {
             png_image_free(&png)
             throw ScoreSDEError.io(path: path, message: "PNG image of \(w)x\(h) pixels is too large to read (limit \(maxDecodedBytes >> 20) MiB decoded)")
         }
-        guard decoded <= 32768 * Double(data.count) else {
+        guard output <= 32768 * Double(data.count) else {
             png_image_free(&png)
             throw ScoreSDEError.io(path: path, message: "corrupt PNG image: the header says \(w)x\(h) pixels, more than a file of \(data.count) bytes can hold")
         }
+        if sixteenBit {
+            // A 16-bit file. libpng's simplified API reads interlaced 16-bit files into 8-bit formats
+            // with rows out of place (libpng 1.6.39), and takes 16-bit samples for linear light (it
+            // would gamma-encode them: 30000 would read as 179). Its 16-bit "linear" output is a
+            // plain copy of the samples (premultiplied by alpha): composite onto white here and
+            // scale v -> round(v / 257), the PNG convention for reducing the bit depth.
+            png.format = UInt32(PNG_FORMAT_FLAG_LINEAR) | UInt32(PNG_FORMAT_FLAG_ALPHA) | (c == 3 ? UInt32(PNG_FORMAT_FLAG_COLOR) : 0)
+            var wide = [UInt16](repeating: 0, count: w * h * (c + 1))
+            let finished = wide.withUnsafeMutableBytes { png_image_finish_read(&png, nil, $0.baseAddress, 0, nil) }
+            guard finished != 0 else {
+                let m = message(&png)
+                png_image_free(&png)
+                throw ScoreSDEError.io(path: path, message: "corrupt PNG image (libpng: \(m))")
+            }
+            var pixels = [UInt8](repeating: 0, count: w * h * c)
+            for i in 0 ..< w * h {
+                let transparency = 65535 - UInt32(wide[i * (c + 1) + c])
+                for k in 0 ..< c {
+                    let v = min(65535, UInt32(wide[i * (c + 1) + k]) + transparency)
+                    pixels[i * c + k] = UInt8((v + 128) / 257)
+                }
+            }
+            return RasterImage(unchecked: w, h, c, pixels)
+        }
         png.format = c == 1 ? UInt32(PNG_FORMAT_GRAY) : UInt32(PNG_FORMAT_RGB)
-        // 16-bit samples without gAMA/sRGB are encoded like 8-bit ones (the PNG convention), so v
-        // reads as round(v / 257); libpng's simplified API otherwise takes them as linear light and
-        // gamma-encodes them (30000 would read as 179, not 117). Set after begin_read, which resets flags.
-        png.flags |= UInt32(PNG_IMAGE_FLAG_16BIT_sRGB)
         var pixels = [UInt8](repeating: 255, count: w * h * c)
         var white = png_color(red: 255, green: 255, blue: 255)
         let finished = pixels.withUnsafeMutableBytes { png_image_finish_read(&png, &white, $0.baseAddress, 0, nil) }
