@@ -15,11 +15,14 @@ cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
 targets=${FUZZ_TARGETS:-"FuzzNpy FuzzSafetensors FuzzPNG FuzzMixture FuzzMixing FuzzCheckpoint FuzzMeasurement"}
 
-swift build -c release --package-path Fuzz -Xswiftc -sanitize=fuzzer,address 2>&1 \
-    | grep -v "Cannot export local symbol" || true
-test "${PIPESTATUS[0]}" -eq 0 || { echo "fuzz: the build failed" >&2; exit 1; }
-
 mkdir -p Fuzz/Artifacts
+echo "== building the fuzz targets (log: Fuzz/Artifacts/build.log)"
+# ld.gold's "Cannot export local symbol __asan_..." warnings are harmless (REFERENCE.md §7).
+if ! swift build -c release --package-path Fuzz -Xswiftc -sanitize=fuzzer,address > Fuzz/Artifacts/build.log 2>&1; then
+    grep -v "Cannot export local symbol" Fuzz/Artifacts/build.log | tail -30 >&2
+    echo "fuzz: the build failed" >&2
+    exit 1
+fi
 status=0
 for t in $targets; do
     bin=Fuzz/.build/release/$t

@@ -22,7 +22,8 @@ extension ColorMixing {
             }
             return try row.map { value -> Double in
                 guard let n = value as? NSNumber, type(of: n) != booleanType, !(value is String) else {
-                    throw ScoreSDEError.io(path: path, message: "the mixing matrix holds a non-number (\(value)) in row \(i)")
+                    let shown = (value as? NSNumber).map { type(of: $0) == booleanType ? ($0.boolValue ? "true" : "false") : "\($0)" } ?? "\(value)"
+                    throw ScoreSDEError.io(path: path, message: "the mixing matrix holds a non-number (\(shown)) in row \(i)")
                 }
                 return n.doubleValue
             }
