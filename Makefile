@@ -1,7 +1,7 @@
 # The two commands of the README:
 #   make sample   # sample the built-in 2-D ring with a PC sampler, write out/samples.png
 #   make test     # run every test
-.PHONY: setup sample test bench
+.PHONY: setup sample test bench fuzz sanitize
 setup:
 	@scripts/setup.sh
 sample: setup
@@ -39,3 +39,11 @@ install: setup
 uninstall:
 	rm -f $(BINDIR)/scoresde $(MANDIR)/scoresde*.1 $(DESTDIR)$(PREFIX)/share/bash-completion/completions/scoresde \
 		$(DESTDIR)$(PREFIX)/share/zsh/site-functions/_scoresde $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/scoresde.fish
+
+# libFuzzer targets of every file parser (Fuzz/), each run for FUZZ_SECONDS from its seed corpus.
+FUZZ_SECONDS ?= 60
+fuzz: setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+# The library's unit tests under AddressSanitizer and ThreadSanitizer (own build directories).
+sanitize: setup
+	scripts/sanitize.sh

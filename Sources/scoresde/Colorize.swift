@@ -111,26 +111,11 @@ extension ScoreSDECommand {
 
 /// Reads a 3x3 orthonormal mixing matrix from JSON (`[[...], [...], [...]]`).
 private func readMixing(_ path: String) throws -> ColorMixing {
-    let data: Data
-    do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-        throw ScoreSDEError.io(path: path, message: "cannot read the mixing matrix (\(error.localizedDescription))")
+    let mixing = try ColorMixing(contentsOf: path)
+    guard mixing.channels == 3 else {
+        throw ScoreSDEError.shapeMismatch("--mixing \(path): the mixing matrix must be 3x3 for RGB images (got \(mixing.channels)x\(mixing.channels))")
     }
-    guard let rows = try? JSONSerialization.jsonObject(with: data) as? [[Any]] else {
-        throw ScoreSDEError.io(path: path, message: "not a JSON matrix; write the mixing matrix as [[m00, m01, m02], [m10, m11, m12], [m20, m21, m22]]")
-    }
-    let matrix = try rows.map { row in
-        try row.map { value -> Double in
-            // On Linux `x is Bool` holds for the JSON numbers 0 and 1: test for numbers first.
-            guard let number = value as? NSNumber, !(value is String) else {
-                throw ScoreSDEError.io(path: path, message: "the mixing matrix holds a non-number (\(value))")
-            }
-            return number.doubleValue
-        }
-    }
-    guard matrix.count == 3, matrix.allSatisfy({ $0.count == 3 }) else {
-        throw ScoreSDEError.shapeMismatch("--mixing \(path): the mixing matrix must be 3x3 for RGB images (got \(matrix.count) rows of \(matrix.map(\.count)) values)")
-    }
-    return try ColorMixing(matrix)
+    return mixing
 }
 
 /// The grey inputs of `colorize` (data space, `[n, H·W]`) and, when known, the colour originals (`[n, 3, H, W]`).

@@ -13,6 +13,11 @@ public enum Parallel {
     /// Upper bound on threads for loops started in this task (nil: all active processors).
     @TaskLocal public static var threadLimit: Int?
 
+    /// Tests only: split every loop into exactly this many chunks (at most one per item), run
+    /// concurrently, whatever the processor count and grain, so that a test can check on any
+    /// machine (one CPU included) that results do not depend on the split.
+    @TaskLocal static var chunksForTesting: Int?
+
     /// Active processors, read once: `activeProcessorCount` re-reads cgroup files on every call on Linux.
     static let processorCount = ProcessInfo.processInfo.activeProcessorCount
 
@@ -34,7 +39,7 @@ public enum Parallel {
     ///   - body: called once per chunk with its range of items.
     public static func forEachChunk(_ count: Int, grain: Int = 256, _ body: (Range<Int>) -> Void) {
         guard count > 0 else { return }
-        let threads = min(threadCount, max(1, count / max(grain, 1)))
+        let threads = chunksForTesting.map { min($0, count) } ?? min(threadCount, max(1, count / max(grain, 1)))
         if threads <= 1 { body(0 ..< count); return }
         run(count, threads: threads, body)
     }
@@ -64,7 +69,7 @@ public enum Parallel {
     /// Like `forEachChunk`, but `body` may throw; the first error (in chunk order) is rethrown.
     public static func forEachChunkThrowing(_ count: Int, grain: Int = 256, _ body: (Range<Int>) throws -> Void) throws {
         guard count > 0 else { return }
-        let threads = min(threadCount, max(1, count / max(grain, 1)))
+        let threads = chunksForTesting.map { min($0, count) } ?? min(threadCount, max(1, count / max(grain, 1)))
         if threads <= 1 { try body(0 ..< count); return }
         let (n, chunk) = pieces(count, threads: threads)
         let errors = ErrorSlots(n)
