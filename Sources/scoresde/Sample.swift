@@ -82,6 +82,7 @@ extension ScoreSDECommand {
             }
             switch kind {
             case .ddim, .dpmSolverPP, .unipc, .heun:
+                try fewStep.validate(kind, order: pc.order, latent: latent != nil)
                 let other = (sampler.steps != nil ? ["--steps"] : []) + pc.given + ode.given
                 if !other.isEmpty {
                     throw ValidationError("\(other.joined(separator: ", ")) \(other.count == 1 ? "is an option" : "are options") of the predictor-corrector or ODE sampler and would do nothing with --sampler \(kind.rawValue) (it takes --nfe, --order, --skip); remove \(other.count == 1 ? "it" : "them")")
@@ -89,7 +90,6 @@ extension ScoreSDECommand {
                 if let d = sampler.denoise, d != .none {
                     throw ValidationError("--denoise \(d.rawValue) is not available with --sampler \(kind.rawValue): a few-step sampler returns the state at eps (--denoise none), so that nfe is exactly --nfe")
                 }
-                try fewStep.validate(kind, order: pc.order, latent: latent != nil)
             case .pc:
                 if latent != nil {
                     throw ValidationError("--latent decodes latents with the probability-flow ODE; it needs --sampler ode, not pc")

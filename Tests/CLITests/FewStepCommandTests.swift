@@ -13,7 +13,7 @@ import Testing
         (["--sampler", "ddim", "--nfe", "40"], "ddim", 40),
         (["--sampler", "ddim", "--nfe", "30", "--eta", "1"], "ddim", 30),
         (["--sampler", "dpm-solver++", "--nfe", "15", "--order", "2", "--skip", "time-quadratic"], "dpm-solver++", 15),
-        (["--sampler", "unipc", "--nfe", "10", "--skip", "karras"], "unipc", 10),
+        (["--sampler", "unipc", "--nfe", "10", "--order", "2", "--skip", "karras"], "unipc", 10),
         (["--sampler", "heun", "--nfe", "20"], "heun", 20),
         (["--sampler", "dpm-solver++", "--nfe", "20", "--sde", "subvp"], "dpm-solver++", 20),
         (["--sampler", "unipc", "--nfe", "20", "--sde", "ve"], "unipc", 20),

@@ -12,7 +12,8 @@ import Foundation
 /// value is this step's one evaluation), then predicts `next`. Step `i` uses order
 /// `min(order, i + 1)` (warm-up) or `orders[i]`. A step to `t = 0` returns the data prediction.
 ///
-/// Order: `order + 1` with the corrector (1 ≤ order ≤ 3); 1 NFE per step. Time grid: any (the
+/// Order: `order + 1` per corrected step (1 ≤ order ≤ 3); globally at most 3 (the corrected
+/// first-order warm-up step and the uncorrected last step); 1 NFE per step. Time grid: any (the
 /// reference uses uniform logSNR or time-quadratic). Supports: any ``ForwardSDE`` (VE, VP, sub-VP).
 public struct UniPC: Predictor {
     /// `B(h)` of the update (§3.3): `bh1` = `h`, `bh2` = `e^h − 1` (the paper recommends `bh1` for

@@ -139,7 +139,7 @@ struct PCOptions: ParsableArguments {
     var correctorSteps: Int?
 
     @Option(help: ArgumentHelp(
-        "pc: the order of the two updates within a step (default: corrector-first, the reference's code; predictor-first is the paper's Algorithm 1). Few-step samplers: the solver's order (dpm-solver++, unipc: 1-3, default 3; ddim: 1; heun: 2).",
+        "pc: the order of the two updates within a step (default: corrector-first, the reference's code; predictor-first is the paper's Algorithm 1). Few-step samplers: the solver's order (dpm-solver++: 1-3, default 3; unipc: 1-3, default 2 below --nfe 20, else 3; ddim: 1; heun: 2).",
         valueName: "corrector-first|predictor-first|1|2|3"))
     var order: OrderArgument?
 
@@ -288,7 +288,7 @@ struct FewStepOptions: ParsableArguments {
     var nfe: Int?
 
     @Option(help: ArgumentHelp(
-        "Few-step samplers: the step spacing between T and eps (default: logsnr; heun: karras).",
+        "Few-step samplers: the step spacing between T and eps (default: unipc time-quadratic, dpm-solver++ logsnr, ddim and heun time-uniform).",
         discussion: "time-uniform: uniform in t; time-quadratic: uniform in sqrt(t); logsnr: uniform in log(m^2/std^2); karras: EDM's sigma^(1/7) spacing, sigma = std/m."))
     var skip: SkipName?
 
@@ -318,8 +318,19 @@ struct FewStepOptions: ParsableArguments {
         }
     }
 
-    /// The solver order for `kind` from `--order` (throws for an order the method lacks).
-    static func solverOrder(_ kind: SamplerName, _ order: OrderArgument?) throws -> Int {
+    /// The default `--skip`: the best spacing of each method in `scoresde-bench fast` (ddim, heun:
+    /// time-uniform; unipc: time-quadratic, the recommendation), and the reference's logsnr for dpm-solver++.
+    static func defaultSkip(_ kind: SamplerName) -> SkipName {
+        switch kind {
+        case .ddim, .heun: return .timeUniform
+        case .unipc: return .timeQuadratic
+        default: return .logSNR
+        }
+    }
+
+    /// The solver order for `kind` from `--order` (throws for an order the method lacks); unipc's
+    /// default is the recommendation's for the budget.
+    static func solverOrder(_ kind: SamplerName, _ order: OrderArgument?, nfe: Int) throws -> Int {
         let given: Int?
         switch order {
         case .none: given = nil
@@ -334,6 +345,9 @@ struct FewStepOptions: ParsableArguments {
         case .heun:
             if let given, given != 2 { throw ValidationError("heun is second order (got --order \(given)); use --sampler dpm-solver++ or unipc for orders 1 and 3") }
             return 2
+        case .unipc:
+            if let given, !(1 ... 3).contains(given) { throw ValidationError("--sampler \(kind.rawValue) has orders 1, 2 and 3 (got --order \(given))") }
+            return given ?? FewStepRecommendation.order(nfe: nfe)
         default:
             if let given, !(1 ... 3).contains(given) { throw ValidationError("--sampler \(kind.rawValue) has orders 1, 2 and 3 (got --order \(given))") }
             return given ?? 3
@@ -342,7 +356,7 @@ struct FewStepOptions: ParsableArguments {
 
     /// Checks the few-step options for `kind` (with `latent`: decoding needs a deterministic sampler).
     func validate(_ kind: SamplerName, order: OrderArgument?, latent: Bool) throws {
-        let k = try Self.solverOrder(kind, order)
+        let k = try Self.solverOrder(kind, order, nfe: nfeValue)
         let (perStep, minimum) = Self.cost(kind, order: k)
         let nfe = nfeValue
         if nfe < minimum {
@@ -368,8 +382,8 @@ struct FewStepOptions: ParsableArguments {
 
     /// The predictor and its grid for `kind` from `T` to `eps`.
     func make(_ kind: SamplerName, order: OrderArgument?, sde: any ForwardSDE, eps: Double) throws -> (predictor: any Predictor, grid: TimeGrid, order: Int, skip: SkipName) {
-        let k = try Self.solverOrder(kind, order)
-        let skip = self.skip ?? (kind == .heun ? .karras : .logSNR)
+        let k = try Self.solverOrder(kind, order, nfe: nfeValue)
+        let skip = self.skip ?? Self.defaultSkip(kind)
         let steps = nfeValue / Self.cost(kind, order: k).perStep
         let grid = try TimeGrid.spaced(skip.spacing, steps: steps, from: sde.T, to: eps, sde: sde)
         let predictor: any Predictor
