@@ -434,8 +434,8 @@ func fastBenchmark(only: [String]? = nil) throws {
                 print(line)
             }
         }
-        print("  (* = NFE one less than the column: Heun spends 2 per step; /k = k latents end more than 1 away from their")
-        print("   true image — a different mode — and dominate the RMSE)")
+        print("  (* = NFE one less than the column: Heun spends 2 per step; /k = k latents end more than distance 1 from")
+        print("   their true image; the few left at 50 NFE on gmm64 are carried to another mode and dominate the RMSE)")
         // Smallest NFE reaching map RMSE <= 1e-3.
         for sampler in [FastSampler.dpm3M, .unipc3, .unipc3LowerFinal, .recommended] {
             for spacing in sampler == .recommended ? [TimeSpacing.timeQuadratic] : [.logSNR, .timeQuadratic, .karras(rho: 7)] {

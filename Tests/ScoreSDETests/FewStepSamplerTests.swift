@@ -77,6 +77,13 @@ struct FewStepSamplerTests {
             #expect(r.nfe == n * c.method.nfePerStep)
             errors.append(r.rmse)
         }
+        if c.method == .unipc3 {
+            // Order 3 from the warm-up, 4 in the interior: the leading error coefficient changes sign
+            // between 32 and 64 steps on sub-VP, so the rate is checked over all three doublings.
+            let observed = log2(errors[0] / errors[3]) / 3
+            #expect(observed > 2.7 && observed < 4.3, "\(c.testDescription): mean observed order \(observed) (errors \(errors))")
+            return
+        }
         for i in 2 ..< errors.count {
             let observed = log2(errors[i - 1] / errors[i])
             #expect(observed > c.method.order - 0.3 && observed < c.method.order + 0.7,
