@@ -7,7 +7,7 @@
 #   SANITIZE_FILTER=Checkpoints make sanitize
 #
 # Not part of CI: the two instrumented builds take longer than CI's budget on two cores. Run it
-# before each release of the README's numbers; the last results are in the README.
+# before each release of the README's numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sanitizers=${SANITIZERS:-"address thread"}

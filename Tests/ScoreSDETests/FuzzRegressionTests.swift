@@ -75,6 +75,18 @@ struct FuzzRegressionTests {
         }
     }
 
+    /// Found by FuzzMixture (Fuzz/Regressions/FuzzMixture): `jsonData()` wrote numbers with 15
+    /// significant digits, so a mixture with a std of 1.5555555555555555e47 did not read back as itself.
+    @Test func mixtureJSONRoundTripsEveryDoubleExactly() throws {
+        let g = try GaussianMixture(weights: [1, 2], means: [[0, 1.5555555555555555e47], [0.1, -1e-300]],
+                                    stds: [[0.30000000000000004, 1.5555555555555555e40], [0.1, 1]])
+        let back = try GaussianMixture(json: g.jsonData())
+        #expect(back.means == g.means && back.stds == g.stds)
+        let fuzzed = try GaussianMixture(json: Data(contentsOf: fuzzDirectory.appendingPathComponent("Regressions/FuzzMixture/roundtrip-precision-e1d84815.json")))
+        let again = try GaussianMixture(json: fuzzed.jsonData())
+        #expect(again.means == fuzzed.means && again.stds == fuzzed.stds)
+    }
+
     /// The mixing reader took `true`/`false` for numbers (on Linux `NSNumber(true) as? Double` is 1).
     @Test func mixingJSONRejectsBooleansAndNonNumbers() {
         for text in ["[[true, 0, 0], [0, 1, 0], [0, 0, 1]]", "[[1, 0, 0], [0, false, 0], [0, 0, 1]]",

@@ -189,6 +189,9 @@ struct SafetensorsTests {
         #expect(ioMessage(invalidUTF8)?.contains("UTF-8") == true)
         let tensorNamedMetadata = #"{"__metadata__":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}"#
         #expect(ioMessage(file(header: tensorNamedMetadata, data: [UInt8](repeating: 0, count: 8)))?.contains("'__metadata__' must be a map") == true)
+        // Found by FuzzSafetensors: a tensor named "" decoded, but the writer refuses the name.
+        let emptyName = #"{"":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}"#
+        #expect(ioMessage(file(header: emptyName, data: [UInt8](repeating: 0, count: 8)))?.contains("empty name") == true)
         let deep = "{\"w\":" + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "}"
         #expect(ioMessage(file(header: deep)) != nil, "a deeply nested header is an error, not a stack overflow")
     }

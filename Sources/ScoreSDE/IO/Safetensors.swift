@@ -175,6 +175,9 @@ public enum Safetensors {
                 guard name != "__metadata__" else {
                     throw fail("'__metadata__' must be a map of strings to strings")
                 }
+                guard !name.isEmpty else {   // found by FuzzSafetensors: the writer refuses empty names
+                    throw fail("a tensor has an empty name")
+                }
                 guard let dtype = DType(rawValue: t.dtype) else {
                     if knownUnsupported.contains(t.dtype) {
                         throw fail("tensor '\(name)' has dtype \(t.dtype), which is not supported here; store F64, F32, F16 or BF16")

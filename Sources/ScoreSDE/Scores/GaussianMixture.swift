@@ -186,8 +186,12 @@ extension GaussianMixture {
         try self.init(json: data, path: path)
     }
 
-    /// JSON text of this mixture (stds as vectors).
+    /// JSON text of this mixture (stds as vectors). Numbers are written as Swift's shortest text
+    /// that reads back as the same Double, so ``init(json:path:)`` returns this mixture exactly
+    /// (JSONSerialization keeps 15 significant digits: 1.5555555555555555e47 came back changed).
     public func jsonData() -> Data {
-        try! JSONSerialization.data(withJSONObject: ["weights": weights, "means": means, "stds": stds], options: [.sortedKeys])
+        func list(_ v: [Double]) -> String { "[" + v.map { "\($0)" }.joined(separator: ", ") + "]" }
+        func rows(_ m: [[Double]]) -> String { "[" + m.map(list).joined(separator: ", ") + "]" }
+        return Data("{\"means\": \(rows(means)), \"stds\": \(rows(stds)), \"weights\": \(list(weights))}".utf8)
     }
 }
