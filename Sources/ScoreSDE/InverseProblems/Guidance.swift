@@ -33,6 +33,9 @@ public struct ClassifierGuidedScore<Base: ScoreModel, Classifier: NoisyClassifie
 
     public var rowShape: [Int]? { base.rowShape }
 
+    /// The base model's passes plus one for the classifier gradient.
+    public var passesPerEvaluation: Int { base.passesPerEvaluation + 1 }
+
     public func score(_ x: Tensor, at t: Double) throws -> Tensor {
         guard scale.isFinite else { throw ScoreSDEError.invalidArgument("the guidance scale must be finite (got \(scale))") }
         var s = try base.score(x, at: t)
@@ -160,6 +163,11 @@ public struct ClassifierFreeGuidance<Conditional: ScoreModel, Unconditional: Sco
     }
 
     public var rowShape: [Int]? { conditional.rowShape ?? unconditional.rowShape }
+
+    /// Both models' passes (the conditional one alone at `scale == 0`).
+    public var passesPerEvaluation: Int {
+        conditional.passesPerEvaluation + (scale == 0 ? 0 : unconditional.passesPerEvaluation)
+    }
 
     public func score(_ x: Tensor, at t: Double) throws -> Tensor {
         guard scale.isFinite else { throw ScoreSDEError.invalidArgument("the guidance scale must be finite (got \(scale))") }

@@ -43,6 +43,8 @@ public enum ModelFile {
         m.merge(model.sdeSpec.metadata) { a, _ in a }
         m.merge(model.architecture.metadata) { a, _ in a }
         m.merge(model.dataScaling.metadata) { a, _ in a }
+        if model.parameterization == .boundedNoisePrediction { m["model.noise_floor"] = "\(model.noiseFloor)" }
+        if let l = model.dequantizationLevels { m["data.dequantization_levels"] = "\(l)" }
         return m
     }
 
@@ -72,11 +74,16 @@ public enum ModelFile {
         let spec = try SDESpec(metadata: m)
         let param = try m.string("model.parameterization")
         guard let p = MLPOutputParameterization(rawValue: param) else {
-            throw m.fail("metadata 'model.parameterization' is '\(param)'; expected noise or scaled_by_sigma")
+            throw m.fail("metadata 'model.parameterization' is '\(param)'; expected noise, scaled_by_sigma or noise_bounded")
         }
+        let floor = p == .boundedNoisePrediction ? try m.double("model.noise_floor") : 0
+        let levels = m.map["data.dequantization_levels"] == nil ? nil : try m.int("data.dequantization_levels")
+        if let levels, levels < 2 { throw m.fail("metadata 'data.dequantization_levels' is \(levels); expected >= 2") }
         do {
-            return try MLPScore(architecture: arch, sde: spec, parameterization: p, dataScaling: try DataScaling(metadata: m),
-                                parameters: [Double](repeating: 0, count: arch.parameterCount))
+            var model = try MLPScore(architecture: arch, sde: spec, parameterization: p, noiseFloor: floor, dataScaling: try DataScaling(metadata: m),
+                                     parameters: [Double](repeating: 0, count: arch.parameterCount))
+            model.dequantizationLevels = levels
+            return model
         } catch let e as ScoreSDEError {
             if case .io = e { throw e }
             throw m.fail("the metadata describes a model that cannot be built: \(e)")
@@ -163,7 +170,8 @@ extension Trainer {
     ///   - data: the training data in data space. It must be the data of the original run for an
     ///     exact continuation; other data throws unless `allowDifferentData` (same sample shape needed).
     /// - Throws: ``ScoreSDEError/io(path:message:)`` for a bad file; `invalidArgument` for other data.
-    public static func resume(from path: String, data: Tensor, allowDifferentData: Bool = false) throws -> Trainer {
+    ///   - labels: the class of each data row, for a class-conditional run (part of its data).
+    public static func resume(from path: String, data: Tensor, labels: [Int]? = nil, allowDifferentData: Bool = false) throws -> Trainer {
         let file = try Safetensors.read(path)
         guard try ModelFile.content(of: file) == "checkpoint" else {
             throw ScoreSDEError.io(path: path, message: "this is a weights file, not a training checkpoint: it has no optimiser state to resume from (write checkpoints with Trainer.save)")
@@ -175,7 +183,7 @@ extension Trainer {
         let rows = try m.int("data.rows")
         let hashText = try m.string("data.fingerprint")
         if !allowDifferentData {
-            let hash = Trainer.fingerprint(data)
+            let hash = Trainer.fingerprint(data, labels: labels)
             guard rows == data.rows, UInt64(hashText, radix: 16) == hash else {
                 throw ScoreSDEError.invalidArgument("the data (\(data.rows) rows, fingerprint \(String(hash, radix: 16))) is not the data this checkpoint was trained on (\(rows) rows, fingerprint \(hashText)); pass the same data for an exact continuation, or allow different data")
             }
@@ -193,6 +201,6 @@ extension Trainer {
             throw ScoreSDEError.io(path: path, message: "Adam's second moments (adam.exp_avg_sq.*) must be >= 0; the checkpoint is corrupt")
         }
         adam.updates = steps
-        return try Trainer(configuration: config, data: data, model: model, ema: ema, optimizer: adam, completedSteps: steps)
+        return try Trainer(configuration: config, data: data, labels: labels, model: model, ema: ema, optimizer: adam, completedSteps: steps)
     }
 }
