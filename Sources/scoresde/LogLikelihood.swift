@@ -96,8 +96,8 @@ extension ScoreSDECommand {
             "Use the mixture's exact density p_T at T as the terminal density instead of the SDE's prior N(0, prior_std^2 I); the result is then exact up to the solver tolerance."))
         var exactPrior = false
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("The time of the data, in (0, T); 1e-5 is the reference's likelihood eps for every SDE.", valueName: "t"))
-        var eps: Double = 1e-5
+        @Option(name: .customLong("eps"), parsing: .unconditional, help: ArgumentHelp("The time of the data, in (0, T) (default: a learned model's recorded likelihood eps, its smallest training time, e.g. 1e-2 for the shipped digits; else 1e-5, the reference's likelihood eps for every SDE).", valueName: "t"))
+        var epsOption: Double?
 
         @OptionGroup(title: "Probability-flow ODE") var ode: ODEOptions
         @OptionGroup(title: "Computation") var compute: ComputeOptions
@@ -132,6 +132,8 @@ extension ScoreSDECommand {
             let sdeChoice = try sde.resolve(for: dataModel)
             let built = try sdeChoice.make(steps: SamplerOptions.defaultSteps)
             let forward = built.forward
+            // The model density is the probability flow's at eps: a learned model states its own.
+            let eps = epsOption ?? dataModel.learned?.likelihoodEps ?? 1e-5
             try checkEps(eps, for: forward)
             try ode.checkUsableForLikelihood()
             // A learned model with a data scaling: bits/dim follow from its scaling (see the discussion).

@@ -77,11 +77,12 @@ struct ClassConditionalTests {
         var model = try MLPScore(architecture: arch, sde: vp, parameterization: .boundedNoisePrediction, noiseFloor: 0.034,
                                  dataScaling: try DataScaling(scale: 2.0 / 17, shift: -1), seed: 1)
         model.dequantizationLevels = 17
+        model.likelihoodEps = 0.01
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("cc-\(UUID().uuidString).safetensors").path
         defer { try? FileManager.default.removeItem(atPath: path) }
         try model.save(to: path)
         let back = try MLPScore.load(from: path)
-        #expect(back.architecture.classCount == 10 && back.noiseFloor == 0.034 && back.dequantizationLevels == 17)
+        #expect(back.architecture.classCount == 10 && back.noiseFloor == 0.034 && back.dequantizationLevels == 17 && back.likelihoodEps == 0.01)
         #expect(back.parameterization == .boundedNoisePrediction && back.parameters == model.parameters)
         let x = try Tensor(shape: [1, 1, 2, 2], storage: [0.1, -0.2, 0.3, 0.9])
         #expect(try back.score(x, at: 0.2, labels: [7]) == model.score(x, at: 0.2, labels: [7]))
@@ -169,7 +170,7 @@ struct ClassConditionalTests {
         #expect(resumed.configuration == config)
         try resumed.train(steps: 4)
         #expect(resumed.model.parameters == full.model.parameters && resumed.ema.values == full.ema.values)
-        #expect(resumed.emaModel.dequantizationLevels == 17)
+        #expect(resumed.emaModel.dequantizationLevels == 17 && resumed.emaModel.likelihoodEps == 1e-2)
         // Label dropout: about 20% of the labels of a batch are the null label (10).
         var dropped = 0
         for step in 0 ..< 50 { dropped += try full.batch(forStep: step).labels!.filter { $0 == 10 }.count }
@@ -206,6 +207,7 @@ struct ClassConditionalTests {
         }
         // Digits carry their own labels; digits-test is the held-out split.
         let test = try Dataset.named("digits-test")
-        #expect(test.count == 297 && test.labels == (try Digits.load(split: .heldOut)).labels)
+        let heldOut = try Digits.load(split: .heldOut)
+        #expect(test.count == 297 && test.labels == heldOut.labels)
     }
 }

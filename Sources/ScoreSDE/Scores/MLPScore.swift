@@ -65,6 +65,10 @@ public struct MLPScore: ScoreJacobianProviding {
     /// values `k + u ∈ [0, L)`): its likelihoods are those of `k + u`, bounding the discrete
     /// data's. nil: continuous data.
     public var dequantizationLevels: Int?
+    /// The time its likelihood is stated at: the smallest training time of a model trained for
+    /// likelihoods (its density is the probability flow's density at this time, `p_eps`, which
+    /// the model was never asked to sharpen below). nil: the caller's choice (the reference: 1e-5).
+    public var likelihoodEps: Double?
     /// All named tensors, flattened in the order of ``MLPArchitecture/parameterSpecs``.
     public internal(set) var parameters: [Double]
     /// The SDE built from ``sdeSpec``.
@@ -134,6 +138,7 @@ public struct MLPScore: ScoreJacobianProviding {
         var m = try MLPScore(architecture: architecture, sde: sdeSpec, parameterization: parameterization,
                              noiseFloor: noiseFloor, dataScaling: dataScaling, parameters: values)
         m.dequantizationLevels = dequantizationLevels
+        m.likelihoodEps = likelihoodEps
         return m
     }
 

@@ -45,6 +45,7 @@ public enum ModelFile {
         m.merge(model.dataScaling.metadata) { a, _ in a }
         if model.parameterization == .boundedNoisePrediction { m["model.noise_floor"] = "\(model.noiseFloor)" }
         if let l = model.dequantizationLevels { m["data.dequantization_levels"] = "\(l)" }
+        if let e = model.likelihoodEps { m["model.likelihood_eps"] = "\(e)" }
         return m
     }
 
@@ -83,6 +84,7 @@ public enum ModelFile {
             var model = try MLPScore(architecture: arch, sde: spec, parameterization: p, noiseFloor: floor, dataScaling: try DataScaling(metadata: m),
                                      parameters: [Double](repeating: 0, count: arch.parameterCount))
             model.dequantizationLevels = levels
+            model.likelihoodEps = m.map["model.likelihood_eps"] == nil ? nil : try m.double("model.likelihood_eps")
             return model
         } catch let e as ScoreSDEError {
             if case .io = e { throw e }

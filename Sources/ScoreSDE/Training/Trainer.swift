@@ -168,10 +168,9 @@ public final class Trainer {
     ///     architecture is class-conditional.
     public convenience init(configuration: TrainingConfiguration, data: Tensor, labels: [Int]? = nil) throws {
         try configuration.validate()
-        var model = try MLPScore(architecture: configuration.architecture, sde: configuration.sde,
+        let model = try MLPScore(architecture: configuration.architecture, sde: configuration.sde,
                                  parameterization: configuration.parameterization, noiseFloor: configuration.noiseFloor,
                                  dataScaling: configuration.dataScaling, seed: configuration.seed)
-        model.dequantizationLevels = configuration.dequantizationLevels
         try self.init(configuration: configuration, data: data, labels: labels, model: model,
                       ema: ExponentialMovingAverage(rate: configuration.emaRate, initial: model.parameters),
                       optimizer: AdamOptimizer(parameterCount: model.parameters.count, learningRate: configuration.learningRate,
@@ -195,6 +194,10 @@ public final class Trainer {
         }
         try raw.checkFinite("the training data")
         self.configuration = configuration
+        var model = model
+        model.dequantizationLevels = configuration.dequantizationLevels
+        // Likelihood-grade runs (likelihood weighting) state their likelihood at the training eps.
+        model.likelihoodEps = configuration.likelihoodWeighting ? configuration.eps : nil
         self.model = model
         self.ema = ema
         self.optimizer = optimizer
