@@ -12,5 +12,6 @@ sample: setup
 test: setup
 	swift build -c release --build-tests -Xswiftc -enable-testing
 	swift test -c release --skip-build
+	scripts/consumer-test.sh
 bench: setup
 	swift run -c release scoresde-bench

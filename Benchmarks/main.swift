@@ -252,7 +252,7 @@ func mlpBenchmark() throws {
         nets.append(("shipped digits model D=64 H=\(a.hiddenWidth) L=\(a.residualBlocks)", a, 1024))
     }
     for (name, arch, n) in nets {
-        let model = try MLPScore(architecture: arch, sde: .vp(betaMin: 0.1, betaMax: 20, N: 1000), seed: 3)
+        let model = try MLPScore(architecture: arch, sde: .vp(betaMin: 0.1, betaMax: 20), seed: 3)
         var rng = RandomSource(seed: 4)
         let x = Tensor.standardNormal(shape: [n] + arch.rowShape, using: &rng)
         let shapes = inferenceShapes(arch, rows: n)
@@ -270,7 +270,7 @@ func mlpBenchmark() throws {
     let digits = try Digits.load(split: .train).images
     for (name, arch, data, batch, scaling) in [("Toy2D example net D=2 H=64 L=2", moonsShape, moons, 256, DataScaling.identity),
                                                ("digits net D=64 H=256 L=2", digitsShape, digits, 128, try DataScaling(scale: 1.0 / 16))] {
-        let config = TrainingConfiguration(sde: .vp(betaMin: 0.1, betaMax: 20, N: 1000), architecture: arch,
+        let config = TrainingConfiguration(sde: .vp(betaMin: 0.1, betaMax: 20), architecture: arch,
                                            dataScaling: scaling, seed: 6, batchSize: batch, warmup: 100)
         let trainer = try Trainer(configuration: config, data: data)
         try trainer.train(steps: 20)
@@ -284,8 +284,8 @@ func mlpBenchmark() throws {
     }
 
     // Sampling: PC sampler (reverse diffusion + Langevin) with the network.
-    let sde = try VPSDE(betaMin: 0.1, betaMax: 20, N: 100)
-    let model = try shipped ?? MLPScore(architecture: digitsShape, sde: .vp(betaMin: 0.1, betaMax: 20, N: 1000), seed: 7)
+    let sde = try VPSDE(betaMin: 0.1, betaMax: 20)
+    let model = try shipped ?? MLPScore(architecture: digitsShape, sde: .vp(betaMin: 0.1, betaMax: 20), seed: 7)
     let sampler = PCSampler(sde: sde, score: model, grid: try .uniform(steps: 100, from: 1, to: 1e-3),
                             predictor: ReverseDiffusion(), corrector: try Langevin(snr: 0.16))
     for count in [64, 1024] {
@@ -301,7 +301,7 @@ func mlpBenchmark() throws {
 /// cost (NFE, model passes, wall, the constraint's overhead over unconditional sampling) and
 /// accuracy against the exact posterior (mode-weight TV; the posterior has one dominant mode).
 func inverseBenchmark() throws {
-    let sde = try VESDE(N: 400)
+    let sde = try VESDE()
     let prior = GaussianMixture.gaussian64()
     let base = GaussianMixtureScore(prior, diffusedBy: sde)
     var rng = RandomSource(seed: 11)

@@ -55,16 +55,14 @@ struct ColorizationExample: ParsableCommand {
     func validate() throws {
         guard (1 ... 1000).contains(patches) else { throw ValidationError("--patches must be in 1...1000") }
         guard (1 ... 10).contains(k) else { throw ValidationError("--samples must be in 1...10") }
-        guard steps > 20 else {
-            throw ValidationError("--steps must be > 20: reverse diffusion uses the VP SDE's discrete schedule, which needs betaMax / N = 20 / steps < 1")
-        }
+        guard steps >= 1 else { throw ValidationError("--steps must be >= 1 (any grid is a correct sampler)") }
         guard resample >= 1, jumpLength >= 1 else { throw ValidationError("--resample and --jump-length must be >= 1") }
     }
 
     func run() throws {
         let model = try PretrainedModels.patches()
-        // N = steps: the discrete schedules follow the sampler's grid (the existential opens into run's SDE).
-        try run(model, sde: model.sdeSpec.make(N: steps), eps: model.sdeSpec.samplingEps)
+        // The sampler takes the SDE's concrete type, which Swift opens from the existential when calling run.
+        try run(model, sde: model.sdeSpec.make(), eps: model.sdeSpec.samplingEps)
     }
 
     func run<SDE: ForwardSDE>(_ model: MLPScore, sde: SDE, eps: Double) throws {

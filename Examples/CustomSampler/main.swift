@@ -16,15 +16,43 @@ import ScoreSDE
 /// 2 NFE per step; the last step, which ends at t = 0 where no score exists, stays Euler (as in
 /// Karras et al. 2022). Supports: any ForwardSDE.
 struct ProbabilityFlowHeun: Predictor {
-    func step(_ x: inout Tensor, from t: Double, to next: Double,
-              along reverse: some ReverseProcess, using rng: inout RandomSource) throws -> Tensor {
+    func step(_ x: inout Tensor, mean: inout Tensor, state: inout Void, from t: Double, to next: Double,
+              along reverse: some ReverseProcess, using rng: inout RandomSource) throws {
         let dt = next - t                                               // < 0: backwards in time
         let d1 = try reverse.drift(x, at: t, probabilityFlow: true)     // every score call goes through
         let euler = x.adding(d1, scaledBy: dt)                          // `reverse`, which counts the NFE
-        guard next > 0 else { x = euler; return x }
-        let d2 = try reverse.drift(euler, at: next, probabilityFlow: true)
-        x.add(d1, scaledBy: dt / 2, d2, scaledBy: dt / 2)
-        return x                                                        // noise-free: the mean is x itself
+        if next > 0 {
+            let d2 = try reverse.drift(euler, at: next, probabilityFlow: true)
+            x.add(d1, scaledBy: dt / 2, d2, scaledBy: dt / 2)
+        } else {
+            x = euler
+        }
+        mean = x                                                        // noise-free: the mean is x itself
+    }
+}
+
+// MARK: - A multistep predictor of your own: state carried from step to step
+
+/// Two-step Adams–Bashforth on the probability-flow ODE, for any grid:
+/// `x ← x + h (1 + h/(2h₋)) f₀ − h²/(2h₋) f₋₁` with `h = next − t`, `h₋` the previous step and
+/// `f₋₁` its drift — which the predictor remembers in its `State`. The first step is Euler.
+/// Second order, 1 NFE per step. Supports: any ForwardSDE.
+struct AdamsBashforth2: Predictor {
+    struct History { var drift: Tensor?; var step = 0.0 }
+    func makeState(for x: Tensor) -> History { History() }
+
+    func step(_ x: inout Tensor, mean: inout Tensor, state: inout History, from t: Double, to next: Double,
+              along reverse: some ReverseProcess, using rng: inout RandomSource) throws {
+        let h = next - t
+        let f = try reverse.drift(x, at: t, probabilityFlow: true)
+        if let previous = state.drift {
+            let r = h / state.step
+            x.add(f, scaledBy: h * (1 + r / 2), previous, scaledBy: -h * r / 2)
+        } else {
+            x.add(f, scaledBy: h)
+        }
+        state = History(drift: f, step: h)
+        mean = x
     }
 }
 
@@ -33,10 +61,10 @@ struct ProbabilityFlowHeun: Predictor {
 /// Langevin steps whose step size is capped near t = 0. Supports: any ForwardSDE.
 struct TamedLangevin: Corrector {
     var snr: Double, iterations: Int, maxStep = 1e-2
-    func correct(_ x: inout Tensor, at t: Double, along reverse: some ReverseProcess,
+    func correct(_ x: inout Tensor, at t: Double, next: Double, along reverse: some ReverseProcess,
                  using rng: inout RandomSource) throws {
         for _ in 0 ..< iterations {
-            let g = try reverse.score(x, at: t)
+            let g = try reverse.score(x, at: t)                         // counted by `reverse` (NFE)
             let z = Tensor.standardNormal(like: x, using: &rng)
             let r = snr * z.rowNorms().mean() / g.rowNorms().mean()
             let eps = min(maxStep, 2 * r * r)
@@ -80,6 +108,16 @@ struct CustomSamplerExample: ParsableCommand {
         let worst = zip(weights, ring.weights).map { abs($0 - $1) }.max()!
         let w = 1 / Double(ring.componentCount), binomial = (w * (1 - w) / Double(count)).squareRoot()
         print("  largest error \(String(format: "%.4f", worst)) (one binomial standard deviation: \(String(format: "%.4f", binomial)))")
+
+        // The two-step method: its history lives in the integrator, step by step.
+        let ab2 = PCSampler(sde: sde, score: GaussianMixtureScore(ring, diffusedBy: sde),
+                            grid: try .uniform(steps: steps, from: sde.T, to: 1e-3),
+                            predictor: AdamsBashforth2(), corrector: NoCorrector(), denoising: .none)
+        var rng2 = RandomSource(seed: 43)
+        let abRun = try ab2.sample(count: count, using: &rng2)
+        var abWeights = [Double](repeating: 0, count: ring.componentCount)
+        for k in ring.assignments(abRun.samples) { abWeights[k] += 1 / Double(count) }
+        print("ring, Adams-Bashforth 2 on the probability flow, NFE \(abRun.scoreEvaluations): mode weights \(abWeights.map { String(format: "%.3f", $0) }.joined(separator: " "))")
         let means = try Tensor(rows: ring.means)
         let ringPanel = Plot.scatter(run.samples, reference: means, size: 384,
                                      title: "Ring: Heun + TamedLangevin, NFE \(run.scoreEvaluations)")

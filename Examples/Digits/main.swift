@@ -56,9 +56,8 @@ struct DigitsExample: ParsableCommand {
     func run() throws {
         let model = try self.model.map { try MLPScore.load(from: $0) } ?? PretrainedModels.digits()
         print("model: \(self.model ?? "shipped digits model"), \(model.sdeSpec), hidden width \(model.architecture.hiddenWidth), trained on m = \(affine(model.dataScaling.scale, "k", model.dataScaling.shift))")
-        // N = steps makes reverse diffusion's discrete schedule the sampler's grid; the sampler takes
-        // the SDE's concrete type, which Swift opens from the existential when calling run.
-        try run(model, sde: model.sdeSpec.make(N: steps), eps: model.sdeSpec.samplingEps)
+        // The sampler takes the SDE's concrete type, which Swift opens from the existential when calling run.
+        try run(model, sde: model.sdeSpec.make(), eps: model.sdeSpec.samplingEps)
     }
 
     func run<SDE: ForwardSDE>(_ model: MLPScore, sde: SDE, eps: Double) throws {

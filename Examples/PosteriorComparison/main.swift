@@ -149,7 +149,7 @@ struct PosteriorComparisonExample: ParsableCommand {
         let markers = try Tensor(rows: zip(posterior.weights, posterior.means).filter { $0.0 > 0.01 }.map { $0.1 })
         var panels = [Plot.scatter(exact, reference: markers, size: 300, bounds: bounds, title: "Exact posterior")]
 
-        let sde = try VESDE(N: steps)
+        let sde = try VESDE()
         let grid = try TimeGrid.uniform(steps: steps, from: sde.T, to: 1e-5)
         let base = GaussianMixtureScore(prior, diffusedBy: sde)
         func pc<S: ScoreModel>(_ name: String, _ score: S, constraint: (any SamplingConstraint)? = nil,

@@ -48,7 +48,7 @@ extension ScoreSDECommand {
             // Everything that can be wrong with the input fails here, before any work.
             let dataModel = try model.load()
             let sdeChoice = try sde.resolve(for: dataModel)
-            let built = try sdeChoice.make(steps: SamplerOptions.defaultSteps)
+            let built = try sdeChoice.make()
             let forward = built.forward
             let eps = self.eps ?? sdeChoice.defaultEps
             try checkEps(eps, for: forward)

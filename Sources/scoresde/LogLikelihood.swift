@@ -130,7 +130,7 @@ extension ScoreSDECommand {
             // Everything that can be wrong with the input fails here, before any work.
             let dataModel = try model.load()
             let sdeChoice = try sde.resolve(for: dataModel)
-            let built = try sdeChoice.make(steps: SamplerOptions.defaultSteps)
+            let built = try sdeChoice.make()
             let forward = built.forward
             // The model density is the probability flow's at eps: a learned model states its own.
             let eps = epsOption ?? dataModel.learned?.likelihoodEps ?? 1e-5

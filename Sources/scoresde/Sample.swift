@@ -92,7 +92,7 @@ extension ScoreSDECommand {
             let data = try model.load()
             let kind = sampler.resolved(latentGiven: latent != nil)
             let sdeChoice = try sde.resolve(for: data)
-            let built = try sdeChoice.make(steps: sampler.stepCount)
+            let built = try sdeChoice.make()
             let eps = sampler.eps(default: sdeChoice.defaultEps)
             try checkEps(eps, for: built.forward)
             let latents = try latent.map { try data.readRows($0, option: "--latent") }
@@ -163,8 +163,10 @@ extension ScoreSDECommand {
             case .pc:
                 let grid = try sampler.grid(for: forward, eps: eps)
                 let score = try classes.score(data, diffusedBy: forward, count: count)
-                let predictor = try pc.makePredictor(for: built)
-                let corrector = try pc.makeCorrector()
+                let predictor = try pc.makePredictor(for: built, steps: grid.steps)
+                let corrector = try pc.makeCorrector(steps: grid.steps)
+        try predictor.validate(grid: grid, sde: forward)
+        try corrector.validate(grid: grid, sde: forward)
                 let denoise = sampler.denoise ?? .lastMean
                 let (order, denoising) = (pc.orderName.order, denoise.denoising)
                 var settings = pc.stats(denoise: denoise)

@@ -296,13 +296,13 @@ extension ScoreSDECommand {
             switch kind {
             case .ve:
                 try reject([("--beta-min", betaMin), ("--beta-max", betaMax)])
-                let spec = SDESpec.ve(sigmaMin: sigmaMin ?? SDEOptions.defaultSigmaMin, sigmaMax: try sigmaMax ?? Self.largestDistance(x), N: 1000)
+                let spec = SDESpec.ve(sigmaMin: sigmaMin ?? SDEOptions.defaultSigmaMin, sigmaMax: try sigmaMax ?? Self.largestDistance(x))
                 _ = try spec.make()
                 return spec
             case .vp, .subvp:
                 try reject([("--sigma-min", sigmaMin), ("--sigma-max", sigmaMax)])
                 let (lo, hi) = (betaMin ?? SDEOptions.defaultBetaMin, betaMax ?? SDEOptions.defaultBetaMax)
-                let spec: SDESpec = kind == .vp ? .vp(betaMin: lo, betaMax: hi, N: 1000) : .subVP(betaMin: lo, betaMax: hi, N: 1000)
+                let spec: SDESpec = kind == .vp ? .vp(betaMin: lo, betaMax: hi) : .subVP(betaMin: lo, betaMax: hi)
                 _ = try spec.make()
                 return spec
             }
@@ -376,9 +376,9 @@ extension ScoreSDECommand {
             let storedKind: SDEName
             let storedSigma: (Double, Double)?, storedBeta: (Double, Double)?
             switch c.sde {
-            case .ve(let a, let b, _): (storedKind, storedSigma, storedBeta) = (.ve, (a, b), nil)
-            case .vp(let a, let b, _): (storedKind, storedSigma, storedBeta) = (.vp, nil, (a, b))
-            case .subVP(let a, let b, _): (storedKind, storedSigma, storedBeta) = (.subvp, nil, (a, b))
+            case .ve(let a, let b): (storedKind, storedSigma, storedBeta) = (.ve, (a, b), nil)
+            case .vp(let a, let b): (storedKind, storedSigma, storedBeta) = (.vp, nil, (a, b))
+            case .subVP(let a, let b): (storedKind, storedSigma, storedBeta) = (.subvp, nil, (a, b))
             }
             check("--sde", sde?.rawValue, storedKind.rawValue)
             for (option, given, stored) in [("--sigma-min", sigmaMin, storedSigma?.0), ("--sigma-max", sigmaMax, storedSigma?.1),

@@ -18,9 +18,9 @@ import Testing
     /// The SDE the CLI builds for `--sde name` with default parameters.
     static func sde(_ name: String) throws -> any ForwardSDE {
         switch name {
-        case "ve": return try VESDE(sigmaMin: 0.01, sigmaMax: 50, N: 1000)
-        case "vp": return try VPSDE(betaMin: 0.1, betaMax: 20, N: 1000)
-        default: return try SubVPSDE(betaMin: 0.1, betaMax: 20, N: 1000)
+        case "ve": return try VESDE(sigmaMin: 0.01, sigmaMax: 50)
+        case "vp": return try VPSDE(betaMin: 0.1, betaMax: 20)
+        default: return try SubVPSDE(betaMin: 0.1, betaMax: 20)
         }
     }
 

@@ -7,7 +7,7 @@ import Testing
 // the class-conditional mixture) and with a network trained on the labelled ring (its null label
 // learns the unconditional score, in the DSM-loss sense); labelled training data and resumes.
 
-private let vp = SDESpec.vp(betaMin: 0.1, betaMax: 20, N: 1000)
+private let vp = SDESpec.vp(betaMin: 0.1, betaMax: 20)
 
 @Suite("Class-conditional models and guidance")
 struct ClassConditionalTests {

@@ -83,9 +83,9 @@ struct PosteriorFit: CustomStringConvertible {
 
 /// VE (σ 0.01…50) reverse diffusion + Langevin(0.16), `steps` steps to eps = 1e-5: score_sde's inpainting setting.
 func sampleVEPC<S: ScoreModel>(_ score: S, sde: VESDE, constraint: (any SamplingConstraint)?, resampling: Resampling = .none,
-                               count: Int, seed: UInt64,
+                               steps: Int = 500, count: Int, seed: UInt64,
                                corrector: Bool = ProcessInfo.processInfo.environment["SCORESDE_MEASURE_NOCORRECTOR"] == nil) throws -> SamplingResult {
-    let grid = try TimeGrid.uniform(steps: sde.N, from: 1, to: 1e-5)
+    let grid = try TimeGrid.uniform(steps: steps, from: 1, to: 1e-5)
     var rng = RandomSource(seed: seed)
     if corrector {
         return try PCSampler(sde: sde, score: score, grid: grid, predictor: ReverseDiffusion(), corrector: try Langevin(snr: 0.16),
@@ -117,28 +117,28 @@ struct InverseProblem: Sendable {
 
     var posterior: FullCovarianceMixture { try! measurement.posterior(of: prior) }
 
-    func run(_ method: InverseMethod, sde: VESDE, count: Int, seed: UInt64) throws -> SamplingResult {
+    func run(_ method: InverseMethod, sde: VESDE, steps: Int = 500, count: Int, seed: UInt64) throws -> SamplingResult {
         let base = GaussianMixtureScore(prior, diffusedBy: sde)
         switch method {
         case .oracle:
-            return try sampleVEPC(FullCovarianceMixtureScore(posterior, diffusedBy: sde), sde: sde, constraint: nil, count: count, seed: seed)
-        case .replacePaper: return try sampleVEPC(base, sde: sde, constraint: constraint(.paper), count: count, seed: seed)
-        case .replaceReference: return try sampleVEPC(base, sde: sde, constraint: constraint(.reference), count: count, seed: seed)
+            return try sampleVEPC(FullCovarianceMixtureScore(posterior, diffusedBy: sde), sde: sde, constraint: nil, steps: steps, count: count, seed: seed)
+        case .replacePaper: return try sampleVEPC(base, sde: sde, constraint: constraint(.paper), steps: steps, count: count, seed: seed)
+        case .replaceReference: return try sampleVEPC(base, sde: sde, constraint: constraint(.reference), steps: steps, count: count, seed: seed)
         case .repaint:
-            return try sampleVEPC(base, sde: sde, constraint: constraint(.paper), resampling: Resampling(count: 4), count: count, seed: seed)
+            return try sampleVEPC(base, sde: sde, constraint: constraint(.paper), resampling: Resampling(count: 4), steps: steps, count: count, seed: seed)
         case .repaintLong:
             let rj = (ProcessInfo.processInfo.environment["SCORESDE_MEASURE_REPAINT"] ?? "4,50").split(separator: ",").map { Int($0)! }
-            return try sampleVEPC(base, sde: sde, constraint: constraint(.paper), resampling: Resampling(count: rj[0], jumpLength: rj[1]), count: count, seed: seed)
+            return try sampleVEPC(base, sde: sde, constraint: constraint(.paper), resampling: Resampling(count: rj[0], jumpLength: rj[1]), steps: steps, count: count, seed: seed)
         case .pigdm:
             let v = FullCovarianceMixture(prior).covariance.enumerated().map { $0.1[$0.0] }.mean()
             let guided = try MeasurementGuidedScore(base: base, sde: sde, measurement: measurement, likelihood: .pseudoinverse(dataVariance: v))
-            return try sampleVEPC(guided, sde: sde, constraint: nil, count: count, seed: seed)
+            return try sampleVEPC(guided, sde: sde, constraint: nil, steps: steps, count: count, seed: seed)
         case .tweedie:
             let guided = try MeasurementGuidedScore(base: base, sde: sde, measurement: measurement, likelihood: .tweedieCovariance)
-            return try sampleVEPC(guided, sde: sde, constraint: nil, count: count, seed: seed)
+            return try sampleVEPC(guided, sde: sde, constraint: nil, steps: steps, count: count, seed: seed)
         case .dps:
             let guided = try MeasurementGuidedScore(base: base, sde: sde, measurement: measurement, likelihood: .dps(stepScale: 1))
-            return try sampleVEPC(guided, sde: sde, constraint: nil, count: count, seed: seed)
+            return try sampleVEPC(guided, sde: sde, constraint: nil, steps: steps, count: count, seed: seed)
         }
     }
 }
@@ -186,12 +186,12 @@ struct InverseProblemBiasMeasurements {
         let count = Int(env["SCORESDE_MEASURE_COUNT"] ?? "") ?? 20000
         let steps = Int(env["SCORESDE_MEASURE_STEPS"] ?? "") ?? 1000
         let methods = env["SCORESDE_MEASURE_METHODS"].map { f in InverseMethod.allCases.filter { "\($0)".contains(f) || f.contains("\($0)") } } ?? InverseMethod.allCases
-        let sde = try VESDE(N: steps)
+        let sde = try VESDE()
         for problem in inverseProblems {
             if let f = env["SCORESDE_MEASURE_FILTER"], !problem.name.contains(f) { continue }
             for method in methods {
                 let start = Date()
-                let run = try problem.run(method, sde: sde, count: count, seed: 11)
+                let run = try problem.run(method, sde: sde, steps: steps, count: count, seed: 11)
                 let fit = PosteriorFit(run.samples, truth: problem.posterior, prior: problem.prior)
                 print(String(format: "FIT %@ | %@ | %.1fs NFE %d | ", problem.name, method.rawValue, Date().timeIntervalSince(start), run.scoreEvaluations) + fit.description)
             }
@@ -308,7 +308,7 @@ struct InverseProblemPosteriorTests {
 
     @Test("mode weights, component means and covariances within the measured bias of each method", arguments: cases)
     func posteriorFit(_ c: PosteriorCase) throws {
-        let run = try c.problem.run(c.method, sde: try VESDE(N: 500), count: c.count, seed: 21)
+        let run = try c.problem.run(c.method, sde: try VESDE(), count: c.count, seed: 21)
         expectPosteriorFit(run.samples, c.problem, c.allowance, c.testDescription)
     }
 }
@@ -361,14 +361,14 @@ func inpaint(_ combo: HookCombo, constraint: any SamplingConstraint, prior: Gaus
         case .none: return try go(NoPredictor())
         }
     }
-    return combo.vp ? try with(try VPSDE(N: steps), eps: 1e-3) : try with(try VESDE(N: steps), eps: 1e-5)
+    return combo.vp ? try with(try VPSDE(), eps: 1e-3) : try with(try VESDE(), eps: 1e-5)
 }
 
 @Suite("Inverse problems: the sampler hook")
 struct InverseProblemHookTests {
     @Test("a constraint that does nothing leaves sampling bit-identical (the hook adds no draws)")
     func noOpIsTransparent() throws {
-        let sde = try VESDE(N: 100)
+        let sde = try VESDE()
         let score = GaussianMixtureScore(.ring(), diffusedBy: sde)
         let grid = try TimeGrid.uniform(steps: 100, from: 1, to: 1e-5)
         for order in PCOrder.allCases {
@@ -386,7 +386,7 @@ struct InverseProblemHookTests {
 
     @Test("the hook runs at the start and after every corrector and predictor update, with state and update times")
     func phasesAndTimes() throws {
-        let sde = try VESDE(N: 4)
+        let sde = try VESDE()
         let grid = try TimeGrid.uniform(steps: 4, from: 1, to: 0.1)
         let log = PhaseLog()
         var rng = RandomSource(seed: 1)
@@ -431,7 +431,7 @@ struct InverseProblemHookTests {
 
     @Test("reference x_mean quirk: the returned unknown coordinates keep the last step's noise; paper: they are the update's mean")
     func referenceMeanQuirk() throws {
-        let sde = try VESDE(N: 200)
+        let sde = try VESDE()
         let grid = try TimeGrid.uniform(steps: 200, from: 1, to: 1e-5)
         let score = GaussianMixtureScore(.ring(), diffusedBy: sde)
         func run(_ c: ConstraintConvention, _ d: FinalDenoising) throws -> Tensor {
@@ -455,7 +455,7 @@ struct InverseProblemHookTests {
 
     @Test("Tweedie denoising with a constraint returns the observation in the known coordinates")
     func tweedieFinal() throws {
-        let sde = try VPSDE(N: 200)
+        let sde = try VPSDE()
         var rng = RandomSource(seed: 2)
         let x = try PCSampler(sde: sde, score: GaussianMixtureScore(.ring(), diffusedBy: sde), grid: try .uniform(steps: 200, from: 1, to: 1e-3),
                               predictor: EulerMaruyama(), corrector: NoCorrector(), denoising: .tweedie,
@@ -465,7 +465,7 @@ struct InverseProblemHookTests {
 
     @Test("noise-free linear measurement: the returned samples satisfy A x = y; per-sample observations")
     func linearMeasurementExact() throws {
-        let sde = try VESDE(N: 200)
+        let sde = try VESDE()
         let obs = try Tensor(shape: [300, 1], storage: (0 ..< 300).map { Double($0 % 3) })   // one observation per sample
         let ms = try LinearMeasurement(matrix: [[1, 0.5]], observation: obs)
         var rng = RandomSource(seed: 5)
@@ -480,7 +480,7 @@ struct InverseProblemHookTests {
         let m = ColorMixing.reference
         #expect(abs(m.greyGain - 3.0.squareRoot()) < 1e-6)
         let grey = try Tensor(shape: [1, 2, 2], storage: colourImageGrey)
-        let sde = try VESDE(N: 200)
+        let sde = try VESDE()
         var rng = RandomSource(seed: 6)
         let x = try PCSampler(sde: sde, score: GaussianMixtureScore(colourImagePrior, diffusedBy: sde), grid: try .uniform(steps: 200, from: 1, to: 1e-5),
                               predictor: ReverseDiffusion(), corrector: try Langevin(), constraint: try Colorization(grey: grey)).sample(count: 200, using: &rng).samples
@@ -498,7 +498,7 @@ struct InverseProblemHookTests {
 
     @Test("the hook works with a learned model (MLP): inpainting and Tweedie-moment guidance run and stay finite")
     func learnedModel() throws {
-        let sde = try VPSDE(N: 50)
+        let sde = try VPSDE()
         let model = try MLPScore(architecture: MLPArchitecture(rowShape: [2], hiddenWidth: 16, residualBlocks: 1, fourierFeatures: 8),
                                  sde: try SDESpec(sde), seed: 1)
         let grid = try TimeGrid.uniform(steps: 50, from: 1, to: 1e-3)
@@ -549,7 +549,7 @@ struct GuidanceTests {
 
     @Test("classifier guidance with w = 1 samples the class-conditional mixture (VE, RD + Langevin)")
     func classifierGuidedSampling() throws {
-        let sde = try VESDE(N: 1000), ring = GaussianMixture.ring()
+        let sde = try VESDE(), ring = GaussianMixture.ring()
         let guided = ClassifierGuidedScore(base: GaussianMixtureScore(ring, diffusedBy: sde),
                                            classifier: try GaussianMixtureClassifier(ring, diffusedBy: sde, labels: Self.labels, target: 1))
         var rng = RandomSource(seed: 12)
@@ -562,7 +562,7 @@ struct GuidanceTests {
 
     @Test("classifier-free guidance: w = 0 is the conditional model (and samples it); w > 0 is (1+w) s_c − w s_u")
     func classifierFree() throws {
-        let sde = try VPSDE(N: 1000), ring = GaussianMixture.ring()
+        let sde = try VPSDE(), ring = GaussianMixture.ring()
         let conditional = GaussianMixtureScore(try ring.restricted(to: [0, 2, 4, 6]), diffusedBy: sde)
         let unconditional = GaussianMixtureScore(ring, diffusedBy: sde)
         let x = tensor([[0.3, 4.2], [3, 3], [-4, 0.5]])
@@ -585,7 +585,7 @@ struct GuidanceTests {
 
     @Test("DPS guidance moves samples onto the measurement (residual much smaller than unguided)")
     func dpsReducesResidual() throws {
-        let sde = try VESDE(N: 300)
+        let sde = try VESDE()
         let base = GaussianMixtureScore(.ring(), diffusedBy: sde)
         let ms = try LinearMeasurement(matrix: [[1, 0.5]], observation: [3])
         let grid = try TimeGrid.uniform(steps: 300, from: 1, to: 1e-5)
@@ -608,7 +608,7 @@ struct GuidanceTests {
 @Suite("Inverse problems: bad input")
 struct InverseProblemBadInputTests {
     func sampler(_ constraint: any SamplingConstraint, dimension: Int = 2) throws -> (Tensor) throws -> Void {
-        let sde = try VESDE(N: 5)
+        let sde = try VESDE()
         let prior = dimension == 2 ? GaussianMixture.ring() : colourImagePrior
         let s = PCSampler(sde: sde, score: GaussianMixtureScore(prior, diffusedBy: sde), grid: try .uniform(steps: 5, from: 1, to: 1e-5),
                           predictor: ReverseDiffusion(), corrector: NoCorrector(), constraint: constraint)

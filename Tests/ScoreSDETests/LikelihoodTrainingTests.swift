@@ -6,7 +6,7 @@ import Testing
 // noise-prediction output, uniform dequantization and the dequantized likelihood against the
 // closed-form density of a mixture, and the bits/dim summary.
 
-private let vpSpec = SDESpec.vp(betaMin: 0.1, betaMax: 20, N: 1000)
+private let vpSpec = SDESpec.vp(betaMin: 0.1, betaMax: 20)
 
 @Suite("Likelihood-grade training")
 struct LikelihoodTrainingTests {

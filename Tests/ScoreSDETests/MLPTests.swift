@@ -6,9 +6,9 @@ import Testing
 // Jacobian–vector product against central finite differences, and consistency between the
 // inference path (time folded into biases, chunked rows) and the training path.
 
-private let vp = SDESpec.vp(betaMin: 0.1, betaMax: 20, N: 1000)
-private let ve = SDESpec.ve(sigmaMin: 0.01, sigmaMax: 50, N: 1000)
-private let subvp = SDESpec.subVP(betaMin: 0.1, betaMax: 20, N: 1000)
+private let vp = SDESpec.vp(betaMin: 0.1, betaMax: 20)
+private let ve = SDESpec.ve(sigmaMin: 0.01, sigmaMax: 50)
+private let subvp = SDESpec.subVP(betaMin: 0.1, betaMax: 20)
 
 /// Standard normals of one draw, `shape`.
 private func normals(_ shape: [Int], seed: UInt64) -> Tensor {

@@ -209,9 +209,10 @@ struct ODESamplerSamplingTests {
         }
     }
 
-    /// `denoise` adds one reverse-diffusion step at eps, written out per SDE: mean = (1 − f) x + G² s(x, eps)
-    /// (VE: f = 0, G² = σ_min² = 1e-4; VP: 1 − f = 2 − √(1 − β₀), G² = β₀ = 0.1/1000; sub-VP (Euler–Maruyama
-    /// form): f = −½ β(eps)/N, G² = β(eps)(1 − e^{−2β_min eps − (β_max − β_min) eps²})/N), and one more NFE.
+    /// `denoise` adds one reverse-diffusion step over the interval eps → 0, written out per SDE from the
+    /// forward transition 0 → eps: mean = (2 − r) x + v s(x, eps) with r = m(eps), v = its variance
+    /// (VE: r = 1, v = σ(eps)² — time 0 is clean data; VP: v = 1 − m(eps)²; sub-VP: v = (1 − m(eps)²)²),
+    /// and one more NFE.
     @Test(arguments: ODESamplerSDEKind.allCases)
     func denoiseIsOneReverseDiffusionStep(_ kind: ODESamplerSDEKind) throws {
         try denoise(kind.sde, kind)
@@ -224,22 +225,20 @@ struct ODESamplerSamplingTests {
         let plain = try ODESampler(sde: sde, score: score, eps: kind.eps, solver: solver(.rkf45, 1e-5)).decode(z)
         let den = try ODESampler(sde: sde, score: score, eps: kind.eps, solver: solver(.rkf45, 1e-5), denoise: true).decode(z)
         #expect(den.scoreEvaluations == plain.scoreEvaluations + 1)
-        #expect(den.statistics == plain.statistics)
-        let eps = kind.eps, n = 1000.0
+        #expect(den.statistics.integrator == plain.statistics.integrator)
+        let eps = kind.eps
+        let m = exp(-0.25 * eps * eps * 19.9 - 0.5 * eps * 0.1)
         let (xScale, g2): (Double, Double)
         switch kind {
-        case .ve: (xScale, g2) = (1, 0.01 * 0.01)
-        case .vp: let b = 0.1 / n; (xScale, g2) = (2 - (1 - b).squareRoot(), b)
-        case .subVP:
-            let beta = 0.1 + eps * 19.9
-            let discount = -expm1(-2 * 0.1 * eps - 19.9 * eps * eps)
-            (xScale, g2) = (1 + 0.5 * beta / n, beta * discount / n)
+        case .ve: let sigma = 0.01 * pow(5000, eps); (xScale, g2) = (1, sigma * sigma)
+        case .vp: (xScale, g2) = (2 - m, 1 - m * m)
+        case .subVP: (xScale, g2) = (2 - m, (1 - m * m) * (1 - m * m))
         }
         let s = try score.score(plain.states, at: eps)
         var expected = plain.states
         for i in 0 ..< expected.count { expected.storage[i] = xScale * plain.states.storage[i] + g2 * s.storage[i] }
         let diff = maxAbsDiff(den.states, expected)
-        #expect(diff <= 1e-12 * (1 + maxAbs(expected)), "\(kind): denoised vs (1 − f) x + G² s differ by \(diff)")
+        #expect(diff <= 1e-9 * (1 + maxAbs(expected)), "\(kind): denoised vs (2 − r) x + v s differ by \(diff)")
         // The step really moves the samples (by G²|s| ~ 1e-4 · 0.25/0.0625), so the check above can fail.
         #expect(maxAbsDiff(den.states, plain.states) > 1e-5)
         expectMatches(den.states, kind.ring(at: eps), bias: priorMismatch, "\(kind) denoised", checkCovariances: false)

@@ -10,11 +10,11 @@ enum SDECase: String, CaseIterable, Sendable, CustomTestStringConvertible {
     var sde: any ForwardSDE {
         switch self {
         case .veDefault: return try! VESDE()
-        case .veOther: return try! VESDE(sigmaMin: 0.05, sigmaMax: 10, N: 200)
+        case .veOther: return try! VESDE(sigmaMin: 0.05, sigmaMax: 10)
         case .vpDefault: return try! VPSDE()
-        case .vpOther: return try! VPSDE(betaMin: 0.5, betaMax: 8, N: 100)
+        case .vpOther: return try! VPSDE(betaMin: 0.5, betaMax: 8)
         case .subVPDefault: return try! SubVPSDE()
-        case .subVPOther: return try! SubVPSDE(betaMin: 0.5, betaMax: 8, N: 100)
+        case .subVPOther: return try! SubVPSDE(betaMin: 0.5, betaMax: 8)
         }
     }
 
@@ -214,20 +214,21 @@ struct SDETests {
 
     @Test("VE discrete sigmas = exp(linspace(log σmin, log σmax, N))", arguments: [1, 2, 10, 1000])
     func veDiscreteSigmas(N: Int) throws {
-        let sde = try VESDE(sigmaMin: 0.01, sigmaMax: 50, N: N)
+        let sde = try VESDE(sigmaMin: 0.01, sigmaMax: 50)
+        let tables = try ReferenceDiscretization(steps: N)
         let expected = Self.linspace(log(0.01), log(50), N).map { exp($0) }
         for i in 0 ..< N {
-            #expect(abs(sde.discreteSigma(i) - expected[i]) <= 1e-13 * expected[i], "N=\(N) i=\(i): \(sde.discreteSigma(i)) vs \(expected[i])")
+            #expect(abs(tables.sigma(sde, i) - expected[i]) <= 1e-13 * expected[i], "N=\(N) i=\(i): \(tables.sigma(sde, i)) vs \(expected[i])")
         }
     }
 
     @Test("VP discrete betas = linspace(βmin/N, βmax/N, N)", arguments: [1, 2, 10, 1000])
     func vpDiscreteBetas(N: Int) throws {
         let betaMax = min(20, 0.9 * Double(N))   // βmax/N < 1 is required
-        let sde = try VPSDE(betaMin: 0.1, betaMax: betaMax, N: N)
+        let tables = try ReferenceDiscretization(steps: N)
         let expected = Self.linspace(0.1 / Double(N), betaMax / Double(N), N)
         for i in 0 ..< N {
-            #expect(abs(sde.discreteBeta(i) - expected[i]) <= 1e-15 * max(expected[i], 1e-3))
+            #expect(abs(tables.beta(0.1, betaMax, i) - expected[i]) <= 1e-15 * max(expected[i], 1e-3))
         }
     }
 
@@ -237,42 +238,43 @@ struct SDETests {
     func discreteForms(t: Double) throws {
         let N = 1000
         let i = Int((t * Double(N - 1) / 1).rounded(.down))
+        let ref = try ReferenceDiscretization(steps: N)
         // VE
         let ve = try VESDE()
         let sigmas = Self.linspace(log(0.01), log(50), N).map { exp($0) }
         let sigma = sigmas[i], adj = i == 0 ? 0 : sigmas[i - 1]
-        #expect(ve.timestep(at: t) == i)
-        let (vf, vG) = ve.discretize(at: t)
+        #expect(ref.index(at: t, T: 1) == i)
+        let (vf, vG) = ref.discretize(ve, at: t)
         #expect(vf == 0)
         #expect(abs(vG - (sigma * sigma - adj * adj).squareRoot()) <= 1e-12 * vG)
-        let va = ve.ancestralCoefficients(at: t)
+        let va = ref.ancestralCoefficients(ve, at: t)
         #expect(va.xScale == 1)
         #expect(abs(va.scoreScale - (sigma * sigma - adj * adj)) <= 1e-12 * va.scoreScale)
         let veNoise = (adj * adj * (sigma * sigma - adj * adj) / (sigma * sigma)).squareRoot()
         #expect(abs(va.noise - veNoise) <= 1e-12 * max(veNoise, 1e-300))
-        #expect(ve.langevinAlpha(at: t) == 1 && ve.cumulativeLangevinAlpha(at: t) == 1)
+        #expect(ref.langevinAlpha(ve, at: t) == 1 && ref.cumulativeLangevinAlpha(ve, at: t) == 1)
         // VP
         let vp = try VPSDE()
         let betas = Self.linspace(0.1 / Double(N), 20 / Double(N), N)
         let beta = betas[i]
-        let (pf, pG) = vp.discretize(at: t)
+        let (pf, pG) = ref.discretize(vp, at: t)
         #expect(abs(pf - ((1 - beta).squareRoot() - 1)) <= 1e-15)
         #expect(abs(pG - beta.squareRoot()) <= 1e-15)
-        let pa = vp.ancestralCoefficients(at: t)
+        let pa = ref.ancestralCoefficients(vp, at: t)
         #expect(abs(pa.xScale - 1 / (1 - beta).squareRoot()) <= 1e-14)
         #expect(abs(pa.scoreScale - beta / (1 - beta).squareRoot()) <= 1e-15)
         #expect(abs(pa.noise - beta.squareRoot()) <= 1e-15)
-        #expect(abs(vp.langevinAlpha(at: t) - (1 - beta)) <= 1e-15)
+        #expect(abs(ref.langevinAlpha(vp, at: t) - (1 - beta)) <= 1e-15)
         let cumulative = betas[0 ... i].reduce(1.0) { $0 * (1 - $1) }
-        #expect(abs(vp.cumulativeLangevinAlpha(at: t) - cumulative) <= 1e-12 * cumulative)
+        #expect(abs(ref.cumulativeLangevinAlpha(vp, at: t) - cumulative) <= 1e-12 * cumulative)
         // sub-VP: Euler–Maruyama discretize with dt = 1/N, α as VP.
         let sub = try SubVPSDE()
         let e = SDECase.subVPDefault.closedForm(t)
-        let (sf, sG) = sub.discretize(at: t)
+        let (sf, sG) = ref.discretize(sub, at: t)
         #expect(abs(sf - e.a / Double(N)) <= 1e-15)
         #expect(abs(sG - e.g / Double(N).squareRoot()) <= 1e-13 * max(sG, 1e-300))
-        #expect(abs(sub.langevinAlpha(at: t) - (1 - beta)) <= 1e-15)
-        #expect(abs(sub.cumulativeLangevinAlpha(at: t) - cumulative) <= 1e-12 * cumulative)
+        #expect(abs(ref.langevinAlpha(sub, at: t) - (1 - beta)) <= 1e-15)
+        #expect(abs(ref.cumulativeLangevinAlpha(sub, at: t) - cumulative) <= 1e-12 * cumulative)
     }
 
     struct InvalidCase: Sendable, CustomTestStringConvertible {
@@ -294,11 +296,17 @@ struct SDETests {
         add("VE σmin NaN", "sigmaMin") { _ = try VESDE(sigmaMin: .nan) }
         add("VE σmax NaN", "sigmaMax") { _ = try VESDE(sigmaMax: .nan) }
         add("VE σmax inf", "sigmaMax") { _ = try VESDE(sigmaMax: .infinity) }
-        add("VE N = 0", "steps N") { _ = try VESDE(N: 0) }
-        add("VE N < 0", "steps N") { _ = try VESDE(N: -3) }
+        add("reference N = 0", "N >= 1") { _ = try ReferenceDiscretization(steps: 0) }
+        add("reference N < 0", "N >= 1") { _ = try ReferenceDiscretization(steps: -3) }
+        add("reference VP βmax/N ≥ 1", "betaMax / N") {
+            try ReferenceDiscretization(steps: 10).validate(grid: try .uniform(steps: 10, from: 1, to: 1e-3), sde: try VPSDE())
+        }
+        add("reference on a foreign grid", "only valid on its own grid") {
+            try ReferenceDiscretization(steps: 1000).validate(grid: try .uniform(steps: 100, from: 1, to: 1e-3), sde: try VPSDE())
+        }
         let makers: [(String, @Sendable (Double, Double, Int) throws -> Void)] = [
-            ("VP", { a, b, n in _ = try VPSDE(betaMin: a, betaMax: b, N: n) }),
-            ("subVP", { a, b, n in _ = try SubVPSDE(betaMin: a, betaMax: b, N: n) }),
+            ("VP", { a, b, n in _ = try VPSDE(betaMin: a, betaMax: b) }),
+            ("subVP", { a, b, n in _ = try SubVPSDE(betaMin: a, betaMax: b) }),
         ]
         for (name, make) in makers {
             add("\(name) βmin = 0", "betaMin") { try make(0, 20, 1000) }
@@ -308,8 +316,6 @@ struct SDETests {
             add("\(name) βmin > βmax", "betaMax") { try make(5, 1, 1000) }
             add("\(name) βmax NaN", "betaMax") { try make(0.1, .nan, 1000) }
             add("\(name) βmax inf", "betaMax") { try make(0.1, .infinity, 1000) }
-            add("\(name) N = 0", "steps N") { try make(0.1, 20, 0) }
-            add("\(name) βmax/N ≥ 1", "betaMax / N") { try make(0.1, 20, 10) }
         }
         return cases
     }()
@@ -326,7 +332,7 @@ struct SDETests {
     /// (N − 1)·eps < 1 (true for the reference's N = 1000 with eps = 1e-3 or 1e-5; N = 2000 with
     /// eps = 1e-3 is outside, and the reference itself repeats an index there). In that domain our
     /// uniform grid (a step taken at each interval's start) must visit the same indices; checked
-    /// with an index computed here and with the library's `timestep(at:)`.
+    /// with an index computed here and with `ReferenceDiscretization.index(at:T:)`.
     @Test("the uniform TimeGrid visits discrete indices N−1…0 exactly once",
           arguments: zip([1, 1, 2, 3, 10, 100, 999, 999, 1000, 1000, 2000], [1e-3, 1e-5, 1e-3, 1e-3, 1e-3, 1e-5, 1e-3, 1e-5, 1e-3, 1e-5, 1e-5]))
     func gridVisitsEveryIndex(N: Int, eps: Double) throws {
@@ -338,8 +344,8 @@ struct SDETests {
         let expected = Array((0 ..< N).reversed())
         let firstWrong = visited.indices.first { visited[$0] != expected[$0] }
         #expect(firstWrong == nil, "N=\(N) eps=\(eps): step \(firstWrong ?? -1) at t = \(grid.intervals[firstWrong ?? 0].t) uses index \(visited[firstWrong ?? 0]) instead of \(expected[firstWrong ?? 0]); index 0 visited \(visited.filter { $0 == 0 }.count) times")
-        let vp = try VPSDE(betaMin: 0.1, betaMax: 0.5, N: N)
-        #expect(grid.intervals.map { vp.timestep(at: $0.t) } == visited)   // the library's index rule is the reference's
+        let vp = try VPSDE(betaMin: 0.1, betaMax: 0.5)
+        #expect(grid.intervals.map { try! ReferenceDiscretization(steps: N).index(at: $0.t, T: vp.T) } == visited)   // the library's index rule is the reference's
         // The reference's own grid has the property in this domain.
         let ref = Self.linspace(1, eps, N).map { Int(($0 * Double(N - 1)).rounded(.down)) }
         #expect(ref == expected)

@@ -55,9 +55,9 @@ func runCombo(_ combo: SamplerCombo, _ mixture: GaussianMixture, count: Int, see
             : try general(sde)
     }
     switch combo.sde {
-    case .ve: return try ancestral(try VESDE(N: steps))
-    case .vp: return try ancestral(try VPSDE(N: steps))
-    case .subVP: return try general(try SubVPSDE(N: steps))
+    case .ve: return try ancestral(try VESDE())
+    case .vp: return try ancestral(try VPSDE())
+    case .subVP: return try general(try SubVPSDE())
     }
 }
 
@@ -320,15 +320,15 @@ struct SamplerTests {
 /// Heun's method on the probability-flow ODE, dx = [f − ½ g² s] dt: a second-order, deterministic
 /// predictor built only from the public `Predictor` / `ReverseProcess` API (2 NFE per step).
 struct HeunProbabilityFlow: Predictor {
-    func step(_ x: inout Tensor, from t: Double, to next: Double,
-              along reverse: some ReverseProcess, using rng: inout RandomSource) throws -> Tensor {
+    func step(_ x: inout Tensor, mean: inout Tensor, state: inout Void, from t: Double, to next: Double,
+              along reverse: some ReverseProcess, using rng: inout RandomSource) throws {
         let dt = next - t
         let d1 = try reverse.drift(x, at: t, probabilityFlow: true)
         let euler = x.adding(d1, scaledBy: dt)
         let d2 = try reverse.drift(euler, at: next, probabilityFlow: true)
         x.add(d1, scaledBy: 0.5 * dt)
         x.add(d2, scaledBy: 0.5 * dt)
-        return x
+        mean = x
     }
 }
 
@@ -337,7 +337,7 @@ struct HeunProbabilityFlow: Predictor {
 struct FixedFractionLangevin: Corrector {
     var delta: Double
     var steps: Int
-    func correct(_ x: inout Tensor, at t: Double, along reverse: some ReverseProcess, using rng: inout RandomSource) throws {
+    func correct(_ x: inout Tensor, at t: Double, next: Double, along reverse: some ReverseProcess, using rng: inout RandomSource) throws {
         let s = reverse.sde.marginal(at: t).std
         let eps = delta * s * s
         for _ in 0 ..< steps {

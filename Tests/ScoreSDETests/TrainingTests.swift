@@ -42,7 +42,7 @@ private func removeTemp(_ paths: String...) {
     for p in paths { try? FileManager.default.removeItem(atPath: URL(fileURLWithPath: p).deletingLastPathComponent().path) }
 }
 
-private func smallConfig(seed: UInt64 = 5, sde: SDESpec = .vp(betaMin: 0.1, betaMax: 20, N: 1000)) -> TrainingConfiguration {
+private func smallConfig(seed: UInt64 = 5, sde: SDESpec = .vp(betaMin: 0.1, betaMax: 20)) -> TrainingConfiguration {
     TrainingConfiguration(sde: sde, architecture: MLPArchitecture(rowShape: [2], hiddenWidth: 16, residualBlocks: 1, fourierFeatures: 4),
                           seed: seed, batchSize: 32, learningRate: 1e-3, warmup: 5, gradClip: 1, emaRate: 0.99, reduceMean: true)
 }
@@ -58,9 +58,9 @@ struct TrainingTests {
     /// (seed-fixed) t and z: the exact score beats exact ± δ and 0.8 × exact, and
     /// `(L(s+δ) + L(s−δ))/2 − L(s) = mean_r k λ(t_r) |δ|²` exactly (the cross terms cancel).
     @Test("DSM loss: the exact mixture score beats perturbed scores on the same t and z",
-          arguments: [(SDESpec.vp(betaMin: 0.1, betaMax: 20, N: 1000), false, true), (.vp(betaMin: 0.1, betaMax: 20, N: 1000), true, false),
-                      (.ve(sigmaMin: 0.01, sigmaMax: 10, N: 1000), false, false), (.ve(sigmaMin: 0.01, sigmaMax: 10, N: 1000), true, true),
-                      (.subVP(betaMin: 0.1, betaMax: 20, N: 1000), false, true)])
+          arguments: [(SDESpec.vp(betaMin: 0.1, betaMax: 20), false, true), (.vp(betaMin: 0.1, betaMax: 20), true, false),
+                      (.ve(sigmaMin: 0.01, sigmaMax: 10), false, false), (.ve(sigmaMin: 0.01, sigmaMax: 10), true, true),
+                      (.subVP(betaMin: 0.1, betaMax: 20), false, true)])
     func exactScoreMinimizesDSM(_ spec: SDESpec, _ likelihoodWeighting: Bool, _ reduceMean: Bool) throws {
         let sde = try spec.make()
         let loss = try DSMLoss(sde: sde, reduceMean: reduceMean, likelihoodWeighting: likelihoodWeighting)
@@ -151,7 +151,7 @@ struct TrainingTests {
     @Test("a short training run lowers the loss and learns the modes of a 3-mode mixture")
     func trainingLearnsMixture() throws {
         let steps = 500
-        let spec = SDESpec.vp(betaMin: 0.1, betaMax: 20, N: 1000)
+        let spec = SDESpec.vp(betaMin: 0.1, betaMax: 20)
         let config = TrainingConfiguration(sde: spec, architecture: MLPArchitecture(rowShape: [2], hiddenWidth: 48, residualBlocks: 2, fourierFeatures: 16),
                                            seed: 1, batchSize: 128, learningRate: 2e-3, warmup: 50, gradClip: 1, emaRate: 0.999, reduceMean: true)
         let trainer = try Trainer(configuration: config, data: mixtureData(4000, seed: 11))
@@ -210,7 +210,7 @@ struct TrainingTests {
     @Test("checkpoints: metadata, EMA/raw loading, weights files, other data and corrupt files")
     func checkpointFiles() throws {
         let data = mixtureData(200, seed: 8)
-        var config = smallConfig(sde: .ve(sigmaMin: 0.01, sigmaMax: 8, N: 500))
+        var config = smallConfig(sde: .ve(sigmaMin: 0.01, sigmaMax: 8))
         config.dataScaling = try DataScaling(scale: 0.5, shift: 1)
         let trainer = try Trainer(configuration: config, data: data)
         try trainer.train(steps: 6)
@@ -221,7 +221,7 @@ struct TrainingTests {
         let file = try Safetensors.read(path)
         let meta = file.metadata
         #expect(meta["format"] == "scoresde.mlp" && meta["format.content"] == "checkpoint" && meta["train.step"] == "6")
-        #expect(meta["sde"] == "ve" && meta["sde.sigma_max"] == "8.0" && meta["sde.N"] == "500")
+        #expect(meta["sde"] == "ve" && meta["sde.sigma_max"] == "8.0" && meta["sde.N"] == nil)
         #expect(meta["model.row_shape"] == "2" && meta["model.hidden_width"] == "16" && meta["model.parameterization"] == "scaled_by_sigma")
         #expect(meta["data.scale"] == "0.5" && meta["data.shift"] == "1.0" && meta["train.ema_rate"] == "0.99")
         #expect(file.tensors.allSatisfy { $0.dtype == .f64 })

@@ -9,8 +9,21 @@
 public struct Tensor: Equatable, Sendable, CustomStringConvertible {
     /// The full shape: rows first.
     public private(set) var shape: [Int]
-    /// Contiguous row-major storage, `shape.reduce(1, *)` elements.
-    public var storage: [Double]
+    /// Contiguous row-major storage, `shape.reduce(1, *)` elements. Values may be changed in place;
+    /// changing the length traps (the shape and every unsafe loop rely on it).
+    public var storage: [Double] {
+        get { values }
+        _modify {
+            let n = values.count
+            yield &values
+            precondition(values.count == n, "Tensor.storage: the number of values must stay \(n) (shape \(shape)); reshape instead")
+        }
+        set {
+            precondition(newValue.count == values.count, "Tensor.storage: the number of values must stay \(values.count) (shape \(shape)); reshape instead")
+            values = newValue
+        }
+    }
+    @usableFromInline var values: [Double]
 
     /// Creates a tensor from its shape and storage; throws when they disagree.
     public init(shape: [Int], storage: [Double]) throws {
@@ -21,14 +34,14 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
             throw ScoreSDEError.shapeMismatch("shape \(shape) holds \(shape.reduce(1, *)) values but \(storage.count) were given")
         }
         self.shape = shape
-        self.storage = storage
+        self.values = storage
     }
 
     /// Internal unchecked initializer for shapes that are correct by construction.
     init(uncheckedShape shape: [Int], storage: [Double]) {
         precondition(shape.reduce(1, *) == storage.count, "Tensor: shape \(shape) does not match \(storage.count) values")
         self.shape = shape
-        self.storage = storage
+        self.values = storage
     }
 
     /// A tensor of zeros.

@@ -32,8 +32,7 @@ public struct ClassifierGuidedScore<Base: ScoreModel, Classifier: NoisyClassifie
     }
 
     public var rowShape: [Int]? { base.rowShape }
-
-    /// The base model's passes plus one for the classifier gradient.
+    /// The base model's passes plus one for the classifier's gradient.
     public var passesPerEvaluation: Int { base.passesPerEvaluation + 1 }
 
     public func score(_ x: Tensor, at t: Double) throws -> Tensor {
@@ -163,11 +162,8 @@ public struct ClassifierFreeGuidance<Conditional: ScoreModel, Unconditional: Sco
     }
 
     public var rowShape: [Int]? { conditional.rowShape ?? unconditional.rowShape }
-
-    /// Both models' passes (the conditional one alone at `scale == 0`).
-    public var passesPerEvaluation: Int {
-        conditional.passesPerEvaluation + (scale == 0 ? 0 : unconditional.passesPerEvaluation)
-    }
+    /// Both models' passes (the conditional one's alone at `scale = 0`).
+    public var passesPerEvaluation: Int { conditional.passesPerEvaluation + (scale == 0 ? 0 : unconditional.passesPerEvaluation) }
 
     public func score(_ x: Tensor, at t: Double) throws -> Tensor {
         guard scale.isFinite else { throw ScoreSDEError.invalidArgument("the guidance scale must be finite (got \(scale))") }
@@ -223,8 +219,9 @@ public enum MeasurementLikelihood: Sendable, Equatable {
 /// ``MeasurementLikelihood`` approximations. A ``ScoreModel``, so it works with every predictor
 /// and corrector (and the ODE sampler), no constraint needed.
 ///
-/// Cost per call: 2 model evaluations (score, then a JVP along `Aᵀ w`), plus `m` JVPs for
-/// `.tweedieCovariance`. The sampler counts one NFE per call.
+/// Cost per call (``passesPerEvaluation``): 2 model passes (score, then a JVP along `Aᵀ w`; 1 for
+/// the Jacobian-free ΠGDM), plus `m` JVPs for `.tweedieCovariance`. The sampler counts one NFE and
+/// these passes per call.
 public struct MeasurementGuidedScore<Base: ScoreJacobianProviding>: ScoreModel {
     public let base: Base
     public let sde: any ForwardSDE
@@ -250,6 +247,14 @@ public struct MeasurementGuidedScore<Base: ScoreJacobianProviding>: ScoreModel {
     }
 
     public var rowShape: [Int]? { base.rowShape }
+    /// The score and one JVP (none for the Jacobian-free ΠGDM), plus `m` JVPs for `.tweedieCovariance`.
+    public var passesPerEvaluation: Int {
+        switch likelihood {
+        case .tweedieCovariance: return 2 + measurement.measurements
+        case .pseudoinverse(_, true): return 1
+        default: return 2
+        }
+    }
 
     public func score(_ x: Tensor, at t: Double) throws -> Tensor {
         let ms = measurement, m = ms.measurements, d = ms.dimension, n = x.rows

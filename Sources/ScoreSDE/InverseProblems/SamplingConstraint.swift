@@ -78,6 +78,7 @@ public struct ConditionedReverseProcess<Base: ReverseProcess>: ReverseProcess {
 
     public var sde: Base.SDE { base.sde }
     public var scoreEvaluations: Int { base.scoreEvaluations }
+    public var modelPasses: Int { base.modelPasses }
 
     public func score(_ x: Tensor, at t: Double) throws -> Tensor {
         var s = try base.score(x, at: t)

@@ -12,34 +12,28 @@ import RealModule
 public protocol ForwardSDE: Sendable {
     /// End time of the forward process (1 for the built-in SDEs).
     var T: Double { get }
-    /// Number of discretization steps `N` of the reference's discrete forms.
-    var N: Int { get }
     /// The drift coefficient `a(t)` in `f(x, t) = a(t) x`.
     func driftCoefficient(at t: Double) -> Double
     /// The diffusion coefficient `g(t)`.
     func diffusion(at t: Double) -> Double
     /// The perturbation kernel: `x(t) | x(0) ~ N(meanScale · x(0), std² I)`.
     func marginal(at t: Double) -> (meanScale: Double, std: Double)
+    /// The transition kernel between two times `s < t`: `x(t) | x(s) ~ N(scale · x(s), variance · I)`.
+    /// Every interval-based step reads its coefficients from this (and `marginal`), so any time grid
+    /// is a correct discretization. The default derives it from `marginal`; SDEs override it where a
+    /// closed form keeps more digits for short intervals.
+    func transition(from s: Double, to t: Double) -> (scale: Double, variance: Double)
     /// Standard deviation of the (isotropic, zero-mean Gaussian) prior at `T`.
     var priorStd: Double { get }
-    /// The reference's discrete form at time `t`: `x_{i+1} = x_i + f_i(x_i) + G_i z_i` with
-    /// `f_i(x) = driftScale · x`.
-    func discretize(at t: Double) -> (driftScale: Double, G: Double)
-    /// The per-step `α_i` that scales the Langevin corrector's step (1 for VE; `1 − β_i` for VP).
-    func langevinAlpha(at t: Double) -> Double
-    /// The cumulative `ᾱ_i = ∏_{j≤i} (1 − β_j)` used by the paper's Algorithm 5 (1 for VE).
-    func cumulativeLangevinAlpha(at t: Double) -> Double
 }
 
 extension ForwardSDE {
-    /// Default discretization: Euler–Maruyama with `dt = T/N`.
-    public func discretize(at t: Double) -> (driftScale: Double, G: Double) {
-        let dt = T / Double(N)
-        return (driftCoefficient(at: t) * dt, diffusion(at: t) * dt.squareRoot())
+    /// `scale = m(t)/m(s)`, `variance = std(t)² − scale² std(s)²` (clamped at 0).
+    public func transition(from s: Double, to t: Double) -> (scale: Double, variance: Double) {
+        let (ms, ss) = marginal(at: s), (mt, st) = marginal(at: t)
+        let r = mt / ms
+        return (r, max(0, st * st - r * r * ss * ss))
     }
-
-    public func langevinAlpha(at t: Double) -> Double { 1 }
-    public func cumulativeLangevinAlpha(at t: Double) -> Double { 1 }
 
     /// The drift `f(x, t)` on a batch.
     public func drift(_ x: Tensor, at t: Double) -> Tensor { x.scaled(by: driftCoefficient(at: t)) }
@@ -56,24 +50,16 @@ extension ForwardSDE {
         let d = Double(x.rowSize), s2 = priorStd * priorStd
         return x.rowNorms().map { n in -0.5 * d * Foundation.log(2 * Double.pi * s2) - n * n / (2 * s2) }
     }
-
-    /// The discrete step index the reference uses at `t`: `⌊t (N − 1) / T⌋`, clamped to `0..<N`.
-    public func timestep(at t: Double) -> Int {
-        min(N - 1, max(0, Int((t * Double(N - 1) / T).rounded(.down))))
-    }
 }
 
-/// An SDE with the discrete schedule that ancestral sampling needs (VE: SMLD, VP: DDPM).
+/// An SDE with an ancestral (posterior-style) sampling step: SMLD for VE, DDPM for VP.
 /// Sub-VP has none, so `AncestralSampling(for: SubVPSDE(...))` does not compile.
 public protocol AncestralSamplable: ForwardSDE {
-    /// One ancestral step at `t`: `mean = xScale · x + scoreScale · s`, then `x = mean + noise · z`.
-    func ancestralCoefficients(at t: Double) -> (xScale: Double, scoreScale: Double, noise: Double)
+    /// One ancestral step over `t → next`: `mean = xScale · x + scoreScale · s`, then
+    /// `x = mean + noise · z`, with coefficients from the interval.
+    func ancestralCoefficients(from t: Double, to next: Double) -> (xScale: Double, scoreScale: Double, noise: Double)
 }
 
 func requireParameter(_ ok: Bool, _ message: @autoclosure () -> String) throws {
     if !ok { throw ScoreSDEError.invalidArgument(message()) }
-}
-
-func validateSteps(_ N: Int) throws {
-    try requireParameter(N >= 1, "the number of discretization steps N must be >= 1 (got \(N)); the reference uses 1000")
 }

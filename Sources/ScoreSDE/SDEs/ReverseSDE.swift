@@ -12,8 +12,11 @@ public protocol ReverseProcess {
     var sde: SDE { get }
     /// The score at `t` of every row of `x` (counted as one evaluation).
     func score(_ x: Tensor, at t: Double) throws -> Tensor
-    /// Number of batched score evaluations so far.
+    /// Number of batched score evaluations so far (NFE).
     var scoreEvaluations: Int { get }
+    /// Number of model passes so far: a guided score costs several per evaluation (its
+    /// ``ScoreModel/passesPerEvaluation``), a Jacobian–vector product counts its own.
+    var modelPasses: Int { get }
 }
 
 extension ReverseProcess {
@@ -31,41 +34,83 @@ extension ReverseProcess {
     }
 }
 
-/// A forward SDE reversed with a score model. `batchSize` bounds the rows of one model call
-/// (memory); results never depend on it.
-public final class ReverseSDE<SDE: ForwardSDE, Score: ScoreModel>: ReverseProcess {
-    public let sde: SDE
-    public let model: Score
-    public let batchSize: Int?
+/// The one place score evaluations and model passes are counted: every model call of a sampler,
+/// ODE solve or likelihood goes through a ``ReverseSDE`` that owns one of these. Thread-safe.
+public final class EvaluationCounter: @unchecked Sendable {
     private let lock = NSLock()
-    private var evaluations = 0
+    private var evaluations = 0, passes = 0
 
-    public init(sde: SDE, score model: Score, batchSize: Int? = nil) {
-        self.sde = sde; self.model = model; self.batchSize = batchSize
+    public init() {}
+
+    /// Records `evaluations` batched score calls costing `passes` model passes in all.
+    public func record(evaluations e: Int, passes p: Int) {
+        lock.lock(); evaluations += e; passes += p; lock.unlock()
     }
 
     public var scoreEvaluations: Int { lock.lock(); defer { lock.unlock() }; return evaluations }
+    public var modelPasses: Int { lock.lock(); defer { lock.unlock() }; return passes }
+}
 
-    /// Adds `n` to the evaluation count (for callers that evaluate the model directly, e.g. JVPs).
-    public func countEvaluations(_ n: Int = 1) { lock.lock(); evaluations += n; lock.unlock() }
+/// A forward SDE reversed with a score model. `batchSize` bounds the rows of one model call
+/// (memory); results never depend on it. It owns the run's ``EvaluationCounter`` and a reusable
+/// score buffer, so a step that drops its score before the next call allocates nothing.
+public final class ReverseSDE<SDE: ForwardSDE, Score: ScoreModel>: ReverseProcess, @unchecked Sendable {
+    public let sde: SDE
+    public let model: Score
+    public let batchSize: Int?
+    public let counter: EvaluationCounter
+    private let lock = NSLock()
+    private var spare: Tensor?
 
-    public func score(_ x: Tensor, at t: Double) throws -> Tensor {
-        countEvaluations()
-        guard let b = batchSize, b < x.rows else { return try checked(model.score(x, at: t), x, t) }
-        var parts = [Tensor]()
-        var lo = 0
-        while lo < x.rows {
-            let hi = min(x.rows, lo + b)
-            parts.append(try model.score(x.rows(lo ..< hi), at: t))
-            lo = hi
-        }
-        return try checked(Tensor.concatenating(parts), x, t)
+    public init(sde: SDE, score model: Score, batchSize: Int? = nil, counter: EvaluationCounter = EvaluationCounter()) {
+        self.sde = sde; self.model = model; self.batchSize = batchSize; self.counter = counter
     }
 
-    private func checked(_ s: Tensor, _ x: Tensor, _ t: Double) throws -> Tensor {
+    public var scoreEvaluations: Int { counter.scoreEvaluations }
+    public var modelPasses: Int { counter.modelPasses }
+
+    /// Records `n` evaluations made directly on the model (e.g. a score with its Jacobian–vector
+    /// product) costing `passes` model passes in all (default `n` × the model's passes).
+    public func countEvaluations(_ n: Int = 1, passes: Int? = nil) {
+        counter.record(evaluations: n, passes: passes ?? n * model.passesPerEvaluation)
+    }
+
+    public func score(_ x: Tensor, at t: Double) throws -> Tensor {
+        lock.lock(); var out = spare ?? Tensor(zeros: x.shape); spare = nil; lock.unlock()
+        if out.shape != x.shape { out = Tensor(zeros: x.shape) }
+        try score(x, at: t, into: &out)
+        lock.lock(); spare = out; lock.unlock()   // shared with the caller until it drops its copy
+        return out
+    }
+
+    /// The score written into `out` (shaped like `x`); one counted evaluation.
+    public func score(_ x: Tensor, at t: Double, into out: inout Tensor) throws {
+        countEvaluations()
+        if out.shape != x.shape { out = Tensor(zeros: x.shape) }
+        guard let b = batchSize, b < x.rows else {
+            try model.score(x, at: t, into: &out)
+            return try check(out, x)
+        }
+        var lo = 0
+        let d = x.rowSize
+        while lo < x.rows {
+            let hi = min(x.rows, lo + b)
+            let part = try model.score(x.rows(lo ..< hi), at: t)
+            guard part.count == (hi - lo) * d else {
+                throw ScoreSDEError.shapeMismatch("the score model returned shape \(part.shape) for input rows of shape \(x.rowShape)")
+            }
+            out.values.withUnsafeMutableBufferPointer { o in
+                part.values.withUnsafeBufferPointer { p in
+                    (o.baseAddress! + lo * d).update(from: p.baseAddress!, count: p.count)
+                }
+            }
+            lo = hi
+        }
+    }
+
+    private func check(_ s: Tensor, _ x: Tensor) throws {
         guard s.shape == x.shape else {
             throw ScoreSDEError.shapeMismatch("the score model returned shape \(s.shape) for input \(x.shape)")
         }
-        return s
     }
 }

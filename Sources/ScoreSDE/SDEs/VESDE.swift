@@ -7,20 +7,19 @@ import RealModule
 /// variance `σ(t)² − σmin²`.
 ///
 /// Supports: every predictor (ancestral: SMLD form), both correctors.
-/// Reference: Song et al. 2021, eq. (30); defaults σmin = 0.01, σmax = 50, N = 1000.
+/// Reference: Song et al. 2021, eq. (30); defaults σmin = 0.01, σmax = 50. The reference's discrete
+/// sigmas (`N` of them) are ``ReferenceDiscretization``'s business, not the SDE's.
 public struct VESDE: AncestralSamplable, Equatable {
     public let sigmaMin: Double
     public let sigmaMax: Double
-    public let N: Int
     public var T: Double { 1 }
     let logRatio: Double
 
-    /// - Throws: `invalidArgument` unless `0 < sigmaMin < sigmaMax` (finite) and `N >= 1`.
-    public init(sigmaMin: Double = 0.01, sigmaMax: Double = 50, N: Int = 1000) throws {
+    /// - Throws: `invalidArgument` unless `0 < sigmaMin < sigmaMax` (finite).
+    public init(sigmaMin: Double = 0.01, sigmaMax: Double = 50) throws {
         try requireParameter(sigmaMin.isFinite && sigmaMin > 0, "sigmaMin must be a finite number > 0 (got \(sigmaMin)); the reference uses 0.01")
         try requireParameter(sigmaMax.isFinite && sigmaMax > sigmaMin, "sigmaMax must be finite and > sigmaMin = \(sigmaMin) (got \(sigmaMax)); the reference uses 50 — choose about the largest pairwise distance in the data")
-        try validateSteps(N)
-        self.sigmaMin = sigmaMin; self.sigmaMax = sigmaMax; self.N = N
+        self.sigmaMin = sigmaMin; self.sigmaMax = sigmaMax
         logRatio = Foundation.log(sigmaMax / sigmaMin)
     }
 
@@ -32,22 +31,20 @@ public struct VESDE: AncestralSamplable, Equatable {
     public func marginal(at t: Double) -> (meanScale: Double, std: Double) { (1, sigma(at: t)) }
     public var priorStd: Double { sigmaMax }
 
-    /// `discrete_sigmas[i] = exp(linspace(log σmin, log σmax, N))[i]`.
-    public func discreteSigma(_ i: Int) -> Double {
-        N == 1 ? sigmaMin : sigmaMin * Foundation.exp(Double(i) / Double(N - 1) * logRatio)
+    /// `transition(from: s, to: t)`: scale 1, variance `σ(t)² − σ(s)²`, where time 0 is the clean data
+    /// (`σ(0) := 0`, the reference's `adjacent_sigma = 0` for its last step), so a step that ends at 0
+    /// removes all the noise.
+    public func transition(from s: Double, to t: Double) -> (scale: Double, variance: Double) {
+        let a = s > 0 ? sigma(at: s) : 0, b = sigma(at: t)
+        return (1, max(0, (b - a) * (b + a)))
     }
 
-    /// SMLD form: `f = 0`, `G = √(σ_i² − σ_{i−1}²)` with `σ_{−1} = 0`.
-    public func discretize(at t: Double) -> (driftScale: Double, G: Double) {
-        let i = timestep(at: t)
-        let s = discreteSigma(i), a = i == 0 ? 0 : discreteSigma(i - 1)
-        return (0, (s * s - a * a).squareRoot())
-    }
-
-    public func ancestralCoefficients(at t: Double) -> (xScale: Double, scoreScale: Double, noise: Double) {
-        let i = timestep(at: t)
-        let s = discreteSigma(i), a = i == 0 ? 0 : discreteSigma(i - 1)
-        let d = s * s - a * a
+    /// SMLD ancestral step over `t → next` (Song & Ermon 2019; Song et al. 2021 App. F) with
+    /// `σ = σ(t)`, `σ' = σ(next)` (0 when `next = 0`: the step removes all noise):
+    /// `mean = x + (σ² − σ'²) s`, noise `√(σ'² (σ² − σ'²) / σ²)`.
+    public func ancestralCoefficients(from t: Double, to next: Double) -> (xScale: Double, scoreScale: Double, noise: Double) {
+        let s = sigma(at: t), a = next > 0 ? sigma(at: next) : 0
+        let d = (s - a) * (s + a)
         return (1, d, (a * a * d / (s * s)).squareRoot())
     }
 }

@@ -4,17 +4,17 @@ import RealModule
 /// Variance-preserving SDE (DDPM): `dx = −½ β(t) x dt + √β(t) dw`, `β(t) = βmin + t (βmax − βmin)`.
 ///
 /// Supports: every predictor (ancestral: DDPM form), both correctors.
-/// Reference: Song et al. 2021, eq. (32); defaults βmin = 0.1, βmax = 20, N = 1000.
+/// Reference: Song et al. 2021, eq. (32); defaults βmin = 0.1, βmax = 20. The reference's discrete
+/// betas (`N` of them) are ``ReferenceDiscretization``'s business, not the SDE's.
 public struct VPSDE: AncestralSamplable, Equatable {
     public let betaMin: Double
     public let betaMax: Double
-    public let N: Int
     public var T: Double { 1 }
 
-    /// - Throws: `invalidArgument` unless `0 < betaMin < betaMax` (finite), `betaMax / N < 1` and `N >= 1`.
-    public init(betaMin: Double = 0.1, betaMax: Double = 20, N: Int = 1000) throws {
-        try validateBetas(betaMin, betaMax, N)
-        self.betaMin = betaMin; self.betaMax = betaMax; self.N = N
+    /// - Throws: `invalidArgument` unless `0 < betaMin < betaMax` (finite).
+    public init(betaMin: Double = 0.1, betaMax: Double = 20) throws {
+        try validateBetas(betaMin, betaMax)
+        self.betaMin = betaMin; self.betaMax = betaMax
     }
 
     public func beta(at t: Double) -> Double { betaMin + t * (betaMax - betaMin) }
@@ -30,23 +30,18 @@ public struct VPSDE: AncestralSamplable, Equatable {
     }
     public var priorStd: Double { 1 }
 
-    /// `discrete_betas[i] = linspace(βmin/N, βmax/N, N)[i]`.
-    public func discreteBeta(_ i: Int) -> Double { vpDiscreteBeta(i, betaMin, betaMax, N) }
-
-    /// DDPM form: `f = (√α_i − 1) x`, `G = √β_i`.
-    public func discretize(at t: Double) -> (driftScale: Double, G: Double) {
-        let b = discreteBeta(timestep(at: t))
-        return ((1 - b).squareRoot() - 1, b.squareRoot())
+    /// `scale = e^{l(t) − l(s)}`, `variance = 1 − scale²` (with `expm1`: exact for short intervals).
+    public func transition(from s: Double, to t: Double) -> (scale: Double, variance: Double) {
+        let d = logMeanCoefficient(at: t) - logMeanCoefficient(at: s)
+        return (Foundation.exp(d), -Double.expMinusOne(2 * d))
     }
 
-    public func ancestralCoefficients(at t: Double) -> (xScale: Double, scoreScale: Double, noise: Double) {
-        let b = discreteBeta(timestep(at: t))
-        let r = 1 / (1 - b).squareRoot()
-        return (r, b * r, b.squareRoot())
+    /// DDPM ancestral step over `t → next` (Ho et al. 2020, Alg. 2; Song et al. 2021 App. F) with the
+    /// interval's `β = 1 − (m(t)/m(next))²`: `mean = (x + β s)/√(1 − β)`, noise `√β`.
+    public func ancestralCoefficients(from t: Double, to next: Double) -> (xScale: Double, scoreScale: Double, noise: Double) {
+        let (r, b) = transition(from: next, to: t)
+        return (1 / r, b / r, b.squareRoot())
     }
-
-    public func langevinAlpha(at t: Double) -> Double { 1 - discreteBeta(timestep(at: t)) }
-    public func cumulativeLangevinAlpha(at t: Double) -> Double { vpCumulativeAlpha(timestep(at: t), betaMin, betaMax, N) }
 }
 
 /// Sub-VP SDE: `dx = −½ β(t) x dt + √(β(t) (1 − e^{−2∫₀ᵗβ})) dw`; marginal std `1 − e^{−∫₀ᵗβ}`
@@ -58,12 +53,12 @@ public struct VPSDE: AncestralSamplable, Equatable {
 public struct SubVPSDE: ForwardSDE, Equatable {
     public let betaMin: Double
     public let betaMax: Double
-    public let N: Int
     public var T: Double { 1 }
 
-    public init(betaMin: Double = 0.1, betaMax: Double = 20, N: Int = 1000) throws {
-        try validateBetas(betaMin, betaMax, N)
-        self.betaMin = betaMin; self.betaMax = betaMax; self.N = N
+    /// - Throws: `invalidArgument` unless `0 < betaMin < betaMax` (finite).
+    public init(betaMin: Double = 0.1, betaMax: Double = 20) throws {
+        try validateBetas(betaMin, betaMax)
+        self.betaMin = betaMin; self.betaMax = betaMax
     }
 
     public func beta(at t: Double) -> Double { betaMin + t * (betaMax - betaMin) }
@@ -78,26 +73,18 @@ public struct SubVPSDE: ForwardSDE, Equatable {
     }
     public var priorStd: Double { 1 }
 
-    public func langevinAlpha(at t: Double) -> Double { 1 - vpDiscreteBeta(timestep(at: t), betaMin, betaMax, N) }
-    public func cumulativeLangevinAlpha(at t: Double) -> Double { vpCumulativeAlpha(timestep(at: t), betaMin, betaMax, N) }
+    /// `scale = e^{l(t) − l(s)}`; variance `std(t)² − scale² std(s)²`.
+    public func transition(from s: Double, to t: Double) -> (scale: Double, variance: Double) {
+        let ls = vpLogMeanCoefficient(s, betaMin, betaMax), lt = vpLogMeanCoefficient(t, betaMin, betaMax)
+        let r = Foundation.exp(lt - ls)
+        let ss = -Double.expMinusOne(2 * ls), st = -Double.expMinusOne(2 * lt)
+        return (r, max(0, st * st - r * r * ss * ss))
+    }
 }
 
-func validateBetas(_ betaMin: Double, _ betaMax: Double, _ N: Int) throws {
+func validateBetas(_ betaMin: Double, _ betaMax: Double) throws {
     try requireParameter(betaMin.isFinite && betaMin > 0, "betaMin must be a finite number > 0 (got \(betaMin)); the reference uses 0.1")
     try requireParameter(betaMax.isFinite && betaMax > betaMin, "betaMax must be finite and > betaMin = \(betaMin) (got \(betaMax)); the reference uses 20")
-    try validateSteps(N)
-    try requireParameter(betaMax / Double(N) < 1, "betaMax / N must be < 1 for the discrete schedule (got \(betaMax) / \(N)); use more steps")
 }
 
 func vpLogMeanCoefficient(_ t: Double, _ b0: Double, _ b1: Double) -> Double { -0.25 * t * t * (b1 - b0) - 0.5 * t * b0 }
-
-func vpDiscreteBeta(_ i: Int, _ b0: Double, _ b1: Double, _ N: Int) -> Double {
-    let lo = b0 / Double(N), hi = b1 / Double(N)
-    return N == 1 ? lo : lo + (hi - lo) * Double(i) / Double(N - 1)
-}
-
-func vpCumulativeAlpha(_ i: Int, _ b0: Double, _ b1: Double, _ N: Int) -> Double {
-    var s = 0.0
-    for j in 0 ... i { s += Double.log(onePlus: -vpDiscreteBeta(j, b0, b1, N)) }
-    return Foundation.exp(s)
-}

@@ -7,12 +7,27 @@ public enum LangevinNorms: String, Sendable, CaseIterable {
     case perSample
 }
 
-/// Which `α` scales the Langevin step for VP / sub-VP.
+/// Which `α` scales the Langevin step for VP / sub-VP (1 for VE either way).
 public enum LangevinAlpha: String, Sendable, CaseIterable {
-    /// `α = 1 − β_i` (score_sde's code, used for the paper's results).
+    /// `α = 1 − β_i` (score_sde's code, used for the paper's results); from the interval `t → next`:
+    /// `(m(t)/m(next))²`, the interval's `1 − β`.
     case perStep
-    /// `α = ∏_{j≤i}(1 − β_j)` (the paper's Algorithm 5).
+    /// `α = ∏_{j≤i}(1 − β_j)` (the paper's Algorithm 5); from the interval: `m(t)²`.
     case cumulative
+
+    /// `α` at `t` for the interval `t → next`.
+    func value(_ sde: some ForwardSDE, at t: Double, next: Double, coefficients: StepCoefficients) -> Double {
+        switch (self, coefficients) {
+        case (.perStep, .interval): return sde.transition(from: next, to: t).scale.squared
+        case (.cumulative, .interval): return sde.marginal(at: t).meanScale.squared
+        case (.perStep, .reference(let r)): return r.langevinAlpha(sde, at: t)
+        case (.cumulative, .reference(let r)): return r.cumulativeLangevinAlpha(sde, at: t)
+        }
+    }
+}
+
+extension Double {
+    var squared: Double { self * self }
 }
 
 /// Langevin MCMC corrector with signal-to-noise-ratio step size:
@@ -25,15 +40,19 @@ public struct Langevin: Corrector {
     public var steps: Int
     public var norms: LangevinNorms
     public var alpha: LangevinAlpha
+    public var coefficients: StepCoefficients
 
-    public init(snr: Double = 0.16, steps: Int = 1, norms: LangevinNorms = .populationMean, alpha: LangevinAlpha = .perStep) throws {
+    public init(snr: Double = 0.16, steps: Int = 1, norms: LangevinNorms = .populationMean, alpha: LangevinAlpha = .perStep,
+                coefficients: StepCoefficients = .interval) throws {
         try requireParameter(snr.isFinite && snr > 0, "snr must be > 0 (got \(snr)); typical values are 0.05–0.2")
         try requireParameter(steps >= 1, "corrector steps must be >= 1 (got \(steps)); use NoCorrector for none")
-        self.snr = snr; self.steps = steps; self.norms = norms; self.alpha = alpha
+        self.snr = snr; self.steps = steps; self.norms = norms; self.alpha = alpha; self.coefficients = coefficients
     }
 
-    public func correct(_ x: inout Tensor, at t: Double, along reverse: some ReverseProcess, using rng: inout RandomSource) throws {
-        let a = alpha == .perStep ? reverse.sde.langevinAlpha(at: t) : reverse.sde.cumulativeLangevinAlpha(at: t)
+    public func validate(grid: TimeGrid, sde: some ForwardSDE) throws { try coefficients.validate(grid: grid, sde: sde) }
+
+    public func correct(_ x: inout Tensor, at t: Double, next: Double, along reverse: some ReverseProcess, using rng: inout RandomSource) throws {
+        let a = alpha.value(reverse.sde, at: t, next: next, coefficients: coefficients)
         for _ in 0 ..< steps {
             let s = try reverse.score(x, at: t)
             let draw = rng.nextDraw()
@@ -63,15 +82,18 @@ public struct AnnealedLangevin: Corrector {
     public var snr: Double
     public var steps: Int
     public var alpha: LangevinAlpha
+    public var coefficients: StepCoefficients
 
-    public init(snr: Double = 0.16, steps: Int = 1, alpha: LangevinAlpha = .perStep) throws {
+    public init(snr: Double = 0.16, steps: Int = 1, alpha: LangevinAlpha = .perStep, coefficients: StepCoefficients = .interval) throws {
         try requireParameter(snr.isFinite && snr > 0, "snr must be > 0 (got \(snr))")
         try requireParameter(steps >= 1, "corrector steps must be >= 1 (got \(steps)); use NoCorrector for none")
-        self.snr = snr; self.steps = steps; self.alpha = alpha
+        self.snr = snr; self.steps = steps; self.alpha = alpha; self.coefficients = coefficients
     }
 
-    public func correct(_ x: inout Tensor, at t: Double, along reverse: some ReverseProcess, using rng: inout RandomSource) throws {
-        let a = alpha == .perStep ? reverse.sde.langevinAlpha(at: t) : reverse.sde.cumulativeLangevinAlpha(at: t)
+    public func validate(grid: TimeGrid, sde: some ForwardSDE) throws { try coefficients.validate(grid: grid, sde: sde) }
+
+    public func correct(_ x: inout Tensor, at t: Double, next: Double, along reverse: some ReverseProcess, using rng: inout RandomSource) throws {
+        let a = alpha.value(reverse.sde, at: t, next: next, coefficients: coefficients)
         let std = reverse.sde.marginal(at: t).std
         let eps = 2 * a * (snr * std) * (snr * std)
         for _ in 0 ..< steps {

@@ -5,6 +5,8 @@ public struct ODEResult: Sendable {
     /// Batched score evaluations (NFE), including a denoising evaluation when asked for.
     public let scoreEvaluations: Int
     public let statistics: ODERunStatistics
+    /// Model passes (≥ NFE for guided scores).
+    public var modelPasses: Int { statistics.modelPasses }
 }
 
 /// Samples by solving the probability-flow ODE `dx = [f − ½ g² s] dt` from the prior at `T` down
@@ -49,17 +51,18 @@ public struct ODESampler<SDE: ForwardSDE, Score: ScoreModel> {
     /// Solves from latents at `T` down to `eps` (then denoises if asked).
     public func decode(_ latents: Tensor) throws -> ODEResult {
         var x = latents
-        let (_, stats) = try flow.integrate(&x, from: sde.T, to: eps, layout: layout, divergence: nil)
-        var nfe = stats.scoreEvaluations
+        let flow = self.flow
+        var (_, stats) = try flow.integrate(&x, from: sde.T, to: eps, layout: layout, divergence: nil)
         if denoise {
-            let reverse = ReverseSDE(sde: sde, score: score, batchSize: batchSize)
-            var unused = RandomSource(seed: 0)
+            let reverse = ReverseSDE(sde: sde, score: score, batchSize: batchSize, counter: flow.counter)
+            var unused = RandomSource(seed: 0), unusedState: Void = ()
             var noisy = x   // the step's noisy output is discarded; its mean is the denoised sample
-            x = try ReverseDiffusion().step(&noisy, from: eps, to: 0, along: reverse, using: &unused)
-            nfe += reverse.scoreEvaluations
+            try ReverseDiffusion().step(&noisy, mean: &x, state: &unusedState, from: eps, to: 0, along: reverse, using: &unused)
+            stats.scoreEvaluations = flow.counter.scoreEvaluations
+            stats.modelPasses = flow.counter.modelPasses
         }
         try x.checkFinite("the decoded samples")
-        return ODEResult(states: x, scoreEvaluations: nfe, statistics: stats)
+        return ODEResult(states: x, scoreEvaluations: stats.scoreEvaluations, statistics: stats)
     }
 
     /// Solves from data at `eps` up to `T`: the latent codes of `data`.

@@ -1,33 +1,70 @@
 /// One step of the reverse process over an interval `t → next` (`next < t`).
 ///
-/// A predictor updates `x` in place and returns the noise-free part of the update ("x_mean"),
-/// which the sampler returns after the last step (the final denoising step). Write your own as a
-/// small `Sendable` struct; the library's predictors are written exactly the same way.
+/// A predictor updates `x` in place and writes the noise-free part of its update ("x_mean") into
+/// `mean`, which the sampler returns after the last step (the final denoising). Coefficients come
+/// from the interval (`sde.transition(from: next, to: t)`, `sde.marginal(at:)`), so any time grid is
+/// a correct sampler. A multistep method keeps what it remembers in `State` (`Void` for one-step
+/// methods); the integrator makes it once per run with ``makeState(for:)`` and threads it through
+/// every step. Write your own as a small `Sendable` struct; the library's predictors are written
+/// exactly the same way:
+///
+///     /// Euler on the probability-flow ODE. Order 1, 1 NFE per step, any ForwardSDE.
+///     struct FlowEuler: Predictor {
+///         func step(_ x: inout Tensor, mean: inout Tensor, state: inout Void, from t: Double, to next: Double,
+///                   along reverse: some ReverseProcess, using rng: inout RandomSource) throws {
+///             let drift = try reverse.drift(x, at: t, probabilityFlow: true)   // counted (NFE)
+///             x.add(drift, scaledBy: next - t)
+///             mean = x
+///         }
+///     }
 public protocol Predictor: Sendable {
-    func step(_ x: inout Tensor, from t: Double, to next: Double,
-              along reverse: some ReverseProcess, using rng: inout RandomSource) throws -> Tensor
+    /// What the method carries from step to step (e.g. earlier model outputs of a multistep method).
+    associatedtype State = Void
+    /// The state at the start of a run from `x`.
+    func makeState(for x: Tensor) -> State
+    /// Advances `x` from `t` to `next` and writes the noise-free part of the update into `mean`
+    /// (a workspace shaped like `x`, reused across steps).
+    func step(_ x: inout Tensor, mean: inout Tensor, state: inout State, from t: Double, to next: Double,
+              along reverse: some ReverseProcess, using rng: inout RandomSource) throws
+    /// Throws when the method cannot run on `grid` with `sde` (default: any grid is fine).
+    func validate(grid: TimeGrid, sde: some ForwardSDE) throws
 }
 
-/// `n` Langevin-type refinement steps at a fixed time `t`.
+extension Predictor where State == Void {
+    public func makeState(for x: Tensor) -> Void { () }
+}
+
+extension Predictor {
+    public func validate(grid: TimeGrid, sde: some ForwardSDE) throws {}
+}
+
+/// `n` Langevin-type refinement steps at a fixed time `t`; `(t, next)` is the interval about to be
+/// stepped, for coefficients that depend on the grid spacing (Langevin's `α`).
 public protocol Corrector: Sendable {
-    func correct(_ x: inout Tensor, at t: Double,
+    func correct(_ x: inout Tensor, at t: Double, next: Double,
                  along reverse: some ReverseProcess, using rng: inout RandomSource) throws
+    /// Throws when the corrector cannot run on `grid` with `sde` (default: any grid is fine).
+    func validate(grid: TimeGrid, sde: some ForwardSDE) throws
+}
+
+extension Corrector {
+    public func validate(grid: TimeGrid, sde: some ForwardSDE) throws {}
 }
 
 extension Tensor {
-    /// The fused update every predictor and corrector is made of, in one pass over memory:
+    /// The fused update most predictors and correctors are made of, in one pass over memory:
     /// `mean = a·x + b·s`, then `x = mean + c·z` with `z ~ N(0, I)` (one draw of `rng` when `c ≠ 0`).
-    /// Returns `mean`.
-    public static func affineStep(_ x: inout Tensor, xScale a: Double, score s: Tensor, scoreScale b: Double,
-                                  noise c: Double, using rng: inout RandomSource) -> Tensor {
+    /// `mean` is the caller's workspace (reshaped to `x` if needed).
+    public static func affineStep(_ x: inout Tensor, mean: inout Tensor, xScale a: Double, score s: Tensor,
+                                  scoreScale b: Double, noise c: Double, using rng: inout RandomSource) {
         precondition(s.count == x.count, "affineStep: score shape \(s.shape) does not match \(x.shape)")
-        var mean = Tensor(zeros: x.shape)
+        if mean.shape != x.shape { mean = Tensor(zeros: x.shape) }
         let d = x.rowSize, n = x.rows
         let draw = c != 0 ? rng.nextDraw() : 0, source = rng
-        x.storage.withUnsafeMutableBufferPointer { xp in
-            s.storage.withUnsafeBufferPointer { sp in
-                mean.storage.withUnsafeMutableBufferPointer { mp in
-                    let xb = xp.baseAddress!, sb = sp.baseAddress!, mb = mp.baseAddress!
+        x.values.withUnsafeMutableBufferPointer { xp in
+            s.values.withUnsafeBufferPointer { sp in
+                mean.values.withUnsafeMutableBufferPointer { mp in
+                    guard let xb = xp.baseAddress, let sb = sp.baseAddress, let mb = mp.baseAddress else { return }
                     if c == 0 {
                         Parallel.forEachChunk(n * d, grain: 1 << 14) { range in
                             for i in range { let m = a * xb[i] + b * sb[i]; mb[i] = m; xb[i] = m }
@@ -44,6 +81,13 @@ extension Tensor {
                 }
             }
         }
+    }
+
+    /// `affineStep` returning a new `mean` (allocates; prefer the workspace form in a sampler).
+    public static func affineStep(_ x: inout Tensor, xScale a: Double, score s: Tensor, scoreScale b: Double,
+                                  noise c: Double, using rng: inout RandomSource) -> Tensor {
+        var mean = Tensor(zeros: x.shape)
+        affineStep(&x, mean: &mean, xScale: a, score: s, scoreScale: b, noise: c, using: &rng)
         return mean
     }
 }
@@ -51,12 +95,13 @@ extension Tensor {
 /// Does nothing: corrector-only sampling (NCSN / annealed Langevin dynamics).
 public struct NoPredictor: Predictor {
     public init() {}
-    public func step(_ x: inout Tensor, from t: Double, to next: Double,
-                     along reverse: some ReverseProcess, using rng: inout RandomSource) throws -> Tensor { x }
+    public func step(_ x: inout Tensor, mean: inout Tensor, state: inout Void, from t: Double, to next: Double,
+                     along reverse: some ReverseProcess, using rng: inout RandomSource) throws { mean = x }
 }
 
 /// Does nothing: predictor-only sampling.
 public struct NoCorrector: Corrector {
     public init() {}
-    public func correct(_ x: inout Tensor, at t: Double, along reverse: some ReverseProcess, using rng: inout RandomSource) throws {}
+    public func correct(_ x: inout Tensor, at t: Double, next: Double, along reverse: some ReverseProcess,
+                        using rng: inout RandomSource) throws {}
 }

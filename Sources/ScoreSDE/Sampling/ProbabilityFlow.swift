@@ -32,6 +32,8 @@ public enum ODESystemLayout: String, Sendable, CaseIterable {
 public struct ODERunStatistics: Sendable, Equatable {
     /// Batched score-model evaluations (for `.perSample`: summed over samples).
     public var scoreEvaluations: Int
+    /// Model passes (Jacobian–vector products and guided scores count several per evaluation).
+    public var modelPasses: Int = 0
     /// Integrator counters, summed over systems.
     public var integrator: ODEStatistics
     /// Right-hand-side evaluations of each system (one entry for `.batch`).
@@ -57,6 +59,8 @@ struct ProbabilityFlow<SDE: ForwardSDE, Score: ScoreModel> {
     let score: Score
     let solver: ODESolverOptions
     let batchSize: Int?
+    /// Counts every model call of this flow's solves (shared by the systems of `.perSample`).
+    var counter = EvaluationCounter()
 
     /// The score and its divergence for rows of `x`, which are rows `firstRow...` of the data
     /// (nil: plain flow, no log-density component); `evaluations` is the number of batched model
@@ -77,9 +81,16 @@ struct ProbabilityFlow<SDE: ForwardSDE, Score: ScoreModel> {
         try validateTimes(t0, t1)
         try score.validate(x)
         try x.checkFinite("the ODE's initial state")
+        let before = (counter.scoreEvaluations, counter.modelPasses)
+        func counted(_ r: (deltaLogP: [Double], statistics: ODERunStatistics)) -> (deltaLogP: [Double], statistics: ODERunStatistics) {
+            var r = r
+            r.statistics.scoreEvaluations = counter.scoreEvaluations - before.0
+            r.statistics.modelPasses = counter.modelPasses - before.1
+            return r
+        }
         switch layout {
         case .batch:
-            return try solve(&x, from: t0, to: t1, divergence: divergence)
+            return counted(try solve(&x, from: t0, to: t1, divergence: divergence))
         case .perSample:
             let n = x.rows, d = x.rowSize
             var delta = [Double](repeating: 0, count: n)
@@ -106,11 +117,8 @@ struct ProbabilityFlow<SDE: ForwardSDE, Score: ScoreModel> {
             }
             x = out
             var total = ODERunStatistics()
-            for s in perRow {
-                total.scoreEvaluations += s.scoreEvaluations
-                total.add(s.integrator)
-            }
-            return (delta, total)
+            for s in perRow { total.add(s.integrator) }
+            return counted((delta, total))
         }
     }
 
@@ -120,7 +128,7 @@ struct ProbabilityFlow<SDE: ForwardSDE, Score: ScoreModel> {
         let n = x.rows, d = x.rowSize, shape = x.shape
         let augmented = divergence != nil
         let dim = n * d + (augmented ? n : 0)
-        let reverse = ReverseSDE(sde: sde, score: score, batchSize: batchSize)
+        let reverse = ReverseSDE(sde: sde, score: score, batchSize: batchSize, counter: counter)
         let sde = self.sde
         let rhs: ODEIntegrator.RightHandSide = { t, y, dydt in
             let state = Tensor(uncheckedShape: shape, storage: Array(UnsafeBufferPointer(rebasing: y[0 ..< n * d])))
@@ -159,19 +167,19 @@ struct ProbabilityFlow<SDE: ForwardSDE, Score: ScoreModel> {
                                            absoluteTolerance: solver.absoluteTolerance, relativeTolerance: solver.relativeTolerance,
                                            initialStep: solver.initialStep, minStep: solver.minStep, maxStep: solver.maxStep,
                                            maxSteps: solver.maxSteps, rightHandSide: rhs,
-                                           jacobian: solver.stepType.requiresJacobian ? try jacobian(n: n, d: d, augmented: augmented, shape: shape) : nil)
+                                           jacobian: solver.stepType.requiresJacobian ? try jacobian(n: n, d: d, augmented: augmented, shape: shape, reverse: reverse) : nil)
         var y = x.storage
         if augmented { y.append(contentsOf: repeatElement(0, count: n)) }
         let stats = try integrator.integrate(&y, from: t0, to: t1)
         x = Tensor(uncheckedShape: shape, storage: Array(y[0 ..< n * d]))
-        var run = ODERunStatistics(scoreEvaluations: reverse.scoreEvaluations)
+        var run = ODERunStatistics()
         run.add(stats)
         return (augmented ? Array(y[n * d ..< dim]) : [], run)
     }
 
     /// The dense Jacobian of the flow, `a I − ½ g² ∂s/∂x`, from D Jacobian–vector products per row
     /// (implicit step types; only sensible for small systems). `∂f/∂t` by a forward difference.
-    private func jacobian(n: Int, d: Int, augmented: Bool, shape: [Int]) throws -> ODEIntegrator.Jacobian {
+    private func jacobian(n: Int, d: Int, augmented: Bool, shape: [Int], reverse: ReverseSDE<SDE, Score>) throws -> ODEIntegrator.Jacobian {
         guard let model = score as? any ScoreJacobianProviding else {
             throw ScoreSDEError.invalidArgument("the implicit step type \(solver.stepType.rawValue) needs the Jacobian of the score, which this model does not provide; use an explicit step type (rkf45, rkck, rk8pd, rk4, rk2, msadams)")
         }
@@ -203,6 +211,8 @@ struct ProbabilityFlow<SDE: ForwardSDE, Score: ScoreModel> {
             let dt = 1e-7 * max(1, abs(t))
             let t2 = min(sde.T, t + dt) == t ? t - dt : t + dt
             let s2 = try model.score(x, at: t2)
+            // d score-and-JVP calls (2 passes each) and one score for ∂f/∂t
+            reverse.countEvaluations(d + 1, passes: 2 * d + model.passesPerEvaluation)
             let a2 = sde.driftCoefficient(at: t2), g2 = sde.diffusion(at: t2)
             for i in 0 ..< dim {
                 let f1 = a * y[i] + h * s0.storage[i], f2 = a2 * y[i] - 0.5 * g2 * g2 * s2.storage[i]

@@ -3,32 +3,31 @@ import Foundation
 /// A built-in forward SDE by kind and parameters: what a weights file records so that a learned
 /// model can be rebuilt knowing nothing else.
 ///
-///     let spec = try SDESpec(VPSDE())                  // .vp(betaMin: 0.1, betaMax: 20, N: 1000)
+///     let spec = try SDESpec(VPSDE())                  // .vp(betaMin: 0.1, betaMax: 20)
 ///     let sde = try spec.make()                        // any ForwardSDE
 public enum SDESpec: Sendable, Equatable, CustomStringConvertible {
-    case ve(sigmaMin: Double, sigmaMax: Double, N: Int)
-    case vp(betaMin: Double, betaMax: Double, N: Int)
-    case subVP(betaMin: Double, betaMax: Double, N: Int)
+    case ve(sigmaMin: Double, sigmaMax: Double)
+    case vp(betaMin: Double, betaMax: Double)
+    case subVP(betaMin: Double, betaMax: Double)
 
     /// The spec of a built-in SDE.
     /// - Throws: `invalidArgument` for an SDE type other than `VESDE`, `VPSDE`, `SubVPSDE`.
     public init(_ sde: any ForwardSDE) throws {
         switch sde {
-        case let s as VESDE: self = .ve(sigmaMin: s.sigmaMin, sigmaMax: s.sigmaMax, N: s.N)
-        case let s as VPSDE: self = .vp(betaMin: s.betaMin, betaMax: s.betaMax, N: s.N)
-        case let s as SubVPSDE: self = .subVP(betaMin: s.betaMin, betaMax: s.betaMax, N: s.N)
+        case let s as VESDE: self = .ve(sigmaMin: s.sigmaMin, sigmaMax: s.sigmaMax)
+        case let s as VPSDE: self = .vp(betaMin: s.betaMin, betaMax: s.betaMax)
+        case let s as SubVPSDE: self = .subVP(betaMin: s.betaMin, betaMax: s.betaMax)
         default:
             throw ScoreSDEError.invalidArgument("only the built-in SDEs (VESDE, VPSDE, SubVPSDE) can be recorded in a model file (got \(type(of: sde)))")
         }
     }
 
-    /// The SDE (validating its parameters), with `N` discretization steps (default: the recorded
-    /// ones; a sampler with another number of steps passes its own, as the reference does).
-    public func make(N steps: Int? = nil) throws -> any ForwardSDE {
+    /// The SDE (validating its parameters).
+    public func make() throws -> any ForwardSDE {
         switch self {
-        case .ve(let a, let b, let n): return try VESDE(sigmaMin: a, sigmaMax: b, N: steps ?? n)
-        case .vp(let a, let b, let n): return try VPSDE(betaMin: a, betaMax: b, N: steps ?? n)
-        case .subVP(let a, let b, let n): return try SubVPSDE(betaMin: a, betaMax: b, N: steps ?? n)
+        case .ve(let a, let b): return try VESDE(sigmaMin: a, sigmaMax: b)
+        case .vp(let a, let b): return try VPSDE(betaMin: a, betaMax: b)
+        case .subVP(let a, let b): return try SubVPSDE(betaMin: a, betaMax: b)
         }
     }
 
@@ -47,13 +46,6 @@ public enum SDESpec: Sendable, Equatable, CustomStringConvertible {
         }
     }
 
-    /// `N`, the discretization steps recorded with the SDE.
-    public var N: Int {
-        switch self {
-        case .ve(_, _, let n), .vp(_, _, let n), .subVP(_, _, let n): return n
-        }
-    }
-
     /// The default output parameterization of the reference for this kind (VE: scaled by σ; VP, sub-VP: noise).
     public var defaultParameterization: MLPOutputParameterization {
         if case .ve = self { return .scaledBySigma }
@@ -62,29 +54,29 @@ public enum SDESpec: Sendable, Equatable, CustomStringConvertible {
 
     public var description: String {
         switch self {
-        case .ve(let a, let b, let n): return "ve(sigmaMin: \(a), sigmaMax: \(b), N: \(n))"
-        case .vp(let a, let b, let n): return "vp(betaMin: \(a), betaMax: \(b), N: \(n))"
-        case .subVP(let a, let b, let n): return "subvp(betaMin: \(a), betaMax: \(b), N: \(n))"
+        case .ve(let a, let b): return "ve(sigmaMin: \(a), sigmaMax: \(b))"
+        case .vp(let a, let b): return "vp(betaMin: \(a), betaMax: \(b))"
+        case .subVP(let a, let b): return "subvp(betaMin: \(a), betaMax: \(b))"
         }
     }
 
-    /// Metadata entries: `sde`, `sde.N` and `sde.sigma_min`/`sde.sigma_max` or `sde.beta_min`/`sde.beta_max`.
+    /// Metadata entries: `sde` and `sde.sigma_min`/`sde.sigma_max` or `sde.beta_min`/`sde.beta_max`.
     public var metadata: [String: String] {
         switch self {
-        case .ve(let a, let b, let n): return ["sde": "ve", "sde.sigma_min": "\(a)", "sde.sigma_max": "\(b)", "sde.N": "\(n)"]
-        case .vp(let a, let b, let n): return ["sde": "vp", "sde.beta_min": "\(a)", "sde.beta_max": "\(b)", "sde.N": "\(n)"]
-        case .subVP(let a, let b, let n): return ["sde": "subvp", "sde.beta_min": "\(a)", "sde.beta_max": "\(b)", "sde.N": "\(n)"]
+        case .ve(let a, let b): return ["sde": "ve", "sde.sigma_min": "\(a)", "sde.sigma_max": "\(b)"]
+        case .vp(let a, let b): return ["sde": "vp", "sde.beta_min": "\(a)", "sde.beta_max": "\(b)"]
+        case .subVP(let a, let b): return ["sde": "subvp", "sde.beta_min": "\(a)", "sde.beta_max": "\(b)"]
         }
     }
 
-    /// Reads the entries written by ``metadata``.
+    /// Reads the entries written by ``metadata`` (files from before the SDEs lost their step count
+    /// also carry `sde.N`, which is ignored: the sampler's grid is chosen at sampling time).
     init(metadata m: MetadataReader) throws {
         let kind = try m.string("sde")
-        let n = try m.int("sde.N")
         switch kind {
-        case "ve": self = .ve(sigmaMin: try m.double("sde.sigma_min"), sigmaMax: try m.double("sde.sigma_max"), N: n)
-        case "vp": self = .vp(betaMin: try m.double("sde.beta_min"), betaMax: try m.double("sde.beta_max"), N: n)
-        case "subvp": self = .subVP(betaMin: try m.double("sde.beta_min"), betaMax: try m.double("sde.beta_max"), N: n)
+        case "ve": self = .ve(sigmaMin: try m.double("sde.sigma_min"), sigmaMax: try m.double("sde.sigma_max"))
+        case "vp": self = .vp(betaMin: try m.double("sde.beta_min"), betaMax: try m.double("sde.beta_max"))
+        case "subvp": self = .subVP(betaMin: try m.double("sde.beta_min"), betaMax: try m.double("sde.beta_max"))
         default: throw m.fail("metadata 'sde' is '\(kind)'; expected ve, vp or subvp")
         }
     }

@@ -14,7 +14,7 @@ import Foundation
 /// | key | value |
 /// |---|---|
 /// | `format`, `format.version`, `format.content` | `scoresde.mlp`, `1`, `weights` or `checkpoint` |
-/// | `sde`, `sde.N` | `ve` / `vp` / `subvp`, steps |
+/// | `sde` | `ve` / `vp` / `subvp` (older files also carry `sde.N`, ignored) |
 /// | `sde.sigma_min`, `sde.sigma_max` (VE) or `sde.beta_min`, `sde.beta_max` (VP, sub-VP) | numbers |
 /// | `model.row_shape` | e.g. `2` or `1,28,28` |
 /// | `model.hidden_width`, `model.residual_blocks`, `model.fourier_features` | integers |

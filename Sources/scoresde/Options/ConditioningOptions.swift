@@ -171,7 +171,7 @@ struct ConditionedCommandOptions: ParsableArguments {
     /// paths (before any work).
     func prepare(_ model: DataModel, defaultPNG: String, defaultSamplesPerInput: Int) throws -> ConditionedJob {
         let sdeChoice = try sde.resolve(for: model)
-        let built = try sdeChoice.make(steps: sampler.stepCount)
+        let built = try sdeChoice.make()
         let eps = sampler.eps(default: sdeChoice.defaultEps)
         try checkEps(eps, for: built.forward)
         let sampler = try ConditionedSampler(data: model, built: built, sampler: self.sampler, pc: pc, conditioning: conditioning,

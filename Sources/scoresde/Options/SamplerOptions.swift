@@ -23,7 +23,7 @@ struct SamplerOptions: ParsableArguments {
         valueName: "pc|ode"))
     var sampler: SamplerName?
 
-    @Option(parsing: .unconditional, help: "pc: number of time steps from T down to eps (also the SDE's discretization N, as in the reference; default: 1000).")
+    @Option(parsing: .unconditional, help: "pc: number of time steps from T down to eps (default: 1000). Any number works: each step takes its coefficients from its own interval.")
     var steps: Int?
 
     @Option(parsing: .unconditional, help: ArgumentHelp("The last time of the grid or ODE solve, in (0, T) (default: 1e-5 for ve, 1e-3 for vp and subvp, the reference's sampling eps).", valueName: "t"))
@@ -47,7 +47,7 @@ struct SamplerOptions: ParsableArguments {
     /// `--sampler`, else ode when latents are given, else pc.
     func resolved(latentGiven: Bool) -> SamplerName { sampler ?? (latentGiven ? .ode : .pc) }
 
-    /// The number of grid steps (and the SDE's N).
+    /// The number of grid steps.
     var stepCount: Int { steps ?? Self.defaultSteps }
 
     /// `eps`, or the SDE's default.
@@ -127,6 +127,12 @@ struct PCOptions: ParsableArguments {
     @Option(help: "The order of the two updates within a step (default: corrector-first, the reference's code; predictor-first is the paper's Algorithm 1).")
     var order: OrderName?
 
+    @Option(help: ArgumentHelp(
+        "Where step coefficients come from (default: interval).",
+        discussion: "interval: from each interval of the grid through the SDE's continuous schedule, correct for any --steps; reference: score_sde's discrete tables with N = --steps (SMLD sigmas, DDPM betas, Langevin alpha = 1 - beta_i, Euler-Maruyama dt = -1/N), bit-for-bit its behaviour on its own uniform grid.",
+        valueName: "interval|reference"))
+    var coefficients: CoefficientsName?
+
     var predictorName: PredictorName { predictor ?? .reverseDiffusion }
     var correctorName: CorrectorName { corrector ?? .langevin }
     var snrValue: Double { snr ?? 0.16 }
@@ -141,6 +147,7 @@ struct PCOptions: ParsableArguments {
         if snr != nil { names.append("--snr") }
         if correctorSteps != nil { names.append("--corrector-steps") }
         if order != nil { names.append("--order") }
+        if coefficients != nil { names.append("--coefficients") }
         return names
     }
 
@@ -154,26 +161,36 @@ struct PCOptions: ParsableArguments {
         }
     }
 
-    /// The predictor for `sde`. Ancestral sampling needs the SDE's discrete schedule (VE, VP).
-    func makePredictor(for sde: BuiltSDE) throws -> any Predictor {
+    /// The step coefficients for a grid of `steps` intervals.
+    func stepCoefficients(steps: Int) throws -> StepCoefficients {
+        switch coefficients ?? .interval {
+        case .interval: return .interval
+        case .reference: return .reference(try ReferenceDiscretization(steps: steps))
+        }
+    }
+
+    /// The predictor for `sde`. Ancestral sampling needs an ancestral form (VE, VP).
+    func makePredictor(for sde: BuiltSDE, steps: Int) throws -> any Predictor {
+        let c = try stepCoefficients(steps: steps)
         switch predictorName {
-        case .eulerMaruyama: return EulerMaruyama()
-        case .reverseDiffusion: return ReverseDiffusion()
+        case .eulerMaruyama: return EulerMaruyama(coefficients: c)
+        case .reverseDiffusion: return ReverseDiffusion(coefficients: c)
         case .none: return NoPredictor()
         case .ancestral:
             switch sde {
-            case .ve(let s): return AncestralSampling(for: s)
-            case .vp(let s): return AncestralSampling(for: s)
+            case .ve(let s): return AncestralSampling(for: s, coefficients: c)
+            case .vp(let s): return AncestralSampling(for: s, coefficients: c)
             case .subVP:
                 throw ScoreSDEError.invalidArgument("--predictor ancestral needs --sde ve or vp: sub-VP has no discrete ancestral schedule; use --predictor reverse-diffusion or euler-maruyama with --sde subvp")
             }
         }
     }
 
-    func makeCorrector() throws -> any Corrector {
+    func makeCorrector(steps: Int) throws -> any Corrector {
+        let c = try stepCoefficients(steps: steps)
         switch correctorName {
-        case .langevin: return try Langevin(snr: snrValue, steps: correctorStepCount)
-        case .ald: return try AnnealedLangevin(snr: snrValue, steps: correctorStepCount)
+        case .langevin: return try Langevin(snr: snrValue, steps: correctorStepCount, coefficients: c)
+        case .ald: return try AnnealedLangevin(snr: snrValue, steps: correctorStepCount, coefficients: c)
         case .none: return NoCorrector()
         }
     }
@@ -197,6 +214,13 @@ struct PCOptions: ParsableArguments {
         s["corrector_steps"] = .int(correctorStepCount)
         s["denoise"] = .string(denoise.rawValue)
         s["order"] = .string(orderName.rawValue)
+        s["coefficients"] = .string((coefficients ?? .interval).rawValue)
         return s
     }
+}
+
+/// Where step coefficients come from, by name.
+enum CoefficientsName: String, CaseIterable, ExpressibleByArgument {
+    case interval
+    case reference
 }

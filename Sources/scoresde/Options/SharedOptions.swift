@@ -215,18 +215,18 @@ struct SDEChoice {
     init(_ spec: SDESpec) {
         let (a, b, c, d) = (SDEOptions.defaultSigmaMin, SDEOptions.defaultSigmaMax, SDEOptions.defaultBetaMin, SDEOptions.defaultBetaMax)
         switch spec {
-        case .ve(let lo, let hi, _): self.init(kind: .ve, sigmaMin: lo, sigmaMax: hi, betaMin: c, betaMax: d)
-        case .vp(let lo, let hi, _): self.init(kind: .vp, sigmaMin: a, sigmaMax: b, betaMin: lo, betaMax: hi)
-        case .subVP(let lo, let hi, _): self.init(kind: .subvp, sigmaMin: a, sigmaMax: b, betaMin: lo, betaMax: hi)
+        case .ve(let lo, let hi): self.init(kind: .ve, sigmaMin: lo, sigmaMax: hi, betaMin: c, betaMax: d)
+        case .vp(let lo, let hi): self.init(kind: .vp, sigmaMin: a, sigmaMax: b, betaMin: lo, betaMax: hi)
+        case .subVP(let lo, let hi): self.init(kind: .subvp, sigmaMin: a, sigmaMax: b, betaMin: lo, betaMax: hi)
         }
     }
 
-    /// The SDE with `N` discretization steps (the sampler's step count, as in the reference).
-    func make(steps N: Int) throws -> BuiltSDE {
+    /// The SDE (continuous: any grid samples it correctly).
+    func make() throws -> BuiltSDE {
         switch kind {
-        case .ve: return .ve(try VESDE(sigmaMin: sigmaMin, sigmaMax: sigmaMax, N: N))
-        case .vp: return .vp(try VPSDE(betaMin: betaMin, betaMax: betaMax, N: N))
-        case .subvp: return .subVP(try SubVPSDE(betaMin: betaMin, betaMax: betaMax, N: N))
+        case .ve: return .ve(try VESDE(sigmaMin: sigmaMin, sigmaMax: sigmaMax))
+        case .vp: return .vp(try VPSDE(betaMin: betaMin, betaMax: betaMax))
+        case .subvp: return .subVP(try SubVPSDE(betaMin: betaMin, betaMax: betaMax))
         }
     }
 

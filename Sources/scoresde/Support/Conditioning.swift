@@ -25,8 +25,10 @@ struct ConditionedSampler {
          batchSize: Int?, eps: Double) throws {
         let forward = built.forward
         let grid = try sampler.grid(for: forward, eps: eps)
-        let predictor = try pc.makePredictor(for: built)
-        let corrector = try pc.makeCorrector()
+        let predictor = try pc.makePredictor(for: built, steps: grid.steps)
+        let corrector = try pc.makeCorrector(steps: grid.steps)
+        try predictor.validate(grid: grid, sde: forward)
+        try corrector.validate(grid: grid, sde: forward)
         let denoise = sampler.denoise ?? .lastMean
         let (order, denoising) = (pc.orderName.order, denoise.denoising)
         let resampling = try conditioning.resampling
@@ -56,8 +58,7 @@ struct ConditionedSampler {
                 if batchSize != nil, measurement.observation.rows > 1 {
                     throw ScoreSDEError.invalidArgument("--batch-size cannot be used with --method \(conditioning.method.rawValue) and one observation per input: the guided score pairs each sample with its observation in one call; drop --batch-size")
                 }
-                let counter = EvaluationCounter()
-                let score = try guidedScore(data.jacobianScore(diffusedBy: forward), counter: counter, sde: forward,
+                let score = try guidedScore(data.jacobianScore(diffusedBy: forward), sde: forward,
                                             measurement: measurement, likelihood: likelihood, weight: weight)
                 let result: SamplingResult
                 do {
@@ -67,12 +68,12 @@ struct ConditionedSampler {
                 } catch ScoreSDEError.nonFinite(let message) {
                     throw ScoreSDEError.nonFinite("\(message). The guided sampler diverged: --method \(conditioning.method.rawValue) differentiates through the model, and a learned model's Jacobian error is amplified by 1/m(t) (large for VP near T); use --method pigdm (Jacobian-free), replace or repaint, or a smaller --guidance-weight")
                 }
-                return ConditionedRun(result: result, modelEvaluations: counter.value)
+                return ConditionedRun(result: result, modelEvaluations: result.modelPasses)
             }
             let result = try samplePC(sde: forward, score: data.score(diffusedBy: forward), predictor: predictor, corrector: corrector,
                                       grid: grid, order: order, denoising: denoising, batchSize: batchSize, count: count,
                                       constraint: problem.constraint, resampling: resampling, using: &rng, onStep: onStep)
-            return ConditionedRun(result: result, modelEvaluations: result.scoreEvaluations)
+            return ConditionedRun(result: result, modelEvaluations: result.modelPasses)
         }
     }
 }
@@ -83,14 +84,6 @@ struct ConditionedSampler {
 struct ConditionedRun {
     let result: SamplingResult
     let modelEvaluations: Int
-}
-
-/// Counts model passes from any thread.
-final class EvaluationCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var count = 0
-    func increment() { lock.lock(); count += 1; lock.unlock() }
-    var value: Int { lock.lock(); defer { lock.unlock() }; return count }
 }
 
 /// A conditioned command's run, ready once its inputs are read: ``run(_:inputs:)`` does the work,
@@ -162,13 +155,12 @@ struct ConditionedJob {
     }
 }
 
-/// `MeasurementGuidedScore` over a concrete base whose passes `counter` counts (callers pass an
-/// existential, which Swift opens).
-private func guidedScore<B: ScoreJacobianProviding>(_ base: B, counter: EvaluationCounter, sde: any ForwardSDE,
+/// `MeasurementGuidedScore` over a concrete base (callers pass an existential, which Swift opens);
+/// the sampler counts its model passes (``ScoreModel/passesPerEvaluation``).
+private func guidedScore<B: ScoreJacobianProviding>(_ base: B, sde: any ForwardSDE,
                                                     measurement: LinearMeasurement, likelihood: MeasurementLikelihood,
                                                     weight: Double) throws -> any ScoreModel {
-    let counted = ObservedScore(base: base, observe: { @Sendable _ in counter.increment() })
-    return try MeasurementGuidedScore(base: counted, sde: sde, measurement: measurement, likelihood: likelihood, weight: weight)
+    try MeasurementGuidedScore(base: base, sde: sde, measurement: measurement, likelihood: likelihood, weight: weight)
 }
 
 extension DataModel {

@@ -9,6 +9,7 @@ struct ObservedScore<Base: ScoreModel>: ScoreModel {
     let observe: (@Sendable (Double) -> Void)?
 
     var rowShape: [Int]? { base.rowShape }
+    var passesPerEvaluation: Int { base.passesPerEvaluation }
 
     func score(_ x: Tensor, at t: Double) throws -> Tensor {
         observe?(t)
