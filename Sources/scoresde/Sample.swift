@@ -93,7 +93,8 @@ extension ScoreSDECommand {
             let kind = sampler.resolved(latentGiven: latent != nil)
             let sdeChoice = try sde.resolve(for: data)
             let built = try sdeChoice.make()
-            let eps = sampler.eps(default: sdeChoice.defaultEps)
+            // A learned model trained only down to some eps (the shipped digits: 1e-2) is not sampled below it.
+            let eps = sampler.eps(default: max(sdeChoice.defaultEps, data.learned?.likelihoodEps ?? 0))
             try checkEps(eps, for: built.forward)
             let latents = try latent.map { try data.readRows($0, option: "--latent") }
             let classDefault = try classes.defaultCount(image: SampleFigure.isImage(data.rowShape))
