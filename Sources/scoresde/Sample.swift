@@ -41,6 +41,7 @@ extension ScoreSDECommand {
         @OptionGroup(title: "Predictor-corrector sampler") var pc: PCOptions
         @OptionGroup(title: "Probability-flow ODE sampler") var ode: ODEOptions
         @OptionGroup(title: "Few-step samplers") var fewStep: FewStepOptions
+        @OptionGroup(title: "Class-conditional sampling") var classes: ClassOptions
 
         @Option(help: ArgumentHelp(
             "Decode these latents (a .npy whose rows have the model's dimension, e.g. from `scoresde encode`) instead of drawing them from the prior; implies --sampler ode. The number of samples is the number of rows.",
@@ -108,10 +109,13 @@ extension ScoreSDECommand {
             let kind = sampler.resolved(latentGiven: latent != nil, nfeGiven: fewStep.nfe != nil)
             let sdeChoice = try sde.resolve(for: data)
             let built = try sdeChoice.make()
-            let eps = sampler.eps(default: sdeChoice.defaultEps)
+            // A learned model trained only down to some eps (the shipped digits: 1e-2) is not sampled below it.
+            let eps = sampler.eps(default: max(sdeChoice.defaultEps, data.learned?.likelihoodEps ?? 0))
             try checkEps(eps, for: built.forward)
             let latents = try latent.map { try data.readRows($0, option: "--latent") }
-            let count = latents?.rows ?? self.count ?? (SampleFigure.isImage(data.rowShape) ? Self.defaultImageCount : Self.defaultCount)
+            let classDefault = try classes.defaultCount(image: SampleFigure.isImage(data.rowShape))
+            let count = latents?.rows ?? self.count ?? classDefault
+                ?? (SampleFigure.isImage(data.rowShape) ? Self.defaultImageCount : Self.defaultCount)
             let prepared = try prepare(kind, built, data, eps: eps, latents: latents, count: count)
 
             let files = try self.files.files(defaultPNG: Self.defaultPNG)
@@ -136,6 +140,7 @@ extension ScoreSDECommand {
             report.merge(sdeChoice.stats)
             report["sampler"] = .string(kind.rawValue)
             report.merge(prepared.settings)
+            report.merge(classes.stats)
             report["eps"] = .double(eps)
             report["batch_size"] = .int(min(compute.batchSize ?? count, count))
             report["seed"] = seedValue(compute.seed)
@@ -143,7 +148,7 @@ extension ScoreSDECommand {
 
             try files.write(samples: samples, report: report) {
                 let title = "\(data.label) | \(sdeChoice.kind.rawValue) | \(prepared.label) | NFE \(run.nfe)"
-                return try SampleFigure.render(samples, model: data, title: title)
+                return try classes.figure(samples, model: data, title: title) ?? SampleFigure.render(samples, model: data, title: title)
             }
 
             let shape = samples.rowShape.count > 1 ? ", shape " + samples.rowShape.map(String.init).joined(separator: "x") : ""
@@ -174,7 +179,7 @@ extension ScoreSDECommand {
             switch kind {
             case .pc:
                 let grid = try sampler.grid(for: forward, eps: eps)
-                let score = data.score(diffusedBy: forward)
+                let score = try classes.score(data, diffusedBy: forward, count: count)
                 let predictor = try pc.makePredictor(for: built, steps: grid.steps)
                 let corrector = try pc.makeCorrector(steps: grid.steps)
         try predictor.validate(grid: grid, sde: forward)
@@ -203,10 +208,11 @@ extension ScoreSDECommand {
                 settings["denoise"] = .string(denoise.rawValue)
                 settings["latent"] = latent.map { .string($0) } ?? .null
                 let job: ODEJob = latents.map { .decode($0) } ?? .sample(count: count, rowShape: data.rowShape)
+                let base = try classes.score(data, diffusedBy: forward, count: count)
                 return PreparedSampler(label: "ode " + ode.label, settings: settings) { rng in
                     let progress = ODEProgress("sample", from: forward.T, to: eps, layout: layout)
                     defer { progress?.finish() }
-                    let score = observed(data.score(diffusedBy: forward), by: progress)
+                    let score = observed(base, by: progress)
                     let run = try runODE(job, sde: forward, score: score, eps: eps, solver: solver, layout: layout,
                                          denoise: denoise == .lastMean, batchSize: batchSize, using: &rng)
                     return SampleRun(samples: run.states, nfe: run.scoreEvaluations,

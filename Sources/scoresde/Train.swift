@@ -125,6 +125,8 @@ extension ScoreSDECommand {
         @Flag(inversion: .prefixedNo, help: "Weight the loss by g(t)^2 (likelihood weighting) instead of std(t)^2 (default: no).")
         var likelihoodWeighting: Bool?
 
+        @OptionGroup(title: "Likelihood-grade training and class labels") var objective: ObjectiveOptions
+
         // MARK: Network
 
         @Option(parsing: .unconditional, help: ArgumentHelp("Hidden width, at least the data dimension (default: \(defaultHidden)).", valueName: "n"))
@@ -280,7 +282,7 @@ extension ScoreSDECommand {
             if count != nil, data.hasSuffix(".npy") || data.hasPrefix("npy:") {
                 throw ScoreSDEError.invalidArgument("--count selects rows of a built-in data set; a .npy file is used whole (save the rows you want)")
             }
-            let set = try Dataset.load(data, count: count, seed: 0)
+            let set = try objective.labelled(Dataset.load(data, count: count, seed: 0))
             try set.data.checkFinite("the training data \(data)")
             return set
         }
@@ -292,7 +294,8 @@ extension ScoreSDECommand {
             guard let levels = set.levels else {
                 throw ScoreSDEError.invalidArgument("--scaling \(normalization.rawValue) maps discrete levels (digits 0...16, patches 0...255) to [0, 1] or [-1, 1], but \(set.name) is continuous data; use --scaling none (scale .npy data yourself)")
             }
-            return try normalization.dataScaling(levels: levels)
+            // Dequantized data k + u span [0, levels): that range maps onto the target.
+            return objective.dequantize ? try normalization.dequantizedScaling(levels: levels) : try normalization.dataScaling(levels: levels)
         }
 
         func scalingLabel(_ s: DataScaling) -> String {
@@ -332,13 +335,21 @@ extension ScoreSDECommand {
             let arch = MLPArchitecture(rowShape: set.rowShape, hiddenWidth: hidden ?? Self.defaultHidden,
                                        residualBlocks: blocks ?? Self.defaultBlocks,
                                        fourierFeatures: fourierFeatures ?? Self.defaultFourierFeatures,
-                                       fourierScale: fourierScale ?? Self.defaultFourierScale)
+                                       fourierScale: fourierScale ?? Self.defaultFourierScale,
+                                       classCount: set.labels == nil ? 0 : set.classCount)
             let config = TrainingConfiguration(
-                sde: try sdeSpec(scale.toModel(set.data)), architecture: arch, dataScaling: scale, seed: seed ?? 0,
+                sde: try sdeSpec(scale.toModel(set.data)), architecture: arch, parameterization: objective.parameterization?.value,
+                dataScaling: scale, seed: seed ?? 0,
                 batchSize: batchSize ?? Self.defaultBatchSize, learningRate: learningRate ?? Self.defaultLearningRate,
                 warmup: warmup ?? Self.defaultWarmup, gradClip: gradClip ?? Self.defaultGradClip, emaRate: emaRate ?? Self.defaultEMA,
-                reduceMean: reduceMean ?? false, likelihoodWeighting: likelihoodWeighting ?? false)
-            return try Trainer(configuration: config, data: set.data)
+                reduceMean: reduceMean ?? false, likelihoodWeighting: likelihoodWeighting ?? false,
+                eps: objective.trainEps ?? 1e-5, timeSampling: objective.timeSampling ?? .uniform,
+                noiseFloor: try objective.floor(scale: scale), dequantizationLevels: objective.dequantize ? set.levels : nil,
+                labelDropout: objective.labelDropout ?? ObjectiveOptions.defaultLabelDropout)
+            if objective.dequantize && set.levels == nil {
+                throw ScoreSDEError.invalidArgument("--dequantize is for discrete data (digits, patches); \(set.name) is continuous")
+            }
+            return try Trainer(configuration: config, data: set.data, labels: set.labels)
         }
 
         /// The run in the `--output` checkpoint, after checking that the options given agree with it.
@@ -348,7 +359,7 @@ extension ScoreSDECommand {
             }
             let trainer: Trainer
             do {
-                trainer = try Trainer.resume(from: output, data: set.data)
+                trainer = try Trainer.resume(from: output, data: set.data, labels: set.labels)
             } catch ScoreSDEError.invalidArgument {
                 // The data fingerprint differs (the library's message suggests an API option the CLI does not have).
                 let rows = (try? Safetensors.read(output))?.metadata["data.rows"] ?? "?"
@@ -391,6 +402,11 @@ extension ScoreSDECommand {
             check("--seed", seed, c.seed)
             check("--reduce-mean", reduceMean, c.reduceMean)
             check("--likelihood-weighting", likelihoodWeighting, c.likelihoodWeighting)
+            check("--time-sampling", objective.timeSampling?.rawValue, c.timeSampling.rawValue)
+            check("--train-eps", objective.trainEps, c.eps)
+            check("--label-dropout", objective.labelDropout, c.labelDropout)
+            if objective.dequantize && c.dequantizationLevels == nil { conflicts.append("--dequantize (the checkpoint was trained without it)") }
+            check("--parameterization", objective.parameterization?.value.rawValue, c.parameterization?.rawValue ?? c.sde.defaultParameterization.rawValue)
             guard conflicts.isEmpty else {
                 throw ScoreSDEError.invalidArgument("cannot resume \(output) with other settings: \(conflicts.joined(separator: ", ")); drop \(conflicts.count == 1 ? "that option" : "those options") to continue with the checkpoint's settings, or start a new run (without --resume) to change them")
             }

@@ -9,10 +9,13 @@ import Testing
 struct PretrainedModelTests {
     /// The DSM loss (the model's own SDE, the reference's default weighting) on `rows` minibatch
     /// rows drawn from `data` (data space) with a fixed seed.
-    static func heldOutLoss(_ model: MLPScore, data: Tensor, rows: Int = 1024) throws -> Double {
+    /// A class-conditional model is scored with `labels` (one per data row; default: the null label).
+    static func heldOutLoss(_ model: MLPScore, data: Tensor, rows: Int = 1024, labels: [Int]? = nil) throws -> Double {
         let loss = try DSMLoss(sde: model.sde)
         let x = model.dataScaling.toModel(data)
-        let batch = try loss.drawBatch(step: 0, seed: 2024, batchSize: rows, dataRows: x.rows, rowShape: x.rowShape)
+        var batch = try loss.drawBatch(step: 0, seed: 2024, batchSize: rows, dataRows: x.rows, rowShape: x.rowShape)
+        let k = model.architecture.classCount
+        if k > 0 { batch.labels = batch.indices.map { labels?[$0] ?? k } }
         return try model.dsmLossAndGradient(loss, data: batch.gather(x), batch: batch).loss
     }
 
@@ -43,11 +46,24 @@ struct PretrainedModelTests {
         let heldOut = try Digits.load(split: .heldOut).images
         let trained = try Self.heldOutLoss(model, data: heldOut)
         let untrained = try MLPScore(architecture: model.architecture, sde: model.sdeSpec, parameterization: model.parameterization,
-                                     dataScaling: model.dataScaling, seed: 1)
+                                     noiseFloor: model.noiseFloor, dataScaling: model.dataScaling, seed: 1)
         let baseline = try Self.heldOutLoss(untrained, data: heldOut)
         // An untrained noise predictor scores about D/2 = 32 (its output is near 0); the shipped one ~4.
         #expect(trained < 0.3 * baseline, "held-out DSM loss \(trained) vs untrained \(baseline)")
         #expect(trained.isFinite && trained > 0)
+    }
+
+    /// The shipped digits model is class-conditional (issue 12): its held-out DSM loss with the
+    /// digits' true labels is below the null label's, which is below that of wrong labels.
+    @Test func theDigitsModelUsesItsLabels() throws {
+        let model = try PretrainedModels.digits()
+        #expect(model.architecture.classCount == 10 && model.dequantizationLevels == 17)
+        #expect(model.parameterization == .boundedNoisePrediction && model.noiseFloor > 0)
+        let test = try Digits.load(split: .heldOut)
+        let right = try Self.heldOutLoss(model, data: test.images, labels: test.labels)
+        let null = try Self.heldOutLoss(model, data: test.images)
+        let wrong = try Self.heldOutLoss(model, data: test.images, labels: test.labels.map { ($0 + 5) % 10 })
+        #expect(right < null && null < wrong, "DSM loss with true labels \(right), null \(null), wrong labels \(wrong)")
     }
 
     @Test func thePatchesModelLoadsAndIsTrained() throws {

@@ -77,6 +77,17 @@ public enum DataNormalization: String, Sendable, CaseIterable, CustomStringConve
         return DataScaling(uncheckedScale: a, shift: b)
     }
 
+    /// The affine map of uniformly dequantized levels: `k + u ∈ [0, levels)` onto `[0, 1)` (``unit``,
+    /// `(k + u) / levels`, the reference's `(k + u) / 256`) or `[−1, 1)` (``symmetric``), the identity
+    /// for ``none`` — the scaling a model trained on dequantized data records (``dequantize(_:levels:using:)``
+    /// produces exactly these values).
+    public func dequantizedScaling(levels: Int) throws -> DataScaling {
+        if self == .none { return .identity }
+        guard levels >= 2 else { throw ScoreSDEError.invalidArgument("dequantization needs levels >= 2, got \(levels)") }
+        return self == .unit ? DataScaling(uncheckedScale: 1 / Double(levels), shift: 0)
+                             : DataScaling(uncheckedScale: 2 / Double(levels), shift: -1)
+    }
+
     /// `scale(x) = a x + b`.
     func affine(_ levels: Int) throws -> (Double, Double) {
         if self == .none { return (1, 0) }

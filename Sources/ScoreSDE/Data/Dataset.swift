@@ -8,7 +8,8 @@ import Foundation
 ///     let x = try moons.scaledData()                            // data in model space
 ///
 /// Built-in names: `ring`, `moons`, `swissroll`, `checkerboard` (2-D, continuous, default
-/// 10 000 points), `digits` (8 × 8 grey, 17 levels, the 1500 training digits) and `patches`
+/// 10 000 points), `digits` (8 × 8 grey, 17 levels, the 1500 training digits), `digits-test` (the
+/// 297 held-out digits; with a count, the first `count` of them) and `patches`
 /// (8 × 8 RGB, 256 levels, all 8480 non-overlapping patches of the packaged photographs).
 public struct Dataset: Sendable, Equatable, CustomStringConvertible {
     /// The data set's name (`moons`, `digits`, ... or the `.npy` path).
@@ -21,18 +22,25 @@ public struct Dataset: Sendable, Equatable, CustomStringConvertible {
     public let levels: Int?
     /// One line saying what the data are.
     public let description: String
+    /// The class of each row (digits: their digit; toys: component, arm or square; see
+    /// ``Toy2D/labels(_:points:startingFrom:)``), or nil for unlabelled data.
+    public let labels: [Int]?
+    /// The number of classes of ``labels`` (0 without labels).
+    public let classCount: Int
 
     /// The shape of one row, e.g. `[2]` or `[3, 8, 8]`.
     public var rowShape: [Int] { data.rowShape }
     /// Number of rows.
     public var count: Int { data.rows }
 
-    public init(name: String, data: Tensor, normalization: DataNormalization, levels: Int?, description: String) {
+    public init(name: String, data: Tensor, normalization: DataNormalization, levels: Int?, description: String,
+                labels: [Int]? = nil, classCount: Int = 0) {
         self.name = name; self.data = data; self.normalization = normalization; self.levels = levels; self.description = description
+        self.labels = labels; self.classCount = labels == nil ? 0 : classCount
     }
 
     /// The names accepted by ``named(_:count:seed:)``.
-    public static let builtInNames = Toy2D.names + ["digits", "patches"]
+    public static let builtInNames = Toy2D.names + ["digits", "digits-test", "patches"]
 
     /// Points of a 2-D toy when `count` is nil.
     public static let defaultToyCount = 10_000
@@ -56,7 +64,9 @@ public struct Dataset: Sendable, Equatable, CustomStringConvertible {
         switch name {
         case _ where Toy2D.names.contains(name):
             let n = count ?? defaultToyCount
+            let start = rng
             let x = try Toy2D.sample(name, count: n, using: &rng)
+            let labels = try Toy2D.labels(name, points: x, startingFrom: start)
             let what: String
             switch name {
             case "ring": what = "8 Gaussians (std 0.25) on a circle of radius 4"
@@ -65,7 +75,8 @@ public struct Dataset: Sendable, Equatable, CustomStringConvertible {
             default: what = "uniform on the dark squares of a 4x4 checkerboard on [-2, 2]^2"
             }
             return Dataset(name: name, data: x, normalization: .none, levels: nil,
-                           description: "\(name): \(n) points in 2-D, \(what), seed \(seed)")
+                           description: "\(name): \(n) points in 2-D, \(what), seed \(seed)",
+                           labels: labels, classCount: try Toy2D.classCount(name))
         case "digits":
             let train = try Digits.load(split: .train)
             if let n = count {
@@ -74,10 +85,23 @@ public struct Dataset: Sendable, Equatable, CustomStringConvertible {
                 }
                 let picked = train.subset(Array(permutation(Digits.trainCount, using: &rng).prefix(n)))
                 return Dataset(name: name, data: picked.images, normalization: .unit, levels: Digits.levels,
-                               description: "digits: \(n) of the \(Digits.trainCount) training 8x8 grey digits (values 0...16), chosen with seed \(seed)")
+                               description: "digits: \(n) of the \(Digits.trainCount) training 8x8 grey digits (values 0...16), chosen with seed \(seed)",
+                               labels: picked.labels, classCount: 10)
             }
             return Dataset(name: name, data: train.images, normalization: .unit, levels: Digits.levels,
-                           description: "digits: the \(Digits.trainCount) training 8x8 grey digits (values 0...16)")
+                           description: "digits: the \(Digits.trainCount) training 8x8 grey digits (values 0...16)",
+                           labels: train.labels, classCount: 10)
+        case "digits-test":
+            let test = try Digits.load(split: .heldOut)
+            let picked = try count.map { n -> Digits in
+                guard n <= Digits.heldOutCount else {
+                    throw ScoreSDEError.invalidArgument("digits-test has \(Digits.heldOutCount) held-out images; asked for \(n) (omit the count to use all of them)")
+                }
+                return test.subset(0 ..< n)
+            } ?? test
+            return Dataset(name: name, data: picked.images, normalization: .unit, levels: Digits.levels,
+                           description: "digits-test: \(picked.labels.count) of the \(Digits.heldOutCount) held-out 8x8 grey digits (the last in file order; values 0...16)",
+                           labels: picked.labels, classCount: 10)
         case "patches":
             if let n = count {
                 let x = try ImagePatches.random(count: n, using: &rng)

@@ -88,6 +88,16 @@ public enum MLPOutputParameterization: String, Sendable, CaseIterable {
     case noisePrediction = "noise"
     /// VE: `s = out / σ(t)` (`scale_by_sigma`); time input `τ = log σ(t)`.
     case scaledBySigma = "scaled_by_sigma"
+    /// Noise prediction whose score stays bounded as `t → 0`: `s = −out / √(std(t)² + δ²)` with
+    /// `δ` the model's ``MLPScore/noiseFloor`` and the output itself bounded, `out = B tanh(net / B)`
+    /// (``MLPScore/boundedOutputLimit``); time input `τ = t`. For `std ≫ δ` this is
+    /// `.noisePrediction`; for `std ≪ δ` the predicted noise `out · std / √(std² + δ²)` vanishes
+    /// like `std` and the score tends to `−out / δ` instead of exploding like `1/std`. Meant for
+    /// dequantized data, whose density is smooth only down to the bin width: `δ` of the order of the
+    /// dequantization noise's std makes the model's density at small `t` (what likelihoods
+    /// integrate from) a smooth one. Used with likelihood weighting and importance sampling of `t`
+    /// (Song, Durkan, Murray & Ermon 2021), whose loss is the noise-prediction loss.
+    case boundedNoisePrediction = "noise_bounded"
 }
 
 /// The shape of an ``MLPScore`` network.
@@ -104,13 +114,20 @@ public struct MLPArchitecture: Sendable, Equatable {
     public var fourierScale: Double
     /// Whether each residual block adds its own projection of the time embedding (as NCSN++'s blocks do).
     public var timeEmbeddingInBlocks: Bool
+    /// Number `K` of class labels `0 ..< K` of a class-conditional network (0: unconditional). A
+    /// conditional network has a learned label embedding with `K + 1` rows, the last one the null
+    /// label `∅` (classifier-free guidance, Ho & Salimans 2022), added to the time embedding.
+    public var classCount: Int
 
     public init(rowShape: [Int], hiddenWidth: Int = 256, residualBlocks: Int = 2, fourierFeatures: Int = 64,
-                fourierScale: Double = 16, timeEmbeddingInBlocks: Bool = true) {
+                fourierScale: Double = 16, timeEmbeddingInBlocks: Bool = true, classCount: Int = 0) {
         self.rowShape = rowShape; self.hiddenWidth = hiddenWidth; self.residualBlocks = residualBlocks
         self.fourierFeatures = fourierFeatures; self.fourierScale = fourierScale
-        self.timeEmbeddingInBlocks = timeEmbeddingInBlocks
+        self.timeEmbeddingInBlocks = timeEmbeddingInBlocks; self.classCount = classCount
     }
+
+    /// Whether the network takes a class label.
+    public var isClassConditional: Bool { classCount > 0 }
 
     /// `D`, the flattened sample size.
     public var dimension: Int { rowShape.reduce(1, *) }
@@ -122,6 +139,7 @@ public struct MLPArchitecture: Sendable, Equatable {
         try requireParameter(residualBlocks >= 0, "the number of residual blocks must be >= 0 (got \(residualBlocks))")
         try requireParameter(fourierFeatures >= 1, "the number of Fourier features must be >= 1 (got \(fourierFeatures))")
         try requireParameter(fourierScale.isFinite && fourierScale > 0, "the Fourier scale must be finite and > 0 (got \(fourierScale)); NCSN++ uses 16")
+        try requireParameter(classCount >= 0, "the number of classes must be >= 0 (got \(classCount)); 0 is an unconditional network")
     }
 
     /// The named tensors of the network, in order (see ``MLPScore`` for the table).
@@ -150,6 +168,7 @@ public struct MLPArchitecture: Sendable, Equatable {
         }
         add("output.weight", [d, h], fanIn: h)
         add("output.bias", [d], fanIn: h)
+        if classCount > 0 { add("label.embedding", [classCount + 1, h], fanIn: 1) }
         return specs
     }
 
@@ -163,7 +182,8 @@ public struct MLPArchitecture: Sendable, Equatable {
          "model.residual_blocks": "\(residualBlocks)",
          "model.fourier_features": "\(fourierFeatures)",
          "model.fourier_scale": "\(fourierScale)",
-         "model.time_embedding_in_blocks": "\(timeEmbeddingInBlocks)"]
+         "model.time_embedding_in_blocks": "\(timeEmbeddingInBlocks)",
+         "model.class_count": "\(classCount)"]
     }
 
     init(metadata m: MetadataReader) throws {
@@ -174,7 +194,8 @@ public struct MLPArchitecture: Sendable, Equatable {
         }
         self.init(rowShape: shape.map { $0! }, hiddenWidth: try m.int("model.hidden_width"),
                   residualBlocks: try m.int("model.residual_blocks"), fourierFeatures: try m.int("model.fourier_features"),
-                  fourierScale: try m.double("model.fourier_scale"), timeEmbeddingInBlocks: try m.bool("model.time_embedding_in_blocks"))
+                  fourierScale: try m.double("model.fourier_scale"), timeEmbeddingInBlocks: try m.bool("model.time_embedding_in_blocks"),
+                  classCount: m.map["model.class_count"] == nil ? 0 : try m.int("model.class_count"))
         do { try validate() } catch let ScoreSDEError.invalidArgument(msg) { throw m.fail("metadata describes an invalid network: \(msg)") }
     }
 }

@@ -11,6 +11,8 @@ struct MLPLayout: Sendable {
     let freq, embW, embB, inW, inB: Int
     let w1, b1, wt, bt, w2, b2: [Int]
     let outW, outB: Int
+    /// Offset of `label.embedding` (`[K + 1, H]`), or -1 for an unconditional network.
+    let labEmb: Int
     let count: Int
 
     init(_ a: MLPArchitecture) {
@@ -27,6 +29,7 @@ struct MLPLayout: Sendable {
         w2 = (0 ..< a.residualBlocks).map { o["blocks.\($0).dense2.weight"]! }
         b2 = (0 ..< a.residualBlocks).map { o["blocks.\($0).dense2.bias"]! }
         outW = o["output.weight"]!; outB = o["output.bias"]!
+        labEmb = o["label.embedding"] ?? -1
         count = a.parameterCount
     }
 }
@@ -218,7 +221,8 @@ final class MLPInferenceContext {
     let dh, dact, du: UnsafeMutablePointer<Double>
     let bias0, biasU: UnsafeMutablePointer<Double>
 
-    init(layout l: MLPLayout, params p: UnsafePointer<Double>, tau: Double, capacity: Int, withTangent: Bool) {
+    /// - Parameter label: the label row of `label.embedding` to add (conditional networks), or nil.
+    init(layout l: MLPLayout, params p: UnsafePointer<Double>, tau: Double, label: Int? = nil, capacity: Int, withTangent: Bool) {
         self.l = l; self.p = p; self.capacity = capacity
         let hw = l.h, slab = capacity * hw
         let total = (withTangent ? 6 : 3) * slab + hw * (1 + l.blocks) + 2 * l.f + 2 * hw
@@ -236,6 +240,10 @@ final class MLPInferenceContext {
         fourierFeatures(&t, rows: 1, frequencies: p + l.freq, f: l.f, into: feat)
         tmp.update(from: p + l.embB, count: hw)
         linearForward(feat, rows: 1, inDim: 2 * l.f, weight: p + l.embW, outDim: hw, into: tmp, accumulate: true)
+        if let label, l.labEmb >= 0 {
+            let e = p + l.labEmb + label * hw
+            for j in 0 ..< hw { tmp[j] += e[j] }
+        }
         for j in 0 ..< hw { temb[j] = siluScalar(tmp[j]) }
         for j in 0 ..< hw { bias0[j] = p[l.inB + j] + temb[j] }
         for i in 0 ..< l.blocks {
@@ -252,7 +260,7 @@ final class MLPInferenceContext {
 
     /// `out = scale · net(x)` and, when `v` is given, `jvp = scale · (∂net/∂x) v`, for `rows ≤ capacity` rows.
     func run(x: UnsafePointer<Double>, rows n: Int, out: UnsafeMutablePointer<Double>,
-             v: UnsafePointer<Double>?, jvp: UnsafeMutablePointer<Double>?, scale: Double) {
+             v: UnsafePointer<Double>?, jvp: UnsafeMutablePointer<Double>?, scale: Double, bound: Double? = nil) {
         let hw = l.h, d = l.d, nh = n * hw
         let tangent = v != nil
         fillRows(h, rows: n, width: hw, bias: bias0)
@@ -271,11 +279,19 @@ final class MLPInferenceContext {
         if tangent { siluTangent(h, dh, act: act, dact: dact, nh) } else { siluForward(h, act: act, sig: nil, nh) }
         fillRows(out, rows: n, width: d, bias: p + l.outB)
         linearForward(act, rows: n, inDim: hw, weight: p + l.outW, outDim: d, into: out, accumulate: true)
-        if scale != 1 { for i in 0 ..< n * d { out[i] *= scale } }
         if let jvp {
             linearForward(dact, rows: n, inDim: hw, weight: p + l.outW, outDim: d, into: jvp, accumulate: false)
-            if scale != 1 { for i in 0 ..< n * d { jvp[i] *= scale } }
         }
+        if let bound {
+            // out = B tanh(raw / B); its derivative 1 − tanh² scales the tangent.
+            for i in 0 ..< n * d {
+                let th = Foundation.tanh(out[i] / bound)
+                out[i] = bound * th
+                if let jvp { jvp[i] *= 1 - th * th }
+            }
+        }
+        if scale != 1 { for i in 0 ..< n * d { out[i] *= scale } }
+        if let jvp, scale != 1 { for i in 0 ..< n * d { jvp[i] *= scale } }
     }
 }
 
@@ -299,8 +315,12 @@ final class MLPTrainingWorkspace {
     let buffer: UnsafeMutablePointer<Double>
     /// Inputs `x` (`rows × D`) and per-row time inputs `τ`.
     let x, tau: UnsafeMutablePointer<Double>
+    /// Per-row label rows of `label.embedding` (conditional networks; set by the caller).
+    var labels: [Int]
     /// Network output, and `∂loss/∂out` (set by the caller before `backward`).
     let out, gOut: UnsafeMutablePointer<Double>
+    /// With an output bound: `∂out/∂raw = 1 − tanh²(raw / B)` of the last forward.
+    let outDeriv: UnsafeMutablePointer<Double>
     let feat, tembPre, tembSig, temb: UnsafeMutablePointer<Double>
     let hPre, hSig, hAct: [UnsafeMutablePointer<Double>]     // L + 1 each
     let uPre, uSig, uAct: [UnsafeMutablePointer<Double>]     // L each
@@ -309,6 +329,7 @@ final class MLPTrainingWorkspace {
 
     init(layout l: MLPLayout, capacity: Int) {
         self.l = l; self.capacity = capacity
+        labels = [Int](repeating: 0, count: capacity)
         let c = capacity, hw = l.h, d = l.d, L = l.blocks
         let slab = c * hw
         let total = c * (4 * d + 1) + c * 2 * l.f + slab * (3 + 3 * (L + 1) + 3 * L + 4) + hw
@@ -316,7 +337,7 @@ final class MLPTrainingWorkspace {
         buffer.initialize(repeating: 0, count: total)
         var cursor = buffer
         func take(_ n: Int) -> UnsafeMutablePointer<Double> { defer { cursor += n }; return cursor }
-        x = take(c * d); out = take(c * d); gOut = take(c * d); _ = take(c * d)
+        x = take(c * d); out = take(c * d); gOut = take(c * d); outDeriv = take(c * d)
         tau = take(c)
         feat = take(c * 2 * l.f)
         tembPre = take(slab); tembSig = take(slab); temb = take(slab)
@@ -332,13 +353,19 @@ final class MLPTrainingWorkspace {
 
     deinit { buffer.deallocate() }
 
-    /// `out = net(x, τ)` for the first `n` rows, keeping what `backward` needs.
-    func forward(_ p: UnsafePointer<Double>, rows n: Int) {
+    /// `out = net(x, τ)` (bounded to `B tanh(net / B)` with a bound) for the first `n` rows, keeping what `backward` needs.
+    func forward(_ p: UnsafePointer<Double>, rows n: Int, bound: Double? = nil) {
         precondition(n <= capacity)
         let hw = l.h, d = l.d, nh = n * hw, L = l.blocks
         fourierFeatures(tau, rows: n, frequencies: p + l.freq, f: l.f, into: feat)
         fillRows(tembPre, rows: n, width: hw, bias: p + l.embB)
         linearForward(feat, rows: n, inDim: 2 * l.f, weight: p + l.embW, outDim: hw, into: tembPre, accumulate: true)
+        if l.labEmb >= 0 {
+            for r in 0 ..< n {
+                let e = p + l.labEmb + labels[r] * hw, o = tembPre + r * hw
+                for j in 0 ..< hw { o[j] += e[j] }
+            }
+        }
         siluForward(tembPre, act: temb, sig: tembSig, nh)
         fillRows(hPre[0], rows: n, width: hw, bias: p + l.inB, plus: temb)
         linearForward(x, rows: n, inDim: d, weight: p + l.inW, outDim: hw, into: hPre[0], accumulate: true)
@@ -359,6 +386,18 @@ final class MLPTrainingWorkspace {
         siluForward(hPre[L], act: hAct[L], sig: hSig[L], nh)
         fillRows(out, rows: n, width: d, bias: p + l.outB)
         linearForward(hAct[L], rows: n, inDim: hw, weight: p + l.outW, outDim: d, into: out, accumulate: true)
+        if let bound {
+            for i in 0 ..< n * d {
+                let th = Foundation.tanh(out[i] / bound)
+                out[i] = bound * th
+                outDeriv[i] = 1 - th * th
+            }
+        }
+    }
+
+    /// `gOut ← gOut · ∂out/∂raw` after a bounded forward (call before `backward`).
+    func applyOutputBound(rows n: Int) {
+        for i in 0 ..< n * l.d { gOut[i] *= outDeriv[i] }
     }
 
     /// Adds `∂loss/∂θ` to `g` (flat, parameter order) from `gOut = ∂loss/∂out` of the first `n`
@@ -396,5 +435,11 @@ final class MLPTrainingWorkspace {
         siluBackward(gTemb, pre: tembPre, sig: tembSig, into: gA, nh, accumulate: false)
         linearWeightGradient(gA, feat, rows: n, inDim: 2 * l.f, outDim: hw, into: g + l.embW)
         addColumnSums(gA, rows: n, width: hw, into: g + l.embB)
+        if l.labEmb >= 0 {
+            for r in 0 ..< n {
+                let ge = g + l.labEmb + labels[r] * hw, q = gA + r * hw
+                for j in 0 ..< hw { ge[j] += q[j] }
+            }
+        }
     }
 }

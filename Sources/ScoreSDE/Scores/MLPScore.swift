@@ -13,16 +13,24 @@ import Foundation
 /// architecture's Fourier features, hidden width and residual blocks:
 ///
 ///     e    = [sin(2π W τ), cos(2π W τ)]                   W ~ N(0, scale²), fixed (GaussianFourierProjection)
-///     temb = SiLU(embed.dense(e))
+///     temb = SiLU(embed.dense(e) [+ label.embedding[y]])      y ∈ 0..<K, or K = ∅ (class-conditional only)
 ///     h    = input(x) + temb
 ///     h    = h + blocks.i.dense2(SiLU(blocks.i.dense1(SiLU(h)) + blocks.i.temb(temb)))   i = 0..<L
 ///     out  = output(SiLU(h))
 ///
 /// (`blocks.i.temb` only when `timeEmbeddingInBlocks`.) `SiLU(a) = a σ(a)`.
 ///
+/// **Class labels.** With `architecture.classCount = K > 0` the network is class-conditional: a
+/// learned embedding row per label and one for the null label `∅` (row `K`) joins the time
+/// embedding. ``score(_:at:)`` (the ``ScoreModel`` entry) uses `∅`, the unconditional score a
+/// network trained with label dropout learns; ``score(_:at:labels:)`` and
+/// ``conditioned(on:)`` give class-conditional scores (classifier-free guidance, Ho & Salimans 2022).
+///
 /// **Output and time input** (PT `models/utils.py get_score_fn`, NCSN++): `.noisePrediction`
 /// (VP, sub-VP): `τ = t`, `score = −out / std(t)`; `.scaledBySigma` (VE): `τ = log σ(t)`,
-/// `score = out / σ(t)`, where std and σ are the SDE's marginal standard deviation.
+/// `score = out / σ(t)`, where std and σ are the SDE's marginal standard deviation;
+/// `.boundedNoisePrediction`: `τ = t`, `score = −out / √(std(t)² + δ²)` (``noiseFloor`` `δ`) with
+/// the output itself bounded, `out = B tanh(net / B)`, `B` = ``boundedOutputLimit``.
 ///
 /// **Parameters**, in this order in ``parameters`` and in weights files (Linear weights stored
 /// `[out, in]` as `torch.nn.Linear`, row-major):
@@ -36,6 +44,7 @@ import Foundation
 /// | `blocks.i.temb.weight`, `.bias` | `[H, H]`, `[H]` | Linear(H, H) (if `timeEmbeddingInBlocks`) |
 /// | `blocks.i.dense2.weight`, `.bias` | `[H, H]`, `[H]` | Linear(H, H) |
 /// | `output.weight`, `.bias` | `[D, H]`, `[D]` | Linear(H, D) |
+/// | `label.embedding` | `[K + 1, H]` | uniform in `[−1, 1]` (class-conditional only; row `K` is `∅`) |
 ///
 /// "Linear(in, out)" is PyTorch's default `nn.Linear` init: weight and bias uniform in
 /// `[−1/√in, 1/√in]` (`kaiming_uniform_(a=√5)`), drawn from the seed's Philox streams.
@@ -48,8 +57,18 @@ public struct MLPScore: ScoreJacobianProviding {
     /// The forward SDE the model was built for (its marginal std scales the output).
     public let sdeSpec: SDESpec
     public let parameterization: MLPOutputParameterization
+    /// `δ` of ``MLPOutputParameterization/boundedNoisePrediction`` (model-space units); 0 otherwise.
+    public let noiseFloor: Double
     /// Data ↔ model space map recorded with the weights (identity unless trained on scaled data).
     public var dataScaling: DataScaling
+    /// Trained on uniformly dequantized integer data with this many levels `0 ... L−1` (data-space
+    /// values `k + u ∈ [0, L)`): its likelihoods are those of `k + u`, bounding the discrete
+    /// data's. nil: continuous data.
+    public var dequantizationLevels: Int?
+    /// The time its likelihood is stated at: the smallest training time of a model trained for
+    /// likelihoods (its density is the probability flow's density at this time, `p_eps`, which
+    /// the model was never asked to sharpen below). nil: the caller's choice (the reference: 1e-5).
+    public var likelihoodEps: Double?
     /// All named tensors, flattened in the order of ``MLPArchitecture/parameterSpecs``.
     public internal(set) var parameters: [Double]
     /// The SDE built from ``sdeSpec``.
@@ -65,8 +84,9 @@ public struct MLPScore: ScoreJacobianProviding {
     ///   - parameterization: default: the reference's for the SDE kind.
     ///   - dataScaling: the data ↔ model space map of the training data.
     ///   - seed: fixes the initial weights.
+    ///   - noiseFloor: `δ` for `.boundedNoisePrediction` (required > 0 there, ignored otherwise).
     public init(architecture: MLPArchitecture, sde: SDESpec, parameterization: MLPOutputParameterization? = nil,
-                dataScaling: DataScaling = .identity, seed: UInt64) throws {
+                noiseFloor: Double = 0, dataScaling: DataScaling = .identity, seed: UInt64) throws {
         try architecture.validate()
         let specs = architecture.parameterSpecs
         var values = [Double](repeating: 0, count: architecture.parameterCount)
@@ -81,13 +101,17 @@ public struct MLPScore: ScoreJacobianProviding {
             }
         }
         try self.init(architecture: architecture, sde: sde, parameterization: parameterization,
-                      dataScaling: dataScaling, parameters: values)
+                      noiseFloor: noiseFloor, dataScaling: dataScaling, parameters: values)
     }
 
     /// A network with the given flat parameters (order of ``MLPArchitecture/parameterSpecs``).
     public init(architecture: MLPArchitecture, sde: SDESpec, parameterization: MLPOutputParameterization? = nil,
-                dataScaling: DataScaling = .identity, parameters: [Double]) throws {
+                noiseFloor: Double = 0, dataScaling: DataScaling = .identity, parameters: [Double]) throws {
         try architecture.validate()
+        let param = parameterization ?? sde.defaultParameterization
+        if param == .boundedNoisePrediction {
+            try requireParameter(noiseFloor.isFinite && noiseFloor > 0, "the bounded noise-prediction output needs a noise floor δ > 0 in model-space units (got \(noiseFloor)); e.g. the std of the dequantization noise")
+        }
         guard parameters.count == architecture.parameterCount else {
             throw ScoreSDEError.shapeMismatch("this architecture has \(architecture.parameterCount) parameters but \(parameters.count) were given")
         }
@@ -97,7 +121,8 @@ public struct MLPScore: ScoreJacobianProviding {
         self.architecture = architecture
         self.sdeSpec = sde
         self.sde = try sde.make()
-        self.parameterization = parameterization ?? sde.defaultParameterization
+        self.parameterization = param
+        self.noiseFloor = param == .boundedNoisePrediction ? noiseFloor : 0
         self.dataScaling = dataScaling
         self.parameters = parameters
         self.specs = architecture.parameterSpecs
@@ -115,8 +140,11 @@ public struct MLPScore: ScoreJacobianProviding {
 
     /// The same network with other parameters (e.g. the EMA weights of a run).
     public func withParameters(_ values: [Double]) throws -> MLPScore {
-        try MLPScore(architecture: architecture, sde: sdeSpec, parameterization: parameterization,
-                     dataScaling: dataScaling, parameters: values)
+        var m = try MLPScore(architecture: architecture, sde: sdeSpec, parameterization: parameterization,
+                             noiseFloor: noiseFloor, dataScaling: dataScaling, parameters: values)
+        m.dequantizationLevels = dequantizationLevels
+        m.likelihoodEps = likelihoodEps
+        return m
     }
 
     /// The values of the tensor called `name`.
@@ -138,6 +166,37 @@ public struct MLPScore: ScoreJacobianProviding {
         switch parameterization {
         case .noisePrediction: return (t, -1 / std)
         case .scaledBySigma: return (Foundation.log(std), 1 / std)
+        case .boundedNoisePrediction: return (t, -1 / (std * std + noiseFloor * noiseFloor).squareRoot())
+        }
+    }
+
+    /// `B` of the bounded output `B tanh(net / B)` of ``MLPOutputParameterization/boundedNoisePrediction``:
+    /// the predicted noise has unit variance per value, so `|ε̂| ≤ 5` costs nothing in distribution,
+    /// while it keeps the probability flow from running away far from the data (an unbounded MLP
+    /// grows linearly there, which made some held-out digits' flows diverge).
+    public static let boundedOutputLimit = 5.0
+
+    /// The output bound in use, if any.
+    var outputBound: Double? { parameterization == .boundedNoisePrediction ? MLPScore.boundedOutputLimit : nil }
+
+    /// Checks that every label is a class of this network (`nil`: the null label).
+    func labelIndices(_ labels: [Int?], rows: Int) throws -> [Int] {
+        let k = architecture.classCount
+        guard labels.count == 1 || labels.count == rows else {
+            throw ScoreSDEError.shapeMismatch("\(labels.count) class labels for \(rows) rows: give one label for all rows, or one per row (then do not split the rows with a batch size)")
+        }
+        if k == 0 {
+            if labels.contains(where: { $0 != nil }) {
+                throw ScoreSDEError.invalidArgument("this model is unconditional (trained without labels): it takes no class; sample without a class, or train with labels")
+            }
+            return [Int](repeating: -1, count: labels.count)
+        }
+        return try labels.map { y in
+            guard let y else { return k }
+            guard y >= 0 && y < k else {
+                throw ScoreSDEError.invalidArgument("class \(y) is not a label of this model, whose classes are 0...\(k - 1)")
+            }
+            return y
         }
     }
 
@@ -146,43 +205,91 @@ public struct MLPScore: ScoreJacobianProviding {
     /// Rows per network pass (bounds scratch memory; results do not depend on it).
     static let chunkRows = 1024
 
+    /// The score of every row (class-conditional networks: under the null label `∅`, the
+    /// unconditional score of a network trained with label dropout).
     public func score(_ x: Tensor, at t: Double) throws -> Tensor {
+        try score(x, at: t, labels: [nil])
+    }
+
+    /// The class-conditional score `s(x, t, y)`: one label for every row, or one per row; `nil` is
+    /// the null label `∅`. An unconditional network accepts only `nil`.
+    ///
+    /// - Throws: `invalidArgument` for a label outside `0 ..< classCount` (or any label on an
+    ///   unconditional network); `shapeMismatch` unless there are 1 or `x.rows` labels.
+    public func score(_ x: Tensor, at t: Double, labels: [Int?]) throws -> Tensor {
         try validate(x)
         let (tau, c) = try conditioning(at: t)
+        let idx = try labelIndices(labels, rows: x.rows)
         var out = Tensor(zeros: x.shape)
-        evaluate(x, tau: tau, scale: c, out: &out, direction: nil, jvp: nil)
+        try evaluateByLabel(x, labels: idx, tau: tau, scale: c, out: &out, direction: nil, jvp: nil)
         try out.checkFinite("the learned score")
         return out
     }
 
     public func scoreAndJVP(_ x: Tensor, at t: Double, direction v: Tensor) throws -> (score: Tensor, jvp: Tensor) {
+        try scoreAndJVP(x, at: t, direction: v, labels: [nil])
+    }
+
+    /// The class-conditional score and its Jacobian–vector product (labels as in ``score(_:at:labels:)``).
+    public func scoreAndJVP(_ x: Tensor, at t: Double, direction v: Tensor, labels: [Int?]) throws -> (score: Tensor, jvp: Tensor) {
         try validate(x)
         guard v.count == x.count else { throw ScoreSDEError.shapeMismatch("direction \(v.shape) must match x \(x.shape)") }
         let (tau, c) = try conditioning(at: t)
+        let idx = try labelIndices(labels, rows: x.rows)
         var out = Tensor(zeros: x.shape), jv = Tensor(zeros: x.shape)
-        evaluate(x, tau: tau, scale: c, out: &out, direction: v, jvp: &jv)
+        try evaluateByLabel(x, labels: idx, tau: tau, scale: c, out: &out, direction: v, jvp: &jv)
         try out.checkFinite("the learned score")
         try jv.checkFinite("the learned score's Jacobian-vector product")
         return (out, jv)
     }
 
-    /// The raw network output `out(x, τ(t))` (before the score scaling).
+    /// The raw network output `out(x, τ(t))` (before the score scaling; null label if conditional).
     public func networkOutput(_ x: Tensor, at t: Double) throws -> Tensor {
         try validate(x)
         let (tau, _) = try conditioning(at: t)
         var out = Tensor(zeros: x.shape)
-        evaluate(x, tau: tau, scale: 1, out: &out, direction: nil, jvp: nil)
+        evaluate(x, tau: tau, label: architecture.classCount > 0 ? architecture.classCount : nil, scale: 1, out: &out, direction: nil, jvp: nil)
         return out
     }
 
-    /// `out = scale · net(x, τ)` and, with a direction, `jvp = scale · ∂net/∂x · v`, in chunks of rows.
-    func evaluate(_ x: Tensor, tau: Double, scale: Double, out: inout Tensor, direction: Tensor?, jvp: UnsafeMutablePointer<Tensor>?) {
+    /// ``evaluate(_:tau:label:scale:out:direction:jvp:)`` with per-row label indices (`-1`: none; a
+    /// single entry: all rows), grouping the rows by label.
+    func evaluateByLabel(_ x: Tensor, labels idx: [Int], tau: Double, scale: Double, out: inout Tensor,
+                         direction: Tensor?, jvp: UnsafeMutablePointer<Tensor>?) throws {
+        if idx.count == 1 || Set(idx).count == 1 {
+            let y = idx[0] < 0 ? nil : idx[0]
+            evaluate(x, tau: tau, label: y, scale: scale, out: &out, direction: direction, jvp: jvp)
+            return
+        }
+        let d = x.rowSize
+        for y in Set(idx).sorted() {
+            let rows = idx.indices.filter { idx[$0] == y }
+            let xs = x.gatherRows(rows)
+            var o = Tensor(zeros: xs.shape)
+            if let direction, let jvp {
+                let vs = direction.gatherRows(rows)
+                var j = Tensor(zeros: xs.shape)
+                evaluate(xs, tau: tau, label: y < 0 ? nil : y, scale: scale, out: &o, direction: vs, jvp: &j)
+                for (k, r) in rows.enumerated() {
+                    for c in 0 ..< d { jvp.pointee.storage[r * d + c] = j.storage[k * d + c] }
+                }
+            } else {
+                evaluate(xs, tau: tau, label: y < 0 ? nil : y, scale: scale, out: &o, direction: nil, jvp: nil)
+            }
+            for (k, r) in rows.enumerated() {
+                for c in 0 ..< d { out.storage[r * d + c] = o.storage[k * d + c] }
+            }
+        }
+    }
+
+    /// `out = scale · net(x, τ, y)` and, with a direction, `jvp = scale · ∂net/∂x · v`, in chunks of rows.
+    func evaluate(_ x: Tensor, tau: Double, label: Int? = nil, scale: Double, out: inout Tensor, direction: Tensor?, jvp: UnsafeMutablePointer<Tensor>?) {
         let n = x.rows, d = layout.d
         guard n > 0 else { return }
         let chunk = Swift.min(n, MLPScore.chunkRows)
         parameters.withUnsafeBufferPointer { pp in
             let p = pp.baseAddress!
-            let ctx = MLPInferenceContext(layout: layout, params: p, tau: tau, capacity: chunk, withTangent: direction != nil)
+            let ctx = MLPInferenceContext(layout: layout, params: p, tau: tau, label: label, capacity: chunk, withTangent: direction != nil)
             x.storage.withUnsafeBufferPointer { xp in
                 out.storage.withUnsafeMutableBufferPointer { op in
                     var lo = 0
@@ -192,12 +299,12 @@ public struct MLPScore: ScoreJacobianProviding {
                             direction.storage.withUnsafeBufferPointer { vp in
                                 jvp.pointee.storage.withUnsafeMutableBufferPointer { jp in
                                     ctx.run(x: xp.baseAddress! + lo * d, rows: rows, out: op.baseAddress! + lo * d,
-                                            v: vp.baseAddress! + lo * d, jvp: jp.baseAddress! + lo * d, scale: scale)
+                                            v: vp.baseAddress! + lo * d, jvp: jp.baseAddress! + lo * d, scale: scale, bound: outputBound)
                                 }
                             }
                         } else {
                             ctx.run(x: xp.baseAddress! + lo * d, rows: rows, out: op.baseAddress! + lo * d,
-                                    v: nil, jvp: nil, scale: scale)
+                                    v: nil, jvp: nil, scale: scale, bound: outputBound)
                         }
                         lo += rows
                     }

@@ -98,6 +98,9 @@ public enum ModelFile {
         m.merge(model.sdeSpec.metadata) { a, _ in a }
         m.merge(model.architecture.metadata) { a, _ in a }
         m.merge(model.dataScaling.metadata) { a, _ in a }
+        if model.parameterization == .boundedNoisePrediction { m["model.noise_floor"] = "\(model.noiseFloor)" }
+        if let l = model.dequantizationLevels { m["data.dequantization_levels"] = "\(l)" }
+        if let e = model.likelihoodEps { m["model.likelihood_eps"] = "\(e)" }
         return m
     }
 
@@ -132,11 +135,17 @@ public enum ModelFile {
         let spec = try SDESpec(metadata: m)
         let param = try m.string("model.parameterization")
         guard let p = MLPOutputParameterization(rawValue: param) else {
-            throw m.fail("metadata 'model.parameterization' is '\(param)'; expected noise or scaled_by_sigma")
+            throw m.fail("metadata 'model.parameterization' is '\(param)'; expected noise, scaled_by_sigma or noise_bounded")
         }
+        let floor = p == .boundedNoisePrediction ? try m.double("model.noise_floor") : 0
+        let levels = m.map["data.dequantization_levels"] == nil ? nil : try m.int("data.dequantization_levels")
+        if let levels, levels < 2 { throw m.fail("metadata 'data.dequantization_levels' is \(levels); expected >= 2") }
         do {
-            return try MLPScore(architecture: arch, sde: spec, parameterization: p, dataScaling: try DataScaling(metadata: m),
-                                parameters: [Double](repeating: 0, count: arch.parameterCount))
+            var model = try MLPScore(architecture: arch, sde: spec, parameterization: p, noiseFloor: floor, dataScaling: try DataScaling(metadata: m),
+                                     parameters: [Double](repeating: 0, count: arch.parameterCount))
+            model.dequantizationLevels = levels
+            model.likelihoodEps = m.map["model.likelihood_eps"] == nil ? nil : try m.double("model.likelihood_eps")
+            return model
         } catch let e as ScoreSDEError {
             if case .io = e { throw e }
             throw m.fail("the metadata describes a model that cannot be built: \(e)")
@@ -268,20 +277,21 @@ extension Trainer {
     ///   - path: the checkpoint file (written by ``Trainer/checkpointData()`` or the `train` command).
     ///   - data: the training data in data space. It must be the data of the original run for an
     ///     exact continuation; other data throws unless `allowDifferentData` (same sample shape needed).
+    ///   - labels: the class of each data row, for a class-conditional run (part of its data).
     ///   - allowDifferentData: continue on other data of the same sample shape.
     /// - Throws: ``ScoreSDEError/io(path:message:)`` for a bad file (a truncated file or a checksum
     ///   mismatch included; the message names an intact previous checkpoint if there is one);
     ///   `invalidArgument` for other data.
-    public static func resume(from path: String, data: Tensor, allowDifferentData: Bool = false) throws -> Trainer {
+    public static func resume(from path: String, data: Tensor, labels: [Int]? = nil, allowDifferentData: Bool = false) throws -> Trainer {
         do {
-            return try resume(Safetensors.read(path), data: data, allowDifferentData: allowDifferentData)
+            return try resume(Safetensors.read(path), data: data, labels: labels, allowDifferentData: allowDifferentData)
         } catch ScoreSDEError.io(let p, let message) where FileManager.default.fileExists(atPath: path) {
             throw ScoreSDEError.io(path: p, message: message + previousCheckpointAdvice(path))
         }
     }
 
-    /// Continues a run from a decoded checkpoint (see ``resume(from:data:allowDifferentData:)``).
-    public static func resume(_ file: SafetensorsFile, data: Tensor, allowDifferentData: Bool = false) throws -> Trainer {
+    /// Continues a run from a decoded checkpoint (see ``resume(from:data:labels:allowDifferentData:)``).
+    public static func resume(_ file: SafetensorsFile, data: Tensor, labels: [Int]? = nil, allowDifferentData: Bool = false) throws -> Trainer {
         let path = file.path
         guard try ModelFile.content(of: file) == "checkpoint" else {
             throw ScoreSDEError.io(path: path, message: "this is a weights file, not a training checkpoint: it has no optimiser state to resume from (write checkpoints with Trainer.save)")
@@ -298,7 +308,7 @@ extension Trainer {
         let rows = try m.int("data.rows")
         let hashText = try m.string("data.fingerprint")
         if !allowDifferentData {
-            let hash = Trainer.fingerprint(data)
+            let hash = Trainer.fingerprint(data, labels: labels)
             guard rows == data.rows, UInt64(hashText, radix: 16) == hash else {
                 throw ScoreSDEError.invalidArgument("the data (\(data.rows) rows, fingerprint \(String(hash, radix: 16))) is not the data this checkpoint was trained on (\(rows) rows, fingerprint \(hashText)); pass the same data for an exact continuation, or allow different data")
             }
@@ -316,7 +326,7 @@ extension Trainer {
             throw ScoreSDEError.io(path: path, message: "Adam's second moments (adam.exp_avg_sq.*) must be >= 0; the checkpoint is corrupt")
         }
         adam.updates = steps
-        return try Trainer(configuration: config, data: data, model: model, ema: ema, optimizer: adam, completedSteps: steps)
+        return try Trainer(configuration: config, data: data, labels: labels, model: model, ema: ema, optimizer: adam, completedSteps: steps)
     }
 
     /// `; the previous checkpoint P (step n) is intact: ...` when `path`'s previous checkpoint verifies.

@@ -53,7 +53,7 @@ extension Trainer {
     /// Trains until `completedSteps == until`, writing checkpoints as `checkpoints` says and at the
     /// end. `shouldStop` is asked before every step (a signal handler's flag, say): when it returns
     /// true, the run stops after the step in progress, writes its checkpoint and returns with
-    /// `stopped` set. Resuming that checkpoint (``resume(from:data:allowDifferentData:)``) and
+    /// `stopped` set. Resuming that checkpoint (``Trainer/resume(from:data:labels:allowDifferentData:)``) and
     /// training to `until` gives bitwise the weights of an uninterrupted run.
     ///
     /// - Throws: `invalidArgument` when `until < completedSteps`; `nonFinite` when a loss is NaN or

@@ -8,6 +8,9 @@ import Foundation
 ///
 /// with `reduce` the mean over the values of a sample (`reduceMean`) or half their sum, and the
 /// mean over the batch. Its minimiser over all functions is the true score of the perturbed data.
+/// With ``TrainingTimeSampling/importance`` (likelihood weighting only) `t ~ p(t) ∝ g²/std²`
+/// (``LikelihoodTimeSampler``) and each term is multiplied by `1 / ((T − eps) p(t))`: the same
+/// expected loss, with bounded per-sample terms (Song, Durkan, Murray & Ermon 2021, §5).
 ///
 ///     let loss = try DSMLoss(sde: VPSDE(), reduceMean: true)
 ///     let batch = loss.drawBatch(step: 0, seed: 7, batchSize: 512, dataRows: data.rows, rowShape: [2])
@@ -20,11 +23,18 @@ public struct DSMLoss: Sendable {
     public let likelihoodWeighting: Bool
     /// Smallest training time.
     public let eps: Double
+    public let timeSampling: TrainingTimeSampling
+    /// The importance sampler of ``TrainingTimeSampling/importance``.
+    public let importance: LikelihoodTimeSampler?
 
-    /// - Throws: `invalidArgument` unless `0 < eps < T`.
-    public init(sde: any ForwardSDE, reduceMean: Bool = false, likelihoodWeighting: Bool = false, eps: Double = 1e-5) throws {
+    /// - Throws: `invalidArgument` unless `0 < eps < T`, or for importance sampling without likelihood weighting.
+    public init(sde: any ForwardSDE, reduceMean: Bool = false, likelihoodWeighting: Bool = false, eps: Double = 1e-5,
+                timeSampling: TrainingTimeSampling = .uniform) throws {
         try requireParameter(eps.isFinite && eps > 0 && eps < sde.T, "the training eps must be in (0, \(sde.T)) (got \(eps)); the reference uses 1e-5")
+        try requireParameter(timeSampling == .uniform || likelihoodWeighting, "importance sampling of t is for likelihood weighting (λ = g²); turn likelihood weighting on or sample t uniformly")
         self.sde = sde; self.reduceMean = reduceMean; self.likelihoodWeighting = likelihoodWeighting; self.eps = eps
+        self.timeSampling = timeSampling
+        importance = timeSampling == .importance ? try LikelihoodTimeSampler(sde: sde, eps: eps) : nil
     }
 
     /// Purpose tag of the training stream (`RandomSource.derived`).
@@ -49,7 +59,8 @@ public struct DSMLoss: Sendable {
             var s = rng.stream(draw: base, row: r)
             indices[r] = Int(s.next().multipliedFullWidth(by: n).high)
             var q = rng.stream(draw: base + 1, row: r)
-            times[r] = eps + (Double(q.next() >> 11) * 0x1p-53) * span
+            let u = Double(q.next() >> 11) * 0x1p-53
+            times[r] = importance?.time(forUniform: u) ?? eps + u * span
         }
         var noise = Tensor(zeros: [batchSize] + rowShape)
         noise.fillStandardNormal(draw: base + 2, rng)
@@ -71,7 +82,7 @@ public struct DSMLoss: Sendable {
             let t = times[r]
             let (m, s) = sde.marginal(at: t)
             stds[r] = s
-            g2[r] = likelihoodWeighting ? Foundation.pow(sde.diffusion(at: t), 2) : 0
+            g2[r] = coefficients(at: t).g2
             var row = [Double](repeating: 0, count: d)
             for j in 0 ..< d { row[j] = m * x0.storage[r * d + j] + s * noise.storage[r * d + j] }
             let sc = try model.score(Tensor(uncheckedShape: rowShape, storage: row), at: t)
@@ -92,10 +103,12 @@ public struct DSMLoss: Sendable {
         try loss(of: model, data: batch.gather(data), times: batch.times, noise: batch.noise)
     }
 
-    /// `(m, std, g²)` at `t` (g² only with likelihood weighting).
+    /// `(m, std, g²)` at `t` (g² only with likelihood weighting; with importance sampling times
+    /// the weight `1 / ((T − eps) p(t))`).
     @inline(__always) func coefficients(at t: Double) -> (mean: Double, std: Double, g2: Double) {
         let (m, s) = sde.marginal(at: t)
         let g = likelihoodWeighting ? sde.diffusion(at: t) : 0
+        if let importance { return (m, s, g * g / ((sde.T - eps) * importance.density(at: t))) }
         return (m, s, g * g)
     }
 
@@ -137,9 +150,12 @@ public struct DSMBatch: Sendable, Equatable {
     public let times: [Double]
     /// `batchSize × rowShape` standard normals.
     public let noise: Tensor
+    /// Class-conditional training: the label row of each example (`classCount` is the null label,
+    /// drawn with the label-dropout probability); nil otherwise.
+    public var labels: [Int]?
 
-    public init(indices: [Int], times: [Double], noise: Tensor) {
-        self.indices = indices; self.times = times; self.noise = noise
+    public init(indices: [Int], times: [Double], noise: Tensor, labels: [Int]? = nil) {
+        self.indices = indices; self.times = times; self.noise = noise; self.labels = labels
     }
 
     /// The data rows `indices` as a tensor.
@@ -170,6 +186,12 @@ extension MLPScore {
             throw ScoreSDEError.shapeMismatch("the batch has \(batch.times.count) times and noise \(batch.noise.shape) for \(n) data rows")
         }
         let ws = MLPTrainingWorkspace(layout: layout, capacity: n)
+        if architecture.classCount > 0 {
+            guard let labels = batch.labels, labels.count == n, labels.allSatisfy({ $0 >= 0 && $0 <= architecture.classCount }) else {
+                throw ScoreSDEError.invalidArgument("a class-conditional network needs one label row in 0...\(architecture.classCount) (the last is the null label) per example")
+            }
+            ws.labels = labels
+        }
         var g = [Double](repeating: 0, count: parameters.count)
         let value = try x0.storage.withUnsafeBufferPointer { xp in
             try g.withUnsafeMutableBufferPointer { gp in
@@ -197,7 +219,7 @@ extension MLPScore {
         }
         return try parameters.withUnsafeBufferPointer { pp in
             let p = pp.baseAddress!
-            ws.forward(p, rows: n)
+            ws.forward(p, rows: n, bound: outputBound)
             let value = noise.storage.withUnsafeBufferPointer { zp in
                 loss.lossAndOutputGradient(out: ws.out, scales: scales, noise: zp.baseAddress!, stds: stds, g2: g2,
                                            rows: n, width: d, gradient: ws.gOut)
@@ -205,6 +227,7 @@ extension MLPScore {
             guard value.isFinite else {
                 throw ScoreSDEError.nonFinite("the training loss is \(value); lower the learning rate, enable gradient clipping, or check the data for NaN/Inf and extreme values")
             }
+            if outputBound != nil { ws.applyOutputBound(rows: n) }
             ws.backward(p, gradient: g, rows: n)
             return value
         }

@@ -27,19 +27,35 @@ public struct TrainingConfiguration: Sendable, Equatable {
     public var reduceMean: Bool
     /// λ = g² (true) or λ = std² (false).
     public var likelihoodWeighting: Bool
-    /// Smallest training time: `t ~ U(eps, T)`.
+    /// Smallest training time: `t ~ U(eps, T)` (or the importance distribution on `[eps, T]`).
     public var eps: Double
+    /// How training times are drawn (``TrainingTimeSampling/importance`` needs likelihood weighting).
+    public var timeSampling: TrainingTimeSampling
+    /// `δ` of the ``MLPOutputParameterization/boundedNoisePrediction`` output (model-space units).
+    public var noiseFloor: Double
+    /// Uniform dequantization during training, for data with this many integer levels `0 ... L−1`:
+    /// every step adds fresh `u ~ U[0, 1)` to each value in data space, `x₀ = scale · (k + u) + shift`,
+    /// so the model learns a density of the dequantized data (whose likelihood bounds that of the
+    /// discrete data). Recorded with the model (``MLPScore/dequantizationLevels``). nil: off.
+    public var dequantizationLevels: Int?
+    /// Class-conditional training (``MLPArchitecture/classCount`` > 0): the probability that an
+    /// example's label is replaced by the null label `∅` (classifier-free guidance's label dropout).
+    public var labelDropout: Double
 
     public init(sde: SDESpec, architecture: MLPArchitecture, parameterization: MLPOutputParameterization? = nil,
                 dataScaling: DataScaling = .identity, seed: UInt64 = 0, batchSize: Int = 128,
                 learningRate: Double = 2e-4, beta1: Double = 0.9, beta2: Double = 0.999, adamEpsilon: Double = 1e-8,
                 warmup: Int = 5000, gradClip: Double = 1, emaRate: Double = 0.999,
-                reduceMean: Bool = false, likelihoodWeighting: Bool = false, eps: Double = 1e-5) {
+                reduceMean: Bool = false, likelihoodWeighting: Bool = false, eps: Double = 1e-5,
+                timeSampling: TrainingTimeSampling = .uniform, noiseFloor: Double = 0, dequantizationLevels: Int? = nil,
+                labelDropout: Double = 0.15) {
         self.sde = sde; self.architecture = architecture; self.parameterization = parameterization
         self.dataScaling = dataScaling; self.seed = seed; self.batchSize = batchSize
         self.learningRate = learningRate; self.beta1 = beta1; self.beta2 = beta2; self.adamEpsilon = adamEpsilon
         self.warmup = warmup; self.gradClip = gradClip; self.emaRate = emaRate
         self.reduceMean = reduceMean; self.likelihoodWeighting = likelihoodWeighting; self.eps = eps
+        self.timeSampling = timeSampling; self.noiseFloor = noiseFloor; self.dequantizationLevels = dequantizationLevels
+        self.labelDropout = labelDropout
     }
 
     /// - Throws: `invalidArgument` naming the first setting out of its domain.
@@ -55,6 +71,12 @@ public struct TrainingConfiguration: Sendable, Equatable {
         try requireParameter(!gradClip.isNaN && gradClip != .infinity, "the gradient clip must be finite (negative turns clipping off; got \(gradClip))")
         try requireParameter(emaRate >= 0 && emaRate < 1, "the EMA rate must be in [0, 1) (got \(emaRate)); the reference uses 0.999 or 0.9999")
         try requireParameter(eps.isFinite && eps > 0 && eps < 1, "the training eps must be in (0, T) (got \(eps)); the reference uses 1e-5")
+        try requireParameter(timeSampling == .uniform || likelihoodWeighting, "importance sampling of t is for likelihood weighting (λ = g²); turn likelihood weighting on or sample t uniformly")
+        if let l = dequantizationLevels { try requireParameter(l >= 2, "dequantization needs >= 2 levels (got \(l))") }
+        try requireParameter(labelDropout >= 0 && labelDropout < 1, "the label dropout probability must be in [0, 1) (got \(labelDropout)); 0.1–0.2 is usual")
+        if (parameterization ?? sde.defaultParameterization) == .boundedNoisePrediction {
+            try requireParameter(noiseFloor.isFinite && noiseFloor > 0, "the bounded noise-prediction output needs a noise floor > 0 (got \(noiseFloor))")
+        }
     }
 
     /// Metadata entries `train.*` (the SDE, network and data scaling are recorded separately).
@@ -63,14 +85,19 @@ public struct TrainingConfiguration: Sendable, Equatable {
          "train.beta1": "\(beta1)", "train.beta2": "\(beta2)", "train.adam_eps": "\(adamEpsilon)",
          "train.warmup": "\(warmup)", "train.grad_clip": "\(gradClip)", "train.ema_rate": "\(emaRate)",
          "train.reduce_mean": "\(reduceMean)", "train.likelihood_weighting": "\(likelihoodWeighting)",
-         "train.eps": "\(eps)"]
+         "train.eps": "\(eps)", "train.time_sampling": timeSampling.rawValue,
+         "train.label_dropout": "\(labelDropout)"]
     }
 
     init(metadata m: MetadataReader) throws {
         let param = try m.string("model.parameterization")
         guard let p = MLPOutputParameterization(rawValue: param) else {
-            throw m.fail("metadata 'model.parameterization' is '\(param)'; expected noise or scaled_by_sigma")
+            throw m.fail("metadata 'model.parameterization' is '\(param)'; expected noise, scaled_by_sigma or noise_bounded")
         }
+        let sampling = try m.map["train.time_sampling"].map { name in
+            guard let v = TrainingTimeSampling(rawValue: name) else { throw m.fail("metadata 'train.time_sampling' is '\(name)'; expected uniform or importance") }
+            return v
+        } ?? .uniform
         self.init(sde: try SDESpec(metadata: m), architecture: try MLPArchitecture(metadata: m), parameterization: p,
                   dataScaling: try DataScaling(metadata: m), seed: try m.uint64("train.seed"),
                   batchSize: try m.int("train.batch_size"), learningRate: try m.double("train.lr"),
@@ -78,7 +105,10 @@ public struct TrainingConfiguration: Sendable, Equatable {
                   adamEpsilon: try m.double("train.adam_eps"), warmup: try m.int("train.warmup"),
                   gradClip: try m.double("train.grad_clip"), emaRate: try m.double("train.ema_rate"),
                   reduceMean: try m.bool("train.reduce_mean"), likelihoodWeighting: try m.bool("train.likelihood_weighting"),
-                  eps: try m.double("train.eps"))
+                  eps: try m.double("train.eps"), timeSampling: sampling,
+                  noiseFloor: m.map["model.noise_floor"] == nil ? 0 : try m.double("model.noise_floor"),
+                  dequantizationLevels: m.map["data.dequantization_levels"] == nil ? nil : try m.int("data.dequantization_levels"),
+                  labelDropout: m.map["train.label_dropout"] == nil ? 0.15 : try m.double("train.label_dropout"))
         do { try validate() } catch let ScoreSDEError.invalidArgument(msg) { throw m.fail("the recorded training settings are invalid: \(msg)") }
     }
 }
@@ -117,6 +147,8 @@ public final class Trainer {
     public private(set) var completedSteps: Int
     /// The training data in model space (after ``TrainingConfiguration/dataScaling``).
     public let data: Tensor
+    /// The class of each data row (class-conditional networks), else nil.
+    public let labels: [Int]?
     /// Gradient norm (before clipping) of the last step.
     public private(set) var lastGradientNorm: Double = 0
 
@@ -134,12 +166,14 @@ public final class Trainer {
     ///   - configuration: the run's settings (architecture, SDE, optimiser, seed).
     ///   - data: the training samples in data space, `n × rowShape` with the
     ///     architecture's sample size; finite.
-    public convenience init(configuration: TrainingConfiguration, data: Tensor) throws {
+    ///   - labels: the class of each row, in `0 ..< classCount`: required exactly when the
+    ///     architecture is class-conditional.
+    public convenience init(configuration: TrainingConfiguration, data: Tensor, labels: [Int]? = nil) throws {
         try configuration.validate()
         let model = try MLPScore(architecture: configuration.architecture, sde: configuration.sde,
-                                 parameterization: configuration.parameterization,
+                                 parameterization: configuration.parameterization, noiseFloor: configuration.noiseFloor,
                                  dataScaling: configuration.dataScaling, seed: configuration.seed)
-        try self.init(configuration: configuration, data: data, model: model,
+        try self.init(configuration: configuration, data: data, labels: labels, model: model,
                       ema: ExponentialMovingAverage(rate: configuration.emaRate, initial: model.parameters),
                       optimizer: AdamOptimizer(parameterCount: model.parameters.count, learningRate: configuration.learningRate,
                                                beta1: configuration.beta1, beta2: configuration.beta2,
@@ -148,24 +182,35 @@ public final class Trainer {
                       completedSteps: 0)
     }
 
-    init(configuration: TrainingConfiguration, data raw: Tensor, model: MLPScore, ema: ExponentialMovingAverage,
+    init(configuration: TrainingConfiguration, data raw: Tensor, labels: [Int]? = nil, model: MLPScore, ema: ExponentialMovingAverage,
          optimizer: AdamOptimizer, completedSteps: Int) throws {
         try configuration.validate()
         guard raw.rows >= 1 else { throw ScoreSDEError.invalidArgument("the training data has no rows") }
+        try Trainer.checkLabels(labels, rows: raw.rows, classCount: configuration.architecture.classCount)
+        if let levels = configuration.dequantizationLevels,
+           let i = raw.storage.firstIndex(where: { !($0 >= 0 && $0 < Double(levels) && $0.rounded() == $0) }) {
+            throw ScoreSDEError.invalidArgument("dequantization needs integer levels 0...\(levels - 1) as data, but row \(i / max(raw.rowSize, 1)) has \(raw.storage[i]); train without dequantization for continuous data")
+        }
         guard raw.rowSize == configuration.architecture.dimension else {
             throw ScoreSDEError.shapeMismatch("the network takes samples of shape \(configuration.architecture.rowShape) (\(configuration.architecture.dimension) values) but the data rows have shape \(raw.rowShape) (\(raw.rowSize) values)")
         }
         try raw.checkFinite("the training data")
         self.configuration = configuration
+        var model = model
+        model.dequantizationLevels = configuration.dequantizationLevels
+        // Likelihood-grade runs (likelihood weighting) state their likelihood at the training eps.
+        model.likelihoodEps = configuration.likelihoodWeighting ? configuration.eps : nil
         self.model = model
         self.ema = ema
         self.optimizer = optimizer
         self.completedSteps = completedSteps
         data = try configuration.dataScaling.toModel(raw).reshaped([raw.rows] + configuration.architecture.rowShape)
+        self.labels = labels
         dataRows = raw.rows
-        dataHash = Trainer.fingerprint(raw)
+        dataHash = Trainer.fingerprint(raw, labels: labels)
         loss = try DSMLoss(sde: model.sde, reduceMean: configuration.reduceMean,
-                           likelihoodWeighting: configuration.likelihoodWeighting, eps: configuration.eps)
+                           likelihoodWeighting: configuration.likelihoodWeighting, eps: configuration.eps,
+                           timeSampling: configuration.timeSampling)
         workspace = MLPTrainingWorkspace(layout: model.layout, capacity: configuration.batchSize)
         gradient = [Double](repeating: 0, count: model.parameters.count)
         x0 = [Double](repeating: 0, count: configuration.batchSize * raw.rowSize)
@@ -180,9 +225,38 @@ public final class Trainer {
     }
 
     /// The minibatch, times and noise of step `step` (0-based) of this run.
+    /// Class-conditional runs: each example's label, replaced by the null label with probability
+    /// ``TrainingConfiguration/labelDropout`` (stream `(step, row)` of the seed's label-dropout purpose).
     public func batch(forStep step: Int) throws -> DSMBatch {
-        try loss.drawBatch(step: step, seed: configuration.seed, batchSize: configuration.batchSize,
-                       dataRows: data.rows, rowShape: data.rowShape)
+        var b = try loss.drawBatch(step: step, seed: configuration.seed, batchSize: configuration.batchSize,
+                                   dataRows: data.rows, rowShape: data.rowShape)
+        if let labels {
+            let rng = RandomSource(seed: configuration.seed).derived(Trainer.labelDropoutPurpose)
+            let k = configuration.architecture.classCount, p = configuration.labelDropout
+            b.labels = b.indices.enumerated().map { r, i in
+                var s = rng.stream(draw: UInt64(step), row: r)
+                return Double(s.next() >> 11) * 0x1p-53 < p ? k : labels[i]
+            }
+        }
+        return b
+    }
+
+    static let labelDropoutPurpose: UInt64 = 0x6C61_6264_726F_70   // "labdrop"
+    static let dequantizationPurpose: UInt64 = 0x6465_7175_616E_74   // "dequant"
+
+    /// Throws unless `labels` is nil for an unconditional network, or one label in `0 ..< classCount` per row.
+    static func checkLabels(_ labels: [Int]?, rows: Int, classCount k: Int) throws {
+        guard let labels else {
+            if k > 0 { throw ScoreSDEError.invalidArgument("the network is class-conditional (\(k) classes) but no labels were given; give one label per data row") }
+            return
+        }
+        guard k > 0 else { throw ScoreSDEError.invalidArgument("labels were given but the network is unconditional; set the architecture's class count") }
+        guard labels.count == rows else {
+            throw ScoreSDEError.shapeMismatch("\(labels.count) labels for \(rows) data rows; give exactly one label per row")
+        }
+        if let bad = labels.firstIndex(where: { $0 < 0 || $0 >= k }) {
+            throw ScoreSDEError.invalidArgument("label \(labels[bad]) of row \(bad) is outside the \(k) classes 0...\(k - 1)")
+        }
     }
 
     /// One optimisation step; returns its loss (computed before the update, as the reference reports it).
@@ -200,6 +274,16 @@ public final class Trainer {
                 }
             }
         }
+        if configuration.dequantizationLevels != nil {
+            // x₀ = scale · (k + u) + shift: fresh u ~ U[0, 1) per value and step.
+            let rng = RandomSource(seed: configuration.seed).derived(Trainer.dequantizationPurpose)
+            let a = configuration.dataScaling.scale
+            for r in 0 ..< b.indices.count {
+                var st = rng.stream(draw: UInt64(s), row: r)
+                for j in 0 ..< d { x0[r * d + j] += a * (Double(st.next() >> 11) * 0x1p-53) }
+            }
+        }
+        if let l = b.labels { workspace.labels.replaceSubrange(0 ..< l.count, with: l) }
         gradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
         let value = try x0.withUnsafeBufferPointer { xp in
             try gradient.withUnsafeMutableBufferPointer { gp in
@@ -230,12 +314,14 @@ public final class Trainer {
 
     /// A 64-bit fingerprint of the data (rows, shape and every value's bits), recorded in
     /// checkpoints so that a resume on other data is caught.
-    static func fingerprint(_ t: Tensor) -> UInt64 {
+    static func fingerprint(_ t: Tensor, labels: [Int]? = nil) -> UInt64 {
         var h: UInt64 = 0xCBF2_9CE4_8422_2325
         for s in t.shape { h = (h ^ UInt64(truncatingIfNeeded: s)) &* 0x1000_0000_01B3 }
         t.storage.withUnsafeBufferPointer { p in
             for v in p { h = (h ^ v.bitPattern) &* 0x1000_0000_01B3; h ^= h >> 29 }
         }
+        // Labels (class-conditional runs) are part of the data; unlabelled data hash as before.
+        for y in labels ?? [] { h = (h ^ UInt64(bitPattern: Int64(y))) &* 0x1000_0000_01B3; h ^= h >> 29 }
         return h
     }
 }

@@ -121,6 +121,8 @@ struct DataModel {
         switch source {
         case .mixture: return 0 ... 1
         case .learned(let s):
+            // Trained on dequantized levels k + u: the levels 0...L-1 are the data range.
+            if let levels = s.dequantizationLevels { return 0 ... Double(levels - 1) }
             let (a, b) = (s.dataScaling.scale, s.dataScaling.shift)
             let ends = [b == -1 ? -1.0 : 0.0, 1].map { ($0 - b) / a }
             return min(ends[0], ends[1]) ... max(ends[0], ends[1])

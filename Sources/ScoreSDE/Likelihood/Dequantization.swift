@@ -1,0 +1,130 @@
+import Foundation
+
+/// Uniform dequantization of integer-level data and the likelihood of discrete data it bounds
+/// (Theis, van den Oord & Bethge 2016; Ho et al. 2019): with `u ~ U[0, 1)ᴰ`,
+/// `log P(k) ≥ E_u[log p(k + u)]` for any density `p` on data space, so the bits per value
+/// `−E_u[log₂ p(k + u)] / D` bound the discrete model's `−log₂ P(k) / D` from above. Levels
+/// `0 ... L−1` dequantized this way span `[0, L)`; uniform guessing scores `log₂ L` bits per value.
+///
+///     var rng = RandomSource(seed: 0)
+///     let x = try UniformDequantization.sample(levels: digits, topLevel: 16, using: &rng)   // k + u
+public enum UniformDequantization {
+    /// `k + u` with `u ~ U[0, 1)` per value (one draw of `rng`; row `r` uses stream `(draw, r)`, so
+    /// the result does not depend on how rows are split).
+    ///
+    /// - Throws: `invalidArgument` naming the first value that is not an integer in `0 ... topLevel`.
+    public static func sample(levels x: Tensor, topLevel: Int, using rng: inout RandomSource) throws -> Tensor {
+        try check(x, topLevel: topLevel)
+        let draw = rng.nextDraw(), source = rng
+        var out = x
+        let d = x.rowSize
+        for r in 0 ..< x.rows {
+            var s = source.stream(draw: draw, row: r)
+            for j in 0 ..< d { out.storage[r * d + j] += Double(s.next() >> 11) * 0x1p-53 }
+        }
+        return out
+    }
+
+    /// Throws unless every value is an integer in `0 ... topLevel`.
+    public static func check(_ x: Tensor, topLevel: Int) throws {
+        let top = Double(topLevel)
+        if let bad = x.storage.firstIndex(where: { !($0 >= 0 && $0 <= top && $0.rounded() == $0) }) {
+            throw ScoreSDEError.invalidArgument("dequantization needs the integer levels 0...\(topLevel), but row \(bad / max(x.rowSize, 1)) has \(x.storage[bad])")
+        }
+    }
+}
+
+/// Per-row likelihoods of discrete data averaged over several uniform dequantizations.
+public struct DequantizedLikelihoodResult: Sendable {
+    /// `E_u[log p(k + u)]` in nats (data space), one per row, averaged over the draws.
+    public let logLikelihood: [Double]
+    /// `−E_u[log p(k + u)] / (D ln 2)`: bits per discrete value (upper bounds), one per row.
+    public let bitsPerDim: [Double]
+    /// Number of dequantizations averaged.
+    public let draws: Int
+    /// Score evaluations of the whole computation.
+    public let scoreEvaluations: Int
+    public let statistics: ODERunStatistics
+}
+
+extension Likelihood {
+    /// Bits per value of integer-level data `k` (`0 ... topLevel`), for a model of data scaled by
+    /// `scaling` (`model = scale · x + shift`, the model's recorded map): every row gets `draws`
+    /// independent dequantizations `k + u` (``UniformDequantization``), all evaluated in one solve,
+    /// `log p(k + u) = log p_model(scale (k + u) + shift) + D log|scale|`, averaged per row.
+    ///
+    /// - Throws: `invalidArgument` for non-integer data or `draws < 1`; what ``evaluate(_:using:)`` throws.
+    public func evaluateDequantized(levels x: Tensor, topLevel: Int, scaling: DataScaling, draws: Int,
+                                    using rng: inout RandomSource) throws -> DequantizedLikelihoodResult {
+        try requireParameter(draws >= 1, "the number of dequantizations must be >= 1 (got \(draws))")
+        try UniformDequantization.check(x, topLevel: topLevel)
+        let n = x.rows, d = x.rowSize
+        var all = [Double]()
+        all.reserveCapacity(n * d * draws)
+        for _ in 0 ..< draws {
+            all.append(contentsOf: try UniformDequantization.sample(levels: x, topLevel: topLevel, using: &rng).storage)
+        }
+        let stacked = scaling.toModel(try Tensor(shape: [n * draws] + x.rowShape, storage: all))
+        let run = try evaluate(stacked, using: &rng)
+        let logJacobian = Double(d) * Foundation.log(abs(scaling.scale))
+        var ll = [Double](repeating: 0, count: n)
+        for k in 0 ..< draws { for r in 0 ..< n { ll[r] += (run.logLikelihood[k * n + r] + logJacobian) / Double(draws) } }
+        return DequantizedLikelihoodResult(logLikelihood: ll, bitsPerDim: ll.map { -$0 / (Double(d) * M_LN2) }, draws: draws,
+                                           scoreEvaluations: run.scoreEvaluations, statistics: run.statistics)
+    }
+}
+
+/// Mean, median, maximum and tail of per-sample bits/dim, and whether a few samples dominate the mean.
+///
+///     let s = LikelihoodSummary(bitsPerDim: r.bitsPerDim, threshold: log2(17))
+///     if s.tailDominated { print("warning: the worst \(s.tailCount) samples move the mean by \(s.tailShift)") }
+public struct LikelihoodSummary: Sendable, Equatable {
+    public let count: Int
+    public let mean: Double
+    public let median: Double
+    public let max: Double
+    /// Sample standard deviation and standard error of the mean (NaN for one sample).
+    public let std: Double
+    public let standardError: Double
+    /// The threshold counted against (e.g. `log₂ L`, uniform guessing over `L` levels) and how many exceed it.
+    public let threshold: Double
+    public let countAboveThreshold: Int
+    /// The worst `tailCount = max(1, ⌈n / 100⌉)` samples (the top 1%) and how much they raise the
+    /// mean: `mean − mean(without them)`.
+    public let tailCount: Int
+    public let tailShift: Double
+    /// Standard error of the mean of the other samples.
+    public let restStandardError: Double
+
+    public init(bitsPerDim v: [Double], threshold: Double) {
+        count = v.count
+        self.threshold = threshold
+        let n = Double(v.count)
+        mean = v.reduce(0, +) / n
+        let sorted = v.sorted()
+        median = sorted.isEmpty ? .nan : (sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2)
+        max = sorted.last ?? .nan
+        if v.count > 1 {
+            let m = mean
+            std = (v.reduce(0) { $0 + ($1 - m) * ($1 - m) } / (n - 1)).squareRoot()
+            standardError = std / n.squareRoot()
+        } else { std = .nan; standardError = .nan }
+        countAboveThreshold = v.filter { $0 > threshold }.count
+        tailCount = Swift.max(1, (v.count + 99) / 100)
+        let rest = Array(sorted.dropLast(tailCount))
+        if rest.count > 1 {
+            let rm = rest.reduce(0, +) / Double(rest.count)
+            tailShift = mean - rm
+            let rs = (rest.reduce(0) { $0 + ($1 - rm) * ($1 - rm) } / Double(rest.count - 1)).squareRoot()
+            restStandardError = rs / Double(rest.count).squareRoot()
+        } else { tailShift = 0; restStandardError = .nan }
+    }
+
+    /// Whether the top 1% of samples move the mean by more than two standard errors of the rest
+    /// (and by more than 1% of it): the mean then describes a few points, not the data — report
+    /// the median and the tail next to it.
+    public var tailDominated: Bool {
+        guard restStandardError.isFinite else { return false }
+        return tailShift > 2 * restStandardError && tailShift > 0.01 * abs(mean - tailShift)
+    }
+}

@@ -1,0 +1,92 @@
+import ArgumentParser
+import Foundation
+import ScoreSDE
+
+/// `sample`'s class-conditional options: `--class` and classifier-free `--guidance-scale`.
+struct ClassOptions: ParsableArguments {
+    @Option(name: .customLong("class"), help: ArgumentHelp(
+        "Sample a class-conditional model (trained with `train --labels`, such as the shipped digits) at this class, or at each class of a comma-separated list (e.g. 0,1,2,3,4,5,6,7,8,9): the samples are split evenly between the listed classes in order, and --png draws one row per class. Without --class a conditional model samples unconditionally (its null label).",
+        valueName: "y|y1,y2,..."))
+    var classes: String?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "Classifier-free guidance scale w in the GLIDE / diffusers convention: score = s(x,t,null) + w (s(x,t,y) - s(x,t,null)); 0 unconditional, 1 the plain conditional model (default), > 1 guided (Ho & Salimans' w is this w - 1). Two network passes per score evaluation when w != 1.",
+        valueName: "w"))
+    var guidanceScale: Double?
+
+    /// The parsed class list.
+    var labels: [Int]? {
+        get throws {
+            guard let classes else { return nil }
+            let parts = classes.split(separator: ",", omittingEmptySubsequences: false).map { $0.trimmingCharacters(in: .whitespaces) }
+            let values = parts.map { Int($0) }
+            guard !parts.isEmpty, values.allSatisfy({ $0 != nil }) else {
+                throw ValidationError("--class takes a class label or a comma-separated list of them, e.g. 3 or 0,1,2 (got '\(classes)')")
+            }
+            return values.map { $0! }
+        }
+    }
+
+    func validate() throws {
+        _ = try labels
+        if let w = guidanceScale {
+            if !w.isFinite { throw ValidationError("--guidance-scale must be finite (got \(w))") }
+            if classes == nil { throw ValidationError("--guidance-scale guides towards a class; add --class") }
+        }
+    }
+
+    /// Samples per listed class for `count` samples (throws unless `count` splits evenly).
+    func perClass(count: Int) throws -> Int {
+        guard let l = try labels, l.count > 1 else { return count }
+        guard count % l.count == 0 else {
+            throw ScoreSDEError.invalidArgument("--count \(count) does not split evenly between the \(l.count) classes of --class; give a multiple of \(l.count) (e.g. \(l.count * max(1, count / l.count)))")
+        }
+        return count / l.count
+    }
+
+    /// The default number of samples with a class list: 8 per class for image models.
+    func defaultCount(image: Bool) throws -> Int? {
+        guard image, let l = try labels, l.count > 1 else { return nil }
+        return 8 * l.count
+    }
+
+    /// The score to sample: the model's own without --class, else the classifier-free guided score
+    /// of a class-conditional learned model (one label per sample row).
+    func score(_ data: DataModel, diffusedBy sde: any ForwardSDE, count: Int) throws -> any ScoreModel {
+        guard let list = try labels else { return data.score(diffusedBy: sde) }
+        guard let model = data.learned else {
+            throw ScoreSDEError.invalidArgument("--class needs a class-conditional learned model (trained with `scoresde train --labels`, e.g. --model digits); \(data.name) is a Gaussian mixture without class labels")
+        }
+        guard model.architecture.classCount > 0 else {
+            throw ScoreSDEError.invalidArgument("--class: the model \(data.name) is unconditional (trained without --labels); train one with `scoresde train --labels own` or drop --class")
+        }
+        if let bad = list.first(where: { $0 < 0 || $0 >= model.architecture.classCount }) {
+            throw ScoreSDEError.invalidArgument("--class \(bad) is not a class of \(data.name), whose classes are 0...\(model.architecture.classCount - 1)")
+        }
+        let per = try perClass(count: count)
+        let rows: [Int?] = list.count == 1 ? [list[0]] : (0 ..< count).map { list[$0 / per] }
+        return try model.classifierFreeGuided(labels: rows, guidanceScale: guidanceScale ?? 1)
+    }
+
+    /// Settings for the stats file.
+    var stats: RunStats {
+        var s = RunStats()
+        s["class"] = classes.map { .string($0) } ?? .null
+        s["guidance_scale"] = classes == nil ? .null : .double(guidanceScale ?? 1)
+        s["guidance_convention"] = classes == nil ? .null : .string("s(x,t,null) + w (s(x,t,y) - s(x,t,null)) (GLIDE / diffusers w; Ho & Salimans' w is w - 1)")
+        return s
+    }
+
+    /// Image samples of a class list: one grid row per listed class.
+    func figure(_ samples: Tensor, model: DataModel, title: String) throws -> RasterImage? {
+        guard let l = try labels, l.count > 1, SampleFigure.isImage(samples.rowShape) else { return nil }
+        let per = samples.rows / l.count, shown = min(per, 16)
+        var rows = [Int]()
+        for c in 0 ..< l.count { rows += (0 ..< shown).map { c * per + $0 } }
+        var storage = [Double]()
+        for r in rows { storage += samples.row(r) }
+        let picked = try Tensor(shape: [rows.count] + samples.rowShape, storage: storage)
+        let grid = try Plot.imageGrid(picked, range: model.imageRange, columns: shown)
+        return Plot.titled(grid, title + " | classes " + l.map(String.init).joined(separator: ","))
+    }
+}
