@@ -70,10 +70,13 @@ struct CheckpointTests {
             #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == bad, "a refused file is left alone")
         }
         // A metadata value changed (same length, so the file still parses): caught as well.
-        let text = String(decoding: good, as: UTF8.self)
-        #expect(text.contains("\"train.lr\":\"0.001\""))
-        try Data(text.replacingOccurrences(of: "\"train.lr\":\"0.001\"", with: "\"train.lr\":\"0.002\"").utf8)
-            .write(to: URL(fileURLWithPath: path))
+        // (Bytes, not text: the tensor data is not UTF-8, and a lossy round trip would change its length.)
+        let needle = Data("\"train.lr\":\"0.001\"".utf8)
+        let found = good.range(of: needle)
+        #expect(found != nil)
+        var edited = good
+        if let found { edited.replaceSubrange(found, with: Data("\"train.lr\":\"0.002\"".utf8)) }
+        try edited.write(to: URL(fileURLWithPath: path))
         #expect(ioMessage { _ = try Trainer.resume(from: path, data: data) }?.contains("CRC-32") == true)
         // Cut short anywhere: a typed error, never a load.
         for cut in [good.count - 1, good.count / 2, headerEnd, 9] {

@@ -140,6 +140,20 @@ extension GaussianMixture {
 
 // MARK: - JSON
 
+/// The mixture file's numbers, decoded exactly.
+private struct ExactMixtureJSON: Decodable {
+    enum Std: Decodable {
+        case scalar(Double), vector([Double])
+        init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let v = try? c.decode(Double.self) { self = .scalar(v) } else { self = .vector(try c.decode([Double].self)) }
+        }
+    }
+    let weights: [Double]?
+    let means: [[Double]]
+    let stds: [Std]
+}
+
 extension GaussianMixture {
     /// Parses `{"weights": [...], "means": [[...], ...], "stds": [...]}` where each std is a number
     /// (isotropic) or a vector (diagonal) and `weights` is optional (equal).
@@ -174,7 +188,21 @@ extension GaussianMixture {
         let weights = try dict["weights"].map { try numbers($0, "weights") }
         let unknown = Set(dict.keys).subtracting(["weights", "means", "stds"])
         if !unknown.isEmpty { throw ScoreSDEError.io(path: path, message: "unknown keys \(unknown.sorted()); allowed: weights, means, stds") }
-        do { try self.init(weights: weights, means: means, stds: stds) }
+        // The values once more through JSONDecoder, whose number parsing is exact (NSNumber's
+        // doubleValue can be off in the last digit for large exponents); the structure is checked above.
+        var (exactMeans, exactStds, exactWeights) = (means, stds, weights)
+        if let exact = try? JSONDecoder().decode(ExactMixtureJSON.self, from: data), exact.means.map(\.count) == means.map(\.count),
+           exact.stds.count == stds.count, exact.weights?.count == weights?.count {
+            exactMeans = exact.means
+            exactStds = exact.stds.map { s in
+                switch s {
+                case .scalar(let v): return Array(repeating: v, count: d)
+                case .vector(let v): return v
+                }
+            }
+            exactWeights = exact.weights
+        }
+        do { try self.init(weights: exactWeights, means: exactMeans, stds: exactStds) }
         catch let e as ScoreSDEError { throw ScoreSDEError.io(path: path, message: e.description) }
     }
 
