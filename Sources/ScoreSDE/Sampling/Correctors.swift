@@ -60,7 +60,9 @@ public struct Langevin: Corrector {
             z.fillStandardNormal(draw: draw, rng)
             switch norms {
             case .populationMean:
-                let gn = s.rowNorms().mean(), zn = z.rowNorms().mean()
+                // Over the whole population, also when its rows are split across processes.
+                let means = try Population.rowMeans([s.rowNorms(), z.rowNorms()])
+                let gn = means[0], zn = means[1]
                 let r = snr * zn / gn
                 let eps = gn > 0 ? 2 * a * r * r : 0
                 x.add(s, scaledBy: eps, z, scaledBy: (2 * eps).squareRoot())
