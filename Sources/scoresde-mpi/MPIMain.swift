@@ -45,7 +45,7 @@ enum MPIMain {
     /// The commands that split their work across ranks; the others would only repeat it.
     static func checkDistributed(_ command: ParsableCommand, ranks: Int) throws {
         guard ranks > 1 else { return }
-        let name = type(of: command).configuration.commandName ?? "\(type(of: command))"
+        let name = type(of: command)._commandName
         let perSample: Bool
         switch command {
         case let c as ScoreSDECommand.Sample:
@@ -68,7 +68,7 @@ enum MPIMain {
     /// Reports `error` and ends the job. `--help` and `--version` end it cleanly (rank 0 prints).
     static func fail(_ world: MPICommunicator, _ error: Error) -> Never {
         let code = ScoreSDECommand.exitCode(for: error)
-        if code == .success {
+        if code.rawValue == 0 {
             world.finalize()
             if world.rank == 0 { ScoreSDECommand.exit(withError: error) }
             exit(0)

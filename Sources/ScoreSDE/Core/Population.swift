@@ -103,12 +103,13 @@ public enum Population {
     /// Throws on every process when `check` throws on any, naming the first failing rank and its
     /// message; alone, just runs `check`. (E.g. an output path only some ranks can write.)
     public static func agree(_ what: String, _ check: () throws -> Void) throws {
-        var message: String?
-        do { try check() } catch { message = "\(error)" }
+        var failure: Error?
+        do { try check() } catch { failure = error }
         guard let comm = communicator, comm.size > 1 else {
-            if message != nil { try check() }   // rethrow the original error
+            if let failure { throw failure }
             return
         }
+        let message = failure.map { "\($0)" }
         let parts = try comm.allGather(Array((message.map { "1" + $0 } ?? "0").utf8))
         for (r, part) in parts.enumerated() where part.first == UInt8(ascii: "1") {
             throw PopulationError(rank: r, size: comm.size, collective: true,

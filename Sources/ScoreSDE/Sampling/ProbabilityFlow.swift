@@ -113,13 +113,13 @@ struct ProbabilityFlow<SDE: ForwardSDE, Score: ScoreModel> {
         let mine = Population.rows(of: n, rank: comm.rank, size: comm.size)
         let before = (counter.scoreEvaluations, counter.modelPasses)
         var local = x.rows(mine)
-        let (delta, stats) = try solveRows(&local, firstRow: mine.lowerBound, from: t0, to: t1, divergence: divergence)
+        let (delta, _, perRow) = try solveRows(&local, firstRow: mine.lowerBound, from: t0, to: t1, divergence: divergence)
         // One row per system: its state, Δlog p and its integrator counters (integers, exact in a double).
         let w = d + 5
         var packed = [Double](repeating: 0, count: mine.count * w)
         for r in 0 ..< mine.count {
             for j in 0 ..< d { packed[r * w + j] = local.storage[r * d + j] }
-            let s = stats.perRow[r]
+            let s = perRow[r]
             packed[r * w + d] = delta[r]
             packed[r * w + d + 1] = Double(s.rightHandSideEvaluations); packed[r * w + d + 2] = Double(s.jacobianEvaluations)
             packed[r * w + d + 3] = Double(s.acceptedSteps); packed[r * w + d + 4] = Double(s.rejectedSteps)
