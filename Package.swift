@@ -15,13 +15,15 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-numerics", from: "1.0.0"),
+        // Documentation only (`make docs`): adds `swift package generate-documentation`.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin", from: "1.5.0"),
     ],
     targets: [
         // MARK: - Public API
         .target(
             name: "ScoreSDE",
             dependencies: [
-                "CGSL", "CPNG", "COpenBLAS",
+                "CGSL", "CPNG", "COpenBLAS", "CKernels",
                 .product(name: "Numerics", package: "swift-numerics"),
             ],
             resources: [.copy("Resources")]
@@ -48,7 +50,10 @@ let package = Package(
         // Open MPI's headers and -lmpi come from pkg-config ompi-c; without them the shim compiles to stubs.
         .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
 
-        // MARK: - Implementation details (C libraries from Debian, see scripts/setup.sh)
+        // MARK: - Implementation details
+        // Hot loops in C with run-time CPU dispatch (per-function target attributes; no build flags).
+        .target(name: "CKernels"),
+        // C libraries from Debian, see scripts/setup.sh
         .systemLibrary(name: "CGSL", pkgConfig: "gsl", providers: [.apt(["libgsl-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),

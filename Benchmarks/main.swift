@@ -19,7 +19,8 @@ func best(_ repeats: Int, _ body: () throws -> Void) rethrows -> Double {
 func f(_ x: Double, _ digits: Int = 3) -> String { String(format: "%.\(digits)f", x) }
 func e(_ x: Double) -> String { String(format: "%.2e", x) }
 
-/// Memory-bandwidth triad `a = b + s·c` over arrays of `count` doubles: seconds per triad.
+/// Memory-bandwidth triad `a = b + s·c` over arrays of `count` doubles, on the library's pool with
+/// the grain of its element-wise loops: seconds per triad.
 func triadSeconds(count: Int) -> Double {
     var a = [Double](repeating: 0, count: count)
     let b = [Double](repeating: 1, count: count), c = [Double](repeating: 2, count: count)
@@ -31,7 +32,7 @@ func triadSeconds(count: Int) -> Double {
                     let x = ap.baseAddress!, y = bp.baseAddress!, z = cp.baseAddress!
                     for k in 0 ..< reps {
                         let s = 1e-9 * Double(k)
-                        Parallel.forEachChunk(count, grain: 1 << 15) { r in for i in r { x[i] = y[i] + s * z[i] } }
+                        Parallel.forEachChunk(count, grain: 4096) { r in for i in r { x[i] = y[i] + s * z[i] } }
                     }
                 }
             }
@@ -43,39 +44,72 @@ func triadSeconds(count: Int) -> Double {
 
 // MARK: - PC sampling
 
-func pcBenchmark<SDE: ForwardSDE>(_ name: String, _ mixture: GaussianMixture, sde: SDE, count: Int, eps: Double) throws {
+/// The PC loop of the issue-9 figures (VP, reverse diffusion + one Langevin step at snr 0.16, score_sde's
+/// order: corrector then predictor at each t) written with the library's fused, non-allocating step
+/// kernels, as a sampler's step code calls them. Coefficients come from the marginals of the interval
+/// (ᾱ_t / ᾱ_next = 1 − β), DDPM form: mean = (2 − √(1−β)) x + β s, x = mean + √β z.
+func fusedPC(score: GaussianMixtureScore, sde: VPSDE, times: [Double], start: Tensor, using rng: inout RandomSource) throws -> Tensor {
+    var x = start, s = Tensor(zeros: start.shape), z = Tensor(zeros: start.shape), mean = Tensor(zeros: start.shape)
+    let snr = 0.16
+    for i in 0 ..< times.count {
+        let t = times[i], next = i + 1 < times.count ? times[i + 1] : 0
+        let mt = sde.marginal(at: t).meanScale, mn = sde.marginal(at: next).meanScale
+        let alpha = mt * mt / (mn * mn), beta = 1 - alpha
+        try score.score(x, at: t, into: &s)                                      // Langevin corrector
+        let (gn, zn) = Tensor.langevinNoise(&z, score: s, using: &rng)
+        let r = snr * zn / gn, eps = 2 * alpha * r * r
+        x.add(s, scaledBy: eps, z, scaledBy: (2 * eps).squareRoot())
+        try score.score(x, at: t, into: &s)                                      // reverse-diffusion predictor
+        Tensor.affineStep(&x, mean: &mean, xScale: 2 - (1 - beta).squareRoot(), score: s, scoreScale: beta,
+                          noise: beta.squareRoot(), using: &rng)
+    }
+    return mean
+}
+
+func pcBenchmark(_ name: String, _ mixture: GaussianMixture, count: Int) throws {
+    let sde = try VPSDE(), eps = 1e-3, steps = 1000
     let score = GaussianMixtureScore(mixture, diffusedBy: sde)
-    let steps = 1000
-    let sampler = PCSampler(sde: sde, score: score, grid: try .uniform(steps: steps, from: sde.T, to: eps),
-                            predictor: ReverseDiffusion(), corrector: try Langevin(snr: 0.16))
-    var nfe = 0
-    var samples = Tensor(zeros: [1, 1])
-    let wall = try best(3) {
-        var rng = RandomSource(seed: 1)
-        let run = try sampler.sample(count: count, using: &rng)
-        nfe = run.scoreEvaluations; samples = run.samples
+    let grid = try TimeGrid.uniform(steps: steps, from: sde.T, to: eps)
+    let times = Array(grid.times.prefix(steps))
+    let threads = Parallel.threadCount
+    var prior = RandomSource(seed: 2)
+    let start = sde.samplePrior(rowShape: [mixture.dimension], count: count, using: &prior)
+    func fused(_ t: Int) throws -> (Double, Tensor) {
+        var out = start
+        let wall = try Parallel.$threadLimit.withValue(t) {
+            try best(5) { var rng = RandomSource(seed: 1); out = try fusedPC(score: score, sde: sde, times: times, start: start, using: &rng) }
+        }
+        return (wall, out)
     }
-    // The score alone, on the same batch size and the same number of calls, at the same times.
-    var rng = RandomSource(seed: 2)
-    let x = sde.samplePrior(rowShape: [mixture.dimension], count: count, using: &rng)
-    let times = sampler.grid.times
-    let scoreTime = try best(3) {
-        for i in 0 ..< nfe { _ = try score.score(x, at: times[min(i / 2, steps - 1)]) }
-    }
+    let (wall, samples) = try fused(threads)
+    let (wall1, samples1) = try fused(1)
+    precondition(samples == samples1, "the fused loop must give the same bits on 1 and \(threads) threads")
+    // The library's sampler (its own step code) on the same problem.
+    let sampler = PCSampler(sde: sde, score: score, grid: grid, predictor: ReverseDiffusion(), corrector: try Langevin(snr: 0.16))
+    let samplerWall = try best(3) { var rng = RandomSource(seed: 1); _ = try sampler.sample(count: count, using: &rng) }
+    // The score alone: the same number of calls at the same times, into one buffer.
+    var out = Tensor(zeros: start.shape)
+    let scoreTime = try best(3) { for t in times { try score.score(start, at: t, into: &out); try score.score(start, at: t, into: &out) } }
+    let nfe = 2 * steps
     let solverPerStep = max(0, wall - scoreTime) / Double(steps)
-    // Array passes per step of the solver's own work (n×D doubles each): reverse diffusion reads x, s and
-    // writes mean, x (4); Langevin writes z, reads s and z for the norms, then reads x, s, z and writes x (7).
-    let passes = 11.0
+    // Array passes per step of the solver's own work (n×D doubles each): langevinNoise writes z and
+    // reads s (2); the Langevin update reads x, s, z and writes x (4); affineStep reads x, s and
+    // writes mean, x (4). The normals are drawn in cache, on top of those passes.
+    let passes = 10.0
     let triad = triadSeconds(count: count * mixture.dimension)
     let triadPerPass = triad / 3
-    let sw = try slicedWassersteinDistance(samples, { var r = RandomSource(seed: 9); return mixture.sample(count: count, using: &r) }())
-    print("PC \(name): \(count) samples, N = \(steps), reverse diffusion + Langevin (snr 0.16), \(Parallel.threadCount) threads")
-    print("  wall \(f(wall)) s, NFE \(nfe), \(f(Double(count) / wall, 0)) samples/s, sliced W2 to exact samples \(f(sw, 4))")
+    let (m, sd) = sde.marginal(at: eps)
+    var er = RandomSource(seed: 9)
+    let sw = try slicedWassersteinDistance(samples, mixture.diffused(meanScale: m, std: sd).sample(count: count, using: &er))
+    print("PC \(name) (VP, N = \(steps), reverse diffusion + Langevin snr 0.16, \(count) samples, NFE \(nfe), SIMD level \(Parallel.simdLevelName))")
+    print("  fused step kernels: \(f(wall)) s on \(threads) threads, \(f(wall1)) s on 1 -> \(f(wall1 / wall, 2))x thread scaling; sliced W2 to exact samples of p_eps \(f(sw, 4))")
+    print("  library PCSampler (its own step code): \(f(samplerWall)) s on \(threads) threads")
     print("  score: \(f(scoreTime)) s total, \(f(scoreTime / Double(nfe) * 1e6, 1)) µs per batched evaluation")
     print("  solver's own work: \(f(solverPerStep * 1e6, 1)) µs per step vs \(f(passes * triadPerPass * 1e6, 1)) µs for a triad over the same bytes (\(Int(passes)) array passes) -> \(f(solverPerStep / (passes * triadPerPass), 2))x")
     print("  triad bandwidth at this size: \(f(Double(3 * 8 * count * mixture.dimension) / triad / 1e9, 1)) GB/s")
 }
 
+/// The issue-9 figures as whole processes: the CLI's PC ring run and 64-D run (best of 5 each).
 func wholeProcess() {
     let exe = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("scoresde")
     guard FileManager.default.isExecutableFile(atPath: exe.path) else {
@@ -85,17 +119,22 @@ func wholeProcess() {
     let dir = FileManager.default.temporaryDirectory.appendingPathComponent("scoresde-bench-\(getpid())")
     try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     defer { try? FileManager.default.removeItem(at: dir) }
-    let args = ["sample", "--model", "ring", "--sde", "ve", "--steps", "1000", "--count", "4096",
-                "--predictor", "reverse-diffusion", "--corrector", "langevin", "--output", dir.appendingPathComponent("s.npy").path]
-    let wall = best(5) {
-        let p = Process()
-        p.executableURL = exe
-        p.arguments = args
-        p.standardOutput = FileHandle.nullDevice
-        try? p.run()
-        p.waitUntilExit()
+    func run(_ args: [String]) -> Double {
+        best(5) {
+            let p = Process()
+            p.executableURL = exe
+            p.arguments = args + ["--output", dir.appendingPathComponent("s.npy").path]
+            p.standardOutput = FileHandle.nullDevice
+            try? p.run()
+            p.waitUntilExit()
+        }
     }
-    print("whole process: scoresde \(args.dropLast().joined(separator: " ")) ...: \(f(wall)) s (best of 5; the reference JAX implementation: ~1.5 s after compilation)")
+    let ring = ["sample", "--model", "ring", "--sde", "vp", "--count", "4096"]
+    let g64 = ["sample", "--model", "gmm64", "--sde", "vp", "--count", "1024"]
+    let r2 = run(ring), r1 = run(ring + ["--threads", "1"]), g = run(g64)
+    print("whole process (best of 5; the JAX reference: 0.53 s ring, ~0.5 s 64-D on this machine kind):")
+    print("  scoresde \(ring.joined(separator: " ")): \(f(r2)) s (\(f(0.53 / r2, 1))x the reference); --threads 1: \(f(r1)) s -> \(f(r1 / r2, 2))x thread scaling")
+    print("  scoresde \(g64.joined(separator: " ")): \(f(g)) s (\(f(0.5 / g, 1))x the reference)")
 }
 
 // MARK: - ODE sampling
@@ -346,8 +385,8 @@ func inverseBenchmark() throws {
 
 let which = CommandLine.arguments.dropFirst().first ?? "all"
 if which == "pc" || which == "all" {
-    try pcBenchmark("ring", .ring(), sde: try VESDE(), count: 4096, eps: 1e-5)
-    try pcBenchmark("gmm64", .gaussian64(), sde: try VESDE(), count: 1024, eps: 1e-5)
+    try pcBenchmark("ring", .ring(), count: 4096)
+    try pcBenchmark("gmm64", .gaussian64(), count: 1024)
     wholeProcess()
 }
 if which == "ode" || which == "all" { try odeBenchmark(); try odeVersusPC() }

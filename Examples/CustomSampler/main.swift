@@ -120,13 +120,14 @@ struct CustomSamplerExample: ParsableCommand {
         print("ring, Adams-Bashforth 2 on the probability flow, NFE \(abRun.scoreEvaluations): mode weights \(abWeights.map { String(format: "%.3f", $0) }.joined(separator: " "))")
         let means = try Tensor(rows: ring.means)
         let ringPanel = Plot.scatter(run.samples, reference: means, size: 384,
-                                     title: "Ring: Heun + TamedLangevin, NFE \(run.scoreEvaluations)")
+                                     title: "Ring: Heun + TamedLangevin, NFE \(run.scoreEvaluations)",
+                                     overlays: [.density(FullCovarianceMixture(ring), label: "exact density")])
 
         // The shipped digits model: the same two types, a learned score.
         let model = try self.model.map { try MLPScore.load(from: $0) } ?? PretrainedModels.digits()
         let (grid, nfe) = try sampleDigits(model, sde: model.sdeSpec.make(), predictor: predictor, corrector: corrector)
         print("digits, \(digits) samples, \(steps) steps, NFE \(nfe)")
-        try PNG.write(Plot.sideBySide([ringPanel, Plot.titled(grid, "Digits: same sampler, NFE \(nfe)")]), to: output)
+        try PNG.write(Plot.sideBySide([ringPanel, Plot.titled(grid, "Digits: same sampler, NFE \(nfe)")], padding: 24), to: output)
         print("wrote \(output)")
     }
 
@@ -138,7 +139,7 @@ struct CustomSamplerExample: ParsableCommand {
         var rng = RandomSource(seed: 7)
         let run = try sampler.sample(count: digits, using: &rng)
         let raw = model.dataScaling.toData(run.samples)                 // model space -> levels 0...16
-        return (try Plot.imageGrid(raw, range: 0 ... 16, scale: 5), run.scoreEvaluations)
+        return (try Plot.imageGrid(raw, range: 0 ... 16, scale: 8), run.scoreEvaluations)
     }
 }
 

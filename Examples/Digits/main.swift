@@ -54,8 +54,7 @@ struct DigitsExample: ParsableCommand {
     func run() throws {
         let model = try self.model.map { try MLPScore.load(from: $0) } ?? PretrainedModels.digits()
         print("model: \(self.model ?? "shipped digits model"), \(model.sdeSpec), hidden width \(model.architecture.hiddenWidth), trained on m = \(affine(model.dataScaling.scale, "k", model.dataScaling.shift))")
-        // N = steps makes reverse diffusion's discrete schedule the sampler's grid; the sampler takes
-        // the SDE's concrete type, which Swift opens from the existential when calling run.
+        // The sampler takes the SDE's concrete type, which Swift opens from the existential when calling run.
         try run(model, sde: model.sdeSpec.make(), eps: model.sdeSpec.samplingEps)
     }
 
@@ -69,8 +68,14 @@ struct DigitsExample: ParsableCommand {
                                 predictor: ReverseDiffusion(), corrector: try Langevin(snr: 0.16))
         let run = try sampler.sample(count: count, using: &rng)
         let digits = model.dataScaling.toData(run.samples)             // raw levels 0...16 (not rounded)
-        let grid = try Plot.imageGrid(digits, range: 0 ... Double(Digits.levels - 1), scale: 6)
-        try PNG.write(Plot.titled(grid, "PC sampler, NFE \(run.scoreEvaluations)"), to: output)
+        // Samples next to as many held-out digits, 64 pixels per digit.
+        let range = 0 ... Double(Digits.levels - 1), columns = Int(Double(count).squareRoot().rounded(.up))
+        let real = try Digits.load(split: .heldOut).subset(0 ..< min(count, Digits.heldOutCount)).images
+        let figure = Plot.sideBySide([
+            Plot.titled(try Plot.imageGrid(digits, range: range, columns: columns, scale: 8), "samples"),
+            Plot.titled(try Plot.imageGrid(real, range: range, columns: columns, scale: 8), "held-out digits"),
+        ], padding: 24)
+        try PNG.write(Plot.titled(figure, "Digits: reverse diffusion + Langevin, \(steps) steps, NFE \(run.scoreEvaluations)"), to: output)
         print("sampled \(count) digits: reverse diffusion + Langevin (snr 0.16), \(steps) steps, NFE \(run.scoreEvaluations), \(seconds(clock.now - t0)) s -> \(output)")
 
         // MARK: Bits/dim of held-out digits

@@ -147,7 +147,9 @@ struct PosteriorComparisonExample: ParsableCommand {
         }
         let bounds: Plot.Bounds = (lo, hi, lo, hi)
         let markers = try Tensor(rows: zip(posterior.weights, posterior.means).filter { $0.0 > 0.01 }.map { $0.1 })
-        var panels = [Plot.scatter(exact, reference: markers, size: 300, bounds: bounds, title: "Exact posterior")]
+        let overlays: [Plot.Overlay] = [.density(posterior, label: "exact posterior density")]
+        var panels = [Plot.scatter(exact, reference: markers, size: 300, bounds: bounds, title: "Exact posterior samples",
+                                   referenceLabel: "posterior modes", overlays: overlays)]
 
         let sde = try VESDE()
         let grid = try TimeGrid.uniform(steps: steps, from: sde.T, to: 1e-5)
@@ -161,7 +163,7 @@ struct PosteriorComparisonExample: ParsableCommand {
                 .sample(count: count, using: &rng)
             try measure(name, run.samples, nfe: run.scoreEvaluations, since: t0)
             panels.append(Plot.scatter(run.samples, reference: markers, size: 300, bounds: bounds,
-                                       title: "\(name), NFE \(run.scoreEvaluations)"))
+                                       title: "\(name), NFE \(run.scoreEvaluations)", referenceLabel: "posterior modes", overlays: overlays))
         }
         // The sampler on the exact *posterior* score: its own discretisation error, no approximation.
         try pc("PC on exact posterior score", FullCovarianceMixtureScore(posterior, diffusedBy: sde))
@@ -189,7 +191,8 @@ struct PosteriorComparisonExample: ParsableCommand {
         print("closest to the exact posterior: \(best.name) (sliced W2 \(fmt(best.sw, 4)) vs floor \(fmt(rows[0].sw, 4))); smallest mode-weight TV: \(bestTV.name) (\(fmt(bestTV.tv, 4)))")
         // Two rows: the exact posterior and the three replacement-type methods, then the rest.
         let half = (panels.count + 1) / 2
-        try PNG.write(stacked([Plot.sideBySide(Array(panels[..<half])), Plot.sideBySide(Array(panels[half...]))]), to: output)
+        try PNG.write(stacked([Plot.sideBySide(Array(panels[..<half]), padding: 16, alignment: .bottom),
+                               Plot.sideBySide(Array(panels[half...]), padding: 16, alignment: .bottom)], padding: 16), to: output)
         print("wrote \(output); total \(fmt(seconds(clock.now - start), 1)) s")
     }
 }

@@ -35,6 +35,7 @@ public enum ScoreSDEError: Error, Equatable, CustomStringConvertible, LocalizedE
 
 /// What went wrong inside an ODE solve, with where it went wrong.
 public struct IntegratorFailure: Equatable, CustomStringConvertible, Sendable {
+    /// The kind of failure.
     public enum Reason: Equatable, Sendable {
         /// The step size fell below `hmin` (or machine precision): the problem is stiff or the tolerance too tight.
         case stepSizeUnderflow

@@ -55,7 +55,7 @@ extension ScoreSDECommand {
             guard let layout = model.imageLayout, layout.channels == 3 else {
                 throw ScoreSDEError.invalidArgument("colorize needs a model of RGB images (samples of shape [3, H, W]); \(model.name) takes samples of shape \(model.rowShape). The shipped RGB model is `patches`")
             }
-            let job = try options.prepare(model, defaultPNG: Self.defaultPNG, defaultSamplesPerInput: 4)
+            let job = try options.prepare(model, defaultPNG: figureName(Self.defaultPNG, model: model, defaultModel: "patches"), defaultSamplesPerInput: 4)
             let (conditioning, seed, k) = (options.conditioning, options.compute.seed, job.samplesPerInput)
             let mixing = try self.mixing.map(readMixing) ?? .reference
 
@@ -92,9 +92,9 @@ extension ScoreSDECommand {
             report.merge(job.settings(outcome))
 
             try job.files.write(samples: samples, report: report) {
-                var leading = [try input.grey.replicatedChannels(layout.channels)]
-                if let truth = input.truth { leading.append(truth) }
-                return try conditionalGrid(leading: leading, samples: samples, perInput: k, model: model, title: job.title("colorize", outcome))
+                let grey = try input.grey.replicatedChannels(layout.channels)
+                return try conditionalTable(observed: Plot.ImageColumn(conditioning.noiseStd > 0 ? "grey input (noisy)" : "grey input", grey),
+                                            samples: samples, perInput: k, original: input.truth, model: model, title: job.title("colorize", outcome))
             }
 
             print(job.summary(outcome, inputs: n, what: "image", origin: input.origin))
@@ -111,26 +111,11 @@ extension ScoreSDECommand {
 
 /// Reads a 3x3 orthonormal mixing matrix from JSON (`[[...], [...], [...]]`).
 private func readMixing(_ path: String) throws -> ColorMixing {
-    let data: Data
-    do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-        throw ScoreSDEError.io(path: path, message: "cannot read the mixing matrix (\(error.localizedDescription))")
+    let mixing = try ColorMixing(contentsOf: path)
+    guard mixing.channels == 3 else {
+        throw ScoreSDEError.shapeMismatch("--mixing \(path): the mixing matrix must be 3x3 for RGB images (got \(mixing.channels)x\(mixing.channels))")
     }
-    guard let rows = try? JSONSerialization.jsonObject(with: data) as? [[Any]] else {
-        throw ScoreSDEError.io(path: path, message: "not a JSON matrix; write the mixing matrix as [[m00, m01, m02], [m10, m11, m12], [m20, m21, m22]]")
-    }
-    let matrix = try rows.map { row in
-        try row.map { value -> Double in
-            // On Linux `x is Bool` holds for the JSON numbers 0 and 1: test for numbers first.
-            guard let number = value as? NSNumber, !(value is String) else {
-                throw ScoreSDEError.io(path: path, message: "the mixing matrix holds a non-number (\(value))")
-            }
-            return number.doubleValue
-        }
-    }
-    guard matrix.count == 3, matrix.allSatisfy({ $0.count == 3 }) else {
-        throw ScoreSDEError.shapeMismatch("--mixing \(path): the mixing matrix must be 3x3 for RGB images (got \(matrix.count) rows of \(matrix.map(\.count)) values)")
-    }
-    return try ColorMixing(matrix)
+    return mixing
 }
 
 /// The grey inputs of `colorize` (data space, `[n, H·W]`) and, when known, the colour originals (`[n, 3, H, W]`).
@@ -141,7 +126,7 @@ struct ColorInput {
 
     /// Colour originals (`[n, 3·H·W]`): their grey version (observed with `noiseStd` for the demos).
     init(truth: Tensor, layout: ImageLayout, mixing: ColorMixing, noiseStd: Double, seed: UInt64, origin: String) throws {
-        let grey = greyOf(truth, pixels: layout.pixels, mixing: mixing)
+        let grey = try mixing.grey(of: truth)
         self.grey = DataModel.observed(grey, noiseStd: noiseStd, seed: seed)
         self.truth = try truth.reshaped([truth.rows, layout.channels, layout.height, layout.width])
         self.origin = origin + (noiseStd > 0 ? ", grey observed with noise std \(noiseStd)" : "")
@@ -158,7 +143,7 @@ struct ColorInput {
                 grey = try t.reshaped([1, hw]); truth = nil
             } else {
                 let t = try image.tensor(range: model.imageRange)
-                grey = greyOf(try t.reshaped([1, 3 * hw]), pixels: hw, mixing: mixing)
+                grey = try mixing.grey(of: t.reshaped([1, 3 * hw]))
                 truth = t
             }
             origin = path
@@ -175,27 +160,12 @@ struct ColorInput {
             grey = try t.reshaped([t.rows, hw]); truth = nil
         case 3 * hw:
             truth = try t.reshaped([t.rows, 3, layout.height, layout.width])
-            grey = greyOf(try t.reshaped([t.rows, 3 * hw]), pixels: hw, mixing: mixing)
+            grey = try mixing.grey(of: t.reshaped([t.rows, 3 * hw]))
         default:
             throw ScoreSDEError.shapeMismatch("\(what) has rows of shape \(t.rowShape) (\(t.rowSize) values); the model \(model.name) colours \(layout.width)x\(layout.height) images: give grey images [n, \(layout.height), \(layout.width)] (\(hw) values each) or colour ones [n, 3, \(layout.height), \(layout.width)]")
         }
         origin = path
     }
-}
-
-/// The grey image a colour one (`[n, C·H·W]`) gives under `mixing`: `Σ_c M_c0 x_c / Σ_c M_c0` per
-/// pixel (the channel mean for score_sde's matrix).
-func greyOf(_ colour: Tensor, pixels hw: Int, mixing: ColorMixing) -> Tensor {
-    let c = mixing.channels, gain = mixing.greyGain, col0 = mixing.matrix.map { $0[0] }
-    var grey = Tensor(zeros: [colour.rows, hw])
-    for r in 0 ..< colour.rows {
-        for p in 0 ..< hw {
-            var acc = 0.0
-            for ch in 0 ..< c { acc += col0[ch] * colour.storage[r * c * hw + ch * hw + p] }
-            grey.storage[r * hw + p] = acc / gain
-        }
-    }
-    return grey
 }
 
 extension Tensor {
@@ -221,7 +191,7 @@ struct ColorFit {
 
     init(samples: Tensor, input: ColorInput, perInput k: Int, mixing: ColorMixing) {
         let hw = input.grey.rowSize, d = samples.rowSize
-        let greys = greyOf(samples, pixels: hw, mixing: mixing)
+        let greys = try! mixing.grey(of: samples)
         var maxError = 0.0
         for r in 0 ..< samples.rows {
             for p in 0 ..< hw { maxError = max(maxError, abs(greys.storage[r * hw + p] - input.grey.storage[(r / k) * hw + p])) }

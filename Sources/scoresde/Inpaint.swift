@@ -57,7 +57,7 @@ extension ScoreSDECommand {
             // Everything that can be wrong with the input fails here, before any work.
             let model = try DataModel.load(self.model)
             let isImage = model.imageLayout != nil
-            let job = try options.prepare(model, defaultPNG: Self.defaultPNG, defaultSamplesPerInput: isImage ? 4 : 1000)
+            let job = try options.prepare(model, defaultPNG: figureName(Self.defaultPNG, model: model, defaultModel: "digits"), defaultSamplesPerInput: isImage ? 4 : 1000)
             let (conditioning, seed, k) = (options.conditioning, options.compute.seed, job.samplesPerInput)
 
             let truth: Tensor, observed: Tensor, origin: String
@@ -99,7 +99,7 @@ extension ScoreSDECommand {
                 do {
                     let measurement = try constraint.measurement()
                     comparison = try PosteriorComparison(prior: prior, measurement: measurement, samples: samples, perInput: k, seed: seed,
-                                                         basis: conditioning.noiseStd == 0 ? nullSpaceBasis(of: measurement.matrix) : nil)
+                                                         basis: conditioning.noiseStd == 0 ? LinearMeasurement.nullSpaceBasis(of: measurement.matrix) : nil)
                 } catch {
                     warn("no comparison with the exact posterior: \(error)")
                 }
@@ -118,10 +118,14 @@ extension ScoreSDECommand {
             try job.files.write(samples: samples, report: report) {
                 let title = job.title("inpaint", outcome)
                 if isImage {
-                    return try conditionalGrid(leading: [truth, fit.observedPicture(range: model.imageRange)], samples: samples,
-                                               perInput: k, model: model, title: title)
+                    var unknown = known
+                    for i in 0 ..< unknown.count { unknown.storage[i] = 1 - known.storage[i] }
+                    return try conditionalTable(observed: Plot.ImageColumn(conditioning.noiseStd > 0 ? "observed (noisy)" : "observed", observed, unknown: unknown),
+                                                samples: samples, perInput: k, original: truth, model: model, title: title)
                 }
-                return conditionalScatter(samples: samples, exact: comparison?.exactSamples, model: model, title: title)
+                return conditionalScatter(samples: samples, perInput: k, comparison: comparison, model: model,
+                                          marks: inpaintingMarks(known: known.row(0), observed: observed.row(0), truth: truth.row(0), exact: conditioning.noiseStd == 0),
+                                          method: conditioning.method, title: title)
             }
 
             print(job.summary(outcome, inputs: n, origin: origin))
@@ -274,15 +278,22 @@ struct InpaintingFit {
         meanRMSE = (meanSquared / Double(max(unknown, 1))).squareRoot()
         self.observed = observed; self.mask = mask
     }
+}
 
-    /// The observations with unknown values at the middle of `range` (shown grey).
-    func observedPicture(range: ClosedRange<Double>) -> Tensor {
-        var t = observed
-        let d = t.rowSize, mid = (range.lowerBound + range.upperBound) / 2
-        for r in 0 ..< t.rows {
-            let m = mask.rows == 1 ? 0 : r
-            for j in 0 ..< d where mask.storage[m * d + j] == 0 { t.storage[r * d + j] = mid }
-        }
-        return t
+/// What the scatter plot of an inpainted mixture sample marks: the first two unknown coordinates
+/// (completed by known ones when fewer are unknown; a 2-D model keeps x1, x2), a line where a
+/// plotted coordinate is known exactly, and the true input.
+func inpaintingMarks(known: [Double], observed: [Double], truth: [Double], exact: Bool) -> ConditionalMarks {
+    let d = known.count
+    let unknown = (0 ..< d).filter { known[$0] == 0 }, knownIndices = (0 ..< d).filter { known[$0] != 0 }
+    var coordinates = d == 2 ? [0, 1] : Array(unknown.prefix(2))
+    if coordinates.count < 2 { coordinates += knownIndices.prefix(2 - coordinates.count) }
+    if coordinates.count < 2 { coordinates.append(coordinates.first ?? 0) }
+    var marks = ConditionalMarks(coordinates: (coordinates[0], coordinates[1]), truth: truth)
+    if exact, d > 1 {
+        let (i, j) = marks.coordinates
+        if known[i] != 0 { marks.line = (1, 0, observed[i], "known: x\(i + 1) = \(formatted(observed[i], 3))") }
+        else if known[j] != 0 { marks.line = (0, 1, observed[j], "known: x\(j + 1) = \(formatted(observed[j], 3))") }
     }
+    return marks
 }

@@ -140,16 +140,23 @@ extension ScoreSDECommand {
             var rng = RandomSource(seed: compute.seed)
             var x = try data.load(for: dataModel, seed: compute.seed, using: &rng)
             if dequantize {
-                x = scaled ? try Self.dequantizedLevels(x, top: dataModel.imageRange.upperBound, what: data.data ?? "", using: &rng)
-                           : try Self.dequantized(x, to: dataRange ?? .continuous, path: data.data ?? "", using: &rng)
+                // Uniform dequantization (the library's): k + u for a learned model's integer levels
+                // 0...top, (k + u) / 256 (then [-1, 1] for symmetric) for 8-bit values.
+                let (normalization, levels): (DataNormalization, Int) = scaled
+                    ? (.none, Int(dataModel.imageRange.upperBound.rounded()) + 1)
+                    : ((dataRange ?? .continuous) == .symmetric ? .symmetric : .unit, 256)
+                do { x = try normalization.dequantize(x, levels: levels, using: &rng) } catch ScoreSDEError.invalidArgument(let message) {
+                    let what = scaled ? "the model's integer levels 0...\(levels - 1)" : "8-bit integers 0...255"
+                    throw ScoreSDEError.invalidArgument("--dequantize: \(data.data ?? "the data") must hold \(what) (\(message)); drop --dequantize for data that are continuous or already scaled")
+                }
             }
             let xModel = scaling.toModel(x)
             let terminal = exactPrior ? dataModel.exactLogDensity(at: forward.T, diffusedBy: forward) : nil
             let probeCount = probes ?? 1
             let divergence = estimator.estimator(probes: probeCount)
-            let convention = scaled ? .continuous : (dataRange ?? .continuous).convention
-            // log p(x) = log p_model(scale x + shift) + D log|scale|.
-            let logJacobian = scaled ? Double(x.rowSize) * Foundation.log(abs(scaling.scale)) : 0
+            // A learned model's data space: log p(x) = log p_model(scale x + shift) + D log|scale|.
+            let convention: BitsPerDimConvention = scaled ? .dataSpace(scaling) : (dataRange ?? .continuous).convention
+            let logJacobian = convention.logJacobian(dimension: x.rowSize)
 
             var outputs = RunOutputs()
             outputs.add(output, for: "--output")
@@ -171,12 +178,7 @@ extension ScoreSDECommand {
             }
 
             // The report: results first, then every setting.
-            let d = Double(x.rowSize)
-            let logLikelihood = scaled ? run.logLikelihood.map { $0 + logJacobian } : run.logLikelihood
-            let bitsPerDim = scaled ? logLikelihood.map { -$0 / (d * M_LN2) } : run.bitsPerDim
-            let conventionText = scaled
-                ? "data space of the model (model = \(scaling.scale) * x + \(scaling.shift)): log p(x) = log p_model(model) + D log|scale|, bits/dim = -log p(x) / (D ln 2) = model-space bits/dim + \(formatted(-Foundation.log2(abs(scaling.scale))))"
-                : convention.description
+            let (logLikelihood, bitsPerDim, conventionText) = (run.logLikelihood, run.bitsPerDim, convention.description)
             let ll = Summary(logLikelihood), bpd = Summary(bitsPerDim)
             var report = RunStats()
             report["mean_log_likelihood"] = .double(ll.mean)
@@ -186,7 +188,7 @@ extension ScoreSDECommand {
             report["std_bits_per_dim"] = .double(bpd.std)
             report["stderr_bits_per_dim"] = .double(bpd.standardError)
             report["bits_per_dim_convention"] = .string(conventionText)
-            report["bits_per_dim_offset"] = .double(scaled ? -Foundation.log2(abs(scaling.scale)) : convention.offset)
+            report["bits_per_dim_offset"] = .double(convention.offset)
             report["log_jacobian"] = .double(logJacobian)
             report["log_likelihood_unit"] = "nats"
             report["mean_terminal_log_density"] = .double(Summary(run.priorLogDensity).mean)
@@ -229,43 +231,6 @@ extension ScoreSDECommand {
                   + "NFE \(run.scoreEvaluations), \(String(format: "%.2f", seconds)) s; \(wrote)")
             print("mean log-likelihood \(formatted(ll.mean)) nats\(spread) = \(formatted(bpd.mean)) bits/dim")
             print("bits/dim convention: \(conventionText)")
-        }
-
-        /// Uniform dequantization of integer levels `0 ... top` in data space: `k + u`, `u ~ U[0, 1)`
-        /// (one draw of `rng`; row `r` uses stream `r`), for learned models with a data scaling.
-        static func dequantizedLevels(_ x: Tensor, top: Double, what: String, using rng: inout RandomSource) throws -> Tensor {
-            let topLevel = top.rounded()
-            if let bad = x.storage.firstIndex(where: { !($0 >= 0 && $0 <= topLevel && $0.rounded() == $0) }) {
-                throw ScoreSDEError.invalidArgument("--dequantize: \(what) must hold the model's integer levels 0...\(Int(topLevel)), but row \(bad / x.rowSize) has \(x.storage[bad]); drop --dequantize for continuous data")
-            }
-            let draw = rng.nextDraw(), source = rng
-            var out = x
-            let d = x.rowSize
-            for r in 0 ..< x.rows {
-                var s = source.stream(draw: draw, row: r)
-                for j in 0 ..< d { out.storage[r * d + j] += Double(s.next() >> 11) * 0x1p-53 }
-            }
-            return out
-        }
-
-        /// Uniform dequantization of 8-bit values `k` (0...255): `(k + u) / 256` with `u ~ U[0, 1)`,
-        /// then mapped to [-1, 1] for the symmetric range (one draw of `rng`; row `r` uses stream `r`).
-        static func dequantized(_ x: Tensor, to range: DataRangeName, path: String, using rng: inout RandomSource) throws -> Tensor {
-            if let bad = x.storage.firstIndex(where: { !($0 >= 0 && $0 <= 255 && $0.rounded() == $0) }) {
-                throw ScoreSDEError.invalidArgument("--dequantize: \(path) must hold 8-bit integers 0...255, but row \(bad / x.rowSize) has \(x.storage[bad]); drop --dequantize for data that are already scaled")
-            }
-            let draw = rng.nextDraw(), source = rng
-            var out = x
-            let d = x.rowSize
-            for r in 0 ..< x.rows {
-                var s = source.stream(draw: draw, row: r)
-                for j in 0 ..< d {
-                    let u = Double(s.next() >> 11) * 0x1p-53   // [0, 1)
-                    let v = (x.storage[r * d + j] + u) / 256
-                    out.storage[r * d + j] = range == .symmetric ? 2 * v - 1 : v
-                }
-            }
-            return out
         }
     }
 }

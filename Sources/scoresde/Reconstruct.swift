@@ -56,7 +56,7 @@ extension ScoreSDECommand {
             // Everything that can be wrong with the input fails here, before any work.
             let model = try DataModel.load(self.model)
             let isImage = model.imageLayout != nil
-            let job = try options.prepare(model, defaultPNG: Self.defaultPNG, defaultSamplesPerInput: isImage ? 4 : 1000)
+            let job = try options.prepare(model, defaultPNG: figureName(Self.defaultPNG, model: model, defaultModel: "ring"), defaultSamplesPerInput: isImage ? 4 : 1000)
             let (conditioning, seed, k) = (options.conditioning, options.compute.seed, job.samplesPerInput)
             let d = model.rowShape.reduce(1, *)
 
@@ -113,7 +113,7 @@ extension ScoreSDECommand {
             if case .mixture(let prior) = model.source {
                 do {
                     comparison = try PosteriorComparison(prior: prior, measurement: measurement, samples: flat, perInput: k, seed: seed,
-                                                         basis: conditioning.noiseStd == 0 ? nullSpaceBasis(of: a) : nil)
+                                                         basis: conditioning.noiseStd == 0 ? LinearMeasurement.nullSpaceBasis(of: a) : nil)
                 } catch {
                     warn("no comparison with the exact posterior: \(error)")
                 }
@@ -132,10 +132,15 @@ extension ScoreSDECommand {
                 let title = job.title("reconstruct", outcome)
                 if isImage {
                     let pinv = try LinearMeasurement(matrix: a, observation: y).minimumNormSolution()
-                    let leading = (truth.map { [$0] } ?? []) + [pinv]
-                    return try conditionalGrid(leading: leading, samples: samples, perInput: k, model: model, title: title)
+                    return try conditionalTable(observed: Plot.ImageColumn("A+ y (minimum norm)", pinv), samples: samples, perInput: k,
+                                                original: truth, model: model, title: title)
                 }
-                return conditionalScatter(samples: flat, exact: comparison?.exactSamples, model: model, title: title)
+                var marks = ConditionalMarks(truth: try truth.map { try $0.reshaped([$0.rows, d]).row(0) })
+                if d == 2, a.count == 1, conditioning.noiseStd == 0 {
+                    marks.line = (a[0][0], a[0][1], y.storage[0], "measured: A x = \(formatted(y.storage[0], 3))")
+                }
+                return conditionalScatter(samples: flat, perInput: k, comparison: comparison, model: model, marks: marks,
+                                          method: conditioning.method, title: title)
             }
 
             print(job.summary(outcome, inputs: n, origin: origin, detail: ", \(a.count) measurement\(a.count == 1 ? "" : "s") (\(matrixLabel))"))

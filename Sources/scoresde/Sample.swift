@@ -10,8 +10,8 @@ extension ScoreSDECommand {
             abstract: "Draw samples from a model by reversing a forward SDE.",
             discussion: """
                 With no options: 4096 samples of the built-in ring with the VE SDE and the \
-                reverse-diffusion + Langevin sampler (1000 steps), plotted to samples.png. When \
-                --output, --stats or --png is given, exactly those files are written.
+                reverse-diffusion + Langevin sampler (1000 steps), plotted to samples.png. The \
+                picture goes to samples.png unless --png or --output is given; --stats does not change that.
 
                 --sampler ode solves the probability-flow ODE from the prior at T down to eps with an \
                 adaptive GSL integrator (default rkf45 with rtol = atol = 1e-5, like the reference's \
@@ -49,16 +49,9 @@ extension ScoreSDECommand {
 
         @OptionGroup(title: "Computation") var compute: ComputeOptions
 
-        @Option(help: ArgumentHelp("Write the samples as a float64 .npy of shape [count, ...].", valueName: "path"))
-        var output: String?
+        @OptionGroup(title: "Output files") var files: OutputOptions
 
-        @Option(help: ArgumentHelp("Write the cost (nfe, wall_seconds, ...) and every setting as JSON.", valueName: "path"))
-        var stats: String?
-
-        @Option(help: ArgumentHelp("Write a picture of the samples: a scatter plot (2-D data; else the first two coordinates) or an image grid.", valueName: "path"))
-        var png: String?
-
-        /// The PNG written when no output is named.
+        /// The PNG written unless --png or --output is given.
         static let defaultPNG = "samples.png"
 
         func validate() throws {
@@ -98,7 +91,7 @@ extension ScoreSDECommand {
             let count = latents?.rows ?? self.count ?? (SampleFigure.isImage(data.rowShape) ? Self.defaultImageCount : Self.defaultCount)
             let prepared = try prepare(kind, built, data, eps: eps, latents: latents, count: count)
 
-            let files = try SampleOutputs(output: output, stats: stats, png: png, defaultPNG: Self.defaultPNG)
+            let files = try self.files.files(defaultPNG: Self.defaultPNG)
 
             // The work.
             var rng = RandomSource(seed: compute.seed)

@@ -10,13 +10,22 @@ struct ScoreSDECommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "scoresde",
         abstract: "Score-based generative modelling through SDEs.",
+        usage: "scoresde [<subcommand>] [<options>]",
         discussion: """
             With no subcommand, `sample` runs: `scoresde` alone samples the built-in 2-D ring with \
             the predictor-corrector sampler and writes samples.png in the current directory.
+
+            Every subcommand prints its full reference with --help. Shell completions: \
+            `scoresde --generate-completion-script bash|zsh|fish`; `make install` installs them with \
+            the man page.
             """,
+        version: ScoreSDECommand.version,
         subcommands: [Sample.self, Encode.self, LogLikelihood.self, Train.self, Inpaint.self, Colorize.self, Reconstruct.self],
         defaultSubcommand: Sample.self
     )
+
+    /// The version `scoresde --version` prints (of the package; bumped with each release).
+    static let version = "0.9.0"
 
     /// The entry point: picks OpenBLAS's kernels for this CPU (see ``OpenBLASCoreType``), then
     /// runs ArgumentParser's `main`.

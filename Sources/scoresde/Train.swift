@@ -31,9 +31,15 @@ extension ScoreSDECommand {
                 Trains an MLP score network (Fourier time embedding, residual SiLU blocks) with the \
                 continuous-time DSM loss, Adam, learning-rate warm-up, gradient clipping and an EMA of \
                 the weights, as the reference's run_lib.train. The --output file is the checkpoint: \
-                weights, EMA weights, Adam state and every setting, in F64. It is written atomically \
-                at the end, and every --checkpoint-every steps; sample from it with \
-                `scoresde sample --model FILE.safetensors` (its EMA weights, its SDE, its data scaling).
+                weights, EMA weights, Adam state and every setting, in F64, with a CRC-32 checksum. \
+                It is written atomically every --checkpoint-interval seconds (default 60), every \
+                --checkpoint-every steps if given, and at the end; the checkpoint it replaces is kept \
+                as NAME.prev.safetensors. Ctrl-C (SIGINT) or SIGTERM finishes the current step, \
+                writes the checkpoint, prints the command that resumes, and exits with status 130 \
+                (SIGINT) or 143 (SIGTERM); a hard kill loses at most one interval. A damaged \
+                checkpoint is detected by its checksum and never loaded. Sample from the checkpoint \
+                with `scoresde sample --model FILE.safetensors` (its EMA weights, its SDE, its data \
+                scaling).
 
                 --steps is the total length of the run. --resume continues the --output checkpoint \
                 up to --steps with the checkpoint's settings and gives exactly the weights and losses \
@@ -147,6 +153,9 @@ extension ScoreSDECommand {
         @Option(parsing: .unconditional, help: ArgumentHelp("Also write the checkpoint every n steps (at multiples of n).", valueName: "n"))
         var checkpointEvery: Int?
 
+        @Option(parsing: .unconditional, help: ArgumentHelp("Write the checkpoint whenever this many seconds have passed since the last one (default: \(Int(CheckpointSchedule.defaultInterval)); 0: only at the end and at --checkpoint-every).", valueName: "seconds"))
+        var checkpointInterval: Double = CheckpointSchedule.defaultInterval
+
         @Option(help: ArgumentHelp("At the end, also write the EMA weights alone (no optimiser state): a small file for `--model`.", valueName: "path.safetensors"))
         var exportWeights: String?
 
@@ -168,6 +177,9 @@ extension ScoreSDECommand {
             if let f = fourierFeatures, f < 1 { throw ValidationError("--fourier-features must be >= 1 (got \(f))") }
             if let s = fourierScale, !(s > 0 && s.isFinite) { throw ValidationError("--fourier-scale must be finite and > 0 (got \(s))") }
             if let n = checkpointEvery, n < 1 { throw ValidationError("--checkpoint-every must be >= 1 (got \(n))") }
+            if !(checkpointInterval.isFinite && checkpointInterval >= 0) {
+                throw ValidationError("--checkpoint-interval must be finite and >= 0 seconds (got \(checkpointInterval)); 0 turns timed checkpoints off")
+            }
             if resume && overwrite {
                 throw ValidationError("--resume continues the --output checkpoint and --overwrite replaces it; give one of them")
             }
@@ -195,41 +207,35 @@ extension ScoreSDECommand {
                 fputs("warning: --hidden \(config.architecture.hiddenWidth) is below the data dimension \(dimension); the network cannot carry the input through and will train poorly (use --hidden \(dimension) or more)\n", stderr)
             }
 
-            // The work.
+            // The work: checkpoints by time, by steps and at the end; SIGINT/SIGTERM stop after the current step.
+            let schedule = try CheckpointSchedule(path: output, interval: checkpointInterval > 0 ? checkpointInterval : nil,
+                                                  everySteps: checkpointEvery)
             let losses = LossWindow(size: 100)
             let progress = ProgressBar(total: steps, start: startStep)
             let batchSize = config.batchSize
             let clock = ContinuousClock(), start = clock.now
+            let stop = StopRequest()
+            let outcome: TrainingOutcome
             do {
-                defer { progress?.finish() }
-                while trainer.completedSteps < steps {
-                    var chunk = steps - trainer.completedSteps
-                    if let every = checkpointEvery { chunk = min(chunk, every - trainer.completedSteps % every) }
-                    try trainer.train(steps: chunk) { p in
-                        losses.add(p.loss)
-                        progress?.update(step: p.step) { elapsed in
-                            let rate = elapsed > 0 ? Double((p.step - startStep) * batchSize) / elapsed : 0
-                            return "loss \(String(format: "%.4g", losses.mean))  \(String(format: "%.0f", rate)) ex/s"
-                        }
-                    }
-                    if let every = checkpointEvery, trainer.completedSteps % every == 0, trainer.completedSteps < steps {
-                        try trainer.save(to: output)
+                defer { progress?.finish(); stop.restore() }
+                outcome = try trainer.train(until: steps, checkpoints: schedule, shouldStop: { stop.requested }) { p in
+                    losses.add(p.loss)
+                    progress?.update(step: p.step) { elapsed in
+                        let rate = elapsed > 0 ? Double((p.step - startStep) * batchSize) / elapsed : 0
+                        return "loss \(String(format: "%.4g", losses.mean))  \(String(format: "%.0f", rate)) ex/s"
                     }
                 }
-            } catch ScoreSDEError.nonFinite(let message) {
-                // The checkpoint file holds the last multiple of --checkpoint-every reached, else the resumed state.
-                var saved = resume ? startStep : nil
-                if let every = checkpointEvery, trainer.completedSteps / every * every > startStep {
-                    saved = trainer.completedSteps / every * every
-                }
-                let note = saved.map { "; \(output) holds the checkpoint of step \($0)" } ?? "; nothing was written"
-                throw ScoreSDEError.nonFinite("at step \(trainer.completedSteps + 1): \(message)\(note)")
+            }
+            if outcome.stopped, let signal = stop.signal {
+                fputs("\(StopRequest.name(signal)): stopped after step \(outcome.checkpointStep) of \(steps); "
+                      + "the checkpoint (step \(outcome.checkpointStep)) is in \(output)\n"
+                      + "resume with: \(resumeCommand())\n", stderr)
+                throw ExitCode(128 + signal)
             }
             let elapsed = start.duration(to: clock.now).components
             let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
 
-            // The files: the checkpoint first (so a failed export never costs the run), then the export.
-            try AtomicFile.write(trainer.checkpointData(), to: output)
+            // The export (the checkpoint is already written, so a failed export never costs the run).
             if let exportWeights {
                 let data = try trainer.emaModel.weightsData(dtype: (dtype ?? .f32).dtype)
                 do { try AtomicFile.write(data, to: exportWeights) } catch {
@@ -256,6 +262,18 @@ extension ScoreSDECommand {
         }
 
         // MARK: - Pieces
+
+        /// The command line that continues this run from its checkpoint.
+        func resumeCommand() -> String {
+            var words = ["scoresde", "train", "--data", data]
+            if let count { words += ["--count", "\(count)"] }
+            words += ["--steps", "\(steps)", "--output", output, "--resume"]
+            if let checkpointEvery { words += ["--checkpoint-every", "\(checkpointEvery)"] }
+            if checkpointInterval != CheckpointSchedule.defaultInterval { words += ["--checkpoint-interval", "\(formatted(checkpointInterval))"] }
+            if let exportWeights { words += ["--export-weights", exportWeights] }
+            if let dtype { words += ["--dtype", dtype.rawValue] }
+            return words.map(shellQuoted).joined(separator: " ")
+        }
 
         /// The data set named by `--data`, checked.
         func loadData() throws -> Dataset {
@@ -293,7 +311,7 @@ extension ScoreSDECommand {
             switch kind {
             case .ve:
                 try reject([("--beta-min", betaMin), ("--beta-max", betaMax)])
-                let spec = SDESpec.ve(sigmaMin: sigmaMin ?? SDEOptions.defaultSigmaMin, sigmaMax: try sigmaMax ?? Self.largestDistance(x))
+                let spec = SDESpec.ve(sigmaMin: sigmaMin ?? SDEOptions.defaultSigmaMin, sigmaMax: try sigmaMax ?? VESDE.suggestedSigmaMax(for: x))
                 _ = try spec.make()
                 return spec
             case .vp, .subvp:
@@ -303,26 +321,6 @@ extension ScoreSDECommand {
                 _ = try spec.make()
                 return spec
             }
-        }
-
-        /// The largest Euclidean distance between two of at most 2000 evenly spaced rows of `x`.
-        static func largestDistance(_ x: Tensor) throws -> Double {
-            let n = x.rows, d = x.rowSize
-            let stride = max(1, (n + 1999) / 2000)
-            let rows = Swift.stride(from: 0, to: n, by: stride).map { Array(x.storage[$0 * d ..< ($0 + 1) * d]) }
-            var best = 0.0
-            for i in rows.indices {
-                for j in (i + 1) ..< rows.count {
-                    var s = 0.0
-                    for k in 0 ..< d { let e = rows[i][k] - rows[j][k]; s += e * e }
-                    best = max(best, s)
-                }
-            }
-            let value = best.squareRoot()
-            guard value > 0 else {
-                throw ScoreSDEError.invalidArgument("the training points are all equal, so there is no default --sigma-max; give --sigma-max")
-            }
-            return value
         }
 
         /// A fresh run.
@@ -399,6 +397,14 @@ extension ScoreSDECommand {
             return trainer
         }
     }
+}
+
+/// `word` as a POSIX shell word: unchanged when it is plain, else in single quotes.
+func shellQuoted(_ word: String) -> String {
+    let plain = !word.isEmpty && word.unicodeScalars.allSatisfy {
+        CharacterSet.alphanumerics.contains($0) && $0.isASCII || "-_./=:,+@%".unicodeScalars.contains($0)
+    }
+    return plain ? word : "'" + word.replacingOccurrences(of: "'", with: "'\\''") + "'"
 }
 
 /// The mean of the last `size` values.

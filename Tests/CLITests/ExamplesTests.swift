@@ -64,9 +64,8 @@ func line(_ output: String, startingWith prefix: String) -> Substring? {
         let r = try ws.runExample("Toy2D", ["--output", "toy.png", "--train-steps", "100", "--steps", "30", "--count", "200"])
         #expect(r.status == 0, "\(r)")
         let image = try PNG.read(ws.path("toy.png"))
-        // Five titled 320-pixel scatter panels (four samplers and the data), 8 pixels apart.
-        let panel = try titledSize(320, 320)
-        #expect(image.width == 5 * panel.width + 4 * 8 && image.height == panel.height, "got \(image.width)x\(image.height)")
+        // Five titled 320-pixel scatter panels with axes and legends (four samplers and the data) in a row.
+        #expect(image.width > 5 * 320 + 4 * 16 && image.height > 320 && image.height < 2 * 320, "got \(image.width)x\(image.height)")
         for name in ["Euler-Maruyama", "Reverse diffusion + Langevin", "Ancestral", "Probability-flow ODE"] {
             #expect(r.stdout.contains(name), "\(r)")
         }
@@ -79,8 +78,9 @@ func line(_ output: String, startingWith prefix: String) -> Substring? {
         let r = try ws.runExample("Digits", ["--output", "digits.png", "--count", "6", "--steps", "30", "--likelihood-count", "4"])
         #expect(r.status == 0, "\(r)")
         let image = try PNG.read(ws.path("digits.png"))
-        let grid = digitGridSize(6, scale: 6), expected = try titledSize(grid.width, grid.height)
-        #expect(image.width == expected.width && image.height == expected.height, "got \(image.width)x\(image.height)")
+        // Samples next to as many held-out digits, 64 pixels per digit, under titles.
+        let grid = digitGridSize(6, scale: 8)
+        #expect(image.width == 2 * grid.width + 24 && image.height > grid.height, "got \(image.width)x\(image.height)")
         #expect(r.stdout.contains("NFE 60"), "\(r)")
         let line = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("bits/dim: ") }, "\(r)")
         let bpd = try #require(Double(line.dropFirst("bits/dim: ".count).prefix { $0 != " " }), "\(line)")
@@ -92,9 +92,9 @@ func line(_ output: String, startingWith prefix: String) -> Substring? {
         let r = try ws.runExample("CustomSampler", ["--output", "custom.png", "--steps", "30", "--count", "512", "--digits", "4"])
         #expect(r.status == 0, "\(r)")
         let image = try PNG.read(ws.path("custom.png"))
-        let ring = try titledSize(384, 384), g = digitGridSize(4, scale: 5), digits = try titledSize(g.width, g.height)
-        #expect(image.width == ring.width + 8 + digits.width && image.height == max(ring.height, digits.height),
-                "got \(image.width)x\(image.height)")
+        // The ring's 384-pixel scatter plot (axes, legend) next to a 64-pixels-per-digit grid.
+        let g = digitGridSize(4, scale: 8)
+        #expect(image.width > 384 + 24 + g.width && image.height > 384, "got \(image.width)x\(image.height)")
         // Heun: 2 NFE per step but 1 on the last (to t = 0); the corrector: 1 per step.
         #expect(r.stdout.contains("NFE \(3 * 30 - 1)"), "\(r)")
         let weights = try #require(r.stdout.split(separator: "\n").first { $0.contains("mode weights:") }, "\(r)")
@@ -107,11 +107,9 @@ func line(_ output: String, startingWith prefix: String) -> Substring? {
         let r = try ws.runExample("Inpainting", ["--output", "inpainting.png", "--mask", "random", "--digits", "6", "--samples", "2",
                                                  "--steps", "60", "--resample", "2", "--guidance", "none"])
         #expect(r.status == 0, "\(r)")
-        // Per digit a row: truth | input (one titled 2-column grid), then a titled K-column grid per method.
+        // Per digit a row: observed | K samples per method (two methods) | original, 64 pixels per digit.
         let image = try PNG.read(ws.path("inpainting.png"))
-        let inputs = imageGridSize(columns: 2, rows: 6, scale: 6), samples = imageGridSize(columns: 2, rows: 6, scale: 6)
-        let a = try titledSize(inputs.width, inputs.height), b = try titledSize(samples.width, samples.height)
-        #expect(image.width == a.width + 2 * (b.width + 8) && image.height == max(a.height, b.height), "got \(image.width)x\(image.height)")
+        #expect(image.width >= (1 + 2 * 2 + 1) * 64 && image.height > 6 * 64, "got \(image.width)x\(image.height)")
         let baseline = try #require(number(after: "mean training digit RMSE", in: r.stdout), "\(r)")
         for (method, nfe) in [("replacement", 120), ("RePaint 2x10", 240)] {
             let l = try #require(line(r.stdout, startingWith: method), "\(r)")
@@ -142,9 +140,8 @@ func line(_ output: String, startingWith prefix: String) -> Substring? {
                                                    "--steps", "60", "--resample", "2"])
         #expect(r.status == 0, "\(r)")
         let image = try PNG.read(ws.path("colorization.png"))
-        let grid = imageGridSize(columns: 2, rows: 3, scale: 6), panel = try titledSize(grid.width, grid.height)
-        #expect(image.width == 3 * panel.width + 2 * 8 && image.height == panel.height && image.channels == 3,
-                "grey | truth, then two methods: got \(image.width)x\(image.height)")
+        #expect(image.width >= (1 + 2 * 2 + 1) * 64 && image.height > 3 * 64 && image.channels == 3,
+                "grey | two methods' samples | original: got \(image.width)x\(image.height)")
         // The printed baseline is the truth's own chroma: recompute it from the same patches.
         var rng = RandomSource(seed: 1)
         let truth = try ImagePatches.random(count: 3, using: &rng), grey = try ImagePatches.toGrey(truth, replicate: true)
@@ -173,10 +170,9 @@ func line(_ output: String, startingWith prefix: String) -> Substring? {
         let ws = try Workspace()
         let r = try ws.runExample("PosteriorComparison", ["--output", "posterior.png", "--count", "2000", "--steps", "100", "--resample", "2"])
         #expect(r.status == 0, "\(r)")
-        // Two rows of four titled 300-pixel scatter panels, 8 pixels apart.
+        // Two rows of four titled 300-pixel scatter panels with axes and legends.
         let image = try PNG.read(ws.path("posterior.png"))
-        let panel = try titledSize(300, 300)
-        #expect(image.width == 4 * panel.width + 3 * 8 && image.height == 2 * panel.height + 8, "got \(image.width)x\(image.height)")
+        #expect(image.width > 4 * 300 && image.height > 2 * 300, "got \(image.width)x\(image.height)")
         func tv(_ method: String) throws -> Double {
             let l = try #require(line(r.stdout, startingWith: method), "\(r)")
             let fields = l.dropFirst(32).split(separator: " ")
@@ -198,9 +194,9 @@ func line(_ output: String, startingWith prefix: String) -> Substring? {
 
     @Test func examplesRejectBadSettingsBeforeWork() throws {
         let ws = try Workspace()
-        for (name, args) in [("Toy2D", ["--count", "1"]), ("Toy2D", ["--steps", "20"]), ("Digits", ["--likelihood-count", "1000"]),
+        for (name, args) in [("Toy2D", ["--count", "1"]), ("Toy2D", ["--steps", "0"]), ("Digits", ["--likelihood-count", "1000"]),
                              ("CustomSampler", ["--steps", "0"]), ("Inpainting", ["--samples", "11"]), ("Inpainting", ["--mask", "middle"]),
-                             ("Colorization", ["--steps", "20"]), ("PosteriorComparison", ["--noise=-1"])] {
+                             ("Colorization", ["--steps", "0"]), ("PosteriorComparison", ["--noise=-1"])] {
             let r = try ws.runExample(name, args + ["--output", "x.png"])
             #expect(r.status != 0, "\(name) \(args): \(r)")
             #expect(!r.stderr.isEmpty, "\(name) \(args): \(r)")

@@ -62,4 +62,19 @@ import Testing
         #expect(object["shape"] as? [Int] == [256, 2])
         #expect((object["nested"] as? [String: Any])?["x"] as? Double == 1e-5)
     }
+
+    /// The demo figure of a command: written unless --png or --output names the result, whatever
+    /// --stats says, under a name that depends on the model (demos of two models do not collide).
+    @Test func defaultFiguresIgnoreStatsAndNameTheModel() throws {
+        let ws = try Workspace()
+        let ring = try ws.run(["reconstruct", "--steps", "20", "--samples-per-input", "50", "--stats", "a.json"])
+        try #require(ring.status == 0, "\(ring)")
+        let digits = try ws.run(["reconstruct", "--model", "digits", "--count", "1", "--samples-per-input", "1", "--steps", "30"])
+        try #require(digits.status == 0, "\(digits)")
+        #expect(ws.files() == ["a.json", "reconstruction-digits.png", "reconstruction.png"])
+        let scripted = try ws.run(["reconstruct", "--steps", "20", "--samples-per-input", "50", "--output", "c.npy", "--stats", "c.json"])
+        try #require(scripted.status == 0, "\(scripted)")
+        #expect(ws.files() == ["a.json", "c.json", "c.npy", "reconstruction-digits.png", "reconstruction.png"], "--output alone names the result")
+        _ = try PNG.read(ws.path("reconstruction-digits.png"))
+    }
 }

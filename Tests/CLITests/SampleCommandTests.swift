@@ -61,9 +61,13 @@ import Testing
 
     @Test func onlyTheNamedOutputsAreWritten() throws {
         let ws = try Workspace()
-        let r = try ws.run(["sample", "--count", "32", "--steps", "30", "--stats", "only.json"])
+        let r = try ws.run(["sample", "--count", "32", "--steps", "30", "--output", "only.npy", "--stats", "only.json"])
         try #require(r.status == 0, "\(r)")
-        #expect(ws.files() == ["only.json"])
+        #expect(ws.files() == ["only.json", "only.npy"])
+        // --stats does not suppress the picture: without --output and --png it goes to samples.png.
+        let s = try ws.run(["sample", "--count", "32", "--steps", "30", "--stats", "s.json"])
+        try #require(s.status == 0, "\(s)")
+        #expect(ws.files() == ["only.json", "only.npy", "s.json", "samples.png"])
     }
 
     @Test func statsRecordTheSettingsOfVP() throws {

@@ -49,6 +49,14 @@ struct ReproducibilityTests {
             return try sampler.sample(count: count, using: &r2).samples
         }
         #expect(bits(parallel) == bits(serial))
+        // Forced uneven splits, which happen on any machine.
+        for chunks in [3, 5] {
+            let split = try Parallel.$chunksForTesting.withValue(chunks) {
+                var r3 = RandomSource(seed: 8)
+                return try sampler.sample(count: count, using: &r3).samples
+            }
+            #expect(bits(split) == bits(serial), "\(chunks) chunks")
+        }
     }
 
     @Test("batchSize 1, 7 and nil give bitwise equal samples")
@@ -79,12 +87,19 @@ struct ReproducibilityTests {
         #expect(bits(try Tensor.concatenating([a, b])) == bits(all))
     }
 
-    @Test("mixture sampling is reproducible and thread-independent")
+    /// One thread against forced splits into 2, 3 and 7 concurrent chunks (uneven, so chunk
+    /// borders fall mid-way): the same bits on any machine, a one-CPU one included.
+    @Test("mixture sampling is reproducible and split-independent")
     func mixtureSampling() {
         let g = GaussianMixture.gaussian64()
-        var r1 = RandomSource(seed: 4), r2 = RandomSource(seed: 4)
-        let a = g.sample(count: 3000, using: &r1)
-        let b = Parallel.$threadLimit.withValue(1) { g.sample(count: 3000, using: &r2) }
-        #expect(bits(a) == bits(b))
+        var r1 = RandomSource(seed: 4)
+        let serial = Parallel.$threadLimit.withValue(1) { g.sample(count: 3000, using: &r1) }
+        for chunks in [2, 3, 7] {
+            var r2 = RandomSource(seed: 4)
+            let split = Parallel.$chunksForTesting.withValue(chunks) { g.sample(count: 3000, using: &r2) }
+            #expect(bits(split) == bits(serial), "\(chunks) chunks")
+        }
+        var r3 = RandomSource(seed: 5)
+        #expect(bits(g.sample(count: 3000, using: &r3)) != bits(serial), "another seed, other samples")
     }
 }

@@ -332,7 +332,7 @@ struct SDETests {
     /// (N − 1)·eps < 1 (true for the reference's N = 1000 with eps = 1e-3 or 1e-5; N = 2000 with
     /// eps = 1e-3 is outside, and the reference itself repeats an index there). In that domain our
     /// uniform grid (a step taken at each interval's start) must visit the same indices; checked
-    /// with an index computed here and with the library's `timestep(at:)`.
+    /// with an index computed here and with `ReferenceDiscretization.index(at:T:)`.
     @Test("the uniform TimeGrid visits discrete indices N−1…0 exactly once",
           arguments: zip([1, 1, 2, 3, 10, 100, 999, 999, 1000, 1000, 2000], [1e-3, 1e-5, 1e-3, 1e-3, 1e-3, 1e-5, 1e-3, 1e-5, 1e-3, 1e-5, 1e-5]))
     func gridVisitsEveryIndex(N: Int, eps: Double) throws {

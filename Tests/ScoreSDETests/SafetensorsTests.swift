@@ -170,6 +170,29 @@ struct SafetensorsTests {
         }
     }
 
+    /// The guards no other case reaches: a shape whose product overflows, a header length below
+    /// the 2 bytes of `{}`, a header that is not UTF-8, a tensor entry named `__metadata__`, and
+    /// a JSON header nested deeper than the decoder allows.
+    @Test("hostile headers: overflowing shapes, tiny or non-UTF-8 headers, a tensor named __metadata__, deep nesting")
+    func hostileHeaders() throws {
+        let overflow = #"{"w":{"dtype":"F64","shape":[4294967296,4294967296],"data_offsets":[0,0]}}"#
+        #expect(ioMessage(file(header: overflow))?.contains("too large") == true)
+        let bytesOverflow = #"{"w":{"dtype":"F64","shape":[2305843009213693952],"data_offsets":[0,0]}}"#
+        #expect(ioMessage(file(header: bytesOverflow))?.contains("needs") == true)
+        for n in [0, 1] as [UInt64] {
+            let m = ioMessage(file(header: "{}", pad: false, lengthOverride: n))
+            #expect(m?.contains("at least a JSON object") == true, "length \(n): \(m ?? "decoded")")
+        }
+        var invalidUTF8 = file(header: #"{"__metadata__":{"k":"v?"}}"#)
+        let q = invalidUTF8.firstIndex(of: UInt8(ascii: "?"))!
+        invalidUTF8[q] = 0xFF
+        #expect(ioMessage(invalidUTF8)?.contains("UTF-8") == true)
+        let tensorNamedMetadata = #"{"__metadata__":{"dtype":"F64","shape":[1],"data_offsets":[0,8]}}"#
+        #expect(ioMessage(file(header: tensorNamedMetadata, data: [UInt8](repeating: 0, count: 8)))?.contains("'__metadata__' must be a map") == true)
+        let deep = "{\"w\":" + String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000) + "}"
+        #expect(ioMessage(file(header: deep)) != nil, "a deeply nested header is an error, not a stack overflow")
+    }
+
     @Test("a truncated file on disk, a missing file and an unwritable path fail with io errors")
     func filesOnDisk() throws {
         let path = tempPath("truncated.safetensors")

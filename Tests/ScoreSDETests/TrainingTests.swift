@@ -271,6 +271,8 @@ struct TrainingTests {
         func rewrite(_ edit: (inout [SafetensorsTensor], inout [String: String]) -> Void) throws {
             var t = file.tensors, m = file.metadata
             edit(&t, &m)
+            // A valid checksum, so that the check under test is the one that fires.
+            m[ModelFile.checksumKey] = String(format: "%08x", ModelFile.checksum(tensors: t, metadata: m))
             try Safetensors.write(t, metadata: m, to: bad)
         }
         try rewrite { t, _ in t.removeAll { $0.name == "ema.blocks.0.dense2.bias" } }

@@ -43,6 +43,15 @@ public enum Population {
     /// Rank in ``communicator`` (0 without one).
     public static var rank: Int { communicator?.rank ?? 0 }
 
+    /// Whether the run in progress is split across more than one process (``active``).
+    public static var isSplit: Bool { (active?.size ?? 1) > 1 }
+
+    /// The population means of `‖s_r‖` and `‖z_r‖` (Langevin's step size; see ``rowMeans(_:)``).
+    public static func meanRowNorms(_ s: Tensor, _ z: Tensor) throws -> (Double, Double) {
+        let m = try rowMeans([s.rowNorms(), z.rowNorms()])
+        return (m[0], m[1])
+    }
+
     /// The rows of `count` held by `rank` of `size`: contiguous blocks in rank order, the first
     /// `count % size` ranks one row more.
     public static func rows(of count: Int, rank: Int, size: Int) -> Range<Int> {

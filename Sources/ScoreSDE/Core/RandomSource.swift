@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// A counter-based random source: Philox4x32-10 keyed by the seed, with 128-bit counters
@@ -40,44 +41,23 @@ public struct RandomSource: Sendable, Equatable {
 
     /// Fills `rows.count × rowSize` standard normals of draw `draw` into `out` (row-major, row
     /// `rows.lowerBound` first). Value `j` of row `r` comes from the 64 bits of Philox block
-    /// `(j/2, r, draw)`, half `j % 2`, through the ziggurat; the rare rejections (≈1%) continue on
-    /// the block sequence `2³¹ + 64 j …` of the same row. Blocks are computed four at a time in
-    /// SIMD lanes, so this is several times faster than drawing one value at a time.
+    /// `(j/2, r, draw)`, half `j % 2`, through the ziggurat; the rare rejections (≈1.5%) continue on
+    /// the block sequence `2³¹ + 64 j …` of the same row. Runs in C (`sde_normals`): eight or sixteen
+    /// Philox blocks per vector on AVX2 / AVX-512, the same bits on every CPU.
     public func normals(draw: UInt64, rows: Range<Int>, rowSize d: Int, into out: UnsafeMutablePointer<Double>) {
-        let blocksPerRow = (d + 1) / 2
-        let total = rows.count * blocksPerRow
-        guard total > 0 else { return }
-        let bits = UnsafeMutablePointer<UInt64>.allocate(capacity: 2 * total + 8)
-        defer { bits.deallocate() }
-        let c2 = UInt32(truncatingIfNeeded: draw), drawHigh = UInt32(truncatingIfNeeded: draw >> 32)
+        normals(draw: draw, rows: rows, rowSize: d, into: out, level: -1)
+    }
+
+    /// `normals(draw:rows:rowSize:into:)` with an explicit instruction-set level (`SDE_LEVEL_*`,
+    /// −1 for the best this CPU has): lets tests pin every level to the same bits.
+    func normals(draw: UInt64, rows: Range<Int>, rowSize d: Int, into out: UnsafeMutablePointer<Double>, level: Int32) {
+        guard rows.count > 0, d > 0 else { return }
         let first = UInt64(rowOffset + rows.lowerBound)
-        var q = 0, row = 0, blk = 0   // (row, blk) is the counter of slot q, advanced without division
-        precondition(first &+ UInt64(rows.count) <= UInt64(UInt32.max), "RandomSource: row indices must fit in 32 bits")
-        while q < total {
-            let r0 = UInt32(truncatingIfNeeded: first &+ UInt64(row)), b0 = UInt32(blk)
-            if q + 1 < total { blk += 1; if blk == blocksPerRow { blk = 0; row += 1 } }
-            let r1 = UInt32(truncatingIfNeeded: first &+ UInt64(row)), b1 = UInt32(blk)
-            if q + 2 < total { blk += 1; if blk == blocksPerRow { blk = 0; row += 1 } }
-            let (u0, u1, v0, v1) = Philox.block2(b0, r0, b1, r1, c2, drawHigh, key: seed)
-            bits[2 * q] = u0; bits[2 * q + 1] = u1; bits[2 * q + 2] = v0; bits[2 * q + 3] = v1
-            q += 2
-        }
+        precondition(rowOffset + rows.lowerBound >= 0 && first &+ UInt64(rows.count) <= UInt64(UInt32.max),
+                     "RandomSource: row indices must fit in 32 bits")
         Ziggurat.x.withUnsafeBufferPointer { xp in
-            let zx = xp.baseAddress!
-            for ri in 0 ..< rows.count {
-                let o = out + ri * d, bb = bits + ri * 2 * blocksPerRow
-                for j in 0 ..< d {
-                    let w = bb[j]
-                    let i = Int(truncatingIfNeeded: w & 0xFF)
-                    let x = Double(w >> 11) * 0x1p-53 * zx[i]
-                    if x < zx[i + 1] {
-                        o[j] = (w >> 8) & 1 == 1 ? -x : x
-                    } else {
-                        var s = PhiloxStream(key: seed, draw: draw, row: UInt64(rowOffset + rows.lowerBound + ri),
-                                             firstBlock: 0x8000_0000 &+ UInt32(truncatingIfNeeded: j) &* 64)
-                        o[j] = (w >> 8) & 1 == 1 ? -s.normalContinuing(layer: i, x: x) : s.normalContinuing(layer: i, x: x)
-                    }
-                }
+            Ziggurat.f.withUnsafeBufferPointer { fp in
+                sde_normals(seed, draw, UInt32(first), rows.count, d, xp.baseAddress!, fp.baseAddress!, out, level)
             }
         }
     }
@@ -111,31 +91,6 @@ public enum Philox {
             k0 &+= w0; k1 &+= w1
         }
         return (UInt64(x0) | UInt64(x1) << 32, UInt64(x2) | UInt64(x3) << 32)
-    }
-
-    /// Two Philox4x32-10 blocks computed together: two independent dependency chains keep the
-    /// multiplier busy (instruction-level parallelism), which is what makes bulk draws fast.
-    @inline(__always)
-    static func block2(_ a0: UInt32, _ a1: UInt32, _ b0: UInt32, _ b1: UInt32, _ c2: UInt32, _ c3: UInt32,
-                       key: UInt64) -> (UInt64, UInt64, UInt64, UInt64) {
-        var x0 = a0, x1 = a1, x2 = c2, x3 = c3
-        var y0 = b0, y1 = b1, y2 = c2, y3 = c3
-        var k0 = UInt32(truncatingIfNeeded: key), k1 = UInt32(truncatingIfNeeded: key >> 32)
-        for _ in 0 ..< 10 {
-            let p0 = m0 &* UInt64(x0), p1 = m1 &* UInt64(x2)
-            let q0 = m0 &* UInt64(y0), q1 = m1 &* UInt64(y2)
-            x0 = UInt32(truncatingIfNeeded: p1 >> 32) ^ x1 ^ k0
-            x1 = UInt32(truncatingIfNeeded: p1)
-            x2 = UInt32(truncatingIfNeeded: p0 >> 32) ^ x3 ^ k1
-            x3 = UInt32(truncatingIfNeeded: p0)
-            y0 = UInt32(truncatingIfNeeded: q1 >> 32) ^ y1 ^ k0
-            y1 = UInt32(truncatingIfNeeded: q1)
-            y2 = UInt32(truncatingIfNeeded: q0 >> 32) ^ y3 ^ k1
-            y3 = UInt32(truncatingIfNeeded: q0)
-            k0 &+= w0; k1 &+= w1
-        }
-        return (UInt64(x0) | UInt64(x1) << 32, UInt64(x2) | UInt64(x3) << 32,
-                UInt64(y0) | UInt64(y1) << 32, UInt64(y2) | UInt64(y3) << 32)
     }
 
     /// SplitMix64's finalizer, used to derive keys.
@@ -188,13 +143,6 @@ public struct PhiloxStream {
             if x < Ziggurat.x[i + 1] { return negative ? -x : x }
             if let v = slowNormal(layer: i, x: x) { return negative ? -v : v }
         }
-    }
-
-    /// Finishes a ziggurat draw whose fast path failed at `(layer, x)`, then keeps drawing.
-    mutating func normalContinuing(layer: Int, x: Double) -> Double {
-        if let v = slowNormal(layer: layer, x: x) { return v }
-        let z = normal()
-        return z < 0 ? -z : z
     }
 
     @usableFromInline mutating func slowNormal(layer i: Int, x: Double) -> Double? {

@@ -44,21 +44,103 @@ extension Tensor {
         }
     }
 
+    /// Rows per noise block: about 1024 values, so a block of `z` stays in L1 between being drawn
+    /// and being used.
+    @inline(__always) static func noiseBlockRows(_ d: Int) -> Int { max(1, 1024 / max(d, 1)) }
+
     /// Runs `body(rows, z)` over blocks of rows in parallel, where `z` holds the standard normals of
     /// draw `draw` for those rows (row-major). The buffer is reused within a thread.
     static func forEachNoiseBlock(rows n: Int, rowSize d: Int, draw: UInt64, _ source: RandomSource,
                                   _ body: (Range<Int>, UnsafeMutablePointer<Double>) -> Void) {
-        let rowsPerBlock = max(1, 8192 / max(d, 1))
+        let rowsPerBlock = noiseBlockRows(d)
         Parallel.forEachChunk(n, grain: max(1, 2048 / max(d, 1))) { chunk in
-            let z = UnsafeMutablePointer<Double>.allocate(capacity: rowsPerBlock * d)
-            defer { z.deallocate() }
-            var lo = chunk.lowerBound
-            while lo < chunk.upperBound {
-                let hi = min(chunk.upperBound, lo + rowsPerBlock)
-                source.normals(draw: draw, rows: lo ..< hi, rowSize: d, into: z)
-                body(lo ..< hi, z)
-                lo = hi
+            withUnsafeTemporaryAllocation(of: Double.self, capacity: rowsPerBlock * d) { zb in
+                let z = zb.baseAddress!
+                var lo = chunk.lowerBound
+                while lo < chunk.upperBound {
+                    let hi = min(chunk.upperBound, lo + rowsPerBlock)
+                    source.normals(draw: draw, rows: lo ..< hi, rowSize: d, into: z)
+                    body(lo ..< hi, z)
+                    lo = hi
+                }
             }
+        }
+    }
+
+    // MARK: - Fused step kernels (no allocation, one parallel loop each)
+
+    /// The fused update of a predictor (or a fixed-step corrector), one pass over memory and one
+    /// parallel loop: `mean = a·x + b·s`, then `x = mean + c·z` with `z ~ N(0, I)` drawn inline, one
+    /// draw of `rng` when `c ≠ 0` (none when `c = 0`). `mean` is the caller's buffer (reshaped to `x`
+    /// if its shape differs, so it can start empty and be reused across steps). Same bits as the
+    /// allocating `affineStep(_:xScale:score:scoreScale:noise:using:)`.
+    public static func affineStep(_ x: inout Tensor, mean: inout Tensor, xScale a: Double, score s: Tensor,
+                                  scoreScale b: Double, noise c: Double, using rng: inout RandomSource) {
+        precondition(s.count == x.count, "affineStep: score shape \(s.shape) does not match \(x.shape)")
+        if mean.shape != x.shape { mean = Tensor(zeros: x.shape) }
+        let d = x.rowSize, n = x.rows
+        let draw = c != 0 ? rng.nextDraw() : 0, source = rng
+        let rowsPerBlock = noiseBlockRows(d)
+        x.storage.withUnsafeMutableBufferPointer { xp in
+            s.storage.withUnsafeBufferPointer { sp in
+                mean.storage.withUnsafeMutableBufferPointer { mp in
+                    let xb = xp.baseAddress!, sb = sp.baseAddress!, mb = mp.baseAddress!
+                    Parallel.forEachChunk(n, grain: max(1, 2048 / max(d, 1))) { chunk in
+                        var lo = chunk.lowerBound
+                        while lo < chunk.upperBound {
+                            let hi = min(chunk.upperBound, lo + rowsPerBlock)
+                            let i0 = lo * d, i1 = hi * d
+                            for i in i0 ..< i1 { mb[i] = a * xb[i] + b * sb[i] }
+                            if c == 0 {
+                                for i in i0 ..< i1 { xb[i] = mb[i] }
+                            } else {
+                                source.normals(draw: draw, rows: lo ..< hi, rowSize: d, into: xb + i0)  // x ← z
+                                for i in i0 ..< i1 { xb[i] = mb[i] + c * xb[i] }
+                            }
+                            lo = hi
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The noise of one Langevin corrector step and the norms its step size needs, in one pass and
+    /// one parallel loop: fills `z` (the caller's buffer, reshaped to `s` if its shape differs) with
+    /// one draw of standard normals and returns the population means of the row norms `‖s_r‖` and
+    /// `‖z_r‖` (Song et al. 2021, Algorithm 4's `‖s‖`, `‖z‖`; score_sde averages over the batch).
+    /// Each row norm is `rowNorms()`'s, and the means are summed in row order, so the result is the
+    /// same bits as `s.rowNorms().mean()`, `z.rowNorms().mean()` whatever the thread count.
+    /// The step then is `x.add(s, scaledBy: ε, z, scaledBy: √(2ε))`.
+    public static func langevinNoise(_ z: inout Tensor, score s: Tensor, using rng: inout RandomSource)
+        -> (meanScoreNorm: Double, meanNoiseNorm: Double) {
+        if z.shape != s.shape { z = Tensor(zeros: s.shape) }
+        let d = s.rowSize, n = s.rows
+        guard n > 0 else { _ = rng.nextDraw(); return (0, 0) }
+        let draw = rng.nextDraw(), source = rng
+        let rowsPerBlock = noiseBlockRows(d)
+        return withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * n) { norms in
+            let sn = norms.baseAddress!, zn = sn + n
+            z.storage.withUnsafeMutableBufferPointer { zp in
+                s.storage.withUnsafeBufferPointer { sp in
+                    let zb = zp.baseAddress!, sb = sp.baseAddress!
+                    Parallel.forEachChunk(n, grain: max(1, 2048 / max(d, 1))) { chunk in
+                        var lo = chunk.lowerBound
+                        while lo < chunk.upperBound {
+                            let hi = min(chunk.upperBound, lo + rowsPerBlock)
+                            source.normals(draw: draw, rows: lo ..< hi, rowSize: d, into: zb + lo * d)
+                            for r in lo ..< hi {
+                                sn[r] = rowNorm(sb + r * d, d)
+                                zn[r] = rowNorm(zb + r * d, d)
+                            }
+                            lo = hi
+                        }
+                    }
+                }
+            }
+            var a = 0.0, b = 0.0
+            for r in 0 ..< n { a += sn[r]; b += zn[r] }
+            return (a / Double(n), b / Double(n))
         }
     }
 

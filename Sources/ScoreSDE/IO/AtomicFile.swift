@@ -8,9 +8,12 @@ import Foundation
 public enum AtomicFile {
     /// Writes `data` to `path` atomically, replacing any existing file there.
     ///
+    /// - Parameter previous: when given and `path` exists, the file being replaced is kept under
+    ///   this name (hard link, else a copy), itself replaced atomically: at every moment `path`
+    ///   holds the old or the new file, and after the call `previous` holds the old one.
     /// - Throws: ``ScoreSDEError/io(path:message:)`` when the directory is missing or not writable,
     ///   when `path` names a directory, or when the disk is full; the temporary file is removed.
-    public static func write(_ data: Data, to path: String) throws {
+    public static func write(_ data: Data, to path: String, keepingPreviousAs previous: String? = nil) throws {
         guard !path.isEmpty else {
             throw ScoreSDEError.io(path: path, message: "empty output path; give a file name such as out/samples.npy")
         }
@@ -58,11 +61,38 @@ public enum AtomicFile {
                 }
             }
         }
+        if let previous, FileManager.default.fileExists(atPath: path) {
+            try keep(path, as: previous)
+        }
         if rename(tempPath, path) != 0 {
             let code = errno
             throw ScoreSDEError.io(path: path, message: "cannot replace the file: \(describe(code)); nothing was written")
         }
         ok = true
+        syncDirectory(directory)
+    }
+
+    /// Makes `previous` a copy of `path` (a hard link when the file system allows), atomically.
+    private static func keep(_ path: String, as previous: String) throws {
+        let directory = URL(fileURLWithPath: previous).deletingLastPathComponent().path
+        let linkPath = directory + "/." + URL(fileURLWithPath: previous).lastPathComponent + ".tmp-\(getpid())-\(UInt32.random(in: 0 ... .max))"
+        if link(path, linkPath) == 0 {
+            if rename(linkPath, previous) != 0 {
+                let code = errno
+                unlink(linkPath)
+                throw ScoreSDEError.io(path: previous, message: "cannot keep the previous file: \(describe(code)); nothing was written")
+            }
+        } else {
+            try write(read(path), to: previous)   // no hard links here: copy
+        }
+    }
+
+    /// Flushes a directory's entries (the rename) to disk, so a power cut cannot undo it.
+    private static func syncDirectory(_ directory: String) {
+        let fd = open(directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        _ = fsync(fd)
+        close(fd)
     }
 
     /// Reads a whole file, turning a missing or unreadable file into ``ScoreSDEError/io(path:message:)``.

@@ -187,6 +187,10 @@ public enum Npy {
     struct PyLiteralParser {
         let text: [Unicode.Scalar]
         var i = 0
+        /// Containers open at the current position; a header nests 2 deep, so 32 is plenty and
+        /// keeps a hostile header (`((((…`) from exhausting the stack.
+        var depth = 0
+        static let maxDepth = 32
 
         init(text: [Unicode.Scalar]) { self.text = text }
 
@@ -222,6 +226,8 @@ public enum Npy {
                 i += 1
                 return .string(String(s))
             case "{":
+                guard depth < Self.maxDepth else { return nil }
+                depth += 1; defer { depth -= 1 }
                 i += 1
                 var items = [(String, PyValue)]()
                 while true {
@@ -232,6 +238,8 @@ public enum Npy {
                     guard consume(",") else { return nil }
                 }
             case "(", "[":
+                guard depth < Self.maxDepth else { return nil }
+                depth += 1; defer { depth -= 1 }
                 let close: Unicode.Scalar = c == "(" ? ")" : "]"
                 i += 1
                 var items = [PyValue]()

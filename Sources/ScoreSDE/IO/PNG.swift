@@ -153,6 +153,10 @@ extension RasterImage {
 ///     try PNG.write(Plot.scatter(samples), to: "samples.png")
 ///     let img = try PNG.read("digit.png", as: 1)     // any PNG, converted to grey
 public enum PNG {
+    /// The largest decoded image ``decode(_:path:as:)`` accepts: 256 MiB (e.g. 9000 x 9000 8-bit
+    /// RGB; 16-bit files count 2 bytes per sample plus alpha).
+    public static let maxDecodedBytes = 1 << 28
+
     /// Writes `image` as an 8-bit PNG, atomically (see ``AtomicFile``).
     public static func write(_ image: RasterImage, to path: String) throws {
         try AtomicFile.write(encode(image, path: path), to: path)
@@ -193,8 +197,10 @@ public enum PNG {
 
     /// Reads a PNG file (any bit depth, palette, alpha or interlacing) as an 8-bit image.
     ///
-    /// - Parameter channels: 1 to convert to grey, 3 to convert to RGB, `nil` to keep grey files grey
-    ///   and read colour files as RGB. Transparency is composited onto white.
+    /// - Parameters:
+    ///   - path: the file to read.
+    ///   - channels: 1 to convert to grey, 3 to convert to RGB, `nil` to keep grey files grey
+    ///     and read colour files as RGB. Transparency is composited onto white.
     /// - Throws: ``ScoreSDEError/io(path:message:)`` for a missing or corrupt file, with libpng's message.
     public static func read(_ path: String, as channels: Int? = nil) throws -> RasterImage {
         if let c = channels, c != 1, c != 3 {
@@ -219,9 +225,43 @@ public enum PNG {
         let isColour = png.format & UInt32(PNG_FORMAT_FLAG_COLOR) != 0
         let c = channels ?? (isColour ? 3 : 1)
         let (w, h) = (Int(png.width), Int(png.height))
-        guard w > 0, h > 0, Double(w) * Double(h) * Double(c) <= Double(1 << 31) else {
+        // Decoded sizes are bounded before anything is allocated: by `maxDecodedBytes`, and by what
+        // the file can hold (deflate expands at most 1032:1, and one bit of a 1-bit image becomes
+        // at most 3 bytes, so no valid PNG decodes to more than 32768 bytes per file byte).
+        let sixteenBit = png.format & UInt32(PNG_FORMAT_FLAG_LINEAR) != 0
+        let output = Double(w) * Double(h) * Double(c)
+        let decoded = sixteenBit ? output / Double(c) * Double(c + 1) * 2 : output   // 16-bit: read with alpha first
+        guard w > 0, h > 0, decoded <= Double(maxDecodedBytes) else {
             png_image_free(&png)
-            throw ScoreSDEError.io(path: path, message: "PNG image of \(w)x\(h) pixels is too large to read")
+            throw ScoreSDEError.io(path: path, message: "PNG image of \(w)x\(h) pixels is too large to read (limit \(maxDecodedBytes >> 20) MiB decoded)")
+        }
+        guard output <= 32768 * Double(data.count) else {
+            png_image_free(&png)
+            throw ScoreSDEError.io(path: path, message: "corrupt PNG image: the header says \(w)x\(h) pixels, more than a file of \(data.count) bytes can hold")
+        }
+        if sixteenBit {
+            // A 16-bit file. libpng's simplified API reads interlaced 16-bit files into 8-bit formats
+            // with rows out of place (libpng 1.6.39), and takes 16-bit samples for linear light (it
+            // would gamma-encode them: 30000 would read as 179). Its 16-bit "linear" output is a
+            // plain copy of the samples (premultiplied by alpha): composite onto white here and
+            // scale v -> round(v / 257), the PNG convention for reducing the bit depth.
+            png.format = UInt32(PNG_FORMAT_FLAG_LINEAR) | UInt32(PNG_FORMAT_FLAG_ALPHA) | (c == 3 ? UInt32(PNG_FORMAT_FLAG_COLOR) : 0)
+            var wide = [UInt16](repeating: 0, count: w * h * (c + 1))
+            let finished = wide.withUnsafeMutableBytes { png_image_finish_read(&png, nil, $0.baseAddress, 0, nil) }
+            guard finished != 0 else {
+                let m = message(&png)
+                png_image_free(&png)
+                throw ScoreSDEError.io(path: path, message: "corrupt PNG image (libpng: \(m))")
+            }
+            var pixels = [UInt8](repeating: 0, count: w * h * c)
+            for i in 0 ..< w * h {
+                let transparency = 65535 - UInt32(wide[i * (c + 1) + c])
+                for k in 0 ..< c {
+                    let v = min(65535, UInt32(wide[i * (c + 1) + k]) + transparency)
+                    pixels[i * c + k] = UInt8((v + 128) / 257)
+                }
+            }
+            return RasterImage(unchecked: w, h, c, pixels)
         }
         png.format = c == 1 ? UInt32(PNG_FORMAT_GRAY) : UInt32(PNG_FORMAT_RGB)
         var pixels = [UInt8](repeating: 255, count: w * h * c)

@@ -10,25 +10,60 @@ public enum Plot {
     /// Plot bounds in data coordinates.
     public typealias Bounds = (xmin: Double, xmax: Double, ymin: Double, ymax: Double)
 
+    /// The one text size of every figure (titles, headers, tick labels, legends): the 5x9 font
+    /// drawn at twice its size, 18 pixels per line of capitals and descenders.
+    public static let textScale = 2
+
+    /// A marker for a few highlighted points.
+    public enum Marker: Sendable {
+        /// A thick plus sign with a white halo (e.g. the true input of an inverse problem).
+        case cross
+        /// A filled disc with a white rim (e.g. mixture means).
+        case disc
+    }
+
+    /// Something drawn on a scatter plot besides the samples, with its legend entry.
+    public enum Overlay {
+        /// A few points as markers on top of the samples.
+        case points(Tensor, label: String, marker: Marker = .cross, colour: (UInt8, UInt8, UInt8) = (200, 20, 40))
+        /// The line a·x + b·y = c (e.g. the values a measurement y = a x₁ + b x₂ leaves possible).
+        case line(a: Double, b: Double, c: Double, label: String)
+        /// A 2-D Gaussian mixture's density as green shading under the samples (opacity grows
+        /// with the square root of the density). Every covariance is widened by a pixel-sized
+        /// isotropic Gaussian (3 pixels' std), so that a density concentrated on a line shows as a band.
+        case density(FullCovarianceMixture, label: String)
+    }
+
     /// A scatter plot of the rows of `points` (shape `[N, 2]`) as small semi-transparent dots, so
-    /// that overlapping dots show density.
+    /// that overlapping dots show density, with axes (ticks, tick labels, axis labels) and a legend.
     ///
     /// - Parameters:
     ///   - points: the samples; column 0 is x, column 1 is y. Rows with NaN or ±Inf are skipped.
     ///     A tensor with more columns is projected on its first two; one column is drawn at y = 0.
-    ///   - reference: optional points in another colour: up to 64 are drawn as markers on top
-    ///     (e.g. mixture means), more as dots underneath the samples (e.g. exact samples).
+    ///   - reference: optional points in another colour: up to 64 are drawn as disc markers on
+    ///     top (e.g. mixture means), more as dots underneath the samples (e.g. exact samples).
     ///   - size: width and height of the plot area in pixels (at least 32).
-    ///   - bounds: the visible region; `nil` (or an empty or non-finite region) fits all finite points
-    ///     with a 5% margin and equal aspect ratio.
-    ///   - title: optional text drawn in a band above the plot (ASCII; other characters show as `?`).
-    /// - Returns: an RGB image, white background, light grid lines and axes, thin frame.
+    ///   - bounds: the visible region; `nil` (or an empty or non-finite region) fits all finite
+    ///     points, reference points and overlay points with a margin and equal aspect ratio.
+    ///   - title: optional text in a band above the plot, wrapped to its width (ASCII; other
+    ///     characters show as `?`).
+    ///   - xLabel: the label of the horizontal axis.
+    ///   - yLabel: the label of the vertical axis.
+    ///   - pointsLabel: the legend entry of `points`.
+    ///   - referenceLabel: the legend entry of `reference`.
+    ///   - overlays: markers, lines and densities drawn with the samples, each with a legend entry.
+    /// - Returns: an RGB image, white background, light grid lines, ticks on the frame.
     public static func scatter(_ points: Tensor, reference: Tensor? = nil, size: Int = 512,
-                               bounds: Bounds? = nil, title: String? = nil) -> RasterImage {
+                               bounds: Bounds? = nil, title: String? = nil,
+                               xLabel: String = "x1", yLabel: String = "x2",
+                               pointsLabel: String = "samples", referenceLabel: String = "mixture means",
+                               overlays: [Overlay] = []) -> RasterImage {
         let side = max(size, 32)
         let pts = xy(points)
         let ref = reference.map(xy) ?? []
-        let b = usable(bounds) ?? fit(pts + ref)
+        var marked = [(Double, Double)]()
+        for case .points(let t, _, _, _) in overlays { marked += xy(t) }
+        let b = usable(bounds) ?? fit(pts + ref + marked)
         var canvas = Canvas(width: side, height: side)
         let sx = Double(side - 1) / (b.xmax - b.xmin)
         let sy = Double(side - 1) / (b.ymax - b.ymin)
@@ -38,25 +73,25 @@ public enum Plot {
             return (Int(px), Int(py))
         }
 
-        // Grid, axes.
-        let gridStep = Plot.gridStep(span: max(b.xmax - b.xmin, b.ymax - b.ymin))
-        let grid: RGB = (233, 233, 233), axis: RGB = (185, 185, 185)
-        for (lo, hi, vertical) in [(b.xmin, b.xmax, true), (b.ymin, b.ymax, false)] {
-            var k = (lo / gridStep).rounded(.up)
-            while k * gridStep <= hi {
-                let v = k * gridStep
-                let colour = abs(v) < gridStep * 1e-9 ? axis : grid
-                if vertical {
-                    if let (px, _) = pixel((v, b.ymin)) { canvas.vline(x: px, colour) }
-                } else {
-                    if let (_, py) = pixel((b.xmin, v)) { canvas.hline(y: py, colour) }
-                }
-                k += 1
-            }
+        // Densities underneath everything.
+        for case .density(let mixture, _) in overlays {
+            canvas.shade(density: mixture, bounds: b, colour: densityColour)
+        }
+
+        // Grid, the axes through 0.
+        let xStep = Plot.readableStep(lo: b.xmin, hi: b.xmax, pixels: side, horizontal: true)
+        let yStep = Plot.readableStep(lo: b.ymin, hi: b.ymax, pixels: side, horizontal: false)
+        let xTicks = ticks(b.xmin, b.xmax, xStep), yTicks = ticks(b.ymin, b.ymax, yStep)
+        let grid: RGB = (225, 225, 225), axis: RGB = (170, 170, 170)
+        for v in xTicks { if let (px, _) = pixel((v, b.ymin)) { canvas.vline(x: px, abs(v) < xStep * 1e-9 ? axis : grid, alpha: 0.6) } }
+        for v in yTicks { if let (_, py) = pixel((b.xmin, v)) { canvas.hline(y: py, abs(v) < yStep * 1e-9 ? axis : grid, alpha: 0.6) } }
+
+        // Lines.
+        for case .line(let la, let lb, let lc, _) in overlays {
+            canvas.line(a: la, b: lb, c: lc, bounds: b, colour: lineColour, width: 1, dashed: true)
         }
 
         // Points.
-        let sampleColour: RGB = (22, 72, 160), referenceColour: RGB = (230, 85, 13)
         let markers = ref.count <= 64
         if !markers {
             let a = dotAlpha(ref.count)
@@ -66,24 +101,146 @@ public enum Plot {
         canvas.rgb.withUnsafeMutableBufferPointer { buffer in
             for p in pts { if let (x, y) = pixel(p) { Canvas.dot(buffer, side, side, x, y, sampleColour, alpha: a) } }
         }
+        let r = markerRadius(side)
         if markers {
-            let r = max(3, side / 128)
-            for p in ref { if let (x, y) = pixel(p) { canvas.disc(x, y, radius: r + 1, (255, 255, 255)); canvas.disc(x, y, radius: r, referenceColour) } }
+            for p in ref { if let (x, y) = pixel(p) { canvas.marker(.disc, x, y, radius: r, referenceColour) } }
+        }
+        for case .points(let t, _, let marker, let colour) in overlays {
+            for p in xy(t) { if let (x, y) = pixel(p) { canvas.marker(marker, x, y, radius: r + 2, colour) } }
         }
 
-        // Frame.
+        // Frame, margins with ticks and labels, legend.
         let frame: RGB = (70, 70, 70)
         canvas.hline(y: 0, frame); canvas.hline(y: side - 1, frame)
         canvas.vline(x: 0, frame); canvas.vline(x: side - 1, frame)
+        let plot = canvas.image()
 
-        let image = canvas.image()
-        if let title { return titled(image, title) }
-        return image
+        let s = textScale, textH = PlotFont.rows * s, tick = 5
+        let xLabels = xTicks.map { tickLabel($0, step: xStep) }, yLabels = yTicks.map { tickLabel($0, step: yStep) }
+        let yTickWidth = yLabels.map { PlotFont.width($0, scale: s) }.max() ?? 0
+        let left = 6 + textH + 8 + yTickWidth + 4 + tick
+        let lastX = xLabels.last.map { PlotFont.width($0, scale: s) } ?? 0
+        let right = max(12, lastX / 2 + 4), top = textH / 2 + 2
+        let bottom = tick + 4 + textH + 8 + textH + 6
+        let width = left + side + right
+
+        var entries: [LegendEntry] = [.init(label: pointsLabel, swatch: .dots(sampleColour))]
+        if reference != nil { entries.append(.init(label: referenceLabel, swatch: markers ? .marker(.disc, referenceColour) : .dots(referenceColour))) }
+        for overlay in overlays {
+            switch overlay {
+            case .points(_, let label, let marker, let colour): entries.append(.init(label: label, swatch: .marker(marker, colour)))
+            case .line(_, _, _, let label): entries.append(.init(label: label, swatch: .line(lineColour)))
+            case .density(_, let label): entries.append(.init(label: label, swatch: .box(densityColour)))
+            }
+        }
+        let legendImage = legend(entries, width: width)
+        let height = top + side + bottom + legendImage.height
+        var out = RasterImage(unchecked: width, height, 3, [UInt8](repeating: 255, count: width * height * 3))
+        out.blit(plot, x: left, y: top)
+        let ink: RGB = (40, 40, 40)
+        for (v, label) in zip(xTicks, xLabels) {
+            guard let (px, _) = pixel((v, b.ymin)) else { continue }
+            out.fill(x: left + px, y: top + side, width: 1, height: tick, ink)
+            PlotFont.draw(label, into: &out, x: left + px - PlotFont.width(label, scale: s) / 2, y: top + side + tick + 4, scale: s, colour: ink)
+        }
+        for (v, label) in zip(yTicks, yLabels) {
+            guard let (_, py) = pixel((b.xmin, v)) else { continue }
+            out.fill(x: left - tick, y: top + py, width: tick, height: 1, ink)
+            PlotFont.draw(label, into: &out, x: left - tick - 4 - PlotFont.width(label, scale: s), y: top + py - 7 * s / 2, scale: s, colour: ink)
+        }
+        PlotFont.draw(xLabel, into: &out, x: left + (side - PlotFont.width(xLabel, scale: s)) / 2,
+                      y: top + side + tick + 4 + textH + 8, scale: s, colour: ink)
+        PlotFont.draw(yLabel, into: &out, x: 6, y: top + (side + PlotFont.width(yLabel, scale: s)) / 2, scale: s, colour: ink, vertical: true)
+        out.blit(legendImage, x: 0, y: top + side + bottom)
+
+        if let title { return titled(out, title) }
+        return out
     }
 
-    /// Panels in a row, top-aligned, `padding` white pixels apart. The result is RGB unless every
-    /// panel is grey; an empty list gives a 0x0 image.
-    public static func sideBySide(_ panels: [RasterImage], padding: Int = 8) -> RasterImage {
+    static let sampleColour: RGB = (22, 72, 160), referenceColour: RGB = (230, 85, 13)
+    static let lineColour: RGB = (120, 30, 170), densityColour: RGB = (60, 170, 80)
+
+    /// The radius of a disc marker on a plot `side` pixels wide.
+    static func markerRadius(_ side: Int) -> Int { max(3, side / 110) }
+
+    /// A grid step (1, 2 or 5 times a power of ten, from ``gridStep(span:)`` up) whose tick labels
+    /// do not crowd: along x each label's width plus a gap fits between ticks, along y a line of text.
+    static func readableStep(lo: Double, hi: Double, pixels: Int, horizontal: Bool) -> Double {
+        var step = gridStep(span: hi - lo)
+        for _ in 0 ..< 12 {
+            let perStep = Double(pixels) * step / (hi - lo)
+            let labels = ticks(lo, hi, step).map { tickLabel($0, step: step) }
+            let need = horizontal ? Double((labels.map { PlotFont.width($0, scale: textScale) }.max() ?? 0) + 10)
+                                  : Double(PlotFont.lineHeight * textScale + 4)
+            if perStep >= need || !perStep.isFinite { return step }
+            let p = pow(10, log10(step).rounded(.down)), m = (step / p).rounded()
+            step = (m < 2 ? 2 : m < 5 ? 5 : 10) * p
+        }
+        return step
+    }
+
+    /// Multiples of `step` in `lo...hi`.
+    static func ticks(_ lo: Double, _ hi: Double, _ step: Double) -> [Double] {
+        var out = [Double](), k = (lo / step).rounded(.up)
+        while k * step <= hi + step * 1e-9, out.count < 100 { out.append(k * step); k += 1 }
+        return out
+    }
+
+    /// `v` with as many decimals as `step` needs ("-2", "0.5", "0"; never "-0").
+    static func tickLabel(_ v: Double, step: Double) -> String {
+        let decimals = max(0, Int((-log10(step)).rounded(.up)))
+        let text = String(format: "%.\(min(decimals, 8))f", v)
+        return Double(text) == 0 ? String(format: "%.\(min(decimals, 8))f", 0.0) : text
+    }
+
+    /// One entry of a legend: a swatch and its label.
+    struct LegendEntry {
+        enum Swatch { case dots(RGB), marker(Marker, RGB), line(RGB), box(RGB), hatch }
+        let label: String, swatch: Swatch
+    }
+
+    /// Legend entries flowed into rows of at most `width` pixels (an entry wider than that gets a row).
+    static func legend(_ entries: [LegendEntry], width: Int) -> RasterImage {
+        let s = textScale, textH = PlotFont.rows * s, swatch = 22, gap = 24, rowH = textH + 8
+        var rows: [[(LegendEntry, Int)]] = [[]], x = 12
+        for e in entries {
+            let w = swatch + 8 + PlotFont.width(e.label, scale: s)
+            if x + w > width - 6, !rows[rows.count - 1].isEmpty { rows.append([]); x = 12 }
+            rows[rows.count - 1].append((e, x)); x += w + gap
+        }
+        let fullWidth = max(width, rows.flatMap { $0 }.map { $0.1 + swatch + 8 + PlotFont.width($0.0.label, scale: s) + 6 }.max() ?? 0)
+        var out = RasterImage(unchecked: fullWidth, rows.count * rowH + 4, 3, [UInt8](repeating: 255, count: fullWidth * (rows.count * rowH + 4) * 3))
+        for (i, row) in rows.enumerated() {
+            let y0 = 2 + i * rowH, cy = y0 + 7 * s / 2
+            for (e, x0) in row {
+                var c = Canvas(width: swatch, height: swatch)
+                let m = swatch / 2
+                switch e.swatch {
+                case .dots(let colour):
+                    for (dx, dy) in [(-5, -4), (4, -5), (0, 0), (-4, 5), (5, 4), (-7, 1), (7, -1)] { c.dot(m + dx, m + dy, colour, alpha: 0.85) }
+                case .marker(let marker, let colour): c.marker(marker, m, m, radius: marker == .disc ? 5 : 6, colour)
+                case .line(let colour): c.fillRect(x: 0, y: m - 1, width: swatch, height: 3, colour)
+                case .box(let colour): c.fillRect(x: 2, y: 2, width: swatch - 4, height: swatch - 4, colour, alpha: 0.5)
+                case .hatch: c.hatch(x: 2, y: 2, width: swatch - 4, height: swatch - 4)
+                }
+                out.blit(c.image(), x: x0, y: cy - m)
+                PlotFont.draw(e.label, into: &out, x: x0 + swatch + 8, y: y0, scale: s, colour: (40, 40, 40))
+            }
+        }
+        return out
+    }
+
+    /// How ``sideBySide(_:padding:alignment:)`` places panels of different heights.
+    public enum Alignment: Sendable {
+        /// Tops in line.
+        case top
+        /// Bottoms in line: plots with titles of different lengths but equal legends line up.
+        case bottom
+    }
+
+    /// Panels in a row, `padding` white pixels apart, top- or bottom-aligned. The result is RGB
+    /// unless every panel is grey; an empty list gives a 0x0 image.
+    public static func sideBySide(_ panels: [RasterImage], padding: Int = 8, alignment: Alignment = .top) -> RasterImage {
         let pad = max(padding, 0)
         guard !panels.isEmpty else { return RasterImage(unchecked: 0, 0, 3, []) }
         let channels = panels.allSatisfy { $0.channels == 1 } ? 1 : 3
@@ -92,7 +249,7 @@ public enum Plot {
         var out = RasterImage(unchecked: width, height, channels, [UInt8](repeating: 255, count: width * height * channels))
         var x0 = 0
         for panel in panels {
-            out.blit((try? panel.converting(toChannels: channels)) ?? panel, x: x0, y: 0)
+            out.blit((try? panel.converting(toChannels: channels)) ?? panel, x: x0, y: alignment == .top ? 0 : height - panel.height)
             x0 += panel.width + pad
         }
         return out
@@ -102,7 +259,12 @@ public enum Plot {
     /// C = 3 RGB), each upscaled `scale` times (nearest neighbour) and separated by `padding` white pixels
     /// (also around the border). Values are mapped from `range` to 0...255 and clamped; NaN shows black.
     ///
-    /// - Parameter columns: images per row; `nil` gives a near-square grid (`ceil(sqrt(N))` columns).
+    /// - Parameters:
+    ///   - images: the batch.
+    ///   - range: the values shown black and white.
+    ///   - columns: images per row; `nil` gives a near-square grid (`ceil(sqrt(N))` columns).
+    ///   - scale: pixels per image pixel along each axis.
+    ///   - padding: white pixels between images and around the grid.
     /// - Returns: an image `cols * W * scale + (cols + 1) * padding` wide and
     ///   `rows * H * scale + (rows + 1) * padding` tall.
     /// - Throws: ``ScoreSDEError/shapeMismatch(_:)`` for another shape or an empty batch,
@@ -154,23 +316,162 @@ public enum Plot {
         return RasterImage(unchecked: width, height, c, pixels)
     }
 
-    /// `image` with `title` centred in a white band above it (built-in 5x7 pixel font, ASCII only).
+    /// `image` with `title` centred in a white band above it, in ``textScale`` and wrapped at
+    /// spaces to the image's width (the image is widened, centred, when a word is wider).
     public static func titled(_ image: RasterImage, _ title: String) -> RasterImage {
-        let glyphs = title.unicodeScalars.map { Font.index(of: $0) }
-        var scale = min(3, max(1, image.width / 256))
-        while scale > 1, Font.width(glyphs.count, scale: scale) > image.width - 4 { scale -= 1 }
-        let fitting = max(0, min(glyphs.count, (image.width - 4 + scale) / (6 * scale)))
-        let margin = 3 * scale
-        let band = 7 * scale + 2 * margin
-        let width = max(image.width, 1)
-        var out = RasterImage(unchecked: width, image.height + band, image.channels,
-                              [UInt8](repeating: 255, count: width * (image.height + band) * image.channels))
-        out.blit(image, x: 0, y: band)
-        let x0 = max(0, (width - Font.width(fitting, scale: scale)) / 2)
-        for (k, g) in glyphs.prefix(fitting).enumerated() {
-            Font.draw(g, into: &out, x: x0 + k * 6 * scale, y: margin, scale: scale, value: 25)
+        banded(image, title, above: true)
+    }
+
+    /// `image` with `note` in a white band below it, wrapped like a title (e.g. what a figure shows).
+    public static func noted(_ image: RasterImage, _ note: String) -> RasterImage {
+        banded(image, note, above: false)
+    }
+
+    static func banded(_ image: RasterImage, _ text: String, above: Bool) -> RasterImage {
+        let s = textScale
+        let words = text.split(separator: " ").map { PlotFont.width(String($0), scale: s) }
+        let width = max(image.width, (words.max() ?? 0) + 8, 1)
+        // Balanced lines: the narrowest wrap with as few lines as the widest one.
+        var lines = PlotFont.wrap(text, width: width - 8, scale: s)
+        if lines.count > 1 {
+            var lo = (words.max() ?? 0), hi = width - 8
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if PlotFont.wrap(text, width: mid, scale: s).count <= lines.count { hi = mid } else { lo = mid + 1 }
+            }
+            lines = PlotFont.wrap(text, width: lo, scale: s)
+        }
+        let band = lines.count * PlotFont.lineHeight * s + 8
+        let channels = image.channels
+        var out = RasterImage(unchecked: width, image.height + band, channels,
+                              [UInt8](repeating: 255, count: width * (image.height + band) * channels))
+        out.blit(image, x: (width - image.width) / 2, y: above ? band : 0)
+        for (i, line) in lines.enumerated() {
+            let y = (above ? 0 : image.height) + 5 + i * PlotFont.lineHeight * s
+            PlotFont.draw(line, into: &out, x: (width - PlotFont.width(line, scale: s)) / 2, y: y, scale: s, colour: (25, 25, 25))
         }
         return out
+    }
+
+    /// Panels one under another, left-aligned, `padding` white pixels apart (RGB unless all grey).
+    public static func stacked(_ panels: [RasterImage], padding: Int = 8) -> RasterImage {
+        let pad = max(padding, 0)
+        guard !panels.isEmpty else { return RasterImage(unchecked: 0, 0, 3, []) }
+        let channels = panels.allSatisfy { $0.channels == 1 } ? 1 : 3
+        let width = panels.map(\.width).max()!
+        let height = panels.reduce(0) { $0 + $1.height } + pad * (panels.count - 1)
+        var out = RasterImage(unchecked: width, height, channels, [UInt8](repeating: 255, count: width * height * channels))
+        var y0 = 0
+        for panel in panels {
+            out.blit((try? panel.converting(toChannels: channels)) ?? panel, x: 0, y: y0)
+            y0 += panel.height + pad
+        }
+        return out
+    }
+
+    /// A column of an ``imageTable(_:range:scale:padding:)``: a header and `perRow` images per row.
+    public struct ImageColumn {
+        /// Text above the column (wrapped; the column widens for a long word).
+        public var header: String
+        /// `[rows · perRow, H, W]` or `[rows · perRow, C, H, W]` (C = 1 or 3): row `i` shows
+        /// images `i·perRow ..< (i+1)·perRow`.
+        public var images: Tensor
+        public var perRow: Int
+        /// Optional mask of the values to hatch as unknown (non-zero = unknown): shaped like one
+        /// image (shared by all rows) or like `images` with one image per row (`[rows, ...]`).
+        public var unknown: Tensor?
+
+        public init(_ header: String, _ images: Tensor, perRow: Int = 1, unknown: Tensor? = nil) {
+            self.header = header; self.images = images; self.perRow = perRow; self.unknown = unknown
+        }
+    }
+
+    /// A table of images: one row per input, `columns` side by side under their headers, each
+    /// image upscaled `scale` times (8 makes an 8x8 image 64 pixels wide). Values are mapped from
+    /// `range` to 0...255 and clamped. Pixels a column marks unknown are hatched in magenta (which
+    /// no grey value shows) and a legend line says so.
+    ///
+    /// - Throws: ``ScoreSDEError/shapeMismatch(_:)`` when the columns disagree on the number of
+    ///   rows or the image size, ``ScoreSDEError/invalidArgument(_:)`` for a bad range or scale.
+    public static func imageTable(_ columns: [ImageColumn], range: ClosedRange<Double>, scale: Int = 8,
+                                  padding: Int = 2) throws -> RasterImage {
+        try RasterImage.checkRange(range)
+        guard let first = columns.first else { throw ScoreSDEError.invalidArgument("imageTable needs at least one column") }
+        guard scale >= 1, padding >= 0 else {
+            throw ScoreSDEError.invalidArgument("imageTable: scale must be >= 1 and padding >= 0 (got scale \(scale), padding \(padding))")
+        }
+        let (_, h, w) = try RasterImage.imageLayout(of: first.images)
+        guard first.perRow >= 1, first.images.rows % first.perRow == 0, first.images.rows > 0 else {
+            throw ScoreSDEError.shapeMismatch("imageTable: column \"\(first.header)\" has \(first.images.rows) images, not a positive multiple of \(first.perRow) per row")
+        }
+        let rows = first.images.rows / first.perRow
+        for col in columns {
+            let (_, ch, cw) = try RasterImage.imageLayout(of: col.images)
+            guard ch == h, cw == w, col.perRow >= 1, col.images.rows == rows * col.perRow else {
+                throw ScoreSDEError.shapeMismatch("imageTable: column \"\(col.header)\" holds \(col.images.rows) images of \(cw)x\(ch); expected \(rows) rows of \(col.perRow) images of \(w)x\(h)")
+            }
+            let plane = h * w, c = col.images.rowSize / plane
+            if let u = col.unknown, ![plane, c * plane, rows * plane, rows * c * plane].contains(u.count) {
+                throw ScoreSDEError.shapeMismatch("imageTable: the unknown mask of column \"\(col.header)\" has shape \(u.shape); give one image's shape or one per row")
+            }
+        }
+        let s = textScale, cellW = w * scale, cellH = h * scale, groupGap = 24
+        let groupWidths = columns.map { col -> Int in
+            let imagesWidth = col.perRow * cellW + (col.perRow - 1) * padding
+            let longestWord = col.header.split(separator: " ").map { PlotFont.width(String($0), scale: s) }.max() ?? 0
+            return max(imagesWidth, longestWord)
+        }
+        let headers = zip(columns, groupWidths).map { PlotFont.wrap($0.header, width: $1, scale: s) }
+        let headerH = (headers.map(\.count).max() ?? 1) * PlotFont.lineHeight * s + 6
+        let width = groupWidths.reduce(0, +) + groupGap * (columns.count - 1) + 2 * padding
+        let tableH = headerH + rows * cellH + (rows + 1) * padding
+        var out = RasterImage(unchecked: width, tableH, 3, [UInt8](repeating: 255, count: width * tableH * 3))
+        let q = RasterImage.Quantizer(range)
+        var x0 = padding
+        for (ci, col) in columns.enumerated() {
+            let gw = groupWidths[ci]
+            for (li, line) in headers[ci].enumerated() {
+                PlotFont.draw(line, into: &out, x: x0 + (gw - PlotFont.width(line, scale: s)) / 2, y: 2 + li * PlotFont.lineHeight * s,
+                              scale: s, colour: (25, 25, 25))
+            }
+            let c = col.images.rowSize / (h * w), plane = h * w
+            let imagesWidth = col.perRow * cellW + (col.perRow - 1) * padding
+            let start = x0 + (gw - imagesWidth) / 2
+            let unknownPer = col.unknown.map { u in u.count == plane || u.count == c * plane ? u.count : u.count / rows }
+            for r in 0 ..< rows {
+                for k in 0 ..< col.perRow {
+                    let index = r * col.perRow + k, base = index * c * plane
+                    let ix = start + k * (cellW + padding), iy = headerH + padding + r * (cellH + padding)
+                    for y in 0 ..< h {
+                        for x in 0 ..< w {
+                            var unknown = false
+                            if let u = col.unknown, let per = unknownPer {
+                                let ub = u.count == per ? 0 : r * per
+                                unknown = (0 ..< per / plane).contains { u.storage[ub + $0 * plane + y * w + x] != 0 }
+                            }
+                            let rgb: RGB = c == 3
+                                ? (q(col.images.storage[base + y * w + x]), q(col.images.storage[base + plane + y * w + x]), q(col.images.storage[base + 2 * plane + y * w + x]))
+                                : { let v = q(col.images.storage[base + y * w + x]); return (v, v, v) }()
+                            for dy in 0 ..< scale {
+                                for dx in 0 ..< scale {
+                                    let px = ix + x * scale + dx, py = iy + y * scale + dy
+                                    let colour = unknown ? hatchColour(px, py) : rgb
+                                    out[px, py, 0] = colour.0; out[px, py, 1] = colour.1; out[px, py, 2] = colour.2
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            x0 += gw + groupGap
+        }
+        guard columns.contains(where: { $0.unknown != nil }) else { return out }
+        return stacked([out, legend([LegendEntry(label: "unknown (not observed)", swatch: .hatch)], width: width)], padding: 0)
+    }
+
+    /// The hatching of unknown pixels: magenta diagonal stripes on pale pink.
+    static func hatchColour(_ x: Int, _ y: Int) -> RGB {
+        (x + y) % 8 < 3 ? (200, 30, 150) : (250, 222, 240)
     }
 
     // MARK: - Helpers
@@ -198,7 +499,12 @@ public enum Plot {
         return b
     }
 
-    /// The square region holding all points with a 5% margin on each side; (-1, 1) squared for none.
+    /// The square region (equal aspect) holding the finite rows of `points` (`[N, 2]`, more columns
+    /// ignored) with an 8% margin on each side, as ``scatter(_:reference:size:bounds:title:xLabel:yLabel:pointsLabel:referenceLabel:overlays:)``
+    /// fits them; use it to give several panels the same axes.
+    public static func bounds(fitting points: Tensor) -> Bounds { fit(xy(points)) }
+
+    /// The square region holding all points with an 8% margin on each side; (-1, 1) squared for none.
     static func fit(_ points: [(Double, Double)]) -> Bounds {
         guard let first = points.first else { return (-1, 1, -1, 1) }
         var (x0, x1, y0, y1) = (first.0, first.0, first.1, first.1)
@@ -206,7 +512,7 @@ public enum Plot {
             x0 = min(x0, p.0); x1 = max(x1, p.0); y0 = min(y0, p.1); y1 = max(y1, p.1)
         }
         let span = max(x1 - x0, y1 - y0)
-        var half = span * 0.55
+        var half = span * 0.58
         if !(half > 0) || !half.isFinite { half = span.isFinite && span > 0 ? span : max(1, abs(x0) * 0.1, abs(y0) * 0.1) }
         let (cx, cy) = (x0 / 2 + x1 / 2, y0 / 2 + y1 / 2)
         return (cx - half, cx + half, cy - half, cy + half)
@@ -245,6 +551,80 @@ public enum Plot {
 
         mutating func hline(y: Int, _ c: RGB) { for x in 0 ..< width { set(x, y, c) } }
         mutating func vline(x: Int, _ c: RGB) { for y in 0 ..< height { set(x, y, c) } }
+        mutating func hline(y: Int, _ c: RGB, alpha: Float) { for x in 0 ..< width { blend(x, y, c, alpha) } }
+        mutating func vline(x: Int, _ c: RGB, alpha: Float) { for y in 0 ..< height { blend(x, y, c, alpha) } }
+
+        mutating func blend(_ x: Int, _ y: Int, _ c: RGB, _ a: Float) {
+            guard x >= 0, y >= 0, x < width, y < height else { return }
+            let i = (y * width + x) * 3
+            rgb[i] += (Float(c.0) - rgb[i]) * a
+            rgb[i + 1] += (Float(c.1) - rgb[i + 1]) * a
+            rgb[i + 2] += (Float(c.2) - rgb[i + 2]) * a
+        }
+
+        mutating func fillRect(x: Int, y: Int, width w: Int, height h: Int, _ c: RGB, alpha: Float = 1) {
+            for yy in y ..< y + h { for xx in x ..< x + w { blend(xx, yy, c, alpha) } }
+        }
+
+        mutating func hatch(x: Int, y: Int, width w: Int, height h: Int) {
+            for yy in y ..< y + h { for xx in x ..< x + w { set(xx, yy, Plot.hatchColour(xx, yy)) } }
+        }
+
+        /// A marker centred at (`cx`, `cy`) with a white halo.
+        mutating func marker(_ kind: Marker, _ cx: Int, _ cy: Int, radius r: Int, _ c: RGB) {
+            switch kind {
+            case .disc:
+                disc(cx, cy, radius: r + 1, (255, 255, 255)); disc(cx, cy, radius: r, c)
+            case .cross:
+                let t = max(1, r / 4)
+                fillRect(x: cx - r - 1, y: cy - t - 1, width: 2 * r + 3, height: 2 * t + 3, (255, 255, 255))
+                fillRect(x: cx - t - 1, y: cy - r - 1, width: 2 * t + 3, height: 2 * r + 3, (255, 255, 255))
+                fillRect(x: cx - r, y: cy - t, width: 2 * r + 1, height: 2 * t + 1, c)
+                fillRect(x: cx - t, y: cy - r, width: 2 * t + 1, height: 2 * r + 1, c)
+            }
+        }
+
+        /// The line a·x + b·y = c over `bounds`, `width` pixels thick.
+        mutating func line(a: Double, b: Double, c: Double, bounds: Bounds, colour: RGB, width lw: Int, dashed: Bool = false) {
+            guard a.isFinite, b.isFinite, c.isFinite, a != 0 || b != 0 else { return }
+            let sx = Double(width - 1) / (bounds.xmax - bounds.xmin), sy = Double(height - 1) / (bounds.ymax - bounds.ymin)
+            let half = lw / 2
+            if abs(b * sy) >= abs(a * sx) {   // flatter than 45 degrees on screen: one point per column
+                for px in 0 ..< width {
+                    let x = bounds.xmin + Double(px) / sx, y = (c - a * x) / b
+                    let py = ((bounds.ymax - y) * sy).rounded()
+                    guard py.isFinite, py > -10, py < Double(height + 10), !dashed || px % 10 < 6 else { continue }
+                    for k in -half ..< lw - half { set(px, Int(py) + k, colour) }
+                }
+            } else {
+                for py in 0 ..< height {
+                    let y = bounds.ymax - Double(py) / sy, x = (c - b * y) / a
+                    let px = ((x - bounds.xmin) * sx).rounded()
+                    guard px.isFinite, px > -10, px < Double(width + 10), !dashed || py % 10 < 6 else { continue }
+                    for k in -half ..< lw - half { set(Int(px) + k, py, colour) }
+                }
+            }
+        }
+
+        /// Shades every pixel by the density of the 2-D `mixture` there, smoothed by a Gaussian of
+        /// 3 pixels' std (so that singular components show as bands): opacity 0.7·sqrt(p / max p).
+        mutating func shade(density mixture: FullCovarianceMixture, bounds: Bounds, colour: RGB) {
+            guard mixture.dimension == 2 else { return }
+            let px = max((bounds.xmax - bounds.xmin) / Double(width), (bounds.ymax - bounds.ymin) / Double(height))
+            let v = (3 * px) * (3 * px)
+            let widened = mixture.covariances.map { c in [[c[0][0] + v, c[0][1]], [c[1][0], c[1][1] + v]] }
+            guard let smooth = try? FullCovarianceMixture(weights: mixture.weights, means: mixture.means, covariances: widened) else { return }
+            var centres = [Double]()
+            centres.reserveCapacity(width * height * 2)
+            let sx = (bounds.xmax - bounds.xmin) / Double(width - 1), sy = (bounds.ymax - bounds.ymin) / Double(height - 1)
+            for y in 0 ..< height { for x in 0 ..< width { centres.append(bounds.xmin + Double(x) * sx); centres.append(bounds.ymax - Double(y) * sy) } }
+            guard let grid = try? Tensor(shape: [width * height, 2], storage: centres),
+                  let logp = try? smooth.logDensity(grid), let top = logp.filter(\.isFinite).max() else { return }
+            for i in 0 ..< logp.count where logp[i].isFinite {
+                let a = Float(0.7 * exp(0.5 * (logp[i] - top)))
+                if a > 0.004 { blend(i % width, i / width, colour, a) }
+            }
+        }
 
         mutating func disc(_ cx: Int, _ cy: Int, radius r: Int, _ c: RGB) {
             for dy in -r ... r { for dx in -r ... r where dx * dx + dy * dy <= r * r + r / 2 { set(cx + dx, cy + dy, c) } }
@@ -276,49 +656,20 @@ public enum Plot {
         }
     }
 
-    /// The classic 5x7 LCD font for ASCII 32...126: five column bytes per glyph, bit 0 = top row.
-    enum Font {
-        static let table: [UInt8] = {
-            let hex = "000000000000005f00000007000700147f147f14242a7f2a12231308646236495522500005030000001c2241000041221c00"
-                + "14083e081408083e080800503000000808080808006060000020100804023e5149453e00427f400042615149462141454b31"
-                + "1814127f1027454545393c4a49493001710905033649494936064949291e0036360000005636000008142241001414141414"
-                + "00412214080201510906324979413e7e1111117e7f494949363e414141227f4141221c7f494949417f090909013e4149497a"
-                + "7f0808087f00417f41002040413f017f081422417f404040407f020c027f7f0408107f3e4141413e7f090909063e4151215e"
-                + "7f09192946464949493101017f01013f4040403f1f2040201f3f4038403f631408146307087008076151494543007f414100"
-                + "02040810200041417f0004020102044040404040000102040020545454787f484444383844444420384444487f3854545418"
-                + "087e0901020c5252523e7f0804047800447d40002040443d007f1028440000417f40007c041804787c080404783844444438"
-                + "7c14141408081414187c7c080404084854545420043f4440203c4040207c1c2040201c3c4030403c44281028440c5050503c"
-                + "4464544c44000836410000007f000000413608001008081008"
-            let digits = Array(hex.utf8)
-            return stride(from: 0, to: digits.count, by: 2).map { UInt8(String(decoding: digits[$0 ..< $0 + 2], as: UTF8.self), radix: 16)! }
-        }()
-
-        /// Glyph index of a character; `?` for anything outside printable ASCII.
-        static func index(of s: Unicode.Scalar) -> Int {
-            (32 ... 126).contains(s.value) ? Int(s.value) - 32 : Int(("?" as Unicode.Scalar).value) - 32
-        }
-
-        /// Width in pixels of `n` glyphs (5 columns plus 1 space each, no trailing space).
-        static func width(_ n: Int, scale: Int) -> Int { n == 0 ? 0 : (6 * n - 1) * scale }
-
-        static func draw(_ glyph: Int, into image: inout RasterImage, x: Int, y: Int, scale: Int, value: UInt8) {
-            for col in 0 ..< 5 {
-                let bits = table[glyph * 5 + col]
-                for row in 0 ..< 7 where bits & (1 << row) != 0 {
-                    for dy in 0 ..< scale {
-                        for dx in 0 ..< scale {
-                            let px = x + col * scale + dx, py = y + row * scale + dy
-                            guard px >= 0, py >= 0, px < image.width, py < image.height else { continue }
-                            for c in 0 ..< image.channels { image[px, py, c] = value }
-                        }
-                    }
-                }
-            }
-        }
-    }
 }
 
 extension RasterImage {
+    /// Fills a rectangle (clipped) with `colour` (its mean for grey images).
+    mutating func fill(x: Int, y: Int, width w: Int, height h: Int, _ colour: (UInt8, UInt8, UInt8)) {
+        let grey = UInt8((Int(colour.0) + Int(colour.1) + Int(colour.2)) / 3)
+        for yy in max(0, y) ..< min(height, y + h) {
+            for xx in max(0, x) ..< min(width, x + w) {
+                if channels >= 3 { self[xx, yy, 0] = colour.0; self[xx, yy, 1] = colour.1; self[xx, yy, 2] = colour.2 }
+                else { for c in 0 ..< channels { self[xx, yy, c] = grey } }
+            }
+        }
+    }
+
     /// Copies `source` (same channel count) with its top-left corner at (`x`, `y`), clipped.
     mutating func blit(_ source: RasterImage, x: Int, y: Int) {
         precondition(source.channels == channels)

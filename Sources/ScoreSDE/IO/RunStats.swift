@@ -152,6 +152,7 @@ extension RunStats.Value {
 /// already wrote are removed, so a failed run leaves no outputs behind. Each file is named by a
 /// *role* (a command-line option such as `--output`) that error messages repeat.
 public struct RunOutputs: Sendable {
+    /// One output file: its role and path.
     public struct Target: Sendable, Equatable {
         /// What the file is for, e.g. the option that named it.
         public let role: String

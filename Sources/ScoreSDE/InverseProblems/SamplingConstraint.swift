@@ -79,6 +79,7 @@ public struct ConditionedReverseProcess<Base: ReverseProcess>: ReverseProcess {
     public var sde: Base.SDE { base.sde }
     public var scoreEvaluations: Int { base.scoreEvaluations }
     public var modelPasses: Int { base.modelPasses }
+    public func withScratch<R>(_ body: (inout Tensor) throws -> R) rethrows -> R { try base.withScratch(body) }
 
     public func score(_ x: Tensor, at t: Double) throws -> Tensor {
         var s = try base.score(x, at: t)
@@ -359,7 +360,11 @@ public struct Colorization: SamplingConstraint {
     public let noiseStd: Double
     public let convention: ConstraintConvention
 
-    /// - Parameter grey: `[1 or n, H, W]` (or any row shape of `H·W` values), finite.
+    /// - Parameters:
+    ///   - grey: `[1 or n, H, W]` (or any row shape of `H·W` values), finite.
+    ///   - mixing: the channel-mixing matrix (score_sde's by default).
+    ///   - noiseStd: the noise std of the grey image (0: exact).
+    ///   - convention: when the observation is noised (the paper's or score_sde's code).
     public init(grey: Tensor, mixing: ColorMixing = .reference, noiseStd: Double = 0,
                 convention: ConstraintConvention = .paper) throws {
         try grey.checkFinite("the grey image")

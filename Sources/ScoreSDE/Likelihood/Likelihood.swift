@@ -22,8 +22,27 @@ public enum BitsPerDimConvention: Sendable, Equatable, CustomStringConvertible {
     /// 8-bit images scaled to [−1, 1]: offset 7 (the reference's offset for centered data).
     case symmetric
 
+    /// The data space of a model trained on `m = scale · x + shift` (a learned model's
+    /// ``DataScaling``): the log-likelihood is given for `x`, `log p(x) = log p_model(m) + D log|scale|`
+    /// (the change of variables), and `bpd = −log p(x) / (D ln 2)`, i.e. the model-space value
+    /// plus `−log₂|scale|`.
+    case dataSpace(DataScaling)
+
+    /// What is added to `−log p_model / (D ln 2)` (the model-space bits/dim) to give bits/dim.
     public var offset: Double {
-        switch self { case .continuous: 0; case .unitInterval: 8; case .symmetric: 7 }
+        switch self {
+        case .continuous: 0
+        case .unitInterval: 8
+        case .symmetric: 7
+        case .dataSpace(let s): -log2(abs(s.scale))
+        }
+    }
+
+    /// What is added to the model-space log-likelihood of `dimension` values to give the reported
+    /// one: `D log|scale|` for ``dataSpace(_:)``, 0 otherwise.
+    public func logJacobian(dimension: Int) -> Double {
+        if case .dataSpace(let s) = self { return Double(dimension) * log(abs(s.scale)) }
+        return 0
     }
 
     public var description: String {
@@ -31,13 +50,16 @@ public enum BitsPerDimConvention: Sendable, Equatable, CustomStringConvertible {
         case .continuous: "continuous data: bits/dim = -log p(x) / (D ln 2), no offset"
         case .unitInterval: "8-bit data scaled to [0, 1]: bits/dim = -log p(x) / (D ln 2) + 8"
         case .symmetric: "8-bit data scaled to [-1, 1]: bits/dim = -log p(x) / (D ln 2) + 7"
+        case .dataSpace(let s):
+            "data space of the model (model = \(s.scale) * x + \(s.shift)): log p(x) = log p_model(model) + D log|scale|, bits/dim = -log p(x) / (D ln 2) = model-space bits/dim + \(String(format: "%.5g", -log2(abs(s.scale))))"
         }
     }
 }
 
 /// Per-sample likelihoods and what they cost.
 public struct LikelihoodResult: Sendable {
-    /// `log p_eps(x)` in nats, one per sample.
+    /// `log p_eps(x)` in nats, one per sample (of the data in the convention's space: plus
+    /// ``BitsPerDimConvention/logJacobian(dimension:)`` for ``BitsPerDimConvention/dataSpace(_:)``).
     public let logLikelihood: [Double]
     /// Bits per dimension under `convention`.
     public let bitsPerDim: [Double]
@@ -96,8 +118,10 @@ public struct Likelihood<SDE: ForwardSDE, Score: ScoreModel> {
         let (delta, stats) = try flow.integrate(&x, from: eps, to: sde.T, layout: layout, divergence: divergence)
         let prior = try terminalLogDensity?(x) ?? sde.priorLogDensity(x)
         let d = Double(data.rowSize)
-        let ll = zip(prior, delta).map { $0 + $1 }
-        let bpd = ll.map { -$0 / (d * M_LN2) + convention.offset }
+        let modelSpace = zip(prior, delta).map { $0 + $1 }
+        let bpd = modelSpace.map { -$0 / (d * M_LN2) + convention.offset }
+        let jacobian = convention.logJacobian(dimension: data.rowSize)
+        let ll = modelSpace.map { $0 + jacobian }
         for v in ll where !v.isFinite {
             throw ScoreSDEError.nonFinite("a log-likelihood came out non-finite; tighten the tolerances or check the model")
         }

@@ -17,6 +17,16 @@ public protocol ReverseProcess {
     /// Number of model passes so far: a guided score costs several per evaluation (its
     /// ``ScoreModel/passesPerEvaluation``), a Jacobian–vector product counts its own.
     var modelPasses: Int { get }
+    /// Runs `body` with a batch-sized scratch tensor that is reused from call to call (its shape and
+    /// contents on entry are unspecified), so steps need not allocate one per call.
+    func withScratch<R>(_ body: (inout Tensor) throws -> R) rethrows -> R
+}
+
+extension ReverseProcess {
+    public func withScratch<R>(_ body: (inout Tensor) throws -> R) rethrows -> R {
+        var t = Tensor(zeros: [0])
+        return try body(&t)
+    }
 }
 
 extension ReverseProcess {
@@ -61,6 +71,13 @@ public final class ReverseSDE<SDE: ForwardSDE, Score: ScoreModel>: ReverseProces
     public let counter: EvaluationCounter
     private let lock = NSLock()
     private var spare: Tensor?
+    private var scratch: Tensor?
+
+    public func withScratch<R>(_ body: (inout Tensor) throws -> R) rethrows -> R {
+        lock.lock(); var t = scratch ?? Tensor(zeros: [0]); scratch = nil; lock.unlock()
+        defer { lock.lock(); scratch = t; lock.unlock() }
+        return try body(&t)
+    }
 
     public init(sde: SDE, score model: Score, batchSize: Int? = nil, counter: EvaluationCounter = EvaluationCounter()) {
         self.sde = sde; self.model = model; self.batchSize = batchSize; self.counter = counter

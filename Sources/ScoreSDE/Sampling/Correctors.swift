@@ -55,18 +55,22 @@ public struct Langevin: Corrector {
         let a = alpha.value(reverse.sde, at: t, next: next, coefficients: coefficients)
         for _ in 0 ..< steps {
             let s = try reverse.score(x, at: t)
-            let draw = rng.nextDraw()
-            var z = Tensor(zeros: x.shape)
-            z.fillStandardNormal(draw: draw, rng)
             switch norms {
             case .populationMean:
-                // Over the whole population, also when its rows are split across processes.
-                let means = try Population.rowMeans([s.rowNorms(), z.rowNorms()])
-                let gn = means[0], zn = means[1]
-                let r = snr * zn / gn
-                let eps = gn > 0 ? 2 * a * r * r : 0
-                x.add(s, scaledBy: eps, z, scaledBy: (2 * eps).squareRoot())
+                // z, ‖s‖ and ‖z‖ in one fused pass into a reused buffer (same bits as
+                // `s.rowNorms().mean()`, `z.rowNorms().mean()`). When the population is split across
+                // processes, the means are over the whole population (gathered in row order).
+                try reverse.withScratch { z in
+                    var (gn, zn) = Tensor.langevinNoise(&z, score: s, using: &rng)
+                    if Population.isSplit { (gn, zn) = try Population.meanRowNorms(s, z) }
+                    let r = snr * zn / gn
+                    let eps = gn > 0 ? 2 * a * r * r : 0
+                    x.add(s, scaledBy: eps, z, scaledBy: (2 * eps).squareRoot())
+                }
             case .perSample:
+                let draw = rng.nextDraw()
+                var z = Tensor(zeros: x.shape)
+                z.fillStandardNormal(draw: draw, rng)
                 let d = Double(x.rowSize)
                 let eps = s.rowNorms().map { gn in gn > 0 ? 2 * a * (snr * d.squareRoot() / gn) * (snr * d.squareRoot() / gn) : 0 }
                 x.add(s, rowScales: eps)

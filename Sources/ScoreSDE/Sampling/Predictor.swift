@@ -52,37 +52,6 @@ extension Corrector {
 }
 
 extension Tensor {
-    /// The fused update most predictors and correctors are made of, in one pass over memory:
-    /// `mean = a·x + b·s`, then `x = mean + c·z` with `z ~ N(0, I)` (one draw of `rng` when `c ≠ 0`).
-    /// `mean` is the caller's workspace (reshaped to `x` if needed).
-    public static func affineStep(_ x: inout Tensor, mean: inout Tensor, xScale a: Double, score s: Tensor,
-                                  scoreScale b: Double, noise c: Double, using rng: inout RandomSource) {
-        precondition(s.count == x.count, "affineStep: score shape \(s.shape) does not match \(x.shape)")
-        if mean.shape != x.shape { mean = Tensor(zeros: x.shape) }
-        let d = x.rowSize, n = x.rows
-        let draw = c != 0 ? rng.nextDraw() : 0, source = rng
-        x.values.withUnsafeMutableBufferPointer { xp in
-            s.values.withUnsafeBufferPointer { sp in
-                mean.values.withUnsafeMutableBufferPointer { mp in
-                    guard let xb = xp.baseAddress, let sb = sp.baseAddress, let mb = mp.baseAddress else { return }
-                    if c == 0 {
-                        Parallel.forEachChunk(n * d, grain: 1 << 14) { range in
-                            for i in range { let m = a * xb[i] + b * sb[i]; mb[i] = m; xb[i] = m }
-                        }
-                        return
-                    }
-                    Tensor.forEachNoiseBlock(rows: n, rowSize: d, draw: draw, source) { range, z in
-                        let zb = z - range.lowerBound * d
-                        for i in range.lowerBound * d ..< range.upperBound * d {
-                            let m = a * xb[i] + b * sb[i]
-                            mb[i] = m; xb[i] = m + c * zb[i]
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     /// `affineStep` returning a new `mean` (allocates; prefer the workspace form in a sampler).
     public static func affineStep(_ x: inout Tensor, xScale a: Double, score s: Tensor, scoreScale b: Double,
                                   noise c: Double, using rng: inout RandomSource) -> Tensor {

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// The exact score of a Gaussian mixture diffused by a forward SDE: `p_t` is the mixture with
@@ -22,14 +23,20 @@ public struct GaussianMixtureScore: ScoreJacobianProviding, ScoreDivergenceProvi
             throw ScoreSDEError.invalidArgument("time t must be in [0, \(sde.T)] (got \(t))")
         }
         let (m, s) = sde.marginal(at: t)
-        return GaussianMixtureKernel(mixture.diffused(meanScale: m, std: s))
+        return GaussianMixtureKernel(mixture, meanScale: m, std: s)
     }
 
     public func score(_ x: Tensor, at t: Double) throws -> Tensor {
-        try validate(x)
         var out = Tensor(zeros: x.shape)
-        try kernel(at: t).run(x, score: &out, logDensity: nil)
+        try score(x, at: t, into: &out)
         return out
+    }
+
+    /// The score written into `out` (reshaped to `x`'s shape if it differs): no batch-sized allocation.
+    public func score(_ x: Tensor, at t: Double, into out: inout Tensor) throws {
+        try validate(x)
+        if out.shape != x.shape { out = Tensor(zeros: x.shape) }
+        try kernel(at: t).run(x, score: &out, logDensity: nil)
     }
 
     /// Exact `log p_t(x)` for each row.
@@ -64,15 +71,34 @@ struct GaussianMixtureKernel {
     let lc: [Double]
     /// `Σ_d 1/v_kd`.
     let trace: [Double]
+    /// `μ_kd / v_kd` (as `μ_kd · iv_kd`), for the score kernel.
+    let mv: [Double]
 
     init(_ g: GaussianMixture) {
+        self.init(g, meanScale: 1, std: 0, diffuse: false)
+    }
+
+    /// The kernel of `g.diffused(meanScale: m, std: s)`, built straight into flat arrays (the same
+    /// arithmetic as diffusing first: stds `√(m² s_k² + s²)`).
+    init(_ g: GaussianMixture, meanScale m: Double, std s: Double, diffuse: Bool = true) {
         k = g.componentCount; d = g.dimension
-        mu = g.means.flatMap { $0 }
-        iv = g.stds.flatMap { $0.map { 1 / ($0 * $0) } }
-        lc = (0 ..< g.componentCount).map { c in
-            Foundation.log(g.weights[c]) - 0.5 * g.stds[c].reduce(0) { $0 + Foundation.log(2 * Double.pi * $1 * $1) }
+        var mu = [Double](), iv = [Double](), mv = [Double](), lc = [Double](), trace = [Double]()
+        mu.reserveCapacity(k * d); iv.reserveCapacity(k * d); mv.reserveCapacity(k * d)
+        for c in 0 ..< k {
+            var logSum = 0.0, traceSum = 0.0
+            for j in 0 ..< d {
+                let s0 = g.stds[c][j]
+                let sd = diffuse ? (m * m * s0 * s0 + s * s).squareRoot() : s0
+                let mean = diffuse ? m * g.means[c][j] : g.means[c][j]
+                let inv = 1 / (sd * sd)
+                mu.append(mean); iv.append(inv); mv.append(mean * inv)
+                logSum += Foundation.log(2 * Double.pi * sd * sd)
+                traceSum += 1 / (sd * sd)
+            }
+            lc.append(Foundation.log(g.weights[c]) - 0.5 * logSum)
+            trace.append(traceSum)
         }
-        trace = (0 ..< g.componentCount).map { c in g.stds[c].reduce(0) { $0 + 1 / ($1 * $1) } }
+        self.mu = mu; self.iv = iv; self.mv = mv; self.lc = lc; self.trace = trace
     }
 
     /// Component posteriors (responsibilities) of one point.
@@ -96,21 +122,26 @@ struct GaussianMixtureKernel {
         }
     }
 
-    /// Score (and optionally log-density) of every row, in parallel.
+    /// Score (and optionally log-density) of every row, in parallel (C kernel `sde_gmm_score`).
     func run(_ x: Tensor, score out: inout Tensor, logDensity: UnsafeMutablePointer<[Double]>?) throws {
+        precondition(out.count == x.count, "GaussianMixtureKernel.run: output shape \(out.shape) does not match \(x.shape)")
         let n = x.rows, d = self.d, k = self.k
         let wantLog = logDensity != nil
-        var logp = [Double](repeating: 0, count: wantLog ? n : 1)
-        x.storage.withUnsafeBufferPointer { xp in
+        var logp = [Double](repeating: 0, count: wantLog ? n : 0)
+        let finite = x.storage.withUnsafeBufferPointer { xp in
             out.storage.withUnsafeMutableBufferPointer { op in
                 logp.withUnsafeMutableBufferPointer { lp in
                     mu.withUnsafeBufferPointer { mup in
                         iv.withUnsafeBufferPointer { ivp in
-                            lc.withUnsafeBufferPointer { lcp in
-                                let xb = xp.baseAddress!, ob = op.baseAddress!, m = mup.baseAddress!, v = ivp.baseAddress!
-                                let c0 = lcp.baseAddress!, lb = lp.baseAddress!
-                                Parallel.forEachChunk(n, grain: max(1, 8192 / max(k * d, 1))) { range in
-                                    gmmScoreRows(range, xb, ob, wantLog ? lb : nil, m, v, c0, k, d)
+                            mv.withUnsafeBufferPointer { mvp in
+                                lc.withUnsafeBufferPointer { lcp in
+                                    let xb = xp.baseAddress!, ob = op.baseAddress!, lb = lp.baseAddress
+                                    let m = mup.baseAddress!, v = ivp.baseAddress!, w = mvp.baseAddress!, c0 = lcp.baseAddress!
+                                    return Parallel.allChunks(n, grain: max(8, 16384 / max(k * d, 1))) { range in
+                                        sde_gmm_score(xb + range.lowerBound * d, ob + range.lowerBound * d,
+                                                      wantLog ? lb! + range.lowerBound : nil,
+                                                      range.count, d, k, m, v, w, c0, -1) != 0
+                                    }
                                 }
                             }
                         }
@@ -119,7 +150,7 @@ struct GaussianMixtureKernel {
             }
         }
         if let logDensity { logDensity.pointee = logp }
-        if !out.isFinite { throw ScoreSDEError.nonFinite("the mixture score is not finite: check the input for NaN/Inf") }
+        if !finite { throw ScoreSDEError.nonFinite("the mixture score is not finite: check the input for NaN/Inf") }
     }
 
     /// Score and divergence: `∇·s = Σ_k r_k (‖u_k‖² − Σ_d 1/v_kd) − ‖s‖²` with `u_k = (μ_k − x)/v_k`.
@@ -254,62 +285,4 @@ func gmmNormalize(_ r: UnsafeMutablePointer<Double>, _ k: Int, _ mx: Double, _ w
     let inv = 1 / sum
     for c in 0 ..< k { r[c] *= inv }
     return wantLog ? mx + Foundation.log(sum) : 0
-}
-
-/// The score of rows `range`: `s = Σ_k r_k (μ_k − x) / v_k`, four rows at a time in SIMD lanes
-/// (rows transposed into a small buffer), so every operation — including the exponentials — is a
-/// vector operation and nothing is allocated per row.
-func gmmScoreRows(_ range: Range<Int>, _ xb: UnsafePointer<Double>, _ ob: UnsafeMutablePointer<Double>,
-                  _ lb: UnsafeMutablePointer<Double>?, _ m: UnsafePointer<Double>, _ v: UnsafePointer<Double>,
-                  _ lc: UnsafePointer<Double>, _ k: Int, _ d: Int) {
-    typealias V = SIMD4<Double>
-    let xt = UnsafeMutablePointer<V>.allocate(capacity: d)       // x transposed: xt[j][lane]
-    let logits = UnsafeMutablePointer<V>.allocate(capacity: k)
-    let mv = UnsafeMutablePointer<Double>.allocate(capacity: k * d)  // μ_kj / v_kj... times 1/v: μ_kj · iv_kj
-    defer { xt.deallocate(); logits.deallocate(); mv.deallocate() }
-    for i in 0 ..< k * d { mv[i] = m[i] * v[i] }
-    var lo = range.lowerBound
-    while lo < range.upperBound {
-        let lanes = Swift.min(4, range.upperBound &- lo)
-        for j in 0 ..< d {
-            var col = V(repeating: 0)
-            for l in 0 ..< 4 { col[l] = xb[(lo &+ Swift.min(l, lanes &- 1)) &* d &+ j] }
-            xt[j] = col
-        }
-        var mx = V(repeating: -Double.infinity)
-        for c in 0 ..< k {
-            var q = V(repeating: 0)
-            let o = c &* d
-            for j in 0 ..< d {
-                let e = xt[j] - V(repeating: m[o &+ j])
-                q += e * e * V(repeating: v[o &+ j])
-            }
-            let l = V(repeating: lc[c]) - 0.5 * q
-            logits[c] = l
-            mx = pointwiseMax(mx, l)
-        }
-        var sum = V(repeating: 0)
-        for c in 0 ..< k {
-            let e = expNonPositive(logits[c] - mx)
-            logits[c] = e
-            sum += e
-        }
-        let inv = 1 / sum
-        for c in 0 ..< k { logits[c] *= inv }
-        if let lb {
-            for l in 0 ..< lanes { lb[lo &+ l] = mx[l] + Foundation.log(sum[l]) }
-        }
-        // s_j = Σ_c r_c μ_cj iv_cj − x_j Σ_c r_c iv_cj
-        for j in 0 ..< d {
-            var a = V(repeating: 0), b = V(repeating: 0)
-            for c in 0 ..< k {
-                let r = logits[c], o = c &* d &+ j
-                a += r * V(repeating: mv[o])
-                b += r * V(repeating: v[o])
-            }
-            let sj = a - xt[j] * b
-            for l in 0 ..< lanes { ob[(lo &+ l) &* d &+ j] = sj[l] }
-        }
-        lo &+= lanes
-    }
 }

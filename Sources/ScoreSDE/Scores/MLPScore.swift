@@ -59,7 +59,12 @@ public struct MLPScore: ScoreJacobianProviding {
 
     /// A freshly initialised network (PyTorch default Linear init, Fourier frequencies `N(0, scale²)`).
     ///
-    /// - Parameter parameterization: default: the reference's for the SDE kind.
+    /// - Parameters:
+    ///   - architecture: widths, depth and Fourier features of the network.
+    ///   - sde: the forward SDE the network is trained for.
+    ///   - parameterization: default: the reference's for the SDE kind.
+    ///   - dataScaling: the data ↔ model space map of the training data.
+    ///   - seed: fixes the initial weights.
     public init(architecture: MLPArchitecture, sde: SDESpec, parameterization: MLPOutputParameterization? = nil,
                 dataScaling: DataScaling = .identity, seed: UInt64) throws {
         try architecture.validate()

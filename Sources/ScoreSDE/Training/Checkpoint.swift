@@ -24,7 +24,62 @@ import Foundation
 /// | checkpoints only: `train.step` | steps completed |
 /// | `train.seed`, `train.batch_size`, `train.lr`, `train.beta1`, `train.beta2`, `train.adam_eps`, `train.warmup`, `train.grad_clip`, `train.ema_rate`, `train.reduce_mean`, `train.likelihood_weighting`, `train.eps` | the ``TrainingConfiguration`` |
 /// | `data.rows`, `data.fingerprint` | the training data's row count and 64-bit fingerprint (hex) |
+/// | checkpoints: `checksum.crc32` | ``CRC32`` (8 hex digits) of the content, see ``checksum(tensors:metadata:)`` |
+///
+/// A checkpoint whose checksum does not match (a file damaged on disk, or cut short by a power
+/// failure on a file system that reorders writes) is never loaded: reading it throws.
 public enum ModelFile {
+    /// The metadata key of a checkpoint's checksum.
+    public static let checksumKey = "checksum.crc32"
+
+    /// The CRC-32 of a file's content: the metadata as `key=value` lines in key order (the checksum
+    /// itself left out), then for each tensor in data order a line `name dtype shape` (e.g.
+    /// `model.input.weight F64 [16, 2]`) and its values as little-endian F64 bytes.
+    public static func checksum(tensors: [SafetensorsTensor], metadata: [String: String]) -> UInt32 {
+        var crc = CRC32()
+        for key in metadata.keys.sorted() where key != checksumKey {
+            crc.update("\(key)=\(metadata[key]!)\n".utf8)
+        }
+        for t in tensors {
+            crc.update("\(t.name) F64 \(t.shape)\n".utf8)
+            #if _endian(little)
+            t.values.withUnsafeBytes { crc.update($0) }
+            #else
+            for v in t.values { withUnsafeBytes(of: v.bitPattern.littleEndian) { crc.update($0) } }
+            #endif
+        }
+        return crc.value
+    }
+
+    /// Checks the recorded checksum of a decoded file against its content.
+    ///
+    /// - Parameter required: throw when the file records no checksum (checkpoints always do).
+    /// - Throws: ``ScoreSDEError/io(path:message:)`` naming the mismatch.
+    public static func verifyChecksum(_ file: SafetensorsFile, required: Bool) throws {
+        guard let recorded = file.metadata[checksumKey] else {
+            if required {
+                throw ScoreSDEError.io(path: file.path, message: "the checkpoint records no '\(checksumKey)' checksum, so its integrity cannot be checked; it was not loaded (checkpoints written by this version always have one)")
+            }
+            return
+        }
+        guard file.tensors.allSatisfy({ $0.dtype == .f64 }) else {
+            throw ScoreSDEError.io(path: file.path, message: "corrupt: a checksummed model file holds only F64 tensors, this one has \(Set(file.tensors.map(\.dtype.rawValue)).sorted()); it was not loaded")
+        }
+        let actual = String(format: "%08x", checksum(tensors: file.tensors, metadata: file.metadata))
+        guard recorded.lowercased() == actual else {
+            throw ScoreSDEError.io(path: file.path, message: "corrupt: the content's CRC-32 is \(actual) but the file records \(recorded) (damaged on disk or cut short); it was not loaded")
+        }
+    }
+
+    /// Where ``AtomicFile`` keeps the checkpoint a new one replaces: `run.safetensors` →
+    /// `run.prev.safetensors`.
+    public static func previousCheckpointPath(for path: String) -> String {
+        let url = URL(fileURLWithPath: path)
+        let ext = url.pathExtension
+        guard !ext.isEmpty else { return path + ".prev" }
+        return String(path.dropLast(ext.count + 1)) + ".prev." + ext
+    }
+
     public static let format = "scoresde.mlp"
     public static let version = "1"
 
@@ -69,6 +124,11 @@ public enum ModelFile {
     static func skeleton(_ file: SafetensorsFile) throws -> MLPScore {
         let m = MetadataReader(map: file.metadata, path: file.path)
         let arch = try MLPArchitecture(metadata: m)
+        // Sizes come from the file: check them against its content before allocating anything.
+        let held = file.tensors.reduce(0) { $0 + $1.values.count }
+        guard let claimed = parameterCount(arch), claimed <= held else {
+            throw m.fail("the metadata describes a network (hidden width \(arch.hiddenWidth), \(arch.residualBlocks) blocks, sample shape \(arch.rowShape)) with more values than the file's \(held); the file is corrupt")
+        }
         let spec = try SDESpec(metadata: m)
         let param = try m.string("model.parameterization")
         guard let p = MLPOutputParameterization(rawValue: param) else {
@@ -82,6 +142,45 @@ public enum ModelFile {
             throw m.fail("the metadata describes a model that cannot be built: \(e)")
         }
     }
+
+    /// ``MLPArchitecture/parameterCount`` computed without trapping: nil when it overflows.
+    static func parameterCount(_ a: MLPArchitecture) -> Int? {
+        var d = 1
+        for s in a.rowShape {
+            let (p, o) = d.multipliedReportingOverflow(by: s)
+            guard !o else { return nil }
+            d = p
+        }
+        let h = a.hiddenWidth, f = a.fourierFeatures, blocks = a.residualBlocks
+        func mul(_ x: Int, _ y: Int) -> Int? { let (p, o) = x.multipliedReportingOverflow(by: y); return o ? nil : p }
+        func add(_ xs: Int?...) -> Int? {
+            var total = 0
+            for x in xs {
+                guard let x else { return nil }
+                let (p, o) = total.addingReportingOverflow(x)
+                guard !o else { return nil }
+                total = p
+            }
+            return total
+        }
+        guard let dense = add(mul(h, h), h), let perBlock = mul(dense, a.timeEmbeddingInBlocks ? 3 : 2),
+              let twoF = mul(2, f) else { return nil }
+        return add(f, mul(h, twoF), h, mul(h, d), h, mul(perBlock, blocks), mul(d, h), d)
+    }
+
+    /// Values of the training workspace of `config` (``MLPTrainingWorkspace``), nil when it overflows.
+    static func workspaceValues(_ c: TrainingConfiguration) -> Int? {
+        guard let _ = parameterCount(c.architecture) else { return nil }
+        let a = c.architecture
+        let d = a.dimension, h = a.hiddenWidth, blocks = a.residualBlocks
+        let (slabs, o1) = (3 + 3 * (blocks + 1) + 3 * blocks + 4).multipliedReportingOverflow(by: h)
+        let (perRow, o2) = slabs.addingReportingOverflow(5 * d + 1 + 2 * a.fourierFeatures)
+        let (total, o3) = perRow.multipliedReportingOverflow(by: c.batchSize)
+        return o1 || o2 || o3 ? nil : total
+    }
+
+    /// The largest training workspace a checkpoint may ask for: 2^28 values (2 GiB).
+    static let maxWorkspaceValues = 1 << 28
 
     /// The flat vector of the tensors `prefix + name` for `specs` (those with `only` true), checking shapes and finiteness.
     static func vector(_ file: SafetensorsFile, prefix: String, specs: [MLPParameterSpec], count: Int,
@@ -111,6 +210,7 @@ extension MLPScore {
     /// Loads from a decoded file (see ``load(from:weights:)``).
     public static func load(_ file: SafetensorsFile, weights: ModelFile.Weights = .ema) throws -> MLPScore {
         let content = try ModelFile.content(of: file)
+        try ModelFile.verifyChecksum(file, required: false)
         var model = try ModelFile.skeleton(file)
         let prefix = content == "weights" ? "" : (weights == .ema ? "ema." : "model.")
         model.parameters = try ModelFile.vector(file, prefix: prefix, specs: model.specs, count: model.parameters.count)
@@ -132,11 +232,15 @@ extension MLPScore {
 extension Trainer {
     /// Writes a checkpoint (see ``ModelFile``) atomically: a reader sees the previous checkpoint or
     /// this one, never a partial file.
-    public func save(to path: String) throws {
-        try AtomicFile.write(checkpointData(), to: path)
+    ///
+    /// - Parameter keepPrevious: keep the checkpoint being replaced as
+    ///   ``ModelFile/previousCheckpointPath(for:)``.
+    public func save(to path: String, keepPrevious: Bool = false) throws {
+        try AtomicFile.write(checkpointData(), to: path,
+                             keepingPreviousAs: keepPrevious ? ModelFile.previousCheckpointPath(for: path) : nil)
     }
 
-    /// The bytes of the checkpoint.
+    /// The bytes of the checkpoint (with its ``ModelFile/checksumKey``).
     public func checkpointData() throws -> Data {
         var meta = ModelFile.modelMetadata(model, content: "checkpoint")
         meta.merge(configuration.trainingMetadata) { a, _ in a }
@@ -154,22 +258,41 @@ extension Trainer {
         add("ema.", ema.values)
         add("adam.exp_avg.", optimizer.firstMoment, trainableOnly: true)
         add("adam.exp_avg_sq.", optimizer.secondMoment, trainableOnly: true)
+        meta[ModelFile.checksumKey] = String(format: "%08x", ModelFile.checksum(tensors: tensors, metadata: meta))
         return try Safetensors.encode(tensors, metadata: meta, dtype: .f64)
     }
 
     /// Continues a run from a checkpoint: same settings, weights, EMA, Adam state and step count.
     ///
     /// - Parameters:
+    ///   - path: the checkpoint file (written by ``Trainer/checkpointData()`` or the `train` command).
     ///   - data: the training data in data space. It must be the data of the original run for an
     ///     exact continuation; other data throws unless `allowDifferentData` (same sample shape needed).
-    /// - Throws: ``ScoreSDEError/io(path:message:)`` for a bad file; `invalidArgument` for other data.
+    ///   - allowDifferentData: continue on other data of the same sample shape.
+    /// - Throws: ``ScoreSDEError/io(path:message:)`` for a bad file (a truncated file or a checksum
+    ///   mismatch included; the message names an intact previous checkpoint if there is one);
+    ///   `invalidArgument` for other data.
     public static func resume(from path: String, data: Tensor, allowDifferentData: Bool = false) throws -> Trainer {
-        let file = try Safetensors.read(path)
+        do {
+            return try resume(Safetensors.read(path), data: data, allowDifferentData: allowDifferentData)
+        } catch ScoreSDEError.io(let p, let message) where FileManager.default.fileExists(atPath: path) {
+            throw ScoreSDEError.io(path: p, message: message + previousCheckpointAdvice(path))
+        }
+    }
+
+    /// Continues a run from a decoded checkpoint (see ``resume(from:data:allowDifferentData:)``).
+    public static func resume(_ file: SafetensorsFile, data: Tensor, allowDifferentData: Bool = false) throws -> Trainer {
+        let path = file.path
         guard try ModelFile.content(of: file) == "checkpoint" else {
             throw ScoreSDEError.io(path: path, message: "this is a weights file, not a training checkpoint: it has no optimiser state to resume from (write checkpoints with Trainer.save)")
         }
+        try ModelFile.verifyChecksum(file, required: true)
         let m = MetadataReader(map: file.metadata, path: path)
+        _ = try ModelFile.skeleton(file)   // checks the network's size against the file first
         let config = try TrainingConfiguration(metadata: m)
+        guard let work = ModelFile.workspaceValues(config), work <= ModelFile.maxWorkspaceValues else {
+            throw m.fail("train.batch_size \(config.batchSize) with this network needs more than \(ModelFile.maxWorkspaceValues >> 27) GiB of training workspace; the file is corrupt or the run too large to resume here")
+        }
         let steps = try m.int("train.step")
         guard steps >= 0 else { throw m.fail("metadata 'train.step' is \(steps); expected >= 0") }
         let rows = try m.int("data.rows")
@@ -194,5 +317,15 @@ extension Trainer {
         }
         adam.updates = steps
         return try Trainer(configuration: config, data: data, model: model, ema: ema, optimizer: adam, completedSteps: steps)
+    }
+
+    /// `; the previous checkpoint P (step n) is intact: ...` when `path`'s previous checkpoint verifies.
+    static func previousCheckpointAdvice(_ path: String) -> String {
+        let previous = ModelFile.previousCheckpointPath(for: path)
+        guard FileManager.default.fileExists(atPath: previous),
+              let file = try? Safetensors.read(previous), (try? ModelFile.content(of: file)) == "checkpoint",
+              (try? ModelFile.verifyChecksum(file, required: true)) != nil else { return "" }
+        let step = file.metadata["train.step"] ?? "?"
+        return ". The previous checkpoint \(previous) (step \(step)) is intact: to resume from it, move it into place (mv '\(previous)' '\(path)') and resume again"
     }
 }

@@ -130,8 +130,10 @@ public final class Trainer {
 
     /// A new run: weights initialised from the seed.
     ///
-    /// - Parameter data: the training samples in data space, `n × rowShape` with the
-    ///   architecture's sample size; finite.
+    /// - Parameters:
+    ///   - configuration: the run's settings (architecture, SDE, optimiser, seed).
+    ///   - data: the training samples in data space, `n × rowShape` with the
+    ///     architecture's sample size; finite.
     public convenience init(configuration: TrainingConfiguration, data: Tensor) throws {
         try configuration.validate()
         let model = try MLPScore(architecture: configuration.architecture, sde: configuration.sde,

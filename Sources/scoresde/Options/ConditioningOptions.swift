@@ -154,12 +154,7 @@ struct ConditionedCommandOptions: ParsableArguments {
     @OptionGroup(title: "Conditioning") var conditioning: ConditioningOptions
     @OptionGroup(title: "Computation") var compute: ComputeOptions
 
-    @Option(help: ArgumentHelp("Write the samples as a float64 .npy of shape [n*k, ...] in data space: rows i*k ..< (i+1)*k belong to input i.", valueName: "path"))
-    var output: String?
-    @Option(help: ArgumentHelp("Write the cost (nfe, model_evaluations, wall_seconds), the fit to the input (and, for mixtures, to the exact posterior) and every setting as JSON.", valueName: "path"))
-    var stats: String?
-    @Option(help: ArgumentHelp("Write a picture: one row per input for image models (see above), the samples next to exact posterior samples for mixtures.", valueName: "path"))
-    var png: String?
+    @OptionGroup(title: "Output files") var files: OutputOptions
 
     func validate() throws {
         if sampler.sampler == .ode {
@@ -176,7 +171,7 @@ struct ConditionedCommandOptions: ParsableArguments {
         try checkEps(eps, for: built.forward)
         let sampler = try ConditionedSampler(data: model, built: built, sampler: self.sampler, pc: pc, conditioning: conditioning,
                                              batchSize: compute.batchSize, eps: eps)
-        let files = try SampleOutputs(output: output, stats: stats, png: png, defaultPNG: defaultPNG)
+        let files = try self.files.files(defaultPNG: defaultPNG)
         return ConditionedJob(model: model, sdeChoice: sdeChoice, eps: eps, sampler: sampler, files: files, options: self,
                               samplesPerInput: conditioning.samplesPerInput ?? defaultSamplesPerInput)
     }

@@ -1,3 +1,4 @@
+import Foundation
 import ArgumentParser
 import ScoreSDE
 
@@ -100,12 +101,18 @@ struct ODEOptions: ParsableArguments {
                          initialStep: initialStep, maxSteps: maxSteps)
     }
 
-    /// Rejects the implicit methods, which the likelihood ODE cannot use (its divergence component
-    /// would need second derivatives of the score).
+    /// Rejects the implicit methods, which the likelihood ODE cannot use (the library's check, in
+    /// the options' words).
     func checkUsableForLikelihood() throws {
-        if methodName.stepType.requiresJacobian {
-            throw ScoreSDEError.invalidArgument("--method \(methodName.rawValue) is implicit and needs the Jacobian of the whole augmented system, including the divergence term (second derivatives of the score), which no model provides; use an explicit method for likelihoods: \(MethodName.jacobianFree)")
-        }
+        do { try methodName.stepType.checkUsableForLikelihood() }
+        catch ScoreSDEError.invalidArgument(let message) { throw ScoreSDEError.invalidArgument(optionWords(message)) }
+    }
+
+    /// A library message about step types and layouts, in the words of these options.
+    func optionWords(_ message: String) -> String {
+        message.replacingOccurrences(of: "the step type ", with: "--method ")
+            .replacingOccurrences(of: "an explicit step type", with: "an explicit method")
+            .replacingOccurrences(of: "use the per-sample layout", with: "add --per-sample")
     }
 
     /// "rkf45 (rtol 1e-05, atol 1e-05, per-sample)": for summaries and titles.

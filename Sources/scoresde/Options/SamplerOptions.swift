@@ -47,7 +47,7 @@ struct SamplerOptions: ParsableArguments {
     /// `--sampler`, else ode when latents are given, else pc.
     func resolved(latentGiven: Bool) -> SamplerName { sampler ?? (latentGiven ? .ode : .pc) }
 
-    /// The number of grid steps (and the SDE's N).
+    /// The number of grid steps.
     var stepCount: Int { steps ?? Self.defaultSteps }
 
     /// `eps`, or the SDE's default.

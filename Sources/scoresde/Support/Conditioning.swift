@@ -182,17 +182,6 @@ extension DataModel {
 }
 
 extension Tensor {
-    /// `Bᵀ x` of each flat row, for `basis` rows `B`: shape `[rows, basis.count]`.
-    func projected(onto basis: [[Double]]) throws -> Tensor {
-        let d = rowSize
-        var storage = [Double]()
-        storage.reserveCapacity(rows * basis.count)
-        for r in 0 ..< rows {
-            for b in basis { storage.append((0 ..< d).reduce(0.0) { $0 + b[$1] * self.storage[r * d + $1] }) }
-        }
-        return try Tensor(shape: [rows, basis.count], storage: storage)
-    }
-
     /// Each row repeated `k` times in place (row `i` becomes rows `i·k ..< (i+1)·k`).
     func repeatingRows(_ k: Int) -> Tensor {
         guard k > 1 else { return self }
@@ -208,104 +197,7 @@ extension Tensor {
 
 // MARK: - Exact posteriors of mixture priors
 
-extension FullCovarianceMixture {
-    /// The law of `Bᵀ x` for the orthonormal rows `B` of `basis`.
-    func projected(onto basis: [[Double]]) throws -> FullCovarianceMixture {
-        let d = dimension
-        let means = self.means.map { mu in basis.map { b in (0 ..< d).reduce(0.0) { $0 + b[$1] * mu[$1] } } }
-        let covariances = self.covariances.map { c in
-            basis.map { a in
-                let ca = (0 ..< d).map { i in (0 ..< d).reduce(0.0) { $0 + c[i][$1] * a[$1] } }
-                return basis.map { b in (0 ..< d).reduce(0.0) { $0 + b[$1] * ca[$1] } }
-            }
-        }
-        return try FullCovarianceMixture(weights: weights, means: means, covariances: covariances)
-    }
-}
-
-/// An orthonormal basis (as rows) of the null space of the `m × D` matrix `a` (rows independent),
-/// by Gram–Schmidt: the directions a noise-free measurement leaves free.
-func nullSpaceBasis(of a: [[Double]]) -> [[Double]] {
-    guard let d = a.first?.count else { return [] }
-    var rowBasis = [[Double]](), null = [[Double]]()
-    func orthogonalized(_ v: [Double], against basis: [[Double]]) -> [Double]? {
-        var v = v
-        for _ in 0 ..< 2 {   // twice, for accuracy
-            for b in basis {
-                let dot = zip(v, b).reduce(0.0) { $0 + $1.0 * $1.1 }
-                for i in 0 ..< d { v[i] -= dot * b[i] }
-            }
-        }
-        let norm = v.reduce(0.0) { $0 + $1 * $1 }.squareRoot()
-        return norm > 1e-8 ? v.map { $0 / norm } : nil
-    }
-    for row in a { if let v = orthogonalized(row, against: rowBasis) { rowBasis.append(v) } }
-    for j in 0 ..< d where null.count < d - rowBasis.count {
-        let e = (0 ..< d).map { $0 == j ? 1.0 : 0.0 }
-        if let v = orthogonalized(e, against: rowBasis + null) { null.append(v) }
-    }
-    return null
-}
-
-/// How conditional samples of a Gaussian-mixture prior compare with the exact posterior, per
-/// input, next to the same statistics of as many exact posterior samples (the Monte-Carlo floor).
-struct PosteriorComparison {
-    struct Input {
-        /// Total-variation distance between the posterior's component weights and the fractions of
-        /// samples assigned to each component (assignment by the exact posterior's responsibilities).
-        let modeWeightTV: Double, modeWeightTVFloor: Double
-        /// ‖sample mean − posterior mean‖.
-        let meanError: Double, meanErrorFloor: Double
-    }
-    let inputs: [Input]
-    /// Exact posterior samples, `k` per input (for plots).
-    let exactSamples: Tensor
-
-    /// Compares `samples` (`k` rows per input, in order) with the exact posteriors of `prior` given
-    /// each input's observation (row `i·k` of `measurement`). Mode weights are assigned in the
-    /// coordinates `Bᵀ x` of the orthonormal `basis` B (rows; default: all of x): a noise-free
-    /// measurement makes the posterior singular along the measured directions, so pass a basis of
-    /// the null space of A then (``nullSpaceBasis(of:)``).
-    init(prior: GaussianMixture, measurement: LinearMeasurement, samples: Tensor, perInput k: Int, seed: UInt64,
-         basis: [[Double]]? = nil) throws {
-        var rng = RandomSource(seed: seed ^ 0x5EED_0F_E8AC7)
-        var inputs = [Input]()
-        var exact = [Double]()
-        for i in 0 ..< samples.rows / k {
-            let posterior = try measurement.posterior(of: prior, row: i * k)
-            let drawn = samples.rows(i * k ..< (i + 1) * k)
-            let reference = posterior.sample(count: k, using: &rng)
-            exact.append(contentsOf: reference.storage)
-            let assigner = try basis.map { try posterior.projected(onto: $0) } ?? posterior
-            func tv(_ x: Tensor) throws -> Double {
-                var counts = [Double](repeating: 0, count: posterior.componentCount)
-                let points = try basis.map { try x.projected(onto: $0) } ?? x
-                for a in try assigner.assignments(points) { counts[a] += 1 }
-                return zip(counts, posterior.weights).reduce(0) { $0 + abs($1.0 / Double(k) - $1.1) } / 2
-            }
-            func meanError(_ x: Tensor) -> Double {
-                let d = x.rowSize, truth = posterior.mean
-                var err = 0.0
-                for j in 0 ..< d {
-                    var m = 0.0
-                    for r in 0 ..< x.rows { m += x.storage[r * d + j] }
-                    err += (m / Double(x.rows) - truth[j]) * (m / Double(x.rows) - truth[j])
-                }
-                return err.squareRoot()
-            }
-            inputs.append(Input(modeWeightTV: try tv(drawn), modeWeightTVFloor: try tv(reference),
-                                meanError: meanError(drawn), meanErrorFloor: meanError(reference)))
-        }
-        self.inputs = inputs
-        exactSamples = try Tensor(shape: [samples.rows, samples.rowSize], storage: exact)
-    }
-
-    private func average(_ f: (Input) -> Double) -> Double { inputs.map(f).reduce(0, +) / Double(inputs.count) }
-    var modeWeightTV: Double { average(\.modeWeightTV) }
-    var modeWeightTVFloor: Double { average(\.modeWeightTVFloor) }
-    var meanError: Double { average(\.meanError) }
-    var meanErrorFloor: Double { average(\.meanErrorFloor) }
-
+extension PosteriorComparison {
     /// For the stats file: averages over inputs and the per-input values.
     var stats: RunStats.Value {
         var s = RunStats()

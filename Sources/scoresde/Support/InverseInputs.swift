@@ -87,51 +87,78 @@ func isGrey(_ image: RasterImage) -> Bool {
     return true
 }
 
-/// A figure of conditional samples of an image model: one row per input (at most `maxRows`),
-/// `leading` images first (e.g. the input and what is observed of it), then its `k` samples.
-func conditionalGrid(leading: [Tensor], samples: Tensor, perInput k: Int, model: DataModel, title: String,
-                     maxRows: Int = 16) throws -> RasterImage {
+/// A figure of conditional samples of an image model, in the column order every inverse-problem
+/// command shares: what the sampler sees (`observed`, unknown values hatched) | the `k` samples
+/// of each input | the original (when known). One row per input, at most `maxRows`.
+func conditionalTable(observed: Plot.ImageColumn, samples: Tensor, perInput k: Int, original: Tensor?,
+                      model: DataModel, title: String, maxRows: Int = 16) throws -> RasterImage {
     let inputs = samples.rows / k, shown = min(inputs, maxRows)
-    let columns = leading.count + k, d = samples.rowSize
     guard let layout = model.imageLayout else { throw ScoreSDEError.invalidArgument("not an image model") }
-    var storage = [Double]()
-    storage.reserveCapacity(shown * columns * d)
-    for i in 0 ..< shown {
-        for t in leading { storage.append(contentsOf: t.storage[i * d ..< (i + 1) * d]) }
-        storage.append(contentsOf: samples.storage[i * k * d ..< (i + 1) * k * d])
-    }
-    let images = try Tensor(shape: [shown * columns, layout.channels, layout.height, layout.width], storage: storage)
-    let grid = try Plot.imageGrid(images, range: model.imageRange, columns: columns, scale: 6)
+    let shape = [layout.channels, layout.height, layout.width]
+    func first(_ t: Tensor, _ rows: Int) throws -> Tensor { try t.rows(0 ..< rows).reshaped([rows] + shape) }
+    var observed = observed
+    observed.images = try first(observed.images, shown)
+    if let u = observed.unknown, u.rows > 1 { observed.unknown = try first(u, shown) }
+    var columns = [observed, Plot.ImageColumn("samples (\(k) per input)", try first(samples, shown * k), perRow: k)]
+    if let original { columns.append(Plot.ImageColumn("original", try first(original, shown))) }
+    let table = try Plot.imageTable(columns, range: model.imageRange, scale: SampleFigure.imageScale)
     let more = inputs > shown ? " (first \(shown) of \(inputs) inputs)" : ""
-    return Plot.titled(grid, title + more)
+    return Plot.titled(table, title + more)
 }
 
-/// A figure of conditional samples of a vector model: the samples, next to exact posterior
-/// samples when known, on the same axes (the first two coordinates).
-func conditionalScatter(samples: Tensor, exact: Tensor?, model: DataModel, title: String) -> RasterImage {
-    let d = samples.rowSize
-    let what = d == 2 ? "" : d == 1 ? " (1-D)" : " (coordinates 1-2 of \(d))"
-    let reference = model.referencePoints.flatMap { $0.rowSize == d ? $0 : nil }
-    guard let exact else { return Plot.scatter(samples, reference: reference, size: 384, title: title + what) }
-    let all = try! Tensor(shape: [samples.rows + exact.rows, d], storage: samples.storage + exact.storage)
-    let bounds = fittedBounds(all)
-    return Plot.sideBySide([
-        Plot.scatter(samples, reference: reference, size: 384, bounds: bounds, title: title + what),
-        Plot.scatter(exact, reference: reference, size: 384, bounds: bounds, title: "exact posterior" + what),
-    ])
+/// What a conditional scatter plot of a mixture model marks besides the samples.
+struct ConditionalMarks {
+    /// The coordinates drawn on x and y (0-based).
+    var coordinates: (Int, Int) = (0, 1)
+    /// The true input, when known (a full row).
+    var truth: [Double]?
+    /// The line the measurement leaves possible in the plotted coordinates: a·x + b·y = c.
+    var line: (a: Double, b: Double, c: Double, label: String)?
 }
 
-/// Equal-aspect bounds around the first two coordinates of `x`, with a 10% margin.
-private func fittedBounds(_ x: Tensor) -> Plot.Bounds? {
-    let d = x.rowSize
-    guard d >= 2 else { return nil }
-    var (x0, x1, y0, y1) = (Double.infinity, -Double.infinity, Double.infinity, -Double.infinity)
-    for r in 0 ..< x.rows {
-        let a = x.storage[r * d], b = x.storage[r * d + 1]
-        guard a.isFinite, b.isFinite else { continue }
-        x0 = min(x0, a); x1 = max(x1, a); y0 = min(y0, b); y1 = max(y1, b)
+/// A figure of conditional samples of a mixture model for the first input: its samples (left) and
+/// as many exact posterior samples (right), both over the exact posterior density (green), with
+/// the true input, the measured line and the mixture means, in the coordinates `marks` names.
+/// Below: how the samples compare with the exact posterior, and a warning when they miss it.
+func conditionalScatter(samples: Tensor, perInput k: Int, comparison: PosteriorComparison?, model: DataModel,
+                        marks: ConditionalMarks, method: ConditioningMethod, title: String) -> RasterImage {
+    let d = samples.rowSize, (i, j) = marks.coordinates, inputs = samples.rows / k
+    func pick(_ t: Tensor) -> Tensor {
+        let rows = min(t.rows, k)
+        var out = [Double]()
+        for r in 0 ..< rows { out.append(t.storage[r * d + i]); out.append(d > 1 ? t.storage[r * d + j] : 0) }
+        return try! Tensor(shape: [rows, 2], storage: out)
     }
-    guard x0 <= x1, y0 <= y1 else { return nil }
-    let half = max(x1 - x0, y1 - y0, 1e-3) * 0.55, cx = (x0 + x1) / 2, cy = (y0 + y1) / 2
-    return (cx - half, cx + half, cy - half, cy + half)
+    let reference = model.referencePoints.flatMap { $0.rowSize == d ? pick($0) : nil }
+    var overlays = [Plot.Overlay]()
+    if let posterior = comparison?.posteriors.first, d > 1, let marginal = try? posterior.marginal([i, j]) {
+        overlays.append(.density(marginal, label: "exact posterior density"))
+    }
+    if let line = marks.line { overlays.append(.line(a: line.a, b: line.b, c: line.c, label: line.label)) }
+    if let truth = marks.truth, let t = try? Tensor(shape: [1, d], storage: truth) { overlays.append(.points(pick(t), label: "true input")) }
+    let (xLabel, yLabel) = ("x\(i + 1)", d > 1 ? "x\(j + 1)" : "")
+    let what = d == 2 ? "" : " (coordinates \(i + 1) and \(j + 1) of \(d))"
+    let which = inputs > 1 ? "input 1 of \(inputs): " : ""
+    let mine = pick(samples)
+    var all = [Double](mine.storage)
+    if let exact = comparison?.exactSamples { all += pick(exact).storage }
+    if let reference { all += reference.storage }
+    if let truth = marks.truth { all += [truth[i], d > 1 ? truth[j] : 0] }
+    let bounds = Plot.bounds(fitting: try! Tensor(shape: [all.count / 2, 2], storage: all))
+    var panels = [Plot.scatter(mine, reference: reference, size: 420, bounds: bounds, title: "\(which)\(method.rawValue) samples\(what)",
+                               xLabel: xLabel, yLabel: yLabel, pointsLabel: "samples (\(mine.rows))", overlays: overlays)]
+    if let exact = comparison?.exactSamples {
+        panels.append(Plot.scatter(pick(exact), reference: reference, size: 420, bounds: bounds, title: "\(which)exact posterior samples\(what)",
+                                   xLabel: xLabel, yLabel: yLabel, pointsLabel: "exact samples (\(mine.rows))", overlays: overlays))
+    }
+    var figure = Plot.titled(Plot.sideBySide(panels, padding: 24, alignment: .bottom), title)
+    if let comparison, let first = comparison.inputs.first {
+        var note = "Mode-weight TV to the exact posterior: \(String(format: "%.3f", first.modeWeightTV)) (exact samples of the same size: \(String(format: "%.3f", first.modeWeightTVFloor)))."
+        if first.modeWeightTV > max(0.1, 3 * first.modeWeightTVFloor) {
+            note += " These \(method.rawValue) samples put mass where the exact posterior (shaded) has little or none"
+                + (method == .tweedie ? "." : "; --method tweedie or repaint follow it more closely here.")
+        }
+        figure = Plot.noted(figure, note)
+    }
+    return figure
 }

@@ -70,18 +70,11 @@ func checkEps(_ eps: Double, for sde: any ForwardSDE) throws {
     }
 }
 
-/// Throws, before any work, when an implicit method's dense Jacobian would be too large: in the
-/// batch layout one system holds every sample (the library's limit is 4096 unknowns).
+/// Throws, before any work, when an implicit method's dense Jacobian would be too large (the
+/// library's check, in the options' words).
 func checkImplicitFits(_ ode: ODEOptions, rows: Int, dimension d: Int) throws {
-    let method = ode.methodName
-    guard method.stepType.requiresJacobian else { return }
-    let unknowns = ode.perSample ? d : rows * d
-    guard unknowns <= 4096 else {
-        let fix = ode.perSample
-            ? "use an explicit method (\(MethodName.jacobianFree))"
-            : "add --per-sample (one \(d)x\(d) Jacobian per sample), use fewer samples, or use an explicit method (\(MethodName.jacobianFree))"
-        throw ScoreSDEError.invalidArgument("--method \(method.rawValue) is implicit and needs a dense Jacobian of the whole system, \(unknowns)x\(unknowns) here (at most 4096 unknowns); \(fix)")
-    }
+    do { try ode.methodName.stepType.checkFits(rows: rows, dimension: d, layout: ode.perSample ? .perSample : .batch) }
+    catch ScoreSDEError.invalidArgument(let message) { throw ScoreSDEError.invalidArgument(ode.optionWords(message)) }
 }
 
 /// What an ODE solve does with the probability flow.
@@ -118,12 +111,13 @@ func warn(_ message: String) {
 struct SampleOutputs {
     private var outputs = RunOutputs()
 
-    /// `--output`, `--stats`, `--png`; `defaultPNG` when none is given. Checked before any work.
+    /// `--output`, `--stats`, `--png`; without `--png` the picture goes to `defaultPNG` unless
+    /// `--output` is given (the samples are then the result); `--stats` does not change that.
+    /// Checked before any work.
     init(output: String?, stats: String?, png: String?, defaultPNG: String) throws {
         outputs.add(output, for: "--output")
         outputs.add(stats, for: "--stats")
-        outputs.add(png, for: "--png")
-        if outputs.isEmpty { outputs.add(defaultPNG, for: "--png") }
+        outputs.add(png ?? (output == nil ? defaultPNG : nil), for: "--png")
         try outputs.check()
     }
 
@@ -137,4 +131,16 @@ struct SampleOutputs {
     }
 
     var paths: String { outputs.paths.joined(separator: ", ") }
+}
+
+/// The default picture of a command: `base` for its default model, else `base` with the model's
+/// label inserted (`reconstruction-digits.png`), so that demos of different models do not
+/// overwrite each other.
+func figureName(_ base: String, model: DataModel, defaultModel: String) -> String {
+    guard model.name != defaultModel else { return base }
+    let stem = base.hasSuffix(".png") ? String(base.dropLast(4)) : base
+    var label = model.label.hasSuffix(".json") || model.label.hasSuffix(".safetensors")
+        ? String(model.label.prefix { $0 != "." }) : model.label
+    label = String(label.map { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" ? $0 : "-" })
+    return "\(stem)-\(label.isEmpty ? "model" : label).png"
 }

@@ -1,0 +1,94 @@
+import Foundation
+
+/// When ``Trainer/train(until:checkpoints:shouldStop:onProgress:)`` writes checkpoints: after the
+/// step at which `interval` seconds of wall-clock time have passed since the last one, at every
+/// multiple of `everySteps`, and always at the end (also when stopped early). Each is written
+/// atomically, with the one it replaces kept as ``previousPath``, so a `kill -9` or a power cut
+/// at any moment loses at most one interval of work and leaves a loadable checkpoint.
+///
+///     let schedule = try CheckpointSchedule(path: "run.safetensors")          // every 60 s and at the end
+///     let outcome = try trainer.train(until: 20_000, checkpoints: schedule, shouldStop: { interrupted })
+public struct CheckpointSchedule: Sendable, Equatable {
+    /// The default wall-clock interval: 60 seconds.
+    public static let defaultInterval = 60.0
+
+    /// The checkpoint file.
+    public var path: String
+    /// Seconds of wall-clock time between checkpoints; nil: none by time.
+    public var interval: Double?
+    /// Also write at every multiple of this many steps; nil: none by steps.
+    public var everySteps: Int?
+    /// Keep the checkpoint being replaced as ``previousPath``.
+    public var keepPrevious: Bool
+
+    /// - Throws: `invalidArgument` for an interval that is not finite and > 0, or `everySteps` < 1.
+    public init(path: String, interval: Double? = CheckpointSchedule.defaultInterval, everySteps: Int? = nil,
+                keepPrevious: Bool = true) throws {
+        if let interval {
+            try requireParameter(interval.isFinite && interval > 0, "the checkpoint interval must be finite and > 0 seconds (got \(interval)); leave it out for no timed checkpoints")
+        }
+        if let everySteps {
+            try requireParameter(everySteps >= 1, "checkpoints every n steps need n >= 1 (got \(everySteps))")
+        }
+        self.path = path; self.interval = interval; self.everySteps = everySteps; self.keepPrevious = keepPrevious
+    }
+
+    /// Where the replaced checkpoint is kept (``ModelFile/previousCheckpointPath(for:)``).
+    public var previousPath: String { ModelFile.previousCheckpointPath(for: path) }
+}
+
+/// What ``Trainer/train(until:checkpoints:shouldStop:onProgress:)`` did.
+public struct TrainingOutcome: Sendable {
+    /// The losses of the steps trained by this call.
+    public let losses: [Double]
+    /// True when `shouldStop` ended the run before the requested step.
+    public let stopped: Bool
+    /// The step count recorded in the last checkpoint written (the trainer's `completedSteps`).
+    public let checkpointStep: Int
+    /// How many checkpoints were written.
+    public let checkpointsWritten: Int
+}
+
+extension Trainer {
+    /// Trains until `completedSteps == until`, writing checkpoints as `checkpoints` says and at the
+    /// end. `shouldStop` is asked before every step (a signal handler's flag, say): when it returns
+    /// true, the run stops after the step in progress, writes its checkpoint and returns with
+    /// `stopped` set. Resuming that checkpoint (``resume(from:data:allowDifferentData:)``) and
+    /// training to `until` gives bitwise the weights of an uninterrupted run.
+    ///
+    /// - Throws: `invalidArgument` when `until < completedSteps`; `nonFinite` when a loss is NaN or
+    ///   ±Inf (the message names the step and the checkpoint the file holds; nothing is written
+    ///   for the failed step); ``ScoreSDEError/io(path:message:)`` when a checkpoint cannot be written.
+    @discardableResult
+    public func train(until: Int, checkpoints: CheckpointSchedule, shouldStop: () -> Bool = { false },
+                      onProgress: ((TrainingProgress) -> Void)? = nil) throws -> TrainingOutcome {
+        guard until >= completedSteps else {
+            throw ScoreSDEError.invalidArgument("cannot train until step \(until): \(completedSteps) steps are already done")
+        }
+        let clock = ContinuousClock()
+        var lastTime = clock.now
+        var saved: Int? = nil, written = 0, stopped = false
+        var losses = [Double]()
+        losses.reserveCapacity(until - completedSteps)
+        func save() throws {
+            try self.save(to: checkpoints.path, keepPrevious: checkpoints.keepPrevious)
+            saved = completedSteps; written += 1; lastTime = clock.now
+        }
+        while completedSteps < until {
+            if shouldStop() { stopped = true; break }
+            let lr = optimizer.learningRate(atStep: completedSteps)
+            let value: Double
+            do { value = try step() } catch ScoreSDEError.nonFinite(let message) {
+                let held = saved.map { "; \(checkpoints.path) holds the checkpoint of step \($0)" } ?? "; no checkpoint was written by this run"
+                throw ScoreSDEError.nonFinite("at step \(completedSteps + 1): \(message)\(held)")
+            }
+            losses.append(value)
+            onProgress?(TrainingProgress(step: completedSteps, loss: value, learningRate: lr, gradientNorm: lastGradientNorm))
+            let byStep = checkpoints.everySteps.map { completedSteps % $0 == 0 } ?? false
+            let byTime = checkpoints.interval.map { lastTime.duration(to: clock.now) >= .seconds($0) } ?? false
+            if (byStep || byTime) && completedSteps < until { try save() }
+        }
+        if saved != completedSteps { try save() }
+        return TrainingOutcome(losses: losses, stopped: stopped, checkpointStep: completedSteps, checkpointsWritten: written)
+    }
+}
