@@ -26,6 +26,12 @@ extension ScoreSDECommand {
                 (digits: values 0...16, patches: 0...255) before they are written; image-shaped \
                 samples are drawn as an image grid, e.g. `scoresde sample --model digits --png digits.png`. \
                 Latents (--latent) are in the model's prior space, as `scoresde encode` writes them.
+
+                Few-step samplers: --nfe K runs a deterministic sampler with exactly K score \
+                evaluations from T to eps (default: \(SamplerName.recommended.rawValue), the recommended \
+                method; --sampler ddim|dpm-solver++|unipc|heun chooses, --order its order, --skip the \
+                step spacing, --eta DDIM's stochasticity). They return the state at eps untouched \
+                (--denoise none) and decode --latent files with any of them.
                 """
         )
 
@@ -34,6 +40,7 @@ extension ScoreSDECommand {
         @OptionGroup(title: "Sampler") var sampler: SamplerOptions
         @OptionGroup(title: "Predictor-corrector sampler") var pc: PCOptions
         @OptionGroup(title: "Probability-flow ODE sampler") var ode: ODEOptions
+        @OptionGroup(title: "Few-step samplers") var fewStep: FewStepOptions
 
         @Option(help: ArgumentHelp(
             "Decode these latents (a .npy whose rows have the model's dimension, e.g. from `scoresde encode`) instead of drawing them from the prior; implies --sampler ode. The number of samples is the number of rows.",
@@ -59,7 +66,23 @@ extension ScoreSDECommand {
             if latent != nil, count != nil {
                 throw ValidationError("--count conflicts with --latent: the number of samples is the number of rows of the latent file")
             }
-            switch sampler.resolved(latentGiven: latent != nil) {
+            let kind = sampler.resolved(latentGiven: latent != nil, nfeGiven: fewStep.nfe != nil)
+            if !kind.isFewStep, !fewStep.given.isEmpty {
+                throw ValidationError("\(fewStep.given.joined(separator: ", ")) \(fewStep.given.count == 1 ? "is an option" : "are options") of the few-step samplers (--sampler ddim, dpm-solver++, unipc, heun); remove \(fewStep.given.count == 1 ? "it" : "them") for --sampler \(kind.rawValue)")
+            }
+            if !kind.isFewStep, case .solver(let n) = pc.order {
+                throw ValidationError("--order \(n) is a few-step solver's order (--sampler dpm-solver++ or unipc); --sampler \(kind.rawValue) takes no solver order")
+            }
+            switch kind {
+            case .ddim, .dpmSolverPP, .unipc, .heun:
+                try fewStep.validate(kind, order: pc.order, latent: latent != nil)
+                let other = (sampler.steps != nil ? ["--steps"] : []) + pc.given + ode.given
+                if !other.isEmpty {
+                    throw ValidationError("\(other.joined(separator: ", ")) \(other.count == 1 ? "is an option" : "are options") of the predictor-corrector or ODE sampler and would do nothing with --sampler \(kind.rawValue) (it takes --nfe, --order, --skip); remove \(other.count == 1 ? "it" : "them")")
+                }
+                if let d = sampler.denoise, d != .none {
+                    throw ValidationError("--denoise \(d.rawValue) is not available with --sampler \(kind.rawValue): a few-step sampler returns the state at eps (--denoise none), so that nfe is exactly --nfe")
+                }
             case .pc:
                 if latent != nil {
                     throw ValidationError("--latent decodes latents with the probability-flow ODE; it needs --sampler ode, not pc")
@@ -82,7 +105,7 @@ extension ScoreSDECommand {
         func run() throws {
             // Everything that can be wrong with the input fails here, before any work.
             let data = try model.load()
-            let kind = sampler.resolved(latentGiven: latent != nil)
+            let kind = sampler.resolved(latentGiven: latent != nil, nfeGiven: fewStep.nfe != nil)
             let sdeChoice = try sde.resolve(for: data)
             let built = try sdeChoice.make()
             let eps = sampler.eps(default: sdeChoice.defaultEps)
@@ -190,6 +213,31 @@ extension ScoreSDECommand {
                     return SampleRun(samples: run.states, nfe: run.scoreEvaluations,
                                      results: ODEOptions.results(nfe: run.scoreEvaluations, run.statistics, layout: layout))
                 }
+            case .ddim, .dpmSolverPP, .unipc, .heun:
+                let made = try fewStep.make(kind, order: pc.order, sde: forward, eps: eps)
+                let grid = made.grid
+                try made.predictor.validate(grid: grid, sde: forward)
+                let score = data.score(diffusedBy: forward)
+                var settings = RunStats()
+                settings["steps"] = .int(grid.steps)
+                settings["solver_order"] = .int(made.order)
+                settings["skip"] = .string(made.skip.rawValue)
+                settings["eta"] = kind == .ddim ? .double(fewStep.eta ?? 0) : .null
+                settings["threshold"] = fewStep.threshold.map { .double($0) } ?? .null
+                settings["denoise"] = .string(DenoiseName.none.rawValue)
+                settings["latent"] = latent.map { .string($0) } ?? .null
+                let label = "\(kind.rawValue)\(kind == .ddim || kind == .heun ? "" : " order \(made.order)"), \(made.skip.rawValue), \(grid.steps) steps"
+                return PreparedSampler(label: label, settings: settings) { rng in
+                    let progress = ProgressBar(total: grid.steps)
+                    defer { progress?.finish() }
+                    let run = try sampleFewStep(sde: forward, score: score, predictor: made.predictor, grid: grid, batchSize: batchSize,
+                                                start: latents, count: count, using: &rng) { event in
+                        progress?.update(step: event.index + 1, nfe: event.scoreEvaluations)
+                    }
+                    var results = RunStats()
+                    results["nfe"] = .int(run.scoreEvaluations)
+                    return SampleRun(samples: run.samples, nfe: run.scoreEvaluations, results: results)
+                }
             }
         }
     }
@@ -204,5 +252,17 @@ func samplePC<S: ForwardSDE, M: ScoreModel, P: Predictor, C: Corrector>(
     let sampler = PCSampler(sde: sde, score: score, grid: grid, predictor: predictor, corrector: corrector,
                             order: order, denoising: denoising, batchSize: batchSize,
                             constraint: constraint, resampling: resampling)
+    return try sampler.sample(count: count, using: &rng, onStep: onStep)
+}
+
+/// A few-step sampler (no corrector, the state at the grid's end returned untouched) from the prior
+/// or from given latents at `T`.
+func sampleFewStep<S: ForwardSDE, M: ScoreModel, P: Predictor>(
+    sde: S, score: M, predictor: P, grid: TimeGrid, batchSize: Int?, start: Tensor?, count: Int,
+    using rng: inout RandomSource, onStep: @escaping (StepEvent) -> Void
+) throws -> SamplingResult {
+    let sampler = PCSampler(sde: sde, score: score, grid: grid, predictor: predictor, corrector: NoCorrector(),
+                            denoising: .none, batchSize: batchSize)
+    if let start { return try sampler.sample(from: start, using: &rng, onStep: onStep) }
     return try sampler.sample(count: count, using: &rng, onStep: onStep)
 }

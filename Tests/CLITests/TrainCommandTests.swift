@@ -331,7 +331,7 @@ import Testing
         let ws = try Workspace()
         let options = [("--warmup", "7"), ("--grad-clip", "0.05"), ("--fourier-scale", "3"), ("--likelihood-weighting", nil)]
         let config = TrainingConfiguration(
-            sde: .vp(betaMin: 0.1, betaMax: 20, N: 1000),
+            sde: .vp(betaMin: 0.1, betaMax: 20),
             architecture: MLPArchitecture(rowShape: [2], hiddenWidth: 16, residualBlocks: 1, fourierFeatures: 4, fourierScale: 3),
             seed: 0, batchSize: 32, learningRate: 1e-3, warmup: 7, gradClip: 0.05, emaRate: 0.999,
             reduceMean: false, likelihoodWeighting: true)

@@ -13,7 +13,7 @@ private func tempDirectory() -> URL {
 }
 
 private func tinyConfig(seed: UInt64 = 3) -> TrainingConfiguration {
-    TrainingConfiguration(sde: .vp(betaMin: 0.1, betaMax: 20, N: 1000),
+    TrainingConfiguration(sde: .vp(betaMin: 0.1, betaMax: 20),
                           architecture: MLPArchitecture(rowShape: [2], hiddenWidth: 8, residualBlocks: 1, fourierFeatures: 2),
                           seed: seed, batchSize: 16, learningRate: 1e-3, warmup: 3, gradClip: 1, emaRate: 0.9)
 }

@@ -157,8 +157,8 @@ struct ConditionedCommandOptions: ParsableArguments {
     @OptionGroup(title: "Output files") var files: OutputOptions
 
     func validate() throws {
-        if sampler.sampler == .ode {
-            throw ValidationError("--sampler ode is not available here: conditioning acts on the predictor-corrector sampler's updates (replace, repaint) or on its score (dps, pigdm, tweedie); remove --sampler")
+        if let chosen = sampler.sampler, chosen != .pc {
+            throw ValidationError("--sampler \(chosen.rawValue) is not available here: conditioning acts on the predictor-corrector sampler's updates (replace, repaint) or on its score (dps, pigdm, tweedie); remove --sampler")
         }
     }
 

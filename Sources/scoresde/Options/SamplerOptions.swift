@@ -11,6 +11,17 @@ enum SamplerName: String, CaseIterable, ExpressibleByArgument {
     case pc
     /// The probability-flow ODE, solved with an adaptive GSL integrator (Song et al. 2021, §4.3).
     case ode
+    /// Few-step deterministic samplers with exactly `--nfe` score evaluations (``FewStepOptions``).
+    case ddim
+    case dpmSolverPP = "dpm-solver++"
+    case unipc
+    case heun
+
+    /// The few-step samplers (`--nfe`, `--skip`, `--order`, `--eta`).
+    var isFewStep: Bool { self != .pc && self != .ode }
+
+    /// `--nfe` without `--sampler`: the method the benchmark (`scoresde-bench fast`) recommends.
+    static let recommended = SamplerName.unipc
 }
 
 /// `--sampler`, `--steps`, `--eps`, `--denoise`.
@@ -18,9 +29,9 @@ struct SamplerOptions: ParsableArguments {
     static let defaultSteps = 1000
 
     @Option(help: ArgumentHelp(
-        "The sampler: pc (predictor-corrector, default) or ode (probability-flow ODE).",
-        discussion: "ode uses the options of the probability-flow ODE below; --latent implies ode. Options of the other sampler are rejected rather than ignored.",
-        valueName: "pc|ode"))
+        "The sampler: pc (predictor-corrector, default), ode (probability-flow ODE), or a few-step sampler: ddim, dpm-solver++, unipc, heun.",
+        discussion: "ode uses the options of the probability-flow ODE below; --latent implies ode unless a few-step sampler or --nfe is given; --nfe alone implies the recommended few-step sampler (\(SamplerName.recommended.rawValue)). Options of the other samplers are rejected rather than ignored.",
+        valueName: "pc|ode|ddim|dpm-solver++|unipc|heun"))
     var sampler: SamplerName?
 
     @Option(parsing: .unconditional, help: "pc: number of time steps from T down to eps (default: 1000). Any number works: each step takes its coefficients from its own interval.")
@@ -44,8 +55,11 @@ struct SamplerOptions: ParsableArguments {
         if let steps, steps < 1 { throw ValidationError("--steps must be >= 1 (got \(steps))") }
     }
 
-    /// `--sampler`, else ode when latents are given, else pc.
-    func resolved(latentGiven: Bool) -> SamplerName { sampler ?? (latentGiven ? .ode : .pc) }
+    /// `--sampler`, else the recommended few-step sampler when `--nfe` is given, else ode when
+    /// latents are given, else pc.
+    func resolved(latentGiven: Bool, nfeGiven: Bool = false) -> SamplerName {
+        sampler ?? (nfeGiven ? .recommended : latentGiven ? .ode : .pc)
+    }
 
     /// The number of grid steps.
     var stepCount: Int { steps ?? Self.defaultSteps }
@@ -124,8 +138,10 @@ struct PCOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: "Corrector steps per time step (default: 1).")
     var correctorSteps: Int?
 
-    @Option(help: "The order of the two updates within a step (default: corrector-first, the reference's code; predictor-first is the paper's Algorithm 1).")
-    var order: OrderName?
+    @Option(help: ArgumentHelp(
+        "pc: the order of the two updates within a step (default: corrector-first, the reference's code; predictor-first is the paper's Algorithm 1). Few-step samplers: the solver's order (dpm-solver++: 1-3, default 3; unipc: 1-3, default 2 below --nfe 20, else 3; ddim: 1; heun: 2).",
+        valueName: "corrector-first|predictor-first|1|2|3"))
+    var order: OrderArgument?
 
     @Option(help: ArgumentHelp(
         "Where step coefficients come from (default: interval).",
@@ -137,7 +153,10 @@ struct PCOptions: ParsableArguments {
     var correctorName: CorrectorName { corrector ?? .langevin }
     var snrValue: Double { snr ?? 0.16 }
     var correctorStepCount: Int { correctorSteps ?? 1 }
-    var orderName: OrderName { order ?? .correctorFirst }
+    var orderName: OrderName {
+        if case .pc(let o) = order { return o }
+        return .correctorFirst
+    }
 
     /// The options given on the command line, by name (for rejecting them with `--sampler ode`).
     var given: [String] {
@@ -146,7 +165,7 @@ struct PCOptions: ParsableArguments {
         if corrector != nil { names.append("--corrector") }
         if snr != nil { names.append("--snr") }
         if correctorSteps != nil { names.append("--corrector-steps") }
-        if order != nil { names.append("--order") }
+        if case .pc = order { names.append("--order") }
         if coefficients != nil { names.append("--coefficients") }
         return names
     }
@@ -171,6 +190,9 @@ struct PCOptions: ParsableArguments {
 
     /// The predictor for `sde`. Ancestral sampling needs an ancestral form (VE, VP).
     func makePredictor(for sde: BuiltSDE, steps: Int) throws -> any Predictor {
+        if case .solver(let n) = order {
+            throw ScoreSDEError.invalidArgument("--order \(n) is a few-step solver's order (--sampler dpm-solver++ or unipc); the predictor-corrector sampler's --order is corrector-first or predictor-first")
+        }
         let c = try stepCoefficients(steps: steps)
         switch predictorName {
         case .eulerMaruyama: return EulerMaruyama(coefficients: c)
@@ -223,4 +245,155 @@ struct PCOptions: ParsableArguments {
 enum CoefficientsName: String, CaseIterable, ExpressibleByArgument {
     case interval
     case reference
+}
+
+/// `--order`: the PC update order by name, or a few-step solver's order as a number.
+enum OrderArgument: ExpressibleByArgument, Equatable {
+    case pc(OrderName)
+    case solver(Int)
+
+    init?(argument: String) {
+        if let n = Int(argument) { self = .solver(n) } else if let o = OrderName(rawValue: argument) { self = .pc(o) } else { return nil }
+    }
+
+    static var allValueStrings: [String] { OrderName.allCases.map(\.rawValue) + ["1", "2", "3"] }
+}
+
+// MARK: - Few-step samplers
+
+/// `--skip`: where the few-step samplers put their steps.
+enum SkipName: String, CaseIterable, ExpressibleByArgument {
+    case timeUniform = "time-uniform"
+    case timeQuadratic = "time-quadratic"
+    case logSNR = "logsnr"
+    case karras
+
+    var spacing: TimeSpacing {
+        switch self {
+        case .timeUniform: return .timeUniform
+        case .timeQuadratic: return .timeQuadratic
+        case .logSNR: return .logSNR
+        case .karras: return .karras(rho: 7)
+        }
+    }
+}
+
+/// `--nfe`, `--skip`, `--eta` of the few-step samplers (`--order` is shared with ``PCOptions``).
+struct FewStepOptions: ParsableArguments {
+    static let defaultNFE = 20
+
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "Few-step samplers: exactly this many score evaluations (stats.json nfe == K; default 20). Without --sampler: the recommended few-step sampler.",
+        valueName: "K"))
+    var nfe: Int?
+
+    @Option(help: ArgumentHelp(
+        "Few-step samplers: the step spacing between T and eps (default: unipc time-quadratic, dpm-solver++ logsnr, ddim and heun time-uniform).",
+        discussion: "time-uniform: uniform in t; time-quadratic: uniform in sqrt(t); logsnr: uniform in log(m^2/std^2); karras: EDM's sigma^(1/7) spacing, sigma = std/m."))
+    var skip: SkipName?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "ddim: stochasticity eta >= 0 (default 0, deterministic; 1 is DDPM ancestral sampling).", valueName: "eta"))
+    var eta: Double?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "dpm-solver++, unipc: dynamic thresholding (Imagen) of the data predictions at this per-sample percentile P in (0, 1] (e.g. 0.995); for data scaled to [-1, 1].",
+        valueName: "P"))
+    var threshold: Double?
+
+    /// The options given on the command line, by name.
+    var given: [String] {
+        (nfe != nil ? ["--nfe"] : []) + (skip != nil ? ["--skip"] : []) + (eta != nil ? ["--eta"] : [])
+            + (threshold != nil ? ["--threshold"] : [])
+    }
+
+    var nfeValue: Int { nfe ?? Self.defaultNFE }
+
+    /// Score evaluations per step, and the fewest evaluations the method runs with at `order`.
+    static func cost(_ kind: SamplerName, order: Int) -> (perStep: Int, minimum: Int) {
+        switch kind {
+        case .heun: return (2, 2)
+        case .dpmSolverPP, .unipc: return (1, order)
+        default: return (1, 1)
+        }
+    }
+
+    /// The default `--skip`: the best spacing of each method in `scoresde-bench fast` (ddim, heun:
+    /// time-uniform; unipc: time-quadratic, the recommendation), and the reference's logsnr for dpm-solver++.
+    static func defaultSkip(_ kind: SamplerName) -> SkipName {
+        switch kind {
+        case .ddim, .heun: return .timeUniform
+        case .unipc: return .timeQuadratic
+        default: return .logSNR
+        }
+    }
+
+    /// The solver order for `kind` from `--order` (throws for an order the method lacks); unipc's
+    /// default is the recommendation's for the budget.
+    static func solverOrder(_ kind: SamplerName, _ order: OrderArgument?, nfe: Int) throws -> Int {
+        let given: Int?
+        switch order {
+        case .none: given = nil
+        case .solver(let n): given = n
+        case .pc(let name):
+            throw ValidationError("--order \(name.rawValue) is the predictor-corrector sampler's update order; --sampler \(kind.rawValue) takes a solver order (a number)")
+        }
+        switch kind {
+        case .ddim:
+            if let given, given != 1 { throw ValidationError("ddim is first order (got --order \(given)); use --sampler dpm-solver++ or unipc for orders 2-3") }
+            return 1
+        case .heun:
+            if let given, given != 2 { throw ValidationError("heun is second order (got --order \(given)); use --sampler dpm-solver++ or unipc for orders 1 and 3") }
+            return 2
+        case .unipc:
+            if let given, !(1 ... 3).contains(given) { throw ValidationError("--sampler \(kind.rawValue) has orders 1, 2 and 3 (got --order \(given))") }
+            return given ?? FewStepRecommendation.order(nfe: nfe)
+        default:
+            if let given, !(1 ... 3).contains(given) { throw ValidationError("--sampler \(kind.rawValue) has orders 1, 2 and 3 (got --order \(given))") }
+            return given ?? 3
+        }
+    }
+
+    /// Checks the few-step options for `kind` (with `latent`: decoding needs a deterministic sampler).
+    func validate(_ kind: SamplerName, order: OrderArgument?, latent: Bool) throws {
+        let k = try Self.solverOrder(kind, order, nfe: nfeValue)
+        let (perStep, minimum) = Self.cost(kind, order: k)
+        let nfe = nfeValue
+        if nfe < minimum {
+            throw ValidationError("--nfe \(nfe) is below the minimum of --sampler \(kind.rawValue)\(kind == .heun ? "" : " --order \(k)") (\(minimum) score evaluations)")
+        }
+        if nfe % perStep != 0 {
+            throw ValidationError("--sampler heun spends 2 score evaluations per step: --nfe must be even (got \(nfe))")
+        }
+        if let eta {
+            if kind != .ddim { throw ValidationError("--eta is an option of --sampler ddim, not \(kind.rawValue)") }
+            if !(eta.isFinite && eta >= 0) { throw ValidationError("--eta must be >= 0 (got \(eta)); 0 is deterministic DDIM, 1 is DDPM ancestral sampling") }
+            if latent && eta > 0 { throw ValidationError("--latent decodes latents with a deterministic sampler; --eta \(eta) makes ddim stochastic (use --eta 0)") }
+        }
+        if let threshold {
+            if kind != .dpmSolverPP && kind != .unipc {
+                throw ValidationError("--threshold acts on data predictions: use it with --sampler dpm-solver++ or unipc, not \(kind.rawValue)")
+            }
+            if !(threshold.isFinite && threshold > 0 && threshold <= 1) {
+                throw ValidationError("--threshold must be a percentile in (0, 1] (got \(threshold)); Imagen uses 0.995")
+            }
+        }
+    }
+
+    /// The predictor and its grid for `kind` from `T` to `eps`.
+    func make(_ kind: SamplerName, order: OrderArgument?, sde: any ForwardSDE, eps: Double) throws -> (predictor: any Predictor, grid: TimeGrid, order: Int, skip: SkipName) {
+        let k = try Self.solverOrder(kind, order, nfe: nfeValue)
+        let skip = self.skip ?? Self.defaultSkip(kind)
+        let steps = nfeValue / Self.cost(kind, order: k).perStep
+        let grid = try TimeGrid.spaced(skip.spacing, steps: steps, from: sde.T, to: eps, sde: sde)
+        let predictor: any Predictor
+        switch kind {
+        case .ddim: predictor = try DDIM(eta: eta ?? 0)
+        case .dpmSolverPP: predictor = try DPMSolverPlusPlus(order: k, threshold: try threshold.map { try DynamicThresholding(percentile: $0) })
+        case .unipc: predictor = try UniPC(order: k, threshold: try threshold.map { try DynamicThresholding(percentile: $0) })
+        case .heun: predictor = EDMHeun()
+        case .pc, .ode: throw ScoreSDEError.invalidArgument("\(kind.rawValue) is not a few-step sampler")
+        }
+        return (predictor, grid, k, skip)
+    }
 }
