@@ -49,7 +49,13 @@ enum MPIMain {
         let perSample: Bool
         switch command {
         case let c as ScoreSDECommand.Sample:
-            if c.sampler.resolved(latentGiven: c.latent != nil) == .pc { return }
+            let kind = c.sampler.resolved(latentGiven: c.latent != nil, nfeGiven: c.fewStep.nfe != nil)
+            // PC and the few-step samplers from the prior split through PCSampler.sample(count:).
+            if kind == .pc || (kind.isFewStep && c.latent == nil) { return }
+            if kind.isFewStep {
+                throw PopulationError(rank: 0, size: ranks, collective: true,
+                                      message: "--sampler \(kind.rawValue) with --latent does not split its work across ranks; run it with one process")
+            }
             perSample = c.ode.perSample
         case let c as ScoreSDECommand.Encode: perSample = c.ode.perSample
         case let c as ScoreSDECommand.LogLikelihood: perSample = c.ode.perSample
@@ -63,7 +69,7 @@ enum MPIMain {
         }
     }
 
-    static let distributedCommands = "under MPI: `sample` with --sampler pc, and `sample --sampler ode`, `encode`, `likelihood` with --per-sample"
+    static let distributedCommands = "under MPI: `sample` with --sampler pc or a few-step sampler, and `sample --sampler ode`, `encode`, `likelihood` with --per-sample"
 
     /// Reports `error` and ends the job. `--help` and `--version` end it cleanly (rank 0 prints).
     static func fail(_ world: MPICommunicator, _ error: Error) -> Never {
