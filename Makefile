@@ -1,7 +1,12 @@
 # The two commands of the README:
 #   make sample   # sample the built-in 2-D ring with a PC sampler, write out/samples.png
 #   make test     # run every test
-.PHONY: setup sample test bench fuzz sanitize
+#   make test-mpi # only the MPI tests (scoresde-mpi under mpirun -np 2 and 3; part of make test)
+.PHONY: setup sample test test-mpi bench fuzz sanitize
+# MPI stays on this machine's loopback and shared memory wherever mpirun starts (tests included).
+export OMPI_MCA_btl = self,vader
+export OMPI_MCA_btl_tcp_if_include = lo
+export OMPI_MCA_oob_tcp_if_include = lo
 setup:
 	@scripts/setup.sh
 sample: setup
@@ -15,6 +20,9 @@ test: setup
 	scripts/consumer-test.sh
 bench: setup
 	swift run -c release scoresde-bench
+test-mpi: setup
+	swift build -c release --build-tests -Xswiftc -enable-testing
+	swift test -c release --skip-build --filter 'MPICommandTests|PopulationTests'
 
 # Documentation of the library (DocC; swift-docc-plugin): HTML in .build/docs, no warnings allowed.
 .PHONY: docs install uninstall

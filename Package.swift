@@ -7,6 +7,10 @@ let package = Package(
     products: [
         .library(name: "ScoreSDE", targets: ["ScoreSDE"]),
         .executable(name: "scoresde", targets: ["scoresde"]),
+        // Optional scale-out (README, "Scale-out with MPI"): builds everywhere, runs across ranks
+        // only where Open MPI (libopenmpi-dev) was found at build time. `scoresde` never links MPI.
+        .library(name: "ScoreSDEMPI", targets: ["ScoreSDEMPI"]),
+        .executable(name: "scoresde-mpi", targets: ["scoresde-mpi"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -31,6 +35,20 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+
+        // MARK: - MPI (optional; see README "Scale-out with MPI")
+        .target(name: "ScoreSDEMPI", dependencies: ["ScoreSDE", "CMPI"]),
+        // The CLI's own sources (Sources/scoresde-mpi/CLI links to Sources/scoresde), started by MPIMain.
+        .executableTarget(
+            name: "scoresde-mpi",
+            dependencies: [
+                "ScoreSDE", "ScoreSDEMPI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: [.define("SCORESDE_MPI")]
+        ),
+        // Open MPI's headers and -lmpi come from pkg-config ompi-c; without them the shim compiles to stubs.
+        .systemLibrary(name: "CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
 
         // MARK: - Implementation details
         // Hot loops in C with run-time CPU dispatch (per-function target attributes; no build flags).

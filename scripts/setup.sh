@@ -3,6 +3,8 @@
 # everything is there. Needs root (or sudo) on a fresh machine.
 set -euo pipefail
 packages=(libgsl-dev pkg-config libpng-dev libopenblas-dev)
+# Open MPI: only for scoresde-mpi's tests (the library and scoresde build and run without it).
+packages+=(libopenmpi-dev openmpi-bin)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -253,6 +253,7 @@ extension ScoreSDECommand {
             report["batch_size"] = .int(min(compute.batchSize ?? x.rows, x.rows))
             report["seed"] = seedValue(compute.seed)
             report["threads"] = .int(threadCount)
+            report["ranks"] = .int(Population.size)   // MPI ranks sharing the run (1: one process)
 
             var contents = [String: Data]()
             if outputs.contains("--output") {

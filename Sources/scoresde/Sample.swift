@@ -145,6 +145,7 @@ extension ScoreSDECommand {
             report["batch_size"] = .int(min(compute.batchSize ?? count, count))
             report["seed"] = seedValue(compute.seed)
             report["threads"] = .int(threadCount)
+            report["ranks"] = .int(Population.size)   // MPI ranks sharing the run (1: one process)
 
             try files.write(samples: samples, report: report) {
                 let title = "\(data.label) | \(sdeChoice.kind.rawValue) | \(prepared.label) | NFE \(run.nfe)"

@@ -31,7 +31,11 @@ struct ScoreSDECommand: ParsableCommand {
     /// runs ArgumentParser's `main`.
     static func main() {
         OpenBLASCoreType.selectAndReexecIfNeeded()
+        #if SCORESDE_MPI
+        MPIMain.main()   // scoresde-mpi: one rank of an MPI job (Sources/scoresde-mpi)
+        #else
         main(nil)
+        #endif
     }
 }
 

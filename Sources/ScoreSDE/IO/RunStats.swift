@@ -183,7 +183,14 @@ public struct RunOutputs: Sendable {
     /// - Throws: ``ScoreSDEError/io(path:message:)`` naming the role, when a path is empty, given
     ///   twice, a directory, or has too long a name, or when its directory is missing or not
     ///   writable (tried by creating and removing a probe file there).
+    ///   Under ``Population/communicator`` every rank checks, and all throw when any fails
+    ///   (naming the rank): the files are written by rank 0 only, but a path only some ranks can
+    ///   write is a mistake worth stopping for.
     public func check() throws {
+        try Population.agree("cannot write the outputs") { try checkHere() }
+    }
+
+    private func checkHere() throws {
         var seen = [String: String]()
         for t in targets {
             func fail(_ message: String) -> ScoreSDEError { .io(path: t.path, message: "cannot write the \(t.role) file: \(message)") }
@@ -224,7 +231,9 @@ public struct RunOutputs: Sendable {
     ///
     /// - Throws: the first write's error; the files already written by this call are removed
     ///   first, and the message says so.
+    ///   Under ``Population/communicator`` only rank 0 writes.
     public func write(_ contents: [String: Data]) throws {
+        guard Population.rank == 0 else { return }
         var written = [String]()
         for t in targets {
             guard let data = contents[t.role] else {

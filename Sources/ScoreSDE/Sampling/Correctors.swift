@@ -58,9 +58,11 @@ public struct Langevin: Corrector {
             switch norms {
             case .populationMean:
                 // z, ‖s‖ and ‖z‖ in one fused pass into a reused buffer (same bits as
-                // `s.rowNorms().mean()`, `z.rowNorms().mean()`).
-                reverse.withScratch { z in
-                    let (gn, zn) = Tensor.langevinNoise(&z, score: s, using: &rng)
+                // `s.rowNorms().mean()`, `z.rowNorms().mean()`). When the population is split across
+                // processes, the means are over the whole population (gathered in row order).
+                try reverse.withScratch { z in
+                    var (gn, zn) = Tensor.langevinNoise(&z, score: s, using: &rng)
+                    if Population.isSplit { (gn, zn) = try Population.meanRowNorms(s, z) }
                     let r = snr * zn / gn
                     let eps = gn > 0 ? 2 * a * r * r : 0
                     x.add(s, scaledBy: eps, z, scaledBy: (2 * eps).squareRoot())

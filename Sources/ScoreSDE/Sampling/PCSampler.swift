@@ -43,6 +43,8 @@ public struct PCSampler<SDE: ForwardSDE, Score: ScoreModel, P: Predictor, C: Cor
     }
 
     /// Draws `count` samples of shape `rowShape` (default: the model's) starting from the prior.
+    /// Under ``Population/communicator`` (e.g. MPI ranks) the rows are split across processes and
+    /// every process returns all of them, byte-identical to one process (unconstrained runs).
     public func sample(count: Int, rowShape: [Int]? = nil, using rng: inout RandomSource,
                        onStep: ((StepEvent) -> Void)? = nil) throws -> SamplingResult {
         guard count > 0 else { throw ScoreSDEError.invalidArgument("count must be > 0 (got \(count))") }
@@ -52,8 +54,21 @@ public struct PCSampler<SDE: ForwardSDE, Score: ScoreModel, P: Predictor, C: Cor
         if let b = batchSize, b < 1 { throw ScoreSDEError.invalidArgument("batch size must be >= 1 (got \(b))") }
         try predictor.validate(grid: grid, sde: sde)
         try corrector.validate(grid: grid, sde: sde)
-        let x = sde.samplePrior(rowShape: shape, count: count, using: &rng)
-        return try sample(from: x, using: &rng, onStep: onStep)
+        // Under `Population.communicator` each process runs its own rows (keyed by global row,
+        // so the draws are a single run's) and every process gets all rows back.
+        // A constraint may hold per-row data for the whole population: such runs are not split.
+        var source = rng, steps = 0, nfe = 0, passes = 0
+        let world = constraint == nil ? Population.communicator : nil
+        let samples = try Population.$communicator.withValue(world) { try Population.split(count: count) { rows in
+            var local = rng
+            local.rowOffset += rows.lowerBound
+            let x = sde.samplePrior(rowShape: shape, count: rows.count, using: &local)
+            let run = try sample(from: x, using: &local, onStep: onStep)
+            (source.draw, steps, nfe, passes) = (local.draw, run.steps, run.scoreEvaluations, run.modelPasses)
+            return run.samples
+        } }
+        rng.draw = source.draw
+        return SamplingResult(samples: samples, scoreEvaluations: nfe, modelPasses: passes, steps: steps)
     }
 
     /// Runs the sampler from a given state at `grid.times[0]` (e.g. a prior sample of your own).

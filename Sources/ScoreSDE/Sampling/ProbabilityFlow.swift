@@ -92,6 +92,62 @@ struct ProbabilityFlow<SDE: ForwardSDE, Score: ScoreModel> {
         case .batch:
             return counted(try solve(&x, from: t0, to: t1, divergence: divergence))
         case .perSample:
+            // Each row is its own system: under `Population.communicator` the rows are split
+            // across processes and gathered back, the same bytes as one process.
+            if let comm = Population.communicator, comm.size > 1 {
+                return try integrateSplit(&x, from: t0, to: t1, divergence: divergence, comm)
+            }
+            let (delta, total, _) = try solveRows(&x, firstRow: 0, from: t0, to: t1, divergence: divergence)
+            return counted((delta, total))
+        }
+    }
+
+    /// The per-sample layout on this process's share of the rows of `x`; every process gets all
+    /// rows, their Δlog p and statistics (summed as one process sums them).
+    private func integrateSplit(_ x: inout Tensor, from t0: Double, to t1: Double, divergence: Divergence?,
+                                _ comm: any Communicator) throws -> (deltaLogP: [Double], statistics: ODERunStatistics) {
+        let n = x.rows, d = x.rowSize
+        guard comm.size <= n else {
+            throw ScoreSDEError.invalidArgument("\(comm.size) processes (ranks) share \(n) per-sample systems: each rank needs at least one row; use at most \(n) ranks (-np \(n)) or more samples")
+        }
+        let mine = Population.rows(of: n, rank: comm.rank, size: comm.size)
+        let before = (counter.scoreEvaluations, counter.modelPasses)
+        var local = x.rows(mine)
+        let (delta, _, perRow) = try solveRows(&local, firstRow: mine.lowerBound, from: t0, to: t1, divergence: divergence)
+        // One row per system: its state, Δlog p and its integrator counters (integers, exact in a double).
+        let w = d + 5
+        var packed = [Double](repeating: 0, count: mine.count * w)
+        for r in 0 ..< mine.count {
+            for j in 0 ..< d { packed[r * w + j] = local.storage[r * d + j] }
+            let s = perRow[r]
+            packed[r * w + d] = delta[r]
+            packed[r * w + d + 1] = Double(s.rightHandSideEvaluations); packed[r * w + d + 2] = Double(s.jacobianEvaluations)
+            packed[r * w + d + 3] = Double(s.acceptedSteps); packed[r * w + d + 4] = Double(s.rejectedSteps)
+        }
+        let all = try Population.gatherRows(try Tensor(shape: [mine.count, w], storage: packed), total: n, communicator: comm).storage
+        let counts = try comm.allGather(Population.bytes(of: [Double(counter.scoreEvaluations - before.0), Double(counter.modelPasses - before.1)]))
+            .map(Population.doubles(from:))
+        var states = [Double](), deltas = [Double](repeating: 0, count: n)
+        states.reserveCapacity(n * d)
+        var total = ODERunStatistics()
+        for r in 0 ..< n {
+            states.append(contentsOf: all[r * w ..< r * w + d])
+            deltas[r] = all[r * w + d]
+            total.add(ODEStatistics(rightHandSideEvaluations: Int(all[r * w + d + 1]), jacobianEvaluations: Int(all[r * w + d + 2]),
+                                    acceptedSteps: Int(all[r * w + d + 3]), rejectedSteps: Int(all[r * w + d + 4])))
+        }
+        total.scoreEvaluations = counts.reduce(0) { $0 + Int($1[0]) }
+        total.modelPasses = counts.reduce(0) { $0 + Int($1[1]) }
+        // The other ranks' evaluations, so that this flow's counter counts the whole population.
+        counter.record(evaluations: total.scoreEvaluations - (counter.scoreEvaluations - before.0),
+                       passes: total.modelPasses - (counter.modelPasses - before.1))
+        x = try Tensor(shape: x.shape, storage: states)
+        return (deltas, total)
+    }
+
+    /// One system per row of `x` (global rows `firstRow …`), in parallel; in place.
+    private func solveRows(_ x: inout Tensor, firstRow: Int, from t0: Double, to t1: Double,
+                           divergence: Divergence?) throws -> (deltaLogP: [Double], statistics: ODERunStatistics, perRow: [ODEStatistics]) {
             let n = x.rows, d = x.rowSize
             var delta = [Double](repeating: 0, count: n)
             var perRow = [ODERunStatistics](repeating: ODERunStatistics(), count: n)
@@ -104,7 +160,7 @@ struct ProbabilityFlow<SDE: ForwardSDE, Score: ScoreModel> {
                         try Parallel.forEachChunkThrowing(n, grain: 1) { range in
                             for r in range {
                                 var row = Tensor(uncheckedShape: rowShape, storage: Array(UnsafeBufferPointer(start: ob + r * d, count: d)))
-                                let (dl, st) = try ProbabilityFlowRow.$current.withValue(r) {
+                                let (dl, st) = try ProbabilityFlowRow.$current.withValue(firstRow + r) {
                                     try solve(&row, from: t0, to: t1, divergence: divergence)
                                 }
                                 for j in 0 ..< d { ob[r * d + j] = row.storage[j] }
@@ -118,8 +174,7 @@ struct ProbabilityFlow<SDE: ForwardSDE, Score: ScoreModel> {
             x = out
             var total = ODERunStatistics()
             for s in perRow { total.add(s.integrator) }
-            return counted((delta, total))
-        }
+            return (delta, total, perRow.map(\.integrator))
     }
 
     /// One GSL system holding all rows of `x` (plus one Δlog p component per row when augmented).
