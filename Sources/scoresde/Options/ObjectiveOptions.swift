@@ -57,7 +57,10 @@ struct ObjectiveOptions: ParsableArguments {
 
     /// The data set with the labels `--labels` asks for (unchanged without it).
     func labelled(_ set: Dataset) throws -> Dataset {
-        guard let labels else { return set }
+        // Without --labels the run is unconditional, even for a data set that carries labels.
+        guard let labels else {
+            return Dataset(name: set.name, data: set.data, normalization: set.normalization, levels: set.levels, description: set.description)
+        }
         if labels == "own" {
             guard set.labels != nil else {
                 throw ScoreSDEError.invalidArgument("--labels own: \(set.name) has no labels of its own (digits and the 2-D toys do); give --labels PATH.npy with one integer per row")
