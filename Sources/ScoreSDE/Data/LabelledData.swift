@@ -20,7 +20,7 @@ extension GaussianMixture {
 }
 
 extension Toy2D {
-    /// The number of classes of ``labels(_:count:startingFrom:)`` for a toy: ring 8 (its
+    /// The number of classes of ``labels(_:points:startingFrom:)`` for a toy: ring 8 (its
     /// components), moons 2 (upper 0, lower 1), swissroll 2 (inner half of the roll 0, outer 1),
     /// checkerboard 8 (its squares).
     public static func classCount(_ name: String) throws -> Int {

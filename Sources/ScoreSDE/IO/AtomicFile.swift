@@ -8,7 +8,10 @@ import Foundation
 public enum AtomicFile {
     /// Writes `data` to `path` atomically, replacing any existing file there.
     ///
-    /// - Parameter previous: when given and `path` exists, the file being replaced is kept under
+    /// - Parameters:
+    ///   - data: the bytes to write.
+    ///   - path: the file to create or replace.
+    ///   - previous: when given and `path` exists, the file being replaced is kept under
     ///   this name (hard link, else a copy), itself replaced atomically: at every moment `path`
     ///   holds the old or the new file, and after the call `previous` holds the old one.
     /// - Throws: ``ScoreSDEError/io(path:message:)`` when the directory is missing or not writable,

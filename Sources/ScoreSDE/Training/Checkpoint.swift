@@ -5,7 +5,7 @@ import Foundation
 /// **Weights file** (``MLPScore/save(to:dtype:)``): the named tensors of ``MLPScore`` under their
 /// own names (`input.weight`, ...), PyTorch layout.
 ///
-/// **Checkpoint** (``Trainer/save(to:)``): `model.<name>` (current weights), `ema.<name>` (EMA
+/// **Checkpoint** (``Trainer/save(to:keepPrevious:)``): `model.<name>` (current weights), `ema.<name>` (EMA
 /// weights), `adam.exp_avg.<name>` and `adam.exp_avg_sq.<name>` (Adam moments, trainable tensors
 /// only), all F64 so that a resume is exact.
 ///
@@ -53,7 +53,9 @@ public enum ModelFile {
 
     /// Checks the recorded checksum of a decoded file against its content.
     ///
-    /// - Parameter required: throw when the file records no checksum (checkpoints always do).
+    /// - Parameters:
+    ///   - file: the decoded file.
+    ///   - required: throw when the file records no checksum (checkpoints always do).
     /// - Throws: ``ScoreSDEError/io(path:message:)`` naming the mismatch.
     public static func verifyChecksum(_ file: SafetensorsFile, required: Bool) throws {
         guard let recorded = file.metadata[checksumKey] else {
@@ -242,8 +244,10 @@ extension Trainer {
     /// Writes a checkpoint (see ``ModelFile``) atomically: a reader sees the previous checkpoint or
     /// this one, never a partial file.
     ///
-    /// - Parameter keepPrevious: keep the checkpoint being replaced as
-    ///   ``ModelFile/previousCheckpointPath(for:)``.
+    /// - Parameters:
+    ///   - path: the checkpoint file to write.
+    ///   - keepPrevious: keep the checkpoint being replaced as
+    ///     ``ModelFile/previousCheckpointPath(for:)``.
     public func save(to path: String, keepPrevious: Bool = false) throws {
         try AtomicFile.write(checkpointData(), to: path,
                              keepingPreviousAs: keepPrevious ? ModelFile.previousCheckpointPath(for: path) : nil)
