@@ -223,22 +223,27 @@ struct SDEChoice {
         }
     }
 
-    /// The SDE (continuous: any grid samples it correctly).
-    func make() throws -> BuiltSDE {
+    /// The library's record of this SDE (the CLI adds only the option names and defaults).
+    var spec: SDESpec {
         switch kind {
-        case .ve: return .ve(try VESDE(sigmaMin: sigmaMin, sigmaMax: sigmaMax))
-        case .vp: return .vp(try VPSDE(betaMin: betaMin, betaMax: betaMax))
-        case .subvp: return .subVP(try SubVPSDE(betaMin: betaMin, betaMax: betaMax))
+        case .ve: return .ve(sigmaMin: sigmaMin, sigmaMax: sigmaMax)
+        case .vp: return .vp(betaMin: betaMin, betaMax: betaMax)
+        case .subvp: return .subVP(betaMin: betaMin, betaMax: betaMax)
         }
     }
 
-    /// The reference's smallest time: 1e-5 for VE, 1e-3 for VP and sub-VP.
-    var defaultEps: Double {
-        switch kind {
-        case .ve: return 1e-5
-        case .vp, .subvp: return 1e-3
+    /// The SDE, validated by the library (continuous: any grid samples it correctly).
+    func make() throws -> BuiltSDE {
+        switch try spec.make() {
+        case let s as VESDE: return .ve(s)
+        case let s as VPSDE: return .vp(s)
+        case let s as SubVPSDE: return .subVP(s)
+        case let s: preconditionFailure("SDESpec.make() returned \(type(of: s))")
         }
     }
+
+    /// The reference's smallest time (``SDESpec/samplingEps``): 1e-5 for VE, 1e-3 for VP and sub-VP.
+    var defaultEps: Double { spec.samplingEps }
 
     /// `sde` and the parameters it uses.
     var stats: RunStats {
