@@ -242,7 +242,7 @@ struct ProbabilityFlow<SDE: ForwardSDE, Score: ScoreModel> {
             throw ScoreSDEError.invalidArgument("implicit step types are not supported for likelihoods (the divergence's Jacobian would need second derivatives); use rkf45, rkck, rk8pd or msadams")
         }
         let dim = n * d
-        guard dim <= 4096 else {
+        guard dim <= ODEStepType.maximumImplicitUnknowns else {
             throw ScoreSDEError.invalidArgument("the implicit step type \(solver.stepType.rawValue) needs a dense \(dim)×\(dim) Jacobian; use the per-sample layout or an explicit step type")
         }
         let sde = self.sde
