@@ -104,7 +104,11 @@ public struct AnnealedLangevin: Corrector {
         let eps = 2 * a * (snr * std) * (snr * std)
         for _ in 0 ..< steps {
             let s = try reverse.score(x, at: t)
-            _ = Tensor.affineStep(&x, xScale: 1, score: s, scoreScale: eps, noise: (2 * eps).squareRoot(), using: &rng)
+            // The step's noise-free mean is not needed: write it into the reusable scratch buffer
+            // instead of allocating a batch-sized tensor per step.
+            reverse.withScratch { m in
+                Tensor.affineStep(&x, mean: &m, xScale: 1, score: s, scoreScale: eps, noise: (2 * eps).squareRoot(), using: &rng)
+            }
         }
     }
 }
