@@ -200,6 +200,27 @@ struct KernelTests {
         #expect(throws: ScoreSDEError.self) { try GaussianMixtureScore(g, diffusedBy: try VESDE()).score(bad, at: 0.5, into: &buffer) }
     }
 
+    /// The row-norm kernel against a plain sum of squares in libm double precision, and every level
+    /// against `Tensor.rowNorms()` bitwise (the Langevin step size depends on these bits).
+    @Test("row-norm kernel: every level gives rowNorms()'s bits", arguments: [1, 2, 3, 5, 8, 64])
+    func rowNorms(dimension d: Int) {
+        var rng = RandomSource(seed: 5)
+        let n = 37   // not a multiple of 4 or 8: padded lanes
+        var x = Tensor.standardNormal(shape: [n, d], using: &rng)
+        x.storage[0] = 0   // a zero entry and large values too
+        x.storage[d] = 1e150
+        let swift = x.rowNorms()
+        for level in levels {
+            var out = [Double](repeating: .nan, count: n)
+            out.withUnsafeMutableBufferPointer { o in sde_row_norms(x.storage, n, d, o.baseAddress!, level) }
+            #expect(out.map(\.bitPattern) == swift.map(\.bitPattern), "level \(level)")
+            for r in 0 ..< n {
+                let direct = x.row(r).reduce(0) { $0 + $1 * $1 }.squareRoot()
+                #expect(abs(out[r] - direct) <= 1e-15 * direct)
+            }
+        }
+    }
+
     @Test("the pool runs every chunk exactly once, nested and concurrent calls included")
     func pool() async throws {
         for count in [1, 2, 3, 17, 1000, 100_003] {

@@ -37,6 +37,10 @@ void sde_normals(uint64_t key, uint64_t draw, uint32_t firstRow, size_t rows, si
 int sde_gmm_score(const double *x, double *out, double *logp, size_t rows, size_t d, size_t k,
                    const double *mu, const double *iv, const double *mv, const double *lc, int level);
 
+/// `out[r] = ‖row r‖` for the `rows × d` row-major `x`, the same bits as ScoreSDE's `Tensor.rowNorm`
+/// (partial sums over columns j mod 4, combined as (s0 + s1) + (s2 + s3), then the square root).
+void sde_row_norms(const double *x, size_t rows, size_t d, double *out, int level);
+
 /// A chunk of a parallel loop: `fn(ctx, chunk)`.
 typedef void (*sde_chunk_fn)(void *ctx, long chunk);
 

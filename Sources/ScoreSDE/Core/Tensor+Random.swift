@@ -1,3 +1,5 @@
+import CKernels
+
 extension Tensor {
     /// A tensor of independent standard normals, one draw of `rng`.
     public static func standardNormal(shape: [Int], using rng: inout RandomSource) -> Tensor {
@@ -129,10 +131,8 @@ extension Tensor {
                         while lo < chunk.upperBound {
                             let hi = min(chunk.upperBound, lo + rowsPerBlock)
                             source.normals(draw: draw, rows: lo ..< hi, rowSize: d, into: zb + lo * d)
-                            for r in lo ..< hi {
-                                sn[r] = rowNorm(sb + r * d, d)
-                                zn[r] = rowNorm(zb + r * d, d)
-                            }
+                            sde_row_norms(sb + lo * d, hi - lo, d, sn + lo, -1)
+                            sde_row_norms(zb + lo * d, hi - lo, d, zn + lo, -1)
                             lo = hi
                         }
                     }

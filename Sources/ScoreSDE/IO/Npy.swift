@@ -86,7 +86,9 @@ public enum Npy {
             throw fail("truncated: header says shape \(shapeText(header.shape)) = \(count) \(dtype.name) values (\(needed) bytes) but only \(available) bytes follow")
         }
 
-        let storage = [Double](unsafeUninitializedCapacity: count) { out, initialized in
+        // No zero-capacity `unsafeUninitializedCapacity`: the standard library then writes the count of
+        // its shared empty-array singleton, a benign race ThreadSanitizer reports (swiftlang/swift #21627).
+        let storage = count == 0 ? [] : [Double](unsafeUninitializedCapacity: count) { out, initialized in
             data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) in
                 let src = UnsafeRawBufferPointer(rebasing: raw[(headerStart + headerLength)...])
                 dtype.convert(src, into: out, count: count)

@@ -232,7 +232,8 @@ public enum Safetensors {
             specs.map { s in
                 let count = (s.end - s.begin) / s.dtype.size
                 let src = raw.baseAddress! + dataStart + s.begin
-                let values = [Double](unsafeUninitializedCapacity: count) { out, initialized in
+                // Empty tensors skip `unsafeUninitializedCapacity` (see Npy.decode: a benign stdlib race).
+                let values = count == 0 ? [] : [Double](unsafeUninitializedCapacity: count) { out, initialized in
                     convert(src, s.dtype, count, into: out.baseAddress!)
                     initialized = count
                 }
