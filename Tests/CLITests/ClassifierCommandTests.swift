@@ -93,4 +93,15 @@ import Testing
             #expect(!ws.files().contains("bad.npy"))
         }
     }
+
+    /// The ClassConditional example runs, writes its PNG and reports how many samples the
+    /// classifier puts in their class; bad settings fail before any work.
+    @Test func classConditionalExampleRuns() throws {
+        let ws = try Workspace()
+        let r = try ws.runExample("ClassConditional", ["--output", "c.png", "--per-class", "2", "--steps", "8"])
+        try #require(r.status == 0, "\(r)")
+        #expect(ws.files().contains("c.png") && r.stdout.contains("classified as their class"))
+        let bad = try ws.runExample("ClassConditional", ["--output", "bad.png", "--guidance-scale", "nan"])
+        #expect(bad.status != 0 && !ws.files().contains("bad.png"))
+    }
 }
