@@ -104,4 +104,40 @@ import Testing
         let bad = try ws.runExample("ClassConditional", ["--output", "bad.png", "--guidance-scale", "nan"])
         #expect(bad.status != 0 && !ws.files().contains("bad.png"))
     }
+
+    /// SIGINT stops `train-classifier` after the step in progress: the checkpoint is written, the
+    /// command that resumes is printed, exit status 130; that command (to a few more steps) continues it.
+    @Test func anInterruptedClassifierRunResumes() throws {
+        let ws = try Workspace()
+        let executable = try #require(scoresdeExecutable)
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = ["train-classifier", "--data", "ring", "--hidden", "8", "--blocks", "1", "--fourier-features", "2",
+                             "--batch-size", "8", "--steps", "10000000", "--checkpoint-interval", "0.2", "--output", "m.safetensors"]
+        process.currentDirectoryURL = ws.url
+        let err = ws.url.appendingPathComponent("stderr.txt")
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: err)
+        process.standardError = handle
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: ws.path("m.safetensors")) && process.isRunning && Date() < deadline { usleep(20_000) }
+        try #require(process.isRunning, "the run ended before it could be interrupted")
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        try handle.close()
+        let stderr = String(decoding: try Data(contentsOf: err), as: UTF8.self)
+        try FileManager.default.removeItem(at: err)
+        #expect(process.terminationReason == .exit && process.terminationStatus == 130, "\(process.terminationStatus): \(stderr)")
+        let step = try #require(Int(try Safetensors.read(ws.path("m.safetensors")).metadata["train.step"] ?? ""))
+        #expect(stderr.contains("SIGINT: stopped after step \(step) of 10000000"), "\(stderr)")
+        let line = try #require(stderr.split(separator: "\n").first { $0.hasPrefix("resume with: scoresde train-classifier ") })
+        var resume = line.dropFirst("resume with: scoresde ".count).split(separator: " ").map(String.init)
+        let i = try #require(resume.firstIndex(of: "--steps"))
+        resume[i + 1] = "\(step + 5)"
+        let r = try ws.run(resume)
+        try #require(r.status == 0, "\(r)")
+        #expect(try Safetensors.read(ws.path("m.safetensors")).metadata["train.step"] == "\(step + 5)")
+    }
 }

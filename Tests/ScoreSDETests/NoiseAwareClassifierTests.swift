@@ -45,9 +45,10 @@ struct NoiseAwareClassifierTests {
         // Probabilities sum to one.
         let lp = try c.logProbabilities(x, at: 0.3)
         for r in 0 ..< 5 { #expect(abs((0 ..< 4).reduce(0.0) { $0 + exp(lp.storage[4 * r + $1]) } - 1) < 1e-12) }
-        // Parameter gradient of the mean cross-entropy with per-row times.
+        // Parameter gradient of the mean cross-entropy, with per-row times and with one time for
+        // all rows (the broadcast time-embedding path).
         var m = c
-        let times = [0.1, 0.3, 0.5, 0.7, 0.95]
+        for times in [[0.1, 0.3, 0.5, 0.7, 0.95], [Double](repeating: 0.4, count: 5)] {
         let (value, grad) = try m.crossEntropyAndGradient(x, times: times, labels: labels)
         for spec in m.specs {
             for i in spec.range {
@@ -61,6 +62,12 @@ struct NoiseAwareClassifierTests {
                 #expect(abs(grad[i] - fd) <= 1e-6 * max(abs(grad[i]), abs(fd)) + 1e-9 * abs(value), "\(spec.name)[\(i - spec.offset)]: \(grad[i]) vs \(fd)")
             }
         }
+        }
+        // Per-row times equal to one shared time give the same log-probabilities as the shared time.
+        let shared = try c.logProbabilities(x, at: 0.4), perRow = try c.logProbabilities(x, times: [Double](repeating: 0.4, count: 5))
+        #expect(shared == perRow)
+        let single = try c.logProbabilities(x.rows(1 ..< 2), at: 0.4)
+        for j in 0 ..< 4 { #expect(abs(single.storage[j] - shared.storage[4 + j]) <= 1e-12) }
     }
 
     @Test("weights files round-trip; a resumed checkpoint continues bitwise; bad files and labels throw")

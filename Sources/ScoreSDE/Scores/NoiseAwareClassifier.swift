@@ -260,15 +260,25 @@ public struct NoiseAwareClassifier: Sendable {
     func forward(_ x: [Double], times: [Double]) -> Pass {
         let n = times.count, a = architecture, h = a.hiddenWidth, f = a.fourierFeatures, d = a.dimension, k = a.classCount
         let o = offsets
+        // One time for all rows (sampling): the time embedding and its per-block projections are
+        // computed on one row and broadcast.
+        let er = times.allSatisfy({ $0 == times[0] }) ? 1 : n
+        func broadcast(_ v: [Double]) -> [Double] {
+            guard er == 1, n > 1 else { return v }
+            var out = [Double](); out.reserveCapacity(n * v.count)
+            for _ in 0 ..< n { out += v }
+            return out
+        }
         return parameters.withUnsafeBufferPointer { pb in
             let p = pb.baseAddress!
-            var feat = [Double](repeating: 0, count: n * 2 * f)
+            var feat = [Double](repeating: 0, count: er * 2 * f)
             times.withUnsafeBufferPointer { tp in
                 feat.withUnsafeMutableBufferPointer { fp in
-                    fourierFeatures(tp.baseAddress!, rows: n, frequencies: p + o["embed.W"]!, f: f, into: fp.baseAddress!)
+                    fourierFeatures(tp.baseAddress!, rows: er, frequencies: p + o["embed.W"]!, f: f, into: fp.baseAddress!)
                 }
             }
-            func dense(_ input: [Double], _ inDim: Int, _ name: String, _ outDim: Int, plus: [Double]? = nil) -> [Double] {
+            func dense(_ input: [Double], _ inDim: Int, _ name: String, _ outDim: Int, plus: [Double]? = nil, rows: Int? = nil) -> [Double] {
+                let n = rows ?? n
                 var y = [Double](repeating: 0, count: n * outDim)
                 y.withUnsafeMutableBufferPointer { yp in
                     fillRows(yp.baseAddress!, rows: n, width: outDim, bias: p + o[name + ".bias"]!)
@@ -287,14 +297,15 @@ public struct NoiseAwareClassifier: Sendable {
                 } } }
                 return (act, sig)
             }
-            let tpre = dense(feat, 2 * f, "embed.dense", h)
-            let (temb, tsig) = silu(tpre)
+            let tpre1 = dense(feat, 2 * f, "embed.dense", h, rows: er)
+            let (temb1, tsig1) = silu(tpre1)
+            let temb = broadcast(temb1)
             var hs = [dense(x, d, "input", h, plus: temb)]
             var hsig = [[Double]](), act1 = [[Double]](), pre2 = [[Double]](), sig2 = [[Double]](), act2 = [[Double]]()
             for i in 0 ..< a.residualBlocks {
                 let (a1, s1) = silu(hs[i])
                 hsig.append(s1); act1.append(a1)
-                let tb = dense(temb, h, "blocks.\(i).temb", h)
+                let tb = broadcast(dense(temb1, h, "blocks.\(i).temb", h, rows: er))
                 let p2 = dense(a1, h, "blocks.\(i).dense1", h, plus: tb)
                 let (a2, s2) = silu(p2)
                 pre2.append(p2); sig2.append(s2); act2.append(a2)
@@ -303,7 +314,7 @@ public struct NoiseAwareClassifier: Sendable {
             let (actF, sigF) = silu(hs[a.residualBlocks])
             hsig.append(sigF)
             let logits = dense(actF, h, "output", k)
-            return Pass(n: n, feat: feat, tpre: tpre, tsig: tsig, temb: temb, h: hs, hsig: hsig, act1: act1,
+            return Pass(n: n, feat: broadcast(feat), tpre: broadcast(tpre1), tsig: broadcast(tsig1), temb: temb, h: hs, hsig: hsig, act1: act1,
                         pre2: pre2, sig2: sig2, act2: act2, actF: actF, logits: logits)
         }
     }
