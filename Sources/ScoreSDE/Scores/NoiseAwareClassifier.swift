@@ -22,7 +22,7 @@ import Foundation
 /// parameter gradient of the cross-entropy are written by hand (reverse mode through the layers).
 /// `x` is in the model space of ``dataScaling`` — the space of the score model it guides.
 ///
-/// **Parameters** (order of ``parameterSpecs``; Linear weights `[out, in]`, PyTorch default init):
+/// **Parameters** (order of ``Architecture/parameterSpecs``; Linear weights `[out, in]`, PyTorch default init):
 /// `embed.W [F]` (buffer), `embed.dense.weight [H, 2F]`, `.bias [H]`, `input.weight [H, D]`,
 /// `.bias`, per block `dense1`, `temb`, `dense2` (`[H, H]`, `[H]`), `output.weight [K, H]`, `.bias [K]`.
 public struct NoiseAwareClassifier: Sendable {
