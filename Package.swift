@@ -92,6 +92,11 @@ let package = Package(
             path: "Examples/Colorization"
         ),
         .executableTarget(
+            name: "ClassConditional",
+            dependencies: ["ScoreSDE", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/ClassConditional"
+        ),
+        .executableTarget(
             name: "PosteriorComparison",
             dependencies: ["ScoreSDE", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/PosteriorComparison"

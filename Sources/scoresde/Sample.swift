@@ -223,7 +223,7 @@ extension ScoreSDECommand {
                 let made = try fewStep.make(kind, order: pc.order, sde: forward, eps: eps)
                 let grid = made.grid
                 try made.predictor.validate(grid: grid, sde: forward)
-                let score = data.score(diffusedBy: forward)
+                let score = try classes.score(data, diffusedBy: forward, count: count)
                 var settings = RunStats()
                 settings["steps"] = .int(grid.steps)
                 settings["solver_order"] = .int(made.order)

@@ -20,7 +20,7 @@ struct ScoreSDECommand: ParsableCommand {
             the man page.
             """,
         version: ScoreSDECommand.version,
-        subcommands: [Sample.self, Encode.self, LogLikelihood.self, Train.self, Inpaint.self, Colorize.self, Reconstruct.self],
+        subcommands: [Sample.self, Encode.self, LogLikelihood.self, Train.self, TrainClassifier.self, Inpaint.self, Colorize.self, Reconstruct.self],
         defaultSubcommand: Sample.self
     )
 

@@ -2,7 +2,8 @@ import ArgumentParser
 import Foundation
 import ScoreSDE
 
-/// `sample`'s class-conditional options: `--class` and classifier-free `--guidance-scale`.
+/// `sample`'s class-conditional options: `--class`, classifier-free `--guidance-scale`, and
+/// classifier guidance (`--classifier`, `--classifier-scale`).
 struct ClassOptions: ParsableArguments {
     @Option(name: .customLong("class"), help: ArgumentHelp(
         "Sample a class-conditional model (trained with `train --labels`, such as the shipped digits) at this class, or at each class of a comma-separated list (e.g. 0,1,2,3,4,5,6,7,8,9): the samples are split evenly between the listed classes in order, and --png draws one row per class. Without --class a conditional model samples unconditionally (its null label).",
@@ -13,6 +14,16 @@ struct ClassOptions: ParsableArguments {
         "Classifier-free guidance scale w in the GLIDE / diffusers convention: score = s(x,t,null) + w (s(x,t,y) - s(x,t,null)); 0 unconditional, 1 the plain conditional model (default), > 1 guided (Ho & Salimans' w is this w - 1). Two network passes per score evaluation when w != 1.",
         valueName: "w"))
     var guidanceScale: Double?
+
+    @Option(help: ArgumentHelp(
+        "Classifier guidance with a noise-aware classifier: 'digits' (shipped, for --model digits) or a PATH.safetensors from `scoresde train-classifier` (trained with the model's SDE and scaling: `--like MODEL`). Needs --class. The base score is the model's unconditional one (a conditional model's null label), or the classifier-free guided score when --guidance-scale is given too.",
+        valueName: "digits|PATH.safetensors"))
+    var classifier: String?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp(
+        "Classifier guidance scale w in score form: score = s(x,t) + w grad_x log p_t(y|x) (default 1, Bayes' rule; 0 no guidance; > 1 sharper classes). Few-step samplers read it in ADM's eps-form eps - w std(t) grad log p_t(y|x), the same thing.",
+        valueName: "w"))
+    var classifierScale: Double?
 
     /// The parsed class list.
     var labels: [Int]? {
@@ -33,6 +44,11 @@ struct ClassOptions: ParsableArguments {
             if !w.isFinite { throw ValidationError("--guidance-scale must be finite (got \(w))") }
             if classes == nil { throw ValidationError("--guidance-scale guides towards a class; add --class") }
         }
+        if let w = classifierScale {
+            if !w.isFinite { throw ValidationError("--classifier-scale must be finite (got \(w))") }
+            if classifier == nil { throw ValidationError("--classifier-scale is the weight of classifier guidance; add --classifier digits|PATH.safetensors") }
+        }
+        if classifier != nil, classes == nil { throw ValidationError("--classifier guides towards a class; add --class") }
     }
 
     /// Samples per listed class for `count` samples (throws unless `count` splits evenly).
@@ -57,22 +73,55 @@ struct ClassOptions: ParsableArguments {
         guard let model = data.learned else {
             throw ScoreSDEError.invalidArgument("--class needs a class-conditional learned model (trained with `scoresde train --labels`, e.g. --model digits); \(data.name) is a Gaussian mixture without class labels")
         }
+        let per = try perClass(count: count)
+        let rows: [Int] = list.count == 1 ? [list[0]] : (0 ..< count).map { list[$0 / per] }
+        if let name = classifier {
+            let clf = try loadClassifier(name)
+            try clf.checkCompatible(with: model, name: data.name)
+            if let bad = list.first(where: { $0 < 0 || $0 >= clf.classCount }) {
+                throw ScoreSDEError.invalidArgument("--class \(bad) is not a class of the classifier \(name), whose classes are 0...\(clf.classCount - 1)")
+            }
+            let w = classifierScale ?? 1
+            if guidanceScale != nil {
+                let base = try classifierFree(model, data: data, list: list, rows: rows)
+                return ClassifierGuidedScore(base: base, classifier: try clf.targeting(rows), scale: w)
+            }
+            return try model.classifierGuided(by: clf, labels: rows, scale: w)
+        }
+        return try classifierFree(model, data: data, list: list, rows: rows)
+    }
+
+    /// The classifier-free guided score at `rows` (checks that the model is conditional and knows the classes).
+    func classifierFree(_ model: MLPScore, data: DataModel, list: [Int], rows: [Int]) throws
+        -> ClassifierFreeGuidance<ClassConditionedScore, ClassConditionedScore> {
         guard model.architecture.classCount > 0 else {
-            throw ScoreSDEError.invalidArgument("--class: the model \(data.name) is unconditional (trained without --labels); train one with `scoresde train --labels own` or drop --class")
+            throw ScoreSDEError.invalidArgument("--class: the model \(data.name) is unconditional (trained without --labels); train one with `scoresde train --labels own`, guide it with a classifier (--classifier), or drop --class")
         }
         if let bad = list.first(where: { $0 < 0 || $0 >= model.architecture.classCount }) {
             throw ScoreSDEError.invalidArgument("--class \(bad) is not a class of \(data.name), whose classes are 0...\(model.architecture.classCount - 1)")
         }
-        let per = try perClass(count: count)
-        let rows: [Int?] = list.count == 1 ? [list[0]] : (0 ..< count).map { list[$0 / per] }
         return try model.classifierFreeGuided(labels: rows, guidanceScale: guidanceScale ?? 1)
+    }
+
+    /// `--classifier`: the shipped classifier of that name, or a file.
+    func loadClassifier(_ name: String) throws -> NoiseAwareClassifier {
+        if PretrainedClassifiers.names.contains(name) && !FileManager.default.fileExists(atPath: name) {
+            return try PretrainedClassifiers.named(name)
+        }
+        guard FileManager.default.fileExists(atPath: name) || name.hasSuffix(".safetensors") else {
+            throw ScoreSDEError.unknownName("--classifier '\(name)' is neither a shipped classifier (\(PretrainedClassifiers.names.joined(separator: ", "))) nor a .safetensors file from `scoresde train-classifier`")
+        }
+        return try NoiseAwareClassifier.load(from: name)
     }
 
     /// Settings for the stats file.
     var stats: RunStats {
         var s = RunStats()
         s["class"] = classes.map { .string($0) } ?? .null
-        s["guidance_scale"] = classes == nil ? .null : .double(guidanceScale ?? 1)
+        s["guidance_scale"] = classes == nil || (classifier != nil && guidanceScale == nil) ? .null : .double(guidanceScale ?? 1)
+        s["classifier"] = classifier.map { .string($0) } ?? .null
+        s["classifier_scale"] = classifier == nil ? .null : .double(classifierScale ?? 1)
+        s["classifier_convention"] = classifier == nil ? .null : .string("s(x,t) + w grad_x log p_t(y|x) (score form; eps-form eps - w std(t) grad log p_t(y|x))")
         s["guidance_convention"] = classes == nil ? .null : .string("s(x,t,null) + w (s(x,t,y) - s(x,t,null)) (GLIDE / diffusers w; Ho & Salimans' w is w - 1)")
         return s
     }
