@@ -32,12 +32,14 @@ public struct ClassifierGuidedScore<Base: ScoreModel, Classifier: NoisyClassifie
     }
 
     public var rowShape: [Int]? { base.rowShape }
-    /// The base model's passes plus one for the classifier's gradient.
-    public var passesPerEvaluation: Int { base.passesPerEvaluation + 1 }
+    /// The base model's passes plus one for the classifier's gradient (none at scale 0, where the
+    /// gradient is not computed).
+    public var passesPerEvaluation: Int { base.passesPerEvaluation + (scale == 0 ? 0 : 1) }
 
     public func score(_ x: Tensor, at t: Double) throws -> Tensor {
         guard scale.isFinite else { throw ScoreSDEError.invalidArgument("the guidance scale must be finite (got \(scale))") }
         var s = try base.score(x, at: t)
+        if scale == 0 { return s }
         let g = try classifier.logLikelihoodGradient(x, at: t)
         guard g.count == x.count else {
             throw ScoreSDEError.shapeMismatch("the classifier gradient has shape \(g.shape) for input \(x.shape)")
