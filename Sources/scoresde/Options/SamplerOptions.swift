@@ -16,9 +16,16 @@ enum SamplerName: String, CaseIterable, ExpressibleByArgument {
     case dpmSolverPP = "dpm-solver++"
     case unipc
     case heun
+    /// SDE-DPM-Solver++ (stochastic, `--nfe` steps of 1 NFE).
+    case sdeDPMSolverPP = "sde-dpm-solver++"
+    /// The "Gotta Go Fast" adaptive SDE solver (`--rtol`, `--atol`; NFE chosen by error control).
+    case adaptiveSDE = "adaptive-sde"
 
     /// The few-step samplers (`--nfe`, `--skip`, `--order`, `--eta`).
-    var isFewStep: Bool { self != .pc && self != .ode }
+    var isFewStep: Bool { self != .pc && self != .ode && self != .adaptiveSDE }
+
+    /// Samplers whose output depends only on the starting latent (usable with `--latent`).
+    var isDeterministic: Bool { self == .ode || self == .dpmSolverPP || self == .unipc || self == .heun || self == .ddim }
 
     /// `--nfe` without `--sampler`: the method the benchmark (`scoresde-bench fast`) recommends.
     static let recommended = SamplerName.unipc
@@ -29,9 +36,9 @@ struct SamplerOptions: ParsableArguments {
     static let defaultSteps = 1000
 
     @Option(help: ArgumentHelp(
-        "The sampler: pc (predictor-corrector, default), ode (probability-flow ODE), or a few-step sampler: ddim, dpm-solver++, unipc, heun.",
-        discussion: "ode uses the options of the probability-flow ODE below; --latent implies ode unless a few-step sampler or --nfe is given; --nfe alone implies the recommended few-step sampler (\(SamplerName.recommended.rawValue)). Options of the other samplers are rejected rather than ignored.",
-        valueName: "pc|ode|ddim|dpm-solver++|unipc|heun"))
+        "The sampler: pc (predictor-corrector, default), ode (probability-flow ODE), a few-step sampler: ddim, dpm-solver++, unipc, heun, sde-dpm-solver++ (stochastic), or adaptive-sde (Gotta Go Fast).",
+        discussion: "ode uses the options of the probability-flow ODE below; --latent implies ode unless a few-step sampler or --nfe is given; --nfe alone implies the recommended few-step sampler (\(SamplerName.recommended.rawValue)). adaptive-sde: Euler-Maruyama and improved Euler with extrapolation, per-sample step sizes under error control with --rtol (default 0.05) and --atol (default 0.0078), the paper's; --denoise none (default) or tweedie. Options of the other samplers are rejected rather than ignored.",
+        valueName: "pc|ode|ddim|dpm-solver++|unipc|heun|sde-dpm-solver++|adaptive-sde"))
     var sampler: SamplerName?
 
     @Option(parsing: .unconditional, help: "pc: number of time steps from T down to eps (default: 1000). Any number works: each step takes its coefficients from its own interval.")
@@ -139,7 +146,7 @@ struct PCOptions: ParsableArguments {
     var correctorSteps: Int?
 
     @Option(help: ArgumentHelp(
-        "pc: the order of the two updates within a step (default: corrector-first, the reference's code; predictor-first is the paper's Algorithm 1). Few-step samplers: the solver's order (dpm-solver++: 1-3, default 3; unipc: 1-3, default 2 below --nfe 20, else 3; ddim: 1; heun: 2).",
+        "pc: the order of the two updates within a step (default: corrector-first, the reference's code; predictor-first is the paper's Algorithm 1). Few-step samplers: the solver's order (dpm-solver++: 1-3, default 3; unipc: 1-3, default 2 below --nfe 20, else 3; sde-dpm-solver++: 1-2, default 2; ddim: 1; heun: 2).",
         valueName: "corrector-first|predictor-first|1|2|3"))
     var order: OrderArgument?
 
@@ -202,6 +209,7 @@ struct PCOptions: ParsableArguments {
             switch sde {
             case .ve(let s): return AncestralSampling(for: s, coefficients: c)
             case .vp(let s): return AncestralSampling(for: s, coefficients: c)
+            case .vpCosine(let s): return AncestralSampling(for: s, coefficients: c)
             case .subVP:
                 throw ScoreSDEError.invalidArgument("--predictor ancestral needs --sde ve or vp: sub-VP has no discrete ancestral schedule; use --predictor reverse-diffusion or euler-maruyama with --sde subvp")
             }
@@ -288,7 +296,7 @@ struct FewStepOptions: ParsableArguments {
     var nfe: Int?
 
     @Option(help: ArgumentHelp(
-        "Few-step samplers: the step spacing between T and eps (default: unipc time-quadratic, dpm-solver++ logsnr, ddim and heun time-uniform).",
+        "Few-step samplers: the step spacing between T and eps (default: unipc time-quadratic, dpm-solver++ and sde-dpm-solver++ logsnr, ddim and heun time-uniform).",
         discussion: "time-uniform: uniform in t; time-quadratic: uniform in sqrt(t); logsnr: uniform in log(m^2/std^2); karras: EDM's sigma^(1/7) spacing, sigma = std/m."))
     var skip: SkipName?
 
@@ -297,7 +305,7 @@ struct FewStepOptions: ParsableArguments {
     var eta: Double?
 
     @Option(parsing: .unconditional, help: ArgumentHelp(
-        "dpm-solver++, unipc: dynamic thresholding (Imagen) of the data predictions at this per-sample percentile P in (0, 1] (e.g. 0.995); for data scaled to [-1, 1].",
+        "dpm-solver++, sde-dpm-solver++, unipc: dynamic thresholding (Imagen) of the data predictions at this per-sample percentile P in (0, 1] (e.g. 0.995); for data scaled to [-1, 1].",
         valueName: "P"))
     var threshold: Double?
 
@@ -313,7 +321,7 @@ struct FewStepOptions: ParsableArguments {
     static func cost(_ kind: SamplerName, order: Int) -> (perStep: Int, minimum: Int) {
         switch kind {
         case .heun: return (2, 2)
-        case .dpmSolverPP, .unipc: return (1, order)
+        case .dpmSolverPP, .unipc, .sdeDPMSolverPP: return (1, order)
         default: return (1, 1)
         }
     }
@@ -348,6 +356,9 @@ struct FewStepOptions: ParsableArguments {
         case .unipc:
             if let given, !(1 ... 3).contains(given) { throw ValidationError("--sampler \(kind.rawValue) has orders 1, 2 and 3 (got --order \(given))") }
             return given ?? FewStepRecommendation.order(nfe: nfe)
+        case .sdeDPMSolverPP:
+            if let given, !(1 ... 2).contains(given) { throw ValidationError("--sampler sde-dpm-solver++ has orders 1 and 2 (got --order \(given))") }
+            return given ?? 2
         default:
             if let given, !(1 ... 3).contains(given) { throw ValidationError("--sampler \(kind.rawValue) has orders 1, 2 and 3 (got --order \(given))") }
             return given ?? 3
@@ -370,9 +381,12 @@ struct FewStepOptions: ParsableArguments {
             if !(eta.isFinite && eta >= 0) { throw ValidationError("--eta must be >= 0 (got \(eta)); 0 is deterministic DDIM, 1 is DDPM ancestral sampling") }
             if latent && eta > 0 { throw ValidationError("--latent decodes latents with a deterministic sampler; --eta \(eta) makes ddim stochastic (use --eta 0)") }
         }
+        if latent && kind == .sdeDPMSolverPP {
+            throw ValidationError("--latent decodes latents with a deterministic sampler; sde-dpm-solver++ is stochastic (use dpm-solver++)")
+        }
         if let threshold {
-            if kind != .dpmSolverPP && kind != .unipc {
-                throw ValidationError("--threshold acts on data predictions: use it with --sampler dpm-solver++ or unipc, not \(kind.rawValue)")
+            if kind != .dpmSolverPP && kind != .unipc && kind != .sdeDPMSolverPP {
+                throw ValidationError("--threshold acts on data predictions: use it with --sampler dpm-solver++, sde-dpm-solver++ or unipc, not \(kind.rawValue)")
             }
             if !(threshold.isFinite && threshold > 0 && threshold <= 1) {
                 throw ValidationError("--threshold must be a percentile in (0, 1] (got \(threshold)); Imagen uses 0.995")
@@ -392,7 +406,8 @@ struct FewStepOptions: ParsableArguments {
         case .dpmSolverPP: predictor = try DPMSolverPlusPlus(order: k, threshold: try threshold.map { try DynamicThresholding(percentile: $0) })
         case .unipc: predictor = try UniPC(order: k, threshold: try threshold.map { try DynamicThresholding(percentile: $0) })
         case .heun: predictor = EDMHeun()
-        case .pc, .ode: throw ScoreSDEError.invalidArgument("\(kind.rawValue) is not a few-step sampler")
+        case .sdeDPMSolverPP: predictor = try SDEDPMSolverPlusPlus(order: k, threshold: try threshold.map { try DynamicThresholding(percentile: $0) })
+        case .pc, .ode, .adaptiveSDE: throw ScoreSDEError.invalidArgument("\(kind.rawValue) is not a few-step sampler")
         }
         return (predictor, grid, k, skip)
     }
