@@ -82,9 +82,11 @@ func fastBenchmark(only: [String]? = nil) throws {
         print("  sampler               spacing         | " + budgets.map { "NFE \($0)".padding(toLength: 9, withPad: " ", startingAt: 0) }.joined(separator: " | "))
         for sampler in FastSampler.allCases {
             for spacing in sampler == .recommended ? [TimeSpacing.timeQuadratic] : spacings {
-                var line = "  \(sampler.name.padding(toLength: 21, withPad: " ", startingAt: 0)) \(spacing.description.padding(toLength: 15, withPad: " ", startingAt: 0)) |"
+                let label = sampler == .recommended ? "per budget" : spacing.description
+                var line = "  \(sampler.name.padding(toLength: 21, withPad: " ", startingAt: 0)) \(label.padding(toLength: 15, withPad: " ", startingAt: 0)) |"
                 for nfe in budgets {
-                    let grid = try TimeGrid.spaced(spacing, steps: sampler.steps(nfe), from: sde.T, to: eps, sde: sde)
+                    let grid = try TimeGrid.spaced(sampler == .recommended ? FewStepRecommendation.spacing(nfe: nfe) : spacing,
+                                                   steps: sampler.steps(nfe), from: sde.T, to: eps, sde: sde)
                     let out = try sampler.run(sde, score, grid: grid, z: z)
                     let (err, flips) = (rmse(out.samples, truth.states), farRows(out.samples, truth.states))
                     line += " \(e(err))\(out.scoreEvaluations == nfe ? " " : "*")\(flips > 0 ? "/\(flips)" : "  ") |"
@@ -99,11 +101,12 @@ func fastBenchmark(only: [String]? = nil) throws {
             for spacing in sampler == .recommended ? [TimeSpacing.timeQuadratic] : [.logSNR, .timeQuadratic, .karras(rho: 7)] {
                 var found = "none <= 80"
                 for nfe in 10 ... 80 {
-                    let grid = try TimeGrid.spaced(spacing, steps: sampler.steps(nfe), from: sde.T, to: eps, sde: sde)
+                    let grid = try TimeGrid.spaced(sampler == .recommended ? FewStepRecommendation.spacing(nfe: nfe) : spacing,
+                                                   steps: sampler.steps(nfe), from: sde.T, to: eps, sde: sde)
                     let out = try sampler.run(sde, score, grid: grid, z: z)
                     if rmse(out.samples, truth.states) <= 1e-3 { found = "NFE \(nfe)"; break }
                 }
-                print("  map RMSE <= 1e-3: \(sampler.name), \(spacing): \(found)")
+                print("  map RMSE <= 1e-3: \(sampler.name), \(sampler == .recommended ? "per budget" : spacing.description): \(found)")
             }
         }
     }
@@ -131,6 +134,42 @@ func fewStepMixtures() throws -> [(name: String, mixture: GaussianMixture, count
      ("diag3d", try randomMixture(dimension: 3, modes: 5, seed: 102), 2048),
      ("mix8d", try randomMixture(dimension: 8, modes: 8, seed: 103), 1024),
      ("mix16d", try randomMixture(dimension: 16, modes: 12, seed: 104), 1024)]
+}
+
+/// The recommended sampler against the best DPM-Solver++ variant (2M, 3M, 3M lower-final on
+/// time-uniform, time-quadratic, logSNR and Karras steps) at NFE 10/15/20 on every benchmark
+/// mixture and two latent seeds: the ratio recommended / best (≤ 1 meets the issue's target).
+func recommendedVersusDPM() throws {
+    let sde = try VPSDE(), eps = 1e-3
+    let spacings: [TimeSpacing] = [.timeUniform, .timeQuadratic, .logSNR, .karras(rho: 7)]
+    var met = 0, total = 0
+    print("Recommended vs the best DPM-Solver++ variant (2M/3M/3M-lf x time-uniform/time-quadratic/logSNR/Karras): map RMSE, ratio")
+    for (name, mixture, count) in try fewStepMixtures() {
+        let score = GaussianMixtureScore(mixture, diffusedBy: sde)
+        for seed: UInt64 in [2026, 7] {
+            var rng = RandomSource(seed: seed)
+            let z = sde.samplePrior(rowShape: [mixture.dimension], count: count, using: &rng)
+            let truth = try ODESampler(sde: sde, score: score, eps: eps, solver: ODESolverOptions(.rk8pd, absoluteTolerance: 1e-11, relativeTolerance: 1e-11)).decode(z).states
+            var line = "  \(name.padding(toLength: 9, withPad: " ", startingAt: 0)) seed \(String(seed).padding(toLength: 4, withPad: " ", startingAt: 0)) |"
+            for nfe in [10, 15, 20] {
+                var best = (Double.infinity, "")
+                for spacing in spacings {
+                    let grid = try TimeGrid.spaced(spacing, steps: nfe, from: 1, to: eps, sde: sde)
+                    for (label, p) in [("2M", try DPMSolverPlusPlus(order: 2)), ("3M", try DPMSolverPlusPlus(order: 3)),
+                                       ("3M-lf", try DPMSolverPlusPlus(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: nfe)))] {
+                        let err = rmse(try runCandidate(p, sde, score, grid: grid, z: z), truth)
+                        if err < best.0 { best = (err, "\(label) \(spacing)") }
+                    }
+                }
+                let (p, spacing) = try FewStepRecommendation.for(nfe: nfe)
+                let rec = rmse(try runCandidate(p, sde, score, grid: try .spaced(spacing, steps: nfe, from: 1, to: eps, sde: sde), z: z), truth)
+                total += 1; if rec <= best.0 { met += 1 }
+                line += " NFE \(nfe): \(e(rec)) vs \(e(best.0)) (\(best.1)) \(f(rec / best.0, 2)) |"
+            }
+            print(line)
+        }
+    }
+    print("  recommended <= best DPM-Solver++ variant in \(met) of \(total) cases")
 }
 
 // MARK: - Exploration of step placement and solver variants
@@ -296,4 +335,38 @@ func digitsFewStepBenchmark() throws {
                        predictor: ReverseDiffusion(), corrector: try Langevin(snr: 0.16))
     let wall = try best(1) { var rng = RandomSource(seed: 1); _ = try pc.sample(count: count, using: &rng) }
     print("  PC-1000 reverse diffusion + Langevin (NFE 2000): \(f(wall, 3)) s, \(f(Double(count) / wall, 1)) samples/s")
+}
+
+/// Smallest NFE with map RMSE <= 1e-3 on gmm64 (two latent seeds) for solver/spacing candidates.
+func fastExploreThreshold() throws {
+    let sde = try VPSDE(), eps = 1e-3
+    let mixture = GaussianMixture.gaussian64()
+    let score = GaussianMixtureScore(mixture, diffusedBy: sde)
+    for seed: UInt64 in [2026, 7] {
+        var rng = RandomSource(seed: seed)
+        let z = sde.samplePrior(rowShape: [64], count: 1024, using: &rng)
+        let truth = try ODESampler(sde: sde, score: score, eps: eps, solver: ODESolverOptions(.rk8pd, absoluteTolerance: 1e-11, relativeTolerance: 1e-11)).decode(z).states
+        print("gmm64 seed \(seed): smallest NFE with map RMSE <= 1e-3 (and the RMSE at NFE 40 / 50)")
+        for p in [1.0, 1.25, 1.5, 2, 2.5] {
+            let makers: [(String, (Int) throws -> any Predictor)] = [
+                ("UniPC3-bh2", { _ in try UniPC(order: 3) }), ("UniPC3-bh1", { _ in try UniPC(order: 3, variant: .bh1) }),
+                ("UniPC2-bh2", { _ in try UniPC(order: 2) }),
+                ("DPM++3M-lf", { try DPMSolverPlusPlus(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: $0)) }),
+                ("DPM++3M", { _ in try DPMSolverPlusPlus(order: 3) })]
+            for (name, make) in makers {
+                func err(_ n: Int) throws -> Double { rmse(try runCandidate(try make(n), sde, score, grid: try powerGrid(p, steps: n, from: 1, to: eps), z: z), truth) }
+                var found = "none <= 80"
+                for n in 25 ... 80 { if try err(n) <= 1e-3 { found = "NFE \(n)"; break } }
+                print("  \(name) t^\(p): \(found); at 40: \(e(try err(40))), at 50: \(e(try err(50)))")
+            }
+        }
+        for (name, spacing) in [("logsnr", TimeSpacing.logSNR), ("karras7", .karras(rho: 7))] {
+            for (pname, make) in [("UniPC3-bh2", { (_: Int) throws -> any Predictor in try UniPC(order: 3) }), ("DPM++3M", { _ in try DPMSolverPlusPlus(order: 3) })] {
+                func err(_ n: Int) throws -> Double { rmse(try runCandidate(try make(n), sde, score, grid: try .spaced(spacing, steps: n, from: 1, to: eps, sde: sde), z: z), truth) }
+                var found = "none <= 80"
+                for n in 25 ... 80 { if try err(n) <= 1e-3 { found = "NFE \(n)"; break } }
+                print("  \(pname) \(name): \(found)")
+            }
+        }
+    }
 }

@@ -273,6 +273,8 @@ enum OrderArgument: ExpressibleByArgument, Equatable {
 enum SkipName: String, CaseIterable, ExpressibleByArgument {
     case timeUniform = "time-uniform"
     case timeQuadratic = "time-quadratic"
+    /// Uniform in t^(1/2.5) (the recommendation's spacing from 15 to 39 NFE).
+    case timePower = "time-power-2.5"
     case logSNR = "logsnr"
     case karras
 
@@ -280,6 +282,7 @@ enum SkipName: String, CaseIterable, ExpressibleByArgument {
         switch self {
         case .timeUniform: return .timeUniform
         case .timeQuadratic: return .timeQuadratic
+        case .timePower: return .timePower(2.5)
         case .logSNR: return .logSNR
         case .karras: return .karras(rho: 7)
         }
@@ -296,8 +299,8 @@ struct FewStepOptions: ParsableArguments {
     var nfe: Int?
 
     @Option(help: ArgumentHelp(
-        "Few-step samplers: the step spacing between T and eps (default: unipc time-quadratic, dpm-solver++ and sde-dpm-solver++ logsnr, ddim and heun time-uniform).",
-        discussion: "time-uniform: uniform in t; time-quadratic: uniform in sqrt(t); logsnr: uniform in log(m^2/std^2); karras: EDM's sigma^(1/7) spacing, sigma = std/m."))
+        "Few-step samplers: the step spacing between T and eps (default: unipc the recommendation's, time-power-2.5 from 15 to 39 NFE, else time-quadratic; dpm-solver++ and sde-dpm-solver++ logsnr; ddim and heun time-uniform).",
+        discussion: "time-uniform: uniform in t; time-quadratic: uniform in sqrt(t); time-power-2.5: uniform in t^(1/2.5); logsnr: uniform in log(m^2/std^2); karras: EDM's sigma^(1/7) spacing, sigma = std/m."))
     var skip: SkipName?
 
     @Option(parsing: .unconditional, help: ArgumentHelp(
@@ -328,10 +331,10 @@ struct FewStepOptions: ParsableArguments {
 
     /// The default `--skip`: the best spacing of each method in `scoresde-bench fast` (ddim, heun:
     /// time-uniform; unipc: time-quadratic, the recommendation), and the reference's logsnr for dpm-solver++.
-    static func defaultSkip(_ kind: SamplerName) -> SkipName {
+    static func defaultSkip(_ kind: SamplerName, nfe: Int) -> SkipName {
         switch kind {
         case .ddim, .heun: return .timeUniform
-        case .unipc: return .timeQuadratic
+        case .unipc: return FewStepRecommendation.spacing(nfe: nfe) == .timePower(2.5) ? .timePower : .timeQuadratic
         default: return .logSNR
         }
     }
@@ -397,7 +400,7 @@ struct FewStepOptions: ParsableArguments {
     /// The predictor and its grid for `kind` from `T` to `eps`.
     func make(_ kind: SamplerName, order: OrderArgument?, sde: any ForwardSDE, eps: Double) throws -> (predictor: any Predictor, grid: TimeGrid, order: Int, skip: SkipName) {
         let k = try Self.solverOrder(kind, order, nfe: nfeValue)
-        let skip = self.skip ?? Self.defaultSkip(kind)
+        let skip = self.skip ?? Self.defaultSkip(kind, nfe: nfeValue)
         let steps = nfeValue / Self.cost(kind, order: k).perStep
         let grid = try TimeGrid.spaced(skip.spacing, steps: steps, from: sde.T, to: eps, sde: sde)
         let predictor: any Predictor
