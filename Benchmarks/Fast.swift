@@ -293,10 +293,10 @@ func stochasticBenchmark() throws {
             var rng = RandomSource(seed: 3)
             var out: SamplingResult?
             let wall = try best(1) { out = try sampler.sample(count: count, using: &rng) }
-            print("  \(label.padding(toLength: 34, withPad: " ", startingAt: 0)) NFE \(String(out!.scoreEvaluations).padding(toLength: 5, withPad: " ", startingAt: 0)) \(try DistributionQuality(out!.samples, target, exact: exact).text)  \(f(wall, 2)) s")
+            print("  \(label.padding(toLength: 41, withPad: " ", startingAt: 0)) NFE \(String(out!.scoreEvaluations).padding(toLength: 5, withPad: " ", startingAt: 0)) \(try DistributionQuality(out!.samples, target, exact: exact).text)  \(f(wall, 2)) s")
         }
         try run("PC-1000 RD + Langevin 0.16", ReverseDiffusion(), try Langevin(snr: 0.16), try .uniform(steps: 1000, from: 1, to: eps))
-        for n in [10, 20, 50, 100, 200, 500, 1000] {
+        for n in [20, 50, 100, 200, 500, 1000] {
             try run("Euler-Maruyama N=\(n)", EulerMaruyama(), NoCorrector(), try .uniform(steps: n, from: 1, to: eps))
         }
         for n in [10, 20, 50, 100] {
@@ -304,13 +304,15 @@ func stochasticBenchmark() throws {
             try run("SDE-DPM-Solver++ 2M logsnr N=\(n)", try SDEDPMSolverPlusPlus(order: 2), NoCorrector(), try grid(n, .logSNR))
             try run("SDE-DPM-Solver++ 2M t-quad N=\(n)", try SDEDPMSolverPlusPlus(order: 2), NoCorrector(), try grid(n, .timeQuadratic))
         }
-        for (atol, rtol) in [(0.0078, 0.1), (0.0078, 0.05), (0.0078, 0.02), (0.0078, 0.01), (0.002, 0.01)] {
-            let a = try AdaptiveSDESampler(sde: sde, score: score, eps: eps, absoluteTolerance: atol, relativeTolerance: rtol)
+        for (atol, rtol, noise) in [(0.0078, 0.1, AdaptiveSDESampler<VPSDE, GaussianMixtureScore>.RejectedNoise.brownianBridge), (0.0078, 0.05, .brownianBridge),
+                                    (0.0078, 0.02, .brownianBridge), (0.0078, 0.01, .brownianBridge), (0.002, 0.01, .brownianBridge),
+                                    (0.0078, 0.05, .redraw), (0.0078, 0.01, .redraw)] {
+            let a = try AdaptiveSDESampler(sde: sde, score: score, eps: eps, absoluteTolerance: atol, relativeTolerance: rtol, rejectedNoise: noise)
             var rng = RandomSource(seed: 3)
             var out: AdaptiveSDEResult?
             let wall = try best(1) { out = try a.sample(count: count, rowShape: [mixture.dimension], using: &rng) }
             let rejected = Double(out!.perSampleRejections.reduce(0, +)) / Double(count)
-            print("  \("adaptive-sde atol \(atol) rtol \(rtol)".padding(toLength: 34, withPad: " ", startingAt: 0)) NFE \(String(out!.scoreEvaluations).padding(toLength: 5, withPad: " ", startingAt: 0)) \(try DistributionQuality(out!.samples, target, exact: exact).text)  \(f(wall, 2)) s; mean NFE per sample \(f(out!.meanEvaluations, 1)), rejected steps \(f(rejected, 1))")
+            print("  \("adaptive-sde atol \(atol) rtol \(rtol)\(noise == .redraw ? " redraw" : "")".padding(toLength: 41, withPad: " ", startingAt: 0)) NFE \(String(out!.scoreEvaluations).padding(toLength: 5, withPad: " ", startingAt: 0)) \(try DistributionQuality(out!.samples, target, exact: exact).text)  \(f(wall, 2)) s; mean NFE per sample \(f(out!.meanEvaluations, 1)), rejected steps \(f(rejected, 1))")
         }
     }
 }
