@@ -372,3 +372,47 @@ func fastExploreThreshold() throws {
         }
     }
 }
+
+/// A second, focused search: lower-order final steps and flatter spacings (t^1 … t^1.5), against the
+/// best standard DPM-Solver++ variant (2M/3M/3M-lf × time-uniform/time-quadratic/logSNR/Karras).
+func fastExplore2() throws {
+    let sde = try VPSDE(), eps = 1e-3
+    var candidates = [Candidate]()
+    for p in [1.0, 1.25, 1.5, 2.0, 2.5] {
+        let g: (Int, VPSDE) throws -> TimeGrid = { n, _ in try powerGrid(p, steps: n, from: 1, to: eps) }
+        candidates.append(Candidate(name: "UniPC3-lf t^\(p)", make: { try UniPC(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: $0)) }, grid: g))
+        candidates.append(Candidate(name: "UniPC2-lf t^\(p)", make: { try UniPC(order: 2, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 2, steps: $0)) }, grid: g))
+        candidates.append(Candidate(name: "UniPC3 t^\(p)", make: { _ in try UniPC(order: 3) }, grid: g))
+        candidates.append(Candidate(name: "UniPC2 t^\(p)", make: { _ in try UniPC(order: 2) }, grid: g))
+        candidates.append(Candidate(name: "DPM++3M-lf t^\(p)", make: { try DPMSolverPlusPlus(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: $0)) }, grid: g))
+    }
+    let spacings: [TimeSpacing] = [.timeUniform, .timeQuadratic, .logSNR, .karras(rho: 7)]
+    var ratios = [String: [Double]]()
+    for (name, mixture, count) in try fewStepMixtures() {
+        let score = GaussianMixtureScore(mixture, diffusedBy: sde)
+        for seed: UInt64 in [2026, 7] {
+            var rng = RandomSource(seed: seed)
+            let z = sde.samplePrior(rowShape: [mixture.dimension], count: count, using: &rng)
+            let truth = try ODESampler(sde: sde, score: score, eps: eps, solver: ODESolverOptions(.rk8pd, absoluteTolerance: 1e-11, relativeTolerance: 1e-11)).decode(z).states
+            for nfe in [10, 15, 20] {
+                var best = Double.infinity
+                for spacing in spacings {
+                    let grid = try TimeGrid.spaced(spacing, steps: nfe, from: 1, to: eps, sde: sde)
+                    for p in [try DPMSolverPlusPlus(order: 2), try DPMSolverPlusPlus(order: 3),
+                              try DPMSolverPlusPlus(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: nfe))] {
+                        best = min(best, rmse(try runCandidate(p, sde, score, grid: grid, z: z), truth))
+                    }
+                }
+                for c in candidates {
+                    let err = rmse(try runCandidate(try c.make(nfe), sde, score, grid: try c.grid(nfe, sde), z: z), truth)
+                    ratios["\(c.name) @\(nfe)", default: []].append(err / best)
+                }
+            }
+        }
+    }
+    for nfe in [10, 15, 20] {
+        print("explore2 NFE \(nfe): ratio to the best standard DPM-Solver++ variant over 6 mixtures x 2 seeds (worst, geometric mean, wins)")
+        let rows = ratios.filter { $0.key.hasSuffix("@\(nfe)") }.map { (k, v) in (k, v.max()!, Foundation.exp(v.map { Foundation.log($0) }.reduce(0, +) / Double(v.count)), v.filter { $0 <= 1 }.count) }
+        for (k, w, g, c) in rows.sorted(by: { $0.1 < $1.1 }).prefix(10) { print("  \(k.padding(toLength: 26, withPad: " ", startingAt: 0)) worst \(f(w, 2)) geomean \(f(g, 2)) wins \(c)/12") }
+    }
+}

@@ -395,6 +395,7 @@ if which == "mlp" || which == "all" { try mlpBenchmark() }
 if which == "inverse" || which == "all" { try inverseBenchmark() }
 if which == "fast" || which == "all" { try fastBenchmark(only: CommandLine.arguments.count > 2 ? Array(CommandLine.arguments.dropFirst(2)) : nil) }
 if which == "fast-threshold" { try fastExploreThreshold() }
+if which == "fast-explore2" { try fastExplore2() }
 if which == "fast-versus" || which == "fast" || which == "all" { try recommendedVersusDPM() }
 if which == "fast-explore" { try fastExplore(only: CommandLine.arguments.count > 2 ? Array(CommandLine.arguments.dropFirst(2)) : nil) }
 if which == "fast-stochastic" || which == "fast" || which == "all" { try stochasticBenchmark() }
