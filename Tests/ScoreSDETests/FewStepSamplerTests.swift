@@ -201,7 +201,7 @@ struct FewStepSamplerTests {
         #expect(invalidArgumentText { try p.validate(grid: grid, sde: sde) }?.contains("3 steps") == true)
         #expect(DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: 6) == [1, 2, 3, 3, 2, 1])
         #expect(invalidArgumentText { _ = try FewStepRecommendation.for(nfe: 1) }?.contains("--nfe") == true)
-        #expect(try FewStepRecommendation.for(nfe: 10).predictor.order == 2 && FewStepRecommendation.order(nfe: 20) == 3)
+        #expect(try FewStepRecommendation.for(nfe: 10).predictor.orders == DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: 10) && FewStepRecommendation.for(nfe: 40).predictor.orders == nil)
     }
 }
 

@@ -146,7 +146,7 @@ struct PCOptions: ParsableArguments {
     var correctorSteps: Int?
 
     @Option(help: ArgumentHelp(
-        "pc: the order of the two updates within a step (default: corrector-first, the reference's code; predictor-first is the paper's Algorithm 1). Few-step samplers: the solver's order (dpm-solver++: 1-3, default 3; unipc: 1-3, default 2 below --nfe 20, else 3; sde-dpm-solver++: 1-2, default 2; ddim: 1; heun: 2).",
+        "pc: the order of the two updates within a step (default: corrector-first, the reference's code; predictor-first is the paper's Algorithm 1). Few-step samplers: the solver's order (dpm-solver++: 1-3, default 3; unipc: 1-3, default 3 with lower orders on the final steps below --nfe 40; sde-dpm-solver++: 1-2, default 2; ddim: 1; heun: 2).",
         valueName: "corrector-first|predictor-first|1|2|3"))
     var order: OrderArgument?
 
@@ -273,8 +273,8 @@ enum OrderArgument: ExpressibleByArgument, Equatable {
 enum SkipName: String, CaseIterable, ExpressibleByArgument {
     case timeUniform = "time-uniform"
     case timeQuadratic = "time-quadratic"
-    /// Uniform in t^(1/2.5) (the recommendation's spacing from 15 to 39 NFE).
-    case timePower = "time-power-2.5"
+    /// Uniform in t^(1/1.5) (the recommendation's spacing below 40 NFE).
+    case timePower = "time-power-1.5"
     case logSNR = "logsnr"
     case karras
 
@@ -282,7 +282,7 @@ enum SkipName: String, CaseIterable, ExpressibleByArgument {
         switch self {
         case .timeUniform: return .timeUniform
         case .timeQuadratic: return .timeQuadratic
-        case .timePower: return .timePower(2.5)
+        case .timePower: return .timePower(1.5)
         case .logSNR: return .logSNR
         case .karras: return .karras(rho: 7)
         }
@@ -299,8 +299,8 @@ struct FewStepOptions: ParsableArguments {
     var nfe: Int?
 
     @Option(help: ArgumentHelp(
-        "Few-step samplers: the step spacing between T and eps (default: unipc the recommendation's, time-power-2.5 from 15 to 39 NFE, else time-quadratic; dpm-solver++ and sde-dpm-solver++ logsnr; ddim and heun time-uniform).",
-        discussion: "time-uniform: uniform in t; time-quadratic: uniform in sqrt(t); time-power-2.5: uniform in t^(1/2.5); logsnr: uniform in log(m^2/std^2); karras: EDM's sigma^(1/7) spacing, sigma = std/m."))
+        "Few-step samplers: the step spacing between T and eps (default: unipc the recommendation's, time-power-1.5 below 40 NFE, else time-quadratic; dpm-solver++ and sde-dpm-solver++ logsnr; ddim and heun time-uniform).",
+        discussion: "time-uniform: uniform in t; time-quadratic: uniform in sqrt(t); time-power-1.5: uniform in t^(1/1.5); logsnr: uniform in log(m^2/std^2); karras: EDM's sigma^(1/7) spacing, sigma = std/m."))
     var skip: SkipName?
 
     @Option(parsing: .unconditional, help: ArgumentHelp(
@@ -334,7 +334,7 @@ struct FewStepOptions: ParsableArguments {
     static func defaultSkip(_ kind: SamplerName, nfe: Int) -> SkipName {
         switch kind {
         case .ddim, .heun: return .timeUniform
-        case .unipc: return FewStepRecommendation.spacing(nfe: nfe) == .timePower(2.5) ? .timePower : .timeQuadratic
+        case .unipc: return FewStepRecommendation.spacing(nfe: nfe) == .timePower(1.5) ? .timePower : .timeQuadratic
         default: return .logSNR
         }
     }
@@ -371,7 +371,8 @@ struct FewStepOptions: ParsableArguments {
     /// Checks the few-step options for `kind` (with `latent`: decoding needs a deterministic sampler).
     func validate(_ kind: SamplerName, order: OrderArgument?, latent: Bool) throws {
         let k = try Self.solverOrder(kind, order, nfe: nfeValue)
-        let (perStep, minimum) = Self.cost(kind, order: k)
+        let (perStep, cost) = Self.cost(kind, order: k)
+        let minimum = kind == .unipc && order == nil ? 2 : cost   // the recommendation's lower-order warm-up runs from 2
         let nfe = nfeValue
         if nfe < minimum {
             throw ValidationError("--nfe \(nfe) is below the minimum of --sampler \(kind.rawValue)\(kind == .heun ? "" : " --order \(k)") (\(minimum) score evaluations)")
@@ -407,7 +408,9 @@ struct FewStepOptions: ParsableArguments {
         switch kind {
         case .ddim: predictor = try DDIM(eta: eta ?? 0)
         case .dpmSolverPP: predictor = try DPMSolverPlusPlus(order: k, threshold: try threshold.map { try DynamicThresholding(percentile: $0) })
-        case .unipc: predictor = try UniPC(order: k, threshold: try threshold.map { try DynamicThresholding(percentile: $0) })
+        case .unipc:   // without --order: the recommendation's per-step orders (lower orders on the final steps below 40 NFE)
+            predictor = try UniPC(order: k, orders: order == nil ? FewStepRecommendation.orders(nfe: nfeValue) : nil,
+                                  threshold: try threshold.map { try DynamicThresholding(percentile: $0) })
         case .heun: predictor = EDMHeun()
         case .sdeDPMSolverPP: predictor = try SDEDPMSolverPlusPlus(order: k, threshold: try threshold.map { try DynamicThresholding(percentile: $0) })
         case .pc, .ode, .adaptiveSDE: throw ScoreSDEError.invalidArgument("\(kind.rawValue) is not a few-step sampler")
