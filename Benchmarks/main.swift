@@ -1,4 +1,5 @@
-// ScoreSDE.swift benchmarks. Release build only:  swift run -c release scoresde-bench [pc|ode|likelihood|mlp|inverse|fast|classes|all]
+// ScoreSDE.swift benchmarks. Release build only:
+//   swift run -c release scoresde-bench [pc|ode|likelihood|mlp|inverse|fast|fast-explore|fast-stochastic|fast-digits|classes|all]
 // Prints figures; asserts nothing. Every timing is the best of a few repetitions (wall clock).
 import COpenBLAS   // through ScoreSDE's dependency: the mlp section calls dgemm_ and openblas_get_corename
 import Foundation
@@ -383,113 +384,6 @@ func inverseBenchmark() throws {
             constraint: nil, passes: { $0 * (known.count + 2) }, repeats: 1)
 }
 
-// MARK: - Few-step samplers
-
-/// A deterministic few-step sampler of the `fast` table: how it spends an NFE budget.
-enum FastSampler: CaseIterable {
-    case ddim, dpm2M, dpm3M, dpm3MLowerFinal, heun, unipc2, unipc3, unipc3LowerFinal, recommended
-    var name: String {
-        switch self {
-        case .ddim: return "DDIM"
-        case .dpm2M: return "DPM-Solver++ 2M"
-        case .dpm3M: return "DPM-Solver++ 3M"
-        case .dpm3MLowerFinal: return "DPM++ 3M lower-final"
-        case .heun: return "EDM Heun"
-        case .unipc2: return "UniPC-2 bh2"
-        case .unipc3: return "UniPC-3 bh2"
-        case .unipc3LowerFinal: return "UniPC-3 lower-final"
-        case .recommended: return "recommended (UniPC)"
-        }
-    }
-    /// Steps for `nfe` evaluations (Heun: 2 per step, so odd budgets get one evaluation less).
-    func steps(_ nfe: Int) -> Int { self == .heun ? nfe / 2 : nfe }
-
-    func run<SDE: ForwardSDE, S: ScoreModel>(_ sde: SDE, _ score: S, grid: TimeGrid, z: Tensor) throws -> SamplingResult {
-        func go<P: Predictor>(_ p: P) throws -> SamplingResult {
-            var integrator = try ReverseIntegrator(sde: sde, score: score, grid: grid, predictor: p, corrector: NoCorrector(),
-                                                   denoising: .none, start: z, rng: RandomSource(seed: 0))
-            return try integrator.solve()
-        }
-        switch self {
-        case .ddim: return try go(try DDIM())
-        case .dpm2M: return try go(try DPMSolverPlusPlus(order: 2))
-        case .dpm3M: return try go(try DPMSolverPlusPlus(order: 3))
-        case .dpm3MLowerFinal: return try go(try DPMSolverPlusPlus(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: grid.steps)))
-        case .heun: return try go(EDMHeun())
-        case .unipc2: return try go(try UniPC(order: 2))
-        case .unipc3: return try go(try UniPC(order: 3))
-        case .unipc3LowerFinal: return try go(try UniPC(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: grid.steps)))
-        case .recommended: return try go(try FewStepRecommendation.for(nfe: grid.steps).predictor)
-        }
-    }
-}
-
-/// Rows whose distance to the truth exceeds 1 (a latent carried to another mode).
-func farRows(_ a: Tensor, _ b: Tensor) -> Int {
-    let d = a.rowSize
-    return (0 ..< a.rows).filter { r in
-        var s = 0.0
-        for j in 0 ..< d { let x = a.storage[r * d + j] - b.storage[r * d + j]; s += x * x }
-        return s > 1
-    }.count
-}
-
-func rmse(_ a: Tensor, _ b: Tensor) -> Double {
-    var s = 0.0
-    for i in 0 ..< a.count { let d = a.storage[i] - b.storage[i]; s += d * d }
-    return (s / Double(a.count)).squareRoot()
-}
-
-/// Map RMSE against the exact probability-flow map (a tight rk8pd solve) vs NFE, VP β 0.1 → 20,
-/// fixed latents at T = 1 to eps = 1e-3, no final denoising.
-func fastBenchmark(only: [String]? = nil) throws {
-    let sde = try VPSDE(), eps = 1e-3
-    let spacings: [TimeSpacing] = [.timeUniform, .timeQuadratic, .logSNR, .karras(rho: 7)]
-    for (name, mixture, count) in [("ring", GaussianMixture.ring(), 4096), ("gmm64", GaussianMixture.gaussian64(), 1024)] {
-        if let only, !only.contains(name) { continue }
-        let score = GaussianMixtureScore(mixture, diffusedBy: sde)
-        var rng = RandomSource(seed: 2026)
-        let z = sde.samplePrior(rowShape: [mixture.dimension], count: count, using: &rng)
-        let tight = ODESampler(sde: sde, score: score, eps: eps, solver: ODESolverOptions(.rk8pd, absoluteTolerance: 1e-11, relativeTolerance: 1e-11))
-        let truth = try tight.decode(z)
-        let check = try ODESampler(sde: sde, score: score, eps: eps, solver: ODESolverOptions(.rk8pd, absoluteTolerance: 1e-9, relativeTolerance: 1e-9)).decode(z)
-        print("Few-step samplers, \(name) (\(count) latents, VP 0.1→20, T = 1 → eps = 1e-3, no denoising): map RMSE vs NFE")
-        print("  truth: rk8pd 1e-11 (NFE \(truth.scoreEvaluations)); rk8pd 1e-9 differs by \(e(rmse(truth.states, check.states)))")
-        for tol in [1e-3, 3e-4, 1e-4, 3e-5, 1e-5] {
-            let out = try ODESampler(sde: sde, score: score, eps: eps, solver: ODESolverOptions(.rkf45, absoluteTolerance: tol, relativeTolerance: tol)).decode(z)
-            print("  GSL rkf45 rtol=atol=\(e(tol)): NFE \(out.scoreEvaluations), map RMSE \(e(rmse(out.states, truth.states)))")
-        }
-        let budgets = [10, 15, 20, 50]
-        print("  sampler               spacing         | " + budgets.map { "NFE \($0)".padding(toLength: 9, withPad: " ", startingAt: 0) }.joined(separator: " | "))
-        for sampler in FastSampler.allCases {
-            for spacing in sampler == .recommended ? [TimeSpacing.timeQuadratic] : spacings {
-                var line = "  \(sampler.name.padding(toLength: 21, withPad: " ", startingAt: 0)) \(spacing.description.padding(toLength: 15, withPad: " ", startingAt: 0)) |"
-                for nfe in budgets {
-                    let grid = try TimeGrid.spaced(spacing, steps: sampler.steps(nfe), from: sde.T, to: eps, sde: sde)
-                    let out = try sampler.run(sde, score, grid: grid, z: z)
-                    let (err, flips) = (rmse(out.samples, truth.states), farRows(out.samples, truth.states))
-                    line += " \(e(err))\(out.scoreEvaluations == nfe ? " " : "*")\(flips > 0 ? "/\(flips)" : "  ") |"
-                }
-                print(line)
-            }
-        }
-        print("  (* = NFE one less than the column: Heun spends 2 per step; /k = k latents end more than distance 1 from")
-        print("   their true image; the few left at 50 NFE on gmm64 are carried to another mode and dominate the RMSE)")
-        // Smallest NFE reaching map RMSE <= 1e-3.
-        for sampler in [FastSampler.dpm3M, .unipc3, .unipc3LowerFinal, .recommended] {
-            for spacing in sampler == .recommended ? [TimeSpacing.timeQuadratic] : [.logSNR, .timeQuadratic, .karras(rho: 7)] {
-                var found = "none <= 80"
-                for nfe in 10 ... 80 {
-                    let grid = try TimeGrid.spaced(spacing, steps: sampler.steps(nfe), from: sde.T, to: eps, sde: sde)
-                    let out = try sampler.run(sde, score, grid: grid, z: z)
-                    if rmse(out.samples, truth.states) <= 1e-3 { found = "NFE \(nfe)"; break }
-                }
-                print("  map RMSE <= 1e-3: \(sampler.name), \(spacing): \(found)")
-            }
-        }
-    }
-}
-
 let which = CommandLine.arguments.dropFirst().first ?? "all"
 if which == "pc" || which == "all" {
     try pcBenchmark("ring", .ring(), count: 4096)
@@ -501,4 +395,10 @@ if which == "likelihood" || which == "all" { try likelihoodBenchmark() }
 if which == "mlp" || which == "all" { try mlpBenchmark() }
 if which == "inverse" || which == "all" { try inverseBenchmark() }
 if which == "fast" || which == "all" { try fastBenchmark(only: CommandLine.arguments.count > 2 ? Array(CommandLine.arguments.dropFirst(2)) : nil) }
+if which == "fast-threshold" { try fastExploreThreshold() }
+if which == "fast-explore2" { try fastExplore2() }
+if which == "fast-versus" || which == "fast" || which == "all" { try recommendedVersusDPM() }
+if which == "fast-explore" { try fastExplore(only: CommandLine.arguments.count > 2 ? Array(CommandLine.arguments.dropFirst(2)) : nil) }
+if which == "fast-stochastic" || which == "fast" || which == "all" { try stochasticBenchmark() }
+if which == "fast-digits" || which == "fast" || which == "all" { try digitsFewStepBenchmark() }
 if which == "classes" || which == "all" { try classesBenchmark() }

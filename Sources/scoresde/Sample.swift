@@ -31,7 +31,9 @@ extension ScoreSDECommand {
                 evaluations from T to eps (default: \(SamplerName.recommended.rawValue), the recommended \
                 method; --sampler ddim|dpm-solver++|unipc|heun chooses, --order its order, --skip the \
                 step spacing, --eta DDIM's stochasticity). They return the state at eps untouched \
-                (--denoise none) and decode --latent files with any of them.
+                (--denoise none) and decode --latent files with any of them. Stochastic: --sampler \
+                sde-dpm-solver++ (--nfe, --order 1|2) and --sampler adaptive-sde (Gotta Go Fast: \
+                --rtol, --atol).
                 """
         )
 
@@ -69,13 +71,24 @@ extension ScoreSDECommand {
             }
             let kind = sampler.resolved(latentGiven: latent != nil, nfeGiven: fewStep.nfe != nil)
             if !kind.isFewStep, !fewStep.given.isEmpty {
-                throw ValidationError("\(fewStep.given.joined(separator: ", ")) \(fewStep.given.count == 1 ? "is an option" : "are options") of the few-step samplers (--sampler ddim, dpm-solver++, unipc, heun); remove \(fewStep.given.count == 1 ? "it" : "them") for --sampler \(kind.rawValue)")
+                throw ValidationError("\(fewStep.given.joined(separator: ", ")) \(fewStep.given.count == 1 ? "is an option" : "are options") of the few-step samplers (--sampler ddim, dpm-solver++, unipc, heun, sde-dpm-solver++); remove \(fewStep.given.count == 1 ? "it" : "them") for --sampler \(kind.rawValue)")
             }
             if !kind.isFewStep, case .solver(let n) = pc.order {
                 throw ValidationError("--order \(n) is a few-step solver's order (--sampler dpm-solver++ or unipc); --sampler \(kind.rawValue) takes no solver order")
             }
             switch kind {
-            case .ddim, .dpmSolverPP, .unipc, .heun:
+            case .adaptiveSDE:
+                if latent != nil {
+                    throw ValidationError("--latent decodes latents with a deterministic sampler; adaptive-sde is stochastic (use --sampler ode or a few-step sampler)")
+                }
+                let other = (sampler.steps != nil ? ["--steps"] : []) + pc.given + ode.given.filter { $0 != "--rtol" && $0 != "--atol" }
+                if !other.isEmpty {
+                    throw ValidationError("\(other.joined(separator: ", ")) \(other.count == 1 ? "is an option" : "are options") of another sampler and would do nothing with --sampler adaptive-sde (it takes --rtol, --atol, --eps, --denoise none|tweedie); remove \(other.count == 1 ? "it" : "them")")
+                }
+                if sampler.denoise == .lastMean {
+                    throw ValidationError("--denoise last-mean is not available with --sampler adaptive-sde (it has no last predictor step); use none (default) or tweedie")
+                }
+            case .ddim, .dpmSolverPP, .unipc, .heun, .sdeDPMSolverPP:
                 try fewStep.validate(kind, order: pc.order, latent: latent != nil)
                 let other = (sampler.steps != nil ? ["--steps"] : []) + pc.given + ode.given
                 if !other.isEmpty {
@@ -219,7 +232,26 @@ extension ScoreSDECommand {
                     return SampleRun(samples: run.states, nfe: run.scoreEvaluations,
                                      results: ODEOptions.results(nfe: run.scoreEvaluations, run.statistics, layout: layout))
                 }
-            case .ddim, .dpmSolverPP, .unipc, .heun:
+            case .adaptiveSDE:
+                let denoise = sampler.denoise ?? .none
+                let rtol = ode.rtol ?? 0.05, atol = ode.atol ?? 0.0078
+                let score = try classes.score(data, diffusedBy: forward, count: count)
+                try checkAdaptive(sde: forward, score: score, eps: eps, rtol: rtol, atol: atol, denoising: denoise.denoising)
+                var settings = RunStats()
+                settings["rtol"] = .double(rtol)
+                settings["atol"] = .double(atol)
+                settings["denoise"] = .string(denoise.rawValue)
+                let shape = data.rowShape
+                return PreparedSampler(label: "adaptive-sde (rtol \(rtol), atol \(atol))", settings: settings) { rng in
+                    let run = try sampleAdaptive(sde: forward, score: score, eps: eps, rtol: rtol, atol: atol, denoising: denoise.denoising,
+                                                 count: count, rowShape: shape, using: &rng)
+                    var results = RunStats()
+                    results["nfe"] = .int(run.scoreEvaluations)
+                    results["nfe_mean_per_sample"] = .double(run.meanEvaluations)
+                    results["rejected_steps_mean"] = .double(Double(run.perSampleRejections.reduce(0, +)) / Double(max(count, 1)))
+                    return SampleRun(samples: run.samples, nfe: run.scoreEvaluations, results: results)
+                }
+            case .ddim, .dpmSolverPP, .unipc, .heun, .sdeDPMSolverPP:
                 let made = try fewStep.make(kind, order: pc.order, sde: forward, eps: eps)
                 let grid = made.grid
                 try made.predictor.validate(grid: grid, sde: forward)
@@ -259,6 +291,19 @@ func samplePC<S: ForwardSDE, M: ScoreModel, P: Predictor, C: Corrector>(
                             order: order, denoising: denoising, batchSize: batchSize,
                             constraint: constraint, resampling: resampling)
     return try sampler.sample(count: count, using: &rng, onStep: onStep)
+}
+
+/// Builds the adaptive SDE solver (validating its settings) without running it.
+func checkAdaptive<S: ForwardSDE, M: ScoreModel>(sde: S, score: M, eps: Double, rtol: Double, atol: Double,
+                                                  denoising: FinalDenoising) throws {
+    _ = try AdaptiveSDESampler(sde: sde, score: score, eps: eps, absoluteTolerance: atol, relativeTolerance: rtol, denoising: denoising)
+}
+
+/// The adaptive SDE solver from the prior on concrete types.
+func sampleAdaptive<S: ForwardSDE, M: ScoreModel>(sde: S, score: M, eps: Double, rtol: Double, atol: Double, denoising: FinalDenoising,
+                                                   count: Int, rowShape: [Int], using rng: inout RandomSource) throws -> AdaptiveSDEResult {
+    let sampler = try AdaptiveSDESampler(sde: sde, score: score, eps: eps, absoluteTolerance: atol, relativeTolerance: rtol, denoising: denoising)
+    return try sampler.sample(count: count, rowShape: rowShape, using: &rng)
 }
 
 /// A few-step sampler (no corrector, the state at the grid's end returned untouched) from the prior

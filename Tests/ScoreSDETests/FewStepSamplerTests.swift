@@ -166,13 +166,14 @@ struct FewStepSamplerTests {
         func check<S: ForwardSDE>(_ sde: S) throws {
             let n = 12, eps = c.eps
             func lam(_ t: Double) -> Double { let (m, s) = c.marginal(t); return log(m / s) }
-            for spacing in [TimeSpacing.timeUniform, .timeQuadratic, .logSNR, .karras(rho: 7)] {
+            for spacing in [TimeSpacing.timeUniform, .timeQuadratic, .timePower(2.5), .logSNR, .karras(rho: 7)] {
                 let g = try TimeGrid.spaced(spacing, steps: n, from: 1, to: eps, sde: sde)
                 #expect(g.steps == n && g.times.first == 1 && g.times.last == eps)
                 let u: [Double]
                 switch spacing {
                 case .timeUniform: u = g.times
                 case .timeQuadratic: u = g.times.map { $0.squareRoot() }
+                case .timePower(let p): u = g.times.map { pow($0, 1 / p) }
                 case .logSNR: u = g.times.map(lam)
                 case .karras(let rho): u = g.times.map { pow(exp(-lam($0)), 1 / rho) }
                 }
@@ -200,7 +201,7 @@ struct FewStepSamplerTests {
         #expect(invalidArgumentText { try p.validate(grid: grid, sde: sde) }?.contains("3 steps") == true)
         #expect(DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: 6) == [1, 2, 3, 3, 2, 1])
         #expect(invalidArgumentText { _ = try FewStepRecommendation.for(nfe: 1) }?.contains("--nfe") == true)
-        #expect(try FewStepRecommendation.for(nfe: 10).predictor.order == 2 && FewStepRecommendation.order(nfe: 20) == 3)
+        #expect(try FewStepRecommendation.for(nfe: 10).predictor.orders == DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: 10) && FewStepRecommendation.for(nfe: 40).predictor.orders == nil)
     }
 }
 

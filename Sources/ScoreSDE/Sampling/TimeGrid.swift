@@ -53,6 +53,10 @@ public struct TimeGrid: Sendable, Equatable {
         case .timeQuadratic:   // DPM-Solver's "time_quadratic": (linspace(√start, √end))²
             let a = start.squareRoot(), b = end.squareRoot()
             times = (0 ... steps).map { let u = a + Double($0) / n * (b - a); return u * u }
+        case .timePower(let p):
+            guard p.isFinite, p >= 1 else { throw ScoreSDEError.invalidArgument("the time power must be >= 1 (got \(p)); 1 is time-uniform, 2 time-quadratic") }
+            let a = Foundation.pow(start, 1 / p), b = Foundation.pow(end, 1 / p)
+            times = (0 ... steps).map { Foundation.pow(a + Double($0) / n * (b - a), p) }
         case .logSNR:
             let la = sde.halfLogSNR(at: start), lb = sde.halfLogSNR(at: end)
             times = (0 ... steps).map { sde.time(atHalfLogSNR: la + Double($0) / n * (lb - la), in: end, start) }
@@ -83,6 +87,9 @@ public enum TimeSpacing: Sendable, Equatable, CustomStringConvertible {
     case timeUniform
     /// Uniform in `√t` (DPM-Solver's `time_quadratic`; Song et al. 2020, DDIM's quadratic skip).
     case timeQuadratic
+    /// Uniform in `t^{1/p}` (`p ≥ 1`; 1 is `timeUniform`, 2 `timeQuadratic`): larger `p` puts more
+    /// steps near `eps`. The recommendation's `p = 1.5` comes from `scoresde-bench fast-explore2`.
+    case timePower(Double)
     /// Uniform in the log signal-to-noise ratio `log(m²/std²)` (DPM-Solver's `logSNR`).
     case logSNR
     /// EDM/Karras: uniform in `σ^{1/ρ}`, `σ = std/m` (Karras et al. 2022, eq. 5; ρ = 7 there).
@@ -92,6 +99,7 @@ public enum TimeSpacing: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .timeUniform: return "time-uniform"
         case .timeQuadratic: return "time-quadratic"
+        case .timePower(let p): return "time-power(\(p))"
         case .logSNR: return "logsnr"
         case .karras(let rho): return rho == 7 ? "karras" : "karras(rho \(rho))"
         }

@@ -16,9 +16,16 @@ enum SamplerName: String, CaseIterable, ExpressibleByArgument {
     case dpmSolverPP = "dpm-solver++"
     case unipc
     case heun
+    /// SDE-DPM-Solver++ (stochastic, `--nfe` steps of 1 NFE).
+    case sdeDPMSolverPP = "sde-dpm-solver++"
+    /// The "Gotta Go Fast" adaptive SDE solver (`--rtol`, `--atol`; NFE chosen by error control).
+    case adaptiveSDE = "adaptive-sde"
 
     /// The few-step samplers (`--nfe`, `--skip`, `--order`, `--eta`).
-    var isFewStep: Bool { self != .pc && self != .ode }
+    var isFewStep: Bool { self != .pc && self != .ode && self != .adaptiveSDE }
+
+    /// Samplers whose output depends only on the starting latent (usable with `--latent`).
+    var isDeterministic: Bool { self == .ode || self == .dpmSolverPP || self == .unipc || self == .heun || self == .ddim }
 
     /// `--nfe` without `--sampler`: the method the benchmark (`scoresde-bench fast`) recommends.
     static let recommended = SamplerName.unipc
@@ -29,9 +36,9 @@ struct SamplerOptions: ParsableArguments {
     static let defaultSteps = 1000
 
     @Option(help: ArgumentHelp(
-        "The sampler: pc (predictor-corrector, default), ode (probability-flow ODE), or a few-step sampler: ddim, dpm-solver++, unipc, heun.",
-        discussion: "ode uses the options of the probability-flow ODE below; --latent implies ode unless a few-step sampler or --nfe is given; --nfe alone implies the recommended few-step sampler (\(SamplerName.recommended.rawValue)). Options of the other samplers are rejected rather than ignored.",
-        valueName: "pc|ode|ddim|dpm-solver++|unipc|heun"))
+        "The sampler: pc (predictor-corrector, default), ode (probability-flow ODE), a few-step sampler: ddim, dpm-solver++, unipc, heun, sde-dpm-solver++ (stochastic), or adaptive-sde (Gotta Go Fast).",
+        discussion: "ode uses the options of the probability-flow ODE below; --latent implies ode unless a few-step sampler or --nfe is given; --nfe alone implies the recommended few-step sampler (\(SamplerName.recommended.rawValue)). adaptive-sde: Euler-Maruyama and improved Euler with extrapolation, per-sample step sizes under error control with --rtol (default 0.05) and --atol (default 0.0078), the paper's; --denoise none (default) or tweedie. Options of the other samplers are rejected rather than ignored.",
+        valueName: "pc|ode|ddim|dpm-solver++|unipc|heun|sde-dpm-solver++|adaptive-sde"))
     var sampler: SamplerName?
 
     @Option(parsing: .unconditional, help: "pc: number of time steps from T down to eps (default: 1000). Any number works: each step takes its coefficients from its own interval.")
@@ -139,7 +146,7 @@ struct PCOptions: ParsableArguments {
     var correctorSteps: Int?
 
     @Option(help: ArgumentHelp(
-        "pc: the order of the two updates within a step (default: corrector-first, the reference's code; predictor-first is the paper's Algorithm 1). Few-step samplers: the solver's order (dpm-solver++: 1-3, default 3; unipc: 1-3, default 2 below --nfe 20, else 3; ddim: 1; heun: 2).",
+        "pc: the order of the two updates within a step (default: corrector-first, the reference's code; predictor-first is the paper's Algorithm 1). Few-step samplers: the solver's order (dpm-solver++: 1-3, default 3; unipc: 1-3, default 3 with lower orders on the final steps below --nfe 40; sde-dpm-solver++: 1-2, default 2; ddim: 1; heun: 2).",
         valueName: "corrector-first|predictor-first|1|2|3"))
     var order: OrderArgument?
 
@@ -202,6 +209,7 @@ struct PCOptions: ParsableArguments {
             switch sde {
             case .ve(let s): return AncestralSampling(for: s, coefficients: c)
             case .vp(let s): return AncestralSampling(for: s, coefficients: c)
+            case .vpCosine(let s): return AncestralSampling(for: s, coefficients: c)
             case .subVP:
                 throw ScoreSDEError.invalidArgument("--predictor ancestral needs --sde ve or vp: sub-VP has no discrete ancestral schedule; use --predictor reverse-diffusion or euler-maruyama with --sde subvp")
             }
@@ -265,6 +273,8 @@ enum OrderArgument: ExpressibleByArgument, Equatable {
 enum SkipName: String, CaseIterable, ExpressibleByArgument {
     case timeUniform = "time-uniform"
     case timeQuadratic = "time-quadratic"
+    /// Uniform in t^(1/1.5) (the recommendation's spacing below 40 NFE).
+    case timePower = "time-power-1.5"
     case logSNR = "logsnr"
     case karras
 
@@ -272,6 +282,7 @@ enum SkipName: String, CaseIterable, ExpressibleByArgument {
         switch self {
         case .timeUniform: return .timeUniform
         case .timeQuadratic: return .timeQuadratic
+        case .timePower: return .timePower(1.5)
         case .logSNR: return .logSNR
         case .karras: return .karras(rho: 7)
         }
@@ -288,8 +299,8 @@ struct FewStepOptions: ParsableArguments {
     var nfe: Int?
 
     @Option(help: ArgumentHelp(
-        "Few-step samplers: the step spacing between T and eps (default: unipc time-quadratic, dpm-solver++ logsnr, ddim and heun time-uniform).",
-        discussion: "time-uniform: uniform in t; time-quadratic: uniform in sqrt(t); logsnr: uniform in log(m^2/std^2); karras: EDM's sigma^(1/7) spacing, sigma = std/m."))
+        "Few-step samplers: the step spacing between T and eps (default: unipc the recommendation's, time-power-1.5 below 40 NFE, else time-quadratic; dpm-solver++ and sde-dpm-solver++ logsnr; ddim and heun time-uniform).",
+        discussion: "time-uniform: uniform in t; time-quadratic: uniform in sqrt(t); time-power-1.5: uniform in t^(1/1.5); logsnr: uniform in log(m^2/std^2); karras: EDM's sigma^(1/7) spacing, sigma = std/m."))
     var skip: SkipName?
 
     @Option(parsing: .unconditional, help: ArgumentHelp(
@@ -297,7 +308,7 @@ struct FewStepOptions: ParsableArguments {
     var eta: Double?
 
     @Option(parsing: .unconditional, help: ArgumentHelp(
-        "dpm-solver++, unipc: dynamic thresholding (Imagen) of the data predictions at this per-sample percentile P in (0, 1] (e.g. 0.995); for data scaled to [-1, 1].",
+        "dpm-solver++, sde-dpm-solver++, unipc: dynamic thresholding (Imagen) of the data predictions at this per-sample percentile P in (0, 1] (e.g. 0.995); for data scaled to [-1, 1].",
         valueName: "P"))
     var threshold: Double?
 
@@ -313,17 +324,17 @@ struct FewStepOptions: ParsableArguments {
     static func cost(_ kind: SamplerName, order: Int) -> (perStep: Int, minimum: Int) {
         switch kind {
         case .heun: return (2, 2)
-        case .dpmSolverPP, .unipc: return (1, order)
+        case .dpmSolverPP, .unipc, .sdeDPMSolverPP: return (1, order)
         default: return (1, 1)
         }
     }
 
     /// The default `--skip`: the best spacing of each method in `scoresde-bench fast` (ddim, heun:
     /// time-uniform; unipc: time-quadratic, the recommendation), and the reference's logsnr for dpm-solver++.
-    static func defaultSkip(_ kind: SamplerName) -> SkipName {
+    static func defaultSkip(_ kind: SamplerName, nfe: Int) -> SkipName {
         switch kind {
         case .ddim, .heun: return .timeUniform
-        case .unipc: return .timeQuadratic
+        case .unipc: return FewStepRecommendation.spacing(nfe: nfe) == .timePower(1.5) ? .timePower : .timeQuadratic
         default: return .logSNR
         }
     }
@@ -348,6 +359,9 @@ struct FewStepOptions: ParsableArguments {
         case .unipc:
             if let given, !(1 ... 3).contains(given) { throw ValidationError("--sampler \(kind.rawValue) has orders 1, 2 and 3 (got --order \(given))") }
             return given ?? FewStepRecommendation.order(nfe: nfe)
+        case .sdeDPMSolverPP:
+            if let given, !(1 ... 2).contains(given) { throw ValidationError("--sampler sde-dpm-solver++ has orders 1 and 2 (got --order \(given))") }
+            return given ?? 2
         default:
             if let given, !(1 ... 3).contains(given) { throw ValidationError("--sampler \(kind.rawValue) has orders 1, 2 and 3 (got --order \(given))") }
             return given ?? 3
@@ -357,7 +371,8 @@ struct FewStepOptions: ParsableArguments {
     /// Checks the few-step options for `kind` (with `latent`: decoding needs a deterministic sampler).
     func validate(_ kind: SamplerName, order: OrderArgument?, latent: Bool) throws {
         let k = try Self.solverOrder(kind, order, nfe: nfeValue)
-        let (perStep, minimum) = Self.cost(kind, order: k)
+        let (perStep, cost) = Self.cost(kind, order: k)
+        let minimum = kind == .unipc && order == nil ? 2 : cost   // the recommendation's lower-order warm-up runs from 2
         let nfe = nfeValue
         if nfe < minimum {
             throw ValidationError("--nfe \(nfe) is below the minimum of --sampler \(kind.rawValue)\(kind == .heun ? "" : " --order \(k)") (\(minimum) score evaluations)")
@@ -370,9 +385,12 @@ struct FewStepOptions: ParsableArguments {
             if !(eta.isFinite && eta >= 0) { throw ValidationError("--eta must be >= 0 (got \(eta)); 0 is deterministic DDIM, 1 is DDPM ancestral sampling") }
             if latent && eta > 0 { throw ValidationError("--latent decodes latents with a deterministic sampler; --eta \(eta) makes ddim stochastic (use --eta 0)") }
         }
+        if latent && kind == .sdeDPMSolverPP {
+            throw ValidationError("--latent decodes latents with a deterministic sampler; sde-dpm-solver++ is stochastic (use dpm-solver++)")
+        }
         if let threshold {
-            if kind != .dpmSolverPP && kind != .unipc {
-                throw ValidationError("--threshold acts on data predictions: use it with --sampler dpm-solver++ or unipc, not \(kind.rawValue)")
+            if kind != .dpmSolverPP && kind != .unipc && kind != .sdeDPMSolverPP {
+                throw ValidationError("--threshold acts on data predictions: use it with --sampler dpm-solver++, sde-dpm-solver++ or unipc, not \(kind.rawValue)")
             }
             if !(threshold.isFinite && threshold > 0 && threshold <= 1) {
                 throw ValidationError("--threshold must be a percentile in (0, 1] (got \(threshold)); Imagen uses 0.995")
@@ -383,16 +401,19 @@ struct FewStepOptions: ParsableArguments {
     /// The predictor and its grid for `kind` from `T` to `eps`.
     func make(_ kind: SamplerName, order: OrderArgument?, sde: any ForwardSDE, eps: Double) throws -> (predictor: any Predictor, grid: TimeGrid, order: Int, skip: SkipName) {
         let k = try Self.solverOrder(kind, order, nfe: nfeValue)
-        let skip = self.skip ?? Self.defaultSkip(kind)
+        let skip = self.skip ?? Self.defaultSkip(kind, nfe: nfeValue)
         let steps = nfeValue / Self.cost(kind, order: k).perStep
         let grid = try TimeGrid.spaced(skip.spacing, steps: steps, from: sde.T, to: eps, sde: sde)
         let predictor: any Predictor
         switch kind {
         case .ddim: predictor = try DDIM(eta: eta ?? 0)
         case .dpmSolverPP: predictor = try DPMSolverPlusPlus(order: k, threshold: try threshold.map { try DynamicThresholding(percentile: $0) })
-        case .unipc: predictor = try UniPC(order: k, threshold: try threshold.map { try DynamicThresholding(percentile: $0) })
+        case .unipc:   // without --order: the recommendation's per-step orders (lower orders on the final steps below 40 NFE)
+            predictor = try UniPC(order: k, orders: order == nil ? FewStepRecommendation.orders(nfe: nfeValue) : nil,
+                                  threshold: try threshold.map { try DynamicThresholding(percentile: $0) })
         case .heun: predictor = EDMHeun()
-        case .pc, .ode: throw ScoreSDEError.invalidArgument("\(kind.rawValue) is not a few-step sampler")
+        case .sdeDPMSolverPP: predictor = try SDEDPMSolverPlusPlus(order: k, threshold: try threshold.map { try DynamicThresholding(percentile: $0) })
+        case .pc, .ode, .adaptiveSDE: throw ScoreSDEError.invalidArgument("\(kind.rawValue) is not a few-step sampler")
         }
         return (predictor, grid, k, skip)
     }

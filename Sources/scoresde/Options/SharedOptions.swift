@@ -137,18 +137,28 @@ enum SDEName: String, CaseIterable, ExpressibleByArgument {
     case ve, vp, subvp
 }
 
+/// `--schedule`: the noise schedule of the VP SDE.
+enum ScheduleName: String, CaseIterable, ExpressibleByArgument {
+    /// β linear from --beta-min to --beta-max (Song et al. 2021; DDPM).
+    case linear
+    /// The cosine schedule of improved DDPM (Nichol & Dhariwal 2021, s = 0.008; ``CosineVPSDE``).
+    case cosine
+}
+
 /// A forward SDE built from the options, keeping its concrete type so that features that only
 /// some SDEs have (ancestral sampling) are chosen with an exhaustive `switch`.
 enum BuiltSDE {
     case ve(VESDE)
     case vp(VPSDE)
     case subVP(SubVPSDE)
+    case vpCosine(CosineVPSDE)
 
     var forward: any ForwardSDE {
         switch self {
         case .ve(let s): return s
         case .vp(let s): return s
         case .subVP(let s): return s
+        case .vpCosine(let s): return s
         }
     }
 }
@@ -173,17 +183,34 @@ struct SDEOptions: ParsableArguments {
     @Option(parsing: .unconditional, help: ArgumentHelp("VP/sub-VP: beta(1) (default: 20).", valueName: "beta"))
     var betaMax: Double?
 
+    @Option(help: ArgumentHelp(
+        "VP: the noise schedule (default: linear).",
+        discussion: "linear: beta(t) from --beta-min to --beta-max (the reference's); cosine: improved DDPM's cosine schedule (Nichol & Dhariwal 2021, s = 0.008) in continuous time, ending at T = 0.9946 where beta diverges (DPM-Solver's choice); it has no --beta-min/--beta-max."))
+    var schedule: ScheduleName?
+
     /// The SDE settings for `model`: the options with their defaults for a mixture; a learned
     /// model's own SDE, after checking that every option given agrees with it.
     func resolve(for model: DataModel) throws -> SDEChoice {
         guard let learned = model.learned else {
-            return SDEChoice(kind: sde ?? .ve, sigmaMin: sigmaMin ?? Self.defaultSigmaMin, sigmaMax: sigmaMax ?? Self.defaultSigmaMax,
-                             betaMin: betaMin ?? Self.defaultBetaMin, betaMax: betaMax ?? Self.defaultBetaMax)
+            let kind = sde ?? .ve
+            if let schedule, kind != .vp {
+                throw ScoreSDEError.invalidArgument("--schedule \(schedule.rawValue) is an option of --sde vp, not of --sde \(kind.rawValue)\(sde == nil ? " (the default)" : ""); add --sde vp or remove --schedule")
+            }
+            if schedule == .cosine {
+                let given = [("--beta-min", betaMin), ("--beta-max", betaMax), ("--sigma-min", sigmaMin), ("--sigma-max", sigmaMax)].filter { $0.1 != nil }.map(\.0)
+                if !given.isEmpty {
+                    throw ScoreSDEError.invalidArgument("\(given.joined(separator: ", ")) \(given.count == 1 ? "is not a parameter" : "are not parameters") of the cosine schedule (s = 0.008, T = 0.9946); remove \(given.count == 1 ? "it" : "them") or use --schedule linear")
+                }
+            }
+            return SDEChoice(kind: kind, sigmaMin: sigmaMin ?? Self.defaultSigmaMin, sigmaMax: sigmaMax ?? Self.defaultSigmaMax,
+                             betaMin: betaMin ?? Self.defaultBetaMin, betaMax: betaMax ?? Self.defaultBetaMax, schedule: schedule ?? .linear)
         }
         let spec = learned.sdeSpec
         let choice = SDEChoice(spec)
         var conflicts = [String]()
         if let sde, sde != choice.kind { conflicts.append("--sde \(sde.rawValue) (the model's SDE is \(choice.kind.rawValue))") }
+        if schedule == .cosine { conflicts.append("--schedule cosine (the model's SDE has \(choice.kind == .vp ? "the linear schedule" : "no --schedule"))") }
+        if schedule == .linear, choice.kind != .vp { conflicts.append("--schedule linear (not an option of the model's \(choice.kind.rawValue) SDE)") }
         func check(_ option: String, _ given: Double?, _ stored: Double?) {
             guard let given else { return }
             if let stored {
@@ -208,9 +235,12 @@ struct SDEOptions: ParsableArguments {
 struct SDEChoice {
     let kind: SDEName
     let sigmaMin: Double, sigmaMax: Double, betaMin: Double, betaMax: Double
+    /// VP's noise schedule (linear for the others).
+    let schedule: ScheduleName
 
-    init(kind: SDEName, sigmaMin: Double, sigmaMax: Double, betaMin: Double, betaMax: Double) {
+    init(kind: SDEName, sigmaMin: Double, sigmaMax: Double, betaMin: Double, betaMax: Double, schedule: ScheduleName = .linear) {
         self.kind = kind; self.sigmaMin = sigmaMin; self.sigmaMax = sigmaMax; self.betaMin = betaMin; self.betaMax = betaMax
+        self.schedule = schedule
     }
 
     /// A learned model's SDE (the unused parameters keep the CLI defaults).
@@ -234,6 +264,7 @@ struct SDEChoice {
 
     /// The SDE, validated by the library (continuous: any grid samples it correctly).
     func make() throws -> BuiltSDE {
+        if kind == .vp, schedule == .cosine { return .vpCosine(try CosineVPSDE()) }
         switch try spec.make() {
         case let s as VESDE: return .ve(s)
         case let s as VPSDE: return .vp(s)
@@ -253,9 +284,14 @@ struct SDEChoice {
         case .ve:
             s["sigma_min"] = .double(sigmaMin)
             s["sigma_max"] = .double(sigmaMax)
+        case .vp where schedule == .cosine:
+            s["schedule"] = .string(schedule.rawValue)
+            s["cosine_s"] = .double(0.008)
+            s["T"] = .double(0.9946)
         case .vp, .subvp:
             s["beta_min"] = .double(betaMin)
             s["beta_max"] = .double(betaMax)
+            if kind == .vp { s["schedule"] = .string(schedule.rawValue) }
         }
         return s
     }
