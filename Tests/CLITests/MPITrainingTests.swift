@@ -48,7 +48,10 @@ struct MPITrainingTests {
         let ws = try Workspace()
         let r = try MPIJob.run(ws, ranks: 3, ["train", "--data", "ring", "--batch-size", "2", "--steps", "3", "--output", "m.safetensors"])
         #expect(r.status != 0)
-        #expect(r.stderr.contains("each rank needs at least one block") && r.stderr.contains("-np 2"), "\(r)")
+        #expect(r.stderr.contains("each rank needs at least one block") && r.stderr.contains("only 2 rows") && r.stderr.contains("-np 1"), "\(r)")
+        let blocks = try MPIJob.run(ws, ranks: 3, ["train", "--data", "ring", "--batch-size", "8", "--gradient-block", "4", "--steps", "3", "--output", "m.safetensors"])
+        #expect(blocks.status != 0)
+        #expect(blocks.stderr.contains("2 gradient blocks") && blocks.stderr.contains("-np 2") && blocks.stderr.contains("at most 2 rows each for 3 ranks"), "\(blocks)")
         #expect(ws.files().filter { !$0.hasPrefix(".") }.isEmpty)
     }
 
@@ -105,28 +108,29 @@ struct MPITrainingTests {
     @Test("SIGTERM to mpirun -np 2: a checkpoint, a clear message, non-zero exit; resuming gives the uninterrupted bytes")
     func signal() throws {
         let ws = try Workspace()
-        let run = Self.base + ["--steps", "100000", "--checkpoint-every", "5", "--output", "m.safetensors"]
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         let mpirun = try #require(MPIJob.mpirun), exe = try #require(MPIJob.executable)
-        process.arguments = MPIJob.environment + [mpirun.path, "--oversubscribe", "-np", "2", exe.path] + run
-        process.currentDirectoryURL = ws.url
-        let err = ws.url.appendingPathComponent("stderr.txt")
-        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: err)
-        process.standardError = handle
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
+        let run = Self.base + ["--steps", "100000", "--checkpoint-every", "5", "--output", ws.path("m.safetensors")]
+        let pid = try Self.spawn(["/usr/bin/env"] + MPIJob.environment + [mpirun.path, "--oversubscribe", "-np", "2", exe.path] + run,
+                                 stderr: ws.path("stderr.txt"))
         let deadline = Date().addingTimeInterval(60)
-        while !FileManager.default.fileExists(atPath: ws.path("m.safetensors")) && process.isRunning && Date() < deadline {
+        var status: Int32 = 0
+        var ended = false
+        while !FileManager.default.fileExists(atPath: ws.path("m.safetensors")) && Date() < deadline {
+            if waitpid(pid, &status, WNOHANG) == pid { ended = true; break }
             usleep(20_000)
         }
-        try #require(process.isRunning, "the run ended before it could be interrupted")
-        kill(process.processIdentifier, SIGTERM)   // `env` exec'd mpirun: this is mpirun's pid
-        process.waitUntilExit()
-        try handle.close()
-        let stderr = String(decoding: try Data(contentsOf: err), as: UTF8.self)
-        #expect(process.terminationStatus != 0)
+        if !ended {
+            kill(pid, SIGTERM)   // `env` exec'd mpirun: this is mpirun's pid
+            let limit = Date().addingTimeInterval(60)
+            while waitpid(pid, &status, WNOHANG) != pid {
+                if Date() > limit { kill(pid, SIGKILL); waitpid(pid, &status, 0); Issue.record("mpirun did not end within 60 s of SIGTERM"); break }
+                usleep(20_000)
+            }
+        }
+        let stderr = String(decoding: try ws.data("stderr.txt"), as: UTF8.self)
+        try FileManager.default.removeItem(atPath: ws.path("stderr.txt"))
+        try #require(!ended, "the run ended before it could be interrupted: \(stderr)")
+        #expect(status != 0, "mpirun's wait status \(status)")
         let step = try #require(Int(try Safetensors.read(ws.path("m.safetensors")).metadata["train.step"] ?? ""))
         #expect(step > 0 && stderr.contains("SIGTERM: stopped after step \(step) of 100000"), "\(stderr)")
         #expect(stderr.components(separatedBy: "resume with:").count == 2, "one message, from rank 0: \(stderr)")
@@ -135,5 +139,35 @@ struct MPITrainingTests {
         try #require(resumed.status == 0, "\(resumed)")
         try #require(try ws.run(Self.base + ["--steps", "\(total)", "--output", "full.safetensors"]).status == 0)
         #expect(try ws.data("m.safetensors") == ws.data("full.safetensors"))
+    }
+
+    /// Starts `arguments` (an absolute path first) with stdout to /dev/null and stderr to a file,
+    /// **with no signal blocked**: the test process blocks SIGINT and SIGTERM in its threads and
+    /// `Process` children inherit that mask, so `mpirun` (which catches them with handlers) would
+    /// never see the signal.
+    static func spawn(_ arguments: [String], stderr: String) throws -> pid_t {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), defaults = sigset_t()
+        sigemptyset(&none)
+        sigemptyset(&defaults)
+        sigaddset(&defaults, SIGINT)
+        sigaddset(&defaults, SIGTERM)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var files = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&files)
+        defer { posix_spawn_file_actions_destroy(&files) }
+        posix_spawn_file_actions_addopen(&files, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&files, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&files, 2, stderr, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let argv = arguments.map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, arguments[0], &files, &attributes, argv, environ)
+        guard rc == 0 else { throw ScoreSDEError.io(path: arguments[0], message: "posix_spawn failed: \(String(cString: strerror(rc)))") }
+        return pid
     }
 }

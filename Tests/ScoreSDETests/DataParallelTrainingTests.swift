@@ -74,7 +74,7 @@ struct DataParallelTrainingTests {
                     try b.checkShared(by: k)
                 }
                 let text = invalidArgumentText { try b.checkShared(by: b.count + 1) }
-                #expect(text?.contains("at most \(b.count) ranks") == true, "\(text ?? "no error")")
+                #expect(text?.contains("(-np \(b.count))") == true, "\(text ?? "no error")")
             }
         }
     }

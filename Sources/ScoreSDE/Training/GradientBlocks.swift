@@ -49,10 +49,11 @@ public struct GradientBlocks: Sendable, Equatable {
     /// Throws unless `size` processes can share a step (each needs at least one block).
     public func checkShared(by size: Int) throws {
         guard size > count else { return }
+        func n(_ k: Int, _ word: String) -> String { "\(k) \(word)\(k == 1 ? "" : "s")" }
         let advice = size <= batchSize
-            ? "use at most \(count) ranks (-np \(count)), or smaller gradient blocks (at most \(batchSize / size) rows each for \(size) ranks; a new run only, as the block size is part of the run)"
-            : "the batch has only \(batchSize) rows; use at most \(count) ranks (-np \(count)) or a larger batch"
-        throw ScoreSDEError.invalidArgument("\(size) processes (ranks) would share training steps of \(count) gradient block\(count == 1 ? "" : "s") (batch \(batchSize), \(blockSize) rows per block): each rank needs at least one block; \(advice)")
+            ? "use at most \(n(count, "rank")) (-np \(count)), or smaller gradient blocks (at most \(n(batchSize / size, "row")) each for \(size) ranks; a new run only, as the block size is part of the run)"
+            : "the batch has only \(n(batchSize, "row")); use at most \(n(count, "rank")) (-np \(count)) or a larger batch"
+        throw ScoreSDEError.invalidArgument("\(size) processes (ranks) would share training steps of \(n(count, "gradient block")) (batch \(batchSize), \(n(blockSize, "row")) per block): each rank needs at least one block; \(advice)")
     }
 }
 
