@@ -100,7 +100,7 @@ extension ScoreSDECommand {
         // MARK: Optimisation
 
         static let defaultSteps = 2000, defaultBatchSize = 128, defaultLearningRate = 1e-3, defaultWarmup = 100
-        static let defaultGradClip = 1.0, defaultEMA = 0.999, defaultGradientBlock = 16
+        static let defaultGradClip = 1.0, defaultEMA = 0.999, defaultGradientBlock = 64
         static let defaultHidden = 256, defaultBlocks = 2, defaultFourierFeatures = 64, defaultFourierScale = 16.0
 
         @Option(parsing: .unconditional, help: ArgumentHelp("Total training steps of the run, >= 1 (with --resume: including the checkpoint's).", valueName: "n"))
@@ -109,7 +109,7 @@ extension ScoreSDECommand {
         @Option(parsing: .unconditional, help: ArgumentHelp("Examples per step (default: \(defaultBatchSize)).", valueName: "n"))
         var batchSize: Int?
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("Rows per gradient block: the batch gradient is summed over blocks of this many rows in a fixed order, which makes it the same bits on any number of MPI ranks (at most batch / n of them) (default: \(defaultGradientBlock)).", valueName: "n"))
+        @Option(parsing: .unconditional, help: ArgumentHelp("Rows per gradient block: the batch gradient is summed over blocks of this many rows in a fixed order, which makes it the same bits on any number of MPI ranks up to the block count (default: \(defaultGradientBlock): 2 blocks of the default batch; smaller blocks allow more ranks but slow one process down, e.g. 16 rows by about a third).", valueName: "n"))
         var gradientBlock: Int?
 
         @Option(name: .customLong("lr"), parsing: .unconditional, help: ArgumentHelp("Adam learning rate, > 0 (default: 1e-3).", valueName: "rate"))
