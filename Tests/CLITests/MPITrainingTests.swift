@@ -110,7 +110,10 @@ struct MPITrainingTests {
         let ws = try Workspace()
         let mpirun = try #require(MPIJob.mpirun), exe = try #require(MPIJob.executable)
         let run = Self.base + ["--steps", "100000", "--checkpoint-every", "5", "--output", ws.path("m.safetensors")]
-        let pid = try Self.spawn(["/usr/bin/env"] + MPIJob.environment + [mpirun.path, "--oversubscribe", "-np", "2", exe.path] + run,
+        // mpirun SIGKILLs ranks 1 s after its SIGTERM by default: on a loaded machine the step in
+        // flight and rank 0's checkpoint may need longer (README: Signals).
+        let pid = try Self.spawn(["/usr/bin/env"] + MPIJob.environment + ["OMPI_MCA_odls_base_sigkill_timeout=30",
+                                 mpirun.path, "--oversubscribe", "-np", "2", exe.path] + run,
                                  stderr: ws.path("stderr.txt"))
         let deadline = Date().addingTimeInterval(60)
         var status: Int32 = 0
