@@ -22,7 +22,7 @@ bench: setup
 	swift run -c release scoresde-bench
 test-mpi: setup
 	swift build -c release --build-tests -Xswiftc -enable-testing
-	swift test -c release --skip-build --filter 'MPICommandTests|PopulationTests'
+	swift test -c release --skip-build --filter 'MPICommandTests|MPITrainingTests|PopulationTests|DataParallelTrainingTests'
 
 # Documentation of the library (DocC; swift-docc-plugin): HTML in .build/docs, no warnings allowed.
 .PHONY: docs install uninstall

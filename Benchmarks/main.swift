@@ -1,5 +1,5 @@
 // ScoreSDE.swift benchmarks. Release build only:
-//   swift run -c release scoresde-bench [pc|ode|likelihood|mlp|inverse|fast|fast-explore|fast-stochastic|fast-digits|classes|all]
+//   swift run -c release scoresde-bench [pc|ode|likelihood|mlp|inverse|mpi-train|fast|fast-explore|fast-stochastic|fast-digits|classes|all]
 // Prints figures; asserts nothing. Every timing is the best of a few repetitions (wall clock).
 import COpenBLAS   // through ScoreSDE's dependency: the mlp section calls dgemm_ and openblas_get_corename
 import Foundation
@@ -394,6 +394,7 @@ if which == "ode" || which == "all" { try odeBenchmark(); try odeVersusPC() }
 if which == "likelihood" || which == "all" { try likelihoodBenchmark() }
 if which == "mlp" || which == "all" { try mlpBenchmark() }
 if which == "inverse" || which == "all" { try inverseBenchmark() }
+if which == "mpi-train" || which == "all" { try mpiTrainingBenchmark() }
 if which == "fast" || which == "all" { try fastBenchmark(only: CommandLine.arguments.count > 2 ? Array(CommandLine.arguments.dropFirst(2)) : nil) }
 if which == "fast-threshold" { try fastExploreThreshold() }
 if which == "fast-explore2" { try fastExplore2() }

@@ -36,6 +36,16 @@ static inline int cmpi_allgather_int(int value, int *counts) {
 static inline int cmpi_allgatherv_bytes(const void *bytes, int count, void *out, const int *counts, const int *displacements) {
     return MPI_Allgatherv(bytes, count, MPI_BYTE, out, counts, displacements, MPI_BYTE, MPI_COMM_WORLD);
 }
+/// Every rank's one int to every rank (`counts[r]` sent to rank r) (MPI_Alltoall).
+static inline int cmpi_alltoall_int(const int *send, int *receive) {
+    return MPI_Alltoall(send, 1, MPI_INT, receive, 1, MPI_INT, MPI_COMM_WORLD);
+}
+/// Bytes to every rank and from every rank at the given counts and displacements (MPI_Alltoallv).
+static inline int cmpi_alltoallv_bytes(const void *send, const int *sendCounts, const int *sendDisplacements,
+                                       void *receive, const int *receiveCounts, const int *receiveDisplacements) {
+    return MPI_Alltoallv(send, sendCounts, sendDisplacements, MPI_BYTE,
+                         receive, receiveCounts, receiveDisplacements, MPI_BYTE, MPI_COMM_WORLD);
+}
 static inline void cmpi_error_string(int code, char *buffer, int capacity) {
     char text[MPI_MAX_ERROR_STRING]; int length = 0;
     MPI_Error_string(code, text, &length);
@@ -51,6 +61,12 @@ static inline int cmpi_barrier(void) { return -1; }
 static inline int cmpi_allgather_int(int value, int *counts) { counts[0] = value; return -1; }
 static inline int cmpi_allgatherv_bytes(const void *bytes, int count, void *out, const int *counts, const int *displacements) {
     (void)bytes; (void)count; (void)out; (void)counts; (void)displacements; return -1;
+}
+static inline int cmpi_alltoall_int(const int *send, int *receive) { receive[0] = send[0]; return -1; }
+static inline int cmpi_alltoallv_bytes(const void *send, const int *sendCounts, const int *sendDisplacements,
+                                       void *receive, const int *receiveCounts, const int *receiveDisplacements) {
+    (void)send; (void)sendCounts; (void)sendDisplacements; (void)receive; (void)receiveCounts; (void)receiveDisplacements;
+    return -1;
 }
 static inline void cmpi_error_string(int code, char *buffer, int capacity) {
     (void)code; const char *m = "built without MPI"; int i = 0;

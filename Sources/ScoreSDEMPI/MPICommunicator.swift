@@ -3,8 +3,9 @@ import Foundation
 import ScoreSDE
 
 /// The ranks of an MPI job (`MPI_COMM_WORLD` of Open MPI) as a ScoreSDE ``Communicator``: the
-/// library splits rows across them (``Population``), gathers with `MPI_Allgatherv`, and no MPI
-/// type leaves this module.
+/// library splits rows across them (``Population``), gathers with `MPI_Allgatherv`, exchanges
+/// training's gradient slices with `MPI_Alltoallv` (``AllToAllCommunicator``), and no MPI type
+/// leaves this module.
 ///
 ///     let world = try MPICommunicator.initialize()      // once per process, under mpirun or srun
 ///     let run = try Population.$communicator.withValue(world) { try sampler.sample(count: 50_000, using: &rng) }
@@ -12,7 +13,7 @@ import ScoreSDE
 ///
 /// Errors of MPI calls are returned, not fatal (`MPI_ERRORS_RETURN`), and thrown as
 /// ``ScoreSDEError``; a job whose rank failed should be ended with ``abort(code:)``.
-public final class MPICommunicator: Communicator, @unchecked Sendable {
+public final class MPICommunicator: AllToAllCommunicator, @unchecked Sendable {
     public let rank: Int
     public let size: Int
 
@@ -61,6 +62,37 @@ public final class MPICommunicator: Communicator, @unchecked Sendable {
         }
         guard rc == 0 else { throw Self.failure("MPI_Allgatherv", rc) }
         return (0 ..< size).map { r in Array(out[Int(displacements[r]) ..< Int(displacements[r]) + Int(counts[r])]) }
+    }
+
+    public func allToAll(_ parts: [[UInt8]]) throws -> [[UInt8]] {
+        precondition(parts.count == size, "allToAll: one part per rank")
+        var sendCounts = [Int32](repeating: 0, count: size), sendDisplacements = sendCounts
+        var total = 0
+        for (r, p) in parts.enumerated() {
+            guard p.count <= Int(Int32.max) - total else {
+                throw ScoreSDEError.invalidArgument("rank \(rank) would send \(parts.reduce(0) { $0 + $1.count }) bytes in one collective (at most \(Int32.max)); use more ranks or a smaller model")
+            }
+            sendDisplacements[r] = Int32(total); sendCounts[r] = Int32(p.count); total += p.count
+        }
+        var receiveCounts = [Int32](repeating: 0, count: size)
+        var rc = cmpi_alltoall_int(sendCounts, &receiveCounts)
+        guard rc == 0 else { throw Self.failure("MPI_Alltoall", rc) }
+        var receiveDisplacements = [Int32](repeating: 0, count: size), received = 0
+        for r in 0 ..< size {
+            guard Int(receiveCounts[r]) <= Int(Int32.max) - received else {
+                throw ScoreSDEError.invalidArgument("rank \(rank) would receive more than \(Int32.max) bytes in one collective; use more ranks or a smaller model")
+            }
+            receiveDisplacements[r] = Int32(received); received += Int(receiveCounts[r])
+        }
+        let send = parts.flatMap { $0 }
+        var out = [UInt8](repeating: 0, count: max(received, 1))
+        rc = send.withUnsafeBytes { s in
+            out.withUnsafeMutableBytes { o in
+                cmpi_alltoallv_bytes(s.baseAddress, sendCounts, sendDisplacements, o.baseAddress, receiveCounts, receiveDisplacements)
+            }
+        }
+        guard rc == 0 else { throw Self.failure("MPI_Alltoallv", rc) }
+        return (0 ..< size).map { r in Array(out[Int(receiveDisplacements[r]) ..< Int(receiveDisplacements[r]) + Int(receiveCounts[r])]) }
     }
 
     /// Throws on every rank, naming the first rank whose `arguments` differ from rank 0's, when

@@ -13,7 +13,10 @@ import ScoreSDEMPI
 /// rows across the ranks and gather them back, and only rank 0 writes files or prints results.
 /// Any error on any rank prints `scoresde-mpi: rank r of K: …` and ends the whole job
 /// (`MPI_Abort`, non-zero exit); as rank 0 writes only after the last collective, a failed job
-/// leaves no output. Started without a launcher, it behaves exactly like `scoresde`.
+/// leaves no output (`train` leaves its last complete checkpoint, as with one process). A
+/// `train` stopped by SIGINT/SIGTERM (on any rank) stops on every rank after the same step,
+/// writes its checkpoint from rank 0 and exits 130/143 without an abort. Started without a
+/// launcher, it behaves exactly like `scoresde`.
 enum MPIMain {
     static func main() -> Never {
         guard MPICommunicator.launchedByMPI else {
@@ -57,6 +60,7 @@ enum MPIMain {
                                       message: "--sampler \(kind.rawValue) with --latent does not split its work across ranks; run it with one process")
             }
             perSample = c.ode.perSample
+        case is ScoreSDECommand.Train: return   // data-parallel: each rank computes its gradient blocks
         case let c as ScoreSDECommand.Encode: perSample = c.ode.perSample
         case let c as ScoreSDECommand.LogLikelihood: perSample = c.ode.perSample
         default:
@@ -69,7 +73,7 @@ enum MPIMain {
         }
     }
 
-    static let distributedCommands = "under MPI: `sample` with --sampler pc or a few-step sampler, and `sample --sampler ode`, `encode`, `likelihood` with --per-sample"
+    static let distributedCommands = "under MPI: `sample` with --sampler pc or a few-step sampler, `sample --sampler ode`, `encode`, `likelihood` with --per-sample, and `train`"
 
     /// Reports `error` and ends the job. `--help` and `--version` end it cleanly (rank 0 prints).
     static func fail(_ world: MPICommunicator, _ error: Error) -> Never {
@@ -78,6 +82,12 @@ enum MPIMain {
             world.finalize()
             if world.rank == 0 { ScoreSDECommand.exit(withError: error) }
             exit(0)
+        }
+        if let e = error as? ExitCode {
+            // `train` stopped by a signal: every rank stopped after the same step (they agree on it
+            // with the step's gradients), rank 0 wrote the checkpoint and said so; end cleanly.
+            world.finalize()
+            exit(e.rawValue)
         }
         let message = ScoreSDECommand.fullMessage(for: error)
         if let e = error as? PopulationError, e.collective {

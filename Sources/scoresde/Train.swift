@@ -58,6 +58,11 @@ extension ScoreSDECommand {
 
                 A progress bar (step, running-mean loss, examples/s, ETA) is drawn on standard error \
                 when it is a terminal; the summary goes to standard output.
+
+                The batch gradient is summed over --gradient-block blocks of rows in a fixed order, \
+                so `mpirun -np K scoresde-mpi train ...` (K up to the number of blocks) shares each \
+                step across K ranks and gives bitwise the weights of one process; rank 0 writes the \
+                checkpoint, and --resume works with any number of ranks.
                 """
         )
 
@@ -95,7 +100,7 @@ extension ScoreSDECommand {
         // MARK: Optimisation
 
         static let defaultSteps = 2000, defaultBatchSize = 128, defaultLearningRate = 1e-3, defaultWarmup = 100
-        static let defaultGradClip = 1.0, defaultEMA = 0.999
+        static let defaultGradClip = 1.0, defaultEMA = 0.999, defaultGradientBlock = 64
         static let defaultHidden = 256, defaultBlocks = 2, defaultFourierFeatures = 64, defaultFourierScale = 16.0
 
         @Option(parsing: .unconditional, help: ArgumentHelp("Total training steps of the run, >= 1 (with --resume: including the checkpoint's).", valueName: "n"))
@@ -103,6 +108,9 @@ extension ScoreSDECommand {
 
         @Option(parsing: .unconditional, help: ArgumentHelp("Examples per step (default: \(defaultBatchSize)).", valueName: "n"))
         var batchSize: Int?
+
+        @Option(parsing: .unconditional, help: ArgumentHelp("Rows per gradient block: the batch gradient is summed over blocks of this many rows in a fixed order, which makes it the same bits on any number of MPI ranks up to the block count (default: \(defaultGradientBlock): 2 blocks of the default batch; smaller blocks allow more ranks but slow one process down, e.g. 16 rows by about a third).", valueName: "n"))
+        var gradientBlock: Int?
 
         @Option(name: .customLong("lr"), parsing: .unconditional, help: ArgumentHelp("Adam learning rate, > 0 (default: 1e-3).", valueName: "rate"))
         var learningRate: Double?
@@ -158,6 +166,9 @@ extension ScoreSDECommand {
         @Option(parsing: .unconditional, help: ArgumentHelp("Write the checkpoint whenever this many seconds have passed since the last one (default: \(Int(CheckpointSchedule.defaultInterval)); 0: only at the end and at --checkpoint-every).", valueName: "seconds"))
         var checkpointInterval: Double = CheckpointSchedule.defaultInterval
 
+        @Option(help: ArgumentHelp("Write the run's statistics (steps, loss, examples/s, ranks, threads, batch and block size) as JSON at the end.", valueName: "path.json"))
+        var stats: String?
+
         @Option(help: ArgumentHelp("At the end, also write the EMA weights alone (no optimiser state): a small file for `--model`.", valueName: "path.safetensors"))
         var exportWeights: String?
 
@@ -168,6 +179,7 @@ extension ScoreSDECommand {
             if steps < 1 { throw ValidationError("--steps must be >= 1 (got \(steps))") }
             if let count, count < 1 { throw ValidationError("--count must be >= 1 (got \(count))") }
             if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be >= 1 (got \(b))") }
+            if let b = gradientBlock, b < 1 { throw ValidationError("--gradient-block must be >= 1 row (got \(b))") }
             if let lr = learningRate, !(lr > 0 && lr.isFinite) {
                 throw ValidationError("--lr must be finite and > 0 (got \(lr)); try 1e-3 for small networks, the reference uses 2e-4")
             }
@@ -196,15 +208,21 @@ extension ScoreSDECommand {
             var outputs = RunOutputs()
             outputs.add(output, for: "--output")
             outputs.add(exportWeights, for: "--export-weights")
+            outputs.add(stats, for: "--stats")
             try outputs.check()
             let trainer = try resume ? resumedTrainer(dataset) : newTrainer(dataset)
             let config = trainer.configuration
             let startStep = trainer.completedSteps
+            let ranks = Population.size, isRankZero = Population.rank == 0
+            // MPI: every rank needs at least one gradient block (the same on every rank: rank 0 reports it).
+            do { try config.gradientBlocks.checkShared(by: ranks) } catch {
+                throw PopulationError(rank: Population.rank, size: ranks, collective: true, message: "\(error)")
+            }
             if startStep > steps {
                 throw ScoreSDEError.invalidArgument("the checkpoint \(output) has already trained \(startStep) steps, more than --steps \(steps) (the total length of the run); give --steps \(startStep) or more")
             }
             let dimension = config.architecture.dimension
-            if startStep == 0 && config.architecture.hiddenWidth < dimension {
+            if startStep == 0 && config.architecture.hiddenWidth < dimension && isRankZero {
                 // A bottleneck narrower than the data cannot pass x through, which the score needs at large t.
                 fputs("warning: --hidden \(config.architecture.hiddenWidth) is below the data dimension \(dimension); the network cannot carry the input through and will train poorly (use --hidden \(dimension) or more)\n", stderr)
             }
@@ -213,7 +231,7 @@ extension ScoreSDECommand {
             let schedule = try CheckpointSchedule(path: output, interval: checkpointInterval > 0 ? checkpointInterval : nil,
                                                   everySteps: checkpointEvery)
             let losses = LossWindow(size: 100)
-            let progress = ProgressBar(total: steps, start: startStep)
+            let progress = isRankZero ? ProgressBar(total: steps, start: startStep) : nil
             let batchSize = config.batchSize
             let clock = ContinuousClock(), start = clock.now
             let stop = StopRequest()
@@ -228,17 +246,19 @@ extension ScoreSDECommand {
                     }
                 }
             }
-            if outcome.stopped, let signal = stop.signal {
-                fputs("\(StopRequest.name(signal)): stopped after step \(outcome.checkpointStep) of \(steps); "
+            if outcome.stopped {
+                // Shared runs stop together when any rank got a signal; rank 0 reports.
+                let signal = stop.signal ?? SIGTERM
+                if isRankZero { fputs("\(StopRequest.name(signal)): stopped after step \(outcome.checkpointStep) of \(steps); "
                       + "the checkpoint (step \(outcome.checkpointStep)) is in \(output)\n"
-                      + "resume with: \(resumeCommand())\n", stderr)
+                      + "resume with: \(resumeCommand())\(ranks > 1 ? " (under mpirun or srun, with any number of ranks)" : "")\n", stderr) }
                 throw ExitCode(128 + signal)
             }
             let elapsed = start.duration(to: clock.now).components
             let seconds = Double(elapsed.seconds) + Double(elapsed.attoseconds) * 1e-18
 
             // The export (the checkpoint is already written, so a failed export never costs the run).
-            if let exportWeights {
+            if let exportWeights, isRankZero {
                 let data = try trainer.emaModel.weightsData(dtype: (dtype ?? .f32).dtype)
                 do { try AtomicFile.write(data, to: exportWeights) } catch {
                     throw ScoreSDEError.io(path: exportWeights, message: "the checkpoint was written to \(output), but the exported weights could not be: \(error)")
@@ -250,14 +270,36 @@ extension ScoreSDECommand {
             let examplesPerSecond = seconds > 0 ? Double(trained * config.batchSize) / seconds : 0
             let shape = dataset.rowShape.map(String.init).joined(separator: "x")
             let from = startStep > 0 ? " (resumed at step \(startStep); \(steps) in all)" : ""
+            let blocks = config.gradientBlocks
+            let sharing = "\(blocks.count) gradient block\(blocks.count == 1 ? "" : "s") of \(blocks.blockSize) rows, each step shared by \(ranks) rank\(ranks == 1 ? " (one process)" : "s (MPI)")"
             print("trained \(trained) steps\(from) on \(dataset.name) (\(dataset.count) rows of shape \(shape), scaling \(scalingLabel(config.dataScaling))) "
                   + "with \(config.sde), hidden \(config.architecture.hiddenWidth) x \(config.architecture.residualBlocks) blocks, "
-                  + "\(config.architecture.parameterCount) parameters, batch \(config.batchSize), lr \(config.learningRate)")
+                  + "\(config.architecture.parameterCount) parameters, batch \(config.batchSize) (\(sharing)), lr \(config.learningRate)")
             if trained > 0 {
                 print("final loss \(formatted(losses.mean)) (mean of the last \(losses.count) steps), "
                       + "\(String(format: "%.0f", examplesPerSecond)) examples/s, \(String(format: "%.2f", seconds)) s")
             } else {
                 print("nothing to train: the checkpoint already has \(startStep) steps")
+            }
+            if let stats, isRankZero {
+                var report = RunStats()
+                report["command"] = "train"
+                report["data"] = .string(dataset.name)
+                report["rows"] = .int(dataset.count)
+                report["steps"] = .int(steps)
+                report["steps_trained"] = .int(trained)
+                report["start_step"] = .int(startStep)
+                report["final_loss"] = trained > 0 ? .double(losses.mean) : .null
+                report["examples_per_second"] = .double(examplesPerSecond)
+                report["wall_seconds"] = .double(seconds)
+                report["parameters"] = .int(config.architecture.parameterCount)
+                report["batch_size"] = .int(config.batchSize)
+                report["gradient_block"] = .int(blocks.blockSize)
+                report["gradient_blocks"] = .int(blocks.count)
+                report["seed"] = seedValue(config.seed)
+                report["threads"] = .int(Parallel.threadCount)
+                report["ranks"] = .int(ranks)   // MPI ranks sharing each step (1: one process)
+                try AtomicFile.write(report.jsonData(), to: stats)
             }
             let exported = exportWeights.map { ", EMA weights (\((dtype ?? .f32).rawValue)) to \($0)" } ?? ""
             print("wrote the checkpoint (weights, EMA, Adam state at step \(steps)) to \(output)\(exported)")
@@ -345,7 +387,8 @@ extension ScoreSDECommand {
                 reduceMean: reduceMean ?? false, likelihoodWeighting: likelihoodWeighting ?? false,
                 eps: objective.trainEps ?? 1e-5, timeSampling: objective.timeSampling ?? .uniform,
                 noiseFloor: try objective.floor(scale: scale), dequantizationLevels: objective.dequantize ? set.levels : nil,
-                labelDropout: objective.labelDropout ?? ObjectiveOptions.defaultLabelDropout)
+                labelDropout: objective.labelDropout ?? ObjectiveOptions.defaultLabelDropout,
+                gradientBlockSize: gradientBlock ?? Self.defaultGradientBlock)
             if objective.dequantize && set.levels == nil {
                 throw ScoreSDEError.invalidArgument("--dequantize is for discrete data (digits, patches); \(set.name) is continuous")
             }
@@ -395,6 +438,9 @@ extension ScoreSDECommand {
             check("--fourier-features", fourierFeatures, c.architecture.fourierFeatures)
             check("--fourier-scale", fourierScale, c.architecture.fourierScale)
             check("--batch-size", batchSize, c.batchSize)
+            if let gradientBlock, gradientBlock != (c.gradientBlockSize ?? c.batchSize) {
+                conflicts.append("--gradient-block \(gradientBlock) (the checkpoint's is \(c.gradientBlockSize.map(String.init) ?? "the whole batch, \(c.batchSize)"))")
+            }
             check("--lr", learningRate, c.learningRate)
             check("--warmup", warmup, c.warmup)
             check("--grad-clip", gradClip, c.gradClip)

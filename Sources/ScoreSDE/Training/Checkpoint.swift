@@ -23,6 +23,7 @@ import Foundation
 /// | `data.scale`, `data.shift` | model-space data = scale · data + shift |
 /// | checkpoints only: `train.step` | steps completed |
 /// | `train.seed`, `train.batch_size`, `train.lr`, `train.beta1`, `train.beta2`, `train.adam_eps`, `train.warmup`, `train.grad_clip`, `train.ema_rate`, `train.reduce_mean`, `train.likelihood_weighting`, `train.eps` | the ``TrainingConfiguration`` |
+/// | `train.gradient_block` (absent: the whole batch is one block) | rows per gradient block (``GradientBlocks``) |
 /// | `data.rows`, `data.fingerprint` | the training data's row count and 64-bit fingerprint (hex) |
 /// | checkpoints: `checksum.crc32` | ``CRC32`` (8 hex digits) of the content, see ``checksum(tensors:metadata:)`` |
 ///

@@ -56,6 +56,10 @@ extension Trainer {
     /// `stopped` set. Resuming that checkpoint (``Trainer/resume(from:data:labels:allowDifferentData:)``) and
     /// training to `until` gives bitwise the weights of an uninterrupted run.
     ///
+    /// Shared by the processes of ``Population/communicator`` (every one calls this): `shouldStop`
+    /// is sent along with each step's gradients, so when it is true on any process all of them
+    /// stop after the same step; only rank 0 writes checkpoints.
+    ///
     /// - Throws: `invalidArgument` when `until < completedSteps`; `nonFinite` when a loss is NaN or
     ///   ±Inf (the message names the step and the checkpoint the file holds; nothing is written
     ///   for the failed step); ``ScoreSDEError/io(path:message:)`` when a checkpoint cannot be written.
@@ -70,22 +74,34 @@ extension Trainer {
         var saved: Int? = nil, written = 0, stopped = false
         var losses = [Double]()
         losses.reserveCapacity(until - completedSteps)
+        let shared = Population.size > 1
         func save() throws {
-            try self.save(to: checkpoints.path, keepPrevious: checkpoints.keepPrevious)
+            if Population.rank == 0 { try self.save(to: checkpoints.path, keepPrevious: checkpoints.keepPrevious) }
             saved = completedSteps; written += 1; lastTime = clock.now
         }
+        func held() -> String {
+            saved.map { "; \(checkpoints.path) holds the checkpoint of step \($0)" } ?? "; no checkpoint was written by this run"
+        }
         while completedSteps < until {
-            if shouldStop() { stopped = true; break }
+            let stopHere = shouldStop()
+            if stopHere && !shared { stopped = true; break }
             let lr = optimizer.learningRate(atStep: completedSteps)
             let value: Double
-            do { value = try step() } catch ScoreSDEError.nonFinite(let message) {
-                let held = saved.map { "; \(checkpoints.path) holds the checkpoint of step \($0)" } ?? "; no checkpoint was written by this run"
-                throw ScoreSDEError.nonFinite("at step \(completedSteps + 1): \(message)\(held)")
+            do {
+                let result = try step(requestingStop: stopHere)
+                value = result.loss
+                stopped = result.stop
+            } catch ScoreSDEError.nonFinite(let message) {
+                throw ScoreSDEError.nonFinite("at step \(completedSteps + 1): \(message)\(held())")
+            } catch let e as PopulationError {
+                guard e.message.hasPrefix("at step") else { throw e }
+                throw PopulationError(rank: e.rank, size: e.size, collective: e.collective, message: e.message + held())
             }
             losses.append(value)
             onProgress?(TrainingProgress(step: completedSteps, loss: value, learningRate: lr, gradientNorm: lastGradientNorm))
             let byStep = checkpoints.everySteps.map { completedSteps % $0 == 0 } ?? false
             let byTime = checkpoints.interval.map { lastTime.duration(to: clock.now) >= .seconds($0) } ?? false
+            if stopped { break }
             if (byStep || byTime) && completedSteps < until { try save() }
         }
         if saved != completedSteps { try save() }

@@ -41,6 +41,11 @@ public struct TrainingConfiguration: Sendable, Equatable {
     /// Class-conditional training (``MLPArchitecture/classCount`` > 0): the probability that an
     /// example's label is replaced by the null label `∅` (classifier-free guidance's label dropout).
     public var labelDropout: Double
+    /// Rows per gradient block (``GradientBlocks``): the batch gradient is the in-order sum of
+    /// the blocks' partial gradients, which fixes its bits for any number of processes sharing a
+    /// step (at most ⌈batch / block⌉ of them). nil: the whole batch is one block (one process only).
+    /// Part of the run: recorded in checkpoints as `train.gradient_block`.
+    public var gradientBlockSize: Int?
 
     public init(sde: SDESpec, architecture: MLPArchitecture, parameterization: MLPOutputParameterization? = nil,
                 dataScaling: DataScaling = .identity, seed: UInt64 = 0, batchSize: Int = 128,
@@ -48,15 +53,18 @@ public struct TrainingConfiguration: Sendable, Equatable {
                 warmup: Int = 5000, gradClip: Double = 1, emaRate: Double = 0.999,
                 reduceMean: Bool = false, likelihoodWeighting: Bool = false, eps: Double = 1e-5,
                 timeSampling: TrainingTimeSampling = .uniform, noiseFloor: Double = 0, dequantizationLevels: Int? = nil,
-                labelDropout: Double = 0.15) {
+                labelDropout: Double = 0.15, gradientBlockSize: Int? = nil) {
         self.sde = sde; self.architecture = architecture; self.parameterization = parameterization
         self.dataScaling = dataScaling; self.seed = seed; self.batchSize = batchSize
         self.learningRate = learningRate; self.beta1 = beta1; self.beta2 = beta2; self.adamEpsilon = adamEpsilon
         self.warmup = warmup; self.gradClip = gradClip; self.emaRate = emaRate
         self.reduceMean = reduceMean; self.likelihoodWeighting = likelihoodWeighting; self.eps = eps
         self.timeSampling = timeSampling; self.noiseFloor = noiseFloor; self.dequantizationLevels = dequantizationLevels
-        self.labelDropout = labelDropout
+        self.labelDropout = labelDropout; self.gradientBlockSize = gradientBlockSize
     }
+
+    /// The blocks of every step's batch.
+    public var gradientBlocks: GradientBlocks { GradientBlocks(batchSize: batchSize, blockSize: gradientBlockSize ?? batchSize) }
 
     /// - Throws: `invalidArgument` naming the first setting out of its domain.
     public func validate() throws {
@@ -73,6 +81,7 @@ public struct TrainingConfiguration: Sendable, Equatable {
         try requireParameter(eps.isFinite && eps > 0 && eps < 1, "the training eps must be in (0, T) (got \(eps)); the reference uses 1e-5")
         try requireParameter(timeSampling == .uniform || likelihoodWeighting, "importance sampling of t is for likelihood weighting (λ = g²); turn likelihood weighting on or sample t uniformly")
         if let l = dequantizationLevels { try requireParameter(l >= 2, "dequantization needs >= 2 levels (got \(l))") }
+        if let b = gradientBlockSize { try requireParameter(b >= 1, "the gradient block size must be >= 1 row (got \(b))") }
         try requireParameter(labelDropout >= 0 && labelDropout < 1, "the label dropout probability must be in [0, 1) (got \(labelDropout)); 0.1–0.2 is usual")
         if (parameterization ?? sde.defaultParameterization) == .boundedNoisePrediction {
             try requireParameter(noiseFloor.isFinite && noiseFloor > 0, "the bounded noise-prediction output needs a noise floor > 0 (got \(noiseFloor))")
@@ -81,12 +90,14 @@ public struct TrainingConfiguration: Sendable, Equatable {
 
     /// Metadata entries `train.*` (the SDE, network and data scaling are recorded separately).
     var trainingMetadata: [String: String] {
-        ["train.seed": "\(seed)", "train.batch_size": "\(batchSize)", "train.lr": "\(learningRate)",
+        var m = ["train.seed": "\(seed)", "train.batch_size": "\(batchSize)", "train.lr": "\(learningRate)",
          "train.beta1": "\(beta1)", "train.beta2": "\(beta2)", "train.adam_eps": "\(adamEpsilon)",
          "train.warmup": "\(warmup)", "train.grad_clip": "\(gradClip)", "train.ema_rate": "\(emaRate)",
          "train.reduce_mean": "\(reduceMean)", "train.likelihood_weighting": "\(likelihoodWeighting)",
          "train.eps": "\(eps)", "train.time_sampling": timeSampling.rawValue,
          "train.label_dropout": "\(labelDropout)"]
+        if let b = gradientBlockSize { m["train.gradient_block"] = "\(b)" }
+        return m
     }
 
     init(metadata m: MetadataReader) throws {
@@ -108,7 +119,8 @@ public struct TrainingConfiguration: Sendable, Equatable {
                   eps: try m.double("train.eps"), timeSampling: sampling,
                   noiseFloor: m.map["model.noise_floor"] == nil ? 0 : try m.double("model.noise_floor"),
                   dequantizationLevels: m.map["data.dequantization_levels"] == nil ? nil : try m.int("data.dequantization_levels"),
-                  labelDropout: m.map["train.label_dropout"] == nil ? 0.15 : try m.double("train.label_dropout"))
+                  labelDropout: m.map["train.label_dropout"] == nil ? 0.15 : try m.double("train.label_dropout"),
+                  gradientBlockSize: m.map["train.gradient_block"] == nil ? nil : try m.int("train.gradient_block"))
         do { try validate() } catch let ScoreSDEError.invalidArgument(msg) { throw m.fail("the recorded training settings are invalid: \(msg)") }
     }
 }
@@ -133,10 +145,18 @@ public struct TrainingProgress: Sendable {
 ///     // later: let t = try Trainer.resume(from: "run.safetensors", data: samples); try t.train(steps: 2000)
 ///
 /// Step `k`'s minibatch (rows drawn uniformly with replacement), times and noise are a pure function
-/// of `(seed, k)` (``DSMLoss/drawBatch(step:seed:batchSize:dataRows:rowShape:)``), and a checkpoint
-/// holds the weights, EMA, Adam moments and step count exactly (F64): training `k` steps, saving,
-/// resuming and training `k` more gives bitwise the weights and losses of `2k` uninterrupted steps
-/// (on the same machine and thread count, as BLAS results depend on them).
+/// of `(seed, k)` (``DSMLoss/drawBatch(step:seed:batchSize:dataRows:rowShape:)``), each row's keyed
+/// by its row, and a checkpoint holds the weights, EMA, Adam moments and step count exactly (F64):
+/// training `k` steps, saving, resuming and training `k` more gives bitwise the weights and losses
+/// of `2k` uninterrupted steps (on the same kind of machine: BLAS kernels differ between CPUs).
+///
+/// **Data-parallel training.** Under ``Population/communicator`` with several processes (the ranks
+/// of an MPI job), each step's batch is shared: every process computes the partial gradients of
+/// its contiguous run of ``TrainingConfiguration/gradientBlocks`` (drawing only its rows' indices,
+/// times, noise, label dropout and dequantization, keyed by the global row), the partials are
+/// summed in block order (``GradientBlockReducer``), and every process applies the same Adam step:
+/// the weights after any number of steps are **bitwise** those of one process, for any number of
+/// processes up to the block count. Only rank 0 writes checkpoints.
 public final class Trainer {
     public let configuration: TrainingConfiguration
     /// The network with the current (raw, not averaged) weights.
@@ -159,6 +179,13 @@ public final class Trainer {
     var gradient: [Double]
     var x0: [Double]
     let trainable: [Range<Int>]
+    /// The blocks of each step's batch, and one block's partial gradient and loss (P + 1 values).
+    let blocks: GradientBlocks
+    var partial: [Double]
+    /// The in-order sum of the partials (one process).
+    var blockSum: [Double]
+    /// Whether the processes of a shared run have compared their starting states.
+    var stateChecked = false
 
     /// A new run: weights initialised from the seed.
     ///
@@ -211,9 +238,12 @@ public final class Trainer {
         loss = try DSMLoss(sde: model.sde, reduceMean: configuration.reduceMean,
                            likelihoodWeighting: configuration.likelihoodWeighting, eps: configuration.eps,
                            timeSampling: configuration.timeSampling)
-        workspace = MLPTrainingWorkspace(layout: model.layout, capacity: configuration.batchSize)
+        blocks = configuration.gradientBlocks
+        workspace = MLPTrainingWorkspace(layout: model.layout, capacity: blocks.blockSize)
         gradient = [Double](repeating: 0, count: model.parameters.count)
-        x0 = [Double](repeating: 0, count: configuration.batchSize * raw.rowSize)
+        partial = [Double](repeating: 0, count: model.parameters.count + 1)
+        blockSum = partial
+        x0 = [Double](repeating: 0, count: blocks.blockSize * raw.rowSize)
         trainable = model.specs.filter(\.trainable).map(\.range)
     }
 
@@ -230,15 +260,44 @@ public final class Trainer {
     public func batch(forStep step: Int) throws -> DSMBatch {
         var b = try loss.drawBatch(step: step, seed: configuration.seed, batchSize: configuration.batchSize,
                                    dataRows: data.rows, rowShape: data.rowShape)
-        if let labels {
-            let rng = RandomSource(seed: configuration.seed).derived(Trainer.labelDropoutPurpose)
-            let k = configuration.architecture.classCount, p = configuration.labelDropout
-            b.labels = b.indices.enumerated().map { r, i in
-                var s = rng.stream(draw: UInt64(step), row: r)
-                return Double(s.next() >> 11) * 0x1p-53 < p ? k : labels[i]
-            }
-        }
+        b.labels = droppedLabels(step: step, rows: 0 ..< b.indices.count, indices: b.indices)
         return b
+    }
+
+    /// Rows `rows` of ``batch(forStep:)``, drawn alone: every value is keyed by its global row, so
+    /// this is that batch's slice (what one process of a shared step draws).
+    func batch(forStep step: Int, rows: Range<Int>) -> DSMBatch {
+        let rng = RandomSource(seed: configuration.seed).derived(DSMLoss.trainingPurpose)
+        let base = UInt64(step) &* 3, n = UInt64(data.rows)
+        let span = loss.sde.T - loss.eps
+        var indices = [Int](repeating: 0, count: rows.count), times = [Double](repeating: 0, count: rows.count)
+        for (k, r) in rows.enumerated() {
+            var s = rng.stream(draw: base, row: r)
+            indices[k] = Int(s.next().multipliedFullWidth(by: n).high)
+            var q = rng.stream(draw: base + 1, row: r)
+            let u = Double(q.next() >> 11) * 0x1p-53
+            times[k] = loss.importance?.time(forUniform: u) ?? loss.eps + u * span
+        }
+        var noise = Tensor(zeros: [rows.count] + data.rowShape)
+        let d = data.rowSize
+        noise.storage.withUnsafeMutableBufferPointer { p in
+            if let base0 = p.baseAddress { rng.normals(draw: base + 2, rows: rows, rowSize: d, into: base0) }
+        }
+        return DSMBatch(indices: indices, times: times, noise: noise,
+                        labels: droppedLabels(step: step, rows: rows, indices: indices))
+    }
+
+    /// Class-conditional runs: the label of each row of `rows` (data rows `indices`), replaced by
+    /// the null label with probability ``TrainingConfiguration/labelDropout`` (stream `(step, row)`
+    /// of the seed's label-dropout purpose); nil otherwise.
+    func droppedLabels(step: Int, rows: Range<Int>, indices: [Int]) -> [Int]? {
+        guard let labels else { return nil }
+        let rng = RandomSource(seed: configuration.seed).derived(Trainer.labelDropoutPurpose)
+        let k = configuration.architecture.classCount, p = configuration.labelDropout
+        return zip(rows, indices).map { r, i in
+            var s = rng.stream(draw: UInt64(step), row: r)
+            return Double(s.next() >> 11) * 0x1p-53 < p ? k : labels[i]
+        }
     }
 
     static let labelDropoutPurpose: UInt64 = 0x6C61_6264_726F_70   // "labdrop"
@@ -260,41 +319,120 @@ public final class Trainer {
     }
 
     /// One optimisation step; returns its loss (computed before the update, as the reference reports it).
+    /// Under ``Population/communicator`` with several processes, every process calls it and
+    /// they share the step (see the type's discussion).
     ///
-    /// - Throws: `nonFinite` when the loss is NaN or ±Inf (the state is left unchanged).
+    /// - Throws: `nonFinite` when the loss is NaN or ±Inf (the state is left unchanged); shared:
+    ///   ``PopulationError`` naming the rank that failed, or the first rank whose starting state
+    ///   (data, weights, settings) differs from rank 0's, or `invalidArgument` when there are more
+    ///   processes than gradient blocks.
     @discardableResult
-    public func step() throws -> Double {
+    public func step() throws -> Double { try step(requestingStop: false).loss }
+
+    /// One step; `requestingStop` is this process's wish to stop, and `stop` whether any process
+    /// of a shared step had it (then all stop after this step).
+    func step(requestingStop: Bool) throws -> (loss: Double, stop: Bool) {
         let s = completedSteps
-        let b = try batch(forStep: s)
-        let d = data.rowSize
-        data.storage.withUnsafeBufferPointer { src in
-            x0.withUnsafeMutableBufferPointer { dst in
-                for (r, i) in b.indices.enumerated() {
-                    (dst.baseAddress! + r * d).update(from: src.baseAddress! + i * d, count: d)
+        let comm = Population.communicator.flatMap { $0.size > 1 ? $0 : nil }
+        if let comm {
+            try blocks.checkShared(by: comm.size)
+            if !stateChecked { try checkSameState(comm); stateChecked = true }
+        }
+        let mine = comm.map { blocks.owned(rank: $0.rank, size: $0.size) } ?? 0 ..< blocks.count
+        let width = model.parameters.count + 1
+        var note: StepNote = requestingStop ? .stop : .ok
+        var partials = [[Double]]()
+        blockSum.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        for blockIndex in mine {
+            do {
+                try computeBlock(blockIndex, step: s)
+            } catch {
+                guard comm != nil else { throw error }
+                note = .failure("at step \(s + 1): \(error)")
+                break
+            }
+            if comm == nil {
+                partial.withUnsafeBufferPointer { p in
+                    blockSum.withUnsafeMutableBufferPointer { GradientBlockReducer.accumulate(p.baseAddress!, into: $0.baseAddress!, count: width) }
                 }
+            } else {
+                partials.append(partial)
             }
         }
-        if configuration.dequantizationLevels != nil {
-            // x₀ = scale · (k + u) + shift: fresh u ~ U[0, 1) per value and step.
-            let rng = RandomSource(seed: configuration.seed).derived(Trainer.dequantizationPurpose)
-            let a = configuration.dataScaling.scale
-            for r in 0 ..< b.indices.count {
-                var st = rng.stream(draw: UInt64(s), row: r)
-                for j in 0 ..< d { x0[r * d + j] += a * (Double(st.next() >> 11) * 0x1p-53) }
-            }
+        var stop = requestingStop
+        if let comm {
+            (blockSum, stop) = try GradientBlockReducer(blocks: blocks, width: width).reduce(partials, note: note, communicator: comm)
         }
-        if let l = b.labels { workspace.labels.replaceSubrange(0 ..< l.count, with: l) }
-        gradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
-        let value = try x0.withUnsafeBufferPointer { xp in
-            try gradient.withUnsafeMutableBufferPointer { gp in
-                try model.trainingPass(loss, x0: xp.baseAddress!, times: b.times, noise: b.noise,
-                                       workspace: workspace, gradient: gp.baseAddress!)
-            }
+        let value = blockSum[width - 1]
+        gradient.withUnsafeMutableBufferPointer { g in
+            blockSum.withUnsafeBufferPointer { g.baseAddress!.update(from: $0.baseAddress!, count: width - 1) }
         }
         lastGradientNorm = optimizer.step(&model.parameters, gradient: &gradient, step: s, trainable: trainable)
         ema.update(with: model.parameters)
         completedSteps += 1
-        return value
+        return (value, stop)
+    }
+
+    /// Block `b` of step `s`: its partial gradient and loss, scaled by its share of the batch,
+    /// into ``partial``. A function of `(seed, s, b)` and the state alone, whoever computes it.
+    func computeBlock(_ b: Int, step s: Int) throws {
+        let rows = blocks.rows(of: b)
+        let batch = batch(forStep: s, rows: rows)
+        let d = data.rowSize, n = rows.count
+        data.storage.withUnsafeBufferPointer { src in
+            x0.withUnsafeMutableBufferPointer { dst in
+                for (k, i) in batch.indices.enumerated() {
+                    (dst.baseAddress! + k * d).update(from: src.baseAddress! + i * d, count: d)
+                }
+            }
+        }
+        if configuration.dequantizationLevels != nil {
+            // x₀ = scale · (k + u) + shift: fresh u ~ U[0, 1) per value and step, keyed by the batch row.
+            let rng = RandomSource(seed: configuration.seed).derived(Trainer.dequantizationPurpose)
+            let a = configuration.dataScaling.scale
+            for (k, r) in rows.enumerated() {
+                var st = rng.stream(draw: UInt64(s), row: r)
+                for j in 0 ..< d { x0[k * d + j] += a * (Double(st.next() >> 11) * 0x1p-53) }
+            }
+        }
+        if let l = batch.labels { workspace.labels.replaceSubrange(0 ..< n, with: l) }
+        partial.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
+        let width = partial.count
+        let value = try x0.withUnsafeBufferPointer { xp in
+            try partial.withUnsafeMutableBufferPointer { gp in
+                try model.trainingPass(loss, x0: xp.baseAddress!, times: batch.times, noise: batch.noise,
+                                       workspace: workspace, gradient: gp.baseAddress!)
+            }
+        }
+        partial[width - 1] = value
+        let w = blocks.weight(of: b)
+        if w != 1 { for j in 0 ..< width { partial[j] *= w } }
+    }
+
+    /// Throws on every process of `comm`, naming the first rank whose data or training state
+    /// (weights, EMA, Adam moments, step, settings) differ from rank 0's.
+    func checkSameState(_ comm: any Communicator) throws {
+        var h: UInt64 = 0xCBF2_9CE4_8422_2325
+        func mix(_ v: UInt64) { h = (h ^ v) &* 0x1000_0000_01B3; h ^= h >> 29 }
+        mix(UInt64(completedSteps))
+        for v in model.parameters { mix(v.bitPattern) }
+        for v in ema.values { mix(v.bitPattern) }
+        for v in optimizer.firstMoment { mix(v.bitPattern) }
+        for v in optimizer.secondMoment { mix(v.bitPattern) }
+        for (k, v) in configuration.trainingMetadata.sorted(by: { $0.key < $1.key }) { for b in (k + "=" + v).utf8 { mix(UInt64(b)) } }
+        let mine = [dataHash, h]
+        let all = try comm.allGather(mine.withUnsafeBytes { Array($0) })
+        let states = all.map { part in part.withUnsafeBytes { (d: $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self), s: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) } }
+        for (r, st) in states.enumerated() {
+            if st.d != states[0].d {
+                throw PopulationError(rank: r, size: comm.size, collective: true,
+                                      message: "its training data differ from rank 0's (fingerprint \(String(st.d, radix: 16)) vs \(String(states[0].d, radix: 16))); every rank must load the same data")
+            }
+            if st.s != states[0].s {
+                throw PopulationError(rank: r, size: comm.size, collective: true,
+                                      message: "its training state (weights, EMA, Adam moments, step or settings) differs from rank 0's; every rank must start the same run or resume the same checkpoint")
+            }
+        }
     }
 
     /// Runs `steps` steps; returns their losses. `onProgress` is called after each step.
