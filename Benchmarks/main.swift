@@ -501,3 +501,4 @@ if which == "likelihood" || which == "all" { try likelihoodBenchmark() }
 if which == "mlp" || which == "all" { try mlpBenchmark() }
 if which == "inverse" || which == "all" { try inverseBenchmark() }
 if which == "fast" || which == "all" { try fastBenchmark(only: CommandLine.arguments.count > 2 ? Array(CommandLine.arguments.dropFirst(2)) : nil) }
+if which == "colorize" || which == "all" { try colorizationBenchmark() }

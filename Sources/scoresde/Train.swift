@@ -141,6 +141,9 @@ extension ScoreSDECommand {
         @Option(parsing: .unconditional, help: ArgumentHelp("Standard deviation of the Fourier frequencies (default: 16, NCSN++'s).", valueName: "scale"))
         var fourierScale: Double?
 
+        @Flag(help: "Add the exact score of a Gaussian fitted to the data to the network's output (a linear skip; the network learns the rest).")
+        var gaussianBase = false
+
         // MARK: Files
 
         @Option(help: ArgumentHelp("The checkpoint to write (weights, EMA, Adam state; F64), atomically.", valueName: "path.safetensors"))
@@ -336,7 +339,7 @@ extension ScoreSDECommand {
                                        residualBlocks: blocks ?? Self.defaultBlocks,
                                        fourierFeatures: fourierFeatures ?? Self.defaultFourierFeatures,
                                        fourierScale: fourierScale ?? Self.defaultFourierScale,
-                                       classCount: set.labels == nil ? 0 : set.classCount)
+                                       classCount: set.labels == nil ? 0 : set.classCount, gaussianBase: gaussianBase)
             let config = TrainingConfiguration(
                 sde: try sdeSpec(scale.toModel(set.data)), architecture: arch, parameterization: objective.parameterization?.value,
                 dataScaling: scale, seed: seed ?? 0,

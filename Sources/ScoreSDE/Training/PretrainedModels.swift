@@ -9,7 +9,7 @@ import Foundation
 /// | name | data | row shape | data scaling | file |
 /// |---|---|---|---|---|
 /// | `digits` | the 1500 training digits (``Digits/Split/train``), labelled | `[1, 8, 8]` | dequantized, symmetric: `2 (k + u) / 17 − 1` | `digits.safetensors` |
-/// | `patches` | the 8480 8 × 8 colour patches (``ImagePatches/all()``) | `[3, 8, 8]` | symmetric: `2x / 255 − 1` | `patches.safetensors` |
+/// | `patches` | 8 × 8 colour patches of the left three quarters of the photographs (``ImagePatches/Split/train``) | `[3, 8, 8]` | symmetric: `2x / 255 − 1` | `patches.safetensors` |
 ///
 /// Both use the VP SDE (β 0.1 ... 20) and are EMA weights stored as F32 weights files (see
 /// ``ModelFile``), written by `scoresde train` (bitwise reproducible on the same machine and
