@@ -14,7 +14,7 @@ func colorizationBenchmark() throws {
 }
 
 func colorize<SDE: ForwardSDE>(_ model: MLPScore, sde: SDE) throws {
-    let n = 64, k = 4, plane = 64, d = 3 * plane, steps = 1000
+    let n = 256, k = 4, plane = 64, d = 3 * plane, steps = 1000
     var rng = RandomSource(seed: 0)
     let truth = try ImagePatches.random(count: n, split: .heldOut, using: &rng)
     let grey = try ImagePatches.toGrey(truth)

@@ -65,7 +65,7 @@ extension ScoreSDECommand {
 
         @Option(help: ArgumentHelp(
             "The training data: a built-in data set (\(Dataset.builtInNames.joined(separator: ", "))) or a .npy file (rows first, finite values).",
-            discussion: "ring, moons, swissroll, checkerboard: 10000 2-D points (seed 0); digits: the 1500 8x8 training digits (values 0...16); patches: the 8480 8x8 RGB patches of the packaged photographs (values 0...255).",
+            discussion: "ring, moons, swissroll, checkerboard: 10000 2-D points (seed 0); digits: the 1500 8x8 training digits (values 0...16); patches: the 6360 8x8 RGB patches of the left three quarters of the packaged photographs (values 0...255; the right quarter is held out for colorize).",
             valueName: "name|PATH.npy"))
         var data: String
 
