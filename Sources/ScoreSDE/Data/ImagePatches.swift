@@ -37,7 +37,7 @@ public enum ImagePatches {
         case heldOut
     }
 
-    /// Where a patch lies: photograph `image` (index into ``sourceNames``), top-left pixel `(x, y)`.
+    /// Where a patch lies: photograph `image` (index into ``ImagePatches/sourceNames``), top-left pixel `(x, y)`.
     public struct Location: Sendable, Hashable {
         public let image: Int, x: Int, y: Int
         public init(image: Int, x: Int, y: Int) { self.image = image; self.x = x; self.y = y }
@@ -122,7 +122,7 @@ public enum ImagePatches {
     }
 
     /// All non-overlapping `size × size` patches of an RGB or grey image, shaped `[n, C, size, size]`,
-    /// in the order of ``all()`` (patch rows top to bottom, left to right within a row).
+    /// in the order of ``all(split:)`` (patch rows top to bottom, left to right within a row).
     public static func grid(of image: RasterImage, size p: Int = ImagePatches.size) -> Tensor {
         precondition(p >= 1, "ImagePatches.grid: patch size must be >= 1")
         let nx = image.width / p, ny = image.height / p, c = image.channels

@@ -6,7 +6,7 @@ import Foundation
 /// linear "skip" of EDM's preconditioning (Karras et al. 2022, `c_skip`) written for the score:
 /// at initialisation the model is the fitted Gaussian, the network learns only the departure
 /// from it, and where the network has seen no data the model keeps the Gaussian's tails.
-/// With `Σ = V diag(λ) Vᵀ` (``base.eigenvectors``, ``base.eigenvalues``) the precision is
+/// With `Σ = V diag(λ) Vᵀ` (`base.eigenvectors`, `base.eigenvalues`) the precision is
 /// `V diag(1 / (m² λ + std²)) Vᵀ`: exact at every `t`, bounded as `t → 0` when `λ > 0`.
 extension MLPScore {
     /// The same network with its Gaussian base fitted to data (data space, one row per sample):
