@@ -1,5 +1,5 @@
 // ScoreSDE.swift benchmarks. Release build only:
-//   swift run -c release scoresde-bench [pc|ode|likelihood|mlp|inverse|mpi-train|fast|fast-explore|fast-stochastic|fast-digits|classes|all]
+//   swift run -c release scoresde-bench [pc|ode|likelihood|mlp|inverse|mpi-train|fast|fast-explore|fast-stochastic|fast-digits|classes|colorize|all]
 // Prints figures; asserts nothing. Every timing is the best of a few repetitions (wall clock).
 import COpenBLAS   // through ScoreSDE's dependency: the mlp section calls dgemm_ and openblas_get_corename
 import Foundation
@@ -403,3 +403,4 @@ if which == "fast-explore" { try fastExplore(only: CommandLine.arguments.count >
 if which == "fast-stochastic" || which == "fast" || which == "all" { try stochasticBenchmark() }
 if which == "fast-digits" || which == "fast" || which == "all" { try digitsFewStepBenchmark() }
 if which == "classes" || which == "all" { try classesBenchmark() }
+if which == "colorize" || which == "all" { try colorizationBenchmark() }

@@ -39,7 +39,7 @@ struct ColorizationExample: ParsableCommand {
 
     @Option(help: "Where to write the PNG (per patch: grey input, truth, K colorizations per method).")
     var output = "colorization.png"
-    @Option(help: "Random patches of the two packaged photographs to colorize.")
+    @Option(help: "Random held-out patches (right quarter) of the two packaged photographs to colorize.")
     var patches = 12
     @Option(name: .customLong("samples"), help: "Colorizations per patch and method (1...10).")
     var k = 4
@@ -71,7 +71,7 @@ struct ColorizationExample: ParsableCommand {
 
         // MARK: Patches and grey inputs
         var rng = RandomSource(seed: seed)
-        let truth = try ImagePatches.random(count: n, using: &rng)            // [n, 3, 8, 8], 0...255
+        let truth = try ImagePatches.random(count: n, split: .heldOut, using: &rng)   // [n, 3, 8, 8], 0...255, right quarter
         let grey = try ImagePatches.toGrey(truth)                               // [n, 1, 8, 8]
         // One grey row per sample (patch i repeated K times), in model space.
         var greyRows = Tensor(zeros: [n * k, 1, 8, 8]), truthRows = Tensor(zeros: [n * k, 3, 8, 8])
@@ -80,8 +80,8 @@ struct ColorizationExample: ParsableCommand {
             for j in 0 ..< d { truthRows.storage[i * d + j] = truth.storage[(i / k) * d + j] }
         }
         let constraint = try Colorization(grey: model.dataScaling.toModel(greyRows), mixing: .reference)
-        print("\(n) random patches of the packaged photographs, \(k) colorizations per patch and method")
-        print("  (the model was trained on all non-overlapping patches of the same two photographs: these overlap them)")
+        print("\(n) random held-out patches (right quarter of the packaged photographs), \(k) colorizations per patch and method")
+        print("  (the model was trained on the left three quarters only: no patch here shares a pixel with a training patch)")
 
         // MARK: Baseline: the grey patch in every channel
         var replicated = truth

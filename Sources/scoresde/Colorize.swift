@@ -9,9 +9,13 @@ extension ScoreSDECommand {
         static let configuration = CommandConfiguration(
             abstract: "Colour grey images by sampling an RGB model conditioned on their grey channel.",
             discussion: """
-                With no options: 8 random photograph patches are turned grey and colourised, 4 samples \
+                With no options: 8 random held-out photograph patches (from the right quarter of each \
+                photograph; the shipped patches model was trained on the left three quarters only, so no \
+                demo patch shares a pixel with a training patch) are turned grey and colourised, 4 samples \
                 each, with the shipped patches model (reverse diffusion + Langevin, 1000 steps), drawn to \
-                colorization.png as rows of grey input | original | samples.
+                colorization.png as rows of grey input | original | samples. The summary gives the colour \
+                RMSE of the samples, of the mean of each input's samples (a posterior-mean estimate) and of \
+                the grey image itself (every channel = grey) against the originals.
 
                 The model must take RGB images [3, H, W]. The grey value of a pixel is the mean of its \
                 channels (R + G + B) / 3, in data units (0...255 for the patches model). Following \
@@ -80,12 +84,13 @@ extension ScoreSDECommand {
             // The work.
             let outcome = try job.run(problem, inputs: n)
             let samples = outcome.samples
-            let fit = ColorFit(samples: samples, input: input, perInput: k, mixing: mixing)
+            let fit = ColorFit(samples: samples, input: input, perInput: k, mixing: mixing, range: model.imageRange)
 
             var report = job.report(outcome, inputs: n)
             report["grey_max_abs_error"] = .double(fit.greyMaxError)
             report["colour_rmse_vs_original"] = fit.colourRMSE.map { .double($0) } ?? .null
             report["colour_rmse_of_sample_mean"] = fit.meanColourRMSE.map { .double($0) } ?? .null
+            report["colour_rmse_unclamped"] = fit.rawColourRMSE.map { .double($0) } ?? .null
             report["grey_baseline_rmse"] = fit.greyBaselineRMSE.map { .double($0) } ?? .null
             report["data"] = .string(input.origin)
             report["mixing"] = .string(self.mixing ?? "reference")
@@ -101,7 +106,7 @@ extension ScoreSDECommand {
             var line = "grey kept to \(formatted(fit.greyMaxError, 3)) (max |grey(sample) - input|)"
             if let rmse = fit.colourRMSE, let meanRMSE = fit.meanColourRMSE, let baseline = fit.greyBaselineRMSE {
                 line += ", colour RMSE \(formatted(rmse, 4)) vs the original" + (k > 1 ? " (mean of the \(k) samples: \(formatted(meanRMSE, 4)))" : "")
-                    + "; the grey image itself: \(formatted(baseline, 4))"
+                    + "; the grey image itself: \(formatted(baseline, 4)) (samples clamped to the image range \(formatted(model.imageRange.lowerBound, 4))...\(formatted(model.imageRange.upperBound, 4)), as saved; unclamped: \(formatted(fit.rawColourRMSE ?? .nan, 4)))"
             }
             print(line)
             print("wrote \(job.files.paths)")
@@ -188,8 +193,12 @@ struct ColorFit {
     let colourRMSE: Double?, greyBaselineRMSE: Double?
     /// RMSE of the mean of each input's samples (an estimate of the posterior mean).
     let meanColourRMSE: Double?
+    /// RMSE of the samples before clamping to the image range.
+    let rawColourRMSE: Double?
 
-    init(samples: Tensor, input: ColorInput, perInput k: Int, mixing: ColorMixing) {
+    /// Samples are clamped to `range` (the image's value range, what a saved image holds) for the
+    /// colour RMSEs; ``rawColourRMSE`` is the unclamped one.
+    init(samples: Tensor, input: ColorInput, perInput k: Int, mixing: ColorMixing, range: ClosedRange<Double>) {
         let hw = input.grey.rowSize, d = samples.rowSize
         let greys = try! mixing.grey(of: samples)
         var maxError = 0.0
@@ -197,21 +206,22 @@ struct ColorFit {
             for p in 0 ..< hw { maxError = max(maxError, abs(greys.storage[r * hw + p] - input.grey.storage[(r / k) * hw + p])) }
         }
         greyMaxError = maxError
-        guard let truth = input.truth else { colourRMSE = nil; greyBaselineRMSE = nil; meanColourRMSE = nil; return }
-        var squared = 0.0, baseline = 0.0, meanSquared = 0.0
+        guard let truth = input.truth else { colourRMSE = nil; greyBaselineRMSE = nil; meanColourRMSE = nil; rawColourRMSE = nil; return }
+        var squared = 0.0, baseline = 0.0, meanSquared = 0.0, rawSquared = 0.0
         for i in 0 ..< samples.rows / k {
             for j in 0 ..< d {
                 let t = truth.storage[i * d + j], b = input.grey.storage[i * hw + j % hw] - t
                 var mean = 0.0
                 for r in i * k ..< (i + 1) * k {
-                    let e = samples.storage[r * d + j] - t
-                    squared += e * e; mean += samples.storage[r * d + j]
+                    let raw = samples.storage[r * d + j], x = min(max(raw, range.lowerBound), range.upperBound)
+                    squared += (x - t) * (x - t); rawSquared += (raw - t) * (raw - t); mean += x
                 }
                 baseline += b * b
                 meanSquared += (mean / Double(k) - t) * (mean / Double(k) - t)
             }
         }
         colourRMSE = (squared / Double(samples.count)).squareRoot()
+        rawColourRMSE = (rawSquared / Double(samples.count)).squareRoot()
         let inputValues = Double(samples.count / k)
         greyBaselineRMSE = (baseline / inputValues).squareRoot()
         meanColourRMSE = (meanSquared / inputValues).squareRoot()

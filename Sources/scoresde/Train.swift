@@ -70,7 +70,7 @@ extension ScoreSDECommand {
 
         @Option(help: ArgumentHelp(
             "The training data: a built-in data set (\(Dataset.builtInNames.joined(separator: ", "))) or a .npy file (rows first, finite values).",
-            discussion: "ring, moons, swissroll, checkerboard: 10000 2-D points (seed 0); digits: the 1500 8x8 training digits (values 0...16); patches: the 8480 8x8 RGB patches of the packaged photographs (values 0...255).",
+            discussion: "ring, moons, swissroll, checkerboard: 10000 2-D points (seed 0); digits: the 1500 8x8 training digits (values 0...16); patches: the 6360 8x8 RGB patches of the left three quarters of the packaged photographs (values 0...255; the right quarter is held out for colorize).",
             valueName: "name|PATH.npy"))
         var data: String
 
@@ -148,6 +148,9 @@ extension ScoreSDECommand {
 
         @Option(parsing: .unconditional, help: ArgumentHelp("Standard deviation of the Fourier frequencies (default: 16, NCSN++'s).", valueName: "scale"))
         var fourierScale: Double?
+
+        @Flag(help: "Add the exact score of a Gaussian fitted to the data to the network's output (a linear skip; the network learns the rest).")
+        var gaussianBase = false
 
         // MARK: Files
 
@@ -378,7 +381,7 @@ extension ScoreSDECommand {
                                        residualBlocks: blocks ?? Self.defaultBlocks,
                                        fourierFeatures: fourierFeatures ?? Self.defaultFourierFeatures,
                                        fourierScale: fourierScale ?? Self.defaultFourierScale,
-                                       classCount: set.labels == nil ? 0 : set.classCount)
+                                       classCount: set.labels == nil ? 0 : set.classCount, gaussianBase: gaussianBase)
             let config = TrainingConfiguration(
                 sde: try sdeSpec(scale.toModel(set.data)), architecture: arch, parameterization: objective.parameterization?.value,
                 dataScaling: scale, seed: seed ?? 0,

@@ -144,7 +144,7 @@ func line(_ output: String, startingWith prefix: String) -> Substring? {
                 "grey | two methods' samples | original: got \(image.width)x\(image.height)")
         // The printed baseline is the truth's own chroma: recompute it from the same patches.
         var rng = RandomSource(seed: 1)
-        let truth = try ImagePatches.random(count: 3, using: &rng), grey = try ImagePatches.toGrey(truth, replicate: true)
+        let truth = try ImagePatches.random(count: 3, split: .heldOut, using: &rng), grey = try ImagePatches.toGrey(truth, replicate: true)
         let expected = (zip(truth.storage, grey.storage).reduce(0.0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } / Double(truth.count)).squareRoot()
         let baseline = try #require(number(after: "grey replicated into R, G, B: RMSE", in: r.stdout), "\(r)")
         #expect(abs(baseline - expected) < 0.01, "printed \(baseline), recomputed \(expected)")

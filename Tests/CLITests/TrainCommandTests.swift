@@ -211,11 +211,15 @@ import Testing
         #expect(image.width == 2 * grid.width + 24 && image.height > grid.height, "\(image.width)x\(image.height)")
         let x = try Npy.read(ws.path("g.npy"))
         #expect(x.shape == [6, 1, 8, 8])
-        // Samples are in data space (digit values 0...16). The shipped likelihood-trained model has a
-        // heavy tail (about 0.5% of values outside (-4, 20), reported in the README): allow 2%.
-        let inRange = x.storage.filter { $0 > -4 && $0 < 20 }.count
-        #expect(Double(inRange) >= 0.98 * Double(x.count), "\(x.count - inRange) of \(x.count) values outside (-4, 20)")
         #expect(x.storage.sorted()[x.count / 2] > 0 && x.storage.sorted()[x.count / 2] < 16, "median value inside the digit range")
+        // Samples are in data space (digit values 0...16). The shipped model (Gaussian base) puts
+        // about 0.45% of its values outside (-4, 20) at 40 steps (0.3% at 1000; measured on 300
+        // samples, README): on 64 samples (4096 values, ~18 expected, s.d. ~4.3) allow 1% (41).
+        let many = try ws.run(["sample", "--model", "digits", "--count", "64", "--steps", "40", "--output", "m.npy"])
+        try #require(many.status == 0, "\(many)")
+        let y = try Npy.read(ws.path("m.npy"))
+        let inRange = y.storage.filter { $0 > -4 && $0 < 20 }.count
+        #expect(Double(inRange) >= 0.99 * Double(y.count), "\(y.count - inRange) of \(y.count) values outside (-4, 20)")
         let p = try ws.run(["sample", "--model", "patches", "--count", "4", "--steps", "40", "--png", "p.png"])
         try #require(p.status == 0, "\(p)")
         #expect(try PNG.read(ws.path("p.png")).channels == 3, "colour patches give a colour grid")

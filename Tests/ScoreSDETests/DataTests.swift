@@ -374,10 +374,10 @@ struct DataTests {
         #expect(invalidArgumentText { _ = try Dataset.named("moons", count: 0) } != nil)
 
         let patches = try Dataset.named("patches")
-        #expect(patches.data.shape == [8480, 3, 8, 8] && patches.rowShape == [3, 8, 8] && patches.levels == 256)
+        #expect(patches.data.shape == [6360, 3, 8, 8] && patches.rowShape == [3, 8, 8] && patches.levels == 256)   // the training split
         let randomPatches = try Dataset.named("patches", count: 40, seed: 1)
         var rng = RandomSource(seed: 1)
-        #expect(randomPatches.data == (try ImagePatches.random(count: 40, using: &rng)))
+        #expect(randomPatches.data == (try ImagePatches.random(count: 40, split: .train, using: &rng)))
 
         guard case .unknownName(let m)? = scoreSDEError({ _ = try Dataset.named("mnist") }) else {
             Issue.record("an unknown name must throw unknownName"); return

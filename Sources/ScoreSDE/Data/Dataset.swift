@@ -52,8 +52,9 @@ public struct Dataset: Sendable, Equatable, CustomStringConvertible {
     /// - `digits`: the 1500 training digits (``Digits/Split/train``) when `count` is nil, else `count`
     ///   (≤ 1500) of them chosen without replacement by a permutation seeded with `seed`;
     ///   `[n, 1, 8, 8]`, 17 levels, normalization ``DataNormalization/unit`` (the reference's default `centered = False`).
-    /// - `patches`: all 8480 non-overlapping patches (``ImagePatches/all()``) when `count` is nil,
-    ///   else `count` random patches from `RandomSource(seed:)`; `[n, 3, 8, 8]`, 256 levels, normalization ``DataNormalization/unit``.
+    /// - `patches`: the training split only (``ImagePatches/Split/train``, the left three quarters of
+    ///   each photograph): its 6360 non-overlapping patches (``ImagePatches/all(split:)``) when `count` is nil,
+    ///   else `count` random patches of it from `RandomSource(seed:)`; `[n, 3, 8, 8]`, 256 levels, normalization ``DataNormalization/unit``.
     ///
     /// - Throws: ``ScoreSDEError/unknownName(_:)`` listing the valid names; ``ScoreSDEError/invalidArgument(_:)`` for a bad count.
     public static func named(_ name: String, count: Int? = nil, seed: UInt64 = 0) throws -> Dataset {
@@ -103,14 +104,15 @@ public struct Dataset: Sendable, Equatable, CustomStringConvertible {
                            description: "digits-test: \(picked.labels.count) of the \(Digits.heldOutCount) held-out 8x8 grey digits (the last in file order; values 0...16)",
                            labels: picked.labels, classCount: 10)
         case "patches":
+            // The training split only: the right quarter of each photograph is held out (colorize demo, benchmark).
             if let n = count {
-                let x = try ImagePatches.random(count: n, using: &rng)
+                let x = try ImagePatches.random(count: n, split: .train, using: &rng)
                 return Dataset(name: name, data: x, normalization: .unit, levels: ImagePatches.levels,
-                               description: "patches: \(n) random 8x8 RGB patches (values 0...255) of china.png and flower.png, seed \(seed)")
+                               description: "patches: \(n) random 8x8 RGB patches (values 0...255) of the left three quarters of china.png and flower.png, seed \(seed)")
             }
-            let x = try ImagePatches.all()
+            let x = try ImagePatches.all(split: .train)
             return Dataset(name: name, data: x, normalization: .unit, levels: ImagePatches.levels,
-                           description: "patches: all \(x.rows) non-overlapping 8x8 RGB patches (values 0...255) of china.png and flower.png")
+                           description: "patches: all \(x.rows) non-overlapping 8x8 RGB patches (values 0...255) of the left three quarters of china.png and flower.png")
         default:
             throw ScoreSDEError.unknownName("'\(name)' is not a built-in data set; choose one of \(builtInNames.joined(separator: ", ")) or a .npy file")
         }

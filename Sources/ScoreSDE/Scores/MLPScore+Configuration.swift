@@ -118,12 +118,18 @@ public struct MLPArchitecture: Sendable, Equatable {
     /// conditional network has a learned label embedding with `K + 1` rows, the last one the null
     /// label `∅` (classifier-free guidance, Ho & Salimans 2022), added to the time embedding.
     public var classCount: Int
+    /// Whether the score is a Gaussian's exact score plus the network's correction,
+    /// `s(x, t) = −(m² Σ + std² I)⁻¹ (x − m μ) + c(t) · out(x, t)` (``MLPScore/withGaussianBase(fittedTo:dequantizationLevels:)``): a
+    /// linear skip in the spirit of EDM's `c_skip` (Karras et al. 2022), so the network only learns
+    /// how the data depart from the Gaussian fitted to them, and far from the data the model
+    /// falls back to that Gaussian. `μ`, `Σ` are buffers (`base.*`), fitted once to the training data.
+    public var gaussianBase: Bool
 
     public init(rowShape: [Int], hiddenWidth: Int = 256, residualBlocks: Int = 2, fourierFeatures: Int = 64,
-                fourierScale: Double = 16, timeEmbeddingInBlocks: Bool = true, classCount: Int = 0) {
+                fourierScale: Double = 16, timeEmbeddingInBlocks: Bool = true, classCount: Int = 0, gaussianBase: Bool = false) {
         self.rowShape = rowShape; self.hiddenWidth = hiddenWidth; self.residualBlocks = residualBlocks
         self.fourierFeatures = fourierFeatures; self.fourierScale = fourierScale
-        self.timeEmbeddingInBlocks = timeEmbeddingInBlocks; self.classCount = classCount
+        self.timeEmbeddingInBlocks = timeEmbeddingInBlocks; self.classCount = classCount; self.gaussianBase = gaussianBase
     }
 
     /// Whether the network takes a class label.
@@ -169,6 +175,11 @@ public struct MLPArchitecture: Sendable, Equatable {
         add("output.weight", [d, h], fanIn: h)
         add("output.bias", [d], fanIn: h)
         if classCount > 0 { add("label.embedding", [classCount + 1, h], fanIn: 1) }
+        if gaussianBase {
+            add("base.mean", [d], trainable: false)
+            add("base.eigenvectors", [d, d], trainable: false)
+            add("base.eigenvalues", [d], trainable: false)
+        }
         return specs
     }
 
@@ -184,6 +195,7 @@ public struct MLPArchitecture: Sendable, Equatable {
          "model.fourier_scale": "\(fourierScale)",
          "model.time_embedding_in_blocks": "\(timeEmbeddingInBlocks)",
          "model.class_count": "\(classCount)"]
+            .merging(gaussianBase ? ["model.gaussian_base": "true"] : [:]) { a, _ in a }
     }
 
     init(metadata m: MetadataReader) throws {
@@ -195,7 +207,8 @@ public struct MLPArchitecture: Sendable, Equatable {
         self.init(rowShape: shape.map { $0! }, hiddenWidth: try m.int("model.hidden_width"),
                   residualBlocks: try m.int("model.residual_blocks"), fourierFeatures: try m.int("model.fourier_features"),
                   fourierScale: try m.double("model.fourier_scale"), timeEmbeddingInBlocks: try m.bool("model.time_embedding_in_blocks"),
-                  classCount: m.map["model.class_count"] == nil ? 0 : try m.int("model.class_count"))
+                  classCount: m.map["model.class_count"] == nil ? 0 : try m.int("model.class_count"),
+                  gaussianBase: m.map["model.gaussian_base"] == nil ? false : try m.bool("model.gaussian_base"))
         do { try validate() } catch let ScoreSDEError.invalidArgument(msg) { throw m.fail("metadata describes an invalid network: \(msg)") }
     }
 }
@@ -206,7 +219,8 @@ public struct MLPParameterSpec: Sendable, Equatable {
     public let shape: [Int]
     /// Index of its first value in ``MLPScore/parameters``.
     public let offset: Int
-    /// Whether training updates it (`embed.W`, the fixed Fourier frequencies, is a buffer).
+    /// Whether training updates it (`embed.W`, the fixed Fourier frequencies, and the `base.*`
+    /// Gaussian are buffers).
     public let trainable: Bool
     /// `in_features` of its Linear layer (0 for `embed.W`), which sets the init bound `1/√fanIn`.
     public let fanIn: Int

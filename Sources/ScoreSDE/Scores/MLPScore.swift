@@ -30,7 +30,9 @@ import Foundation
 /// (VP, sub-VP): `τ = t`, `score = −out / std(t)`; `.scaledBySigma` (VE): `τ = log σ(t)`,
 /// `score = out / σ(t)`, where std and σ are the SDE's marginal standard deviation;
 /// `.boundedNoisePrediction`: `τ = t`, `score = −out / √(std(t)² + δ²)` (``noiseFloor`` `δ`) with
-/// the output itself bounded, `out = B tanh(net / B)`, `B` = ``boundedOutputLimit``.
+/// the output itself bounded, `out = B tanh(net / B)`, `B` = ``boundedOutputLimit``. With a
+/// Gaussian base (``MLPArchitecture/gaussianBase``) the score adds the exact score of the fitted
+/// Gaussian `N(μ, Σ)` at `t`, `−(m² Σ + std² I)⁻¹ (x − m μ)` (``withGaussianBase(fittedTo:dequantizationLevels:)``).
 ///
 /// **Parameters**, in this order in ``parameters`` and in weights files (Linear weights stored
 /// `[out, in]` as `torch.nn.Linear`, row-major):
@@ -45,6 +47,7 @@ import Foundation
 /// | `blocks.i.dense2.weight`, `.bias` | `[H, H]`, `[H]` | Linear(H, H) |
 /// | `output.weight`, `.bias` | `[D, H]`, `[D]` | Linear(H, D) |
 /// | `label.embedding` | `[K + 1, H]` | uniform in `[−1, 1]` (class-conditional only; row `K` is `∅`) |
+/// | `base.mean`, `base.eigenvectors`, `base.eigenvalues` | `[D]`, `[D, D]`, `[D]` | `N(0, I)`; buffers fitted to the data (``MLPArchitecture/gaussianBase`` only) |
 ///
 /// "Linear(in, out)" is PyTorch's default `nn.Linear` init: weight and bias uniform in
 /// `[−1/√in, 1/√in]` (`kaiming_uniform_(a=√5)`), drawn from the seed's Philox streams.
@@ -96,6 +99,12 @@ public struct MLPScore: ScoreJacobianProviding {
             if spec.trainable {
                 let bound = 1 / Double(spec.fanIn).squareRoot()
                 for j in spec.range { values[j] = (2 * (Double(s.next() >> 11) * 0x1p-53) - 1) * bound }
+            } else if spec.name == "base.eigenvectors" {
+                for j in 0 ..< architecture.dimension { values[spec.offset + j * architecture.dimension + j] = 1 }
+            } else if spec.name == "base.eigenvalues" {
+                for j in spec.range { values[j] = 1 }
+            } else if spec.name == "base.mean" {
+                continue
             } else {
                 for j in spec.range { values[j] = architecture.fourierScale * s.normal() }
             }
@@ -222,6 +231,7 @@ public struct MLPScore: ScoreJacobianProviding {
         let idx = try labelIndices(labels, rows: x.rows)
         var out = Tensor(zeros: x.shape)
         try evaluateByLabel(x, labels: idx, tau: tau, scale: c, out: &out, direction: nil, jvp: nil)
+        addGaussianBase(x, at: t, into: &out)
         try out.checkFinite("the learned score")
         return out
     }
@@ -238,6 +248,7 @@ public struct MLPScore: ScoreJacobianProviding {
         let idx = try labelIndices(labels, rows: x.rows)
         var out = Tensor(zeros: x.shape), jv = Tensor(zeros: x.shape)
         try evaluateByLabel(x, labels: idx, tau: tau, scale: c, out: &out, direction: v, jvp: &jv)
+        addGaussianBase(x, at: t, into: &out, direction: v, jvp: &jv)
         try out.checkFinite("the learned score")
         try jv.checkFinite("the learned score's Jacobian-vector product")
         return (out, jv)

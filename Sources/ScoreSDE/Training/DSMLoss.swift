@@ -114,26 +114,28 @@ public struct DSMLoss: Sendable {
 
     /// The batch-mean loss of scores `s_r = scales[r] · out_r` (`rows × width`), and, when
     /// `gradient` is given, `∂loss/∂out` written there.
+    /// `base` (rows × width), when given, is added to every score: `s_r = scales[r] · out_r + base_r`
+    /// (the Gaussian base of ``MLPArchitecture/gaussianBase``).
     func lossAndOutputGradient(out: UnsafePointer<Double>, scales: [Double], noise z: UnsafePointer<Double>,
                                stds: [Double], g2: [Double], rows n: Int, width d: Int,
-                               gradient: UnsafeMutablePointer<Double>?) -> Double {
+                               gradient: UnsafeMutablePointer<Double>?, base: UnsafePointer<Double>? = nil) -> Double {
         let k = reduceMean ? 1 / Double(d) : 0.5
         let gk = 2 * k / Double(n)
         var total = 0.0
         for r in 0 ..< n {
-            let c = scales[r], s = stds[r], o = out + r * d, zr = z + r * d
+            let c = scales[r], s = stds[r], o = out + r * d, zr = z + r * d, br = base.map { $0 + r * d }
             var acc = 0.0
             if likelihoodWeighting {
                 let w = g2[r], invS = 1 / s
                 for j in 0 ..< d {
-                    let e = c * o[j] + zr[j] * invS
+                    let e = c * o[j] + (br?[j] ?? 0) + zr[j] * invS
                     acc += e * e
                     gradient?[r * d + j] = gk * e * w * c
                 }
                 total += k * acc * w
             } else {
                 for j in 0 ..< d {
-                    let e = c * o[j] * s + zr[j]
+                    let e = (c * o[j] + (br?[j] ?? 0)) * s + zr[j]
                     acc += e * e
                     gradient?[r * d + j] = gk * e * c * s
                 }
@@ -206,13 +208,13 @@ extension MLPScore {
     func trainingPass(_ loss: DSMLoss, x0: UnsafePointer<Double>, times: [Double], noise: Tensor,
                       workspace ws: MLPTrainingWorkspace, gradient g: UnsafeMutablePointer<Double>) throws -> Double {
         let n = times.count, d = layout.d
-        var scales = [Double](repeating: 0, count: n), stds = scales, g2 = scales
+        var scales = [Double](repeating: 0, count: n), stds = scales, g2 = scales, means = scales
         try noise.storage.withUnsafeBufferPointer { zp in
             let z = zp.baseAddress!
             for r in 0 ..< n {
                 let (m, s, w) = loss.coefficients(at: times[r])
                 let (tau, c) = try conditioning(at: times[r])
-                stds[r] = s; g2[r] = w; scales[r] = c; ws.tau[r] = tau
+                stds[r] = s; g2[r] = w; scales[r] = c; ws.tau[r] = tau; means[r] = m
                 let xr = ws.x + r * d, x0r = x0 + r * d, zr = z + r * d
                 for j in 0 ..< d { xr[j] = m * x0r[j] + s * zr[j] }
             }
@@ -220,9 +222,17 @@ extension MLPScore {
         return try parameters.withUnsafeBufferPointer { pp in
             let p = pp.baseAddress!
             ws.forward(p, rows: n, bound: outputBound)
+            // The Gaussian base (if any) at each row's time: a constant of the network's parameters.
+            var base = [Double]()
+            if architecture.gaussianBase {
+                base = [Double](repeating: 0, count: n * d)
+                base.withUnsafeMutableBufferPointer { addGaussianBase(x: ws.x, rows: n, means: means, stds: stds, into: $0.baseAddress!) }
+            }
             let value = noise.storage.withUnsafeBufferPointer { zp in
-                loss.lossAndOutputGradient(out: ws.out, scales: scales, noise: zp.baseAddress!, stds: stds, g2: g2,
-                                           rows: n, width: d, gradient: ws.gOut)
+                base.withUnsafeBufferPointer { bp in
+                    loss.lossAndOutputGradient(out: ws.out, scales: scales, noise: zp.baseAddress!, stds: stds, g2: g2,
+                                               rows: n, width: d, gradient: ws.gOut, base: bp.isEmpty ? nil : bp.baseAddress)
+                }
             }
             guard value.isFinite else {
                 throw ScoreSDEError.nonFinite("the training loss is \(value); lower the learning rate, enable gradient clipping, or check the data for NaN/Inf and extreme values")

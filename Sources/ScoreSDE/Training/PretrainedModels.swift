@@ -9,7 +9,7 @@ import Foundation
 /// | name | data | row shape | data scaling | file |
 /// |---|---|---|---|---|
 /// | `digits` | the 1500 training digits (``Digits/Split/train``), labelled | `[1, 8, 8]` | dequantized, symmetric: `2 (k + u) / 17 − 1` | `digits.safetensors` |
-/// | `patches` | the 8480 8 × 8 colour patches (``ImagePatches/all()``) | `[3, 8, 8]` | symmetric: `2x / 255 − 1` | `patches.safetensors` |
+/// | `patches` | 8 × 8 colour patches of the left three quarters of the photographs (``ImagePatches/Split/train``) | `[3, 8, 8]` | symmetric: `2x / 255 − 1` | `patches.safetensors` |
 ///
 /// Both use the VP SDE (β 0.1 ... 20) and are EMA weights stored as F32 weights files (see
 /// ``ModelFile``), written by `scoresde train` (bitwise reproducible on the same machine and
@@ -17,19 +17,24 @@ import Foundation
 /// dropout 0.2: ``MLPScore/conditioned(on:)``, ``MLPScore/classifierFreeGuided(labels:guidanceScale:)``;
 /// its ``ScoreModel`` score is the unconditional one) and likelihood-grade: trained on uniformly
 /// dequantized digits with likelihood weighting and importance-sampled times on `[10⁻², 1]`, the
-/// bounded noise-prediction output (floor `δ = (2/17)/√12`), its likelihood stated at its
-/// ``MLPScore/likelihoodEps`` `10⁻²`:
+/// bounded noise-prediction output (floor `δ = (2/17)/√12`) and a Gaussian base
+/// (``MLPArchitecture/gaussianBase``: the exact score of the Gaussian fitted to the training digits
+/// plus the network), its likelihood stated at its ``MLPScore/likelihoodEps`` `10⁻²` (held out:
+/// 2.65 bits/dim). The patches model is trained on the left three quarters of the photographs only
+/// (the right quarter is held out for colorization), with a Gaussian base and the bounded output:
 ///
 ///     scoresde train --data digits --labels own --label-dropout 0.2 --dequantize --likelihood-weighting \
-///         --time-sampling importance --parameterization noise-bounded --train-eps 1e-2 \
+///         --time-sampling importance --parameterization noise-bounded --train-eps 1e-2 --gaussian-base \
 ///         --sde vp --scaling symmetric --hidden 176 --blocks 2 --fourier-features 32 \
-///         --batch-size 256 --lr 1e-3 --warmup 100 --ema 0.999 --seed 0 --steps 10000 \
+///         --batch-size 256 --lr 1e-3 --warmup 100 --ema 0.999 --seed 0 --steps 5000 \
 ///         --output digits-run.safetensors --export-weights Sources/ScoreSDE/Resources/digits.safetensors --dtype f32
-///     scoresde train --data patches --sde vp --scaling symmetric --hidden 216 --blocks 1 --fourier-features 32 \
-///         --batch-size 256 --lr 1e-3 --warmup 100 --ema 0.999 --seed 0 --steps 15000 \
+///     scoresde train --data patches --count 60000 --gaussian-base --parameterization noise-bounded --noise-floor 0.01 \
+///         --sde vp --scaling symmetric --hidden 216 --blocks 1 --fourier-features 32 \
+///         --batch-size 128 --lr 1e-3 --warmup 100 --ema 0.999 --seed 0 --steps 5000 \
 ///         --output patches-run.safetensors --export-weights Sources/ScoreSDE/Resources/patches.safetensors --dtype f32
 ///
-/// (223 088 — 1 936 of them the label embedding — and 238 040 parameters; the patch network is wider than its 192 inputs, which it must
+/// (227 312 values — 1 936 of them the label embedding, 4 224 the Gaussian base's buffers — and
+/// 275 288, 37 248 of them the base; the patch network is wider than its 192 inputs, which it must
 /// be to carry them through.) Each file records its SDE, network and data scaling, so nothing
 /// else is needed to use it. The files are read once per process and cached.
 public enum PretrainedModels {

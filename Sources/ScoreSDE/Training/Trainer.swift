@@ -197,9 +197,12 @@ public final class Trainer {
     ///     architecture is class-conditional.
     public convenience init(configuration: TrainingConfiguration, data: Tensor, labels: [Int]? = nil) throws {
         try configuration.validate()
-        let model = try MLPScore(architecture: configuration.architecture, sde: configuration.sde,
+        var model = try MLPScore(architecture: configuration.architecture, sde: configuration.sde,
                                  parameterization: configuration.parameterization, noiseFloor: configuration.noiseFloor,
                                  dataScaling: configuration.dataScaling, seed: configuration.seed)
+        if configuration.architecture.gaussianBase {   // the fixed Gaussian base, fitted to the training data
+            model = try model.withGaussianBase(fittedTo: data, dequantizationLevels: configuration.dequantizationLevels)
+        }
         try self.init(configuration: configuration, data: data, labels: labels, model: model,
                       ema: ExponentialMovingAverage(rate: configuration.emaRate, initial: model.parameters),
                       optimizer: AdamOptimizer(parameterCount: model.parameters.count, learningRate: configuration.learningRate,

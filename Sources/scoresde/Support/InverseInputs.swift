@@ -25,7 +25,7 @@ extension DataModel {
     var imageLayout: ImageLayout? { ImageLayout(rowShape) }
 
     /// Built-in inputs for the demos, in data space: held-out digits for a model of 8x8 grey
-    /// images, random photograph patches for 8x8 RGB, exact samples of a mixture. Nil when the
+    /// images, random held-out photograph patches (``ImagePatches.Split.heldOut``) for 8x8 RGB, exact samples of a mixture. Nil when the
     /// model has no such data (the caller asks for `--data`). Drawn from a source independent of
     /// the sampler's (seeded with the same `seed`).
     func demoInputs(count: Int, seed: UInt64) throws -> (inputs: Tensor, description: String)? {
@@ -40,8 +40,8 @@ extension DataModel {
                 let n = min(count, held.images.rows)
                 return (try held.images.rows(0 ..< n).reshaped([n] + rowShape), "the first \(n) held-out digits")
             }
-            return (try ImagePatches.random(count: count, using: &rng).reshaped([count] + rowShape),
-                    "\(count) random photograph patches (seed \(seed))")
+            return (try ImagePatches.random(count: count, split: .heldOut, using: &rng).reshaped([count] + rowShape),
+                    "\(count) random held-out photograph patches (right quarter; seed \(seed))")
         }
     }
 
