@@ -129,7 +129,7 @@ public struct GradientBlockReducer: Sendable {
     ///   - partials: this process's blocks' partials (``GradientBlocks/owned(rank:size:)``), in
     ///     block order, `width` values each (ignored after a failure).
     ///   - note: how this process's blocks went.
-    ///   - communicator: the processes sharing the step (same call on each, collective).
+    ///   - comm: the processes sharing the step (same call on each, collective).
     /// - Returns: the sum, and whether any process asked to stop.
     /// - Throws: ``PopulationError`` (collective) naming the first rank whose note is a failure,
     ///   or whose data do not fit the blocks.
