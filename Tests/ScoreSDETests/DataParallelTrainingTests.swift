@@ -30,7 +30,7 @@ struct DataParallelTrainingTests {
     /// dequantization, so that label dropout and dequantization noise are drawn too.
     static func setup(conditional: Bool, batch: Int = 37, block: Int? = 5, seed: UInt64 = 3) throws -> (TrainingConfiguration, Tensor, [Int]?) {
         if conditional {
-            var rng = RandomSource(seed: 9)
+            let rng = RandomSource(seed: 9)
             var s = rng.stream(draw: 0, row: 0)
             let values = (0 ..< 120).map { _ in Double(s.next() % 4) }
             let labels = (0 ..< 60).map { Int(values[2 * $0] + values[2 * $0 + 1]) % 3 }

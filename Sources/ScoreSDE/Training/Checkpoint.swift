@@ -207,9 +207,47 @@ public enum ModelFile {
         }
         return out
     }
+
+    /// The bytes of a training checkpoint (F64): `metadata` plus the tensors `model.*` (current
+    /// weights), `ema.*` and, for trainable tensors, `adam.exp_avg.*` / `adam.exp_avg_sq.*`, with
+    /// the ``checksumKey``. Shared by every trainer (score models and classifiers).
+    static func checkpointData(metadata: [String: String], specs: [MLPParameterSpec], parameters: [Double],
+                               ema: [Double], optimizer: AdamOptimizer) throws -> Data {
+        var meta = metadata
+        var tensors = [SafetensorsTensor]()
+        func add(_ prefix: String, _ values: [Double], trainableOnly: Bool = false) {
+            for s in specs where !trainableOnly || s.trainable {
+                tensors.append(SafetensorsTensor(name: prefix + s.name, shape: s.shape, values: Array(values[s.range])))
+            }
+        }
+        add("model.", parameters)
+        add("ema.", ema)
+        add("adam.exp_avg.", optimizer.firstMoment, trainableOnly: true)
+        add("adam.exp_avg_sq.", optimizer.secondMoment, trainableOnly: true)
+        meta[checksumKey] = String(format: "%08x", checksum(tensors: tensors, metadata: meta))
+        return try Safetensors.encode(tensors, metadata: meta, dtype: .f64)
+    }
+
+    /// The optimisation state of a checkpoint written by `checkpointData(metadata:specs:parameters:ema:optimizer:)`
+    /// after `steps` steps: the current weights, the EMA, and Adam's moments loaded into `optimizer`
+    /// (configured by the caller). Shapes and finiteness are checked; negative second moments are corruption.
+    static func trainingState(_ file: SafetensorsFile, specs: [MLPParameterSpec], count: Int, steps: Int, emaRate: Double,
+                              optimizer: inout AdamOptimizer) throws -> (parameters: [Double], ema: ExponentialMovingAverage) {
+        let parameters = try vector(file, prefix: "model.", specs: specs, count: count)
+        var ema = ExponentialMovingAverage(rate: emaRate, initial: try vector(file, prefix: "ema.", specs: specs, count: count))
+        ema.updates = steps
+        optimizer.firstMoment = try vector(file, prefix: "adam.exp_avg.", specs: specs, count: count, only: \.trainable)
+        optimizer.secondMoment = try vector(file, prefix: "adam.exp_avg_sq.", specs: specs, count: count, only: \.trainable)
+        guard optimizer.secondMoment.allSatisfy({ $0 >= 0 }) else {
+            throw ScoreSDEError.io(path: file.path, message: "Adam's second moments (adam.exp_avg_sq.*) must be >= 0; the checkpoint is corrupt")
+        }
+        optimizer.updates = steps
+        return (parameters, ema)
+    }
 }
 
 extension MLPScore {
+
     /// Loads a learned score from a weights file or a checkpoint (EMA weights by default): this is
     /// what `--model PATH.safetensors` uses.
     ///
@@ -261,19 +299,8 @@ extension Trainer {
         meta["train.step"] = "\(completedSteps)"
         meta["data.rows"] = "\(dataRows)"
         meta["data.fingerprint"] = String(dataHash, radix: 16)
-        var tensors = [SafetensorsTensor]()
-        let specs = model.specs
-        func add(_ prefix: String, _ values: [Double], trainableOnly: Bool = false) {
-            for s in specs where !trainableOnly || s.trainable {
-                tensors.append(SafetensorsTensor(name: prefix + s.name, shape: s.shape, values: Array(values[s.range])))
-            }
-        }
-        add("model.", model.parameters)
-        add("ema.", ema.values)
-        add("adam.exp_avg.", optimizer.firstMoment, trainableOnly: true)
-        add("adam.exp_avg_sq.", optimizer.secondMoment, trainableOnly: true)
-        meta[ModelFile.checksumKey] = String(format: "%08x", ModelFile.checksum(tensors: tensors, metadata: meta))
-        return try Safetensors.encode(tensors, metadata: meta, dtype: .f64)
+        return try ModelFile.checkpointData(metadata: meta, specs: model.specs, parameters: model.parameters,
+                                            ema: ema.values, optimizer: optimizer)
     }
 
     /// Continues a run from a checkpoint: same settings, weights, EMA, Adam state and step count.
@@ -320,17 +347,10 @@ extension Trainer {
         }
         let skeleton = try ModelFile.skeleton(file)
         let specs = skeleton.specs, count = skeleton.parameters.count
-        let model = try skeleton.withParameters(ModelFile.vector(file, prefix: "model.", specs: specs, count: count))
-        var ema = ExponentialMovingAverage(rate: config.emaRate, initial: try ModelFile.vector(file, prefix: "ema.", specs: specs, count: count))
-        ema.updates = steps
         var adam = AdamOptimizer(parameterCount: count, learningRate: config.learningRate, beta1: config.beta1, beta2: config.beta2,
                                  epsilon: config.adamEpsilon, warmup: config.warmup, gradClip: config.gradClip)
-        adam.firstMoment = try ModelFile.vector(file, prefix: "adam.exp_avg.", specs: specs, count: count, only: \.trainable)
-        adam.secondMoment = try ModelFile.vector(file, prefix: "adam.exp_avg_sq.", specs: specs, count: count, only: \.trainable)
-        guard adam.secondMoment.allSatisfy({ $0 >= 0 }) else {
-            throw ScoreSDEError.io(path: path, message: "Adam's second moments (adam.exp_avg_sq.*) must be >= 0; the checkpoint is corrupt")
-        }
-        adam.updates = steps
+        let state = try ModelFile.trainingState(file, specs: specs, count: count, steps: steps, emaRate: config.emaRate, optimizer: &adam)
+        let model = try skeleton.withParameters(state.parameters), ema = state.ema
         return try Trainer(configuration: config, data: data, labels: labels, model: model, ema: ema, optimizer: adam, completedSteps: steps)
     }
 

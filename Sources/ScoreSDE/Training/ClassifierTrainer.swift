@@ -240,19 +240,8 @@ public final class ClassifierTrainer {
         meta["train.step"] = "\(completedSteps)"
         meta["data.rows"] = "\(data.rows)"
         meta["data.fingerprint"] = String(dataHash, radix: 16)
-        var tensors = [SafetensorsTensor]()
-        let specs = classifier.specs
-        func add(_ prefix: String, _ values: [Double], trainableOnly: Bool = false) {
-            for s in specs where !trainableOnly || s.trainable {
-                tensors.append(SafetensorsTensor(name: prefix + s.name, shape: s.shape, values: Array(values[s.range])))
-            }
-        }
-        add("model.", classifier.parameters)
-        add("ema.", ema.values)
-        add("adam.exp_avg.", optimizer.firstMoment, trainableOnly: true)
-        add("adam.exp_avg_sq.", optimizer.secondMoment, trainableOnly: true)
-        meta[ModelFile.checksumKey] = String(format: "%08x", ModelFile.checksum(tensors: tensors, metadata: meta))
-        return try Safetensors.encode(tensors, metadata: meta, dtype: .f64)
+        return try ModelFile.checkpointData(metadata: meta, specs: classifier.specs, parameters: classifier.parameters,
+                                            ema: ema.values, optimizer: optimizer)
     }
 
     /// Continues a run from its checkpoint: same settings, weights, EMA, Adam state and step.
@@ -282,14 +271,9 @@ public final class ClassifierTrainer {
             throw ScoreSDEError.invalidArgument("the data and labels (\(data.rows) rows) are not those this classifier checkpoint was trained on; resume with the same data")
         }
         let specs = skeleton.specs, count = skeleton.parameters.count
-        let classifier = try skeleton.withParameters(ModelFile.vector(file, prefix: "model.", specs: specs, count: count))
-        var ema = ExponentialMovingAverage(rate: config.emaRate, initial: try ModelFile.vector(file, prefix: "ema.", specs: specs, count: count))
-        ema.updates = steps
         var adam = AdamOptimizer(parameterCount: count, learningRate: config.learningRate, warmup: config.warmup, gradClip: config.gradClip)
-        adam.firstMoment = try ModelFile.vector(file, prefix: "adam.exp_avg.", specs: specs, count: count, only: \.trainable)
-        adam.secondMoment = try ModelFile.vector(file, prefix: "adam.exp_avg_sq.", specs: specs, count: count, only: \.trainable)
-        guard adam.secondMoment.allSatisfy({ $0 >= 0 }) else { throw m.fail("Adam's second moments must be >= 0; the checkpoint is corrupt") }
-        adam.updates = steps
+        let state = try ModelFile.trainingState(file, specs: specs, count: count, steps: steps, emaRate: config.emaRate, optimizer: &adam)
+        let classifier = try skeleton.withParameters(state.parameters), ema = state.ema
         return try ClassifierTrainer(configuration: config, data: data, labels: labels, classifier: classifier,
                                      ema: ema, optimizer: adam, completedSteps: steps)
     }
