@@ -12,7 +12,7 @@ import RealModule
 ///
 /// Supports: everything the linear ``VPSDE`` supports (every predictor including ancestral DDPM
 /// steps, both correctors, the few-step samplers, the probability-flow ODE and likelihoods).
-public struct CosineVPSDE: AncestralSamplable, Equatable {
+public struct CosineVPSDE: VariancePreservingSDE, Equatable {
     /// The offset `s` (0.008 in improved DDPM).
     public let s: Double
     public let T: Double
@@ -34,26 +34,5 @@ public struct CosineVPSDE: AncestralSamplable, Equatable {
     public func logMeanCoefficient(at t: Double) -> Double {
         let a = phi(t), b = phi(0)
         return Double.log(onePlus: -2 * Foundation.sin(0.5 * (a + b)) * Foundation.sin(0.5 * (a - b)) / Foundation.cos(b))
-    }
-
-    public func driftCoefficient(at t: Double) -> Double { -0.5 * beta(at: t) }
-    public func diffusion(at t: Double) -> Double { beta(at: t).squareRoot() }
-    /// Std `√(1 − m²)` with `expm1` (keeps its digits as t → 0).
-    public func marginal(at t: Double) -> (meanScale: Double, std: Double) {
-        let l = logMeanCoefficient(at: t)
-        return (Foundation.exp(l), (-Double.expMinusOne(2 * l)).squareRoot())
-    }
-    public var priorStd: Double { 1 }
-
-    /// `scale = e^{l(t) − l(s)}`, `variance = 1 − scale²` (with `expm1`).
-    public func transition(from s0: Double, to t: Double) -> (scale: Double, variance: Double) {
-        let d = logMeanCoefficient(at: t) - logMeanCoefficient(at: s0)
-        return (Foundation.exp(d), -Double.expMinusOne(2 * d))
-    }
-
-    /// DDPM ancestral step over `t → next`, as ``VPSDE``'s (the interval's `β = 1 − (m(t)/m(next))²`).
-    public func ancestralCoefficients(from t: Double, to next: Double) -> (xScale: Double, scoreScale: Double, noise: Double) {
-        let (r, b) = transition(from: next, to: t)
-        return (1 / r, b / r, b.squareRoot())
     }
 }

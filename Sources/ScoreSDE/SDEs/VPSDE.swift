@@ -1,26 +1,17 @@
 import Foundation
 import RealModule
 
-/// Variance-preserving SDE (DDPM): `dx = −½ β(t) x dt + √β(t) dw`, `β(t) = βmin + t (βmax − βmin)`.
-///
-/// Supports: every predictor (ancestral: DDPM form), both correctors.
-/// Reference: Song et al. 2021, eq. (32); defaults βmin = 0.1, βmax = 20. The reference's discrete
-/// betas (`N` of them) are ``ReferenceDiscretization``'s business, not the SDE's.
-public struct VPSDE: AncestralSamplable, Equatable {
-    public let betaMin: Double
-    public let betaMax: Double
-    public var T: Double { 1 }
+/// A variance-preserving SDE `dx = −½ β(t) x dt + √β(t) dw` (Song et al. 2021, eq. 11), given by
+/// its schedule `β(t)` and `log m(t) = −½ ∫₀ᵗ β`: drift, diffusion, marginals, transitions and the
+/// DDPM ancestral step follow from those two (the linear ``VPSDE``, the cosine ``CosineVPSDE``).
+public protocol VariancePreservingSDE: AncestralSamplable {
+    /// The noise rate `β(t)`.
+    func beta(at t: Double) -> Double
+    /// `log m(t)`, the log of the marginal's mean scale (accurate as `t → 0`).
+    func logMeanCoefficient(at t: Double) -> Double
+}
 
-    /// - Throws: `invalidArgument` unless `0 < betaMin < betaMax` (finite).
-    public init(betaMin: Double = 0.1, betaMax: Double = 20) throws {
-        try validateBetas(betaMin, betaMax)
-        self.betaMin = betaMin; self.betaMax = betaMax
-    }
-
-    public func beta(at t: Double) -> Double { betaMin + t * (betaMax - betaMin) }
-    /// `log m(t) = −¼ t² (βmax − βmin) − ½ t βmin`.
-    public func logMeanCoefficient(at t: Double) -> Double { vpLogMeanCoefficient(t, betaMin, betaMax) }
-
+extension VariancePreservingSDE {
     public func driftCoefficient(at t: Double) -> Double { -0.5 * beta(at: t) }
     public func diffusion(at t: Double) -> Double { beta(at: t).squareRoot() }
     /// Std `√(1 − e^{2 log m})`, computed with `expm1` so it keeps its digits as t → 0.
@@ -42,6 +33,27 @@ public struct VPSDE: AncestralSamplable, Equatable {
         let (r, b) = transition(from: next, to: t)
         return (1 / r, b / r, b.squareRoot())
     }
+}
+
+/// Variance-preserving SDE (DDPM): `dx = −½ β(t) x dt + √β(t) dw`, `β(t) = βmin + t (βmax − βmin)`.
+///
+/// Supports: every predictor (ancestral: DDPM form), both correctors.
+/// Reference: Song et al. 2021, eq. (32); defaults βmin = 0.1, βmax = 20. The reference's discrete
+/// betas (`N` of them) are ``ReferenceDiscretization``'s business, not the SDE's.
+public struct VPSDE: VariancePreservingSDE, Equatable {
+    public let betaMin: Double
+    public let betaMax: Double
+    public var T: Double { 1 }
+
+    /// - Throws: `invalidArgument` unless `0 < betaMin < betaMax` (finite).
+    public init(betaMin: Double = 0.1, betaMax: Double = 20) throws {
+        try validateBetas(betaMin, betaMax)
+        self.betaMin = betaMin; self.betaMax = betaMax
+    }
+
+    public func beta(at t: Double) -> Double { betaMin + t * (betaMax - betaMin) }
+    /// `log m(t) = −¼ t² (βmax − βmin) − ½ t βmin`.
+    public func logMeanCoefficient(at t: Double) -> Double { vpLogMeanCoefficient(t, betaMin, betaMax) }
 }
 
 /// Sub-VP SDE: `dx = −½ β(t) x dt + √(β(t) (1 − e^{−2∫₀ᵗβ})) dw`; marginal std `1 − e^{−∫₀ᵗβ}`
