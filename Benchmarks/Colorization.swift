@@ -6,29 +6,52 @@ import ScoreSDE
 /// Colour RMSE of the shipped patches model on held-out photograph patches (the right quarter of
 /// each photograph, ``ImagePatches/Split/heldOut``; the model saw only the left three quarters):
 /// one colorization sample, the mean of k samples (the posterior-mean estimate), against the
-/// grey image returned unchanged. Replacement colorization (Song et al. 2021, App. I.3), reverse
-/// diffusion + Langevin (snr 0.16), 1000 steps, as `scoresde colorize`. Levels 0...255, samples clamped.
+/// grey image returned unchanged, and the share of samples that run away (colour RMSE above 60
+/// before clamping). Replacement colorization (Song et al. 2021, App. I.3), reverse diffusion +
+/// Langevin (snr 0.16), 1000 steps, as `scoresde colorize`: plain, and with the state kept inside
+/// the diffused data range (``RangeLimited``, margin 4 noise stds, the command's default), for two
+/// seeds (patches seed s, sampler seed s + 1). Levels 0...255, samples clamped.
 func colorizationBenchmark() throws {
     let model = try PretrainedModels.patches()
-    try colorize(model, sde: model.sdeSpec.make())
+    let sde = try model.sdeSpec.make()
+    print("Colorization: 256 held-out patches (right quarter) x 4 samples, RD + Langevin (snr 0.16), 1000 steps; colour RMSE in levels 0...255, samples clamped")
+    print("  | method | patches seed / sampler seed | grey image | one sample | mean of 4 | runaway samples | NFE | s |")
+    for seed: UInt64 in [0, 1] {
+        for margin in [nil, 4.0] as [Double?] {
+            try colorize(model, sde: sde, seed: seed, rangeMargin: margin)
+        }
+    }
 }
 
-func colorize<SDE: ForwardSDE>(_ model: MLPScore, sde: SDE) throws {
+func colorize<SDE: ForwardSDE>(_ model: MLPScore, sde: SDE, seed: UInt64, rangeMargin: Double?) throws {
     let n = 256, k = 4, plane = 64, d = 3 * plane, steps = 1000
-    var rng = RandomSource(seed: 0)
+    var rng = RandomSource(seed: seed)
     let truth = try ImagePatches.random(count: n, split: .heldOut, using: &rng)
     let grey = try ImagePatches.toGrey(truth)
     var greyRows = Tensor(zeros: [n * k, 1, 8, 8])
     for i in 0 ..< n * k { for j in 0 ..< plane { greyRows.storage[i * plane + j] = grey.storage[(i / k) * plane + j] } }
-    let constraint = try Colorization(grey: model.dataScaling.toModel(greyRows), mixing: .reference)
+    let colorization = try Colorization(grey: model.dataScaling.toModel(greyRows), mixing: .reference)
+    let constraint: any SamplingConstraint
+    if let rangeMargin {
+        // The data range 0...255 in model units.
+        let ends = try model.dataScaling.toModel(Tensor(shape: [1, 2], storage: [0, 255])).storage
+        constraint = try RangeLimited(colorization, lower: ends.min()!, upper: ends.max()!, margin: rangeMargin)
+    } else {
+        constraint = colorization
+    }
     let grid = try TimeGrid.uniform(steps: steps, from: sde.T, to: model.sdeSpec.samplingEps)
     let sampler = PCSampler(sde: sde, score: model, grid: grid, predictor: ReverseDiffusion(), corrector: try Langevin(snr: 0.16),
                             constraint: constraint)
     var out: SamplingResult?
-    let wall = try seconds { var r = RandomSource(seed: 1); out = try sampler.sample(count: n * k, using: &r) }
+    let wall = try seconds { var r = RandomSource(seed: seed + 1); out = try sampler.sample(count: n * k, using: &r) }
     let samples = model.dataScaling.toData(out!.samples)
-    var single = 0.0, mean = 0.0, baseline = 0.0
+    var single = 0.0, mean = 0.0, baseline = 0.0, runaway = 0
     for i in 0 ..< n {
+        for r in i * k ..< (i + 1) * k {
+            var raw = 0.0
+            for j in 0 ..< d { let e = samples.storage[r * d + j] - truth.storage[i * d + j]; raw += e * e }
+            if (raw / Double(d)).squareRoot() > 60 { runaway += 1 }
+        }
         for j in 0 ..< d {
             let t = truth.storage[i * d + j]
             var m = 0.0
@@ -42,6 +65,7 @@ func colorize<SDE: ForwardSDE>(_ model: MLPScore, sde: SDE) throws {
         }
     }
     let values = Double(n * d)
-    print("Colorization: \(n) held-out patches (right quarter, seed 0) x \(k) samples, replacement, RD + Langevin, \(steps) steps, NFE \(out!.scoreEvaluations), \(f(wall, 1)) s")
-    print("  colour RMSE (levels 0...255): grey image unchanged \(f((baseline / values).squareRoot(), 2)), one sample \(f((single / (values * Double(k))).squareRoot(), 2)), mean of \(k) samples \(f((mean / values).squareRoot(), 2))")
+    let method = rangeMargin.map { "replacement, range-limited (margin \(f($0, 0)))" } ?? "replacement"
+    print("  | \(method) | \(seed) / \(seed + 1) | \(f((baseline / values).squareRoot(), 2)) | \(f((single / (values * Double(k))).squareRoot(), 2)) | "
+        + "\(f((mean / values).squareRoot(), 2)) | \(runaway) of \(n * k) | \(out!.scoreEvaluations) | \(f(wall, 1)) |")
 }
