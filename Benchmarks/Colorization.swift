@@ -8,22 +8,24 @@ import ScoreSDE
 /// one colorization sample, the mean of k samples (the posterior-mean estimate), against the
 /// grey image returned unchanged, and the share of samples that run away (colour RMSE above 60
 /// before clamping). Replacement colorization (Song et al. 2021, App. I.3), reverse diffusion +
-/// Langevin (snr 0.16), 1000 steps, as `scoresde colorize`: plain, and with the state kept inside
-/// the diffused data range (``RangeLimited``, margin 4 noise stds, the command's default), for two
-/// seeds (patches seed s, sampler seed s + 1). Levels 0...255, samples clamped.
+/// Langevin (snr 0.16), 1000 steps, as `scoresde colorize`: plain replacement (the previous
+/// default), replacement with the state kept inside the diffused data range (``RangeLimited``,
+/// margin 4 noise stds, the command's default), and RePaint resampling (Lugmayr et al. 2022;
+/// 4 runs of blocks of 10 steps, `--method repaint`, 4x the NFE) with the range limit; two seeds
+/// (patches seed s, sampler seed s + 1). Levels 0...255, samples clamped.
 func colorizationBenchmark() throws {
     let model = try PretrainedModels.patches()
     let sde = try model.sdeSpec.make()
     print("Colorization: 256 held-out patches (right quarter) x 4 samples, RD + Langevin (snr 0.16), 1000 steps; colour RMSE in levels 0...255, samples clamped")
     print("  | method | patches seed / sampler seed | grey image | one sample | mean of 4 | runaway samples | NFE | s |")
     for seed: UInt64 in [0, 1] {
-        for margin in [nil, 4.0] as [Double?] {
-            try colorize(model, sde: sde, seed: seed, rangeMargin: margin)
+        for (margin, repaint) in [(nil, false), (4.0, false), (4.0, true)] as [(Double?, Bool)] {
+            try colorize(model, sde: sde, seed: seed, rangeMargin: margin, repaint: repaint)
         }
     }
 }
 
-func colorize<SDE: ForwardSDE>(_ model: MLPScore, sde: SDE, seed: UInt64, rangeMargin: Double?) throws {
+func colorize<SDE: ForwardSDE>(_ model: MLPScore, sde: SDE, seed: UInt64, rangeMargin: Double?, repaint: Bool) throws {
     let n = 256, k = 4, plane = 64, d = 3 * plane, steps = 1000
     var rng = RandomSource(seed: seed)
     let truth = try ImagePatches.random(count: n, split: .heldOut, using: &rng)
@@ -41,7 +43,7 @@ func colorize<SDE: ForwardSDE>(_ model: MLPScore, sde: SDE, seed: UInt64, rangeM
     }
     let grid = try TimeGrid.uniform(steps: steps, from: sde.T, to: model.sdeSpec.samplingEps)
     let sampler = PCSampler(sde: sde, score: model, grid: grid, predictor: ReverseDiffusion(), corrector: try Langevin(snr: 0.16),
-                            constraint: constraint)
+                            constraint: constraint, resampling: repaint ? try Resampling(count: 4, jumpLength: 10) : .none)
     var out: SamplingResult?
     let wall = try seconds { var r = RandomSource(seed: seed + 1); out = try sampler.sample(count: n * k, using: &r) }
     let samples = model.dataScaling.toData(out!.samples)
@@ -65,7 +67,7 @@ func colorize<SDE: ForwardSDE>(_ model: MLPScore, sde: SDE, seed: UInt64, rangeM
         }
     }
     let values = Double(n * d)
-    let method = rangeMargin.map { "replacement, range-limited (margin \(f($0, 0)))" } ?? "replacement"
+    let method = (repaint ? "RePaint 4x10" : "replacement") + (rangeMargin.map { ", range-limited (margin \(f($0, 0)))" } ?? "")
     print("  | \(method) | \(seed) / \(seed + 1) | \(f((baseline / values).squareRoot(), 2)) | \(f((single / (values * Double(k))).squareRoot(), 2)) | "
         + "\(f((mean / values).squareRoot(), 2)) | \(runaway) of \(n * k) | \(out!.scoreEvaluations) | \(f(wall, 1)) |")
 }

@@ -10,6 +10,10 @@
 // update each pixel is decoupled, d₀ is replaced by a forward-noised copy of the observation,
 // m(t) √3 g + s(t) z, and the pixel is coupled back — replacement in a rotated basis. RePaint
 // (`Resampling`) re-runs blocks of intervals after a forward jump, NFE × `--resample`.
+// `RangeLimited` (on by default, `--range-margin 0` turns it off) keeps every value of the state
+// inside the range the forward process gives patches of 0...255 at that time,
+// [m(t)·lo − a s(t), m(t)·hi + a s(t)] in model units: an exact score almost never goes there, the
+// learned one sometimes did (a few samples in a hundred ran away in chroma without it).
 //
 // Data space (levels 0...255) vs model space: the model works in x' = a x + b (its dataScaling,
 // a = 2/255, b = −1). The grey image must be given in model space too, g' = a g + b. This is
@@ -49,6 +53,8 @@ struct ColorizationExample: ParsableCommand {
     var resample = 4
     @Option(help: "RePaint: intervals per block.")
     var jumpLength = 10
+    @Option(help: "Keep the state inside the diffused range 0...255 with this margin in noise stds (0: off).")
+    var rangeMargin = 4.0
     @Option(help: "Seed of the patch positions and the samplers.")
     var seed: UInt64 = 1
 
@@ -57,6 +63,7 @@ struct ColorizationExample: ParsableCommand {
         guard (1 ... 10).contains(k) else { throw ValidationError("--samples must be in 1...10") }
         guard steps >= 1 else { throw ValidationError("--steps must be >= 1 (any grid is a correct sampler)") }
         guard resample >= 1, jumpLength >= 1 else { throw ValidationError("--resample and --jump-length must be >= 1") }
+        guard rangeMargin.isFinite, rangeMargin >= 0 else { throw ValidationError("--range-margin must be finite and >= 0 (0: off)") }
     }
 
     func run() throws {
@@ -79,7 +86,10 @@ struct ColorizationExample: ParsableCommand {
             for j in 0 ..< plane { greyRows.storage[i * plane + j] = grey.storage[(i / k) * plane + j] }
             for j in 0 ..< d { truthRows.storage[i * d + j] = truth.storage[(i / k) * d + j] }
         }
-        let constraint = try Colorization(grey: model.dataScaling.toModel(greyRows), mixing: .reference)
+        let colorization = try Colorization(grey: model.dataScaling.toModel(greyRows), mixing: .reference)
+        let ends = try model.dataScaling.toModel(Tensor(shape: [1, 2], storage: [0, 255])).storage   // 0...255 in model units
+        let constraint: any SamplingConstraint = rangeMargin > 0
+            ? try RangeLimited(colorization, lower: ends.min()!, upper: ends.max()!, margin: rangeMargin) : colorization
         print("\(n) random held-out patches (right quarter of the packaged photographs), \(k) colorizations per patch and method")
         print("  (the model was trained on the left three quarters only: no patch here shares a pixel with a training patch)")
 
@@ -113,7 +123,8 @@ struct ColorizationExample: ParsableCommand {
             print("\(name.padding(toLength: 14, withPad: " ", startingAt: 0)) NFE \(String(run.scoreEvaluations).padding(toLength: 5, withPad: " ", startingAt: 0)) \(fmt(time, 1).leftPadded(5)) s  RMSE \(fmt(rmse(clamped, truthRows), 2)) (mean of \(k): \(fmt(rmse(meanOfK, truth), 2)))  |channel mean - grey| max: raw \(String(format: "%.1e", devRaw.max)), clamped \(fmt(devClamped.max, 2)) (\(devClamped.count) of \(n * k * plane) pixels moved), 8-bit \(fmt(devBytes.max, 2))")
             columns.append(Plot.ImageColumn("\(name), NFE \(run.scoreEvaluations)", clamped, perRow: k))
         }
-        print("PC sampler: reverse diffusion + Langevin (snr 0.16), \(sde is VESDE ? "VE" : "VP"), \(steps) steps; RMSE in levels 0...255 (samples clamped)")
+        print("PC sampler: reverse diffusion + Langevin (snr 0.16), \(sde is VESDE ? "VE" : "VP"), \(steps) steps, "
+            + (rangeMargin > 0 ? "range-limited (margin \(fmt(rangeMargin, 1)) noise stds)" : "no range limit") + "; RMSE in levels 0...255 (samples clamped)")
         try report("replacement")
         if resample > 1 { try report("RePaint \(resample)x\(jumpLength)", resampling: try Resampling(count: resample, jumpLength: jumpLength)) }
         columns.append(Plot.ImageColumn("original", truth))
