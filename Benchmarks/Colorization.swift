@@ -11,7 +11,7 @@ import ScoreSDE
 /// Langevin (snr 0.16), 1000 steps, as `scoresde colorize`: plain replacement (the previous
 /// default), replacement with the state kept inside the diffused data range (``RangeLimited``,
 /// margin 4 noise stds, the command's default), and RePaint resampling (Lugmayr et al. 2022;
-/// 4 runs of blocks of 10 steps, `--method repaint`, 4x the NFE) with the range limit; two seeds
+/// 4 runs of blocks of 10 steps, `--method repaint`, 4x the NFE) without and with it; two seeds
 /// (patches seed s, sampler seed s + 1). Levels 0...255, samples clamped.
 func colorizationBenchmark() throws {
     let model = try PretrainedModels.patches()
@@ -19,7 +19,7 @@ func colorizationBenchmark() throws {
     print("Colorization: 256 held-out patches (right quarter) x 4 samples, RD + Langevin (snr 0.16), 1000 steps; colour RMSE in levels 0...255, samples clamped")
     print("  | method | patches seed / sampler seed | grey image | one sample | mean of 4 | runaway samples | NFE | s |")
     for seed: UInt64 in [0, 1] {
-        for (margin, repaint) in [(nil, false), (4.0, false), (4.0, true)] as [(Double?, Bool)] {
+        for (margin, repaint) in [(nil, false), (4.0, false), (nil, true), (4.0, true)] as [(Double?, Bool)] {
             try colorize(model, sde: sde, seed: seed, rangeMargin: margin, repaint: repaint)
         }
     }
