@@ -19,10 +19,13 @@ extension ScoreSDECommand {
 
                 --range-margin a (replace, repaint; default 4): after every update each value of the state \
                 is clipped to the range the forward process gives images of the model's range lo...hi at \
-                that time, [m(t) lo - a s(t), m(t) hi + a s(t)], and the noise-free mean to [m(t) lo, m(t) hi]. \
+                that time, [m(t) lo - a s(t), m(t) hi + a s(t)], and so is the noise-free mean. \
                 An exact score almost never reaches that box (probability 2 Phi(-a) per value and step, 6e-5 \
                 at a = 4); a learned one can, and there it was never trained: without the limit about 1-3% of \
-                the shipped patches model's samples ran away in chroma (values in the hundreds or thousands).
+                the shipped patches model's samples ran away in chroma (values in the hundreds or thousands). \
+                For the patches model --method repaint (4x the NFE) gives the best single samples: on 256 \
+                held-out patches x 4 a single sample beats the grey image itself, the mean of the samples \
+                by more (README, `scoresde-bench colorize`).
 
                 The model must take RGB images [3, H, W]. The grey value of a pixel is the mean of its \
                 channels (R + G + B) / 3, in data units (0...255 for the patches model). Following \

@@ -3,9 +3,9 @@ import Foundation
 /// A constraint that also keeps every value inside the diffused data range: data in
 /// `[lower, upper]` give forward-noised values `m(t) x₀ + s(t) z` that lie in
 /// `[m(t) lower − a s(t), m(t) upper + a s(t)]` except with probability `2 Φ(−a)` per value, so
-/// clipping the sampler's state to that box (and its noise-free mean to
-/// `[m(t) lower, m(t) upper]`) changes the exact conditional process by at most that much per
-/// value and step — nothing for `a` of 4–5 — while a learned score that drifts off the data
+/// clipping the sampler's state and its noise-free mean to that box (`[lower, upper]` for the
+/// final Tweedie estimate, at `t = 0`) changes the exact conditional process by at most that much
+/// per value and step — nothing for `a` of 4–5 — while a learned score that drifts off the data
 /// manifold (where it was never trained) is stopped at the box instead of running away.
 /// The box is the support-preserving projection of static thresholding (Saharia et al. 2022,
 /// Imagen §2.3, there applied to `x̂₀`) applied to the diffused state. After clipping, the base
@@ -40,15 +40,9 @@ public struct RangeLimited<Base: SamplingConstraint>: SamplingConstraint {
     }
 
     public func apply(_ x: inout Tensor, mean: inout Tensor, context: ConstraintContext, using rng: inout RandomSource) throws {
-        let b = box(at: context.time, sde: context.sde)
-        let m = context.sde.marginal(at: context.time).meanScale
-        let (lo, hi) = (min(m * lower, m * upper), max(m * lower, m * upper))
+        let b = box(at: context.time, sde: context.sde)   // at .final, t = 0: [lower, upper]
         for i in x.storage.indices { x.storage[i] = min(max(x.storage[i], b.lowerBound), b.upperBound) }
-        if context.phase == .final {
-            for i in mean.storage.indices { mean.storage[i] = min(max(mean.storage[i], lo), hi) }
-        } else {
-            for i in mean.storage.indices { mean.storage[i] = min(max(mean.storage[i], b.lowerBound), b.upperBound) }
-        }
+        for i in mean.storage.indices { mean.storage[i] = min(max(mean.storage[i], b.lowerBound), b.upperBound) }
         try base.apply(&x, mean: &mean, context: context, using: &rng)
     }
 }
