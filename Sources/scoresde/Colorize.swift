@@ -55,14 +55,21 @@ extension ScoreSDECommand {
         var count: Int?
 
         @Option(help: ArgumentHelp("replace, repaint: keep every value of the sampler's state inside the diffused image range [m(t) lo - a s(t), m(t) hi + a s(t)], a = this many noise stds (default: 4; 0: off).", valueName: "a"))
-        var rangeMargin: Double = 4
+        var rangeMargin: Double?
+
+        static let defaultRangeMargin = 4.0
 
         @OptionGroup var options: ConditionedCommandOptions
 
         static let defaultPNG = "colorization.png"
 
         func validate() throws {
-            if !rangeMargin.isFinite || rangeMargin < 0 { throw ValidationError("--range-margin must be finite and >= 0 noise stds (got \(rangeMargin)); 0 turns the limit off") }
+            if let a = rangeMargin {
+                if !a.isFinite || a < 0 { throw ValidationError("--range-margin must be finite and >= 0 noise stds (got \(a)); 0 turns the limit off") }
+                if options.conditioning.method.isGuidance {
+                    throw ValidationError("--range-margin belongs to --method replace and repaint: with --method \(options.conditioning.method.rawValue) it does nothing; remove it or change --method")
+                }
+            }
             if let count, count < 1 { throw ValidationError("--count must be >= 1 (got \(count))") }
             if data != nil, count != nil { throw ValidationError("--count is for the built-in images; with --data the inputs are the images of the file") }
         }
@@ -95,7 +102,8 @@ extension ScoreSDECommand {
                                               noiseStd: conditioning.noiseStd * abs(scaling.scale), convention: conditioning.constraintConvention)
             let lo = try scaling.toModel(Tensor(shape: [1, 1], storage: [model.imageRange.lowerBound])).storage[0]
             let hi = try scaling.toModel(Tensor(shape: [1, 1], storage: [model.imageRange.upperBound])).storage[0]
-            let limited: any SamplingConstraint = rangeMargin > 0 ? try RangeLimited(constraint, lower: min(lo, hi), upper: max(lo, hi), margin: rangeMargin) : constraint
+            let margin = rangeMargin ?? Self.defaultRangeMargin
+            let limited: any SamplingConstraint = margin > 0 ? try RangeLimited(constraint, lower: min(lo, hi), upper: max(lo, hi), margin: margin) : constraint
             let problem = InverseProblem(constraint: limited, measurement: { try constraint.measurement() })
 
             // The work.
@@ -111,7 +119,7 @@ extension ScoreSDECommand {
             report["grey_baseline_rmse"] = fit.greyBaselineRMSE.map { .double($0) } ?? .null
             report["data"] = .string(input.origin)
             report["mixing"] = .string(self.mixing ?? "reference")
-            report["range_margin"] = .double(rangeMargin)
+            report["range_margin"] = conditioning.method.isGuidance ? .null : .double(margin)
             report.merge(job.settings(outcome))
 
             try job.files.write(samples: samples, report: report) {

@@ -27,5 +27,9 @@ struct ColorizeRangeTests {
             #expect(r.stderr.contains("--range-margin"), "\(bad): \(r.stderr)")
             #expect(!ws.files().contains { $0.hasPrefix("out") }, "\(bad) wrote \(ws.files())")
         }
+        // Guidance methods have no constraint to limit: the option is refused, not ignored.
+        let r = try ws.run(["colorize", "--method", "pigdm", "--range-margin", "4", "--steps", "30", "--output", "out.npy"])
+        #expect(r.status != 0 && r.stderr.contains("--range-margin belongs to --method replace and repaint"), "\(r)")
+        #expect(!ws.files().contains { $0.hasPrefix("out") }, "wrote \(ws.files())")
     }
 }
