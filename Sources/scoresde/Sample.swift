@@ -289,7 +289,7 @@ extension ScoreSDECommand {
                     return SampleRun(samples: run.states, nfe: run.scoreEvaluations, results: results)
                 }
             case .ddim, .dpmSolverPP, .unipc, .heun, .sdeDPMSolverPP:
-                let made = try fewStep.make(kind, order: pc.order, sde: forward, eps: eps)
+                let made = try fewStep.make(kind, order: pc.order, sde: forward, eps: eps, dimension: data.rowShape.reduce(1, *))
                 let grid = made.grid
                 try made.predictor.validate(grid: grid, sde: forward)
                 let score = try classes.score(data, diffusedBy: forward, count: count)

@@ -274,19 +274,54 @@ enum OrderArgument: ExpressibleByArgument, Equatable {
 // MARK: - Few-step samplers
 
 /// `--skip`: where the few-step samplers put their steps.
-enum SkipName: String, CaseIterable, ExpressibleByArgument {
-    case timeUniform = "time-uniform"
-    case timeQuadratic = "time-quadratic"
-    /// Uniform in t^(1/1.5) (the recommendation's spacing below 40 NFE).
-    case timePower = "time-power-1.5"
-    case logSNR = "logsnr"
+enum SkipName: ExpressibleByArgument, Equatable {
+    case timeUniform
+    case timeQuadratic
+    /// Uniform in t^(1/p), p >= 1 (`time-power-P`; the recommendation uses 1.25, 2 and 2.5).
+    case timePower(Double)
+    case logSNR
     case karras
+
+    init?(argument: String) {
+        switch argument {
+        case "time-uniform": self = .timeUniform
+        case "time-quadratic": self = .timeQuadratic
+        case "logsnr": self = .logSNR
+        case "karras": self = .karras
+        default:
+            guard argument.hasPrefix("time-power-"), let p = Double(argument.dropFirst("time-power-".count)), p.isFinite, p >= 1 else { return nil }
+            self = .timePower(p)
+        }
+    }
+
+    init(_ spacing: TimeSpacing) {
+        switch spacing {
+        case .timeUniform: self = .timeUniform
+        case .timeQuadratic: self = .timeQuadratic
+        case .timePower(let p): self = .timePower(p)
+        case .logSNR: self = .logSNR
+        case .karras: self = .karras
+        }
+    }
+
+    static var allValueStrings: [String] { ["time-uniform", "time-quadratic", "time-power-P", "logsnr", "karras"] }
+
+    /// The name on the command line and in `stats.json`.
+    var rawValue: String {
+        switch self {
+        case .timeUniform: return "time-uniform"
+        case .timeQuadratic: return "time-quadratic"
+        case .timePower(let p): return "time-power-\(p == p.rounded() ? String(Int(p)) : String(p))"
+        case .logSNR: return "logsnr"
+        case .karras: return "karras"
+        }
+    }
 
     var spacing: TimeSpacing {
         switch self {
         case .timeUniform: return .timeUniform
         case .timeQuadratic: return .timeQuadratic
-        case .timePower: return .timePower(1.5)
+        case .timePower(let p): return .timePower(p)
         case .logSNR: return .logSNR
         case .karras: return .karras(rho: 7)
         }
@@ -303,8 +338,8 @@ struct FewStepOptions: ParsableArguments {
     var nfe: Int?
 
     @Option(help: ArgumentHelp(
-        "Few-step samplers: the step spacing between T and eps (default: unipc the recommendation's, time-power-1.5 below 40 NFE, else time-quadratic; dpm-solver++ and sde-dpm-solver++ logsnr; ddim and heun time-uniform).",
-        discussion: "time-uniform: uniform in t; time-quadratic: uniform in sqrt(t); time-power-1.5: uniform in t^(1/1.5); logsnr: uniform in log(m^2/std^2); karras: EDM's sigma^(1/7) spacing, sigma = std/m."))
+        "Few-step samplers: the step spacing between T and eps (default: unipc the recommendation's: below 40 NFE time-power-1.25 for data of 3 or more dimensions, time-power-2 (below 15 NFE) or time-power-2.5 for 1-D and 2-D data, from 40 NFE time-quadratic; dpm-solver++ and sde-dpm-solver++ logsnr; ddim and heun time-uniform).",
+        discussion: "time-uniform: uniform in t; time-quadratic: uniform in sqrt(t); time-power-P (P >= 1): uniform in t^(1/P); logsnr: uniform in log(m^2/std^2); karras: EDM's sigma^(1/7) spacing, sigma = std/m."))
     var skip: SkipName?
 
     @Option(parsing: .unconditional, help: ArgumentHelp(
@@ -335,17 +370,17 @@ struct FewStepOptions: ParsableArguments {
 
     /// The default `--skip`: the best spacing of each method in `scoresde-bench fast` (ddim, heun:
     /// time-uniform; unipc: time-quadratic, the recommendation), and the reference's logsnr for dpm-solver++.
-    static func defaultSkip(_ kind: SamplerName, nfe: Int) -> SkipName {
+    static func defaultSkip(_ kind: SamplerName, nfe: Int, dimension: Int) -> SkipName {
         switch kind {
         case .ddim, .heun: return .timeUniform
-        case .unipc: return FewStepRecommendation.spacing(nfe: nfe) == .timePower(1.5) ? .timePower : .timeQuadratic
+        case .unipc: return SkipName(FewStepRecommendation.spacing(nfe: nfe, dimension: dimension))
         default: return .logSNR
         }
     }
 
     /// The solver order for `kind` from `--order` (throws for an order the method lacks); unipc's
-    /// default is the recommendation's for the budget.
-    static func solverOrder(_ kind: SamplerName, _ order: OrderArgument?, nfe: Int) throws -> Int {
+    /// default is the recommendation's for the budget and the data dimension (3 when unknown).
+    static func solverOrder(_ kind: SamplerName, _ order: OrderArgument?, nfe: Int, dimension: Int? = nil) throws -> Int {
         let given: Int?
         switch order {
         case .none: given = nil
@@ -362,7 +397,7 @@ struct FewStepOptions: ParsableArguments {
             return 2
         case .unipc:
             if let given, !(1 ... 3).contains(given) { throw ValidationError("--sampler \(kind.rawValue) has orders 1, 2 and 3 (got --order \(given))") }
-            return given ?? FewStepRecommendation.order(nfe: nfe)
+            return given ?? dimension.map { FewStepRecommendation.order(nfe: nfe, dimension: $0) } ?? 3
         case .sdeDPMSolverPP:
             if let given, !(1 ... 2).contains(given) { throw ValidationError("--sampler sde-dpm-solver++ has orders 1 and 2 (got --order \(given))") }
             return given ?? 2
@@ -403,9 +438,9 @@ struct FewStepOptions: ParsableArguments {
     }
 
     /// The predictor and its grid for `kind` from `T` to `eps`.
-    func make(_ kind: SamplerName, order: OrderArgument?, sde: any ForwardSDE, eps: Double) throws -> (predictor: any Predictor, grid: TimeGrid, order: Int, skip: SkipName) {
-        let k = try Self.solverOrder(kind, order, nfe: nfeValue)
-        let skip = self.skip ?? Self.defaultSkip(kind, nfe: nfeValue)
+    func make(_ kind: SamplerName, order: OrderArgument?, sde: any ForwardSDE, eps: Double, dimension: Int) throws -> (predictor: any Predictor, grid: TimeGrid, order: Int, skip: SkipName) {
+        let k = try Self.solverOrder(kind, order, nfe: nfeValue, dimension: dimension)
+        let skip = self.skip ?? Self.defaultSkip(kind, nfe: nfeValue, dimension: dimension)
         let steps = nfeValue / Self.cost(kind, order: k).perStep
         let grid = try TimeGrid.spaced(skip.spacing, steps: steps, from: sde.T, to: eps, sde: sde)
         let predictor: any Predictor
@@ -413,7 +448,7 @@ struct FewStepOptions: ParsableArguments {
         case .ddim: predictor = try DDIM(eta: eta ?? 0)
         case .dpmSolverPP: predictor = try DPMSolverPlusPlus(order: k, threshold: try threshold.map { try DynamicThresholding(percentile: $0) })
         case .unipc:   // without --order: the recommendation's per-step orders (lower orders on the final steps below 40 NFE)
-            predictor = try UniPC(order: k, orders: order == nil ? FewStepRecommendation.orders(nfe: nfeValue) : nil,
+            predictor = try UniPC(order: k, orders: order == nil ? FewStepRecommendation.orders(nfe: nfeValue, dimension: dimension) : nil,
                                   threshold: try threshold.map { try DynamicThresholding(percentile: $0) })
         case .heun: predictor = EDMHeun()
         case .sdeDPMSolverPP: predictor = try SDEDPMSolverPlusPlus(order: k, threshold: try threshold.map { try DynamicThresholding(percentile: $0) })
