@@ -52,6 +52,10 @@ import Testing
         let l = try ws.run(["likelihood", "--model", "m.safetensors", "--data", "x.npy", "--output", "ll.npy", "--stats", "l.json"])
         try #require(l.status == 0, "\(l)")
         #expect(try ws.json("l.json")["schedule"] as? String == "cosine")
+        let i = try ws.run(["inpaint", "--model", "m.safetensors", "--data", "x.npy", "--steps", "20", "--samples-per-input", "3",
+                            "--output", "in.npy", "--stats", "in.json"])
+        try #require(i.status == 0, "\(i)")
+        #expect(try ws.json("in.json")["schedule"] as? String == "cosine")
 
         // Options that contradict the model's SDE are refused, naming the conflict.
         for (args, text) in [(["--schedule", "linear"], "the cosine schedule"), (["--beta-max", "10"], "not a parameter"),
