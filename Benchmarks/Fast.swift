@@ -416,3 +416,137 @@ func fastExplore2() throws {
         for (k, w, g, c) in rows.sorted(by: { $0.1 < $1.1 }).prefix(10) { print("  \(k.padding(toLength: 26, withPad: " ", startingAt: 0)) worst \(f(w, 2)) geomean \(f(g, 2)) wins \(c)/12") }
     }
 }
+
+// MARK: - Adaptive UniPC: map RMSE against NFE as the tolerance tightens
+
+/// ``AdaptiveUniPC`` on every benchmark mixture and two latent seeds: NFE (rejected steps) and map
+/// RMSE for a sweep of tolerances (rtol = atol), and the fewest NFE reaching map RMSE ≤ 1e-3
+/// (issue 10's target: ≤ ¾ of scipy RK45's 74 on the ring and 68 on gmm64).
+func adaptiveUniPCBenchmark(only: [String]? = nil) throws {
+    let sde = try VPSDE(), eps = 1e-3
+    let tolerances = [2e-2, 1e-2, 5e-3, 2e-3, 1e-3, 7e-4, 5e-4, 3e-4, 2e-4, 1e-4]
+    print("Adaptive UniPC (order 3, rtol = atol = tol): NFE (rejected) and map RMSE; VP 0.1→20, T = 1 → 1e-3, no denoising")
+    for (name, mixture, count) in try fewStepMixtures() {
+        if let only, !only.contains(name) { continue }
+        let score = GaussianMixtureScore(mixture, diffusedBy: sde)
+        for seed: UInt64 in [2026, 7] {
+            var rng = RandomSource(seed: seed)
+            let z = sde.samplePrior(rowShape: [mixture.dimension], count: count, using: &rng)
+            let truth = try ODESampler(sde: sde, score: score, eps: eps, solver: ODESolverOptions(.rk8pd, absoluteTolerance: 1e-11, relativeTolerance: 1e-11)).decode(z).states
+            var line = "  \(name.padding(toLength: 9, withPad: " ", startingAt: 0)) seed \(String(seed).padding(toLength: 4, withPad: " ", startingAt: 0)) |"
+            var fewest: Int?
+            for tol in tolerances {
+                let run = try AdaptiveUniPC(sde: sde, score: score, eps: eps, tolerance: tol).decode(z)
+                let err = rmse(run.states, truth)
+                if err <= 1e-3 { fewest = min(fewest ?? .max, run.scoreEvaluations) }
+                line += " \(e(tol)): \(run.scoreEvaluations) (\(run.rejectedSteps)) \(e(err)) |"
+            }
+            print(line + " fewest NFE for map RMSE <= 1e-3: \(fewest.map(String.init) ?? "none")")
+        }
+    }
+}
+
+/// Exploration (not in `all`): how well could UniPC-3 lower-final do at NFE 10/15/20 with a grid
+/// that follows the error-controlled solver's step density (its accepted λ-grid at about 3× the
+/// budget, resampled to the budget), next to the best t^p spacing and the best DPM-Solver++ variant.
+func fastExplore3() throws {
+    let sde = try VPSDE(), eps = 1e-3
+    let spacings: [TimeSpacing] = [.timeUniform, .timeQuadratic, .logSNR, .karras(rho: 7)]
+    for (name, mixture, count) in try fewStepMixtures() {
+        let score = GaussianMixtureScore(mixture, diffusedBy: sde)
+        for seed: UInt64 in [2026, 7] {
+            var rng = RandomSource(seed: seed)
+            let z = sde.samplePrior(rowShape: [mixture.dimension], count: count, using: &rng)
+            let truth = try ODESampler(sde: sde, score: score, eps: eps, solver: ODESolverOptions(.rk8pd, absoluteTolerance: 1e-11, relativeTolerance: 1e-11)).decode(z).states
+            var line = "  \(name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(seed) |"
+            for nfe in [10, 15, 20] {
+                var best = Double.infinity
+                for spacing in spacings {
+                    let grid = try TimeGrid.spaced(spacing, steps: nfe, from: 1, to: eps, sde: sde)
+                    for p in [try DPMSolverPlusPlus(order: 2), try DPMSolverPlusPlus(order: 3),
+                              try DPMSolverPlusPlus(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: nfe))] {
+                        best = min(best, rmse(try runCandidate(p, sde, score, grid: grid, z: z), truth))
+                    }
+                }
+                let uni = try UniPC(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: nfe))
+                var bestPower = (Double.infinity, 0.0)
+                for p in [1.0, 1.5, 2.0, 2.5, 3.0] {
+                    let err = rmse(try runCandidate(uni, sde, score, grid: try powerGrid(p, steps: nfe, from: 1, to: eps), z: z), truth)
+                    if err < bestPower.0 { bestPower = (err, p) }
+                }
+                // The adaptive solver's grid at about 3x the budget, resampled in index to `nfe` steps.
+                var pilot: AdaptiveUniPCResult?
+                for tol in [3e-2, 2e-2, 1e-2, 5e-3, 3e-3, 2e-3, 1e-3, 5e-4, 3e-4, 2e-4, 1e-4, 5e-5] {
+                    let r = try AdaptiveUniPC(sde: sde, score: score, eps: eps, tolerance: tol).decode(z)
+                    pilot = r
+                    if r.acceptedSteps >= 3 * nfe { break }
+                }
+                let lam = pilot!.times.map { sde.halfLogSNR(at: $0) }
+                let m = lam.count - 1
+                var times = [1.0]
+                for i in 1 ..< nfe {
+                    let u = Double(i) * Double(m) / Double(nfe), j = Int(u), w = u - Double(j)
+                    let l = lam[j] + w * (lam[min(j + 1, m)] - lam[j])
+                    times.append(sde.time(atHalfLogSNR: l, in: eps, 1))
+                }
+                times.append(eps)
+                let follow = rmse(try runCandidate(uni, sde, score, grid: try TimeGrid(times), z: z), truth)
+                line += " \(nfe): DPM \(e(best)) t^\(bestPower.1) \(f(bestPower.0 / best, 2)) follow \(f(follow / best, 2)) |"
+            }
+            print(line)
+        }
+    }
+}
+
+/// Exploration (not in `all`): ratio to the best DPM-Solver++ variant, per case, of UniPC variants on
+/// t^p steps (`fast-explore4 low|high`: the 2-D mixtures or the others; `extra` adds held-out mixtures).
+func fastExplore4(_ which: String) throws {
+    let sde = try VPSDE(), eps = 1e-3
+    let spacings: [TimeSpacing] = [.timeUniform, .timeQuadratic, .logSNR, .karras(rho: 7)]
+    var candidates = [Candidate]()
+    let powers: [Double] = which == "low" ? [2, 2.5, 3] : [1, 1.25, 1.5]
+    for p in powers {
+        let g: (Int, VPSDE) throws -> TimeGrid = { n, _ in try powerGrid(p, steps: n, from: 1, to: eps) }
+        for v in UniPC.Variant.allCases {
+            candidates.append(Candidate(name: "U3-lf \(v) t^\(p)", make: { try UniPC(order: 3, variant: v, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: $0)) }, grid: g))
+            candidates.append(Candidate(name: "U2-lf \(v) t^\(p)", make: { try UniPC(order: 2, variant: v, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 2, steps: $0)) }, grid: g))
+            candidates.append(Candidate(name: "U2 \(v) t^\(p)", make: { _ in try UniPC(order: 2, variant: v) }, grid: g))
+        }
+    }
+    var mixtures = try fewStepMixtures().filter { which == "low" ? $0.mixture.dimension <= 2 : $0.mixture.dimension > 2 }
+    if CommandLine.arguments.contains("extra") {
+        mixtures = [("heldout2d", try randomMixture(dimension: 2, modes: 4, seed: 201), 2048),
+                    ("heldout3d", try randomMixture(dimension: 3, modes: 7, seed: 202), 2048),
+                    ("heldout5d", try randomMixture(dimension: 5, modes: 6, seed: 203), 1024),
+                    ("heldout12d", try randomMixture(dimension: 12, modes: 9, seed: 204), 1024)]
+    }
+    var ratios = [String: [Double]]()
+    for (name, mixture, count) in mixtures {
+        let score = GaussianMixtureScore(mixture, diffusedBy: sde)
+        for seed: UInt64 in [2026, 7] {
+            var rng = RandomSource(seed: seed)
+            let z = sde.samplePrior(rowShape: [mixture.dimension], count: count, using: &rng)
+            let truth = try ODESampler(sde: sde, score: score, eps: eps, solver: ODESolverOptions(.rk8pd, absoluteTolerance: 1e-11, relativeTolerance: 1e-11)).decode(z).states
+            for nfe in [10, 15, 20] {
+                var best = Double.infinity
+                for spacing in spacings {
+                    let grid = try TimeGrid.spaced(spacing, steps: nfe, from: 1, to: eps, sde: sde)
+                    for p in [try DPMSolverPlusPlus(order: 2), try DPMSolverPlusPlus(order: 3),
+                              try DPMSolverPlusPlus(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: nfe))] {
+                        best = min(best, rmse(try runCandidate(p, sde, score, grid: grid, z: z), truth))
+                    }
+                }
+                var line = "  \(name) \(seed) @\(nfe):"
+                for c in candidates {
+                    let r = rmse(try runCandidate(try c.make(nfe), sde, score, grid: try c.grid(nfe, sde), z: z), truth) / best
+                    ratios[c.name, default: []].append(r)
+                    line += " \(f(r, 2))"
+                }
+                print(line)
+            }
+        }
+    }
+    for (k, v) in ratios.sorted(by: { $0.value.filter { $0 <= 1 }.count > $1.value.filter { $0 <= 1 }.count }) {
+        print("  \(k.padding(toLength: 22, withPad: " ", startingAt: 0)) wins \(v.filter { $0 <= 1 }.count)/\(v.count) worst \(f(v.max()!, 2)) per case \(v.map { f($0, 2) }.joined(separator: " "))")
+    }
+}

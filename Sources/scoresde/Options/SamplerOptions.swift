@@ -20,12 +20,16 @@ enum SamplerName: String, CaseIterable, ExpressibleByArgument {
     case sdeDPMSolverPP = "sde-dpm-solver++"
     /// The "Gotta Go Fast" adaptive SDE solver (`--rtol`, `--atol`; NFE chosen by error control).
     case adaptiveSDE = "adaptive-sde"
+    /// UniPC with error control (``AdaptiveUniPC``; `--rtol`, `--atol`, `--order`; NFE chosen by error control).
+    case adaptiveUniPC = "adaptive-unipc"
 
     /// The few-step samplers (`--nfe`, `--skip`, `--order`, `--eta`).
-    var isFewStep: Bool { self != .pc && self != .ode && self != .adaptiveSDE }
+    var isFewStep: Bool { self != .pc && self != .ode && self != .adaptiveSDE && self != .adaptiveUniPC }
 
     /// Samplers whose output depends only on the starting latent (usable with `--latent`).
-    var isDeterministic: Bool { self == .ode || self == .dpmSolverPP || self == .unipc || self == .heun || self == .ddim }
+    var isDeterministic: Bool {
+        self == .ode || self == .dpmSolverPP || self == .unipc || self == .heun || self == .ddim || self == .adaptiveUniPC
+    }
 
     /// `--nfe` without `--sampler`: the method the benchmark (`scoresde-bench fast`) recommends.
     static let recommended = SamplerName.unipc
@@ -36,9 +40,9 @@ struct SamplerOptions: ParsableArguments {
     static let defaultSteps = 1000
 
     @Option(help: ArgumentHelp(
-        "The sampler: pc (predictor-corrector, default), ode (probability-flow ODE), a few-step sampler: ddim, dpm-solver++, unipc, heun, sde-dpm-solver++ (stochastic), or adaptive-sde (Gotta Go Fast).",
-        discussion: "ode uses the options of the probability-flow ODE below; --latent implies ode unless a few-step sampler or --nfe is given; --nfe alone implies the recommended few-step sampler (\(SamplerName.recommended.rawValue)). adaptive-sde: Euler-Maruyama and improved Euler with extrapolation, per-sample step sizes under error control with --rtol (default 0.05) and --atol (default 0.0078), the paper's; --denoise none (default) or tweedie. Options of the other samplers are rejected rather than ignored.",
-        valueName: "pc|ode|ddim|dpm-solver++|unipc|heun|sde-dpm-solver++|adaptive-sde"))
+        "The sampler: pc (predictor-corrector, default), ode (probability-flow ODE), a few-step sampler: ddim, dpm-solver++, unipc, heun, sde-dpm-solver++ (stochastic), adaptive-sde (Gotta Go Fast) or adaptive-unipc (deterministic, error-controlled).",
+        discussion: "ode uses the options of the probability-flow ODE below; --latent implies ode unless a few-step sampler or --nfe is given; --nfe alone implies the recommended few-step sampler (\(SamplerName.recommended.rawValue)). adaptive-sde: Euler-Maruyama and improved Euler with extrapolation, per-sample step sizes under error control with --rtol (default 0.05) and --atol (default 0.0078), the paper's; --denoise none (default) or tweedie. adaptive-unipc: UniPC (order 3, or --order 1|2) on steps it chooses by error control, --rtol and --atol (default 5e-4 each: map RMSE <= 1e-3 on the benchmark mixtures in 43-47 NFE), --latent accepted, the state at --eps returned. Options of the other samplers are rejected rather than ignored.",
+        valueName: "pc|ode|ddim|dpm-solver++|unipc|heun|sde-dpm-solver++|adaptive-sde|adaptive-unipc"))
     var sampler: SamplerName?
 
     @Option(parsing: .unconditional, help: "pc: number of time steps from T down to eps (default: 1000). Any number works: each step takes its coefficients from its own interval.")
@@ -413,7 +417,7 @@ struct FewStepOptions: ParsableArguments {
                                   threshold: try threshold.map { try DynamicThresholding(percentile: $0) })
         case .heun: predictor = EDMHeun()
         case .sdeDPMSolverPP: predictor = try SDEDPMSolverPlusPlus(order: k, threshold: try threshold.map { try DynamicThresholding(percentile: $0) })
-        case .pc, .ode, .adaptiveSDE: throw ScoreSDEError.invalidArgument("\(kind.rawValue) is not a few-step sampler")
+        case .pc, .ode, .adaptiveSDE, .adaptiveUniPC: throw ScoreSDEError.invalidArgument("\(kind.rawValue) is not a few-step sampler")
         }
         return (predictor, grid, k, skip)
     }
