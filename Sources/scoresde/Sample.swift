@@ -73,6 +73,9 @@ extension ScoreSDECommand {
             if !kind.isFewStep, !fewStep.given.isEmpty {
                 throw ValidationError("\(fewStep.given.joined(separator: ", ")) \(fewStep.given.count == 1 ? "is an option" : "are options") of the few-step samplers (--sampler ddim, dpm-solver++, unipc, heun, sde-dpm-solver++); remove \(fewStep.given.count == 1 ? "it" : "them") for --sampler \(kind.rawValue)")
             }
+            if kind != .adaptiveUniPC, sampler.errorNorm != nil {
+                throw ValidationError("--error-norm is an option of --sampler adaptive-unipc, not \(kind.rawValue)")
+            }
             if !kind.isFewStep, kind != .adaptiveUniPC, case .solver(let n) = pc.order {
                 throw ValidationError("--order \(n) is a few-step solver's order (--sampler dpm-solver++ or unipc); --sampler \(kind.rawValue) takes no solver order")
             }
@@ -276,12 +279,13 @@ extension ScoreSDECommand {
                 settings["rtol"] = .double(rtol)
                 settings["atol"] = .double(atol)
                 settings["solver_order"] = .int(order)
+                settings["error_norm"] = .string((sampler.errorNorm ?? .batch).rawValue)
                 settings["denoise"] = .string(DenoiseName.none.rawValue)
                 settings["latent"] = latent.map { .string($0) } ?? .null
                 let shape = data.rowShape
                 return PreparedSampler(label: "adaptive-unipc order \(order) (rtol \(rtol), atol \(atol))", settings: settings) { rng in
                     let run = try sampleAdaptiveUniPC(sde: forward, score: score, eps: eps, order: order, rtol: rtol, atol: atol,
-                                                      batchSize: batchSize, start: latents, count: count, rowShape: shape, using: &rng)
+                                                      worstRow: sampler.errorNorm == .worstRow, batchSize: batchSize, start: latents, count: count, rowShape: shape, using: &rng)
                     var results = RunStats()
                     results["nfe"] = .int(run.scoreEvaluations)
                     results["accepted_steps"] = .int(run.acceptedSteps)
@@ -350,10 +354,10 @@ func checkAdaptiveUniPC<S: ForwardSDE, M: ScoreModel>(sde: S, score: M, eps: Dou
 
 /// Adaptive UniPC from the prior or from given latents at `T`, on concrete types.
 func sampleAdaptiveUniPC<S: ForwardSDE, M: ScoreModel>(sde: S, score: M, eps: Double, order: Int, rtol: Double, atol: Double,
-                                                       batchSize: Int?, start: Tensor?, count: Int, rowShape: [Int],
+                                                       worstRow: Bool, batchSize: Int?, start: Tensor?, count: Int, rowShape: [Int],
                                                        using rng: inout RandomSource) throws -> AdaptiveUniPCResult {
-    var sampler = try AdaptiveUniPC(sde: sde, score: score, eps: eps, order: order, absoluteTolerance: atol, relativeTolerance: rtol)
-    sampler.batchSize = batchSize
+    let sampler = try AdaptiveUniPC(sde: sde, score: score, eps: eps, order: order, absoluteTolerance: atol, relativeTolerance: rtol,
+                                    batchSize: batchSize, norm: worstRow ? .worstRow : .batch)
     if let start { return try sampler.decode(start) }
     return try sampler.sample(count: count, rowShape: rowShape, using: &rng)
 }

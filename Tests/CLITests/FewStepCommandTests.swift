@@ -51,9 +51,10 @@ import Testing
         let z = sde.samplePrior(rowShape: [2], count: 32, using: &rng)
         try ws.write(Npy.encode(z), to: "z.npy")
         let d = try ws.run(["sample", "--sde", "vp", "--latent", "z.npy", "--sampler", "adaptive-unipc", "--rtol", "1e-3", "--atol", "1e-3",
-                            "--order", "2", "--output", "y.npy"])
+                            "--order", "2", "--error-norm", "worst-row", "--output", "y.npy"])
         try #require(d.status == 0, "\(d)")
-        let expected = try AdaptiveUniPC(sde: sde, score: GaussianMixtureScore(.ring(), diffusedBy: sde), eps: 1e-3, tolerance: 1e-3, order: 2).decode(z)
+        let expected = try AdaptiveUniPC(sde: sde, score: GaussianMixtureScore(.ring(), diffusedBy: sde), eps: 1e-3, order: 2,
+                                         absoluteTolerance: 1e-3, relativeTolerance: 1e-3, norm: .worstRow).decode(z)
         #expect(try Npy.read(ws.path("y.npy")).storage == expected.states.storage)
     }
 
@@ -124,6 +125,7 @@ import Testing
         BadInput(arguments: ["--sampler", "adaptive-unipc", "--rtol", "0"], keyword: "rtol"),
         BadInput(arguments: ["--sampler", "adaptive-unipc", "--snr", "0.1"], keyword: "--snr"),
         BadInput(arguments: ["--sampler", "adaptive-unipc", "--denoise", "last-mean"], keyword: "--denoise"),
+        BadInput(arguments: ["--nfe", "10", "--error-norm", "worst-row"], keyword: "--error-norm"),
     ]
 
     /// Every bad input exits non-zero, says what is wrong, and writes nothing.

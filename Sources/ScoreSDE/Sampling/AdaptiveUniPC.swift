@@ -9,7 +9,8 @@ import Foundation
 ///
 ///     ‖(x_corr − x_pred) / (atol + rtol · max(|x|, |x_corr|))‖₂ / √(batch · D) ≤ 1
 ///
-/// (over the whole batch, as scipy's RK45 measures it), keeping the corrected state (local
+/// (over the whole batch, as scipy's RK45 measures it; ``ErrorNorm/worstRow`` takes the largest
+/// per-row norm instead), keeping the corrected state (local
 /// extrapolation); either way the next step is `h · clamp(θ · err^{−1/(k+1)}, 0.2, 2)` (no growth
 /// right after a rejection). The
 /// variable-step UniPC updates use the actual λ-spacings of the history, so no restart is needed
@@ -43,12 +44,25 @@ public struct AdaptiveUniPC<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
     public var maximumEvaluations: Int
     /// Rows per score-model call (memory only; never changes results).
     public var batchSize: Int?
+    /// How the local errors of a batch are combined.
+    public var norm: ErrorNorm
+
+    /// How ``AdaptiveUniPC`` combines the local errors of a batch.
+    public enum ErrorNorm: String, Sendable, CaseIterable {
+        /// The RMS over every number of the batch (scipy's norm; what map RMSE measures). A few
+        /// samples near a mode boundary can still take too long a step and change mode (measured:
+        /// one 3-D mixture of six, map RMSE 2e-3–5e-2 at 5e-4).
+        case batch
+        /// The largest RMS over one row: every sample's local error is controlled (about 1.4× the
+        /// NFE of `batch` for the same tolerance; map RMSE ≤ 1.8e-3 on all six benchmark mixtures at 2e-3).
+        case worstRow
+    }
 
     /// - Throws: `invalidArgument` unless `1 ≤ order ≤ 3`, the tolerances are positive and finite,
     ///   `eps` is in `(0, T)`, `θ` in (0, 1] and the initial step (if any) positive.
     public init(sde: SDE, score: Score, eps: Double, order: Int = 3, absoluteTolerance: Double = 5e-4,
                 relativeTolerance: Double = 5e-4, initialStep: Double? = nil, safety: Double = 0.7, maximumGrowth: Double = 2,
-                maximumEvaluations: Int = 10_000, batchSize: Int? = nil) throws {
+                maximumEvaluations: Int = 10_000, batchSize: Int? = nil, norm: ErrorNorm = .batch) throws {
         try requireParameter((1 ... 3).contains(order), "adaptive UniPC has predictor orders 1, 2 and 3 (got \(order))")
         try requireParameter(absoluteTolerance.isFinite && absoluteTolerance > 0 && relativeTolerance.isFinite && relativeTolerance > 0,
                              "--atol and --rtol must be positive and finite (got \(absoluteTolerance), \(relativeTolerance))")
@@ -60,7 +74,7 @@ public struct AdaptiveUniPC<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
         self.sde = sde; self.score = score; self.eps = eps; self.order = order
         self.absoluteTolerance = absoluteTolerance; self.relativeTolerance = relativeTolerance
         self.initialStep = initialStep; self.safety = safety; self.maximumGrowth = maximumGrowth; self.maximumEvaluations = maximumEvaluations
-        self.batchSize = batchSize
+        self.batchSize = batchSize; self.norm = norm
     }
 
     /// Both tolerances set to `tolerance`.
@@ -135,22 +149,31 @@ public struct AdaptiveUniPC<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
                                    acceptedSteps: accepted, rejectedSteps: rejected, times: times)
     }
 
-    /// The mixed RMS norm of `corrected − predicted` over the whole batch.
+    /// The mixed RMS norm of `corrected − predicted` over the whole batch (``ErrorNorm/batch``) or
+    /// the largest per-row RMS norm (``ErrorNorm/worstRow``).
     func errorNorm(_ x: Tensor, _ predicted: Tensor, _ corrected: Tensor) -> Double {
         let atol = absoluteTolerance, rtol = relativeTolerance
-        var sum = 0.0
+        let d = Swift.max(1, x.rowSize), rows = x.count / d
+        var sum = 0.0, worst = 0.0
         x.values.withUnsafeBufferPointer { xp in
             predicted.values.withUnsafeBufferPointer { pp in
                 corrected.values.withUnsafeBufferPointer { cp in
-                    for i in 0 ..< xp.count {
-                        let scale = atol + rtol * Swift.max(Swift.abs(xp[i]), Swift.abs(cp[i]))
-                        let e = (cp[i] - pp[i]) / scale
-                        sum += e * e
+                    for r in 0 ..< rows {
+                        var row = 0.0
+                        for i in r * d ..< (r + 1) * d {
+                            let scale = atol + rtol * Swift.max(Swift.abs(xp[i]), Swift.abs(cp[i]))
+                            let e = (cp[i] - pp[i]) / scale
+                            row += e * e
+                        }
+                        sum += row; worst = Swift.max(worst, row)
                     }
                 }
             }
         }
-        return (sum / Double(Swift.max(1, x.count))).squareRoot()
+        switch norm {
+        case .batch: return (sum / Double(Swift.max(1, x.count))).squareRoot()
+        case .worstRow: return (worst / Double(d)).squareRoot()
+        }
     }
 }
 

@@ -62,6 +62,11 @@ struct SamplerOptions: ParsableArguments {
             """))
     var denoise: DenoiseName?
 
+    @Option(name: .customLong("error-norm"), help: ArgumentHelp(
+        "adaptive-unipc: how the local errors of the batch are combined: batch (RMS over all samples, default, scipy's norm) or worst-row (every sample's error is controlled; about 1.4x the NFE).",
+        valueName: "batch|worst-row"))
+    var errorNorm: ErrorNormName?
+
     func validate() throws {
         if let steps, steps < 1 { throw ValidationError("--steps must be >= 1 (got \(steps))") }
     }
@@ -257,6 +262,12 @@ struct PCOptions: ParsableArguments {
 enum CoefficientsName: String, CaseIterable, ExpressibleByArgument {
     case interval
     case reference
+}
+
+/// `--error-norm` of adaptive UniPC.
+enum ErrorNormName: String, CaseIterable, ExpressibleByArgument {
+    case batch
+    case worstRow = "worst-row"
 }
 
 /// `--order`: the PC update order by name, or a few-step solver's order as a number.
