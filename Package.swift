@@ -101,6 +101,11 @@ let package = Package(
             dependencies: ["ScoreSDE", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/PosteriorComparison"
         ),
+        .executableTarget(
+            name: "FewStep",
+            dependencies: ["ScoreSDE", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/FewStep"
+        ),
 
         // MARK: - Tests
         .testTarget(name: "ScoreSDETests", dependencies: ["ScoreSDE"]),

@@ -397,7 +397,10 @@ if which == "inverse" || which == "all" { try inverseBenchmark() }
 if which == "mpi-train" || which == "all" { try mpiTrainingBenchmark() }
 if which == "fast" || which == "all" { try fastBenchmark(only: CommandLine.arguments.count > 2 ? Array(CommandLine.arguments.dropFirst(2)) : nil) }
 if which == "fast-threshold" { try fastExploreThreshold() }
+if which == "fast-adaptive" || which == "fast" || which == "all" { try adaptiveUniPCBenchmark(only: which == "fast-adaptive" && CommandLine.arguments.count > 2 ? Array(CommandLine.arguments.dropFirst(2)) : nil) }
 if which == "fast-explore2" { try fastExplore2() }
+if which == "fast-explore3" { try fastExplore3() }
+if which == "fast-explore4" { try fastExplore4(CommandLine.arguments.count > 2 ? CommandLine.arguments[2] : "low") }
 if which == "fast-versus" || which == "fast" || which == "all" { try recommendedVersusDPM() }
 if which == "fast-explore" { try fastExplore(only: CommandLine.arguments.count > 2 ? Array(CommandLine.arguments.dropFirst(2)) : nil) }
 if which == "fast-stochastic" || which == "fast" || which == "all" { try stochasticBenchmark() }

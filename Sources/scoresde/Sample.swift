@@ -73,7 +73,10 @@ extension ScoreSDECommand {
             if !kind.isFewStep, !fewStep.given.isEmpty {
                 throw ValidationError("\(fewStep.given.joined(separator: ", ")) \(fewStep.given.count == 1 ? "is an option" : "are options") of the few-step samplers (--sampler ddim, dpm-solver++, unipc, heun, sde-dpm-solver++); remove \(fewStep.given.count == 1 ? "it" : "them") for --sampler \(kind.rawValue)")
             }
-            if !kind.isFewStep, case .solver(let n) = pc.order {
+            if kind != .adaptiveUniPC, sampler.errorNorm != nil {
+                throw ValidationError("--error-norm is an option of --sampler adaptive-unipc, not \(kind.rawValue)")
+            }
+            if !kind.isFewStep, kind != .adaptiveUniPC, case .solver(let n) = pc.order {
                 throw ValidationError("--order \(n) is a few-step solver's order (--sampler dpm-solver++ or unipc); --sampler \(kind.rawValue) takes no solver order")
             }
             switch kind {
@@ -87,6 +90,21 @@ extension ScoreSDECommand {
                 }
                 if sampler.denoise == .lastMean {
                     throw ValidationError("--denoise last-mean is not available with --sampler adaptive-sde (it has no last predictor step); use none (default) or tweedie")
+                }
+            case .adaptiveUniPC:
+                if case .solver(let n) = pc.order, !(1 ... 3).contains(n) {
+                    throw ValidationError("--order \(n): adaptive-unipc has predictor orders 1, 2 and 3")
+                }
+                let pcGiven = pc.given.filter { $0 != "--order" }
+                let other = (sampler.steps != nil ? ["--steps"] : []) + pcGiven + ode.given.filter { $0 != "--rtol" && $0 != "--atol" }
+                if !other.isEmpty {
+                    throw ValidationError("\(other.joined(separator: ", ")) \(other.count == 1 ? "is an option" : "are options") of another sampler and would do nothing with --sampler adaptive-unipc (it takes --rtol, --atol, --order 1|2|3, --eps, --latent); remove \(other.count == 1 ? "it" : "them")")
+                }
+                if case .pc(let o) = pc.order {
+                    throw ValidationError("--order \(o.rawValue) is an order of the predictor-corrector sampler; adaptive-unipc takes --order 1, 2 or 3")
+                }
+                if let d = sampler.denoise, d != .none {
+                    throw ValidationError("--denoise \(d.rawValue) is not available with --sampler adaptive-unipc: it returns the state at eps (--denoise none)")
                 }
             case .ddim, .dpmSolverPP, .unipc, .heun, .sdeDPMSolverPP:
                 try fewStep.validate(kind, order: pc.order, latent: latent != nil)
@@ -251,8 +269,31 @@ extension ScoreSDECommand {
                     results["rejected_steps_mean"] = .double(Double(run.perSampleRejections.reduce(0, +)) / Double(max(count, 1)))
                     return SampleRun(samples: run.samples, nfe: run.scoreEvaluations, results: results)
                 }
+            case .adaptiveUniPC:
+                let rtol = ode.rtol ?? 5e-4, atol = ode.atol ?? 5e-4
+                var order = 3
+                if case .solver(let n) = pc.order { order = n }
+                let score = try classes.score(data, diffusedBy: forward, count: count)
+                try checkAdaptiveUniPC(sde: forward, score: score, eps: eps, order: order, rtol: rtol, atol: atol)
+                var settings = RunStats()
+                settings["rtol"] = .double(rtol)
+                settings["atol"] = .double(atol)
+                settings["solver_order"] = .int(order)
+                settings["error_norm"] = .string((sampler.errorNorm ?? .batch).rawValue)
+                settings["denoise"] = .string(DenoiseName.none.rawValue)
+                settings["latent"] = latent.map { .string($0) } ?? .null
+                let shape = data.rowShape
+                return PreparedSampler(label: "adaptive-unipc order \(order) (rtol \(rtol), atol \(atol))", settings: settings) { rng in
+                    let run = try sampleAdaptiveUniPC(sde: forward, score: score, eps: eps, order: order, rtol: rtol, atol: atol,
+                                                      worstRow: sampler.errorNorm == .worstRow, batchSize: batchSize, start: latents, count: count, rowShape: shape, using: &rng)
+                    var results = RunStats()
+                    results["nfe"] = .int(run.scoreEvaluations)
+                    results["accepted_steps"] = .int(run.acceptedSteps)
+                    results["rejected_steps"] = .int(run.rejectedSteps)
+                    return SampleRun(samples: run.states, nfe: run.scoreEvaluations, results: results)
+                }
             case .ddim, .dpmSolverPP, .unipc, .heun, .sdeDPMSolverPP:
-                let made = try fewStep.make(kind, order: pc.order, sde: forward, eps: eps)
+                let made = try fewStep.make(kind, order: pc.order, sde: forward, eps: eps, dimension: data.rowShape.reduce(1, *))
                 let grid = made.grid
                 try made.predictor.validate(grid: grid, sde: forward)
                 let score = try classes.score(data, diffusedBy: forward, count: count)
@@ -303,6 +344,21 @@ func checkAdaptive<S: ForwardSDE, M: ScoreModel>(sde: S, score: M, eps: Double, 
 func sampleAdaptive<S: ForwardSDE, M: ScoreModel>(sde: S, score: M, eps: Double, rtol: Double, atol: Double, denoising: FinalDenoising,
                                                    count: Int, rowShape: [Int], using rng: inout RandomSource) throws -> AdaptiveSDEResult {
     let sampler = try AdaptiveSDESampler(sde: sde, score: score, eps: eps, absoluteTolerance: atol, relativeTolerance: rtol, denoising: denoising)
+    return try sampler.sample(count: count, rowShape: rowShape, using: &rng)
+}
+
+/// Builds adaptive UniPC (validating its settings) without running it.
+func checkAdaptiveUniPC<S: ForwardSDE, M: ScoreModel>(sde: S, score: M, eps: Double, order: Int, rtol: Double, atol: Double) throws {
+    _ = try AdaptiveUniPC(sde: sde, score: score, eps: eps, order: order, absoluteTolerance: atol, relativeTolerance: rtol)
+}
+
+/// Adaptive UniPC from the prior or from given latents at `T`, on concrete types.
+func sampleAdaptiveUniPC<S: ForwardSDE, M: ScoreModel>(sde: S, score: M, eps: Double, order: Int, rtol: Double, atol: Double,
+                                                       worstRow: Bool, batchSize: Int?, start: Tensor?, count: Int, rowShape: [Int],
+                                                       using rng: inout RandomSource) throws -> AdaptiveUniPCResult {
+    let sampler = try AdaptiveUniPC(sde: sde, score: score, eps: eps, order: order, absoluteTolerance: atol, relativeTolerance: rtol,
+                                    batchSize: batchSize, norm: worstRow ? .worstRow : .batch)
+    if let start { return try sampler.decode(start) }
     return try sampler.sample(count: count, rowShape: rowShape, using: &rng)
 }
 

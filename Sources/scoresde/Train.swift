@@ -97,6 +97,12 @@ extension ScoreSDECommand {
         @Option(parsing: .unconditional, help: ArgumentHelp("VP/sub-VP: beta(1) (default: 20).", valueName: "beta"))
         var betaMax: Double?
 
+        // `schedule` would be shadowed by run()'s checkpoint schedule.
+        @Option(name: .customLong("schedule"), help: ArgumentHelp(
+            "VP: the noise schedule, linear (default) or cosine.",
+            discussion: "cosine: improved DDPM's cosine schedule (Nichol & Dhariwal 2021, s = 0.008) in continuous time, ending at T = 0.9946 (DPM-Solver's choice); it has no --beta-min/--beta-max. The model file records it: sample, likelihood and encode use it with no option."))
+        var noiseSchedule: ScheduleName?
+
         // MARK: Optimisation
 
         static let defaultSteps = 2000, defaultBatchSize = 128, defaultLearningRate = 1e-3, defaultWarmup = 100
@@ -302,6 +308,7 @@ extension ScoreSDECommand {
                 report["seed"] = seedValue(config.seed)
                 report["threads"] = .int(Parallel.threadCount)
                 report["ranks"] = .int(ranks)   // MPI ranks sharing each step (1: one process)
+                report.merge(SDEChoice(config.sde).stats)   // sde and its parameters (schedule for VP)
                 try AtomicFile.write(report.jsonData(), to: stats)
             }
             let exported = exportWeights.map { ", EMA weights (\((dtype ?? .f32).rawValue)) to \($0)" } ?? ""
@@ -350,6 +357,13 @@ extension ScoreSDECommand {
         /// The SDE of a new run.
         func sdeSpec(_ x: Tensor) throws -> SDESpec {
             let kind = sde ?? .vp
+            try SDEOptions.checkSchedule(noiseSchedule, kind: kind, kindGiven: sde != nil, sigmaMin: sigmaMin, sigmaMax: sigmaMax,
+                                         betaMin: betaMin, betaMax: betaMax)
+            if noiseSchedule == .cosine {
+                let spec = SDESpec.defaultCosineVP
+                _ = try spec.make()
+                return spec
+            }
             func reject(_ names: [(String, Double?)]) throws {
                 let given = names.filter { $0.1 != nil }.map(\.0)
                 if !given.isEmpty {
@@ -423,12 +437,19 @@ extension ScoreSDECommand {
             case .ve(let a, let b): (storedKind, storedSigma, storedBeta) = (.ve, (a, b), nil)
             case .vp(let a, let b): (storedKind, storedSigma, storedBeta) = (.vp, nil, (a, b))
             case .subVP(let a, let b): (storedKind, storedSigma, storedBeta) = (.subvp, nil, (a, b))
+            case .cosineVP: (storedKind, storedSigma, storedBeta) = (.vp, nil, nil)
             }
+            let storedLabel = storedKind.rawValue + (c.sde.schedule == "cosine" ? " cosine" : "")
             check("--sde", sde?.rawValue, storedKind.rawValue)
+            if let noiseSchedule {
+                if let stored = c.sde.schedule { check("--schedule", noiseSchedule.rawValue, stored) } else {
+                    conflicts.append("--schedule \(noiseSchedule.rawValue) (not an option of the checkpoint's \(storedKind.rawValue) SDE)")
+                }
+            }
             for (option, given, stored) in [("--sigma-min", sigmaMin, storedSigma?.0), ("--sigma-max", sigmaMax, storedSigma?.1),
                                             ("--beta-min", betaMin, storedBeta?.0), ("--beta-max", betaMax, storedBeta?.1)] {
                 guard let given else { continue }
-                if let stored { check(option, given, stored) } else { conflicts.append("\(option) \(given) (not a parameter of the checkpoint's \(storedKind.rawValue) SDE)") }
+                if let stored { check(option, given, stored) } else { conflicts.append("\(option) \(given) (not a parameter of the checkpoint's \(storedLabel) SDE)") }
             }
             if scaling != nil {
                 let given = try dataScaling(set)

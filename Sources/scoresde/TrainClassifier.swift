@@ -37,6 +37,10 @@ extension ScoreSDECommand {
         @Option(help: "Without --like: the forward SDE, ve, vp (default) or subvp (default parameters).")
         var sde: SDEName?
 
+        // `schedule` would be shadowed by run()'s checkpoint schedule.
+        @Option(name: .customLong("schedule"), help: "Without --like: VP's noise schedule, linear (default) or cosine (improved DDPM's, s = 0.008, T = 0.9946).")
+        var noiseSchedule: ScheduleName?
+
         @Option(help: ArgumentHelp("Without --like: the data scaling, unit, symmetric or none (default: the data set's).", valueName: "unit|symmetric|none"))
         var scaling: ScalingName?
 
@@ -72,7 +76,7 @@ extension ScoreSDECommand {
 
         /// Options that set up a new run (a resumed run takes them from its checkpoint).
         var setupOptions: [String] {
-            let named: [(String, Bool)] = [("--like", like != nil), ("--sde", sde != nil), ("--scaling", scaling != nil),
+            let named: [(String, Bool)] = [("--like", like != nil), ("--sde", sde != nil), ("--schedule", noiseSchedule != nil), ("--scaling", scaling != nil),
                                            ("--dequantize", dequantize), ("--min-time", minTime != nil), ("--max-time", maxTime != nil),
                                            ("--hidden", hidden != nil), ("--blocks", blocks != nil), ("--fourier-features", fourierFeatures != nil),
                                            ("--batch-size", batchSize != nil), ("--lr", learningRate != nil), ("--warmup", warmup != nil),
@@ -102,7 +106,7 @@ extension ScoreSDECommand {
                 throw ValidationError("\(setupOptions.joined(separator: ", ")) set up a new run; --resume continues with the checkpoint's settings, so remove \(setupOptions.count == 1 ? "it" : "them")")
             }
             if like != nil {
-                let clash = [("--sde", sde != nil), ("--scaling", scaling != nil), ("--dequantize", dequantize)].filter(\.1).map(\.0)
+                let clash = [("--sde", sde != nil), ("--schedule", noiseSchedule != nil), ("--scaling", scaling != nil), ("--dequantize", dequantize)].filter(\.1).map(\.0)
                 if !clash.isEmpty { throw ValidationError("--like takes the SDE, scaling and dequantization from the model; remove \(clash.joined(separator: ", "))") }
             }
             if dtype != nil && exportWeights == nil { throw ValidationError("--dtype sets the element type of --export-weights; add --export-weights PATH") }
@@ -210,8 +214,10 @@ extension ScoreSDECommand {
                 eps = score.likelihoodEps ?? score.sdeSpec.samplingEps
             } else {
                 let kind = sde ?? .vp
+                try SDEOptions.checkSchedule(noiseSchedule, kind: kind, kindGiven: sde != nil, sigmaMin: nil, sigmaMax: nil, betaMin: nil, betaMax: nil)
                 switch kind {
                 case .ve: spec = .ve(sigmaMin: SDEOptions.defaultSigmaMin, sigmaMax: try VESDE.suggestedSigmaMax(for: set.data))
+                case .vp where noiseSchedule == .cosine: spec = .defaultCosineVP
                 case .vp: spec = .vp(betaMin: SDEOptions.defaultBetaMin, betaMax: SDEOptions.defaultBetaMax)
                 case .subvp: spec = .subVP(betaMin: SDEOptions.defaultBetaMin, betaMax: SDEOptions.defaultBetaMax)
                 }

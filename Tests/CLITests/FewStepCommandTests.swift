@@ -17,6 +17,7 @@ import Testing
         (["--sampler", "heun", "--nfe", "20"], "heun", 20),
         (["--sampler", "dpm-solver++", "--nfe", "20", "--sde", "subvp"], "dpm-solver++", 20),
         (["--sampler", "unipc", "--nfe", "20", "--sde", "ve"], "unipc", 20),
+        (["--sampler", "unipc", "--nfe", "16", "--skip", "time-power-2.5"], "unipc", 16),
     ])
     func exactNFEAndSamplesOnTheRing(_ extra: [String], _ sampler: String, _ nfe: Int) throws {
         let ws = try Workspace()
@@ -32,6 +33,29 @@ import Testing
         let radii = x.rowNorms()
         let near = radii.filter { abs($0 - 4) < 1 }.count
         #expect(near >= 500, "\(near) of 512 samples within 1 of the ring (radii \(radii.min()!)...\(radii.max()!))")
+    }
+
+    /// `--sampler adaptive-unipc`: NFE is 1 + the attempted steps (stats.json), the samples land on the
+    /// ring, and `--latent` decoding gives the library's bytes.
+    @Test func adaptiveUniPC() throws {
+        let ws = try Workspace()
+        let r = try ws.run(["sample"] + Self.vpRing + ["--sampler", "adaptive-unipc", "--output", "s.npy", "--stats", "s.json"])
+        try #require(r.status == 0, "\(r)")
+        let s = try ws.json("s.json")
+        let nfe = try #require(s["nfe"] as? Int), accepted = try #require(s["accepted_steps"] as? Int), rejected = try #require(s["rejected_steps"] as? Int)
+        #expect(nfe == 1 + accepted + rejected && s["sampler"] as? String == "adaptive-unipc" && s["rtol"] as? Double == 5e-4)
+        let x = try Npy.read(ws.path("s.npy"))
+        #expect(x.rowNorms().filter { abs($0 - 4) < 1 }.count >= 500)
+        let sde = try VPSDE()
+        var rng = RandomSource(seed: 78)
+        let z = sde.samplePrior(rowShape: [2], count: 32, using: &rng)
+        try ws.write(Npy.encode(z), to: "z.npy")
+        let d = try ws.run(["sample", "--sde", "vp", "--latent", "z.npy", "--sampler", "adaptive-unipc", "--rtol", "1e-3", "--atol", "1e-3",
+                            "--order", "2", "--error-norm", "worst-row", "--output", "y.npy"])
+        try #require(d.status == 0, "\(d)")
+        let expected = try AdaptiveUniPC(sde: sde, score: GaussianMixtureScore(.ring(), diffusedBy: sde), eps: 1e-3, order: 2,
+                                         absoluteTolerance: 1e-3, relativeTolerance: 1e-3, norm: .worstRow).decode(z)
+        #expect(try Npy.read(ws.path("y.npy")).storage == expected.states.storage)
     }
 
     /// `--latent` decodes with the chosen deterministic sampler: the bytes the library gives for the
@@ -95,6 +119,13 @@ import Testing
         BadInput(arguments: ["--nfe", "10", "--threshold", "0"], keyword: "(0, 1]"),
         BadInput(arguments: ["--nfe", "10", "--threshold", "1.5"], keyword: "(0, 1]"),
         BadInput(arguments: ["--sampler", "heun", "--threshold", "0.9"], keyword: "--threshold"),
+        BadInput(arguments: ["--nfe", "10", "--skip", "time-power-0.5"], keyword: "skip"),
+        BadInput(arguments: ["--sampler", "adaptive-unipc", "--nfe", "10"], keyword: "--nfe"),
+        BadInput(arguments: ["--sampler", "adaptive-unipc", "--order", "4"], keyword: "orders 1, 2 and 3"),
+        BadInput(arguments: ["--sampler", "adaptive-unipc", "--rtol", "0"], keyword: "rtol"),
+        BadInput(arguments: ["--sampler", "adaptive-unipc", "--snr", "0.1"], keyword: "--snr"),
+        BadInput(arguments: ["--sampler", "adaptive-unipc", "--denoise", "last-mean"], keyword: "--denoise"),
+        BadInput(arguments: ["--nfe", "10", "--error-norm", "worst-row"], keyword: "--error-norm"),
     ]
 
     /// Every bad input exits non-zero, says what is wrong, and writes nothing.

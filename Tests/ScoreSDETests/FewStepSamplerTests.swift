@@ -200,8 +200,17 @@ struct FewStepSamplerTests {
         let grid = try TimeGrid.spaced(.logSNR, steps: 3, from: 1, to: 1e-3, sde: sde)
         #expect(invalidArgumentText { try p.validate(grid: grid, sde: sde) }?.contains("3 steps") == true)
         #expect(DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: 6) == [1, 2, 3, 3, 2, 1])
-        #expect(invalidArgumentText { _ = try FewStepRecommendation.for(nfe: 1) }?.contains("--nfe") == true)
-        #expect(try FewStepRecommendation.for(nfe: 10).predictor.orders == DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: 10) && FewStepRecommendation.for(nfe: 40).predictor.orders == nil)
+        #expect(invalidArgumentText { _ = try FewStepRecommendation.for(nfe: 1, dimension: 2) }?.contains("--nfe") == true)
+        #expect(invalidArgumentText { _ = try FewStepRecommendation.for(nfe: 10, dimension: 0) }?.contains("dimension") == true)
+        // The documented rule: order 3 lower-final on t^1.25 from 3-D; in 2-D order 2 on t^2 below 15 NFE, then order 3
+        // on t^2.5; every step third order on time-quadratic steps from 40 NFE.
+        let high = try FewStepRecommendation.for(nfe: 10, dimension: 64)
+        #expect(high.predictor.orders == DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: 10) && high.spacing == .timePower(1.25))
+        let low = try FewStepRecommendation.for(nfe: 10, dimension: 2), low15 = try FewStepRecommendation.for(nfe: 15, dimension: 2)
+        #expect(low.predictor.order == 2 && low.predictor.orders == DPMSolverPlusPlus.lowerOrderFinal(order: 2, steps: 10) && low.spacing == .timePower(2))
+        #expect(low15.predictor.order == 3 && low15.spacing == .timePower(2.5))
+        let many = try FewStepRecommendation.for(nfe: 40, dimension: 2)
+        #expect(many.predictor.orders == nil && many.predictor.order == 3 && many.spacing == .timeQuadratic)
     }
 }
 

@@ -5,20 +5,29 @@ import Foundation
 ///
 ///     let spec = try SDESpec(VPSDE())                  // .vp(betaMin: 0.1, betaMax: 20)
 ///     let sde = try spec.make()                        // any ForwardSDE
+///     let cosine = try SDESpec(CosineVPSDE())          // .cosineVP(s: 0.008, T: 0.9946)
 public enum SDESpec: Sendable, Equatable, CustomStringConvertible {
     case ve(sigmaMin: Double, sigmaMax: Double)
+    /// VP with the linear schedule `β(t) = βmin + t (βmax − βmin)` (``VPSDE``).
     case vp(betaMin: Double, betaMax: Double)
     case subVP(betaMin: Double, betaMax: Double)
+    /// VP with improved DDPM's cosine schedule (Nichol & Dhariwal 2021; ``CosineVPSDE``): offset
+    /// `s` and end time `T`.
+    case cosineVP(s: Double, T: Double)
+
+    /// The cosine VP SDE with improved DDPM's `s = 0.008` and DPM-Solver's `T = 0.9946`.
+    public static let defaultCosineVP = SDESpec.cosineVP(s: 0.008, T: 0.9946)
 
     /// The spec of a built-in SDE.
-    /// - Throws: `invalidArgument` for an SDE type other than `VESDE`, `VPSDE`, `SubVPSDE`.
+    /// - Throws: `invalidArgument` for an SDE type other than `VESDE`, `VPSDE`, `SubVPSDE`, `CosineVPSDE`.
     public init(_ sde: any ForwardSDE) throws {
         switch sde {
         case let s as VESDE: self = .ve(sigmaMin: s.sigmaMin, sigmaMax: s.sigmaMax)
         case let s as VPSDE: self = .vp(betaMin: s.betaMin, betaMax: s.betaMax)
         case let s as SubVPSDE: self = .subVP(betaMin: s.betaMin, betaMax: s.betaMax)
+        case let s as CosineVPSDE: self = .cosineVP(s: s.s, T: s.T)
         default:
-            throw ScoreSDEError.invalidArgument("only the built-in SDEs (VESDE, VPSDE, SubVPSDE) can be recorded in a model file (got \(type(of: sde)))")
+            throw ScoreSDEError.invalidArgument("only the built-in SDEs (VESDE, VPSDE, SubVPSDE, CosineVPSDE) can be recorded in a model file (got \(type(of: sde)))")
         }
     }
 
@@ -28,25 +37,41 @@ public enum SDESpec: Sendable, Equatable, CustomStringConvertible {
         case .ve(let a, let b): return try VESDE(sigmaMin: a, sigmaMax: b)
         case .vp(let a, let b): return try VPSDE(betaMin: a, betaMax: b)
         case .subVP(let a, let b): return try SubVPSDE(betaMin: a, betaMax: b)
+        case .cosineVP(let s, let T): return try CosineVPSDE(s: s, T: T)
         }
     }
 
-    /// The reference's smallest sampling time: 1e-5 for VE, 1e-3 for VP and sub-VP.
+    /// The smallest sampling time: the reference's 1e-5 for VE and 1e-3 for VP and sub-VP; 1e-3
+    /// for the cosine schedule too, DPM-Solver's end time `t_0 = 1/N` for the improved-DDPM models
+    /// it converts to continuous time (`N = 1000` steps, `t_i = (i + 1)/N`; Lu et al. 2022). There
+    /// the cosine marginal's std is `6.4e-3` (`std² ≈ β(0) t` with `β(0) = π tan(πs/(2(1 + s)))/(1 + s) ≈ 0.039`),
+    /// below the linear VP's `1.0e-2` at the same time: no coarser a final noise level.
     public var samplingEps: Double {
         if case .ve = self { return 1e-5 }
         return 1e-3
     }
 
-    /// `"ve"`, `"vp"` or `"subvp"` (the CLI's `--sde` names).
+    /// `"ve"`, `"vp"` or `"subvp"` (the CLI's `--sde` names; both VP schedules are `"vp"`).
     public var kind: String {
         switch self {
         case .ve: return "ve"
-        case .vp: return "vp"
+        case .vp, .cosineVP: return "vp"
         case .subVP: return "subvp"
         }
     }
 
-    /// The default output parameterization of the reference for this kind (VE: scaled by σ; VP, sub-VP: noise).
+    /// A VP SDE's noise schedule, `"linear"` or `"cosine"` (the CLI's `--schedule` names); nil for
+    /// VE and sub-VP.
+    public var schedule: String? {
+        switch self {
+        case .vp: return "linear"
+        case .cosineVP: return "cosine"
+        case .ve, .subVP: return nil
+        }
+    }
+
+    /// The default output parameterization of the reference for this kind (VE: scaled by σ; VP of
+    /// either schedule, sub-VP: noise).
     public var defaultParameterization: MLPOutputParameterization {
         if case .ve = self { return .scaledBySigma }
         return .noisePrediction
@@ -57,25 +82,41 @@ public enum SDESpec: Sendable, Equatable, CustomStringConvertible {
         case .ve(let a, let b): return "ve(sigmaMin: \(a), sigmaMax: \(b))"
         case .vp(let a, let b): return "vp(betaMin: \(a), betaMax: \(b))"
         case .subVP(let a, let b): return "subvp(betaMin: \(a), betaMax: \(b))"
+        case .cosineVP(let s, let T): return "vp(schedule: cosine, s: \(s), T: \(T))"
         }
     }
 
-    /// Metadata entries: `sde` and `sde.sigma_min`/`sde.sigma_max` or `sde.beta_min`/`sde.beta_max`.
+    /// Metadata entries: `sde` and `sde.sigma_min`/`sde.sigma_max` or `sde.beta_min`/`sde.beta_max`;
+    /// the cosine schedule writes `sde` = `vp`, `sde.schedule` = `cosine`, `sde.cosine_s` and
+    /// `sde.T` (and no betas, so that a reader that knows only the linear schedule fails on a
+    /// missing `sde.beta_min` rather than misreading the file). The linear schedule writes no
+    /// `sde.schedule` (its files are as before).
     public var metadata: [String: String] {
         switch self {
         case .ve(let a, let b): return ["sde": "ve", "sde.sigma_min": "\(a)", "sde.sigma_max": "\(b)"]
         case .vp(let a, let b): return ["sde": "vp", "sde.beta_min": "\(a)", "sde.beta_max": "\(b)"]
         case .subVP(let a, let b): return ["sde": "subvp", "sde.beta_min": "\(a)", "sde.beta_max": "\(b)"]
+        case .cosineVP(let s, let T): return ["sde": "vp", "sde.schedule": "cosine", "sde.cosine_s": "\(s)", "sde.T": "\(T)"]
         }
     }
 
-    /// Reads the entries written by ``metadata`` (files from before the SDEs lost their step count
-    /// also carry `sde.N`, which is ignored: the sampler's grid is chosen at sampling time).
+    /// Reads the entries written by ``metadata``: `vp` without `sde.schedule` (every file written
+    /// before the cosine schedule) is the linear schedule. Files from before the SDEs lost their
+    /// step count also carry `sde.N`, which is ignored: the sampler's grid is chosen at sampling time.
     init(metadata m: MetadataReader) throws {
         let kind = try m.string("sde")
+        let schedule = m.map["sde.schedule"]
+        if let schedule, kind != "vp" {
+            throw m.fail("metadata 'sde.schedule' is '\(schedule)' but 'sde' is '\(kind)'; only the VP SDE has a schedule")
+        }
         switch kind {
         case "ve": self = .ve(sigmaMin: try m.double("sde.sigma_min"), sigmaMax: try m.double("sde.sigma_max"))
-        case "vp": self = .vp(betaMin: try m.double("sde.beta_min"), betaMax: try m.double("sde.beta_max"))
+        case "vp":
+            switch schedule ?? "linear" {
+            case "linear": self = .vp(betaMin: try m.double("sde.beta_min"), betaMax: try m.double("sde.beta_max"))
+            case "cosine": self = .cosineVP(s: try m.double("sde.cosine_s"), T: try m.double("sde.T"))
+            case let other: throw m.fail("metadata 'sde.schedule' is '\(other)'; expected linear or cosine")
+            }
         case "subvp": self = .subVP(betaMin: try m.double("sde.beta_min"), betaMax: try m.double("sde.beta_max"))
         default: throw m.fail("metadata 'sde' is '\(kind)'; expected ve, vp or subvp")
         }

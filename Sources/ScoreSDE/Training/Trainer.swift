@@ -69,7 +69,7 @@ public struct TrainingConfiguration: Sendable, Equatable {
     /// - Throws: `invalidArgument` naming the first setting out of its domain.
     public func validate() throws {
         try architecture.validate()
-        _ = try sde.make()
+        let T = try sde.make().T
         try requireParameter(batchSize >= 1, "the batch size must be >= 1 (got \(batchSize))")
         try requireParameter(learningRate.isFinite && learningRate > 0, "the learning rate must be finite and > 0 (got \(learningRate)); the reference uses 2e-4")
         try requireParameter(beta1 >= 0 && beta1 < 1, "Adam beta1 must be in [0, 1) (got \(beta1))")
@@ -78,7 +78,7 @@ public struct TrainingConfiguration: Sendable, Equatable {
         try requireParameter(warmup >= 0, "warm-up steps must be >= 0 (got \(warmup))")
         try requireParameter(!gradClip.isNaN && gradClip != .infinity, "the gradient clip must be finite (negative turns clipping off; got \(gradClip))")
         try requireParameter(emaRate >= 0 && emaRate < 1, "the EMA rate must be in [0, 1) (got \(emaRate)); the reference uses 0.999 or 0.9999")
-        try requireParameter(eps.isFinite && eps > 0 && eps < 1, "the training eps must be in (0, T) (got \(eps)); the reference uses 1e-5")
+        try requireParameter(eps.isFinite && eps > 0 && eps < T, "the training eps must be in (0, \(T)) (got \(eps)); the reference uses 1e-5")
         try requireParameter(timeSampling == .uniform || likelihoodWeighting, "importance sampling of t is for likelihood weighting (λ = g²); turn likelihood weighting on or sample t uniformly")
         if let l = dequantizationLevels { try requireParameter(l >= 2, "dequantization needs >= 2 levels (got \(l))") }
         if let b = gradientBlockSize { try requireParameter(b >= 1, "the gradient block size must be >= 1 row (got \(b))") }

@@ -20,12 +20,16 @@ enum SamplerName: String, CaseIterable, ExpressibleByArgument {
     case sdeDPMSolverPP = "sde-dpm-solver++"
     /// The "Gotta Go Fast" adaptive SDE solver (`--rtol`, `--atol`; NFE chosen by error control).
     case adaptiveSDE = "adaptive-sde"
+    /// UniPC with error control (``AdaptiveUniPC``; `--rtol`, `--atol`, `--order`; NFE chosen by error control).
+    case adaptiveUniPC = "adaptive-unipc"
 
     /// The few-step samplers (`--nfe`, `--skip`, `--order`, `--eta`).
-    var isFewStep: Bool { self != .pc && self != .ode && self != .adaptiveSDE }
+    var isFewStep: Bool { self != .pc && self != .ode && self != .adaptiveSDE && self != .adaptiveUniPC }
 
     /// Samplers whose output depends only on the starting latent (usable with `--latent`).
-    var isDeterministic: Bool { self == .ode || self == .dpmSolverPP || self == .unipc || self == .heun || self == .ddim }
+    var isDeterministic: Bool {
+        self == .ode || self == .dpmSolverPP || self == .unipc || self == .heun || self == .ddim || self == .adaptiveUniPC
+    }
 
     /// `--nfe` without `--sampler`: the method the benchmark (`scoresde-bench fast`) recommends.
     static let recommended = SamplerName.unipc
@@ -36,9 +40,9 @@ struct SamplerOptions: ParsableArguments {
     static let defaultSteps = 1000
 
     @Option(help: ArgumentHelp(
-        "The sampler: pc (predictor-corrector, default), ode (probability-flow ODE), a few-step sampler: ddim, dpm-solver++, unipc, heun, sde-dpm-solver++ (stochastic), or adaptive-sde (Gotta Go Fast).",
-        discussion: "ode uses the options of the probability-flow ODE below; --latent implies ode unless a few-step sampler or --nfe is given; --nfe alone implies the recommended few-step sampler (\(SamplerName.recommended.rawValue)). adaptive-sde: Euler-Maruyama and improved Euler with extrapolation, per-sample step sizes under error control with --rtol (default 0.05) and --atol (default 0.0078), the paper's; --denoise none (default) or tweedie. Options of the other samplers are rejected rather than ignored.",
-        valueName: "pc|ode|ddim|dpm-solver++|unipc|heun|sde-dpm-solver++|adaptive-sde"))
+        "The sampler: pc (predictor-corrector, default), ode (probability-flow ODE), a few-step sampler: ddim, dpm-solver++, unipc, heun, sde-dpm-solver++ (stochastic), adaptive-sde (Gotta Go Fast) or adaptive-unipc (deterministic, error-controlled).",
+        discussion: "ode uses the options of the probability-flow ODE below; --latent implies ode unless a few-step sampler or --nfe is given; --nfe alone implies the recommended few-step sampler (\(SamplerName.recommended.rawValue)). adaptive-sde: Euler-Maruyama and improved Euler with extrapolation, per-sample step sizes under error control with --rtol (default 0.05) and --atol (default 0.0078), the paper's; --denoise none (default) or tweedie. adaptive-unipc: UniPC (order 3, or --order 1|2) on steps it chooses by error control, --rtol and --atol (default 5e-4 each: map RMSE <= 1e-3 on the benchmark mixtures in 43-47 NFE), --latent accepted, the state at --eps returned. Options of the other samplers are rejected rather than ignored.",
+        valueName: "pc|ode|ddim|dpm-solver++|unipc|heun|sde-dpm-solver++|adaptive-sde|adaptive-unipc"))
     var sampler: SamplerName?
 
     @Option(parsing: .unconditional, help: "pc: number of time steps from T down to eps (default: 1000). Any number works: each step takes its coefficients from its own interval.")
@@ -57,6 +61,11 @@ struct SamplerOptions: ParsableArguments {
             tweedie is not available for ode.
             """))
     var denoise: DenoiseName?
+
+    @Option(name: .customLong("error-norm"), help: ArgumentHelp(
+        "adaptive-unipc: how the local errors of the batch are combined: batch (RMS over all samples, default, scipy's norm) or worst-row (every sample's error is controlled; about 1.4x the NFE).",
+        valueName: "batch|worst-row"))
+    var errorNorm: ErrorNormName?
 
     func validate() throws {
         if let steps, steps < 1 { throw ValidationError("--steps must be >= 1 (got \(steps))") }
@@ -255,6 +264,12 @@ enum CoefficientsName: String, CaseIterable, ExpressibleByArgument {
     case reference
 }
 
+/// `--error-norm` of adaptive UniPC.
+enum ErrorNormName: String, CaseIterable, ExpressibleByArgument {
+    case batch
+    case worstRow = "worst-row"
+}
+
 /// `--order`: the PC update order by name, or a few-step solver's order as a number.
 enum OrderArgument: ExpressibleByArgument, Equatable {
     case pc(OrderName)
@@ -270,19 +285,54 @@ enum OrderArgument: ExpressibleByArgument, Equatable {
 // MARK: - Few-step samplers
 
 /// `--skip`: where the few-step samplers put their steps.
-enum SkipName: String, CaseIterable, ExpressibleByArgument {
-    case timeUniform = "time-uniform"
-    case timeQuadratic = "time-quadratic"
-    /// Uniform in t^(1/1.5) (the recommendation's spacing below 40 NFE).
-    case timePower = "time-power-1.5"
-    case logSNR = "logsnr"
+enum SkipName: ExpressibleByArgument, Equatable {
+    case timeUniform
+    case timeQuadratic
+    /// Uniform in t^(1/p), p >= 1 (`time-power-P`; the recommendation uses 1.25, 2 and 2.5).
+    case timePower(Double)
+    case logSNR
     case karras
+
+    init?(argument: String) {
+        switch argument {
+        case "time-uniform": self = .timeUniform
+        case "time-quadratic": self = .timeQuadratic
+        case "logsnr": self = .logSNR
+        case "karras": self = .karras
+        default:
+            guard argument.hasPrefix("time-power-"), let p = Double(argument.dropFirst("time-power-".count)), p.isFinite, p >= 1 else { return nil }
+            self = .timePower(p)
+        }
+    }
+
+    init(_ spacing: TimeSpacing) {
+        switch spacing {
+        case .timeUniform: self = .timeUniform
+        case .timeQuadratic: self = .timeQuadratic
+        case .timePower(let p): self = .timePower(p)
+        case .logSNR: self = .logSNR
+        case .karras: self = .karras
+        }
+    }
+
+    static var allValueStrings: [String] { ["time-uniform", "time-quadratic", "time-power-P", "logsnr", "karras"] }
+
+    /// The name on the command line and in `stats.json`.
+    var rawValue: String {
+        switch self {
+        case .timeUniform: return "time-uniform"
+        case .timeQuadratic: return "time-quadratic"
+        case .timePower(let p): return "time-power-\(p == p.rounded() ? String(Int(p)) : String(p))"
+        case .logSNR: return "logsnr"
+        case .karras: return "karras"
+        }
+    }
 
     var spacing: TimeSpacing {
         switch self {
         case .timeUniform: return .timeUniform
         case .timeQuadratic: return .timeQuadratic
-        case .timePower: return .timePower(1.5)
+        case .timePower(let p): return .timePower(p)
         case .logSNR: return .logSNR
         case .karras: return .karras(rho: 7)
         }
@@ -299,8 +349,8 @@ struct FewStepOptions: ParsableArguments {
     var nfe: Int?
 
     @Option(help: ArgumentHelp(
-        "Few-step samplers: the step spacing between T and eps (default: unipc the recommendation's, time-power-1.5 below 40 NFE, else time-quadratic; dpm-solver++ and sde-dpm-solver++ logsnr; ddim and heun time-uniform).",
-        discussion: "time-uniform: uniform in t; time-quadratic: uniform in sqrt(t); time-power-1.5: uniform in t^(1/1.5); logsnr: uniform in log(m^2/std^2); karras: EDM's sigma^(1/7) spacing, sigma = std/m."))
+        "Few-step samplers: the step spacing between T and eps (default: unipc the recommendation's: below 40 NFE time-power-1.25 for data of 3 or more dimensions, time-power-2 (below 15 NFE) or time-power-2.5 for 1-D and 2-D data, from 40 NFE time-quadratic; dpm-solver++ and sde-dpm-solver++ logsnr; ddim and heun time-uniform).",
+        discussion: "time-uniform: uniform in t; time-quadratic: uniform in sqrt(t); time-power-P (P >= 1): uniform in t^(1/P); logsnr: uniform in log(m^2/std^2); karras: EDM's sigma^(1/7) spacing, sigma = std/m."))
     var skip: SkipName?
 
     @Option(parsing: .unconditional, help: ArgumentHelp(
@@ -331,17 +381,17 @@ struct FewStepOptions: ParsableArguments {
 
     /// The default `--skip`: the best spacing of each method in `scoresde-bench fast` (ddim, heun:
     /// time-uniform; unipc: time-quadratic, the recommendation), and the reference's logsnr for dpm-solver++.
-    static func defaultSkip(_ kind: SamplerName, nfe: Int) -> SkipName {
+    static func defaultSkip(_ kind: SamplerName, nfe: Int, dimension: Int) -> SkipName {
         switch kind {
         case .ddim, .heun: return .timeUniform
-        case .unipc: return FewStepRecommendation.spacing(nfe: nfe) == .timePower(1.5) ? .timePower : .timeQuadratic
+        case .unipc: return SkipName(FewStepRecommendation.spacing(nfe: nfe, dimension: dimension))
         default: return .logSNR
         }
     }
 
     /// The solver order for `kind` from `--order` (throws for an order the method lacks); unipc's
-    /// default is the recommendation's for the budget.
-    static func solverOrder(_ kind: SamplerName, _ order: OrderArgument?, nfe: Int) throws -> Int {
+    /// default is the recommendation's for the budget and the data dimension (3 when unknown).
+    static func solverOrder(_ kind: SamplerName, _ order: OrderArgument?, nfe: Int, dimension: Int? = nil) throws -> Int {
         let given: Int?
         switch order {
         case .none: given = nil
@@ -358,7 +408,7 @@ struct FewStepOptions: ParsableArguments {
             return 2
         case .unipc:
             if let given, !(1 ... 3).contains(given) { throw ValidationError("--sampler \(kind.rawValue) has orders 1, 2 and 3 (got --order \(given))") }
-            return given ?? FewStepRecommendation.order(nfe: nfe)
+            return given ?? dimension.map { FewStepRecommendation.order(nfe: nfe, dimension: $0) } ?? 3
         case .sdeDPMSolverPP:
             if let given, !(1 ... 2).contains(given) { throw ValidationError("--sampler sde-dpm-solver++ has orders 1 and 2 (got --order \(given))") }
             return given ?? 2
@@ -399,9 +449,9 @@ struct FewStepOptions: ParsableArguments {
     }
 
     /// The predictor and its grid for `kind` from `T` to `eps`.
-    func make(_ kind: SamplerName, order: OrderArgument?, sde: any ForwardSDE, eps: Double) throws -> (predictor: any Predictor, grid: TimeGrid, order: Int, skip: SkipName) {
-        let k = try Self.solverOrder(kind, order, nfe: nfeValue)
-        let skip = self.skip ?? Self.defaultSkip(kind, nfe: nfeValue)
+    func make(_ kind: SamplerName, order: OrderArgument?, sde: any ForwardSDE, eps: Double, dimension: Int) throws -> (predictor: any Predictor, grid: TimeGrid, order: Int, skip: SkipName) {
+        let k = try Self.solverOrder(kind, order, nfe: nfeValue, dimension: dimension)
+        let skip = self.skip ?? Self.defaultSkip(kind, nfe: nfeValue, dimension: dimension)
         let steps = nfeValue / Self.cost(kind, order: k).perStep
         let grid = try TimeGrid.spaced(skip.spacing, steps: steps, from: sde.T, to: eps, sde: sde)
         let predictor: any Predictor
@@ -409,11 +459,11 @@ struct FewStepOptions: ParsableArguments {
         case .ddim: predictor = try DDIM(eta: eta ?? 0)
         case .dpmSolverPP: predictor = try DPMSolverPlusPlus(order: k, threshold: try threshold.map { try DynamicThresholding(percentile: $0) })
         case .unipc:   // without --order: the recommendation's per-step orders (lower orders on the final steps below 40 NFE)
-            predictor = try UniPC(order: k, orders: order == nil ? FewStepRecommendation.orders(nfe: nfeValue) : nil,
+            predictor = try UniPC(order: k, orders: order == nil ? FewStepRecommendation.orders(nfe: nfeValue, dimension: dimension) : nil,
                                   threshold: try threshold.map { try DynamicThresholding(percentile: $0) })
         case .heun: predictor = EDMHeun()
         case .sdeDPMSolverPP: predictor = try SDEDPMSolverPlusPlus(order: k, threshold: try threshold.map { try DynamicThresholding(percentile: $0) })
-        case .pc, .ode, .adaptiveSDE: throw ScoreSDEError.invalidArgument("\(kind.rawValue) is not a few-step sampler")
+        case .pc, .ode, .adaptiveSDE, .adaptiveUniPC: throw ScoreSDEError.invalidArgument("\(kind.rawValue) is not a few-step sampler")
         }
         return (predictor, grid, k, skip)
     }

@@ -188,20 +188,29 @@ struct SDEOptions: ParsableArguments {
         discussion: "linear: beta(t) from --beta-min to --beta-max (the reference's); cosine: improved DDPM's cosine schedule (Nichol & Dhariwal 2021, s = 0.008) in continuous time, ending at T = 0.9946 where beta diverges (DPM-Solver's choice); it has no --beta-min/--beta-max."))
     var schedule: ScheduleName?
 
+    /// Checks `--schedule` against the SDE kind and the other SDE options (shared with `train` and
+    /// `train-classifier`, whose default kind is vp): the cosine schedule is VP's only, and it has
+    /// neither betas nor sigmas.
+    /// - Parameter kindGiven: whether `--sde` was on the command line (else `kind` is the default).
+    static func checkSchedule(_ schedule: ScheduleName?, kind: SDEName, kindGiven: Bool, sigmaMin: Double?, sigmaMax: Double?,
+                              betaMin: Double?, betaMax: Double?) throws {
+        if let schedule, kind != .vp {
+            throw ScoreSDEError.invalidArgument("--schedule \(schedule.rawValue) is an option of --sde vp, not of --sde \(kind.rawValue)\(kindGiven ? "" : " (the default)"); add --sde vp or remove --schedule")
+        }
+        if schedule == .cosine {
+            let given = [("--beta-min", betaMin), ("--beta-max", betaMax), ("--sigma-min", sigmaMin), ("--sigma-max", sigmaMax)].filter { $0.1 != nil }.map(\.0)
+            if !given.isEmpty {
+                throw ScoreSDEError.invalidArgument("\(given.joined(separator: ", ")) \(given.count == 1 ? "is not a parameter" : "are not parameters") of the cosine schedule (s = 0.008, T = 0.9946); remove \(given.count == 1 ? "it" : "them") or use --schedule linear")
+            }
+        }
+    }
+
     /// The SDE settings for `model`: the options with their defaults for a mixture; a learned
     /// model's own SDE, after checking that every option given agrees with it.
     func resolve(for model: DataModel) throws -> SDEChoice {
         guard let learned = model.learned else {
             let kind = sde ?? .ve
-            if let schedule, kind != .vp {
-                throw ScoreSDEError.invalidArgument("--schedule \(schedule.rawValue) is an option of --sde vp, not of --sde \(kind.rawValue)\(sde == nil ? " (the default)" : ""); add --sde vp or remove --schedule")
-            }
-            if schedule == .cosine {
-                let given = [("--beta-min", betaMin), ("--beta-max", betaMax), ("--sigma-min", sigmaMin), ("--sigma-max", sigmaMax)].filter { $0.1 != nil }.map(\.0)
-                if !given.isEmpty {
-                    throw ScoreSDEError.invalidArgument("\(given.joined(separator: ", ")) \(given.count == 1 ? "is not a parameter" : "are not parameters") of the cosine schedule (s = 0.008, T = 0.9946); remove \(given.count == 1 ? "it" : "them") or use --schedule linear")
-                }
-            }
+            try Self.checkSchedule(schedule, kind: kind, kindGiven: sde != nil, sigmaMin: sigmaMin, sigmaMax: sigmaMax, betaMin: betaMin, betaMax: betaMax)
             return SDEChoice(kind: kind, sigmaMin: sigmaMin ?? Self.defaultSigmaMin, sigmaMax: sigmaMax ?? Self.defaultSigmaMax,
                              betaMin: betaMin ?? Self.defaultBetaMin, betaMax: betaMax ?? Self.defaultBetaMax, schedule: schedule ?? .linear)
         }
@@ -209,21 +218,26 @@ struct SDEOptions: ParsableArguments {
         let choice = SDEChoice(spec)
         var conflicts = [String]()
         if let sde, sde != choice.kind { conflicts.append("--sde \(sde.rawValue) (the model's SDE is \(choice.kind.rawValue))") }
-        if schedule == .cosine { conflicts.append("--schedule cosine (the model's SDE has \(choice.kind == .vp ? "the linear schedule" : "no --schedule"))") }
-        if schedule == .linear, choice.kind != .vp { conflicts.append("--schedule linear (not an option of the model's \(choice.kind.rawValue) SDE)") }
+        if let schedule {
+            if choice.kind != .vp {
+                conflicts.append("--schedule \(schedule.rawValue) (not an option of the model's \(choice.kind.rawValue) SDE)")
+            } else if schedule != choice.schedule {
+                conflicts.append("--schedule \(schedule.rawValue) (the model's SDE has the \(choice.schedule.rawValue) schedule)")
+            }
+        }
         func check(_ option: String, _ given: Double?, _ stored: Double?) {
             guard let given else { return }
             if let stored {
                 if given != stored { conflicts.append("\(option) \(given) (the model's is \(stored))") }
             } else {
-                conflicts.append("\(option) (not a parameter of the model's \(choice.kind.rawValue) SDE)")
+                conflicts.append("\(option) (not a parameter of the model's \(choice.kind.rawValue)\(choice.schedule == .cosine ? " cosine" : "") SDE)")
             }
         }
-        let isVE = choice.kind == .ve
+        let isVE = choice.kind == .ve, hasBetas = !isVE && choice.schedule == .linear
         check("--sigma-min", sigmaMin, isVE ? choice.sigmaMin : nil)
         check("--sigma-max", sigmaMax, isVE ? choice.sigmaMax : nil)
-        check("--beta-min", betaMin, isVE ? nil : choice.betaMin)
-        check("--beta-max", betaMax, isVE ? nil : choice.betaMax)
+        check("--beta-min", betaMin, hasBetas ? choice.betaMin : nil)
+        check("--beta-max", betaMax, hasBetas ? choice.betaMax : nil)
         guard conflicts.isEmpty else {
             throw ScoreSDEError.invalidArgument("the learned model \(model.name) was trained with the SDE \(spec) and must be sampled with it, but the command line asks for \(conflicts.joined(separator: ", ")); drop these options (the number of steps may differ)")
         }
@@ -237,10 +251,13 @@ struct SDEChoice {
     let sigmaMin: Double, sigmaMax: Double, betaMin: Double, betaMax: Double
     /// VP's noise schedule (linear for the others).
     let schedule: ScheduleName
+    /// The cosine schedule's offset `s` and end time `T` (a learned model's; else the defaults).
+    let cosineS: Double, cosineT: Double
 
-    init(kind: SDEName, sigmaMin: Double, sigmaMax: Double, betaMin: Double, betaMax: Double, schedule: ScheduleName = .linear) {
+    init(kind: SDEName, sigmaMin: Double, sigmaMax: Double, betaMin: Double, betaMax: Double, schedule: ScheduleName = .linear,
+         cosineS: Double = 0.008, cosineT: Double = 0.9946) {
         self.kind = kind; self.sigmaMin = sigmaMin; self.sigmaMax = sigmaMax; self.betaMin = betaMin; self.betaMax = betaMax
-        self.schedule = schedule
+        self.schedule = schedule; self.cosineS = cosineS; self.cosineT = cosineT
     }
 
     /// A learned model's SDE (the unused parameters keep the CLI defaults).
@@ -250,6 +267,7 @@ struct SDEChoice {
         case .ve(let lo, let hi): self.init(kind: .ve, sigmaMin: lo, sigmaMax: hi, betaMin: c, betaMax: d)
         case .vp(let lo, let hi): self.init(kind: .vp, sigmaMin: a, sigmaMax: b, betaMin: lo, betaMax: hi)
         case .subVP(let lo, let hi): self.init(kind: .subvp, sigmaMin: a, sigmaMax: b, betaMin: lo, betaMax: hi)
+        case .cosineVP(let s, let T): self.init(kind: .vp, sigmaMin: a, sigmaMax: b, betaMin: c, betaMax: d, schedule: .cosine, cosineS: s, cosineT: T)
         }
     }
 
@@ -257,6 +275,7 @@ struct SDEChoice {
     var spec: SDESpec {
         switch kind {
         case .ve: return .ve(sigmaMin: sigmaMin, sigmaMax: sigmaMax)
+        case .vp where schedule == .cosine: return .cosineVP(s: cosineS, T: cosineT)
         case .vp: return .vp(betaMin: betaMin, betaMax: betaMax)
         case .subvp: return .subVP(betaMin: betaMin, betaMax: betaMax)
         }
@@ -264,16 +283,17 @@ struct SDEChoice {
 
     /// The SDE, validated by the library (continuous: any grid samples it correctly).
     func make() throws -> BuiltSDE {
-        if kind == .vp, schedule == .cosine { return .vpCosine(try CosineVPSDE()) }
         switch try spec.make() {
         case let s as VESDE: return .ve(s)
         case let s as VPSDE: return .vp(s)
         case let s as SubVPSDE: return .subVP(s)
+        case let s as CosineVPSDE: return .vpCosine(s)
         case let s: preconditionFailure("SDESpec.make() returned \(type(of: s))")
         }
     }
 
-    /// The reference's smallest time (``SDESpec/samplingEps``): 1e-5 for VE, 1e-3 for VP and sub-VP.
+    /// The smallest sampling time (``SDESpec/samplingEps``): 1e-5 for VE, 1e-3 for VP (either
+    /// schedule) and sub-VP.
     var defaultEps: Double { spec.samplingEps }
 
     /// `sde` and the parameters it uses.
@@ -286,8 +306,8 @@ struct SDEChoice {
             s["sigma_max"] = .double(sigmaMax)
         case .vp where schedule == .cosine:
             s["schedule"] = .string(schedule.rawValue)
-            s["cosine_s"] = .double(0.008)
-            s["T"] = .double(0.9946)
+            s["cosine_s"] = .double(cosineS)
+            s["T"] = .double(cosineT)
         case .vp, .subvp:
             s["beta_min"] = .double(betaMin)
             s["beta_max"] = .double(betaMax)
