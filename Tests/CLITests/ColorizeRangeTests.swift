@@ -19,6 +19,23 @@ struct ColorizeRangeTests {
         #expect(try ws.json("o.json")["range_margin"] as? Double == 0)
     }
 
+    /// colorize's default method is RePaint (its single samples beat grey); inpaint's stays replace,
+    /// so RePaint's own options are accepted without --method by colorize only.
+    @Test func colorizeDefaultsToRePaint() throws {
+        let ws = try Workspace()
+        let r = try ws.run(["colorize", "--count", "2", "--samples-per-input", "2", "--steps", "20", "--resample", "2", "--jump", "5",
+                            "--output", "c.npy", "--stats", "c.json"])
+        try #require(r.status == 0, "\(r)")
+        let stats = try ws.json("c.json")
+        #expect(stats["method"] as? String == "repaint" && stats["resample"] as? Int == 2 && stats["jump"] as? Int == 5, "\(stats)")
+        let replace = try ws.run(["colorize", "--method", "replace", "--count", "2", "--steps", "20", "--stats", "r.json", "--output", "r.npy"])
+        try #require(replace.status == 0, "\(replace)")
+        #expect(try ws.json("r.json")["method"] as? String == "replace")
+        let inpaint = try ws.run(["inpaint", "--resample", "2", "--steps", "20", "--output", "i.npy"])
+        #expect(inpaint.status != 0 && inpaint.stderr.contains("--resample belongs to --method repaint"), "\(inpaint)")
+        #expect(!ws.files().contains { $0.hasPrefix("i.") }, "wrote \(ws.files())")
+    }
+
     @Test func aNegativeOrNonFiniteMarginIsRefusedBeforeAnyWork() throws {
         let ws = try Workspace()
         for bad in ["-1", "nan", "inf"] {

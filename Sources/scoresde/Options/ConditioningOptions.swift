@@ -20,8 +20,8 @@ enum ConditioningMethod: String, CaseIterable, ExpressibleByArgument {
 /// `--method` and its parameters, `--noise-std`, `--samples-per-input`, `--convention`: how
 /// `inpaint`, `colorize` and `reconstruct` condition the predictor-corrector sampler.
 struct ConditioningOptions: ParsableArguments {
-    @Option(help: ArgumentHelp(
-        "How the sampler is conditioned (default: replace).",
+    @Option(name: .customLong("method"), help: ArgumentHelp(
+        "How the sampler is conditioned (default: replace; colorize: repaint).",
         discussion: """
             replace: after every predictor and corrector update the measured part of each sample is \
             replaced by a forward-noised copy of the observation (score_sde's inpainter / colorizer). \
@@ -31,7 +31,11 @@ struct ConditioningOptions: ParsableArguments {
             one extra model Jacobian-vector product per measured value and evaluation).
             """,
         valueName: "replace|repaint|dps|pigdm|tweedie"))
-    var method: ConditioningMethod = .replace
+    var methodChoice: ConditioningMethod?
+
+    /// The method: `--method`, or the command's default (``ConditionedCommandOptions/prepare``
+    /// fills it in: replace for inpaint and reconstruct, repaint for colorize).
+    var method: ConditioningMethod { methodChoice ?? .replace }
 
     @Option(parsing: .unconditional, help: ArgumentHelp("repaint: how many times each block of --jump steps is run (default: 4).", valueName: "r"))
     var resample: Int?
@@ -71,6 +75,12 @@ struct ConditioningOptions: ParsableArguments {
         if let z = dpsScale, !(z.isFinite && z > 0) { throw ValidationError("--dps-scale must be finite and > 0 (got \(z))") }
         if let v = dataVariance, !(v.isFinite && v > 0) { throw ValidationError("--data-variance must be finite and > 0 (got \(v))") }
         if let w = guidanceWeight, !w.isFinite { throw ValidationError("--guidance-weight must be finite (got \(w))") }
+        // Without --method the command's default decides; `prepare` checks then.
+        if methodChoice != nil { try checkPlacement() }
+    }
+
+    /// Each method's own options must come with that method.
+    func checkPlacement() throws {
         // Each method's own options, named with the method they belong to.
         var misplaced = [String]()
         if method != .repaint {
@@ -164,7 +174,16 @@ struct ConditionedCommandOptions: ParsableArguments {
 
     /// Resolves everything about the run that does not depend on the inputs, checking the output
     /// paths (before any work).
-    func prepare(_ model: DataModel, defaultPNG: String, defaultSamplesPerInput: Int) throws -> ConditionedJob {
+    /// Without `--method`, `defaultMethod` is used (the job's `options` carry it).
+    func prepare(_ model: DataModel, defaultPNG: String, defaultSamplesPerInput: Int,
+                 defaultMethod: ConditioningMethod = .replace) throws -> ConditionedJob {
+        var options = self
+        if options.conditioning.methodChoice == nil { options.conditioning.methodChoice = defaultMethod }
+        try options.conditioning.checkPlacement()
+        return try options.prepareResolved(model, defaultPNG: defaultPNG, defaultSamplesPerInput: defaultSamplesPerInput)
+    }
+
+    private func prepareResolved(_ model: DataModel, defaultPNG: String, defaultSamplesPerInput: Int) throws -> ConditionedJob {
         let sdeChoice = try sde.resolve(for: model)
         let built = try sdeChoice.make()
         let eps = sampler.eps(default: sdeChoice.defaultEps)
