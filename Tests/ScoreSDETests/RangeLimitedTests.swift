@@ -52,6 +52,31 @@ struct RangeLimitedTests {
         #expect(Double(far) < 0.01 * Double(n), "rows moved by more than a component std: \(far) of \(n)")
     }
 
+    /// The box's claim itself, at the sampler: with the exact score of data inside [lo, hi] a value
+    /// leaves `[m lo − a s, m hi + a s]` with probability at most 2Φ(−a) per value and update.
+    /// Counted before clipping over every update: at a = 4 (2Φ(−4) = 6.3e-5) within 5 binomial
+    /// standard errors of that bound; a box one noise std too narrow (a = 4 drawn as a = 3 would
+    /// be 2Φ(−3) = 2.7e-3 — 40× more) fails. At a = 1 the fraction must be well above the a = 4
+    /// one (the counter sees what the box is for).
+    @Test("with the exact score, values leave the box no more often than 2Φ(−a) per update")
+    func exitRateWithinBound() throws {
+        let sde = try VPSDE()
+        let score = GaussianMixtureScore(Self.inside, diffusedBy: sde)
+        let grid = try TimeGrid.uniform(steps: 300, from: 1, to: 1e-3)
+        func rate(_ margin: Double) throws -> (Double, Int) {
+            let log = ExitLog()
+            let limited = try RangeLimited(NoOpConstraint(), lower: -1, upper: 1, margin: margin)
+            var rng = RandomSource(seed: 21)
+            _ = try PCSampler(sde: sde, score: score, grid: grid, predictor: ReverseDiffusion(), corrector: try Langevin(snr: 0.16),
+                              constraint: ExitCounting(inner: limited, log: log)).sample(count: 2000, using: &rng)
+            return (Double(log.outside) / Double(log.values), log.values)
+        }
+        let (r4, n) = try rate(4), bound = 2 * 3.167e-5
+        #expect(r4 <= bound + 5 * (bound / Double(n)).squareRoot(), "a = 4: \(r4) of \(n) value-updates outside the box")
+        let (r1, _) = try rate(1)
+        #expect(r1 > 100 * max(r4, 1e-6), "a = 1: \(r1) against \(r4) at a = 4")
+    }
+
     @Test("a score that pushes mass outside the range: every returned value stays inside the final box")
     func runawayIsStopped() throws {
         let sde = try VPSDE()
@@ -92,5 +117,22 @@ struct RangeLimitedTests {
         #expect(throws: ScoreSDEError.self) { try RangeLimited(NoOpConstraint(), lower: 0, upper: .infinity) }
         #expect(throws: ScoreSDEError.self) { try RangeLimited(NoOpConstraint(), lower: 0, upper: 1, margin: 0) }
         #expect(throws: ScoreSDEError.self) { try RangeLimited(NoOpConstraint(), lower: 0, upper: 1, margin: .nan) }
+    }
+}
+
+/// Counts the values outside a `RangeLimited` box before it clips them.
+final class ExitLog: @unchecked Sendable {
+    var values = 0, outside = 0
+}
+struct ExitCounting<Base: SamplingConstraint>: SamplingConstraint {
+    let inner: RangeLimited<Base>
+    let log: ExitLog
+    func apply(_ x: inout Tensor, mean: inout Tensor, context: ConstraintContext, using rng: inout RandomSource) throws {
+        if context.time > 0 {
+            let b = inner.box(at: context.time, sde: context.sde)
+            log.values += x.count
+            log.outside += x.storage.filter { !b.contains($0) }.count
+        }
+        try inner.apply(&x, mean: &mean, context: context, using: &rng)
     }
 }
