@@ -87,6 +87,18 @@ struct FuzzRegressionTests {
         #expect(again.means == fuzzed.means && again.stds == fuzzed.stds)
     }
 
+    /// Found by FuzzMixture (Fuzz/Regressions/FuzzMixture/score-overflow-ca6b8753.json): a mixture with
+    /// a finite mean of 1e231 parses, but (x − mean)² overflows in its score: a typed `nonFinite`
+    /// error naming the cause, not a crash.
+    @Test func aMixtureWhoseScoreOverflowsGivesATypedError() throws {
+        let g = try GaussianMixture(json: Data(contentsOf: fuzzDirectory.appendingPathComponent("Regressions/FuzzMixture/score-overflow-ca6b8753.json")))
+        var rng = RandomSource(seed: 1)
+        let x = g.sample(count: 4, using: &rng)
+        let error = scoreSDEError { _ = try GaussianMixtureScore(g, diffusedBy: try VPSDE()).score(x, at: 0.5) }
+        guard case .nonFinite(let message)? = error else { Issue.record("expected nonFinite, got \(String(describing: error))"); return }
+        #expect(message.contains("overflows"), "\(message)")
+    }
+
     /// The mixing reader took `true`/`false` for numbers (on Linux `NSNumber(true) as? Double` is 1).
     @Test func mixingJSONRejectsBooleansAndNonNumbers() {
         for text in ["[[true, 0, 0], [0, 1, 0], [0, 0, 1]]", "[[1, 0, 0], [0, false, 0], [0, 0, 1]]",

@@ -150,7 +150,9 @@ struct GaussianMixtureKernel {
             }
         }
         if let logDensity { logDensity.pointee = logp }
-        if !finite { throw ScoreSDEError.nonFinite("the mixture score is not finite: check the input for NaN/Inf") }
+        if !finite {
+            throw ScoreSDEError.nonFinite("the mixture score is not finite: the input has NaN/Inf, or the mixture's means and stds are so far apart in scale that (x − mean)²/variance overflows (rescale the data)")
+        }
     }
 
     /// Score and divergence: `∇·s = Σ_k r_k (‖u_k‖² − Σ_d 1/v_kd) − ‖s‖²` with `u_k = (μ_k − x)/v_k`.
