@@ -16,7 +16,8 @@ public func fuzzMixture(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     let sde = try! VPSDE()
     // Extreme but finite parameters (a mean of 1e231) can overflow the score: a typed error, not a crash.
     do {
-        precondition(try GaussianMixtureScore(g, diffusedBy: sde).score(x, at: 0.5).shape == x.shape)
+        let s = try GaussianMixtureScore(g, diffusedBy: sde).score(x, at: 0.5)
+        precondition(s.shape == x.shape)
     } catch ScoreSDEError.nonFinite {
     } catch {
         preconditionFailure("the mixture score threw an untyped error: \(error)")
