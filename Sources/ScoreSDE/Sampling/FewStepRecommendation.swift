@@ -1,7 +1,8 @@
 /// The project's recommended deterministic few-step sampler for an NFE budget and a data dimension,
 /// from the map-RMSE searches `scoresde-bench fast-explore2`, `fast-explore4` and `fast-threshold`
 /// (VP, T = 1 → 1e-3; the ring, gmm64, four mixtures with unequal weights and diagonal stds in
-/// 2–16 D, and four held-out ones in 2–12 D, two latent seeds each; README "Few-step sampling"):
+/// 2–16 D, and four more in 2–12 D (meant as a hold-out; they also informed the 2-D choice below
+/// 15 NFE), two latent seeds each; README "Few-step sampling"):
 /// ``UniPC`` (bh2) with lower orders on the final steps
 /// (``DPMSolverPlusPlus/lowerOrderFinal(order:steps:)``) on ``TimeSpacing/timePower(_:)`` steps:
 /// - data of dimension ≥ 3, below 40 NFE: order 3 on t^1.25 steps (close to time-uniform: the
