@@ -150,7 +150,6 @@ func fewStepMixtures() throws -> [(name: String, mixture: GaussianMixture, count
 /// mixture and two latent seeds: the ratio recommended / best (≤ 1 meets the issue's target).
 func recommendedVersusDPM() throws {
     let sde = try VPSDE(), eps = 1e-3
-    let spacings: [TimeSpacing] = [.timeUniform, .timeQuadratic, .logSNR, .karras(rho: 7)]
     var met = 0, total = 0
     print("Recommended vs the best DPM-Solver++ variant (2M/3M/3M-lf x time-uniform/time-quadratic/logSNR/Karras): map RMSE, ratio")
     var worst = 0.0, metReference = 0
@@ -159,19 +158,11 @@ func recommendedVersusDPM() throws {
         for seed: UInt64 in [2026, 7] {
             var rng = RandomSource(seed: seed)
             let z = sde.samplePrior(rowShape: [mixture.dimension], count: count, using: &rng)
-            let truth = try ODESampler(sde: sde, score: score, eps: eps, solver: ODESolverOptions(.rk8pd, absoluteTolerance: 1e-11, relativeTolerance: 1e-11)).decode(z).states
+            let truth = try exactFlowMap(sde, score, eps: eps, z)
             var line = "  \(name.padding(toLength: 9, withPad: " ", startingAt: 0)) seed \(String(seed).padding(toLength: 4, withPad: " ", startingAt: 0)) |"
             for nfe in [10, 15, 20] {
-                var best = (Double.infinity, ""), reference = Double.infinity
-                for spacing in spacings {
-                    let grid = try TimeGrid.spaced(spacing, steps: nfe, from: 1, to: eps, sde: sde)
-                    for (label, p) in [("2M", try DPMSolverPlusPlus(order: 2)), ("3M", try DPMSolverPlusPlus(order: 3)),
-                                       ("3M-lf", try DPMSolverPlusPlus(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: nfe)))] {
-                        let err = rmse(try runCandidate(p, sde, score, grid: grid, z: z), truth)
-                        if err < best.0 { best = (err, "\(label) \(spacing)") }
-                        if label == "3M" && spacing == .logSNR { reference = err }
-                    }
-                }
+                let dpm = try bestDPMSolver(sde, score, eps: eps, nfe: nfe, z: z, truth: truth)
+                let (best, reference) = ((dpm.error, dpm.label), dpm.reference)
                 let (p, spacing) = try FewStepRecommendation.for(nfe: nfe, dimension: mixture.dimension)
                 let rec = rmse(try runCandidate(p, sde, score, grid: try .spaced(spacing, steps: nfe, from: 1, to: eps, sde: sde), z: z), truth)
                 total += 1; if rec <= best.0 { met += 1 }
@@ -184,6 +175,30 @@ func recommendedVersusDPM() throws {
     }
     print("  recommended <= best DPM-Solver++ variant in \(met) of \(total) cases (the last 24: the further mixtures); worst ratio \(f(worst, 2))")
     print("  recommended <= DPM-Solver++ 3M on logSNR steps (the DPM-Solver authors' recommendation) in \(metReference) of \(total) cases")
+}
+
+/// The exact probability-flow map of `z` at `eps`: GSL's rk8pd at 1e-11 (the benchmark's truth).
+func exactFlowMap<SDE: ForwardSDE, S: ScoreModel>(_ sde: SDE, _ score: S, eps: Double, _ z: Tensor) throws -> Tensor {
+    try ODESampler(sde: sde, score: score, eps: eps, solver: ODESolverOptions(.rk8pd, absoluteTolerance: 1e-11, relativeTolerance: 1e-11))
+        .decode(z).states
+}
+
+/// The best of twelve DPM-Solver++ variants (2M, 3M, 3M lower-final × time-uniform, time-quadratic,
+/// logSNR, Karras steps) at `nfe`, chosen for this case: its map RMSE and name, and the map RMSE of
+/// 3M on logSNR steps (the DPM-Solver authors' recommendation).
+func bestDPMSolver<SDE: ForwardSDE, S: ScoreModel>(_ sde: SDE, _ score: S, eps: Double, nfe: Int, z: Tensor,
+                                                   truth: Tensor) throws -> (error: Double, label: String, reference: Double) {
+    var best = (Double.infinity, ""), reference = Double.infinity
+    for spacing in [TimeSpacing.timeUniform, .timeQuadratic, .logSNR, .karras(rho: 7)] {
+        let grid = try TimeGrid.spaced(spacing, steps: nfe, from: sde.T, to: eps, sde: sde)
+        for (label, p) in [("2M", try DPMSolverPlusPlus(order: 2)), ("3M", try DPMSolverPlusPlus(order: 3)),
+                           ("3M-lf", try DPMSolverPlusPlus(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: nfe)))] {
+            let err = rmse(try runCandidate(p, sde, score, grid: grid, z: z), truth)
+            if err < best.0 { best = (err, "\(label) \(spacing)") }
+            if label == "3M" && spacing == .logSNR { reference = err }
+        }
+    }
+    return (best.0, best.1, reference)
 }
 
 // MARK: - Exploration of step placement and solver variants
@@ -240,7 +255,7 @@ func fastExplore(only: [String]?) throws {
         for seed: UInt64 in [2026, 7] {
             var rng = RandomSource(seed: seed)
             let z = sde.samplePrior(rowShape: [mixture.dimension], count: count, using: &rng)
-            let truth = try ODESampler(sde: sde, score: score, eps: eps, solver: ODESolverOptions(.rk8pd, absoluteTolerance: 1e-11, relativeTolerance: 1e-11)).decode(z).states
+            let truth = try exactFlowMap(sde, score, eps: eps, z)
             print("explore \(name) seed \(seed) (\(count) latents): map RMSE at NFE \(budgets)")
             var bestDPM = [Double](repeating: .infinity, count: budgets.count)
             var rows = [(String, [Double])]()
@@ -361,7 +376,7 @@ func fastExploreThreshold() throws {
     for seed: UInt64 in [2026, 7] {
         var rng = RandomSource(seed: seed)
         let z = sde.samplePrior(rowShape: [64], count: 1024, using: &rng)
-        let truth = try ODESampler(sde: sde, score: score, eps: eps, solver: ODESolverOptions(.rk8pd, absoluteTolerance: 1e-11, relativeTolerance: 1e-11)).decode(z).states
+        let truth = try exactFlowMap(sde, score, eps: eps, z)
         print("gmm64 seed \(seed): smallest NFE with map RMSE <= 1e-3 (and the RMSE at NFE 40 / 50)")
         for p in [1.0, 1.25, 1.5, 2, 2.5] {
             let makers: [(String, (Int) throws -> any Predictor)] = [
@@ -400,23 +415,15 @@ func fastExplore2() throws {
         candidates.append(Candidate(name: "UniPC2 t^\(p)", make: { _ in try UniPC(order: 2) }, grid: g))
         candidates.append(Candidate(name: "DPM++3M-lf t^\(p)", make: { try DPMSolverPlusPlus(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: $0)) }, grid: g))
     }
-    let spacings: [TimeSpacing] = [.timeUniform, .timeQuadratic, .logSNR, .karras(rho: 7)]
     var ratios = [String: [Double]]()
-    for (name, mixture, count) in try fewStepMixtures() {
+    for (_, mixture, count) in try fewStepMixtures() {
         let score = GaussianMixtureScore(mixture, diffusedBy: sde)
         for seed: UInt64 in [2026, 7] {
             var rng = RandomSource(seed: seed)
             let z = sde.samplePrior(rowShape: [mixture.dimension], count: count, using: &rng)
-            let truth = try ODESampler(sde: sde, score: score, eps: eps, solver: ODESolverOptions(.rk8pd, absoluteTolerance: 1e-11, relativeTolerance: 1e-11)).decode(z).states
+            let truth = try exactFlowMap(sde, score, eps: eps, z)
             for nfe in [10, 15, 20] {
-                var best = Double.infinity
-                for spacing in spacings {
-                    let grid = try TimeGrid.spaced(spacing, steps: nfe, from: 1, to: eps, sde: sde)
-                    for p in [try DPMSolverPlusPlus(order: 2), try DPMSolverPlusPlus(order: 3),
-                              try DPMSolverPlusPlus(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: nfe))] {
-                        best = min(best, rmse(try runCandidate(p, sde, score, grid: grid, z: z), truth))
-                    }
-                }
+                let best = try bestDPMSolver(sde, score, eps: eps, nfe: nfe, z: z, truth: truth).error
                 for c in candidates {
                     let err = rmse(try runCandidate(try c.make(nfe), sde, score, grid: try c.grid(nfe, sde), z: z), truth)
                     ratios["\(c.name) @\(nfe)", default: []].append(err / best)
@@ -446,7 +453,7 @@ func adaptiveUniPCBenchmark(only: [String]? = nil) throws {
         for seed: UInt64 in [2026, 7] {
             var rng = RandomSource(seed: seed)
             let z = sde.samplePrior(rowShape: [mixture.dimension], count: count, using: &rng)
-            let truth = try ODESampler(sde: sde, score: score, eps: eps, solver: ODESolverOptions(.rk8pd, absoluteTolerance: 1e-11, relativeTolerance: 1e-11)).decode(z).states
+            let truth = try exactFlowMap(sde, score, eps: eps, z)
             var line = "  \(name.padding(toLength: 9, withPad: " ", startingAt: 0)) seed \(String(seed).padding(toLength: 4, withPad: " ", startingAt: 0)) |"
             var fewest: Int?
             for tol in tolerances {
@@ -465,23 +472,15 @@ func adaptiveUniPCBenchmark(only: [String]? = nil) throws {
 /// budget, resampled to the budget), next to the best t^p spacing and the best DPM-Solver++ variant.
 func fastExplore3() throws {
     let sde = try VPSDE(), eps = 1e-3
-    let spacings: [TimeSpacing] = [.timeUniform, .timeQuadratic, .logSNR, .karras(rho: 7)]
     for (name, mixture, count) in try fewStepMixtures() {
         let score = GaussianMixtureScore(mixture, diffusedBy: sde)
         for seed: UInt64 in [2026, 7] {
             var rng = RandomSource(seed: seed)
             let z = sde.samplePrior(rowShape: [mixture.dimension], count: count, using: &rng)
-            let truth = try ODESampler(sde: sde, score: score, eps: eps, solver: ODESolverOptions(.rk8pd, absoluteTolerance: 1e-11, relativeTolerance: 1e-11)).decode(z).states
+            let truth = try exactFlowMap(sde, score, eps: eps, z)
             var line = "  \(name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(seed) |"
             for nfe in [10, 15, 20] {
-                var best = Double.infinity
-                for spacing in spacings {
-                    let grid = try TimeGrid.spaced(spacing, steps: nfe, from: 1, to: eps, sde: sde)
-                    for p in [try DPMSolverPlusPlus(order: 2), try DPMSolverPlusPlus(order: 3),
-                              try DPMSolverPlusPlus(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: nfe))] {
-                        best = min(best, rmse(try runCandidate(p, sde, score, grid: grid, z: z), truth))
-                    }
-                }
+                let best = try bestDPMSolver(sde, score, eps: eps, nfe: nfe, z: z, truth: truth).error
                 let uni = try UniPC(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: nfe))
                 var bestPower = (Double.infinity, 0.0)
                 for p in [1.0, 1.5, 2.0, 2.5, 3.0] {
@@ -516,7 +515,6 @@ func fastExplore3() throws {
 /// t^p steps (`fast-explore4 low|high`: the 2-D mixtures or the others; `extra` adds held-out mixtures).
 func fastExplore4(_ which: String) throws {
     let sde = try VPSDE(), eps = 1e-3
-    let spacings: [TimeSpacing] = [.timeUniform, .timeQuadratic, .logSNR, .karras(rho: 7)]
     var candidates = [Candidate]()
     let powers: [Double] = which == "low" ? [2, 2.5, 3] : [1, 1.25, 1.5]
     for p in powers {
@@ -529,10 +527,7 @@ func fastExplore4(_ which: String) throws {
     }
     var mixtures = try fewStepMixtures().filter { which == "low" ? $0.mixture.dimension <= 2 : $0.mixture.dimension > 2 }
     if CommandLine.arguments.contains("extra") {
-        mixtures = [("heldout2d", try randomMixture(dimension: 2, modes: 4, seed: 201), 2048),
-                    ("heldout3d", try randomMixture(dimension: 3, modes: 7, seed: 202), 2048),
-                    ("heldout5d", try randomMixture(dimension: 5, modes: 6, seed: 203), 1024),
-                    ("heldout12d", try randomMixture(dimension: 12, modes: 9, seed: 204), 1024)]
+        mixtures = try heldOutMixtures()
     }
     var ratios = [String: [Double]]()
     for (name, mixture, count) in mixtures {
@@ -540,16 +535,9 @@ func fastExplore4(_ which: String) throws {
         for seed: UInt64 in [2026, 7] {
             var rng = RandomSource(seed: seed)
             let z = sde.samplePrior(rowShape: [mixture.dimension], count: count, using: &rng)
-            let truth = try ODESampler(sde: sde, score: score, eps: eps, solver: ODESolverOptions(.rk8pd, absoluteTolerance: 1e-11, relativeTolerance: 1e-11)).decode(z).states
+            let truth = try exactFlowMap(sde, score, eps: eps, z)
             for nfe in [10, 15, 20] {
-                var best = Double.infinity
-                for spacing in spacings {
-                    let grid = try TimeGrid.spaced(spacing, steps: nfe, from: 1, to: eps, sde: sde)
-                    for p in [try DPMSolverPlusPlus(order: 2), try DPMSolverPlusPlus(order: 3),
-                              try DPMSolverPlusPlus(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: nfe))] {
-                        best = min(best, rmse(try runCandidate(p, sde, score, grid: grid, z: z), truth))
-                    }
-                }
+                let best = try bestDPMSolver(sde, score, eps: eps, nfe: nfe, z: z, truth: truth).error
                 var line = "  \(name) \(seed) @\(nfe):"
                 for c in candidates {
                     let r = rmse(try runCandidate(try c.make(nfe), sde, score, grid: try c.grid(nfe, sde), z: z), truth) / best
