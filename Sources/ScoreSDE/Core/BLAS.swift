@@ -160,9 +160,11 @@ enum BLISLibrary {
                   let s = dlsym(handle, "bli_arch_string") else { dlclose(handle); continue }
             let id = unsafeBitCast(q, to: QueryID.self)()
             let config = unsafeBitCast(s, to: ArchString.self)(id).map { String(cString: $0) } ?? "unknown"
-            // BLIS runs single-threaded unless told; match OpenBLAS, which uses every core.
+            // One thread: BLIS's threaded gemm synchronises its threads with a spinning barrier,
+            // which collapses when the cores are shared (measured on 2 cores under a load of 14:
+            // 176×176·176×64 took 161 ms per call on 2 threads, 0.53 ms on one).
             if let t = dlsym(handle, "bli_thread_set_num_threads") {
-                unsafeBitCast(t, to: SetThreads.self)(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+                unsafeBitCast(t, to: SetThreads.self)(1)
             }
             return Loaded(config: config, dgemm: unsafeBitCast(g, to: BLAS.Dgemm.self))
         }
