@@ -70,7 +70,7 @@ extension ScoreSDECommand {
 
         @Option(help: ArgumentHelp(
             "The training data: a built-in data set (\(Dataset.builtInNames.joined(separator: ", "))) or a .npy file (rows first, finite values).",
-            discussion: "ring, moons, swissroll, checkerboard: 10000 2-D points (seed 0); digits: the 1500 8x8 training digits (values 0...16); patches: the 6360 8x8 RGB patches of the left three quarters of the packaged photographs (values 0...255; the right quarter is held out for colorize).",
+            discussion: "ring, moons, swissroll, checkerboard: 10000 2-D points (seed 0); digits: the 1500 8x8 training digits (values 0...16); patches: the 6360 8x8 RGB patches of the left three quarters of the packaged photographs (values 0...255; the right quarter is held out for colorize); fashion-mnist: the 60000 28x28 grey Fashion-MNIST training images with labels (values 0...255; Debian package dataset-fashion-mnist, installed by scripts/setup.sh). The test splits (digits-test, fashion-mnist-test) are for evaluation and refused here.",
             valueName: "name|PATH.npy"))
         var data: String
 
@@ -334,7 +334,7 @@ extension ScoreSDECommand {
             if count != nil, data.hasSuffix(".npy") || data.hasPrefix("npy:") {
                 throw ScoreSDEError.invalidArgument("--count selects rows of a built-in data set; a .npy file is used whole (save the rows you want)")
             }
-            let set = try objective.labelled(Dataset.load(data, count: count, seed: 0))
+            let set = try objective.labelled(Dataset.forTraining(data, count: count, seed: 0))
             try set.data.checkFinite("the training data \(data)")
             return set
         }

@@ -189,7 +189,7 @@ extension ScoreSDECommand {
             if count != nil, data.hasSuffix(".npy") {
                 throw ScoreSDEError.invalidArgument("--count selects rows of a built-in data set; a .npy file is used whole")
             }
-            var set = try Dataset.load(data, count: count, seed: 0)
+            var set = try Dataset.forTraining(data, count: count, seed: 0)
             if labels != "own" {
                 guard labels.hasSuffix(".npy") else {
                     throw ScoreSDEError.invalidArgument("--labels must be 'own' or a PATH.npy of one integer label per data row (got '\(labels)')")
