@@ -74,7 +74,7 @@ extension ScoreSDECommand {
             valueName: "name|PATH.npy"))
         var data: String
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("Built-in data sets: use this many rows (toys: points; digits: a subset of the 1500; patches: random patches). Default: all.", valueName: "n"))
+        @Option(parsing: .unconditional, help: ArgumentHelp("Built-in data sets: use this many rows (toys: points; digits: a subset of the 1500; patches: random patches; fashion-mnist: a subset of the 60000, chosen with seed 0). Default: all.", valueName: "n"))
         var count: Int?
 
         @Option(help: ArgumentHelp("Scaling of the data into model space: unit ([0, 1]), symmetric ([-1, 1]) or none (default: the data set's: unit for digits and patches, none for the toys and .npy files).", valueName: "unit|symmetric|none"))

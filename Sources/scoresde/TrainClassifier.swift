@@ -22,7 +22,7 @@ extension ScoreSDECommand {
                 """
         )
 
-        @Option(help: ArgumentHelp("The labelled training data: a built-in data set (digits, or a 2-D toy: ring, moons, swissroll, checkerboard) or a .npy file with --labels PATH.npy.", valueName: "name|PATH.npy"))
+        @Option(help: ArgumentHelp("The labelled training data: a built-in data set (digits, fashion-mnist, or a 2-D toy: ring, moons, swissroll, checkerboard) or a .npy file with --labels PATH.npy; the test splits (digits-test, fashion-mnist-test) are refused.", valueName: "name|PATH.npy"))
         var data: String
 
         @Option(help: ArgumentHelp("'own' (default): the built-in data set's labels; PATH.npy: one integer label per data row.", valueName: "own|PATH.npy"))

@@ -23,7 +23,6 @@ enum Gzip {
     ///   message), ``IDXProblem/truncatedGzip`` or ``IDXProblem/decompressedTooLarge(limit:)``.
     static func decompress(_ data: Data, path: String, maximumBytes: Int) throws -> [UInt8] {
         func fail(_ problem: IDXProblem) -> ScoreSDEError { .idx(path: path, problem: problem) }
-        guard data.count <= Int(UInt32.max) else { throw fail(.decompressedTooLarge(limit: maximumBytes)) }
         var stream = z_stream()
         let initStatus = czlib_inflate_init_gzip(&stream)
         guard initStatus == Z_OK else {
@@ -37,9 +36,17 @@ enum Gzip {
         var buffer = [UInt8](repeating: 0, count: chunk)
         try data.withUnsafeBytes { (input: UnsafeRawBufferPointer) in
             guard let base = input.bindMemory(to: Bytef.self).baseAddress else { throw fail(.truncatedGzip) }
-            stream.next_in = UnsafeMutablePointer(mutating: base)
-            stream.avail_in = uInt(input.count)
+            // zlib counts input in 32-bit units: hand it over at most 1 GiB at a time.
+            var fed = 0
+            func feed() {
+                let n = min(input.count - fed, 1 << 30)
+                stream.next_in = UnsafeMutablePointer(mutating: base + fed)
+                stream.avail_in = uInt(n)
+                fed += n
+            }
+            feed()
             while true {
+                if stream.avail_in == 0 && fed < input.count { feed() }
                 let (status, produced) = buffer.withUnsafeMutableBufferPointer { out -> (Int32, Int) in
                     stream.next_out = out.baseAddress
                     stream.avail_out = uInt(chunk)
@@ -50,15 +57,17 @@ enum Gzip {
                     guard output.count + produced <= maximumBytes else { throw fail(.decompressedTooLarge(limit: maximumBytes)) }
                     output.append(contentsOf: buffer[0 ..< produced])
                 }
+                let exhausted = stream.avail_in == 0 && fed == input.count
                 switch status {
                 case Z_STREAM_END:
                     // One member done; another may follow (gzip's concatenation), anything else is corrupt.
-                    if stream.avail_in == 0 { return }
+                    if exhausted { return }
                     guard inflateReset(&stream) == Z_OK else { throw fail(.corruptGzip("zlib could not start the next member")) }
                 case Z_OK:
-                    if stream.avail_in == 0 && produced < chunk { throw fail(.truncatedGzip) }
+                    // Room left in the output and no input left, yet the stream has not ended.
+                    if exhausted && produced < chunk { throw fail(.truncatedGzip) }
                 case Z_BUF_ERROR:
-                    // No progress possible: the input ended inside the stream.
+                    // No progress possible (the input is fed above whenever some is left): it ended inside the stream.
                     throw fail(.truncatedGzip)
                 default:
                     let message = stream.msg.map { String(cString: $0) } ?? "zlib status \(status)"
