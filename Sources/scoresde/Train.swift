@@ -51,8 +51,8 @@ extension ScoreSDECommand {
                 Defaults suit small data sets and short runs on a few cores: VP SDE, hidden width 256, \
                 2 residual blocks, batch 128, lr 1e-3 (the reference's 2e-4 is for U-Nets trained for \
                 days), warm-up 100 steps (the reference's 5000 would take most of a short run), \
-                gradient clip 1, EMA 0.999. Data are scaled with the data set's own scaling (digits and \
-                patches: unit, [0, 1]; toys and .npy files: none), which the model records; with the \
+                gradient clip 1, EMA 0.999. Data are scaled with the data set's own scaling (digits, \
+                patches and fashion-mnist: unit, [0, 1]; toys and .npy files: none), which the model records; with the \
                 VP SDE, images train visibly better with --scaling symmetric ([-1, 1], the reference's \
                 centered data), which the shipped digits and patches models use.
 
@@ -77,7 +77,7 @@ extension ScoreSDECommand {
         @Option(parsing: .unconditional, help: ArgumentHelp("Built-in data sets: use this many rows (toys: points; digits: a subset of the 1500; patches: random patches; fashion-mnist: a subset of the 60000, chosen with seed 0). Default: all.", valueName: "n"))
         var count: Int?
 
-        @Option(help: ArgumentHelp("Scaling of the data into model space: unit ([0, 1]), symmetric ([-1, 1]) or none (default: the data set's: unit for digits and patches, none for the toys and .npy files).", valueName: "unit|symmetric|none"))
+        @Option(help: ArgumentHelp("Scaling of the data into model space: unit ([0, 1]), symmetric ([-1, 1]) or none (default: the data set's: unit for digits, patches and fashion-mnist, none for the toys and .npy files).", valueName: "unit|symmetric|none"))
         var scaling: ScalingName?
 
         // MARK: SDE

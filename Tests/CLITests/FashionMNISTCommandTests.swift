@@ -64,6 +64,18 @@ import Testing
         let model = try MLPScore.load(from: ws.path("m.safetensors"))
         #expect(model.rowShape == [1, 28, 28] && model.architecture.classCount == 10)
         #expect(model.dataScaling == (try DataScaling(scale: 1.0 / 255, shift: 0)), "unit scaling of 256 levels")
+
+        // Demos of a 28 x 28 grey model take their inputs from the test split (evaluation data).
+        let inpaint = try ws.run(["inpaint", "--model", "m.safetensors", "--count", "2", "--samples-per-input", "1",
+                                  "--steps", "5", "--corrector", "none", "--output", "i.npy"])
+        try #require(inpaint.status == 0, "\(inpaint)")
+        #expect(inpaint.stdout.contains("the first 2 Fashion-MNIST test images"), "\(inpaint.stdout)")
+        #expect(try Npy.read(ws.path("i.npy")).shape == [2, 1, 28, 28])
+
+        // A noise-aware classifier trains on the training split's own labels too.
+        let classifier = try ws.run(["train-classifier", "--data", "fashion-mnist", "--count", "64", "--steps", "2",
+                                     "--hidden", "16", "--blocks", "1", "--batch-size", "16", "--output", "c.safetensors"])
+        #expect(classifier.status == 0, "\(classifier)")
     }
 
     /// Evaluation commands load the test split and check it against the model: the shipped digits
