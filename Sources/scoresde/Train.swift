@@ -68,6 +68,8 @@ extension ScoreSDECommand {
 
         // MARK: Data
 
+        @OptionGroup(title: "Progress") var progressOptions: ProgressOptions
+
         @Option(help: ArgumentHelp(
             "The training data: a built-in data set (\(Dataset.builtInNames.joined(separator: ", "))) or a .npy file (rows first, finite values).",
             discussion: "ring, moons, swissroll, checkerboard: 10000 2-D points (seed 0); digits: the 1500 8x8 training digits (values 0...16); patches: the 6360 8x8 RGB patches of the left three quarters of the packaged photographs (values 0...255; the right quarter is held out for colorize); fashion-mnist: the 60000 28x28 grey Fashion-MNIST training images with labels (values 0...255; Debian package dataset-fashion-mnist, installed by scripts/setup.sh). The test splits (digits-test, fashion-mnist-test) are for evaluation and refused here.",
@@ -307,6 +309,7 @@ extension ScoreSDECommand {
                 report["gradient_blocks"] = .int(blocks.count)
                 report["seed"] = seedValue(config.seed)
                 report["threads"] = .int(Parallel.threadCount)
+                report["blas"] = .string(BLASBackend.current.library.rawValue + " " + BLASBackend.current.kernel)
                 report["ranks"] = .int(ranks)   // MPI ranks sharing each step (1: one process)
                 report.merge(SDEChoice(config.sde).stats)   // sde and its parameters (schedule for VP)
                 try AtomicFile.write(report.jsonData(), to: stats)

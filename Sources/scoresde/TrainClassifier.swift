@@ -22,6 +22,8 @@ extension ScoreSDECommand {
                 """
         )
 
+        @OptionGroup(title: "Progress") var progressOptions: ProgressOptions
+
         @Option(help: ArgumentHelp("The labelled training data: a built-in data set (digits, fashion-mnist, or a 2-D toy: ring, moons, swissroll, checkerboard) or a .npy file with --labels PATH.npy; the test splits (digits-test, fashion-mnist-test) are refused.", valueName: "name|PATH.npy"))
         var data: String
 

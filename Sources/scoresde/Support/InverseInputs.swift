@@ -97,6 +97,13 @@ func isGrey(_ image: RasterImage) -> Bool {
 /// A figure of conditional samples of an image model, in the column order every inverse-problem
 /// command shares: what the sampler sees (`observed`, unknown values hatched) | the `k` samples
 /// of each input | the original (when known). One row per input, at most `maxRows`.
+/// The column headers ``conditionalTable(observed:samples:perInput:original:model:title:maxRows:)``
+/// draws, left to right: what was observed, the samples, and the original when it is known. The
+/// commands write them to their stats (`figure_columns`) and their help names them in this order.
+func conditionalTableHeaders(observed: String, perInput k: Int, hasOriginal: Bool) -> [String] {
+    ["\(observed)", "samples (\(k) per input)"] + (hasOriginal ? ["original"] : [])
+}
+
 func conditionalTable(observed: Plot.ImageColumn, samples: Tensor, perInput k: Int, original: Tensor?,
                       model: DataModel, title: String, maxRows: Int = 16) throws -> RasterImage {
     let inputs = samples.rows / k, shown = min(inputs, maxRows)
@@ -106,8 +113,9 @@ func conditionalTable(observed: Plot.ImageColumn, samples: Tensor, perInput k: I
     var observed = observed
     observed.images = try first(observed.images, shown)
     if let u = observed.unknown, u.rows > 1 { observed.unknown = try first(u, shown) }
-    var columns = [observed, Plot.ImageColumn("samples (\(k) per input)", try first(samples, shown * k), perRow: k)]
-    if let original { columns.append(Plot.ImageColumn("original", try first(original, shown))) }
+    let titles = conditionalTableHeaders(observed: observed.header, perInput: k, hasOriginal: original != nil)
+    var columns = [observed, Plot.ImageColumn(titles[1], try first(samples, shown * k), perRow: k)]
+    if let original { columns.append(Plot.ImageColumn(titles[2], try first(original, shown))) }
     let table = try Plot.imageTable(columns, range: model.imageRange, scale: SampleFigure.imageScale)
     let more = inputs > shown ? " (first \(shown) of \(inputs) inputs)" : ""
     return Plot.titled(table, title + more)
