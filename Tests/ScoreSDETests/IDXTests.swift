@@ -226,8 +226,8 @@ struct IDXTests {
         }
     }
 
-    /// Reference figures from a 10-line Python script reading the four .gz files with Python's
-    /// gzip and struct modules (independent of this reader): counts, the per-class counts (the
+    /// Reference figures from `scripts/fashion-mnist-figures.py`, which reads the four .gz files with
+    /// Python's gzip and struct modules (independent of this reader): counts, the per-class counts (the
     /// data set is balanced), the first labels, the pixel range and the exact pixel sums
     /// (training mean 3431114169 / 47040000 = 72.9404, test 573469082 / 7840000 = 73.1466).
     @Test func theTrainingSplitMatchesAnIndependentReading() throws {
