@@ -23,7 +23,7 @@ let package = Package(
         .target(
             name: "ScoreSDE",
             dependencies: [
-                "CGSL", "CPNG", "COpenBLAS", "CKernels",
+                "CGSL", "CPNG", "COpenBLAS", "CKernels", "CZlib",
                 .product(name: "Numerics", package: "swift-numerics"),
             ],
             resources: [.copy("Resources")]
@@ -57,6 +57,8 @@ let package = Package(
         .systemLibrary(name: "CGSL", pkgConfig: "gsl", providers: [.apt(["libgsl-dev"])]),
         .systemLibrary(name: "CPNG", pkgConfig: "libpng", providers: [.apt(["libpng-dev"])]),
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
+        // gzip (the IDX files of Fashion-MNIST) through zlib's inflate, never a hand-written one.
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
 
         // MARK: - Benchmarks (release build: `swift run -c release scoresde-bench`)
         .executableTarget(

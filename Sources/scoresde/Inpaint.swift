@@ -22,8 +22,8 @@ extension ScoreSDECommand {
                 first-half, random (vectors). Values of --data under the unknown region are not used, \
                 except as the reference the summary's RMSE is measured against.
 
-                Without --data the inputs are built in: held-out digits (grey 8x8 models), random \
-                photograph patches (RGB 8x8 models), or --count exact samples of a mixture. For a \
+                Without --data the inputs are built in: held-out digits (grey 8x8 models), the first \
+                Fashion-MNIST test images (grey 28x28 models), random photograph patches (RGB 8x8 models), or --count exact samples of a mixture. For a \
                 Gaussian-mixture model the exact posterior is known in closed form: the summary and the \
                 stats compare the samples with it (mode weights and mean, next to exact posterior \
                 samples of the same size), and the PNG shows both.

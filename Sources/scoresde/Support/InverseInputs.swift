@@ -25,7 +25,8 @@ extension DataModel {
     var imageLayout: ImageLayout? { ImageLayout(rowShape) }
 
     /// Built-in inputs for the demos, in data space: held-out digits for a model of 8x8 grey
-    /// images, random held-out photograph patches (``ImagePatches.Split.heldOut``) for 8x8 RGB, exact samples of a mixture. Nil when the
+    /// images, random held-out photograph patches (``ImagePatches.Split.heldOut``) for 8x8 RGB, the
+    /// first Fashion-MNIST test images for 28x28 grey, exact samples of a mixture. Nil when the
     /// model has no such data (the caller asks for `--data`). Drawn from a source independent of
     /// the sampler's (seeded with the same `seed`).
     func demoInputs(count: Int, seed: UInt64) throws -> (inputs: Tensor, description: String)? {
@@ -34,6 +35,12 @@ extension DataModel {
         case .mixture(let m):
             return (m.sample(count: count, using: &rng), "\(count) exact sample\(count == 1 ? "" : "s") of \(name) (seed \(seed))")
         case .learned:
+            if let layout = imageLayout, layout.channels == 1, layout.height == FashionMNIST.side, layout.width == FashionMNIST.side {
+                // Evaluation inputs: the test split (the training split is the model's own data).
+                let test = try FashionMNIST.testSplitForEvaluation()
+                let n = min(count, test.images.rows)
+                return (try test.images.rows(0 ..< n).reshaped([n] + rowShape), "the first \(n) Fashion-MNIST test images")
+            }
             guard let layout = imageLayout, layout.height == 8, layout.width == 8 else { return nil }
             if layout.channels == 1 {
                 let held = try Digits.load(split: .heldOut)
