@@ -86,6 +86,20 @@ import Testing
         }
     }
 
+    /// `evaluateDequantized` is in data space whatever the `Likelihood`'s convention: the log-Jacobian
+    /// is added once, never twice (the same rows under `.continuous` and `.dataSpace`, same bits).
+    @Test func dequantizedLikelihoodAddsTheJacobianOnce() throws {
+        let model = try Self.gaussianModel(), sde = try VPSDE()
+        let levels = try Tensor(shape: [2, 3], storage: [5, 2, 8, 4, 1, 9])
+        func run(_ convention: BitsPerDimConvention) throws -> [Double] {
+            var rng = RandomSource(seed: 4)
+            return try Likelihood(sde: sde, score: model, estimator: .exact, eps: 1e-2,
+                                  solver: ODESolverOptions(.rkf45, absoluteTolerance: 1e-8, relativeTolerance: 1e-8), convention: convention)
+                .evaluateDequantized(levels: levels, topLevel: 16, scaling: model.dataScaling, draws: 2, using: &rng).logLikelihood
+        }
+        #expect(try run(.dataSpace(model.dataScaling)) == run(.continuous))
+    }
+
     /// CLI: `likelihood --model FILE --data x.npy` (data space) reports the closed-form data-space
     /// density plus the closed-form prior mismatch, per row and as the mean; the stats' components
     /// (terminal log-density, Δlog p, log-Jacobian) add up to the reported mean.

@@ -69,7 +69,8 @@ extension Likelihood {
     /// Bits per value of integer-level data `k` (`0 ... topLevel`), for a model of data scaled by
     /// `scaling` (`model = scale · x + shift`, the model's recorded map): every row gets `draws`
     /// independent dequantizations `k + u` (``UniformDequantization``), all evaluated in one solve,
-    /// `log p(k + u) = log p_model(scale (k + u) + shift) + D log|scale|`, averaged per row.
+    /// `log p(k + u) = log p_model(scale (k + u) + shift) + D log|scale|`, averaged per row. The
+    /// value's own ``convention`` does not apply here (the result is always in data space).
     ///
     /// - Throws: `invalidArgument` for non-integer data or `draws < 1`; what ``evaluate(_:using:)`` throws.
     public func evaluateDequantized(levels x: Tensor, topLevel: Int, scaling: DataScaling, draws: Int,
@@ -83,7 +84,11 @@ extension Likelihood {
             all.append(contentsOf: try UniformDequantization.sample(levels: x, topLevel: topLevel, using: &rng).storage)
         }
         let stacked = scaling.toModel(try Tensor(shape: [n * draws] + x.rowShape, storage: all))
-        let run = try evaluate(stacked, using: &rng)
+        // Model-space log-likelihoods whatever this value's convention (the scaling's Jacobian is
+        // added below, once).
+        var modelSpace = self
+        modelSpace.convention = .continuous
+        let run = try modelSpace.evaluate(stacked, using: &rng)
         let logJacobian = Double(d) * Foundation.log(abs(scaling.scale))
         var ll = [Double](repeating: 0, count: n)
         for k in 0 ..< draws { for r in 0 ..< n { ll[r] += (run.logLikelihood[k * n + r] + logJacobian) / Double(draws) } }
