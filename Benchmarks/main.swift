@@ -1,5 +1,5 @@
 // ScoreSDE.swift benchmarks. Release build only:
-//   swift run -c release scoresde-bench [pc|ode|likelihood|mlp|inverse|mpi-train|fast|fast-explore|fast-stochastic|fast-digits|classes|colorize|all]
+//   swift run -c release scoresde-bench [pc|ode|likelihood|mlp|inverse|mpi-train|fast|fast-explore|fast-stochastic|fast-digits|classes|colorize|digits-quality [MODEL.safetensors ...]|all]
 // Prints figures; asserts nothing. Every timing is the best of a few repetitions (wall clock).
 import COpenBLAS   // through ScoreSDE's dependency: the mlp section calls dgemm_ and openblas_get_corename
 import Foundation
@@ -407,3 +407,4 @@ if which == "fast-stochastic" || which == "fast" || which == "all" { try stochas
 if which == "fast-digits" || which == "fast" || which == "all" { try digitsFewStepBenchmark() }
 if which == "classes" || which == "all" { try classesBenchmark() }
 if which == "colorize" || which == "all" { try colorizationBenchmark() }
+if which == "digits-quality" || which == "all" { try digitsQualityBenchmark(paths: Array(CommandLine.arguments.dropFirst(2))) }
