@@ -34,11 +34,11 @@ struct FrechetDistanceTests {
         let a = [4.0, 1.0, 0.25, 9.0], b = [1.0, 1.0, 2.0, 0.5]
         let m1 = [1.0, -2.0, 0.5, 0.0], m2 = [0.0, 1.0, 0.5, 3.0]
         let diag = { (v: [Double]) in (0 ..< 4).map { i in (0 ..< 4).map { $0 == i ? v[i] : 0.0 } } }
-        let fd = try frechetDistance(SampleMoments(mean: m1, covariance: diag(a)), SampleMoments(mean: m2, covariance: diag(b)))
+        let fd = try frechetDistance(moments: SampleMoments(mean: m1, covariance: diag(a)), SampleMoments(mean: m2, covariance: diag(b)))
         let closed = zip(m1, m2).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
             + zip(a, b).reduce(0) { $0 + ($1.0.squareRoot() - $1.1.squareRoot()) * ($1.0.squareRoot() - $1.1.squareRoot()) }
         #expect(abs(fd - closed) <= 1e-12 * closed, "\(fd) vs \(closed)")
-        #expect(try frechetDistance(SampleMoments(mean: m1, covariance: diag(a)), SampleMoments(mean: m1, covariance: diag(a))) <= 1e-12)
+        #expect(try frechetDistance(moments: SampleMoments(mean: m1, covariance: diag(a)), SampleMoments(mean: m1, covariance: diag(a))) <= 1e-12)
     }
 
     /// Non-commuting 2 × 2 covariances: M = Σ₁^{1/2} Σ₂ Σ₁^{1/2} has tr M = tr(Σ₁Σ₂) and
@@ -50,7 +50,7 @@ struct FrechetDistanceTests {
         let (s1, s2) = covariances
         let rows = { (s: [Double]) in [[s[0], s[1]], [s[2], s[3]]] }
         let m1 = [0.3, -1.0], m2 = [1.3, 0.5]
-        let fd = try frechetDistance(SampleMoments(mean: m1, covariance: rows(s1)), SampleMoments(mean: m2, covariance: rows(s2)))
+        let fd = try frechetDistance(moments: SampleMoments(mean: m1, covariance: rows(s1)), SampleMoments(mean: m2, covariance: rows(s2)))
         let trProduct = s1[0] * s2[0] + s1[1] * s2[2] + s1[2] * s2[1] + s1[3] * s2[3]
         let det1 = s1[0] * s1[3] - s1[1] * s1[2], det2 = s2[0] * s2[3] - s2[1] * s2[2]
         let closed = 1.0 + 2.25 + s1[0] + s1[3] + s2[0] + s2[3] - 2 * (trProduct + 2 * (det1 * det2).squareRoot()).squareRoot()
@@ -76,7 +76,7 @@ struct FrechetDistanceTests {
         let s1 = randomSPD(), s2 = randomSPD()
         let m1 = (0 ..< d).map { Double($0) * 0.3 }, m2 = (0 ..< d).map { 1 - Double($0) * 0.2 }
         let a = try SampleMoments(mean: m1, covariance: s1), b = try SampleMoments(mean: m2, covariance: s2)
-        let ab = try frechetDistance(a, b), ba = try frechetDistance(b, a)
+        let ab = try frechetDistance(moments: a, b), ba = try frechetDistance(moments: b, a)
         #expect(abs(ab - ba) <= 1e-10 * ab, "\(ab) vs \(ba)")
         // A rotation Q (a product of Givens rotations) applied to both: Q Σ Qᵀ and Q μ.
         var q = [Double](repeating: 0, count: d * d)
@@ -90,13 +90,13 @@ struct FrechetDistanceTests {
             let qs = Dense.multiply(q, m.covariance, d, d, d), qsq = Dense.multiply(qs, Dense.transpose(q, d, d), d, d, d)
             return try SampleMoments(mean: mean, covariance: matrixRows(Dense.symmetrized(qsq, d), d, d))
         }
-        let moved = try frechetDistance(rotated(a, shift: 5), rotated(b, shift: 5))
+        let moved = try frechetDistance(moments: rotated(a, shift: 5), rotated(b, shift: 5))
         #expect(abs(moved - ab) <= 1e-10 * ab, "\(moved) vs \(ab)")
         let c = 1.7
         let scaled = try SampleMoments(mean: m2, covariance: s1.map { $0.map { c * c * $0 } })
         let trace = (0 ..< d).reduce(0) { $0 + s1[$1][$1] }
         let closed = zip(m1, m2).reduce(0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) } + (1 - c) * (1 - c) * trace
-        let fd = try frechetDistance(a, scaled)
+        let fd = try frechetDistance(moments: a, scaled)
         #expect(abs(fd - closed) <= 1e-10 * closed, "\(fd) vs \(closed)")
     }
 
@@ -111,7 +111,7 @@ struct FrechetDistanceTests {
         let l1 = [1.0, 0, 0, 0.5, 0.8, 0, -0.3, 0.2, 0.6], l2 = [0.7, 0, 0, -0.4, 1.2, 0, 0.1, 0.5, 0.9]
         let m1 = [0.0, 0.5, -0.2], m2 = [0.4, 0.3, 0.3]
         let s1 = covariance(l1, d), s2 = covariance(l2, d)
-        let truth = try frechetDistance(SampleMoments(mean: m1, covariance: s1), SampleMoments(mean: m2, covariance: s2))
+        let truth = try frechetDistance(moments: SampleMoments(mean: m1, covariance: s1), SampleMoments(mean: m2, covariance: s2))
         var c = [Double](repeating: 0, count: d * d)
         for i in 0 ..< d { for j in 0 ..< d { c[i * d + j] = s1[i][j] / Double(n1) + s2[i][j] / Double(n2) } }
         let trC = (0 ..< d).reduce(0) { $0 + c[$1 * d + $1] }
@@ -139,7 +139,7 @@ struct FrechetDistanceTests {
         // A real difference of this size fails: the 0.1 shift moves d² by about 2 · 0.1 · (−0.4) + 0.01 = −0.07.
         let shifted = gaussianSample(n1, mean: [0.1, 0.5, -0.2], factor: l1, seed: 7)
         let other = gaussianSample(n2, mean: m2, factor: l2, seed: 8)
-        let truthShifted = try frechetDistance(SampleMoments(mean: [0.1, 0.5, -0.2], covariance: s1), SampleMoments(mean: m2, covariance: s2))
+        let truthShifted = try frechetDistance(moments: SampleMoments(mean: [0.1, 0.5, -0.2], covariance: s1), SampleMoments(mean: m2, covariance: s2))
         #expect(abs(truthShifted - truth) > 10 * se)
         #expect(abs(try frechetDistance(shifted, other) - truthShifted - trC) < 4 * sdOf(estimates) + 0.005)
     }

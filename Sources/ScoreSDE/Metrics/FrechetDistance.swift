@@ -78,14 +78,14 @@ public func frechetDistance(_ a: Tensor, _ b: Tensor) throws -> Double {
     guard a.rowSize == b.rowSize else {
         throw ScoreSDEError.shapeMismatch("the Fréchet distance needs samples of equal dimension (got \(a.rowSize) and \(b.rowSize))")
     }
-    return try frechetDistance(SampleMoments(of: a), SampleMoments(of: b))
+    return try frechetDistance(moments: SampleMoments(of: a), SampleMoments(of: b))
 }
 
 /// The Fréchet distance between the Gaussians `N(a.mean, a.covariance)` and `N(b.mean, b.covariance)`
-/// (see ``frechetDistance(_:_:)-(Tensor,Tensor)``).
+/// (the same formula as for two samples, on given moments).
 ///
 /// - Throws: `shapeMismatch` for moments of different dimensions.
-public func frechetDistance(_ a: SampleMoments, _ b: SampleMoments) throws -> Double {
+public func frechetDistance(moments a: SampleMoments, _ b: SampleMoments) throws -> Double {
     let d = a.dimension
     guard b.dimension == d else {
         throw ScoreSDEError.shapeMismatch("the Fréchet distance needs moments of equal dimension (got \(d) and \(b.dimension))")

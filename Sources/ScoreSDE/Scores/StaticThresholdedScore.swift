@@ -16,8 +16,14 @@ import Foundation
 /// changes only sampling: the model's density and likelihoods are untouched.
 ///
 ///     let digits = try PretrainedModels.digits()                 // data k + u in [0, 17): model space [-1, 1)
-///     let clipped = try StaticThresholdedScore(digits, sde: digits.sde, range: -1 ... 1)
-///     let pc = PCSampler(sde: sde, score: clipped, grid: grid, predictor: ReverseDiffusion(), corrector: try Langevin())
+///     let sde = try VPSDE()                                       // the digits model's SDE
+///     let clipped = try StaticThresholdedScore(digits, sde: sde, range: -1 ... 1)
+///     let pc = PCSampler(sde: sde, score: clipped, grid: try .uniform(steps: 1000, from: 1, to: 1e-2),
+///                        predictor: ReverseDiffusion(), corrector: try Langevin())
+///
+/// Measured on the shipped digits model (README, "Sample quality"; 1000 samples of the default PC
+/// sampler): values outside `[0, 17)` 12.0% → 6.8%, below −1 level 2.4% → 0, Fréchet distance to
+/// held-out digits 113.9 → 121.8 (bootstrap s.e. ≈ 10).
 public struct StaticThresholdedScore<Base: ScoreModel>: ScoreModel {
     public let base: Base
     public let sde: any ForwardSDE
