@@ -1,5 +1,5 @@
 // ScoreSDE.swift benchmarks. Release build only:
-//   swift run -c release scoresde-bench [pc|ode|likelihood|mlp|inverse|mpi-train|fast|fast-explore|fast-stochastic|fast-digits|classes|colorize|all]
+//   swift run -c release scoresde-bench [pc|ode|likelihood|mlp|inverse|mpi-train|fast|fast-explore|fast-stochastic|fast-digits|classes|colorize|digits-quality [MODEL.safetensors ...]|all]
 // Prints figures; asserts nothing. Every timing is the best of a few repetitions (wall clock).
 import Foundation
 import ScoreSDE
@@ -398,3 +398,6 @@ if which == "fast-stochastic" || which == "fast" || which == "all" { try stochas
 if which == "fast-digits" || which == "fast" || which == "all" { try digitsFewStepBenchmark() }
 if which == "classes" || which == "all" { try classesBenchmark() }
 if which == "colorize" || which == "all" { try colorizationBenchmark() }
+if which == "digits-denoise" { try digitsDenoiseDiagnostic(paths: Array(CommandLine.arguments.dropFirst(2))) }
+if which == "digits-explore" { try digitsQualityExplore(path: CommandLine.arguments.count > 2 ? CommandLine.arguments[2] : "digits", only: CommandLine.arguments.count > 3 ? Array(CommandLine.arguments.dropFirst(3)) : nil) }
+if which == "digits-quality" || which == "all" { try digitsQualityBenchmark(paths: Array(CommandLine.arguments.dropFirst(2))) }

@@ -20,7 +20,9 @@ import Foundation
 /// bounded noise-prediction output (floor `δ = (2/17)/√12`) and a Gaussian base
 /// (``MLPArchitecture/gaussianBase``: the exact score of the Gaussian fitted to the training digits
 /// plus the network), its likelihood stated at its ``MLPScore/likelihoodEps`` `10⁻²` (held out:
-/// 2.65 bits/dim). The patches model is trained on the left three quarters of the photographs only
+/// 2.65 bits/dim). Its samples are less clean than the data: 12% of their values fall outside the
+/// dequantized range `[0, 17)` (the model's density is the data's blurred by about a level per
+/// pixel; README, "Sample quality"; ``StaticThresholdedScore`` halves it). The patches model is trained on the left three quarters of the photographs only
 /// (the right quarter is held out for colorization), with a Gaussian base and the bounded output:
 ///
 ///     scoresde train --data digits --labels own --label-dropout 0.2 --dequantize --likelihood-weighting \
