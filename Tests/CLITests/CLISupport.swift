@@ -1,4 +1,5 @@
 import Foundation
+import ScoreSDE
 import Testing
 
 /// The built `scoresde` executable: `$SCORESDE_BIN` if set, else the one next to the test bundle
@@ -118,11 +119,14 @@ final class Workspace {
 /// Returns the violations (empty: the samples pass).
 func ringViolations(_ x: Tensor, varianceBias: Double) -> [String] {
     let n = Double(x.rows), sigma2 = 0.0625
-    let means = (0 ..< 8).map { k in [4 * cos(2 * Double.pi * Double(k) / 8), 4 * sin(2 * Double.pi * Double(k) / 8)] }
+    let means: [[Double]] = (0 ..< 8).map { (k: Int) -> [Double] in
+        let a: Double = 2 * Double.pi * Double(k) / 8
+        return [4 * cos(a), 4 * sin(a)]
+    }
     var counts = [Double](repeating: 0, count: 8), chi2 = 0.0
     for r in 0 ..< x.rows {
         let a = x.storage[r * 2], b = x.storage[r * 2 + 1]
-        let d2 = means.map { (a - $0[0]) * (a - $0[0]) + (b - $0[1]) * (b - $0[1]) }
+        let d2: [Double] = means.map { (m: [Double]) -> Double in (a - m[0]) * (a - m[0]) + (b - m[1]) * (b - m[1]) }
         let k = d2.indices.min { d2[$0] < d2[$1] }!
         counts[k] += 1; chi2 += d2[k] / sigma2
     }

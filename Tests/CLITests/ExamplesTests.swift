@@ -82,7 +82,8 @@ func line(_ output: String, startingWith prefix: String) -> Substring? {
         }
         let mean = baselines.reduce(0, +) / 16
         let sd = (baselines.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / 15).squareRoot()
-        let floor = try #require(number(after: "sliced W2", in: try #require(line(r.stdout, startingWith: "200 fresh moons"), "\(r)")))
+        let floorLine = try #require(line(r.stdout, startingWith: "200 fresh moons"), "\(r)")
+        let floor = try #require(number(after: "sliced W2", in: floorLine))
         for name in ["Euler-Maruyama", "Reverse diffusion + Langevin", "Ancestral", "Probability-flow ODE"] {
             let l = try #require(line(r.stdout, startingWith: name), "\(r)")
             let sw = try #require(number(after: "sliced W2", in: l), "\(l)")

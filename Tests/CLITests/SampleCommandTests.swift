@@ -130,11 +130,14 @@ import Testing
         let stds = [[0.25, 0.25], [0.5, 0.25]], means = [[-2.5, 0.5], [2.5, -0.5]]
         var rows: [[[Double]]] = [[], []]
         for r in 0 ..< x.rows { let row = x.row(r); rows[row[0] < 0 ? 0 : 1].append(row) }
-        #expect(abs(Double(rows[1].count) / 1000 - 0.75) <= 5 * (0.75 * 0.25 / 1000).squareRoot(), "share \(rows[1].count) of 1000")
+        let share: Double = Double(rows[1].count) / 1000, shareBand: Double = 5 * (0.75 * 0.25 / 1000.0).squareRoot()
+        #expect(abs(share - 0.75) <= shareBand, "share \(rows[1].count) of 1000")
         for k in 0 ..< 2 {
             for j in 0 ..< 2 {
-                let mean = rows[k].map { $0[j] }.reduce(0, +) / Double(rows[k].count)
-                #expect(abs(mean - means[k][j]) <= 5 * stds[k][j] / Double(rows[k].count).squareRoot() + 0.02, "component \(k) mean[\(j)] \(mean)")
+                let nk = Double(rows[k].count)
+                let mean: Double = rows[k].map { $0[j] }.reduce(0, +) / nk
+                let band: Double = 5 * stds[k][j] / nk.squareRoot() + 0.02
+                #expect(abs(mean - means[k][j]) <= band, "component \(k) mean[\(j)] \(mean)")
             }
         }
         #expect(try ws.json("m.json")["model"] as? String == "gmm:mix.json")
