@@ -36,18 +36,26 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-# Release, but without whole-module optimization: a mutant then recompiles only its own file
-# (a whole-module build recompiles all of ScoreSDE for every mutant, minutes each on 2 cores).
-# The tests run somewhat slower than in `make test`; MUTATE_SWIFT_FLAGS overrides.
-flags=(${MUTATE_SWIFT_FLAGS:--Xswiftc -enable-testing -Xswiftc -no-whole-module-optimization})
-build() { (cd "$scratch" && swift build -c release --build-tests "${flags[@]}") > "$scratch/.mutate-build.log" 2>&1; }
+# Release, but without whole-module optimization and with incremental compilation: a mutant then
+# recompiles only its own file (a whole-module build recompiles all of ScoreSDE for every mutant,
+# minutes each on 2 cores). Only the test bundle is built (not the CLI or the examples): the
+# mutants' filters are library tests. The tests run somewhat slower than in `make test`.
+# MUTATE_SWIFT_FLAGS overrides the compiler flags; --full builds everything (CLI tests need it).
+flags=(${MUTATE_SWIFT_FLAGS:--Xswiftc -enable-testing -Xswiftc -no-whole-module-optimization -Xswiftc -incremental})
+build() {
+  local what=(--product ScoreSDEPackageTests)
+  [ "$full" -eq 1 ] && what=(--build-tests)
+  (cd "$scratch" && swift build -c release "${what[@]}" "${flags[@]}") > "$scratch/.mutate-build.log" 2>&1
+}
 run_tests() {   # $1: filter ('' = whole suite); output in $scratch/.mutate-test.log
   local args=(test -c release --skip-build)
   [ "$full" -eq 0 ] && [ -n "$1" ] && args+=(--filter "$1")
   (cd "$scratch" && timeout 3600 swift "${args[@]}" "${flags[@]}") > "$scratch/.mutate-test.log" 2>&1
 }
-failed_tests() { grep -E '^(✘|􀢄).*Test .*(failed|recorded an issue)|error: .*XCTAssert' "$scratch/.mutate-test.log" \
-  | sed -E 's/.*Test ([^ ]+(\([^)]*\))?).*/\1/' | sort -u | head -4 | tr '\n' ' '; }
+failed_tests() {   # the names of the failing tests (swift-testing display names or function names), at most 3
+  grep -E '^✘ Test .* (failed|recorded an issue)' "$scratch/.mutate-test.log" | grep -v '^✘ Test run with' \
+    | sed -E 's/^✘ Test ("[^"]*"|[^ ]+).*/\1/' | sort -u | head -3 | tr '\n' ';'
+}
 
 # Scratch copy of the working tree (tests as they are now, uncommitted changes included); its
 # .build survives between runs so every build after the first is incremental.

@@ -438,12 +438,17 @@ struct InverseProblemHookTests {
         // 20 000 samples (SCORESDE_MEASURE_BIAS=1; 1σ of those measurements ≈ 0.005) + 2σ.
         let w = ringKnownX.posterior.weights
         let mc = 0.5 * w.reduce(0) { $0 + zBound * ($1 * (1 - $1) / Double(n)).squareRoot() }
-        let bias = combo.predictor == .none ? Self.correctorOnlyTVBias : Self.replacementTVBias
-        #expect(fit.modeTV <= mc + bias, "\(fit) (band \(mc) + bias \(bias))")
+        #expect(fit.modeTV <= mc + Self.tvBias(combo), "\(fit) (band \(mc) + bias \(Self.tvBias(combo)))")
     }
 
-    /// Measured mode-TV bias of 200-level replacement inpainting on ringKnownX (see everyPredictorAndCorrector).
-    static let replacementTVBias = 0.15, correctorOnlyTVBias = 0.25
+    /// Mode-TV bias of 200-level replacement inpainting on ringKnownX, measured with 20 000 samples
+    /// (seed 3): predictors alone 0.004–0.011, with Langevin or annealed Langevin 0.031–0.037,
+    /// annealed Langevin alone 0.020 (VE) and 0.167 (VP: 200 levels are too few for it); each
+    /// allowance is the largest of its group + 2σ of the measurement (≈ 0.004), rounded up.
+    static func tvBias(_ combo: HookCombo) -> Double {
+        if combo.predictor == .none { return combo.vp ? 0.18 : 0.03 }
+        return combo.corrector == .none ? 0.02 : 0.045
+    }
 
     @Test("reference x_mean quirk: the returned unknown coordinates keep the last step's noise; paper: they are the update's mean")
     func referenceMeanQuirk() throws {

@@ -19,7 +19,9 @@ enum CosineTruth {
 
 @Suite("Cosine noise schedule (improved DDPM) as a VP SDE")
 struct CosineScheduleTests {
-    static let cosineAncestralBias = BiasAllowance(weight: 0.005, mean: 0.01, variance: 0.03)
+    /// Measured (200 000 samples): max |Δweight| 0.0007, max |Δmean| 0.0009, pooled variance +0.77%
+    /// (1σ 0.0011, 0.0013, 0.0022); allowance = measured + 2σ, rounded up.
+    static let cosineAncestralBias = BiasAllowance(weight: 0.003, mean: 0.004, variance: 0.013)
 
     @Test("marginals, transition and the SDE coefficients match the closed form")
     func marginals() throws {
@@ -230,7 +232,9 @@ struct SDEDPMSolverTests {
 
 @Suite("Adaptive SDE solver (Gotta Go Fast)")
 struct AdaptiveSDETests {
-    static let adaptiveBias = BiasAllowance(weight: 0.005, mean: 0.01, variance: 0.03)
+    /// Measured (100 000 samples, seed 14): max |Δweight| 0.0017, max |Δmean| 0.0038, pooled variance
+    /// +0.14% (1σ 0.0015, 0.003, 0.0032); allowance = measured + 2σ, rounded up.
+    static let adaptiveBias = BiasAllowance(weight: 0.005, mean: 0.01, variance: 0.008)
 
     /// Four isotropic modes with unequal weights; 4000 samples at atol 0.0078 (the paper's), rtol
     /// 0.02 (the Brownian-bridge rejection; the paper's redrawn noise fails this test): mode weights,
