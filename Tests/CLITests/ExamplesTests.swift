@@ -61,7 +61,7 @@ func line(_ output: String, startingWith prefix: String) -> Substring? {
 @Suite(.serialized) struct ExamplesTests {
     @Test func toy2DTrainsSamplesFourWaysAndPlots() throws {
         let ws = try Workspace()
-        let r = try ws.runExample("Toy2D", ["--output", "toy.png", "--train-steps", "100", "--steps", "30", "--count", "200"])
+        let r = try ws.runExample("Toy2D", ["--output", "toy.png", "--train-steps", "1000", "--steps", "30", "--count", "1000"])
         #expect(r.status == 0, "\(r)")
         let image = try PNG.read(ws.path("toy.png"))
         // Five titled 320-pixel scatter panels with axes and legends (four samplers and the data) in a row.
@@ -71,18 +71,19 @@ func line(_ output: String, startingWith prefix: String) -> Substring? {
         }
         #expect(r.stdout.components(separatedBy: "sliced W2").count - 1 == 5, "four samplers and the floor: \(r)")
         // Each sampler's samples are nearer the moons than the SDE's prior is: its sliced W2 to fresh
-        // moons data is below that of 200 standard normal points (the untrained starting point) to
-        // 200 moons points minus 5 standard deviations of that distance over seeds (measured here from
-        // 16 seeds), and above the printed floor of two moons samples (no sampler beats the data).
+        // moons data is below that of 1000 standard normal points (the untrained starting point) to
+        // 1000 moons points minus 5 standard deviations of that distance over seeds (measured here
+        // from 16 seeds). (1000 training steps and 1000 samples: at 100 steps and 200 samples the
+        // model and the Monte-Carlo floor, 0.27, were both too close to the prior's 0.37.)
         var baselines = [Double]()
         for seed in 0 ..< 16 {
             var rng = RandomSource(seed: 700 + UInt64(seed))
-            let moons = try Toy2D.moons(count: 200, using: &rng)
-            baselines.append(try slicedWassersteinDistance(Tensor.standardNormal(shape: [200, 2], using: &rng), moons))
+            let moons = try Toy2D.moons(count: 1000, using: &rng)
+            baselines.append(try slicedWassersteinDistance(Tensor.standardNormal(shape: [1000, 2], using: &rng), moons))
         }
         let mean = baselines.reduce(0, +) / 16
         let sd = (baselines.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / 15).squareRoot()
-        let floorLine = try #require(line(r.stdout, startingWith: "200 fresh moons"), "\(r)")
+        let floorLine = try #require(line(r.stdout, startingWith: "1000 fresh moons"), "\(r)")
         let floor = try #require(number(after: "sliced W2", in: floorLine))
         for name in ["Euler-Maruyama", "Reverse diffusion + Langevin", "Ancestral", "Probability-flow ODE"] {
             let l = try #require(line(r.stdout, startingWith: name), "\(r)")

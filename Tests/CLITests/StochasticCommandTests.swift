@@ -90,8 +90,9 @@ import Testing
     /// The likelihood command runs on the cosine schedule and agrees with the exact mixture density:
     /// with the exact divergence and the mixture's exact p_T (--exact-prior) only the ODE solver's
     /// error is left, so each of 32 ring samples' log p_eps must match the closed form of the ring
-    /// diffused by the cosine schedule to 1e-2 nats (as ODECommandTests' linear-schedule check); a
-    /// run on the linear schedule's marginals misses by far more (the two schedules' p_eps differ).
+    /// diffused by the cosine schedule to 1e-2 nats (as ODECommandTests' linear-schedule check).
+    /// (At eps the two schedules' p_eps agree to 2e-5 nats, so this checks the likelihood, not
+    /// which schedule it integrated; the stats key and the encode tests cover the schedule.)
     @Test func likelihoodOnCosine() throws {
         let ws = try Workspace()
         let x = try ODECommandTests.mixtureSamples("ring", count: 32, seed: 5)
@@ -103,11 +104,9 @@ import Testing
         #expect(s["schedule"] as? String == "cosine")
         let eps = try #require(s["eps"] as? Double)
         let truth = try GaussianMixtureScore(.ring(), diffusedBy: try CosineVPSDE()).logDensity(x, at: eps)
-        let linear = try GaussianMixtureScore(.ring(), diffusedBy: try VPSDE()).logDensity(x, at: eps)
         let ll = try Npy.read(ws.path("ll.npy"))
         try #require(ll.shape == [32])
         let worst = zip(ll.storage, truth).map { abs($0 - $1) }.max()!
         #expect(worst < 1e-2, "largest error \(worst) nats against the cosine schedule's exact log p_eps")
-        #expect(zip(truth, linear).map { abs($0 - $1) }.max()! > 0.1, "the two schedules' densities must differ for this check to bite")
     }
 }

@@ -291,3 +291,31 @@ struct GuidanceScaleTests {
         }
     }
 }
+
+@Suite("Replacement: the law of a replaced value")
+struct ReplacementLawTests {
+    /// After an update at time t, inpainting replaces a known coordinate by m(t) y + √(s² − m²τ²) z
+    /// (exactly the forward-noised law of the observed value; τ = 0: m y + s z). 40 000 rows, one
+    /// application: the known column's mean within 5 standard errors of m y and its variance within
+    /// 5 standard errors (√(2/(n − 1)) relative) of s² − m²τ²; the unknown column untouched.
+    @Test("inpainting replaces known values by m y + √(s² − m²τ²) z", arguments: [0.0, 0.3])
+    func replacedValueHasTheForwardLaw(tau: Double) throws {
+        let n = 40_000, y = 1.5
+        for sde in [try VESDE() as any ForwardSDE, try VPSDE()] {
+            for t in [0.1, 0.45] {
+                let (m, s) = sde.marginal(at: t)
+                guard s * s > m * m * tau * tau else { continue }
+                let constraint = try Inpainting(known: [0], values: [y], dimension: 2, noiseStd: tau)
+                var x = Tensor(zeros: [n, 2]), mean = Tensor(zeros: [n, 2])
+                for r in 0 ..< n { x.storage[2 * r + 1] = 0.25 }
+                var rng = RandomSource(seed: 77)
+                try constraint.apply(&x, mean: &mean, context: ConstraintContext(phase: .predictor, time: t, updateTime: t + 0.01, step: 1, steps: 10, sde: sde),
+                                     using: &rng)
+                let known = Moments((0 ..< n).map { x.storage[2 * $0] }), v = s * s - m * m * tau * tau
+                #expect(abs(known.mean - m * y) <= zBound * (v / Double(n)).squareRoot(), "\(sde) t \(t) τ \(tau): mean \(known.mean) vs \(m * y)")
+                #expect(abs(known.variance / v - 1) <= zBound * (2 / Double(n - 1)).squareRoot(), "\(sde) t \(t) τ \(tau): variance \(known.variance) vs \(v)")
+                #expect((0 ..< n).allSatisfy { x.storage[2 * $0 + 1] == 0.25 })
+            }
+        }
+    }
+}
