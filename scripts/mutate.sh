@@ -14,9 +14,10 @@
 # (the original must occur exactly once in the file; `\n` in either text is a newline). Blank lines
 # and lines starting with # are ignored.
 #
-# Not part of CI: each mutant rebuilds the library in release mode. Measured on the 2-core
-# development machine (shared with other builds), see README "Testing": the first build of the
-# scratch copy ~15 min, then ~3–6 min per mutant (rebuild + its filtered tests).
+# Not part of CI: each mutant rebuilds part of the library. Measured on the 2-core development
+# machine while other builds ran (README "Testing", scripts/mutate-last-run.txt): the first build of
+# the scratch copy ~10 min, then 5–20 s per mutant (one file recompiled, the test bundle relinked,
+# its filtered tests): 44 of 44 killed in 8 min.
 # Exit status: 0 when every mutant was killed, 1 when any survived or failed to apply/build.
 set -uo pipefail
 export OMPI_MCA_btl=self,vader OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
