@@ -1,4 +1,5 @@
 import Foundation
+import ScoreSDE
 import Testing
 
 /// The built `scoresde` executable: `$SCORESDE_BIN` if set, else the one next to the test bundle
@@ -106,4 +107,33 @@ final class Workspace {
                              stdout: String(decoding: try Data(contentsOf: out), as: UTF8.self),
                              stderr: String(decoding: try Data(contentsOf: err), as: UTF8.self))
     }
+}
+
+/// Checks samples of the built-in ring (8 modes of weight 1/8 at radius 4, std 0.25) against the
+/// law of the ring diffused to a small eps (std 0.2500–0.2502, mean scale within 0.1% of 1): each
+/// sample is assigned to its nearest mode (modes are 12σ apart, so the assignment errs with
+/// probability < 1e-9); every mode's count is within 5 binomial standard errors of n/8, and the mean
+/// of ‖x − μ_k‖²/σ² (a χ²₂ variable: mean 2, variance 4) is within 5 · 2/√n of 2 plus
+/// `varianceBias` · 2 (a sampler's stated relative variance bias). A sampler with 2.25× the
+/// variance gives 4.5, far outside (the old "within 1 of radius 4" check let it through).
+/// Returns the violations (empty: the samples pass).
+func ringViolations(_ x: Tensor, varianceBias: Double) -> [String] {
+    let n = Double(x.rows), sigma2 = 0.0625
+    let means: [[Double]] = (0 ..< 8).map { (k: Int) -> [Double] in
+        let a: Double = 2 * Double.pi * Double(k) / 8
+        return [4 * cos(a), 4 * sin(a)]
+    }
+    var counts = [Double](repeating: 0, count: 8), chi2 = 0.0
+    for r in 0 ..< x.rows {
+        let a = x.storage[r * 2], b = x.storage[r * 2 + 1]
+        let d2: [Double] = means.map { (m: [Double]) -> Double in (a - m[0]) * (a - m[0]) + (b - m[1]) * (b - m[1]) }
+        let k = d2.indices.min { d2[$0] < d2[$1] }!
+        counts[k] += 1; chi2 += d2[k] / sigma2
+    }
+    var out = [String]()
+    let tolCount = 5 * (n * 0.125 * 0.875).squareRoot()
+    for k in 0 ..< 8 where abs(counts[k] - n / 8) > tolCount { out.append("mode \(k): \(Int(counts[k])) samples vs \(n / 8) ± \(tolCount)") }
+    let meanChi2 = chi2 / n, tol = 5 * 2 / n.squareRoot() + 2 * varianceBias
+    if abs(meanChi2 - 2) > tol { out.append("mean ‖x − μ‖²/σ² \(meanChi2) vs 2 ± \(tol)") }
+    return out
 }

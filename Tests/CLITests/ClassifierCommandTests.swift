@@ -46,15 +46,32 @@ import Testing
         }
     }
 
+    /// Classifier guidance steers the unconditional digits model (the conditional model's null
+    /// label) towards the requested classes. Unguided, a sample is of a given class with probability
+    /// about 1/10; a statistical contract (it holds for any retrained model or classifier that
+    /// works): the share of the 20 guided samples that the shipped classifier (at t = 0.01) puts in
+    /// their requested class exceeds 0.1 by 5 binomial standard errors under that null,
+    /// 0.1 + 5 √(0.09/20) = 0.44 — and exceeds the unguided run's share (scale 0, same seed).
     @Test func sampleWithTheShippedDigitsClassifier() throws {
         let ws = try Workspace()
         let r = try ws.run(["sample", "--model", "digits", "--class", "0,1", "--classifier", "digits", "--classifier-scale", "2",
-                            "--count", "4", "--nfe", "8", "--output", "s.npy", "--stats", "s.json", "--png", "g.png"])
+                            "--count", "20", "--nfe", "8", "--output", "s.npy", "--stats", "s.json", "--png", "g.png"])
         try #require(r.status == 0, "\(r)")
         let stats = try ws.json("s.json")
         #expect(stats["classifier"] as? String == "digits" && stats["classifier_scale"] as? Double == 2)
         #expect((stats["classifier_convention"] as? String)?.contains("w grad_x log p_t(y|x)") == true)
         #expect(ws.files().contains("g.png"))
+        let off = try ws.run(["sample", "--model", "digits", "--class", "0,1", "--classifier", "digits", "--classifier-scale", "0",
+                              "--count", "20", "--nfe", "8", "--output", "u.npy"])
+        try #require(off.status == 0, "\(off)")
+        let classifier = try PretrainedClassifiers.digits()
+        let wanted = (0 ..< 20).map { $0 < 10 ? 0 : 1 }   // --class 0,1: the samples split evenly, in order
+        func share(_ file: String) throws -> Double {
+            let x = classifier.dataScaling.toModel(try Npy.read(ws.path(file)))
+            return Double(zip(try classifier.predict(x, at: 0.01), wanted).filter { $0 == $1 }.count) / 20
+        }
+        let guided = try share("s.npy"), unguided = try share("u.npy")
+        #expect(guided > 0.1 + 5 * (0.09 / 20).squareRoot() && guided > unguided, "guided share \(guided), unguided \(unguided)")
         // With the PC sampler and classifier-free guidance as the base.
         let both = try ws.run(["sample", "--model", "digits", "--class", "7", "--guidance-scale", "2", "--classifier", "digits",
                                "--count", "2", "--steps", "20", "--output", "b.npy"])
@@ -101,6 +118,16 @@ import Testing
         let r = try ws.runExample("ClassConditional", ["--output", "c.png", "--per-class", "2", "--steps", "8"])
         try #require(r.status == 0, "\(r)")
         #expect(ws.files().contains("c.png") && r.stdout.contains("classified as their class"))
+        // Each method's samples are mostly of their class: "k of n samples classified as their class"
+        // with k/n above chance (0.1) by 5 binomial standard errors, 0.1 + 5 √(0.09/n).
+        let lines = r.stdout.split(separator: "\n").filter { $0.contains("classified as their class") }
+        #expect(!lines.isEmpty)
+        for l in lines {
+            let words = l.split(separator: " ").map(String.init)
+            let j = try #require(words.indices.first { $0 >= 3 && $0 + 1 < words.count && words[$0] == "samples" && words[$0 + 1] == "classified" }, "\(l)")
+            let k = try #require(Double(words[j - 3]), "\(l)"), n = try #require(Double(words[j - 1]), "\(l)")
+            #expect(k / n > 0.1 + 5 * (0.09 / n).squareRoot(), "\(l)")
+        }
         let bad = try ws.runExample("ClassConditional", ["--output", "bad.png", "--guidance-scale", "nan"])
         #expect(bad.status != 0 && !ws.files().contains("bad.png"))
     }

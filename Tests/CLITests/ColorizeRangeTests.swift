@@ -17,6 +17,17 @@ struct ColorizeRangeTests {
         let off = try ws.run(["colorize", "--count", "4", "--samples-per-input", "2", "--steps", "60", "--range-margin", "0", "--stats", "o.json", "--output", "o.npy"])
         try #require(off.status == 0, "\(off)")
         #expect(try ws.json("o.json")["range_margin"] as? Double == 0)
+        // The option is applied: the same seed without the limit gives other samples. Even an exact
+        // score reaches the a = 4 box with probability 2Φ(−4) = 6.3e-5 per value and step, i.e.
+        // 8 × 192 values × 60 steps × 6.3e-5 ≈ 5.8 expected clips (P(none) ≈ e^{−5.8} = 0.3%), and
+        // the learned model more often; a third run with a tight box (a = 0.5: a value at an edge of
+        // the range leaves it with probability Φ(−0.5) = 31% per step) must differ from both.
+        let unlimited = try Npy.read(ws.path("o.npy"))
+        #expect(unlimited.shape == samples.shape && unlimited.storage != samples.storage, "--range-margin 0 gave the default's samples")
+        let tight = try ws.run(["colorize", "--count", "4", "--samples-per-input", "2", "--steps", "60", "--range-margin", "0.5", "--output", "t.npy"])
+        try #require(tight.status == 0, "\(tight)")
+        let t = try Npy.read(ws.path("t.npy")).storage
+        #expect(t != samples.storage && t != unlimited.storage)
     }
 
     /// colorize's default method is RePaint (its single samples beat grey); inpaint's stays replace,

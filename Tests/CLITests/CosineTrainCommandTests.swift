@@ -51,7 +51,24 @@ import Testing
         #expect(try ws.json("e.json")["schedule"] as? String == "cosine")
         let l = try ws.run(["likelihood", "--model", "m.safetensors", "--data", "x.npy", "--output", "ll.npy", "--stats", "l.json"])
         try #require(l.status == 0, "\(l)")
-        #expect(try ws.json("l.json")["schedule"] as? String == "cosine")
+        let ls = try ws.json("l.json")
+        #expect(ls["schedule"] as? String == "cosine")
+        // The command's log-likelihoods are the library's on the cosine SDE (the same model, eps,
+        // estimator and tolerances), up to the two solves' errors — not bitwise: the BLAS kernels of
+        // two processes may differ, and an adaptive solver's step sequence follows the rounding. Each
+        // solve is within steps · tol · (1 + |log p|) (the header of ODESamplerTests), so the two
+        // within twice that.
+        let eps = try #require(ls["eps"] as? Double), rtol = try #require(ls["rtol"] as? Double), atol = try #require(ls["atol"] as? Double)
+        let steps = (ls["accepted_steps"] as? Int ?? 0) + (ls["rejected_steps"] as? Int ?? 0)
+        let x = try Npy.read(ws.path("x.npy")), ll = try Npy.read(ws.path("ll.npy")).storage
+        func inProcess(_ sde: some ForwardSDE) throws -> [Double] {
+            var r = RandomSource(seed: 0)
+            return try Likelihood(sde: sde, score: model, estimator: .exact, eps: eps,
+                                  solver: ODESolverOptions(.rkf45, absoluteTolerance: atol, relativeTolerance: rtol)).evaluate(x, using: &r).logLikelihood
+        }
+        let cosine = try inProcess(sde)
+        let bound = 2 * Double(max(steps, 1)) * max(rtol, atol) * (1 + ll.map(abs).max()!)
+        #expect(zip(ll, cosine).map { abs($0 - $1) }.max()! <= bound, "CLI \(ll) vs library \(cosine) (bound \(bound))")
         let i = try ws.run(["inpaint", "--model", "m.safetensors", "--data", "x.npy", "--steps", "20", "--samples-per-input", "3",
                             "--output", "in.npy", "--stats", "in.json"])
         try #require(i.status == 0, "\(i)")

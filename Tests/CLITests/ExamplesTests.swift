@@ -61,7 +61,7 @@ func line(_ output: String, startingWith prefix: String) -> Substring? {
 @Suite(.serialized) struct ExamplesTests {
     @Test func toy2DTrainsSamplesFourWaysAndPlots() throws {
         let ws = try Workspace()
-        let r = try ws.runExample("Toy2D", ["--output", "toy.png", "--train-steps", "100", "--steps", "30", "--count", "200"])
+        let r = try ws.runExample("Toy2D", ["--output", "toy.png", "--train-steps", "1000", "--steps", "30", "--count", "1000"])
         #expect(r.status == 0, "\(r)")
         let image = try PNG.read(ws.path("toy.png"))
         // Five titled 320-pixel scatter panels with axes and legends (four samplers and the data) in a row.
@@ -70,12 +70,32 @@ func line(_ output: String, startingWith prefix: String) -> Substring? {
             #expect(r.stdout.contains(name), "\(r)")
         }
         #expect(r.stdout.components(separatedBy: "sliced W2").count - 1 == 5, "four samplers and the floor: \(r)")
+        // Each sampler's samples are nearer the moons than the SDE's prior is: its sliced W2 to fresh
+        // moons data is below that of 1000 standard normal points (the untrained starting point) to
+        // 1000 moons points minus 5 standard deviations of that distance over seeds (measured here
+        // from 16 seeds). (1000 training steps and 1000 samples: at 100 steps and 200 samples the
+        // model and the Monte-Carlo floor, 0.27, were both too close to the prior's 0.37.)
+        var baselines = [Double]()
+        for seed in 0 ..< 16 {
+            var rng = RandomSource(seed: 700 + UInt64(seed))
+            let moons = try Toy2D.moons(count: 1000, using: &rng)
+            baselines.append(try slicedWassersteinDistance(Tensor.standardNormal(shape: [1000, 2], using: &rng), moons))
+        }
+        let mean = baselines.reduce(0, +) / 16
+        let sd = (baselines.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / 15).squareRoot()
+        let floorLine = try #require(line(r.stdout, startingWith: "1000 fresh moons"), "\(r)")
+        let floor = try #require(number(after: "sliced W2", in: floorLine))
+        for name in ["Euler-Maruyama", "Reverse diffusion + Langevin", "Ancestral", "Probability-flow ODE"] {
+            let l = try #require(line(r.stdout, startingWith: name), "\(r)")
+            let sw = try #require(number(after: "sliced W2", in: l), "\(l)")
+            #expect(sw < mean - 5 * sd && sw > 0, "\(l): prior's distance \(mean) ± \(sd), floor \(floor)")
+        }
         #expect(r.stdout.contains("NFE 30 ") && r.stdout.contains("NFE 60 "), "PC NFE: steps, 2 x steps with Langevin: \(r)")
     }
 
     @Test func digitsSamplesAGridAndReportsBitsPerDim() throws {
         let ws = try Workspace()
-        let r = try ws.runExample("Digits", ["--output", "digits.png", "--count", "6", "--steps", "30", "--likelihood-count", "4"])
+        let r = try ws.runExample("Digits", ["--output", "digits.png", "--count", "6", "--steps", "30", "--likelihood-count", "8"])
         #expect(r.status == 0, "\(r)")
         let image = try PNG.read(ws.path("digits.png"))
         // Samples next to as many held-out digits, 64 pixels per digit, under titles.
@@ -84,7 +104,11 @@ func line(_ output: String, startingWith prefix: String) -> Substring? {
         #expect(r.stdout.contains("NFE 60"), "\(r)")
         let line = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("bits/dim: ") }, "\(r)")
         let bpd = try #require(Double(line.dropFirst("bits/dim: ".count).prefix { $0 != " " }), "\(line)")
-        #expect(bpd.isFinite && bpd > 0, "\(line)")
+        let se = try #require(number(after: "+-", in: line), "\(line)")
+        // A trained model beats the uniform guess over the 17 levels, log2 17 = 4.09 bits per pixel
+        // (a statistical contract of any retrained model: its mean over the held-out digits is below
+        // that by 5 of its printed standard errors); bits/dim of dequantized data are positive.
+        #expect(bpd > 0 && bpd + 5 * se < log2(17.0), "\(line)")
     }
 
     @Test func customSamplerRunsUserTypesOnTheRingAndDigits() throws {
@@ -99,7 +123,11 @@ func line(_ output: String, startingWith prefix: String) -> Substring? {
         #expect(r.stdout.contains("NFE \(3 * 30 - 1)"), "\(r)")
         let weights = try #require(r.stdout.split(separator: "\n").first { $0.contains("mode weights:") }, "\(r)")
         let values = weights.split(separator: ":")[1].split(separator: " ").compactMap { Double($0) }
-        #expect(values.count == 8 && abs(values.reduce(0, +) - 1) < 0.01, "\(weights)")
+        // Against the truth, 1/8 each: within 5 binomial standard errors at 512 samples
+        // (5 √(0.125 · 0.875/512) = 0.073) plus the print's rounding (0.0005). (That they sum to 1
+        // holds by construction and tests nothing.)
+        #expect(values.count == 8, "\(weights)")
+        for v in values { #expect(abs(v - 0.125) <= 5 * (0.125 * 0.875 / 512).squareRoot() + 0.0005, "\(weights)") }
     }
 
     @Test func inpaintingFillsHeldOutDigitsBetterThanTheMeanDigit() throws {
@@ -186,8 +214,11 @@ func line(_ output: String, startingWith prefix: String) -> Substring? {
         // (seeds 1-5, 1000 samples); >= 0.04 is that bias minus 5 standard errors.
         let replacement = try tv("replacement (paper)")
         #expect(replacement >= 0.04 && replacement < 0.2, "\(r)")
-        // Tweedie-moment guidance: 0.074-0.10 at these settings (seeds 1-5, 1000 samples).
-        #expect(try tv("Tweedie-moment") < 0.15, "\(r)")
+        // Tweedie-moment guidance: TV 0.074-0.10 measured at these settings (seeds 1-5, 1000 samples;
+        // that spread is the Monte-Carlo error, one standard error 0.0146 there). The band is the
+        // largest measured value plus 5 standard errors at the 2000 samples here (0.0103 each):
+        // 0.10 + 0.052 = 0.152.
+        #expect(try tv("Tweedie-moment") < 0.152, "\(r)")
         for method in ["replacement (reference)", "RePaint 2x10", "DPS", "PiGDM"] { #expect(r.stdout.contains(method), "\(r)") }
         #expect(r.stdout.contains("NFE") && r.stdout.contains("closest to the exact posterior:"), "\(r)")
     }

@@ -6,6 +6,15 @@ import Testing
 /// `--order`, `--skip`, `--eta`, decoding `--latent` files; run as a built binary.
 @Suite struct FewStepCommandTests {
     static let vpRing = ["--sde", "vp", "--count", "512", "--seed", "5"]
+    /// Relative variance bias allowed on the ring for these 8–40 NFE runs: none, except where one
+    /// was measured (these runs, 512 samples, seed 5; 1σ of a measurement 4.4%): DDIM η = 1 at 30
+    /// NFE −36.5% (first order in a stochastic step), Heun at 20 NFE +40%; allowance = |bias| + 2σ.
+    /// A sampler with 2.25× the variance (+125%) fails every case.
+    static func varianceBias(_ extra: [String]) -> Double {
+        if extra.contains("ddim") && extra.contains("--eta") { return 0.46 }
+        if extra.contains("heun") { return 0.49 }
+        return 0
+    }
 
     /// stats.json `nfe` is exactly `--nfe`, and the samples land on the ring (radius 4, std 0.25).
     @Test(arguments: [
@@ -30,9 +39,9 @@ import Testing
         #expect(s["predictor"] == nil && s["method"] == nil, "no PC or ODE settings in a few-step run")
         let x = try Npy.read(ws.path("s.npy"))
         #expect(x.shape == [512, 2])
-        let radii = x.rowNorms()
-        let near = radii.filter { abs($0 - 4) < 1 }.count
-        #expect(near >= 500, "\(near) of 512 samples within 1 of the ring (radii \(radii.min()!)...\(radii.max()!))")
+        // Mode weights and within-mode spread at 5 standard errors (ringViolations: the variance to
+        // 5 · 2/√512 / 2 = 22%) plus the stated allowance for these 8–20 NFE runs.
+        for v in ringViolations(x, varianceBias: Self.varianceBias(extra)) { Issue.record("\(extra): \(v)") }
     }
 
     /// `--sampler adaptive-unipc`: NFE is 1 + the attempted steps (stats.json), the samples land on the
@@ -45,7 +54,7 @@ import Testing
         let nfe = try #require(s["nfe"] as? Int), accepted = try #require(s["accepted_steps"] as? Int), rejected = try #require(s["rejected_steps"] as? Int)
         #expect(nfe == 1 + accepted + rejected && s["sampler"] as? String == "adaptive-unipc" && s["rtol"] as? Double == 5e-4)
         let x = try Npy.read(ws.path("s.npy"))
-        #expect(x.rowNorms().filter { abs($0 - 4) < 1 }.count >= 500)
+        for v in ringViolations(x, varianceBias: 0) { Issue.record("adaptive-unipc: \(v)") }
         let sde = try VPSDE()
         var rng = RandomSource(seed: 78)
         let z = sde.samplePrior(rowShape: [2], count: 32, using: &rng)

@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import ScoreSDE
 
 /// `scoresde-mpi` under `mpirun -np 2` and `-np 3` on this machine (oversubscribed): the output is
 /// byte-identical to one `scoresde` process, and a failure on any rank ends the job with a
@@ -52,14 +53,24 @@ struct MPICommandTests {
         }
     }
 
-    @Test("sample: a learned model (digits, BLAS products) gives the bytes of one process under -np 3")
+    /// Each rank multiplies only its own rows, and a BLAS library may choose another kernel (another
+    /// summation order) for another number of rows (OpenBLAS's small-matrix path does on some CPUs),
+    /// so the bytes may differ from one process's by rounding — which the comparison must not
+    /// depend on. Reassociating a dot product of ≤ 128 terms changes it by ≤ 128 · 2⁻⁵³ ≈ 1.4e-14 of
+    /// Σ|aᵢbᵢ|; through the network's layers and 8 steps of a contracting sampler that stays far
+    /// below 1e-9 of the data range (0…16), while a row given to the wrong rank, a lost row or a
+    /// wrong stream moves samples by whole levels.
+    @Test("sample: a learned model (digits, BLAS products) under -np 3 gives one process's samples up to rounding")
     func learnedModel() throws {
         let ws = try Workspace()
         let args = ["sample", "--model", "digits", "--count", "5", "--steps", "8", "--seed", "3"]
         #expect(try ws.run(args + ["--output", "one.npy"]).status == 0)
         let r = try MPIJob.run(ws, ranks: 3, args + ["--output", "np3.npy"])
         #expect(r.status == 0, "\(r)")
-        #expect(try ws.data("np3.npy") == ws.data("one.npy"))
+        let (a, b) = (try Npy.read(ws.path("one.npy")), try Npy.read(ws.path("np3.npy")))
+        try #require(a.shape == b.shape)
+        let worst = zip(a.storage, b.storage).map { abs($0 - $1) }.max()!
+        #expect(worst <= 1e-9 * 16, "largest difference from one process \(worst)")
     }
 
     @Test("more ranks than samples: a clear error, nothing written")

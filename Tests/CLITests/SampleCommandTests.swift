@@ -100,19 +100,46 @@ import Testing
 
     @Test func gmm64IsSampledWithShapeAndPlottedByItsFirstTwoCoordinates() throws {
         let ws = try Workspace()
-        let r = try ws.run(["sample", "--model", "gmm64", "--sde", "subvp", "--count", "50", "--steps", "40",
+        let r = try ws.run(["sample", "--model", "gmm64", "--sde", "subvp", "--count", "400", "--steps", "40",
                             "--output", "g.npy", "--png", "g.png"])
         try #require(r.status == 0, "\(r)")
-        #expect(try Npy.read(ws.path("g.npy")).shape == [50, 64])
+        let x = try Npy.read(ws.path("g.npy"))
+        #expect(x.shape == [400, 64])
         _ = try PNG.read(ws.path("g.png"))
+        // The samples follow gmm64: each component's share within 5 binomial standard errors
+        // (√(w(1 − w)/400)) of its weight (components assigned by the exact posterior).
+        let mixture = try GaussianMixture.builtIn("gmm64")
+        let assigned = mixture.assignments(x)
+        for (k, w) in mixture.weights.enumerated() {
+            let share = Double(assigned.filter { $0 == k }.count) / 400
+            #expect(abs(share - w) <= 5 * (w * (1 - w) / 400).squareRoot(), "component \(k): share \(share) vs weight \(w)")
+        }
     }
 
     @Test func mixtureFileModel() throws {
         let ws = try Workspace()
         try ws.write(#"{"weights": [0.25, 0.75], "means": [[-2.5, 0.5], [2.5, -0.5]], "stds": [0.25, [0.5, 0.25]]}"#, to: "mix.json")
-        let r = try ws.run(["sample", "--model", "gmm:mix.json", "--count", "64", "--steps", "50", "--output", "m.npy", "--stats", "m.json"])
+        let r = try ws.run(["sample", "--model", "gmm:mix.json", "--count", "1000", "--steps", "50", "--output", "m.npy", "--stats", "m.json"])
         try #require(r.status == 0, "\(r)")
-        #expect(try Npy.read(ws.path("m.npy")).shape == [64, 2])
+        let x = try Npy.read(ws.path("m.npy"))
+        #expect(x.shape == [1000, 2])
+        // The file's mixture, not another: the components are 10 stds apart, so each sample belongs to
+        // the nearer mean; the share of the second is 0.75 within 5 binomial standard errors
+        // (0.0137 each), and each component's mean coordinate within 5 σ_j/√n_k of the file's
+        // (plus 0.02 for PC-50's discretization, which moves a mean by < 1% of its std).
+        let stds = [[0.25, 0.25], [0.5, 0.25]], means = [[-2.5, 0.5], [2.5, -0.5]]
+        var rows: [[[Double]]] = [[], []]
+        for r in 0 ..< x.rows { let row = x.row(r); rows[row[0] < 0 ? 0 : 1].append(row) }
+        let share: Double = Double(rows[1].count) / 1000, shareBand: Double = 5 * (0.75 * 0.25 / 1000.0).squareRoot()
+        #expect(abs(share - 0.75) <= shareBand, "share \(rows[1].count) of 1000")
+        for k in 0 ..< 2 {
+            for j in 0 ..< 2 {
+                let nk = Double(rows[k].count)
+                let mean: Double = rows[k].map { $0[j] }.reduce(0, +) / nk
+                let band: Double = 5 * stds[k][j] / nk.squareRoot() + 0.02
+                #expect(abs(mean - means[k][j]) <= band, "component \(k) mean[\(j)] \(mean)")
+            }
+        }
         #expect(try ws.json("m.json")["model"] as? String == "gmm:mix.json")
     }
 

@@ -104,13 +104,30 @@ struct DataParallelTrainingTests {
         let trainer = try Trainer(configuration: config, data: data, labels: labels)
         let width = trainer.model.parameters.count + 1
         var sum = [Double](repeating: 0, count: width)
+        let batch = try trainer.batch(forStep: 0)
+        let clean = batch.gather(trainer.data)
+        var offsets = [Double]()   // the blocks' dequantization noise, in units of the data scale
         for b in 0 ..< trainer.blocks.count {
             try trainer.computeBlock(b, step: 0)
             for j in 0 ..< width { sum[j] += trainer.partial[j] }
+            let rows = trainer.blocks.rows(of: b)
+            for (k, r) in rows.enumerated() {
+                for j in 0 ..< 2 { offsets.append((trainer.x0[k * 2 + j] - clean.storage[r * 2 + j]) / config.dataScaling.scale) }
+            }
         }
-        // The whole batch in one pass, with the step's dequantized inputs.
-        let batch = try trainer.batch(forStep: 0)
-        var x0 = batch.gather(trainer.data)
+        // Independent truth of what the blocks fed the network: with dequantization x₀ = scale·(k + u)
+        // + shift with u ~ U[0, 1) per value (every offset in [0, 1), mean ½ within 5 standard errors
+        // √(1/12/N)); without, the data rows themselves.
+        if config.dequantizationLevels != nil {
+            #expect(offsets.allSatisfy { $0 >= -1e-12 && $0 < 1 + 1e-12 })
+            let mean = offsets.reduce(0, +) / Double(offsets.count)
+            #expect(abs(mean - 0.5) <= zBound * (1.0 / 12 / Double(offsets.count)).squareRoot(), "mean dequantization offset \(mean)")
+        } else {
+            #expect(offsets.allSatisfy { $0 == 0 })
+        }
+        // The whole batch in one pass, with the step's dequantized inputs (the draw written out again,
+        // which pins the bits; the offsets above are its independent check).
+        var x0 = clean
         if config.dequantizationLevels != nil {
             let rng = RandomSource(seed: config.seed).derived(Trainer.dequantizationPurpose)
             for r in 0 ..< x0.rows {

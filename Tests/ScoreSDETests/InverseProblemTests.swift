@@ -306,9 +306,13 @@ struct InverseProblemPosteriorTests {
         PosteriorCase(problem: colourImages, method: .replaceReference, count: 3000, allowance: PosteriorAllowance(tv: 0.325, mean: 0.008, covariance: 0.002, knownTVBias: 0.25)),
     ]
 
+    /// Cases whose mode weights carry a known bias of 0.15–0.25 (TV allowances 0.22–0.33) run half
+    /// their samples: the TV check is decided by the bias, not the Monte-Carlo error (±0.02 at 2000
+    /// samples), and the mean and covariance checks are by far less sensitive to the
+    /// within-mode errors than the other cases'.
     @Test("mode weights, component means and covariances within the measured bias of each method", arguments: cases)
     func posteriorFit(_ c: PosteriorCase) throws {
-        let run = try c.problem.run(c.method, sde: try VESDE(), count: c.count, seed: 21)
+        let run = try c.problem.run(c.method, sde: try VESDE(), count: c.allowance.knownTVBias > 0 ? c.count / 2 : c.count, seed: 21)
         expectPosteriorFit(run.samples, c.problem, c.allowance, c.testDescription)
     }
 }
@@ -415,18 +419,35 @@ struct InverseProblemHookTests {
               p == .none && c == .none ? nil : HookCombo(vp: vp, predictor: p, corrector: c) } } })
     func everyPredictorAndCorrector(_ combo: HookCombo) throws {
         let constraint = try Inpainting(known: [0], values: [3.4], dimension: 2)
-        let x = try inpaint(combo, constraint: constraint, prior: .ring(), count: 1000, steps: 200, seed: 3)
+        let n = measureBias ? 20_000 : 1000
+        let x = try inpaint(combo, constraint: constraint, prior: .ring(), count: n, steps: 200, seed: 3)
         var worst = 0.0
         for r in 0 ..< x.rows { worst = max(worst, abs(x.storage[2 * r] - 3.4)) }
         #expect(worst < 1e-12, "known coordinate off by \(worst)")
         #expect(x.isFinite)
-        // Posterior modes 0, 1, 7 only; loose weight check (these runs are short). Corrector-only
-        // sampling with the SNR-adaptive Langevin step does not converge in 200 levels (NCSN uses
-        // annealed Langevin, many steps per level): only exactness is checked there.
+        // Posterior modes 0, 1, 7 only. Corrector-only sampling with the SNR-adaptive Langevin step
+        // does not converge in 200 levels (NCSN uses annealed Langevin, many steps per level): only
+        // exactness is checked there.
         guard !(combo.predictor == .none && combo.corrector == .langevin) else { return }
         let fit = PosteriorFit(x, truth: ringKnownX.posterior, prior: .ring())
-        #expect(fit.counts[0] + fit.counts[1] + fit.counts[7] >= 990, "\(fit)")
-        #expect(fit.modeTV < (combo.predictor == .none ? 0.25 : 0.15), "\(fit)")
+        if measureBias { print("[bias] inpainting \(combo): mode TV \(fit.modeTV) at n = \(n)") }
+        #expect(Double(fit.counts[0] + fit.counts[1] + fit.counts[7]) >= 0.99 * Double(n), "\(fit)")
+        // Mode weights against the exact posterior: TV = ½ Σ|n_k/n − w_k| ≤ ½ Σ 5 √(w_k(1 − w_k)/n)
+        // (each weight at 5 standard errors) plus the bias of replacement sampling (it conditions
+        // on a noisy copy of the known coordinate, REFERENCE 1.11), measured per combination with
+        // 20 000 samples (SCORESDE_MEASURE_BIAS=1; 1σ of those measurements ≈ 0.005) + 2σ.
+        let w = ringKnownX.posterior.weights
+        let mc = 0.5 * w.reduce(0) { $0 + zBound * ($1 * (1 - $1) / Double(n)).squareRoot() }
+        #expect(fit.modeTV <= mc + Self.tvBias(combo), "\(fit) (band \(mc) + bias \(Self.tvBias(combo)))")
+    }
+
+    /// Mode-TV bias of 200-level replacement inpainting on ringKnownX, measured with 20 000 samples
+    /// (seed 3): predictors alone 0.004–0.011, with Langevin or annealed Langevin 0.031–0.037,
+    /// annealed Langevin alone 0.020 (VE) and 0.167 (VP: 200 levels are too few for it); each
+    /// allowance is the largest of its group + 2σ of the measurement (≈ 0.004), rounded up.
+    static func tvBias(_ combo: HookCombo) -> Double {
+        if combo.predictor == .none { return combo.vp ? 0.18 : 0.03 }
+        return combo.corrector == .none ? 0.02 : 0.045
     }
 
     @Test("reference x_mean quirk: the returned unknown coordinates keep the last step's noise; paper: they are the update's mean")

@@ -71,9 +71,14 @@ import Testing
 
         let top = posterior.weights.indices.max { posterior.weights[$0] < posterior.weights[$1] }!
         let oneMode = try FullCovarianceMixture(means: [posterior.means[top]], covariances: [posterior.covariances[top]])
-        let biased = try PosteriorComparison(prior: prior, measurement: measurement, samples: oneMode.sample(count: n, using: &rng),
-                                             perInput: n, seed: 3)
-        #expect(abs(biased.modeWeightTV - (1 - posterior.weights[top])) < 0.01, "\(biased.modeWeightTV) vs \(1 - posterior.weights[top])")
+        let topSamples = oneMode.sample(count: n, using: &rng)
+        let biased = try PosteriorComparison(prior: prior, measurement: measurement, samples: topSamples, perInput: n, seed: 3)
+        // Samples of the top mode alone: if all were assigned to it, TV = ½((1 − w_top) + Σ_{k≠top} w_k)
+        // = 1 − w_top exactly. Samples the posterior's responsibilities assign elsewhere (a fraction q,
+        // counted here with the same rule) move TV by at most q: an inequality, no tolerance.
+        let misassigned = Double(try posterior.assignments(topSamples).filter { $0 != top }.count) / Double(n)
+        #expect(abs(biased.modeWeightTV - (1 - posterior.weights[top])) <= misassigned + 1e-12,
+                "\(biased.modeWeightTV) vs \(1 - posterior.weights[top]) (misassigned fraction \(misassigned))")
         #expect(throws: ScoreSDEError.self) {
             _ = try PosteriorComparison(prior: prior, measurement: measurement, samples: exact, perInput: 3000, seed: 0)
         }

@@ -198,9 +198,22 @@ struct MLPTests {
         let solver = ODESolverOptions(.rkf45, absoluteTolerance: 1e-5, relativeTolerance: 1e-5)
         let exact = try Likelihood(sde: sde, score: model, estimator: .exact, eps: 1e-3, solver: solver).evaluate(x, using: &rng)
         #expect(exact.logLikelihood.allSatisfy { $0.isFinite })
-        // Hutchinson with many Gaussian probes agrees with the exact divergence on average.
-        let hutch = try Likelihood(sde: sde, score: model, estimator: .gaussian(probes: 64), eps: 1e-3, solver: solver).evaluate(x, using: &rng)
-        for (a, b) in zip(exact.logLikelihood, hutch.logLikelihood) { #expect(abs(a - b) < 0.5, "exact \(a) vs Hutchinson \(b)") }
+        // Hutchinson agrees with the exact divergence on average: with the probe v fixed along the
+        // solve, E[vᵀ J v] = tr J at every t, and the trajectory x(t) does not depend on v, so the
+        // estimate of log p is unbiased. 32 independent one-probe runs per point: their mean is within
+        // 5 standard errors (from their own spread) of the exact value, plus 1e-3 nats for the
+        // solvers' different step sequences at tolerance 1e-5.
+        var runs = [[Double]](repeating: [], count: x.rows)
+        for seed in 0 ..< 32 {
+            var r = RandomSource(seed: 1000 + UInt64(seed))
+            let hutch = try Likelihood(sde: sde, score: model, estimator: .gaussian(probes: 1), eps: 1e-3, solver: solver).evaluate(x, using: &r)
+            for i in 0 ..< x.rows { runs[i].append(hutch.logLikelihood[i]) }
+        }
+        for i in 0 ..< x.rows {
+            let m = Moments(runs[i]), se = (m.variance / 32).squareRoot()
+            #expect(se > 0 && abs(m.mean - exact.logLikelihood[i]) <= zBound * se + 1e-3,
+                    "point \(i): exact \(exact.logLikelihood[i]) vs Hutchinson mean \(m.mean) ± \(se)")
+        }
     }
 }
 

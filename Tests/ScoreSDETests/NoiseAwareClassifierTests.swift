@@ -208,6 +208,15 @@ struct NoiseAwareClassifierTests {
             let probs = try GaussianMixtureClassifier(ring, diffusedBy: sde, labels: Array(0 ..< 8), target: 0).classProbabilities(noisy, at: t)
             let bayes = Double(zip(probs, testLabels).filter { p, y in p.indices.max { p[$0] < p[$1] } == y }.count) / Double(test.rows)
             let se = (0.25 / Double(test.rows)).squareRoot()
+            // The noise above re-draws the trainer's stream (to score the same points); beside it, the
+            // Bayes accuracy on independently noised points (the library's plain normals) must agree
+            // within 5 standard errors of a difference of two binomial shares, √2 · se.
+            var fresh = RandomSource(seed: 55 + UInt64(t * 100))
+            var independent = test.scaled(by: m)
+            independent.add(Tensor.standardNormal(shape: test.shape, using: &fresh), scaledBy: s)
+            let probs2 = try GaussianMixtureClassifier(ring, diffusedBy: sde, labels: Array(0 ..< 8), target: 0).classProbabilities(independent, at: t)
+            let bayes2 = Double(zip(probs2, testLabels).filter { p, y in p.indices.max { p[$0] < p[$1] } == y }.count) / Double(test.rows)
+            #expect(abs(bayes - bayes2) <= zBound * 2.0.squareRoot() * se, "t \(t): Bayes accuracy on the trainer's noise \(bayes) vs fresh noise \(bayes2)")
             #expect(acc <= bayes + zBound * se && acc >= bayes - 0.05, "t \(t): accuracy \(acc) vs Bayes \(bayes)")
             #expect(acc < previous - 5 * se, "t \(t): accuracy \(acc) should fall below \(previous)")
             previous = acc

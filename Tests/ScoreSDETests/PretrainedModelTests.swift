@@ -19,6 +19,30 @@ struct PretrainedModelTests {
         return try model.dsmLossAndGradient(loss, data: batch.gather(x), batch: batch).loss
     }
 
+    /// The same minibatch as ``heldOutLoss(_:data:rows:labels:)`` split into `chunks` equal parts,
+    /// one mean loss per part: independent, identically distributed estimates, so two models'
+    /// per-chunk differences (same rows, times and noise) give a paired mean and its standard error.
+    static func heldOutLossChunks(_ model: MLPScore, data: Tensor, rows: Int = 1024, chunks: Int = 32, labels: [Int]? = nil) throws -> [Double] {
+        let loss = try DSMLoss(sde: model.sde)
+        let x = model.dataScaling.toModel(data)
+        let batch = try loss.drawBatch(step: 0, seed: 2024, batchSize: rows, dataRows: x.rows, rowShape: x.rowShape)
+        let k = model.architecture.classCount, size = rows / chunks
+        return try (0 ..< chunks).map { c in
+            let range = c * size ..< (c + 1) * size
+            var part = DSMBatch(indices: Array(batch.indices[range]), times: Array(batch.times[range]), noise: batch.noise.rows(range))
+            if k > 0 { part.labels = part.indices.map { labels?[$0] ?? k } }
+            return try model.dsmLossAndGradient(loss, data: part.gather(x), batch: part).loss
+        }
+    }
+
+    /// Mean and standard error of `a − b` over paired chunks.
+    static func pairedDifference(_ a: [Double], _ b: [Double]) -> (mean: Double, standardError: Double) {
+        let d = zip(a, b).map { $0 - $1 }, n = Double(d.count)
+        let mean = d.reduce(0, +) / n
+        let variance = d.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / (n - 1)
+        return (mean, (variance / n).squareRoot())
+    }
+
     @Test func theNamesAreListedAndOthersRejected() throws {
         #expect(PretrainedModels.names == ["digits", "patches"])
         #expect(throws: ScoreSDEError.self) { _ = try PretrainedModels.named("mnist") }
@@ -52,16 +76,19 @@ struct PretrainedModelTests {
         let baseline = try Self.heldOutLoss(untrained, data: heldOut)
         // An untrained noise predictor scores about D/2 = 32 (its output is near 0); the shipped one ~3.5.
         #expect(trained < 0.3 * baseline, "held-out DSM loss \(trained) vs untrained \(baseline)")
-        #expect(trained.isFinite && trained > 0)
         // The network improves on its own Gaussian base (the same model with the network silenced),
-        // on the same minibatch of held-out digits, times and noise.
+        // on the same minibatch of held-out digits, times and noise: the paired per-chunk difference
+        // (32 chunks of 32 rows) is below zero by more than 5 of its standard errors, and by more
+        // than 10% of the base's loss (a barely trained network fails either).
         #expect(model.architecture.gaussianBase)
         var gaussianOnly = model
         for spec in model.architecture.parameterSpecs where spec.name.hasPrefix("output.") {
             for i in spec.range { gaussianOnly.parameters[i] = 0 }
         }
         let gaussian = try Self.heldOutLoss(gaussianOnly, data: heldOut)
-        #expect(trained < 0.9 * gaussian, "held-out DSM loss \(trained) vs its Gaussian base alone \(gaussian)")
+        let d = Self.pairedDifference(try Self.heldOutLossChunks(model, data: heldOut), try Self.heldOutLossChunks(gaussianOnly, data: heldOut))
+        #expect(d.mean < -5 * d.standardError && trained < 0.9 * gaussian,
+                "held-out DSM loss \(trained) vs its Gaussian base alone \(gaussian): paired difference \(d.mean) ± \(d.standardError)")
     }
 
     /// The shipped digits model is class-conditional (issue 12): its held-out DSM loss with the
@@ -71,10 +98,14 @@ struct PretrainedModelTests {
         #expect(model.architecture.classCount == 10 && model.dequantizationLevels == 17)
         #expect(model.parameterization == .boundedNoisePrediction && model.noiseFloor > 0)
         let test = try Digits.load(split: .heldOut)
-        let right = try Self.heldOutLoss(model, data: test.images, labels: test.labels)
-        let null = try Self.heldOutLoss(model, data: test.images)
-        let wrong = try Self.heldOutLoss(model, data: test.images, labels: test.labels.map { ($0 + 5) % 10 })
-        #expect(right < null && null < wrong, "DSM loss with true labels \(right), null \(null), wrong labels \(wrong)")
+        // Paired over 32 chunks of the same rows, times and noise: each ordering by more than 5
+        // standard errors of the per-chunk difference (one batch's ordering alone has no error bar).
+        let right = try Self.heldOutLossChunks(model, data: test.images, labels: test.labels)
+        let null = try Self.heldOutLossChunks(model, data: test.images)
+        let wrong = try Self.heldOutLossChunks(model, data: test.images, labels: test.labels.map { ($0 + 5) % 10 })
+        let rightVsNull = Self.pairedDifference(right, null), nullVsWrong = Self.pairedDifference(null, wrong)
+        #expect(rightVsNull.mean < -5 * rightVsNull.standardError, "true labels − null: \(rightVsNull.mean) ± \(rightVsNull.standardError)")
+        #expect(nullVsWrong.mean < -5 * nullVsWrong.standardError, "null − wrong labels: \(nullVsWrong.mean) ± \(nullVsWrong.standardError)")
     }
 
     @Test func thePatchesModelLoadsAndIsTrained() throws {

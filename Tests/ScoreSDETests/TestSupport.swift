@@ -222,3 +222,11 @@ func expectMatches(_ x: Tensor, _ truth: GaussianMixture, bias: BiasAllowance, _
         Issue.record("\(label): \(v)", sourceLocation: sourceLocation)
     }
 }
+
+/// With SCORESDE_MEASURE_BIAS set: prints the largest weight and mean-coordinate errors and the
+/// pooled-variance bias of `x` against `truth` (the measurement behind a test's BiasAllowance).
+func reportBias(_ x: Tensor, _ truth: GaussianMixture, _ label: String) {
+    guard measureBias else { return }
+    let st = ModeStatistics(x, truth: truth)
+    print("[bias] \(label): n \(st.n), max |Δweight| \(st.maxWeightError(truth)), max |Δmean| \(st.maxMeanError(truth)), pooled variance ratio − 1 \(st.pooledVarianceRatio - 1) (1σ \((2 / st.pooledDegreesOfFreedom).squareRoot()))")
+}

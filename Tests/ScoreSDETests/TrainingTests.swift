@@ -165,21 +165,39 @@ struct TrainingTests {
         let model = trainer.emaModel
         let sampler = PCSampler(sde: sde, score: model, grid: try .uniform(steps: 200, from: 1, to: 1e-3),
                                 predictor: EulerMaruyama(), corrector: NoCorrector())
+        // 4000 samples (5 s.e.: 0.040 on the 0.5 weight, 0.025 on the mean coordinates of the
+        // smallest mode) against the truth plus the trained model's own bias, measured with 40 000
+        // samples from the same network (SCORESDE_MEASURE_BIAS=1; 1σ of that measurement: 0.0025
+        // on a weight, 0.004 on a mean, 0.0005 on the 3σ fraction): the allowances are the measured
+        // |bias| + 2σ of it, rounded up. A model that learned equal weights (1/3 each) is off by
+        // 0.17 on the first, 2.4 times its band (0.07).
+        let n = measureBias ? 40_000 : 4000
         var rng = RandomSource(seed: 2)
-        let x = try sampler.sample(count: 1500, using: &rng).samples
+        let x = try sampler.sample(count: n, using: &rng).samples
         let st = ModeStatistics(x, truth: threeModes)
+        let (biasWeight, biasMean, biasNear) = (Self.trainedWeightBias, Self.trainedMeanBias, Self.trainedNearBias)
         for (k, w) in threeModes.weights.enumerated() {
-            let got = Double(st.counts[k]) / Double(st.n)
-            #expect(got >= w / 2 && got <= 2 * w, "mode \(k): weight \(got) vs \(w)")
-            #expect(zip(st.means[k], threeModes.means[k]).allSatisfy { abs($0 - $1) < 0.5 }, "mode \(k) mean \(st.means[k]) vs \(threeModes.means[k])")
+            let got = Double(st.counts[k]) / Double(st.n), nk = Double(st.counts[k])
+            if measureBias { print("[training-bias] mode \(k): weight \(got - w), mean \(zip(st.means[k], threeModes.means[k]).map { $0 - $1 })") }
+            #expect(abs(got - w) <= zBound * (w * (1 - w) / Double(n)).squareRoot() + biasWeight, "mode \(k): weight \(got) vs \(w)")
+            #expect(zip(st.means[k], threeModes.means[k]).allSatisfy { abs($0 - $1) <= zBound * 0.35 / nk.squareRoot() + biasMean },
+                    "mode \(k) mean \(st.means[k]) vs \(threeModes.means[k])")
         }
-        // Most samples land near a mode (within 3 std of its mean).
+        // Samples within 3σ of a mode mean: for a 2-D isotropic Gaussian P(‖z‖ < 3) = 1 − e^{−9/2}
+        // = 0.98889 (the modes are ≥ 11σ apart, so the other modes add nothing).
         let near = (0 ..< x.rows).filter { r in
             let row = x.row(r)
             return threeModes.means.contains { m in ((row[0] - m[0]) * (row[0] - m[0]) + (row[1] - m[1]) * (row[1] - m[1])).squareRoot() < 3 * 0.35 }
         }.count
-        #expect(Double(near) / Double(x.rows) > 0.8, "fraction of samples within 3σ of a mode: \(Double(near) / Double(x.rows))")
+        let p = 1 - exp(-4.5), fraction = Double(near) / Double(n)
+        if measureBias { print("[training-bias] fraction within 3σ \(fraction) vs \(p)") }
+        #expect(fraction >= p - zBound * (p * (1 - p) / Double(n)).squareRoot() - biasNear, "fraction of samples within 3σ of a mode: \(fraction) vs \(p)")
     }
+
+    /// Biases of the 500-step model above (see trainingLearnsMixture), measured with 40 000 samples:
+    /// weights −0.025 / +0.0075 / +0.017, mean coordinates up to 0.086 (mode 2), 3σ fraction 0.942
+    /// (truth 0.989); each allowance is the largest |bias| + 2σ of its measurement.
+    static let trainedWeightBias = 0.03, trainedMeanBias = 0.095, trainedNearBias = 0.05
 
     @Test("resume after interruption: 2k steps equal k steps, save, resume, k steps — bitwise")
     func resumeIsExact() throws {
