@@ -2,7 +2,7 @@
 # Installs the Debian packages ScoreSDE.swift needs, only when missing. Idempotent and quiet when
 # everything is there. Needs root (or sudo) on a fresh machine.
 set -euo pipefail
-packages=(libgsl-dev pkg-config libpng-dev libopenblas-dev)
+packages=(libgsl-dev pkg-config libpng-dev libopenblas-dev libdnnl-dev)
 # Open MPI: only for scoresde-mpi's tests (the library and scoresde build and run without it).
 packages+=(libopenmpi-dev openmpi-bin)
 missing=()

@@ -1,0 +1,52 @@
+import CDNNL
+
+/// The process's oneDNN CPU engine and stream, and its thread control.
+///
+/// Debian builds oneDNN with the OpenMP runtime: primitives and `dnnl_sgemm` run on OpenMP's thread
+/// team of the calling thread. At a fixed thread count oneDNN's CPU kernels split work statically, so
+/// a given input gives the same bytes run after run; across thread counts the split of reductions
+/// (backward-weights, GEMM K-blocking) may change and the last bits with it.
+public enum DNNL {
+    nonisolated(unsafe) static let engine: dnnl_engine_t = {
+        var e: dnnl_engine_t?
+        let s = dnnl_engine_create(&e, dnnl_cpu, 0)
+        precondition(s == dnnl_success && e != nil, "oneDNN: cannot create the CPU engine (status \(s.rawValue))")
+        return e!
+    }()
+
+    nonisolated(unsafe) static let stream: dnnl_stream_t = {
+        var st: dnnl_stream_t?
+        let s = dnnl_stream_create(&st, engine, dnnl_stream_default_flags.rawValue)
+        precondition(s == dnnl_success && st != nil, "oneDNN: cannot create a stream (status \(s.rawValue))")
+        return st!
+    }()
+
+    /// Forces im2col + GEMM (`false`) or oneDNN convolutions (`true`) for float32 networks created
+    /// afterwards (benchmarks compare the two); `nil` is the default, oneDNN.
+    nonisolated(unsafe) public static var convolutionOverride: Bool? = nil
+
+    /// Sets the OpenMP thread count for oneDNN calls made from the calling thread.
+    /// - Returns: false when the OpenMP runtime was not found.
+    @discardableResult
+    public static func setThreads(_ n: Int) -> Bool { cdnnl_set_num_threads(Int32(max(1, n))) != 0 }
+
+    /// OpenMP's thread bound for the calling thread.
+    public static var maxThreads: Int { Int(cdnnl_max_threads()) }
+
+    /// The CPU instruction set oneDNN dispatches to (e.g. "avx512_core_amx").
+    public static var cpuISA: String {
+        switch dnnl_get_effective_cpu_isa() {
+        case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx"
+        case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16"
+        case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni"
+        case dnnl_cpu_isa_avx512_core: return "avx512_core"
+        case dnnl_cpu_isa_avx2: return "avx2"
+        default: return "other"
+        }
+    }
+
+    @inline(__always)
+    static func check(_ s: dnnl_status_t, _ what: @autoclosure () -> String) {
+        precondition(s == dnnl_success, "oneDNN: \(what()) failed with status \(s.rawValue)")
+    }
+}
