@@ -407,3 +407,4 @@ if which == "fast-stochastic" || which == "fast" || which == "all" { try stochas
 if which == "fast-digits" || which == "fast" || which == "all" { try digitsFewStepBenchmark() }
 if which == "classes" || which == "all" { try classesBenchmark() }
 if which == "colorize" || which == "all" { try colorizationBenchmark() }
+if which == "unet" || which == "all" { try unetBenchmark(arguments: Array(CommandLine.arguments.dropFirst(2))) }

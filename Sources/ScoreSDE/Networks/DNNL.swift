@@ -1,4 +1,5 @@
 import CDNNL
+import Dispatch
 
 /// The process's oneDNN CPU engine and stream, and its thread control.
 ///
@@ -48,5 +49,26 @@ public enum DNNL {
     @inline(__always)
     static func check(_ s: dnnl_status_t, _ what: @autoclosure () -> String) {
         precondition(s == dnnl_success, "oneDNN: \(what()) failed with status \(s.rawValue)")
+    }
+}
+
+extension DNNL {
+    /// Measured float32 peak of one thread: GFLOP/s of a register-resident AVX-512 FMA loop
+    /// (12 independent 16-lane accumulators), best of `repeats`; nil without AVX-512F.
+    public static func fmaPeakGFLOPS(iterations: Int = 20_000_000, repeats: Int = 3) -> Double? {
+        #if arch(x86_64)
+        guard cdnnl_has_avx512f() != 0 else { return nil }
+        var best = 0.0
+        for _ in 0 ..< repeats {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            let v = cdnnl_fma_loop_avx512(iterations)
+            let dt = Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9
+            if v.isNaN { return nil }
+            best = max(best, 12 * 16 * 2 * Double(iterations) / dt / 1e9)
+        }
+        return best
+        #else
+        return nil
+        #endif
     }
 }

@@ -36,37 +36,32 @@ final class DNNLConvolution {
         var wd: [Int64] = [Int64(o), Int64(c), Int64(k), Int64(k)]
         var bd: [Int64] = [Int64(o)]
         func mdInit(_ md: inout dnnl_memory_desc_t, _ dims: inout [Int64], _ tag: dnnl_format_tag_t) {
-            let nd = Int32(dims.count)
-            let st = dims.withUnsafeMutableBytes { raw -> dnnl_status_t in
-                // dnnl_dims_t is a fixed-size C array imported as a tuple; build one.
-                var t: dnnl_dims_t = (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-                withUnsafeMutableBytes(of: &t) { tb in tb.copyMemory(from: UnsafeRawBufferPointer(raw)) }
-                return dnnl_memory_desc_init_by_tag(&md, nd, &t.0, dnnl_f32, tag)
-            }
-            DNNL.check(st, "memory_desc_init_by_tag")
+            // dnnl_dims_t imports as a pointer parameter: pass the array (padded to DNNL_MAX_NDIMS).
+            let padded = dims + [Int64](repeating: 0, count: 12 - dims.count)
+            DNNL.check(dnnl_memory_desc_init_by_tag(&md, Int32(dims.count), padded, dnnl_f32, tag), "memory_desc_init_by_tag")
         }
         mdInit(&srcMD, &sd, dnnl_nhwc)
         mdInit(&dstMD, &dd, dnnl_nhwc)
         mdInit(&wAny, &wd, dnnl_format_tag_any)
         mdInit(&wUser, &wd, dnnl_oihw)
         mdInit(&bMD, &bd, dnnl_x)
-        var strides: dnnl_dims_t = (Int64(s), Int64(s), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var pads: dnnl_dims_t = (Int64(p), Int64(p), 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        let strides: [Int64] = [Int64(s), Int64(s)] + [Int64](repeating: 0, count: 10)
+        let pads: [Int64] = [Int64(p), Int64(p)] + [Int64](repeating: 0, count: 10)
         let eng = DNNL.engine
 
         var fdesc = dnnl_convolution_desc_t()
         DNNL.check(dnnl_convolution_forward_desc_init(&fdesc, dnnl_forward_training, dnnl_convolution_direct,
-                                                      &srcMD, &wAny, &bMD, &dstMD, &strides.0, &pads.0, &pads.0), "convolution forward desc")
+                                                      &srcMD, &wAny, &bMD, &dstMD, strides, pads, pads), "convolution forward desc")
         var fpd: dnnl_primitive_desc_t?
         DNNL.check(dnnl_primitive_desc_create(&fpd, &fdesc, nil, eng, nil), "convolution forward primitive desc")
         var bdesc = dnnl_convolution_desc_t()
         DNNL.check(dnnl_convolution_backward_data_desc_init(&bdesc, dnnl_convolution_direct, &srcMD, &wAny, &dstMD,
-                                                            &strides.0, &pads.0, &pads.0), "convolution backward-data desc")
+                                                            strides, pads, pads), "convolution backward-data desc")
         var bpd: dnnl_primitive_desc_t?
         DNNL.check(dnnl_primitive_desc_create(&bpd, &bdesc, nil, eng, fpd), "convolution backward-data primitive desc")
         var wdesc = dnnl_convolution_desc_t()
         DNNL.check(dnnl_convolution_backward_weights_desc_init(&wdesc, dnnl_convolution_direct, &srcMD, &wAny, &bMD, &dstMD,
-                                                               &strides.0, &pads.0, &pads.0), "convolution backward-weights desc")
+                                                               strides, pads, pads), "convolution backward-weights desc")
         var wpd: dnnl_primitive_desc_t?
         DNNL.check(dnnl_primitive_desc_create(&wpd, &wdesc, nil, eng, fpd), "convolution backward-weights primitive desc")
         descs = [fpd!, bpd!, wpd!]

@@ -9,7 +9,7 @@ final class GroupNorm<T: NetworkScalar> {
     let channels: Int, groups: Int, epsilon: T
     let weight: ParameterRef, bias: ParameterRef
     private let stats = NetworkBuffer<T>()          // [n, G, 2]: mean, rstd
-    private let channelSums = NetworkBuffer<T>()    // [2C] scratch
+    private let channelSums = NetworkBuffer<T>()    // [5C] scratch
 
     init(_ name: String, channels: Int, groups: Int, epsilon: Double, parameters: ParameterLayout) {
         precondition(groups >= 1 && channels % groups == 0, "GroupNorm: \(channels) channels in \(groups) groups")
@@ -21,7 +21,7 @@ final class GroupNorm<T: NetworkScalar> {
     func forward(_ x: UnsafePointer<T>, batch n: Int, pixels P: Int, parameters p: UnsafePointer<T>,
                  into y: UnsafeMutablePointer<T>) {
         let C = channels, G = groups, cg = C / G
-        let st = stats.reserve(n * G * 2), s = channelSums.reserve(2 * C)
+        let st = stats.reserve(n * G * 2), s = channelSums.reserve(4 * C), mc = s + 2 * C
         let gamma = p + weight.offset, beta = p + bias.offset
         let M = T(P * cg)
         for b in 0 ..< n {
@@ -34,9 +34,10 @@ final class GroupNorm<T: NetworkScalar> {
                 st[(b * G + g) * 2] = m / M
             }
             s.update(repeating: 0, count: C)
+            for c in 0 ..< C { mc[c] = st[(b * G + c / cg) * 2] }
             for q in 0 ..< P {
                 let row = xb + q * C
-                for c in 0 ..< C { let d = row[c] - st[(b * G + c / cg) * 2]; s[c] += d * d }
+                for c in 0 ..< C { let d = row[c] - mc[c]; s[c] += d * d }
             }
             for g in 0 ..< G {
                 var v: T = 0
@@ -60,7 +61,7 @@ final class GroupNorm<T: NetworkScalar> {
     func backward(_ x: UnsafePointer<T>, _ dy: UnsafePointer<T>, batch n: Int, pixels P: Int,
                   parameters p: UnsafePointer<T>, gradients grad: UnsafeMutablePointer<T>, dx: UnsafeMutablePointer<T>) {
         let C = channels, G = groups, cg = C / G
-        let st = stats.pointer, s = channelSums.reserve(2 * C)
+        let st = stats.pointer, s = channelSums.reserve(5 * C), mc = s + 2 * C, rc = s + 3 * C
         let gamma = p + weight.offset
         let dgamma = grad + weight.offset, dbeta = grad + bias.offset
         dgamma.update(repeating: 0, count: C); dbeta.update(repeating: 0, count: C)
@@ -70,11 +71,11 @@ final class GroupNorm<T: NetworkScalar> {
             let xb = x + b * P * C, db = dy + b * P * C, dxb = dx + b * P * C
             let s1 = s, s2 = s + C
             s.update(repeating: 0, count: 2 * C)
+            for c in 0 ..< C { mc[c] = st[(b * G + c / cg) * 2]; rc[c] = st[(b * G + c / cg) * 2 + 1] }
             for q in 0 ..< P {
                 let xr = xb + q * C, dr = db + q * C
                 for c in 0 ..< C {
-                    let k = (b * G + c / cg) * 2
-                    let xh = (xr[c] - st[k]) * st[k + 1]
+                    let xh = (xr[c] - mc[c]) * rc[c]
                     s1[c] += dr[c]; s2[c] += dr[c] * xh
                 }
             }
@@ -84,13 +85,15 @@ final class GroupNorm<T: NetworkScalar> {
                 for c in g * cg ..< (g + 1) * cg { a += gamma[c] * s1[c]; bb += gamma[c] * s2[c] }
                 A[g] = a / M; B[g] = bb / M
             }
+            // dx = r γ dy − r A − r x̂ B = a_c dy + (x − μ) b_c + c_c per channel.
+            let ac = s, bc = s + C, cc = s + 4 * C   // s1, s2 are consumed above: reuse their scratch
+            for c in 0 ..< C {
+                let g = c / cg, r = rc[c]
+                ac[c] = r * gamma[c]; bc[c] = -r * r * B[g]; cc[c] = -r * A[g]
+            }
             for q in 0 ..< P {
                 let xr = xb + q * C, dr = db + q * C, o = dxb + q * C
-                for c in 0 ..< C {
-                    let g = c / cg, k = (b * G + g) * 2
-                    let r = st[k + 1], xh = (xr[c] - st[k]) * r
-                    o[c] = r * (gamma[c] * dr[c] - A[g] - xh * B[g])
-                }
+                for c in 0 ..< C { o[c] = ac[c] * dr[c] + (xr[c] - mc[c]) * bc[c] + cc[c] }
             }
         }
     }
