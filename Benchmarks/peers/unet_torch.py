@@ -8,9 +8,8 @@ attention, 8 groups, one attention head (attention_head_dim None), positional ti
 ScoreSDE names its parameters as this model does, so the parameter counts must agree.
 
 Measures, like the Swift benchmark: forward images/s at batch 256 (inference, no_grad), training
-images/s at batch 128 (forward, epsilon-prediction MSE, backward, Adam), and peak RSS minus the RSS
-after the model is built (ru_maxrss of this process, so torch's import does not count as long as the
-import is not the peak).
+images/s at batch 128 (forward, epsilon-prediction MSE, backward, Adam), and the peak RSS after
+training (VmHWM) minus the RSS after the model is built, so torch's import does not count.
 
 Not run by CI. Set up with:  python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch diffusers
 Run:  /tmp/torchenv/bin/python Benchmarks/peers/unet_torch.py [--json] [--threads N] [--steps N] [--compile]
@@ -18,7 +17,6 @@ Run:  /tmp/torchenv/bin/python Benchmarks/peers/unet_torch.py [--json] [--thread
 import argparse
 import json
 import math
-import resource
 import time
 
 import torch
@@ -72,19 +70,20 @@ def main():
 
     for threads in args.threads or [1, 2]:
         torch.set_num_threads(threads)
-        with torch.no_grad():
-            run(x0, tau_infer)
+        # Training first (batch 128): the peak RSS read after it is the training peak.
         train_step(0)
-        best = math.inf
-        with torch.no_grad():
-            for _ in range(max(2, args.steps // 3)):
-                t0 = time.perf_counter(); run(x0, tau_infer); best = min(best, time.perf_counter() - t0)
-        infer = infer_batch / best
         best_train = math.inf
         for k in range(1, args.steps + 1):
             t0 = time.perf_counter(); train_step(k); best_train = min(best_train, time.perf_counter() - t0)
         train = train_batch / best_train
         peak = rss_mib()[1] - base
+        with torch.no_grad():
+            run(x0, tau_infer)
+        best = math.inf
+        with torch.no_grad():
+            for _ in range(max(2, args.steps // 3)):
+                t0 = time.perf_counter(); run(x0, tau_infer); best = min(best, time.perf_counter() - t0)
+        infer = infer_batch / best
         out = {"framework": "pytorch" + ("+compile" if args.compile else ""), "train_images_per_s": round(train, 1),
                "infer_images_per_s": round(infer, 1), "peak_rss_mb": round(peak, 1), "parameters": n_params,
                "threads": threads, "torch": torch.__version__}
@@ -92,7 +91,7 @@ def main():
             print(json.dumps(out))
         else:
             print(f"threads {threads}: inference {infer:.0f} images/s (batch {infer_batch}), training {train:.0f} images/s "
-                  f"(batch {train_batch}, forward+backward+Adam), peak RSS - model RSS {peak:.0f} MiB, {n_params} parameters")
+                  f"(batch {train_batch}, forward+backward+Adam), training peak RSS - model RSS {peak:.0f} MiB, {n_params} parameters")
 
 
 if __name__ == "__main__":

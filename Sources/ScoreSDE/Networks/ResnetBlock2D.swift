@@ -6,17 +6,27 @@
 ///     y = shortcut(x) + h          shortcut = conv_shortcut (1×1) when in ≠ out, else identity
 ///
 /// `SiLU(emb)` is computed once by the network and shared by every block (its gradient accumulates).
+/// Memory: a block keeps `norm1(x)`, `conv1(…) + temb`, `norm2(…)`, its output and input gradient;
+/// the SiLU outputs are recomputed in backward, and its transient gradients live in a
+/// ``BackwardScratch`` shared by all blocks of a network.
 final class ResnetBlock2D<T: NetworkScalar> {
     let inChannels: Int, outChannels: Int, dropout: Double
     let norm1: GroupNorm<T>, conv1: Conv2d<T>, timeEmbProj: Linear<T>, norm2: GroupNorm<T>, conv2: Conv2d<T>
     let convShortcut: Conv2d<T>?
-    private let u1 = NetworkBuffer<T>(), h1 = NetworkBuffer<T>(), z = NetworkBuffer<T>(), u2 = NetworkBuffer<T>()
-    private let h2 = NetworkBuffer<T>(), mask = NetworkBuffer<T>(), tproj = NetworkBuffer<T>(), out = NetworkBuffer<T>()
-    private let dC = NetworkBuffer<T>(), dA = NetworkBuffer<T>(), dB = NetworkBuffer<T>(), dIn = NetworkBuffer<T>(), dt = NetworkBuffer<T>()
+    private let u1 = NetworkBuffer<T>(), z = NetworkBuffer<T>(), u2 = NetworkBuffer<T>()
+    private let mask = NetworkBuffer<T>(), tproj = NetworkBuffer<T>(), out = NetworkBuffer<T>()
+    private let dIn = NetworkBuffer<T>(), dt = NetworkBuffer<T>()
+    private let scratch: BackwardScratch<T>
+    private var h1: NetworkBuffer<T> { scratch.h }
+    private var h2: NetworkBuffer<T> { scratch.h }
+    private var dA: NetworkBuffer<T> { scratch.a }
+    private var dB: NetworkBuffer<T> { scratch.b }
+    private var dC: NetworkBuffer<T> { scratch.c }
     private var usedDropout = false
 
-    init(in i: Int, out o: Int, embedding e: Int, groups: Int, epsilon: Double, dropout: Double, parameters: ParameterLayout) {
-        inChannels = i; outChannels = o; self.dropout = dropout
+    init(in i: Int, out o: Int, embedding e: Int, groups: Int, epsilon: Double, dropout: Double, parameters: ParameterLayout,
+         scratch: BackwardScratch<T> = BackwardScratch()) {
+        inChannels = i; outChannels = o; self.dropout = dropout; self.scratch = scratch
         norm1 = GroupNorm("norm1", channels: i, groups: groups, epsilon: epsilon, parameters: parameters)
         conv1 = Conv2d("conv1", in: i, out: o, kernel: 3, padding: 1, parameters: parameters)
         timeEmbProj = Linear("time_emb_proj", in: e, out: o, parameters: parameters)
@@ -77,7 +87,11 @@ final class ResnetBlock2D<T: NetworkScalar> {
                   gradients g: UnsafeMutablePointer<T>) -> UnsafeMutablePointer<T> {
         let P = h * w, ci = inChannels, co = outChannels
         let da = dA.reserve(max(n * P * co, n * P * ci)), db = dB.reserve(n * P * co)
-        conv2.backward(h2.pointer, dy, batch: n, height: h, width: w, parameters: p, gradients: g, dx: db)
+        // Recompute h2 = dropout(SiLU(u2)) (not kept).
+        let hh2 = h2.reserve(n * P * co)
+        SiLU<T>.forward(u2.pointer, count: n * P * co, into: hh2)
+        if usedDropout { let m = mask.pointer; for i in 0 ..< n * P * co { hh2[i] *= m[i] } }
+        conv2.backward(hh2, dy, batch: n, height: h, width: w, parameters: p, gradients: g, dx: db)
         if usedDropout { let m = mask.pointer; for i in 0 ..< n * P * co { db[i] *= m[i] } }
         SiLU<T>.backward(u2.pointer, db, count: n * P * co, into: db)
         norm2.backward(z.pointer, db, batch: n, pixels: P, parameters: p, gradients: g, dx: da)
@@ -90,7 +104,9 @@ final class ResnetBlock2D<T: NetworkScalar> {
         }
         timeEmbProj.backward(embAct, dtp, rows: n, parameters: p, gradients: g, dx: dEmbAct, accumulate: true)
         let dh1 = dC.reserve(n * P * ci)
-        conv1.backward(h1.pointer, da, batch: n, height: h, width: w, parameters: p, gradients: g, dx: dh1)
+        let hh1 = h1.reserve(n * P * ci)
+        SiLU<T>.forward(u1.pointer, count: n * P * ci, into: hh1)
+        conv1.backward(hh1, da, batch: n, height: h, width: w, parameters: p, gradients: g, dx: dh1)
         SiLU<T>.backward(u1.pointer, dh1, count: n * P * ci, into: dh1)
         let dx = dIn.reserve(n * P * ci)
         norm1.backward(x, dh1, batch: n, pixels: P, parameters: p, gradients: g, dx: dx)
@@ -103,4 +119,10 @@ final class ResnetBlock2D<T: NetworkScalar> {
         }
         return dx
     }
+}
+
+/// Transient buffers shared by the blocks of one network (only one block runs at a time): the
+/// recomputed SiLU output and three gradient scratch arrays.
+final class BackwardScratch<T: NetworkScalar> {
+    let h = NetworkBuffer<T>(), a = NetworkBuffer<T>(), b = NetworkBuffer<T>(), c = NetworkBuffer<T>()
 }

@@ -57,6 +57,7 @@ public final class UNet<T: NetworkScalar> {
         configuration = c
         let L = ParameterLayout()
         layout = L
+        let scratch = BackwardScratch<T>()
         let c0 = c.blockOutChannels[0], E = c.embeddingWidth, G = c.normGroups, eps = c.normEpsilon
         convIn = Conv2d("conv_in", in: c.channels, out: c0, kernel: 3, padding: 1, parameters: L)
         timeProj = SinusoidalTimesteps(dim: c0, flipSinToCos: c.flipSinToCos, freqShift: c.freqShift)
@@ -72,7 +73,7 @@ public final class UNet<T: NetworkScalar> {
                 var lv = DownLevel(resnets: [], attentions: [], downsampler: nil)
                 for j in 0 ..< c.layersPerBlock {
                     lv.resnets.append(L.scope("resnets.\(j)") {
-                        ResnetBlock2D(in: j == 0 ? inCh : outCh, out: outCh, embedding: E, groups: G, epsilon: eps, dropout: c.dropout, parameters: L) })
+                        ResnetBlock2D(in: j == 0 ? inCh : outCh, out: outCh, embedding: E, groups: G, epsilon: eps, dropout: c.dropout, parameters: L, scratch: scratch) })
                     if c.attentionLevels[i] {
                         lv.attentions.append(L.scope("attentions.\(j)") { Attention(channels: outCh, groups: G, epsilon: eps, parameters: L) })
                     }
@@ -86,9 +87,9 @@ public final class UNet<T: NetworkScalar> {
         var mids: [ResnetBlock2D<T>] = []
         var midAttn: Attention<T>? = nil
         L.scope("mid_block") {
-            mids.append(L.scope("resnets.0") { ResnetBlock2D(in: cm, out: cm, embedding: E, groups: G, epsilon: eps, dropout: c.dropout, parameters: L) })
+            mids.append(L.scope("resnets.0") { ResnetBlock2D(in: cm, out: cm, embedding: E, groups: G, epsilon: eps, dropout: c.dropout, parameters: L, scratch: scratch) })
             if c.midBlockAttention { midAttn = L.scope("attentions.0") { Attention(channels: cm, groups: G, epsilon: eps, parameters: L) } }
-            mids.append(L.scope("resnets.1") { ResnetBlock2D(in: cm, out: cm, embedding: E, groups: G, epsilon: eps, dropout: c.dropout, parameters: L) })
+            mids.append(L.scope("resnets.1") { ResnetBlock2D(in: cm, out: cm, embedding: E, groups: G, epsilon: eps, dropout: c.dropout, parameters: L, scratch: scratch) })
         }
         midResnets = mids; midAttention = midAttn
         let rev = Array(c.blockOutChannels.reversed())
@@ -106,12 +107,12 @@ public final class UNet<T: NetworkScalar> {
                     let skipCh = j == c.layersPerBlock ? inCh : outCh
                     let resIn = j == 0 ? prevOut : outCh
                     lv.resnets.append(L.scope("resnets.\(j)") {
-                        ResnetBlock2D(in: resIn + skipCh, out: outCh, embedding: E, groups: G, epsilon: eps, dropout: c.dropout, parameters: L) })
+                        ResnetBlock2D(in: resIn + skipCh, out: outCh, embedding: E, groups: G, epsilon: eps, dropout: c.dropout, parameters: L, scratch: scratch) })
                     if c.attentionLevels[level] {
                         lv.attentions.append(L.scope("attentions.\(j)") { Attention(channels: outCh, groups: G, epsilon: eps, parameters: L) })
                     }
                 }
-                if !last { lv.upsampler = L.scope("upsamplers.0") { Upsample2D(channels: outCh, parameters: L) } }
+                if !last { lv.upsampler = L.scope("upsamplers.0") { Upsample2D(channels: outCh, parameters: L, scratch: scratch) } }
                 return lv
             })
         }

@@ -3,9 +3,12 @@
 /// (parameters `conv.weight`, `conv.bias`). Backward of the upsampling sums each 2×2 block.
 final class Upsample2D<T: NetworkScalar> {
     let conv: Conv2d<T>
-    private let up = NetworkBuffer<T>(), out = NetworkBuffer<T>(), dUp = NetworkBuffer<T>(), dIn = NetworkBuffer<T>()
+    private let up = NetworkBuffer<T>(), out = NetworkBuffer<T>(), dIn = NetworkBuffer<T>()
+    private let scratch: BackwardScratch<T>
+    private var dUp: NetworkBuffer<T> { scratch.a }
 
-    init(channels c: Int, parameters: ParameterLayout) {
+    init(channels c: Int, parameters: ParameterLayout, scratch: BackwardScratch<T> = BackwardScratch()) {
+        self.scratch = scratch
         conv = Conv2d("conv", in: c, out: c, kernel: 3, stride: 1, padding: 1, parameters: parameters)
     }
 
