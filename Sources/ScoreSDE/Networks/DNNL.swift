@@ -1,5 +1,6 @@
 import CDNNL
 import Dispatch
+import Foundation
 
 /// The process's oneDNN CPU engine and stream, and its thread control.
 ///
@@ -15,12 +16,26 @@ public enum DNNL {
         return e!
     }()
 
-    nonisolated(unsafe) static let stream: dnnl_stream_t = {
-        var st: dnnl_stream_t?
-        let s = dnnl_stream_create(&st, engine, dnnl_stream_default_flags.rawValue)
-        precondition(s == dnnl_success && st != nil, "oneDNN: cannot create a stream (status \(s.rawValue))")
-        return st!
-    }()
+    /// The calling thread's stream (one per thread: oneDNN does not promise that one stream may be
+    /// used from several threads at once, and score models are called concurrently).
+    static var stream: dnnl_stream_t {
+        let key = "scoresde.dnnl.stream"
+        if let s = Thread.current.threadDictionary[key] as? StreamBox { return s.stream }
+        let box = StreamBox()
+        Thread.current.threadDictionary[key] = box
+        return box.stream
+    }
+
+    final class StreamBox {
+        let stream: dnnl_stream_t
+        init() {
+            var st: dnnl_stream_t?
+            let s = dnnl_stream_create(&st, DNNL.engine, dnnl_stream_default_flags.rawValue)
+            precondition(s == dnnl_success && st != nil, "oneDNN: cannot create a stream (status \(s.rawValue))")
+            stream = st!
+        }
+        deinit { dnnl_stream_destroy(stream) }
+    }
 
     /// Forces im2col + GEMM (`false`) or oneDNN convolutions (`true`) for float32 networks created
     /// afterwards (benchmarks compare the two); `nil` is the default, oneDNN.
