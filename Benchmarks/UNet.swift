@@ -107,8 +107,24 @@ func unetBenchmark(arguments: [String]) throws {
         }
     }
     if json { return }
-    // One convolution alone: the 64→64 3×3 of level 2 (14×14) at batch 128, forward and both backwards.
     print("  impl (3×3 convs at batch 128): \(net.convolutionImplementations(batch: trainBatch).joined(separator: ", "))")
+    // The fallback the issue asks to measure against: im2col + oneDNN's sgemm for every convolution.
+    do {
+        DNNL.setThreads(threadCounts[0])
+        DNNL.convolutionOverride = false
+        defer { DNNL.convolutionOverride = nil }
+        let fallback = try UNet<Float>(c)
+        fallback.initialize(seed: 1)
+        _ = fallback.forward(x0, tau: tauInfer)
+        var best = Double.infinity
+        for _ in 0 ..< 2 {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            _ = fallback.forward(x0, tau: tauInfer)
+            best = min(best, Double(DispatchTime.now().uptimeNanoseconds - t0) * 1e-9)
+        }
+        print(String(format: "  im2col + sgemm fallback, %d thread(s): inference %.0f images/s (convolutions %.1f GFLOP/s over the whole forward)",
+                     threadCounts[0], Double(inferBatch) / best, convFlopsForward * Double(inferBatch) / best / 1e9))
+    }
     if let peak1 = DNNL.fmaPeakGFLOPS() {
         var peaks = [Double](repeating: 0, count: 2)
         DispatchQueue.concurrentPerform(iterations: 2) { i in peaks[i] = DNNL.fmaPeakGFLOPS() ?? 0 }

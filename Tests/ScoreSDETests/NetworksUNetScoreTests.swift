@@ -36,6 +36,17 @@ import Testing
         #expect(zip(s2.storage, s.storage).allSatisfy { abs($0 + $1) <= 1e-12 * max(1, abs($1)) })
     }
 
+    /// Concurrent calls (each borrows its own network and oneDNN stream) give the serial bytes.
+    @Test func concurrentCallsMatchSerial() throws {
+        let c = Self.config
+        let model = try UNetScore(configuration: c, sde: .vp(betaMin: 0.1, betaMax: 20), seed: 6)
+        let x = try Tensor(shape: [64, 2, 8, 8], storage: testValues(64 * 128, seed: 9))
+        let serial = try model.score(x, at: 0.3)
+        let results = LockedResults(4)
+        DispatchQueue.concurrentPerform(iterations: 4) { i in results.set(i, try? model.score(x, at: 0.3)) }
+        for i in 0 ..< 4 { #expect(results.get(i) == serial) }
+    }
+
     @Test func badInputsThrowTypedErrors() throws {
         let c = Self.config
         let model = try UNetScore(configuration: c, sde: .vp(betaMin: 0.1, betaMax: 20), seed: 1)
@@ -77,4 +88,12 @@ import Testing
         try Safetensors.write(tensors, metadata: file.metadata, dtype: .f32, to: nanPath)
         do { _ = try UNetScore.read(nanPath); Issue.record("NaN weights accepted") } catch ScoreSDEError.nonFinite {} catch { Issue.record("\(error)") }
     }
+}
+
+final class LockedResults: @unchecked Sendable {
+    private var v: [Tensor?]
+    private let lock = NSLock()
+    init(_ n: Int) { v = [Tensor?](repeating: nil, count: n) }
+    func set(_ i: Int, _ t: Tensor?) { lock.lock(); v[i] = t; lock.unlock() }
+    func get(_ i: Int) -> Tensor? { lock.lock(); defer { lock.unlock() }; return v[i] }
 }
