@@ -108,6 +108,23 @@ func unetBenchmark(arguments: [String]) throws {
     }
     if json { return }
     print("  impl (3×3 convs at batch 128): \(net.convolutionImplementations(batch: trainBatch).joined(separator: ", "))")
+    // Reproducibility across thread counts: the same forward (and gradient) at 1 and 2 threads.
+    do {
+        let probe = try UNet<Float>(c)
+        probe.initialize(seed: 3)
+        var outs: [[Float]] = [], grads: [[Float]] = []
+        for th in [1, 2] {
+            DNNL.setThreads(th)
+            let y = probe.forward(x0, tau: tauInfer)
+            outs.append(Array(UnsafeBufferPointer(start: y, count: inferBatch * S * S)))
+            _ = probe.forward(x0, tau: tauInfer.map { $0 + 1 })   // shape of training: forward then backward
+            probe.backward(x0)
+            grads.append(Array(UnsafeBufferPointer(start: probe.gradients, count: probe.parameterCount)))
+        }
+        let dOut = zip(outs[0], outs[1]).map { abs($0 - $1) }.max()!, dGrad = zip(grads[0], grads[1]).map { abs($0 - $1) }.max()!
+        let gScale = grads[0].map { abs($0) }.max()!
+        print("  1 vs 2 threads: forward \(outs[0] == outs[1] ? "identical bytes" : "max |Δ| \(dOut)"), gradient \(grads[0] == grads[1] ? "identical bytes" : "max |Δ| \(dGrad) (largest gradient \(gScale))")")
+    }
     // The fallback the issue asks to measure against: im2col + oneDNN's sgemm for every convolution.
     do {
         DNNL.setThreads(threadCounts[0])
