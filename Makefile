@@ -3,6 +3,10 @@
 #   make test     # run every test
 #   make test-mpi # only the MPI tests (scoresde-mpi under mpirun -np 2 and 3; part of make test)
 .PHONY: setup sample test test-mpi bench fuzz sanitize
+# One set of compiler flags for every build of the README's commands, so `make sample` after
+# `make test` (or the reverse) recompiles nothing: the tests need -enable-testing (@testable), and
+# the tool built with it is the same release build (whole-module optimised) plus exported internals.
+BUILD_FLAGS = -c release -Xswiftc -enable-testing
 # MPI stays on this machine's loopback and shared memory wherever mpirun starts (tests included).
 export OMPI_MCA_btl = self,vader
 export OMPI_MCA_btl_tcp_if_include = lo
@@ -10,18 +14,18 @@ export OMPI_MCA_oob_tcp_if_include = lo
 setup:
 	@scripts/setup.sh
 sample: setup
-	swift build -c release --product scoresde
+	swift build $(BUILD_FLAGS) --product scoresde
 	mkdir -p out && .build/release/scoresde sample --output out/samples.npy --stats out/stats.json --png out/samples.png
 # Tests run in release mode: the statistical tests sample thousands of points through
 # hundreds of steps, which an unoptimized build makes needlessly slow.
 test: setup
-	swift build -c release --build-tests -Xswiftc -enable-testing
+	swift build $(BUILD_FLAGS) --build-tests
 	swift test -c release --skip-build
 	scripts/consumer-test.sh
 bench: setup
 	swift run -c release scoresde-bench
 test-mpi: setup
-	swift build -c release --build-tests -Xswiftc -enable-testing
+	swift build $(BUILD_FLAGS) --build-tests
 	swift test -c release --skip-build --filter 'MPICommandTests|MPITrainingTests|PopulationTests|DataParallelTrainingTests'
 
 # Documentation of the library (DocC; swift-docc-plugin): HTML in .build/docs, no warnings allowed.
@@ -35,7 +39,7 @@ PREFIX ?= /usr/local
 BINDIR = $(DESTDIR)$(PREFIX)/bin
 MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
 install: setup
-	swift build -c release --product scoresde
+	swift build $(BUILD_FLAGS) --product scoresde
 	scripts/generate-manual.sh .build/release/scoresde .build/man
 	install -d $(BINDIR) $(MANDIR) $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
 		$(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d

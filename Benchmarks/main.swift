@@ -1,7 +1,6 @@
 // ScoreSDE.swift benchmarks. Release build only:
 //   swift run -c release scoresde-bench [pc|ode|likelihood|mlp|inverse|mpi-train|fast|fast-explore|fast-stochastic|fast-digits|classes|colorize|all]
 // Prints figures; asserts nothing. Every timing is the best of a few repetitions (wall clock).
-import COpenBLAS   // through ScoreSDE's dependency: the mlp section calls dgemm_ and openblas_get_corename
 import Foundation
 import ScoreSDE
 
@@ -225,14 +224,10 @@ func likelihoodBenchmark() throws {
 
 // MARK: - Learned score network (MLP)
 
-/// Row-major `C = A · Bᵀ + C` (A: m × k, B: n × k, C: m × n) with OpenBLAS's `dgemm_`, exactly the
+/// Row-major `C = A · Bᵀ + C` (A: m × k, B: n × k, C: m × n) on the library's BLAS backend, exactly the
 /// call the network's Linear layers make (`BLAS.gemm(transB: true, ...)`, accumulating into the bias).
 func gemmABt(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, _ c: UnsafeMutablePointer<Double>, m: Int, n: Int, k: Int) {
-    // Row-major C = A Bᵀ is column-major Cᵀ = B Aᵀ.
-    var ta: CChar = 84, tb: CChar = 78   // "T", "N"
-    var mm = blasint(n), nn = blasint(m), kk = blasint(k), al = 1.0, be = 1.0
-    var lb = blasint(k), la = blasint(k), lc = blasint(n)
-    dgemm_(&ta, &tb, &mm, &nn, &kk, &al, UnsafeMutablePointer(mutating: b), &lb, UnsafeMutablePointer(mutating: a), &la, &be, c, &lc)
+    BLASBackend.gemm(transB: true, m: m, n: n, k: k, a: a, lda: k, b: b, ldb: k, beta: 1, c: c, ldc: n)
 }
 
 /// Seconds of `dgemm_` alone for one pass over the products `shapes` (`m × k · (n × k)ᵀ` each; best of 3).
@@ -272,11 +267,7 @@ func flops(_ shapes: [(m: Int, n: Int, k: Int)]) -> Double { shapes.reduce(0.0) 
 
 func mlpBenchmark() throws {
     let coretype = ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] ?? "(unset)"
-    let corename = openblas_get_corename().map { String(cString: $0) } ?? "?"
-    print("MLP score network: OPENBLAS_CORETYPE=\(coretype), OpenBLAS kernel \(corename), \(openblas_get_num_threads()) OpenBLAS threads, \(Parallel.threadCount) ScoreSDE threads")
-    if corename.lowercased() == "prescott" {
-        print("  (Prescott is OpenBLAS's generic SSE3 kernel: Debian's OpenBLAS misdetects this CPU; set OPENBLAS_CORETYPE=SkylakeX (AVX-512) or Haswell (AVX2) before starting the process)")
-    }
+    print("MLP score network: BLAS \(BLASBackend.current) [OPENBLAS_CORETYPE=\(coretype)]; \(Parallel.threadCount) ScoreSDE threads")
     let square = [(m: 1024, n: 1024, k: 1024)]
     print("  dgemm_ alone, 1024 x 1024 x 1024: \(f(flops(square) / gemmSeconds(square) / 1e9, 1)) GFLOP/s (the machine's BLAS ceiling)")
 

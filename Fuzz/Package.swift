@@ -6,7 +6,7 @@
 //     Fuzz/.build/release/FuzzNpy Fuzz/Corpus/FuzzNpy -max_total_time=60
 import PackageDescription
 
-let targets = ["FuzzNpy", "FuzzSafetensors", "FuzzPNG", "FuzzMixture", "FuzzMixing", "FuzzCheckpoint", "FuzzMeasurement"]
+let targets = ["FuzzNpy", "FuzzSafetensors", "FuzzPNG", "FuzzMixture", "FuzzMixing", "FuzzCheckpoint", "FuzzMeasurement", "FuzzIDX"]
 
 let package = Package(
     name: "ScoreSDEFuzz",

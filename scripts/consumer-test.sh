@@ -1,20 +1,31 @@
 #!/usr/bin/env bash
-# A package outside the project that depends on ScoreSDE *by URL and version* (a local git
-# repository with a tag, `.package(url: "file://…", from: "1.0.0")`), builds, and runs the README's
-# custom-sampler example. SwiftPM refuses a versioned dependency whose products use unsafe build
-# flags, so this also guards the package's build settings.
+# A package outside the project that depends on ScoreSDE *by URL and version*, with exactly the
+# README's dependency lines (between the dependency-line markers; only the URL is replaced by a
+# local git copy of this tree, tagged with the README's version), builds, and runs the README's
+# custom-sampler example. It also checks that the README's version is the library's
+# (ScoreSDEVersion.string, which `scoresde --version` prints). SwiftPM refuses a versioned
+# dependency whose products use unsafe build flags, so this also guards the package's build settings.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 work="$(mktemp -d "${TMPDIR:-/tmp}/scoresde-consumer.XXXXXX")"
 trap 'rm -rf "$work"' EXIT
 
-# The package as it is in this working tree (tracked and new files, not ignored ones), tagged 1.0.0.
-mkdir -p "$work/ScoreSDE"
-(cd "$root" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar cf - 2>/dev/null) | tar xf - -C "$work/ScoreSDE"
-git -C "$work/ScoreSDE" init -q
-git -C "$work/ScoreSDE" add -A
-git -C "$work/ScoreSDE" -c user.name=consumer-test -c user.email=consumer@localhost commit -qm snapshot
-git -C "$work/ScoreSDE" tag 1.0.0
+lines="$(awk '/<!-- dependency-line:begin -->/{on=1; next} /<!-- dependency-line:end -->/{on=0} on' "$root/README.md" | grep -E '^(dependencies|targets):')"
+[ "$(printf '%s\n' "$lines" | wc -l)" -eq 2 ] || { echo "consumer-test: README dependency lines not found" >&2; exit 1; }
+version="$(printf '%s\n' "$lines" | sed -n 's/.*from: "\([0-9][0-9.]*\)".*/\1/p')"
+library="$(sed -n 's/.*static let string = "\(.*\)".*/\1/p' "$root/Sources/ScoreSDE/Version.swift")"
+[ -n "$version" ] && [ "$version" = "$library" ] || {
+  echo "consumer-test: the README's dependency line names version '$version' but ScoreSDEVersion.string is '$library'" >&2; exit 1; }
+url="$(printf '%s\n' "$lines" | sed -n 's/.*url: "\([^"]*\)".*/\1/p')"
+name="$(basename "$url")"   # ScoreSDE.swift: the package identity the README's product line names
+
+# The package as it is in this working tree (tracked and new files, not ignored ones), tagged $version.
+mkdir -p "$work/$name"
+(cd "$root" && git ls-files -z --cached --others --exclude-standard | xargs -0 tar cf - 2>/dev/null) | tar xf - -C "$work/$name"
+git -C "$work/$name" init -q
+git -C "$work/$name" add -A
+git -C "$work/$name" -c user.name=consumer-test -c user.email=consumer@localhost commit -qm snapshot
+git -C "$work/$name" tag "$version"
 
 # The consumer: the README's example (between the consumer-example markers), plus a check.
 mkdir -p "$work/Consumer/Sources/Consumer"
@@ -24,12 +35,7 @@ import PackageDescription
 
 let package = Package(
     name: "Consumer",
-    dependencies: [
-        .package(url: "file://$work/ScoreSDE", from: "1.0.0"),
-    ],
-    targets: [
-        .executableTarget(name: "Consumer", dependencies: [.product(name: "ScoreSDE", package: "ScoreSDE")]),
-    ]
+$(printf '%s\n' "$lines" | sed "s|$url|file://$work/$name|; s|\"MyTool\"|\"Consumer\"|; s|^|    |")
 )
 SWIFT
 awk '/<!-- consumer-example:begin -->/{on=1; next} /<!-- consumer-example:end -->/{on=0} on' "$root/README.md" \
@@ -49,4 +55,4 @@ SWIFT
 cd "$work/Consumer"
 swift build 2>&1 | tail -3          # a debug build: it compiles fastest, and the example is small
 swift run --skip-build Consumer
-echo "consumer-test: a package depending on ScoreSDE 1.0.0 by URL built and sampled correctly"
+echo "consumer-test: a package depending on ScoreSDE $version by URL (the README's lines) built and sampled correctly"

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Writes the seed corpora of the fuzz targets (Fuzz/Corpus/<target>/): small valid files of every
-kind each parser accepts. Plain Python (struct, zlib, json): no numpy needed. The checkpoint seeds
+kind each parser accepts. Plain Python (struct, zlib, gzip, json): no numpy needed. The checkpoint seeds
 come from `scoresde train` (see scripts/fuzz.sh), not from here."""
-import json, os, struct, sys, zlib
+import gzip, json, os, struct, sys, zlib
 
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Fuzz", "Corpus")
 
@@ -96,3 +96,16 @@ def pair(a, y):
 put("FuzzMeasurement", "sum.bin", pair(npy("<f8", [1, 2], struct.pack("<2d", 1, 1)), npy("<f8", [1], struct.pack("<d", 0.5))))
 put("FuzzMeasurement", "blocks.bin", pair(npy("<f8", [2, 4], struct.pack("<8d", .5, .5, 0, 0, 0, 0, .5, .5)), npy("<f8", [3, 2], struct.pack("<6d", 1, 2, 3, 4, 5, 6))))
 put("FuzzMeasurement", "vector.bin", pair(npy("<f4", [3], struct.pack("<3f", 1, 2, 3)), npy("<i4", [1], struct.pack("<i", 7))))
+
+# IDX (MNIST's format): every type code, plain and gzipped (Python's gzip, mtime 0), an empty array,
+# a tiny Fashion-MNIST-shaped pair of images and labels.
+def idx(code, dims, raw):
+    return bytes([0, 0, code, len(dims)]) + struct.pack(">%dI" % len(dims), *dims) + raw
+idx_codes = {0x08: ">6B", 0x09: ">6b", 0x0B: ">6h", 0x0C: ">6i", 0x0D: ">6f", 0x0E: ">6d"}
+for code, fmt in idx_codes.items():
+    vals = [0, 1, 2, 3, 1, 0] if code == 0x08 else [0, -1, 2, -3, 1, 0]
+    put("FuzzIDX", "shape2x3-%02x.idx" % code, idx(code, [2, 3], struct.pack(fmt, *vals)))
+put("FuzzIDX", "shape2x3-0d.idx.gz", gzip.compress(idx(0x0D, [2, 3], struct.pack(">6f", 0.5, -1, 2, 1e-3, 3, 0)), mtime=0))
+put("FuzzIDX", "empty-0x28x28.idx", idx(0x08, [0, 28, 28], b""))
+put("FuzzIDX", "images-2x28x28.idx.gz", gzip.compress(idx(0x08, [2, 28, 28], bytes((i * 7) % 256 for i in range(2 * 784))), mtime=0))
+put("FuzzIDX", "labels-3.idx.gz", gzip.compress(idx(0x08, [3], bytes([9, 0, 3])), mtime=0))

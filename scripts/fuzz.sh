@@ -13,7 +13,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-60}
-targets=${FUZZ_TARGETS:-"FuzzNpy FuzzSafetensors FuzzPNG FuzzMixture FuzzMixing FuzzCheckpoint FuzzMeasurement"}
+targets=${FUZZ_TARGETS:-"FuzzNpy FuzzSafetensors FuzzPNG FuzzMixture FuzzMixing FuzzCheckpoint FuzzMeasurement FuzzIDX"}
 
 mkdir -p Fuzz/Artifacts
 echo "== building the fuzz targets (log: Fuzz/Artifacts/build.log)"

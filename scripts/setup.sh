@@ -2,7 +2,14 @@
 # Installs the Debian packages ScoreSDE.swift needs, only when missing. Idempotent and quiet when
 # everything is there. Needs root (or sudo) on a fresh machine.
 set -euo pipefail
-packages=(libgsl-dev pkg-config libpng-dev libopenblas-dev libdnnl-dev)
+packages=(libgsl-dev pkg-config libpng-dev libopenblas-dev zlib1g-dev)
+# oneDNN: the float32 convolutions, GEMM and SiLU of the image networks (Sources/CDNNL).
+packages+=(libdnnl-dev)
+# BLIS: the library's double-precision BLAS on CPUs that OpenBLAS 0.3.21 does not recognise (loaded
+# at run time; see BLASBackend in Sources/ScoreSDE/Core/BLAS.swift).
+packages+=(libblis4-pthread)
+# Fashion-MNIST (MIT licence): the four gzipped IDX files in /usr/share/datasets/fashion-mnist.
+packages+=(dataset-fashion-mnist)
 # Open MPI: only for scoresde-mpi's tests (the library and scoresde build and run without it).
 packages+=(libopenmpi-dev openmpi-bin)
 missing=()

@@ -18,6 +18,11 @@ public enum ScoreSDEError: Error, Equatable, CustomStringConvertible, LocalizedE
     case integrator(IntegratorFailure)
     /// A name (model, SDE, predictor ...) that is not known.
     case unknownName(String)
+    /// An IDX data file (the format of MNIST and Fashion-MNIST) that is malformed or not the data
+    /// expected: which file, and what is wrong with it.
+    case idx(path: String, problem: IDXProblem)
+    /// A data set whose files are not installed: names the package that provides them and how to install it.
+    case missingDataSet(MissingDataSet)
 
     public var description: String {
         switch self {
@@ -27,6 +32,8 @@ public enum ScoreSDEError: Error, Equatable, CustomStringConvertible, LocalizedE
         case .io(let path, let m): return "\(path): \(m)"
         case .integrator(let f): return "ODE integration failed: \(f)"
         case .unknownName(let m): return "unknown name: \(m)"
+        case .idx(let path, let problem): return "\(path): \(problem)"
+        case .missingDataSet(let m): return m.description
         }
     }
 
@@ -70,5 +77,34 @@ public struct IntegratorFailure: Equatable, CustomStringConvertible, Sendable {
         case .gsl(let code, let text): what = "GSL status \(code) (\(text))"
         }
         return "\(what) at t = \(time), step size h = \(stepSize). \(advice)"
+    }
+}
+
+/// A data set that needs files from a system package that is not installed (or not where it was
+/// looked for), with the commands that fix it.
+///
+///     do { _ = try FashionMNIST.trainingSplit() }
+///     catch ScoreSDEError.missingDataSet(let m) { print(m.package) }   // "dataset-fashion-mnist"
+public struct MissingDataSet: Equatable, Sendable, CustomStringConvertible {
+    /// The data set's name, e.g. `fashion-mnist`.
+    public var dataSet: String
+    /// The Debian package that installs its files, e.g. `dataset-fashion-mnist`.
+    public var package: String
+    /// The file that was looked for and not found (the first one missing).
+    public var missingFile: String
+    /// The environment variable that points to a folder holding the files instead, if the data set has one.
+    public var directoryVariable: String?
+
+    public init(dataSet: String, package: String, missingFile: String, directoryVariable: String? = nil) {
+        self.dataSet = dataSet; self.package = package; self.missingFile = missingFile; self.directoryVariable = directoryVariable
+    }
+
+    public var description: String {
+        var text = "the data set \(dataSet) is not installed: \(missingFile) does not exist. Install the Debian package "
+            + "\(package): run scripts/setup.sh from the ScoreSDE.swift checkout, or `apt-get install \(package)` as root"
+        if let directoryVariable {
+            text += "; or set \(directoryVariable) to a folder that holds the files"
+        }
+        return text
     }
 }

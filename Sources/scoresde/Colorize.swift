@@ -14,7 +14,7 @@ extension ScoreSDECommand {
                 demo patch shares a pixel with a training patch) are turned grey and colourised, 4 samples \
                 each, with the shipped patches model (RePaint: reverse diffusion + Langevin, 1000 steps, each \
                 block of 10 steps run 4 times; --method replace costs a quarter of that), drawn to \
-                colorization.png as rows of grey input | original | samples. The summary gives the colour \
+                colorization.png as rows of grey input | samples | original (figure_columns in the stats). The summary gives the colour \
                 RMSE of the samples, of the mean of each input's samples (a posterior-mean estimate) and of \
                 the grey image itself (every channel = grey) against the originals.
 
@@ -125,9 +125,11 @@ extension ScoreSDECommand {
             report["range_margin"] = conditioning.method.isGuidance ? .null : .double(margin)
             report.merge(job.settings(outcome))
 
+            let observedHeader = conditioning.noiseStd > 0 ? "grey input (noisy)" : "grey input"
+            report["figure_columns"] = .array(conditionalTableHeaders(observed: observedHeader, perInput: k, hasOriginal: input.truth != nil).map { .string($0) })
             try job.files.write(samples: samples, report: report) {
                 let grey = try input.grey.replicatedChannels(layout.channels)
-                return try conditionalTable(observed: Plot.ImageColumn(conditioning.noiseStd > 0 ? "grey input (noisy)" : "grey input", grey),
+                return try conditionalTable(observed: Plot.ImageColumn(observedHeader, grey),
                                             samples: samples, perInput: k, original: input.truth, model: model, title: job.title("colorize", outcome))
             }
 

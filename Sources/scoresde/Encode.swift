@@ -31,6 +31,7 @@ extension ScoreSDECommand {
 
         @OptionGroup(title: "Probability-flow ODE") var ode: ODEOptions
         @OptionGroup(title: "Computation") var compute: ComputeOptions
+        @OptionGroup(title: "Progress") var progressOptions: ProgressOptions
 
         @Option(help: ArgumentHelp("Write the latents as a float64 .npy of the data's shape [n, ...].", valueName: "path"))
         var output: String?
@@ -92,6 +93,7 @@ extension ScoreSDECommand {
             report["batch_size"] = .int(min(compute.batchSize ?? x.rows, x.rows))
             report["seed"] = seedValue(compute.seed)
             report["threads"] = .int(threadCount)
+            report["blas"] = .string(BLASBackend.current.library.rawValue + " " + BLASBackend.current.kernel)
             report["ranks"] = .int(Population.size)   // MPI ranks sharing the run (1: one process)
 
             var contents = [String: Data]()

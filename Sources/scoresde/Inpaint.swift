@@ -11,7 +11,8 @@ extension ScoreSDECommand {
             discussion: """
                 With no options: the first 8 held-out digits with their bottom half unknown, 4 samples \
                 each from the shipped digits model (reverse diffusion + Langevin, 1000 steps), drawn \
-                to inpainting.png as rows of input | observed (unknown values grey) | samples.
+                to inpainting.png as rows of observed (unknown values hatched) | samples | original (the \
+                input, when known); the stats name the columns drawn (figure_columns).
 
                 --data is a .npy of inputs in data space (shape [n, ...], rows of the model's shape) or, \
                 for image models, a PNG of the model's size. --mask marks the known values: a .npy of 0 \
@@ -21,8 +22,8 @@ extension ScoreSDECommand {
                 first-half, random (vectors). Values of --data under the unknown region are not used, \
                 except as the reference the summary's RMSE is measured against.
 
-                Without --data the inputs are built in: held-out digits (grey 8x8 models), random \
-                photograph patches (RGB 8x8 models), or --count exact samples of a mixture. For a \
+                Without --data the inputs are built in: held-out digits (grey 8x8 models), the first \
+                Fashion-MNIST test images (grey 28x28 models), random photograph patches (RGB 8x8 models), or --count exact samples of a mixture. For a \
                 Gaussian-mixture model the exact posterior is known in closed form: the summary and the \
                 stats compare the samples with it (mode weights and mean, next to exact posterior \
                 samples of the same size), and the PNG shows both.
@@ -115,12 +116,16 @@ extension ScoreSDECommand {
             report["mask"] = .string(maskSpec)
             report.merge(job.settings(outcome))
 
+            let observedHeader = conditioning.noiseStd > 0 ? "observed (noisy)" : "observed"
+            if isImage {
+                report["figure_columns"] = .array(conditionalTableHeaders(observed: observedHeader, perInput: k, hasOriginal: true).map { .string($0) })
+            }
             try job.files.write(samples: samples, report: report) {
                 let title = job.title("inpaint", outcome)
                 if isImage {
                     var unknown = known
                     for i in 0 ..< unknown.count { unknown.storage[i] = 1 - known.storage[i] }
-                    return try conditionalTable(observed: Plot.ImageColumn(conditioning.noiseStd > 0 ? "observed (noisy)" : "observed", observed, unknown: unknown),
+                    return try conditionalTable(observed: Plot.ImageColumn(observedHeader, observed, unknown: unknown),
                                                 samples: samples, perInput: k, original: truth, model: model, title: title)
                 }
                 return conditionalScatter(samples: samples, perInput: k, comparison: comparison, model: model,
@@ -179,6 +184,9 @@ func readMask(_ spec: String, model: DataModel, inputs n: Int, seed: UInt64) thr
             }
         }
         mask = try Tensor(shape: [1] + model.rowShape, storage: values)
+    } else if !FileManager.default.fileExists(atPath: spec) {
+        let allowed = (layout != nil ? NamedMask.imageNames : NamedMask.vectorNames).map(\.rawValue)
+        throw ScoreSDEError.invalidArgument("--mask \(spec): no such file, and not a named region; for the model \(model.name) use one of \(allowed.joined(separator: ", ")), a .npy of 0 (unknown) and 1 (known)\(layout != nil ? ", or a black (unknown) and white (known) PNG" : "")")
     } else if spec.lowercased().hasSuffix(".png") {
         mask = try readMaskPNG(spec, model: model)
     } else {

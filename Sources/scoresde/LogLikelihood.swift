@@ -108,6 +108,7 @@ extension ScoreSDECommand {
 
         @OptionGroup(title: "Probability-flow ODE") var ode: ODEOptions
         @OptionGroup(title: "Computation") var compute: ComputeOptions
+        @OptionGroup(title: "Progress") var progressOptions: ProgressOptions
 
         @Option(help: ArgumentHelp("Write the per-sample log-likelihoods (nats) as a float64 .npy of shape [n].", valueName: "path"))
         var output: String?
@@ -165,7 +166,9 @@ extension ScoreSDECommand {
                     throw ScoreSDEError.invalidArgument("--dequantize: \(data.data ?? "the data") must hold the model's integer levels 0...\(topLevel); drop --dequantize for continuous data (\(error))")
                 }
             } else if dequantize {
-                x = try Self.dequantized(x, to: dataRange ?? .continuous, path: data.data ?? "", using: &rng)
+                do { x = try UniformDequantization.eightBit(x, to: (dataRange ?? .continuous).convention, using: &rng) } catch {
+                    throw ScoreSDEError.invalidArgument("--dequantize: \(data.data ?? "the data") must hold 8-bit integers 0...255; drop --dequantize for data that are already scaled (\(error))")
+                }
             }
             let draws = levelsMode ? (dequantizations ?? 1) : 1
             let xModel = scaling.toModel(x)
@@ -200,9 +203,8 @@ extension ScoreSDECommand {
             }
 
             // The report: results first, then every setting.
-            let d = Double(x.rowSize)
-            let logLikelihood = levelsMode ? run.logLikelihood : scaled ? run.logLikelihood.map { $0 + logJacobian } : run.logLikelihood
-            let bitsPerDim = scaled ? logLikelihood.map { -$0 / (d * M_LN2) } : run.bitsPerDim
+            // What the library computed, as it computed it (data space for a learned model's scaling).
+            let logLikelihood = run.logLikelihood, bitsPerDim = run.bitsPerDim
             let conventionText = scaled
                 ? "data space of the model (model = \(scaling.scale) * x + \(scaling.shift)): log p(x) = log p_model(model) + D log|scale|, bits/dim = -log p(x) / (D ln 2) = model-space bits/dim + \(formatted(-Foundation.log2(abs(scaling.scale))))"
                 : convention.description
@@ -253,6 +255,7 @@ extension ScoreSDECommand {
             report["batch_size"] = .int(min(compute.batchSize ?? x.rows, x.rows))
             report["seed"] = seedValue(compute.seed)
             report["threads"] = .int(threadCount)
+            report["blas"] = .string(BLASBackend.current.library.rawValue + " " + BLASBackend.current.kernel)
             report["ranks"] = .int(Population.size)   // MPI ranks sharing the run (1: one process)
 
             var contents = [String: Data]()
@@ -278,26 +281,6 @@ extension ScoreSDECommand {
             if tail.tailDominated {
                 fputs("warning: the worst \(tail.tailCount) of \(tail.count) samples raise the mean bits/dim by \(formatted(tail.tailShift, 3)) (more than twice the standard error of the rest, \(formatted(tail.restStandardError, 3))): a few points dominate the mean; read the median (\(formatted(tail.median, 4))) and the maximum with it\n", stderr)
             }
-        }
-
-        /// Uniform dequantization of 8-bit values `k` (0...255): `(k + u) / 256` with `u ~ U[0, 1)`,
-        /// then mapped to [-1, 1] for the symmetric range (one draw of `rng`; row `r` uses stream `r`).
-        static func dequantized(_ x: Tensor, to range: DataRangeName, path: String, using rng: inout RandomSource) throws -> Tensor {
-            if let bad = x.storage.firstIndex(where: { !($0 >= 0 && $0 <= 255 && $0.rounded() == $0) }) {
-                throw ScoreSDEError.invalidArgument("--dequantize: \(path) must hold 8-bit integers 0...255, but row \(bad / x.rowSize) has \(x.storage[bad]); drop --dequantize for data that are already scaled")
-            }
-            let draw = rng.nextDraw(), source = rng
-            var out = x
-            let d = x.rowSize
-            for r in 0 ..< x.rows {
-                var s = source.stream(draw: draw, row: r)
-                for j in 0 ..< d {
-                    let u = Double(s.next() >> 11) * 0x1p-53   // [0, 1)
-                    let v = (x.storage[r * d + j] + u) / 256
-                    out.storage[r * d + j] = range == .symmetric ? 2 * v - 1 : v
-                }
-            }
-            return out
         }
     }
 }

@@ -21,8 +21,8 @@ extension ScoreSDECommand {
                 either, built-in inputs are measured (as in `inpaint`). --noise-std is the std of \
                 the noise in y.
 
-                The PNG of an image model shows per input: the input (when known) | the \
-                minimum-norm solution A+ y | the samples. --output writes all samples as one .npy of \
+                The PNG of an image model shows rows of A+ y (the minimum-norm solution) | samples \
+                | original (the input, when known); the stats name the columns drawn (figure_columns). --output writes all samples as one .npy of \
                 shape [n*k, ...]: rows i*k ..< (i+1)*k belong to input i.
                 """
         )
@@ -128,6 +128,9 @@ extension ScoreSDECommand {
             report["data"] = .string(origin)
             report.merge(job.settings(outcome))
 
+            if isImage {
+                report["figure_columns"] = .array(conditionalTableHeaders(observed: "A+ y (minimum norm)", perInput: k, hasOriginal: truth != nil).map { .string($0) })
+            }
             try job.files.write(samples: samples, report: report) {
                 let title = job.title("reconstruct", outcome)
                 if isImage {

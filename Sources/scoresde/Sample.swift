@@ -54,10 +54,11 @@ extension ScoreSDECommand {
         /// Image models: the number of images the grid shows.
         static let defaultImageCount = SampleFigure.maxImages
 
-        @Option(parsing: .unconditional, help: "Number of samples (default: 4096, or 64 for image models such as digits and patches; with --latent, the rows of the file).")
+        @Option(parsing: .unconditional, help: "Number of samples (default: 4096, or 64 for image models such as digits and patches; with a --class list of L classes, 8 per class for image models and 4096 rounded down to a multiple of L otherwise; with --latent, the rows of the file).")
         var count: Int?
 
         @OptionGroup(title: "Computation") var compute: ComputeOptions
+        @OptionGroup(title: "Progress") var progressOptions: ProgressOptions
 
         @OptionGroup(title: "Output files") var files: OutputOptions
 
@@ -144,7 +145,7 @@ extension ScoreSDECommand {
             let eps = sampler.eps(default: max(sdeChoice.defaultEps, data.learned?.likelihoodEps ?? 0))
             try checkEps(eps, for: built.forward)
             let latents = try latent.map { try data.readRows($0, option: "--latent") }
-            let classDefault = try classes.defaultCount(image: SampleFigure.isImage(data.rowShape))
+            let classDefault = try classes.defaultCount(image: SampleFigure.isImage(data.rowShape), fallback: Self.defaultCount)
             let count = latents?.rows ?? self.count ?? classDefault
                 ?? (SampleFigure.isImage(data.rowShape) ? Self.defaultImageCount : Self.defaultCount)
             let prepared = try prepare(kind, built, data, eps: eps, latents: latents, count: count)
@@ -176,6 +177,7 @@ extension ScoreSDECommand {
             report["batch_size"] = .int(min(compute.batchSize ?? count, count))
             report["seed"] = seedValue(compute.seed)
             report["threads"] = .int(threadCount)
+            report["blas"] = .string(BLASBackend.current.library.rawValue + " " + BLASBackend.current.kernel)
             report["ranks"] = .int(Population.size)   // MPI ranks sharing the run (1: one process)
 
             try files.write(samples: samples, report: report) {

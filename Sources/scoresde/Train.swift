@@ -51,8 +51,8 @@ extension ScoreSDECommand {
                 Defaults suit small data sets and short runs on a few cores: VP SDE, hidden width 256, \
                 2 residual blocks, batch 128, lr 1e-3 (the reference's 2e-4 is for U-Nets trained for \
                 days), warm-up 100 steps (the reference's 5000 would take most of a short run), \
-                gradient clip 1, EMA 0.999. Data are scaled with the data set's own scaling (digits and \
-                patches: unit, [0, 1]; toys and .npy files: none), which the model records; with the \
+                gradient clip 1, EMA 0.999. Data are scaled with the data set's own scaling (digits, \
+                patches and fashion-mnist: unit, [0, 1]; toys and .npy files: none), which the model records; with the \
                 VP SDE, images train visibly better with --scaling symmetric ([-1, 1], the reference's \
                 centered data), which the shipped digits and patches models use.
 
@@ -68,16 +68,18 @@ extension ScoreSDECommand {
 
         // MARK: Data
 
+        @OptionGroup(title: "Progress") var progressOptions: ProgressOptions
+
         @Option(help: ArgumentHelp(
             "The training data: a built-in data set (\(Dataset.builtInNames.joined(separator: ", "))) or a .npy file (rows first, finite values).",
-            discussion: "ring, moons, swissroll, checkerboard: 10000 2-D points (seed 0); digits: the 1500 8x8 training digits (values 0...16); patches: the 6360 8x8 RGB patches of the left three quarters of the packaged photographs (values 0...255; the right quarter is held out for colorize).",
+            discussion: "ring, moons, swissroll, checkerboard: 10000 2-D points (seed 0); digits: the 1500 8x8 training digits (values 0...16); patches: the 6360 8x8 RGB patches of the left three quarters of the packaged photographs (values 0...255; the right quarter is held out for colorize); fashion-mnist: the 60000 28x28 grey Fashion-MNIST training images with labels (values 0...255; Debian package dataset-fashion-mnist, installed by scripts/setup.sh). The test splits (digits-test, fashion-mnist-test) are for evaluation and refused here.",
             valueName: "name|PATH.npy"))
         var data: String
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("Built-in data sets: use this many rows (toys: points; digits: a subset of the 1500; patches: random patches). Default: all.", valueName: "n"))
+        @Option(parsing: .unconditional, help: ArgumentHelp("Built-in data sets: use this many rows (toys: points; digits: a subset of the 1500; patches: random patches; fashion-mnist: a subset of the 60000, chosen with seed 0). Default: all.", valueName: "n"))
         var count: Int?
 
-        @Option(help: ArgumentHelp("Scaling of the data into model space: unit ([0, 1]), symmetric ([-1, 1]) or none (default: the data set's: unit for digits and patches, none for the toys and .npy files).", valueName: "unit|symmetric|none"))
+        @Option(help: ArgumentHelp("Scaling of the data into model space: unit ([0, 1]), symmetric ([-1, 1]) or none (default: the data set's: unit for digits, patches and fashion-mnist, none for the toys and .npy files).", valueName: "unit|symmetric|none"))
         var scaling: ScalingName?
 
         // MARK: SDE
@@ -307,6 +309,7 @@ extension ScoreSDECommand {
                 report["gradient_blocks"] = .int(blocks.count)
                 report["seed"] = seedValue(config.seed)
                 report["threads"] = .int(Parallel.threadCount)
+                report["blas"] = .string(BLASBackend.current.library.rawValue + " " + BLASBackend.current.kernel)
                 report["ranks"] = .int(ranks)   // MPI ranks sharing each step (1: one process)
                 report.merge(SDEChoice(config.sde).stats)   // sde and its parameters (schedule for VP)
                 try AtomicFile.write(report.jsonData(), to: stats)
@@ -334,7 +337,7 @@ extension ScoreSDECommand {
             if count != nil, data.hasSuffix(".npy") || data.hasPrefix("npy:") {
                 throw ScoreSDEError.invalidArgument("--count selects rows of a built-in data set; a .npy file is used whole (save the rows you want)")
             }
-            let set = try objective.labelled(Dataset.load(data, count: count, seed: 0))
+            let set = try objective.labelled(Dataset.forTraining(data, count: count, seed: 0))
             try set.data.checkFinite("the training data \(data)")
             return set
         }

@@ -22,7 +22,9 @@ extension ScoreSDECommand {
                 """
         )
 
-        @Option(help: ArgumentHelp("The labelled training data: a built-in data set (digits, or a 2-D toy: ring, moons, swissroll, checkerboard) or a .npy file with --labels PATH.npy.", valueName: "name|PATH.npy"))
+        @OptionGroup(title: "Progress") var progressOptions: ProgressOptions
+
+        @Option(help: ArgumentHelp("The labelled training data: a built-in data set (digits, fashion-mnist, or a 2-D toy: ring, moons, swissroll, checkerboard) or a .npy file with --labels PATH.npy; the test splits (digits-test, fashion-mnist-test) are refused.", valueName: "name|PATH.npy"))
         var data: String
 
         @Option(help: ArgumentHelp("'own' (default): the built-in data set's labels; PATH.npy: one integer label per data row.", valueName: "own|PATH.npy"))
@@ -189,7 +191,7 @@ extension ScoreSDECommand {
             if count != nil, data.hasSuffix(".npy") {
                 throw ScoreSDEError.invalidArgument("--count selects rows of a built-in data set; a .npy file is used whole")
             }
-            var set = try Dataset.load(data, count: count, seed: 0)
+            var set = try Dataset.forTraining(data, count: count, seed: 0)
             if labels != "own" {
                 guard labels.hasSuffix(".npy") else {
                     throw ScoreSDEError.invalidArgument("--labels must be 'own' or a PATH.npy of one integer label per data row (got '\(labels)')")

@@ -291,25 +291,23 @@ import Testing
         #expect(sample.stdout.contains("safetensors") && sample.stdout.contains("digits"))
     }
 
-    /// With `OPENBLAS_CORETYPE` unset, `scoresde` sets it from the CPU flags and re-executes itself
-    /// (OpenBLAS prints its core with `OPENBLAS_VERBOSE=2`); a value the user set is kept.
-    @Test func theOpenBLASCoreTypeIsChosenFromTheCPUFlags() throws {
-        let info = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)) ?? ""
-        let flags = Set(info.split(separator: "\n").first { $0.hasPrefix("flags") }?.split(separator: " ") ?? [])
-        let expected = flags.contains("avx512f") ? "SkylakeX" : flags.contains("avx2") ? "Haswell" : nil
-        guard let expected else { return }   // nothing to choose on this CPU
-        func run(_ environment: [String: String]) throws -> String {
+    /// `scoresde` no longer re-executes itself or touches `OPENBLAS_CORETYPE`: OpenBLAS starts once
+    /// (`OPENBLAS_VERBOSE=2` prints its core exactly once), and with the same environment the command
+    /// uses the BLAS backend this test process uses — with the variable unset and with it set — so
+    /// CLI and library runs compare bit for bit whatever the machine's environment holds.
+    @Test func theCommandUsesTheLibrarysBLASChoiceWithoutReexecuting() throws {
+        guard let executable = scoresdeExecutable else { Issue.record("scoresde not built"); return }
+        let ws = try Workspace()
+        func run(_ set: [String: String], unset: [String]) throws -> (output: String, blas: String?) {
             let process = Process()
-            guard let executable = scoresdeExecutable else { Issue.record("scoresde not built"); return "" }
             process.executableURL = executable
-            process.arguments = ["train", "--help"]
+            process.arguments = ["sample", "--count", "8", "--steps", "5", "--output", ws.path("s.npy"), "--stats", ws.path("s.json")]
             var env = ProcessInfo.processInfo.environment
-            env["OPENBLAS_CORETYPE"] = nil
-            env.merge(environment) { _, b in b }
+            for key in unset { env[key] = nil }
+            env.merge(set) { _, b in b }
             process.environment = env
-            let out = FileManager.default.temporaryDirectory.appendingPathComponent("scoresde-blas-\(UUID().uuidString)")
+            let out = ws.url.appendingPathComponent("out.txt")
             _ = FileManager.default.createFile(atPath: out.path, contents: nil)
-            defer { try? FileManager.default.removeItem(at: out) }
             let handle = try FileHandle(forWritingTo: out)
             process.standardOutput = handle
             process.standardError = handle
@@ -317,15 +315,20 @@ import Testing
             process.waitUntilExit()
             try handle.close()
             #expect(process.terminationStatus == 0)
-            return String(decoding: try Data(contentsOf: out), as: UTF8.self)
+            return (String(decoding: try Data(contentsOf: out), as: UTF8.self), try ws.json("s.json")["blas"] as? String)
         }
-        let chosen = try run(["OPENBLAS_VERBOSE": "2"])
-        #expect(chosen.contains("Core: \(expected)"), "\(chosen.prefix(200))")
-        #expect(chosen.contains("--checkpoint-every"), "the re-executed process runs the command")
-        // A user's choice, other than the one the CPU flags give, is kept.
-        let other = expected == "Haswell" ? "Sandybridge" : "Haswell"
-        let kept = try run(["OPENBLAS_VERBOSE": "2", "OPENBLAS_CORETYPE": other])
-        #expect(kept.contains("Core: \(other)") && !kept.contains("Core: \(expected)"), "\(kept.prefix(200))")
+        let mine = BLASBackend.current
+        let here = try run(["OPENBLAS_VERBOSE": "2"], unset: [])
+        #expect(here.output.components(separatedBy: "Core: ").count == 2, "OpenBLAS starts exactly once: \(here.output.prefix(300))")
+        #expect(here.blas == "\(mine.library.rawValue) \(mine.kernel)", "the command's BLAS \(here.blas ?? "nil") vs this process's \(mine)")
+        // With the variable removed the command still starts once and picks by the same rule.
+        let bare = try run(["OPENBLAS_VERBOSE": "2"], unset: ["OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"])
+        #expect(bare.output.components(separatedBy: "Core: ").count == 2, "\(bare.output.prefix(300))")
+        #expect(bare.blas != nil)
+        // A user's OPENBLAS_CORETYPE is kept: OpenBLAS with exactly that core.
+        let forced = try run(["OPENBLAS_VERBOSE": "2", "OPENBLAS_CORETYPE": "Sandybridge"], unset: [])
+        #expect(forced.output.contains("Core: Sandybridge"), "\(forced.output.prefix(300))")
+        #expect(forced.blas == "OpenBLAS Sandybridge")
     }
 
     // MARK: - Options

@@ -33,6 +33,10 @@ private let parsers: [String: (Data) throws -> Void] = [
     "FuzzSafetensors": { _ = try Safetensors.decode($0, path: "x.safetensors") },
     "FuzzPNG": { data in for c in [nil, 1, 3] as [Int?] { _ = try PNG.decode(data, as: c) } },
     "FuzzMixture": { _ = try GaussianMixture(json: $0, path: "x.json") },
+    "FuzzIDX": { data in
+        let array = try IDX.decode(data, path: "x.idx", maximumBytes: 1 << 20)
+        _ = array.tensor()
+    },
     "FuzzMixing": { _ = try ColorMixing(json: $0, path: "x.json") },
     "FuzzCheckpoint": { data in
         let file = try Safetensors.decode(data, path: "x.safetensors")

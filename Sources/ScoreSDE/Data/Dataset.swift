@@ -9,8 +9,14 @@ import Foundation
 ///
 /// Built-in names: `ring`, `moons`, `swissroll`, `checkerboard` (2-D, continuous, default
 /// 10 000 points), `digits` (8 × 8 grey, 17 levels, the 1500 training digits), `digits-test` (the
-/// 297 held-out digits; with a count, the first `count` of them) and `patches`
-/// (8 × 8 RGB, 256 levels, all 8480 non-overlapping patches of the packaged photographs).
+/// 297 held-out digits; with a count, the first `count` of them), `patches`
+/// (8 × 8 RGB, 256 levels, the 6360 non-overlapping patches of the training part of the packaged
+/// photographs), `fashion-mnist` (28 × 28 grey, 256 levels, the 60 000 Fashion-MNIST training
+/// images with labels; Debian's `dataset-fashion-mnist`) and `fashion-mnist-test` (its 10 000
+/// test images, for evaluation only).
+///
+/// The test splits (``testSplitNames``) are for evaluation: ``forTraining(_:count:seed:)``, which
+/// `scoresde train` uses, refuses them.
 public struct Dataset: Sendable, Equatable, CustomStringConvertible {
     /// The data set's name (`moons`, `digits`, ... or the `.npy` path).
     public let name: String
@@ -40,7 +46,13 @@ public struct Dataset: Sendable, Equatable, CustomStringConvertible {
     }
 
     /// The names accepted by ``named(_:count:seed:)``.
-    public static let builtInNames = Toy2D.names + ["digits", "digits-test", "patches"]
+    public static let builtInNames = Toy2D.names + ["digits", "digits-test", "patches", "fashion-mnist", "fashion-mnist-test"]
+
+    /// The built-in held-out test splits: for evaluation (likelihoods, metrics), never for training.
+    public static let testSplitNames = ["digits-test", "fashion-mnist-test"]
+
+    /// Whether this is a built-in held-out test split (``testSplitNames``).
+    public var isTestSplit: Bool { Self.testSplitNames.contains(name) }
 
     /// Points of a 2-D toy when `count` is nil.
     public static let defaultToyCount = 10_000
@@ -55,8 +67,14 @@ public struct Dataset: Sendable, Equatable, CustomStringConvertible {
     /// - `patches`: the training split only (``ImagePatches/Split/train``, the left three quarters of
     ///   each photograph): its 6360 non-overlapping patches (``ImagePatches/all(split:)``) when `count` is nil,
     ///   else `count` random patches of it from `RandomSource(seed:)`; `[n, 3, 8, 8]`, 256 levels, normalization ``DataNormalization/unit``.
+    /// - `fashion-mnist`: the 60 000 training images (``FashionMNIST/trainingSplit(directory:)``) with
+    ///   their labels when `count` is nil, else `count` of them chosen without replacement by a
+    ///   permutation seeded with `seed`; `[n, 1, 28, 28]`, 256 levels, normalization ``DataNormalization/unit``.
+    /// - `fashion-mnist-test`: the 10 000 test images (``FashionMNIST/testSplitForEvaluation(directory:)``),
+    ///   with a count the first `count` of them; for evaluation only.
     ///
-    /// - Throws: ``ScoreSDEError/unknownName(_:)`` listing the valid names; ``ScoreSDEError/invalidArgument(_:)`` for a bad count.
+    /// - Throws: ``ScoreSDEError/unknownName(_:)`` listing the valid names; ``ScoreSDEError/invalidArgument(_:)`` for a bad count;
+    ///   ``ScoreSDEError/missingDataSet(_:)`` for Fashion-MNIST when its package is not installed.
     public static func named(_ name: String, count: Int? = nil, seed: UInt64 = 0) throws -> Dataset {
         if let c = count, c < 1 {
             throw ScoreSDEError.invalidArgument("the number of data points must be >= 1, got \(c)")
@@ -113,6 +131,34 @@ public struct Dataset: Sendable, Equatable, CustomStringConvertible {
             let x = try ImagePatches.all(split: .train)
             return Dataset(name: name, data: x, normalization: .unit, levels: ImagePatches.levels,
                            description: "patches: all \(x.rows) non-overlapping 8x8 RGB patches (values 0...255) of the left three quarters of china.png and flower.png")
+        case "fashion-mnist":
+            let train = try FashionMNIST.trainingSplit()
+            let total = FashionMNIST.trainCount
+            let picked: FashionMNIST
+            if let n = count {
+                guard n <= total else {
+                    throw ScoreSDEError.invalidArgument("fashion-mnist has \(total) training images; asked for \(n) (omit the count to use all of them)")
+                }
+                picked = train.subset(Array(permutation(total, using: &rng).prefix(n)))
+            } else {
+                picked = train
+            }
+            let which = count.map { "\($0) of the \(total) training images, chosen with seed \(seed)" } ?? "the \(total) training images"
+            return Dataset(name: name, data: picked.images, normalization: .unit, levels: FashionMNIST.levels,
+                           description: "fashion-mnist: \(which), 28x28 grey (values 0...255), 10 classes",
+                           labels: picked.labels, classCount: FashionMNIST.classNames.count)
+        case "fashion-mnist-test":
+            let test = try FashionMNIST.testSplitForEvaluation()
+            let total = FashionMNIST.testCount
+            let picked = try count.map { n -> FashionMNIST in
+                guard n <= total else {
+                    throw ScoreSDEError.invalidArgument("fashion-mnist-test has \(total) test images; asked for \(n) (omit the count to use all of them)")
+                }
+                return test.subset(0 ..< n)
+            } ?? test
+            return Dataset(name: name, data: picked.images, normalization: .unit, levels: FashionMNIST.levels,
+                           description: "fashion-mnist-test: \(picked.labels.count) of the \(total) held-out test images (the first in file order), 28x28 grey (values 0...255), for evaluation only",
+                           labels: picked.labels, classCount: FashionMNIST.classNames.count)
         default:
             throw ScoreSDEError.unknownName("'\(name)' is not a built-in data set; choose one of \(builtInNames.joined(separator: ", ")) or a .npy file")
         }
@@ -142,6 +188,18 @@ public struct Dataset: Sendable, Equatable, CustomStringConvertible {
         if spec.hasPrefix("npy:") { return try npy(String(spec.dropFirst(4))) }
         if spec.hasSuffix(".npy") { return try npy(spec) }
         return try named(spec, count: count, seed: seed)
+    }
+
+    /// ``load(_:count:seed:)`` for training: refuses the held-out test splits (``testSplitNames``),
+    /// so that no model is fitted to the data it is evaluated on.
+    ///
+    /// - Throws: ``ScoreSDEError/invalidArgument(_:)`` naming the training split to use instead; what ``load(_:count:seed:)`` throws.
+    public static func forTraining(_ spec: String, count: Int? = nil, seed: UInt64 = 0) throws -> Dataset {
+        if testSplitNames.contains(spec) {
+            let train = String(spec.dropLast("-test".count))
+            throw ScoreSDEError.invalidArgument("\(spec) is a held-out test split, for evaluation only (likelihood, encode); train on \(train), its training split")
+        }
+        return try load(spec, count: count, seed: seed)
     }
 
     /// ``data`` in model space under ``normalization`` (the data themselves for ``DataNormalization/none``).

@@ -25,6 +25,24 @@ public enum UniformDequantization {
         return out
     }
 
+    /// 8-bit values `k` (`0 ... 255`) dequantized and scaled as the reference's likelihood does:
+    /// `(k + u) / 256` for ``BitsPerDimConvention/unitInterval``, `2 (k + u) / 256 − 1` for
+    /// ``BitsPerDimConvention/symmetric`` (`u` as in ``sample(levels:topLevel:using:)``, one draw of `rng`).
+    ///
+    /// - Throws: `invalidArgument` for values that are not integers in `0 ... 255`, or a convention
+    ///   other than those two.
+    public static func eightBit(_ x: Tensor, to convention: BitsPerDimConvention, using rng: inout RandomSource) throws -> Tensor {
+        guard convention == .unitInterval || convention == .symmetric else {
+            throw ScoreSDEError.invalidArgument("8-bit dequantization scales to [0, 1] (unitInterval) or [-1, 1] (symmetric), not \(convention)")
+        }
+        var out = try sample(levels: x, topLevel: 255, using: &rng)
+        for i in out.storage.indices {
+            let v = out.storage[i] / 256
+            out.storage[i] = convention == .symmetric ? 2 * v - 1 : v
+        }
+        return out
+    }
+
     /// Throws unless every value is an integer in `0 ... topLevel`.
     public static func check(_ x: Tensor, topLevel: Int) throws {
         let top = Double(topLevel)

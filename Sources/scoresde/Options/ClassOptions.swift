@@ -6,7 +6,7 @@ import ScoreSDE
 /// classifier guidance (`--classifier`, `--classifier-scale`).
 struct ClassOptions: ParsableArguments {
     @Option(name: .customLong("class"), help: ArgumentHelp(
-        "Sample a class-conditional model (trained with `train --labels`, such as the shipped digits) at this class, or at each class of a comma-separated list (e.g. 0,1,2,3,4,5,6,7,8,9): the samples are split evenly between the listed classes in order, and --png draws one row per class. Without --class a conditional model samples unconditionally (its null label).",
+        "Sample a class-conditional model (trained with `train --labels`, such as the shipped digits) at this class, or at each class of a comma-separated list (e.g. 0,1,2,3,4,5,6,7,8,9): the samples are split evenly between the listed classes in order (--count must be a multiple of the list's length; without --count: 8 per class for image models, 4096 rounded down to a multiple of it otherwise), and --png draws one row per class. Without --class a conditional model samples unconditionally (its null label).",
         valueName: "y|y1,y2,..."))
     var classes: String?
 
@@ -60,10 +60,11 @@ struct ClassOptions: ParsableArguments {
         return count / l.count
     }
 
-    /// The default number of samples with a class list: 8 per class for image models.
-    func defaultCount(image: Bool) throws -> Int? {
-        guard image, let l = try labels, l.count > 1 else { return nil }
-        return 8 * l.count
+    /// The default number of samples with a list of L classes: 8 per class for image models (one
+    /// PNG row each), else `fallback` rounded down to a multiple of L (so it splits evenly).
+    func defaultCount(image: Bool, fallback: Int) throws -> Int? {
+        guard let l = try labels, l.count > 1 else { return nil }
+        return image ? 8 * l.count : max(l.count, fallback / l.count * l.count)
     }
 
     /// The score to sample: the model's own without --class, else the classifier-free guided score

@@ -163,6 +163,7 @@ struct ConditionedCommandOptions: ParsableArguments {
     @OptionGroup(title: "Predictor-corrector sampler") var pc: PCOptions
     @OptionGroup(title: "Conditioning") var conditioning: ConditioningOptions
     @OptionGroup(title: "Computation") var compute: ComputeOptions
+    @OptionGroup(title: "Progress") var progressOptions: ProgressOptions
 
     @OptionGroup(title: "Output files") var files: OutputOptions
 

@@ -63,7 +63,7 @@ struct ObjectiveOptions: ParsableArguments {
         }
         if labels == "own" {
             guard set.labels != nil else {
-                throw ScoreSDEError.invalidArgument("--labels own: \(set.name) has no labels of its own (digits and the 2-D toys do); give --labels PATH.npy with one integer per row")
+                throw ScoreSDEError.invalidArgument("--labels own: \(set.name) has no labels of its own (digits, fashion-mnist and the 2-D toys do); give --labels PATH.npy with one integer per row")
             }
             return set
         }

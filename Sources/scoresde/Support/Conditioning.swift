@@ -140,6 +140,7 @@ struct ConditionedJob {
         report["batch_size"] = options.compute.batchSize.map { .int($0) } ?? .null
         report["seed"] = seedValue(options.compute.seed)
         report["threads"] = .int(outcome.threads)
+        report["blas"] = .string(BLASBackend.current.library.rawValue + " " + BLASBackend.current.kernel)
         report["ranks"] = .int(Population.size)   // MPI ranks sharing the run (1: one process)
         return report
     }

@@ -25,7 +25,8 @@ extension DataModel {
     var imageLayout: ImageLayout? { ImageLayout(rowShape) }
 
     /// Built-in inputs for the demos, in data space: held-out digits for a model of 8x8 grey
-    /// images, random held-out photograph patches (``ImagePatches.Split.heldOut``) for 8x8 RGB, exact samples of a mixture. Nil when the
+    /// images, random held-out photograph patches (``ImagePatches.Split.heldOut``) for 8x8 RGB, the
+    /// first Fashion-MNIST test images for 28x28 grey, exact samples of a mixture. Nil when the
     /// model has no such data (the caller asks for `--data`). Drawn from a source independent of
     /// the sampler's (seeded with the same `seed`).
     func demoInputs(count: Int, seed: UInt64) throws -> (inputs: Tensor, description: String)? {
@@ -34,6 +35,12 @@ extension DataModel {
         case .mixture(let m):
             return (m.sample(count: count, using: &rng), "\(count) exact sample\(count == 1 ? "" : "s") of \(name) (seed \(seed))")
         case .learned:
+            if let layout = imageLayout, layout.channels == 1, layout.height == FashionMNIST.side, layout.width == FashionMNIST.side {
+                // Evaluation inputs: the test split (the training split is the model's own data).
+                let test = try FashionMNIST.testSplitForEvaluation()
+                let n = min(count, test.images.rows)
+                return (try test.images.rows(0 ..< n).reshaped([n] + rowShape), "the first \(n) Fashion-MNIST test images")
+            }
             guard let layout = imageLayout, layout.height == 8, layout.width == 8 else { return nil }
             if layout.channels == 1 {
                 let held = try Digits.load(split: .heldOut)
@@ -90,6 +97,13 @@ func isGrey(_ image: RasterImage) -> Bool {
 /// A figure of conditional samples of an image model, in the column order every inverse-problem
 /// command shares: what the sampler sees (`observed`, unknown values hatched) | the `k` samples
 /// of each input | the original (when known). One row per input, at most `maxRows`.
+/// The column headers ``conditionalTable(observed:samples:perInput:original:model:title:maxRows:)``
+/// draws, left to right: what was observed, the samples, and the original when it is known. The
+/// commands write them to their stats (`figure_columns`) and their help names them in this order.
+func conditionalTableHeaders(observed: String, perInput k: Int, hasOriginal: Bool) -> [String] {
+    ["\(observed)", "samples (\(k) per input)"] + (hasOriginal ? ["original"] : [])
+}
+
 func conditionalTable(observed: Plot.ImageColumn, samples: Tensor, perInput k: Int, original: Tensor?,
                       model: DataModel, title: String, maxRows: Int = 16) throws -> RasterImage {
     let inputs = samples.rows / k, shown = min(inputs, maxRows)
@@ -99,8 +113,9 @@ func conditionalTable(observed: Plot.ImageColumn, samples: Tensor, perInput k: I
     var observed = observed
     observed.images = try first(observed.images, shown)
     if let u = observed.unknown, u.rows > 1 { observed.unknown = try first(u, shown) }
-    var columns = [observed, Plot.ImageColumn("samples (\(k) per input)", try first(samples, shown * k), perRow: k)]
-    if let original { columns.append(Plot.ImageColumn("original", try first(original, shown))) }
+    let titles = conditionalTableHeaders(observed: observed.header, perInput: k, hasOriginal: original != nil)
+    var columns = [observed, Plot.ImageColumn(titles[1], try first(samples, shown * k), perRow: k)]
+    if let original { columns.append(Plot.ImageColumn(titles[2], try first(original, shown))) }
     let table = try Plot.imageTable(columns, range: model.imageRange, scale: SampleFigure.imageScale)
     let more = inputs > shown ? " (first \(shown) of \(inputs) inputs)" : ""
     return Plot.titled(table, title + more)

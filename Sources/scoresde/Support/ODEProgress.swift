@@ -21,12 +21,16 @@ final class ODEProgress: @unchecked Sendable {
     private var furthest = 0.0
     private var lastDraw: UInt64 = 0
     private var drawn = false
-    private static let interval: UInt64 = 50_000_000   // 50 ms
+    private let terminal: Bool
+    private var interval: UInt64 { terminal ? 50_000_000 : ProgressReporting.logInterval }
 
-    /// An indicator for a solve from `t0` to `t1`, or nil when standard error is not a terminal.
+    /// An indicator for a solve from `t0` to `t1` (a bar on a terminal, a line every 5 s
+    /// elsewhere), or nil with `--quiet`.
     init?(_ what: String, from t0: Double, to t1: Double, layout: ODESystemLayout) {
-        guard isatty(STDERR_FILENO) == 1, t0 > 0, t1 > 0, t0 != t1 else { return nil }
+        guard !ProgressReporting.quiet, t0 > 0, t1 > 0, t0 != t1 else { return nil }
         self.what = what; self.t0 = t0; self.t1 = t1; self.layout = layout
+        terminal = ProgressReporting.isTerminal
+        if !terminal { lastDraw = start }
     }
 
     /// Records one score evaluation at time `t`.
@@ -36,9 +40,17 @@ final class ODEProgress: @unchecked Sendable {
         evaluations += 1
         furthest = max(furthest, min(1, max(0, Foundation.log(t / t0) / Foundation.log(t1 / t0))))
         let now = DispatchTime.now().uptimeNanoseconds
-        guard now - lastDraw >= Self.interval else { return }
+        guard now - lastDraw >= interval else { return }
         lastDraw = now
         let elapsed = Double(now - start) * 1e-9
+        if !terminal {
+            // No reliable ETA for an adaptive solve: how far t got (one system) and the count.
+            let reached = layout == .batch
+                ? ", t = \(String(format: "%.4g", t0 * Foundation.pow(t1 / t0, furthest))) (\(Int(furthest * 100))% of the way in log t)" : ""
+            fputs("progress: \(what)\(reached), score calls \(evaluations), \(ProgressBar.seconds(elapsed)) elapsed\n", stderr)
+            fflush(stderr)
+            return
+        }
         var line = "\r\u{1B}[K\(what)  "
         switch layout {
         case .batch:
@@ -59,7 +71,7 @@ final class ODEProgress: @unchecked Sendable {
     func finish() {
         lock.lock()
         defer { lock.unlock() }
-        guard drawn else { return }
+        guard drawn, terminal else { return }
         fputs("\r\u{1B}[K", stderr)
         fflush(stderr)
     }
