@@ -23,7 +23,9 @@ let benchUNetConfiguration = UNetConfiguration(imageSize: 28, channels: 1, block
 /// `scoresde-bench unet [--json] [--threads N] [--steps N]`: images/s of the float32 U-Net forward
 /// (batch 256) and of a training step (batch 128: forward, ε-prediction MSE, backward, Adam), peak
 /// RSS minus the RSS after the model was built, at 1 and 2 threads (OpenMP, set per thread count);
-/// then the convolutions' share in GFLOP/s against a measured FMA-loop peak.
+/// then the convolutions' share in GFLOP/s against a measured FMA-loop peak. The peak RSS is a
+/// process high-water mark: run `--threads 1` and `--threads 2` as separate processes for the memory
+/// of each (in one process the second count's figure includes the first's batch-256 inference).
 func unetBenchmark(arguments: [String]) throws {
     let json = arguments.contains("--json")
     var threadCounts = [1, 2]
