@@ -20,7 +20,7 @@ func residentMiB() -> (now: Double, peak: Double) {
 let benchUNetConfiguration = UNetConfiguration(imageSize: 28, channels: 1, blockOutChannels: [32, 64, 64], layersPerBlock: 1,
                                                attentionLevels: [false, false, true], midBlockAttention: true, normGroups: 8)
 
-/// `scoresde-bench unet [--json] [--threads N] [--steps N]`: images/s of the float32 U-Net forward
+/// `scoresde-bench unet [--json] [--threads N] [--steps N] [--names]`: images/s of the float32 U-Net forward
 /// (batch 256) and of a training step (batch 128: forward, ε-prediction MSE, backward, Adam), peak
 /// RSS minus the RSS after the model was built, at 1 and 2 threads (OpenMP, set per thread count);
 /// then the convolutions' share in GFLOP/s against a measured FMA-loop peak. The peak RSS is a
@@ -35,6 +35,11 @@ func unetBenchmark(arguments: [String]) throws {
     let c = benchUNetConfiguration
     let S = c.imageSize, inferBatch = 256, trainBatch = 128
     let net = try UNet<Float>(c)
+    if arguments.contains("--names") {
+        // Parameter names and shapes, one per line (for comparison with diffusers' state_dict).
+        for r in net.layout.refs { print(r.name, r.shape.map(String.init).joined(separator: ",")) }
+        return
+    }
     net.initialize(seed: 1)
     let base = residentMiB().now
     if !json {
