@@ -23,7 +23,7 @@ let package = Package(
         .target(
             name: "ScoreSDE",
             dependencies: [
-                "CGSL", "CPNG", "COpenBLAS", "CKernels", "CZlib",
+                "CGSL", "CPNG", "COpenBLAS", "CKernels", "CZlib", "CDNNL",
                 .product(name: "Numerics", package: "swift-numerics"),
             ],
             resources: [.copy("Resources")]
@@ -59,6 +59,8 @@ let package = Package(
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas", providers: [.apt(["libopenblas-dev"])]),
         // gzip (the IDX files of Fashion-MNIST) through zlib's inflate, never a hand-written one.
         .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+        // oneDNN 2.6 (convolutions and GEMM of the float32 image networks); Debian ships no .pc for it.
+        .systemLibrary(name: "CDNNL", providers: [.apt(["libdnnl-dev"])]),
 
         // MARK: - Benchmarks (release build: `swift run -c release scoresde-bench`)
         .executableTarget(

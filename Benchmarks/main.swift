@@ -401,3 +401,4 @@ if which == "colorize" || which == "all" { try colorizationBenchmark() }
 if which == "digits-denoise" { try digitsDenoiseDiagnostic(paths: Array(CommandLine.arguments.dropFirst(2))) }
 if which == "digits-explore" { try digitsQualityExplore(path: CommandLine.arguments.count > 2 ? CommandLine.arguments[2] : "digits", only: CommandLine.arguments.count > 3 ? Array(CommandLine.arguments.dropFirst(3)) : nil) }
 if which == "digits-quality" || which == "all" { try digitsQualityBenchmark(paths: Array(CommandLine.arguments.dropFirst(2))) }
+if which == "unet" || which == "all" { try unetBenchmark(arguments: Array(CommandLine.arguments.dropFirst(2))) }

@@ -3,6 +3,8 @@
 # everything is there. Needs root (or sudo) on a fresh machine.
 set -euo pipefail
 packages=(libgsl-dev pkg-config libpng-dev libopenblas-dev zlib1g-dev)
+# oneDNN: the float32 convolutions, GEMM and SiLU of the image networks (Sources/CDNNL).
+packages+=(libdnnl-dev)
 # BLIS: the library's double-precision BLAS on CPUs that OpenBLAS 0.3.21 does not recognise (loaded
 # at run time; see BLASBackend in Sources/ScoreSDE/Core/BLAS.swift).
 packages+=(libblis4-pthread)

@@ -1,0 +1,192 @@
+import Foundation
+
+/// How a ``UNetScore``'s network output becomes a score.
+public enum UNetParameterization: String, Sendable, CaseIterable {
+    /// ε-prediction (Ho et al. 2020): the network predicts the noise of `x_t = m x₀ + std ε`, so
+    /// `s = −out / std(t)`.
+    case noisePrediction = "noise"
+    /// Score scaled by the noise level (Song et al. 2021, NCSN++'s `scale_by_sigma`): `s = out / std(t)`.
+    case scaledScore = "scaled_score"
+}
+
+/// A convolutional U-Net score model (``UNet``, the DDPM design at small size) on images of shape
+/// `[C, S, S]`: the network computes in float32 (oneDNN kernels) and the model converts Double ↔ Float32
+/// once per call; SDE coefficients and solver state stay Double.
+///
+/// The network time is `τ = timeScale · t` (999 by default: the DDPM step index of the Score-SDE
+/// reference's conversion, `labels = t · 999`). A class-conditional model scores for ``label``
+/// (`0..<K`; `nil` uses the null label `K`, the unconditional model of classifier-free guidance).
+///
+/// Thread-safe: each concurrent call borrows its own network instance (buffers are per instance).
+public struct UNetScore: ScoreModel {
+    public let configuration: UNetConfiguration
+    public let sde: SDESpec
+    public let parameterization: UNetParameterization
+    public let timeScale: Double
+    /// The flat float32 parameters (order of the network's ``ParameterLayout``).
+    public let parameters: [Float]
+    /// The class label scored for (class-conditional models), `nil` for the null label.
+    public var label: Int?
+    private let forwardSDE: any ForwardSDE
+    private let pool: NetworkPool
+
+    public var rowShape: [Int]? { [configuration.channels, configuration.imageSize, configuration.imageSize] }
+
+    /// A freshly initialised model (PyTorch's default initialisation from `seed`).
+    public init(configuration: UNetConfiguration, sde: SDESpec, parameterization: UNetParameterization = .noisePrediction,
+                timeScale: Double = 999, seed: UInt64) throws {
+        let net = try UNet<Float>(configuration)
+        net.initialize(seed: seed)
+        try self.init(configuration: configuration, sde: sde, parameterization: parameterization, timeScale: timeScale,
+                      parameters: Array(UnsafeBufferPointer(start: net.parameters, count: net.parameterCount)))
+    }
+
+    /// A model with the given parameters.
+    /// - Throws: `invalidArgument` for an invalid configuration or time scale, `shapeMismatch` when the
+    ///   parameter count is not the configuration's, `nonFinite` for NaN/Inf parameters.
+    public init(configuration: UNetConfiguration, sde: SDESpec, parameterization: UNetParameterization = .noisePrediction,
+                timeScale: Double = 999, parameters: [Float]) throws {
+        try configuration.validate()
+        try requireParameter(timeScale.isFinite && timeScale > 0, "the time scale must be finite and > 0 (got \(timeScale))")
+        let count = try UNet<Float>(configuration).parameterCount
+        guard parameters.count == count else {
+            throw ScoreSDEError.shapeMismatch("this U-Net configuration has \(count) parameters but \(parameters.count) were given")
+        }
+        guard parameters.allSatisfy(\.isFinite) else { throw ScoreSDEError.nonFinite("the U-Net parameters contain NaN or Inf") }
+        self.configuration = configuration; self.sde = sde; self.parameterization = parameterization
+        self.timeScale = timeScale; self.parameters = parameters
+        self.forwardSDE = try sde.make()
+        self.pool = NetworkPool(configuration: configuration, parameters: parameters)
+    }
+
+    /// The same model scoring for `label` (`0..<K`, or nil for the null label).
+    /// - Throws: `invalidArgument` for an unconditional model or a label out of range.
+    public func conditioned(on label: Int?) throws -> UNetScore {
+        try requireParameter(configuration.classCount > 0, "this U-Net is unconditional; it takes no class label")
+        if let l = label { try requireParameter(l >= 0 && l < configuration.classCount, "label \(l) is outside 0..<\(configuration.classCount)") }
+        var m = self
+        m.label = label
+        return m
+    }
+
+    public func score(_ x: Tensor, at t: Double) throws -> Tensor {
+        var out = Tensor(zeros: x.shape)
+        try score(x, at: t, into: &out)
+        return out
+    }
+
+    public func score(_ x: Tensor, at t: Double, into out: inout Tensor) throws {
+        let c = configuration, C = c.channels, S = c.imageSize, P = S * S
+        guard x.rowSize == C * P else {
+            throw ScoreSDEError.shapeMismatch("this U-Net takes \(C)×\(S)×\(S) images (\(C * P) values per row) but the rows have shape \(x.rowShape) (\(x.rowSize) values); resize or pad the images to \(S)×\(S) with \(C) channel(s)")
+        }
+        guard t.isFinite else { throw ScoreSDEError.nonFinite("the time t is \(t)") }
+        if out.shape != x.shape { out = Tensor(zeros: x.shape) }
+        let n = x.rows
+        let std = forwardSDE.marginal(at: t).std
+        let factor = parameterization == .noisePrediction ? -1 / std : 1 / std
+        let net = pool.take()
+        defer { pool.give(net) }
+        let input = net.scratch.reserve(n * P * C)
+        var finite = true
+        x.storage.withUnsafeBufferPointer { xs in
+            // NCHW Double → NHWC Float.
+            for b in 0 ..< n { for ch in 0 ..< C { for q in 0 ..< P {
+                let v = xs[(b * C + ch) * P + q]
+                if !v.isFinite { finite = false }
+                input[(b * P + q) * C + ch] = Float(v)
+            } } }
+        }
+        guard finite else { throw ScoreSDEError.nonFinite("the input images contain NaN or Inf") }
+        let labels: [Int]? = c.classCount > 0 ? [Int](repeating: label ?? c.classCount, count: n) : nil
+        let y = net.network.forward(input, tau: [Double](repeating: timeScale * t, count: n), labels: labels)
+        var bad = false
+        out.storage.withUnsafeMutableBufferPointer { o in
+            for b in 0 ..< n { for ch in 0 ..< C { for q in 0 ..< P {
+                let v = Double(y[(b * P + q) * C + ch]) * factor
+                if !v.isFinite { bad = true }
+                o[(b * C + ch) * P + q] = v
+            } } }
+        }
+        if bad { throw ScoreSDEError.nonFinite("the U-Net output at t = \(t) contains NaN or Inf") }
+    }
+
+    // MARK: - Files
+
+    /// Named float32 tensors (diffusers' names and shapes) for a safetensors file.
+    public var namedTensors: [SafetensorsTensor] {
+        let layout = pool.layout
+        return layout.refs.map { r in SafetensorsTensor(name: r.name, shape: r.shape, values: parameters[r.range].map(Double.init)) }
+    }
+
+    /// Metadata: `model` = `unet`, the configuration (`unet.*`), the SDE, the parameterization and time scale.
+    public var metadata: [String: String] {
+        configuration.metadata.merging(sde.metadata) { a, _ in a }
+            .merging(["model": "unet", "unet.parameterization": parameterization.rawValue, "unet.time_scale": "\(timeScale)"]) { a, _ in a }
+    }
+
+    /// Writes the weights (F32) and configuration to a safetensors file.
+    public func write(to path: String) throws {
+        try Safetensors.write(namedTensors, metadata: metadata, dtype: .f32, to: path)
+    }
+
+    /// Reads a model written by ``write(to:)`` (or any file with the same names, shapes and metadata).
+    /// - Throws: ``ScoreSDEError/io(path:message:)`` when the metadata is missing or invalid or a tensor
+    ///   is missing, has another shape or is not in the configuration; `nonFinite` for NaN/Inf weights.
+    public static func read(_ path: String) throws -> UNetScore {
+        let file = try Safetensors.read(path)
+        let m = MetadataReader(map: file.metadata, path: path)
+        let kind = try m.string("model")
+        guard kind == "unet" else { throw m.fail("metadata 'model' is '\(kind)'; expected 'unet' (is this an MLP model file?)") }
+        let config = try UNetConfiguration(metadata: m)
+        let sde = try SDESpec(metadata: m)
+        let pText = try m.string("unet.parameterization")
+        guard let par = UNetParameterization(rawValue: pText) else {
+            throw m.fail("metadata 'unet.parameterization' is '\(pText)'; expected \(UNetParameterization.allCases.map(\.rawValue).joined(separator: " or "))")
+        }
+        let timeScale = try m.double("unet.time_scale")
+        let net = try UNet<Float>(config)
+        var values = [Float](repeating: 0, count: net.parameterCount)
+        let expected = Set(net.layout.refs.map(\.name))
+        if let extra = file.tensors.first(where: { !expected.contains($0.name) }) {
+            throw m.fail("tensor '\(extra.name)' is not part of the U-Net its metadata describes (\(config.blockOutChannels), \(config.layersPerBlock) per level); the configuration and the weights disagree")
+        }
+        for r in net.layout.refs {
+            let t = try file.tensor(named: r.name, shape: r.shape)
+            for (j, v) in t.values.enumerated() {
+                guard v.isFinite else { throw ScoreSDEError.nonFinite("\(path): tensor '\(r.name)' contains NaN or Inf") }
+                values[r.offset + j] = Float(v)
+            }
+        }
+        return try UNetScore(configuration: config, sde: sde, parameterization: par, timeScale: timeScale, parameters: values)
+    }
+}
+
+/// Networks with the model's parameters, one per concurrent caller.
+final class NetworkPool: @unchecked Sendable {
+    final class Entry { let network: UNet<Float>; let scratch = NetworkBuffer<Float>(); init(_ n: UNet<Float>) { network = n } }
+    let configuration: UNetConfiguration
+    let parameters: [Float]
+    let layout: ParameterLayout
+    private var free: [Entry] = []
+    private let lock = NSLock()
+
+    init(configuration: UNetConfiguration, parameters: [Float]) {
+        self.configuration = configuration; self.parameters = parameters
+        let first = try! UNet<Float>(configuration)   // validated by the caller
+        parameters.withUnsafeBufferPointer { first.parameters.update(from: $0.baseAddress!, count: parameters.count) }
+        layout = first.layout
+        free = [Entry(first)]
+    }
+
+    func take() -> Entry {
+        lock.lock()
+        if let e = free.popLast() { lock.unlock(); return e }
+        lock.unlock()
+        let net = try! UNet<Float>(configuration)
+        parameters.withUnsafeBufferPointer { net.parameters.update(from: $0.baseAddress!, count: parameters.count) }
+        return Entry(net)
+    }
+
+    func give(_ e: Entry) { lock.lock(); free.append(e); lock.unlock() }
+}
