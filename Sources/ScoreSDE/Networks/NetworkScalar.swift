@@ -30,7 +30,7 @@ extension Float: NetworkScalar {
 }
 
 extension Double: NetworkScalar {
-    /// OpenBLAS's dgemm through the project's wrapper (``BLAS/gemm``).
+    /// The library's float64 BLAS (OpenBLAS or BLIS, see ``BLASBackend``) through its row-major `gemm` wrapper.
     @inline(__always)
     public static func gemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Double,
                             a: UnsafePointer<Double>, lda: Int, b: UnsafePointer<Double>, ldb: Int,

@@ -181,10 +181,10 @@ public final class UNet<T: NetworkScalar> {
         // Callers in other modules reach the unspecialised generic code; route the two concrete
         // types to code specialised in this module (element loops are ~10× faster specialised).
         if T.self == Float.self {
-            return cast(unsafeBitCast(self, to: UNet<Float>.self).forwardImpl(cast(x), tau: tau, labels: labels, dropoutSeed: dropoutSeed))
+            return cast(unsafeDowncast(self, to: UNet<Float>.self).forwardImpl(cast(x), tau: tau, labels: labels, dropoutSeed: dropoutSeed))
         }
         if T.self == Double.self {
-            return cast(unsafeBitCast(self, to: UNet<Double>.self).forwardImpl(cast(x), tau: tau, labels: labels, dropoutSeed: dropoutSeed))
+            return cast(unsafeDowncast(self, to: UNet<Double>.self).forwardImpl(cast(x), tau: tau, labels: labels, dropoutSeed: dropoutSeed))
         }
         return forwardImpl(x, tau: tau, labels: labels, dropoutSeed: dropoutSeed)
     }
@@ -272,13 +272,13 @@ public final class UNet<T: NetworkScalar> {
         return UnsafePointer(y)
     }
 
-    /// Backpropagates `dy` (NHWC, the gradient of a loss with respect to the last ``forward``'s output):
+    /// Backpropagates `dy` (NHWC, the gradient of a loss with respect to the last `forward`'s output):
     /// writes every parameter's gradient into ``gradients`` and returns the input gradient (NHWC,
     /// owned by the network).
     @discardableResult
     public func backward(_ dy: UnsafePointer<T>) -> UnsafePointer<T> {
-        if T.self == Float.self { return cast(unsafeBitCast(self, to: UNet<Float>.self).backwardImpl(cast(dy))) }
-        if T.self == Double.self { return cast(unsafeBitCast(self, to: UNet<Double>.self).backwardImpl(cast(dy))) }
+        if T.self == Float.self { return cast(unsafeDowncast(self, to: UNet<Float>.self).backwardImpl(cast(dy))) }
+        if T.self == Double.self { return cast(unsafeDowncast(self, to: UNet<Double>.self).backwardImpl(cast(dy))) }
         return backwardImpl(dy)
     }
 
