@@ -48,7 +48,18 @@ import Testing
         try ws.write(Npy.encode(try Tensor(shape: [4, 2], storage: [1, 0, 0, 1, -1, 0, 0, -1])), to: "x.npy")
         let e = try ws.run(["encode", "--model", "m.safetensors", "--data", "x.npy", "--output", "ze.npy", "--stats", "e.json"])
         try #require(e.status == 0, "\(e)")
-        #expect(try ws.json("e.json")["schedule"] as? String == "cosine")
+        let es = try ws.json("e.json")
+        #expect(es["schedule"] as? String == "cosine")
+        // The latents are the cosine flow's image of x: the same solve in this process (same eps,
+        // method, tolerances, and — the BLAS being chosen by one rule — the same kernels) gives the
+        // same bytes.
+        do {
+            let eps = try #require(es["eps"] as? Double), rtol = try #require(es["rtol"] as? Double), atol = try #require(es["atol"] as? Double)
+            let x = try Npy.read(ws.path("x.npy")), z = try Npy.read(ws.path("ze.npy"))
+            let options = ODESolverOptions(.rkf45, absoluteTolerance: atol, relativeTolerance: rtol)
+            let cosine = try ODESampler(sde: sde, score: model, eps: eps, solver: options).encode(x).states.storage
+            #expect(z.storage == cosine, "CLI latents \(z.storage) vs the library's cosine encode \(cosine)")
+        }
         let l = try ws.run(["likelihood", "--model", "m.safetensors", "--data", "x.npy", "--output", "ll.npy", "--stats", "l.json"])
         try #require(l.status == 0, "\(l)")
         let ls = try ws.json("l.json")

@@ -295,21 +295,37 @@ import Testing
         }
     }
 
-    /// Guidance through the shipped digits model (its output is bounded, so the Tweedie moments stay
-    /// finite): both Jacobian-based Tweedie-moment guidance and Jacobian-free ΠGDM give finite samples,
-    /// and the stats count the guided score's model passes (score + JVPs per evaluation) above its NFE.
-    @Test func guidanceThroughALearnedModelGivesFiniteSamplesAndCountsPasses() throws {
+    /// Guidance through the shipped digits model. Tweedie-moment guidance costs exactly 2 + m model
+    /// passes per evaluation (score, then one JVP per known value: m = 32 for the bottom half), so
+    /// the stats must say nfe × 34. ΠGDM (Jacobian-free, one pass per evaluation) must keep the known
+    /// half to its observation and predict the unknown half better than the best guess that ignores
+    /// the observation — the training digits' mean image (RMSE ≈ 4.5 on these inputs): its 4-sample
+    /// mean is measured at 2.86. (Tweedie-moment guidance at 30 steps diverges on this model —
+    /// unknown-half RMSE ~1e8 — which is why it is only checked for its accounting here; noted in
+    /// the session note, not hidden by a band.)
+    @Test func guidanceThroughALearnedModelCountsPassesAndPiGDMBeatsTheMeanImage() throws {
         let ws = try Workspace()
         let r = try ws.run(["inpaint", "--method", "tweedie", "--steps", "30", "--count", "2", "--output", "t.npy", "--stats", "t.json"])
         try #require(r.status == 0, "\(r)")
-        #expect(try Npy.read(ws.path("t.npy")).isFinite)
-        let stats = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: ws.path("t.json")))) as! [String: Any]
-        let nfe = stats["nfe"] as! Int, passes = stats["model_evaluations"] as! Int
-        #expect(passes > 2 * nfe, "tweedie guidance makes 2 + m passes per evaluation: \(passes) passes for \(nfe) NFE")
-        let ok = try ws.run(["inpaint", "--method", "pigdm", "--steps", "100", "--count", "2", "--output", "s.npy"])
+        let stats = try ws.json("t.json")
+        let nfe = try #require(stats["nfe"] as? Int), passes = try #require(stats["model_evaluations"] as? Int)
+        #expect(passes == nfe * (2 + 32), "tweedie guidance makes 2 + 32 passes per evaluation: \(passes) passes for \(nfe) NFE")
+        let ok = try ws.run(["inpaint", "--method", "pigdm", "--steps", "100", "--count", "8", "--output", "s.npy", "--stats", "s.json"])
         try #require(ok.status == 0, "\(ok)")
         let x = try Npy.read(ws.path("s.npy"))
-        #expect(x.shape == [8, 1, 8, 8] && x.isFinite)
+        #expect(x.shape == [32, 1, 8, 8] && x.isFinite)
+        let s = try ws.json("s.json")
+        #expect(try #require(s["model_evaluations"] as? Int) == (try #require(s["nfe"] as? Int)))
+        #expect(try #require(s["known_max_abs_error"] as? Double) < 1e-3)
+        // The observation-blind baseline on the same 8 inputs (the first held-out digits).
+        let train = try Digits.load(split: .train).images, inputs = try Digits.load(split: .heldOut).images
+        var mean = [Double](repeating: 0, count: 64)
+        for r in 0 ..< train.rows { for j in 0 ..< 64 { mean[j] += train.storage[r * 64 + j] / Double(train.rows) } }
+        var sq = 0.0
+        for r in 0 ..< 8 { for j in 32 ..< 64 { let e = inputs.storage[r * 64 + j] - mean[j]; sq += e * e } }
+        let baseline = (sq / (8 * 32)).squareRoot()
+        let guided = try #require(s["unknown_rmse_of_sample_mean"] as? Double)
+        #expect(guided < 0.85 * baseline, "ΠGDM's posterior-mean RMSE \(guided) vs the mean image's \(baseline)")
     }
 
     // MARK: - Guidance options
