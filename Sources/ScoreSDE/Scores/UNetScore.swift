@@ -27,6 +27,12 @@ public struct UNetScore: ScoreModel {
     public let parameters: [Float]
     /// The class label scored for (class-conditional models), `nil` for the null label.
     public var label: Int?
+    /// Data → model space map the network was trained in (`x_model = scale · x_data + shift`);
+    /// samples are mapped back with ``DataScaling/toData(_:)``. Recorded as `data.scale`, `data.shift`.
+    public var dataScaling: DataScaling = .identity
+    /// Trained on uniformly dequantized integer data with this many levels `0 ... L−1` (recorded as
+    /// `data.dequantization_levels`); nil: continuous data.
+    public var dequantizationLevels: Int? = nil
     private let forwardSDE: any ForwardSDE
     private let pool: NetworkPool
 
@@ -121,8 +127,11 @@ public struct UNetScore: ScoreModel {
 
     /// Metadata: `model` = `unet`, the configuration (`unet.*`), the SDE, the parameterization and time scale.
     public var metadata: [String: String] {
-        configuration.metadata.merging(sde.metadata) { a, _ in a }
+        var m = configuration.metadata.merging(sde.metadata) { a, _ in a }
             .merging(["model": "unet", "unet.parameterization": parameterization.rawValue, "unet.time_scale": "\(timeScale)"]) { a, _ in a }
+            .merging(dataScaling.metadata) { a, _ in a }
+        if let l = dequantizationLevels { m["data.dequantization_levels"] = "\(l)" }
+        return m
     }
 
     /// Writes the weights (F32) and configuration to a safetensors file.
@@ -158,7 +167,14 @@ public struct UNetScore: ScoreModel {
                 values[r.offset + j] = Float(v)
             }
         }
-        return try UNetScore(configuration: config, sde: sde, parameterization: par, timeScale: timeScale, parameters: values)
+        var model = try UNetScore(configuration: config, sde: sde, parameterization: par, timeScale: timeScale, parameters: values)
+        model.dataScaling = m.map["data.scale"] == nil ? .identity : try DataScaling(metadata: m)
+        if m.map["data.dequantization_levels"] != nil {
+            let l = try m.int("data.dequantization_levels")
+            guard l >= 2 else { throw m.fail("metadata 'data.dequantization_levels' is \(l); expected >= 2") }
+            model.dequantizationLevels = l
+        }
+        return model
     }
 }
 
