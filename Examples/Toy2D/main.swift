@@ -53,7 +53,7 @@ struct Toy2DExample: ParsableCommand {
                 recent.removeAll()
             }
         }
-        let model = trainer.emaModel
+        let model = try trainer.emaModel
         let trained = clock.now
         print("trained in \(seconds(trained - start)) s\n")
 

@@ -34,7 +34,7 @@ public struct UNetScore: ScoreModel {
     /// `data.dequantization_levels`); nil: continuous data.
     public var dequantizationLevels: Int? = nil
     private let forwardSDE: any ForwardSDE
-    private let pool: NetworkPool
+    let pool: NetworkPool
 
     public var rowShape: [Int]? { [configuration.channels, configuration.imageSize, configuration.imageSize] }
 

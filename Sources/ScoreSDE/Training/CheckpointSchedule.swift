@@ -49,7 +49,7 @@ public struct TrainingOutcome: Sendable {
     public let checkpointsWritten: Int
 }
 
-extension Trainer {
+extension ScoreTrainer {
     /// Trains until `completedSteps == until`, writing checkpoints as `checkpoints` says and at the
     /// end. `shouldStop` is asked before every step (a signal handler's flag, say): when it returns
     /// true, the run stops after the step in progress, writes its checkpoint and returns with

@@ -240,7 +240,7 @@ public final class ClassifierTrainer {
         meta["train.step"] = "\(completedSteps)"
         meta["data.rows"] = "\(data.rows)"
         meta["data.fingerprint"] = String(dataHash, radix: 16)
-        return try ModelFile.checkpointData(metadata: meta, specs: classifier.specs, parameters: classifier.parameters,
+        return try ModelFile.checkpointData(metadata: meta, tensors: classifier.tensors, parameters: classifier.parameters,
                                             ema: ema.values, optimizer: optimizer)
     }
 
@@ -270,11 +270,20 @@ public final class ClassifierTrainer {
         guard try m.int("data.rows") == data.rows, UInt64(try m.string("data.fingerprint"), radix: 16) == hash else {
             throw ScoreSDEError.invalidArgument("the data and labels (\(data.rows) rows) are not those this classifier checkpoint was trained on; resume with the same data")
         }
-        let specs = skeleton.specs, count = skeleton.parameters.count
+        let tensors = skeleton.tensors, count = skeleton.parameters.count
         var adam = AdamOptimizer(parameterCount: count, learningRate: config.learningRate, warmup: config.warmup, gradClip: config.gradClip)
-        let state = try ModelFile.trainingState(file, specs: specs, count: count, steps: steps, emaRate: config.emaRate, optimizer: &adam)
+        let state = try ModelFile.trainingState(file, tensors: tensors, count: count, steps: steps, emaRate: config.emaRate, optimizer: &adam)
         let classifier = try skeleton.withParameters(state.parameters), ema = state.ema
         return try ClassifierTrainer(configuration: config, data: data, labels: labels, classifier: classifier,
                                      ema: ema, optimizer: adam, completedSteps: steps)
     }
+}
+
+extension NoiseAwareClassifier: TrainableNetwork {
+    public typealias Scalar = Double
+    public var tensors: [NetworkTensor] {
+        specs.map { NetworkTensor(name: $0.name, shape: $0.shape, offset: $0.offset, trainable: $0.trainable) }
+    }
+    public var flatParameters: [Double] { parameters }
+    public func withFlatParameters(_ values: [Double]) throws -> NoiseAwareClassifier { try withParameters(values) }
 }
