@@ -52,6 +52,7 @@ public struct Adam<Scalar: BinaryFloatingPoint & Sendable>: Sendable, Equatable 
     /// Scales `g` (over `ranges`) so that its Euclidean norm is at most `maxNorm`, as
     /// `clip_grad_norm_` does (factor `maxNorm / (norm + 1e-6)` when below 1); returns the norm before clipping.
     @discardableResult
+    @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
     public static func clipGradientNorm(_ g: inout [Scalar], maxNorm: Double, ranges: [Range<Int>]) -> Double {
         var sum = 0.0
         g.withUnsafeBufferPointer { p in
@@ -84,6 +85,7 @@ public struct Adam<Scalar: BinaryFloatingPoint & Sendable>: Sendable, Equatable 
     /// `trainable` ranges of `parameters` with the rate of step `step`. Returns the gradient norm
     /// before clipping.
     @discardableResult
+    @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
     public mutating func step(_ parameters: inout [Scalar], gradient: inout [Scalar], step: Int,
                               trainable ranges: [Range<Int>]) -> Double {
         precondition(parameters.count == firstMoment.count && gradient.count == firstMoment.count,

@@ -24,6 +24,7 @@ public struct MovingAverage<Scalar: BinaryFloatingPoint & Sendable>: Sendable, E
     public var nextDecay: Double { Swift.min(rate, Double(1 + updates + 1) / Double(10 + updates + 1)) }
 
     /// Moves the average towards `parameters`.
+    @_specialize(where Scalar == Float) @_specialize(where Scalar == Double)
     public mutating func update(with parameters: [Scalar]) {
         precondition(parameters.count == values.count, "ExponentialMovingAverage: sizes do not match")
         let a = Scalar(1 - nextDecay)

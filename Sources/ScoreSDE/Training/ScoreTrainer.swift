@@ -218,6 +218,9 @@ public final class ScoreTrainer<Recipe: ScoreTrainingRecipe> {
 
     /// One step; `requestingStop` is this process's wish to stop, and `stop` whether any process
     /// of a shared step had it (then all stop after this step).
+    // Callers in other modules reach the unspecialised generic code: route the library's recipes to
+    // specialisations compiled here (element loops over the parameters are many times faster).
+    @_specialize(where Recipe == TrainingConfiguration) @_specialize(where Recipe == UNetTrainingConfiguration)
     func step(requestingStop: Bool) throws -> (loss: Double, stop: Bool) {
         let s = completedSteps
         let comm = Population.communicator.flatMap { $0.size > 1 ? $0 : nil }
@@ -262,6 +265,7 @@ public final class ScoreTrainer<Recipe: ScoreTrainingRecipe> {
 
     /// Block `b` of step `s`: its partial gradient and loss, scaled by its share of the batch,
     /// into ``partial``. A function of `(seed, s, b)` and the state alone, whoever computes it.
+    @_specialize(where Recipe == TrainingConfiguration) @_specialize(where Recipe == UNetTrainingConfiguration)
     func computeBlock(_ b: Int, step s: Int) throws {
         let rows = blocks.rows(of: b)
         let batch = batch(forStep: s, rows: rows)

@@ -172,3 +172,10 @@ extension UNetScore: DenoisingScoreNetwork {
         return value
     }
 }
+
+extension UNetScore {
+    /// The bytes of the weights file ``write(to:)`` writes (F32, with the configuration).
+    public func weightsData() throws -> Data {
+        try Safetensors.encode(namedTensors, metadata: metadata, dtype: .f32)
+    }
+}
