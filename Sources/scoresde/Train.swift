@@ -61,8 +61,8 @@ extension ScoreSDECommand {
                 --model unet defaults (about an hour on 2 cores for Fashion-MNIST): channels \
                 32,64,64 (28 → 14 → 7), one residual block per level, attention at 7x7 and in the \
                 middle block, 8 GroupNorm groups, epsilon-prediction, 7000 steps of batch 128, \
-                lr 5e-4, warm-up 500, EMA 0.999, symmetric scaling. Labelled data (--labels own, \
-                fashion-mnist) train a class-conditional U-Net with a null label for \
+                lr 5e-4, warm-up 500, EMA 0.999, symmetric scaling. With --labels (own: \
+                fashion-mnist's 10 classes) it is class-conditional, with a null label for \
                 classifier-free guidance.
 
                 A progress bar (step, running-mean loss, examples/s, ETA) is drawn on standard error \

@@ -178,7 +178,7 @@ import Testing
         let mlp = try Trainer(configuration: TrainingConfiguration(sde: Self.sde, architecture: MLPArchitecture(rowShape: [1, 4, 4], hiddenWidth: 8, residualBlocks: 1, fourierFeatures: 4)), data: good)
         try mlp.save(to: mlpPath)
         do { _ = try UNetTrainer.resume(from: mlpPath, data: good); Issue.record("MLP checkpoint resumed as a U-Net") }
-        catch ScoreSDEError.io(_, let message) { #expect(message.contains("unet")) } catch { Issue.record("\(error)") }
+        catch ScoreSDEError.io(_, let message) { #expect(message.contains("not a U-Net checkpoint")) } catch { Issue.record("\(error)") }
         try UNetScore(configuration: Self.unet, sde: Self.sde, seed: 1).write(to: weightsPath)
         do { _ = try UNetTrainer.resume(from: weightsPath, data: good); Issue.record("weights file resumed") }
         catch ScoreSDEError.io(_, let message) { #expect(message.contains("not a training checkpoint")) } catch { Issue.record("\(error)") }

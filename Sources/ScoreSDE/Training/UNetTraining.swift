@@ -58,8 +58,10 @@ public struct UNetTrainingConfiguration: ScoreTrainingRecipe {
 
     public static func checkpoint(_ file: SafetensorsFile) throws -> (recipe: UNetTrainingConfiguration, network: UNetScore) {
         let m = MetadataReader(map: file.metadata, path: file.path)
-        let kind = try m.string("model")
-        guard kind == "unet" else { throw m.fail("metadata 'model' is '\(kind)'; expected 'unet' (an MLP checkpoint resumes with Trainer)") }
+        guard file.metadata["model"] == "unet" else {
+            let kind = file.metadata["format"].map { "a '\($0)' file" } ?? file.metadata["model"].map { "a '\($0)' model" } ?? "not a ScoreSDE model file"
+            throw m.fail("not a U-Net checkpoint (metadata 'model' is not 'unet': \(kind)); an MLP checkpoint resumes with Trainer, `scoresde train` without --model unet")
+        }
         guard file.metadata["format.content"] == "checkpoint" else {
             throw m.fail("this is a U-Net weights file, not a training checkpoint: it has no optimiser state to resume from (write checkpoints with UNetTrainer.save)")
         }
