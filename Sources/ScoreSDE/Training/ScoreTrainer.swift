@@ -38,7 +38,7 @@ public struct TrainingProgress: Sendable {
 /// **Precision.** The state (weights, EMA, Adam moments) has the network's ``TrainableNetwork/Scalar``.
 /// A block's gradient is computed in that precision; the partials are summed in Double (in block
 /// order), and the sum is rounded once to the scalar before Adam (exact for float64 networks).
-public final class ScoreTrainer<Recipe: ScoreTrainingRecipe> {
+public final class ScoreTrainer<Recipe: ScoreTrainingRecipe>: CheckpointedTrainer {
     public typealias Network = Recipe.Network
     public typealias Scalar = Network.Scalar
     public let configuration: Recipe
@@ -216,12 +216,15 @@ public final class ScoreTrainer<Recipe: ScoreTrainingRecipe> {
     @discardableResult
     public func step() throws -> Double { try step(requestingStop: false).loss }
 
+    /// The learning rate of step `step` (0-based): ``Adam/learningRate(atStep:)``.
+    public func learningRate(atStep step: Int) -> Double { optimizer.learningRate(atStep: step) }
+
     /// One step; `requestingStop` is this process's wish to stop, and `stop` whether any process
     /// of a shared step had it (then all stop after this step).
     // Callers in other modules reach the unspecialised generic code: route the library's recipes to
     // specialisations compiled here (element loops over the parameters are many times faster).
     @_specialize(where Recipe == TrainingConfiguration) @_specialize(where Recipe == UNetTrainingConfiguration)
-    func step(requestingStop: Bool) throws -> (loss: Double, stop: Bool) {
+    public func step(requestingStop: Bool) throws -> (loss: Double, stop: Bool) {
         let s = completedSteps
         let comm = Population.communicator.flatMap { $0.size > 1 ? $0 : nil }
         if let comm {
@@ -333,21 +336,6 @@ public final class ScoreTrainer<Recipe: ScoreTrainingRecipe> {
                                       message: "its training state (weights, EMA, Adam moments, step or settings) differs from rank 0's; every rank must start the same run or resume the same checkpoint")
             }
         }
-    }
-
-    /// Runs `steps` steps; returns their losses. `onProgress` is called after each step.
-    @discardableResult
-    public func train(steps: Int, onProgress: ((TrainingProgress) -> Void)? = nil) throws -> [Double] {
-        guard steps >= 0 else { throw ScoreSDEError.invalidArgument("the number of steps must be >= 0 (got \(steps))") }
-        var losses = [Double]()
-        losses.reserveCapacity(steps)
-        for _ in 0 ..< steps {
-            let lr = optimizer.learningRate(atStep: completedSteps)
-            let value = try step()
-            losses.append(value)
-            onProgress?(TrainingProgress(step: completedSteps, loss: value, learningRate: lr, gradientNorm: lastGradientNorm))
-        }
-        return losses
     }
 
     /// A 64-bit fingerprint of the data (rows, shape and every value's bits), recorded in
