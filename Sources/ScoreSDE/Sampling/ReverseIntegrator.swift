@@ -127,27 +127,6 @@ public struct ReverseIntegrator<SDE: ForwardSDE, Score: ScoreModel, P: Predictor
         }
     }
 
-    /// The moves for `grid`: RePaint blocks of `jumpLength` intervals run `count` times with jumps
-    /// between runs; the Tweedie interval (when asked for) comes last, once.
-    static func schedule(_ grid: TimeGrid, resampling: Resampling, tweedieLast: Bool) -> [ReverseMove] {
-        let intervals = grid.intervals, steps = intervals.count
-        let regular = tweedieLast ? steps - 1 : steps
-        var moves = [ReverseMove]()
-        var blockStart = 0
-        while blockStart < regular {
-            let blockEnd = min(regular, blockStart + resampling.jumpLength)
-            for run in 0 ..< resampling.count {
-                if run > 0 { moves.append(.jump(from: grid.times[blockEnd], to: grid.times[blockStart], blockStart: blockStart)) }
-                for i in blockStart ..< blockEnd {
-                    moves.append(.step(index: i, t: intervals[i].t, next: intervals[i].next, repeated: run < resampling.count - 1))
-                }
-            }
-            blockStart = blockEnd
-        }
-        if tweedieLast { moves.append(.step(index: steps - 1, t: intervals[steps - 1].t, next: intervals[steps - 1].next, repeated: false)) }
-        return moves
-    }
-
     /// True when every move has been made.
     public var isFinished: Bool { position == moves.count }
 
@@ -158,7 +137,7 @@ public struct ReverseIntegrator<SDE: ForwardSDE, Score: ScoreModel, P: Predictor
         let steps = grid.steps
         switch move {
         case let .jump(from, to, blockStart):
-            forwardJump(from: from, to: to)
+            Resampling.forwardJump(&state, sde: sde, from: from, to: to, using: &rng)
             if constraint != nil {
                 var discarded = state
                 try constrain(.jump, time: to, updateTime: from, step: blockStart, mean: &discarded)
@@ -244,14 +223,6 @@ public struct ReverseIntegrator<SDE: ForwardSDE, Score: ScoreModel, P: Predictor
         guard let constraint else { return }
         try constraint.apply(&state, mean: &m, context: ConstraintContext(phase: phase, time: time, updateTime: updateTime,
                                                                           step: step, steps: grid.steps, sde: sde), using: &rng)
-    }
-
-    /// The forward kernel from `next` back to `t > next` (RePaint's jump):
-    /// `x ← (m_t/m_n) x + √(s_t² − (m_t/m_n)² s_n²) z`.
-    private mutating func forwardJump(from next: Double, to t: Double) {
-        let (ratio, v) = sde.transition(from: next, to: t)
-        state.scale(by: ratio)
-        state.addStandardNormal(scaledBy: v.squareRoot(), using: &rng)
     }
 
     /// `(x + std(t)² s(x, t)) / meanScale(t)`.
