@@ -69,12 +69,14 @@ public struct Langevin: Corrector {
                 }
             case .perSample:
                 let draw = rng.nextDraw()
-                var z = Tensor(zeros: x.shape)
-                z.fillStandardNormal(draw: draw, rng)
-                let d = Double(x.rowSize)
-                let eps = s.rowNorms().map { gn in gn > 0 ? 2 * a * (snr * d.squareRoot() / gn) * (snr * d.squareRoot() / gn) : 0 }
-                x.add(s, rowScales: eps)
-                x.add(z, rowScales: eps.map { (2 * $0).squareRoot() })
+                reverse.withScratch { z in   // the noise in a reused buffer, not a new batch per step
+                    if z.shape != x.shape { z = Tensor(zeros: x.shape) }
+                    z.fillStandardNormal(draw: draw, rng)
+                    let d = Double(x.rowSize)
+                    let eps = s.rowNorms().map { gn in gn > 0 ? 2 * a * (snr * d.squareRoot() / gn) * (snr * d.squareRoot() / gn) : 0 }
+                    x.add(s, rowScales: eps)
+                    x.add(z, rowScales: eps.map { (2 * $0).squareRoot() })
+                }
             }
         }
     }

@@ -93,6 +93,9 @@ public struct ReverseIntegrator<SDE: ForwardSDE, Score: ScoreModel, P: Predictor
     private var history: P.State
     private let correcting: ConditionedReverseProcess<ReverseSDE<SDE, Score>>
     private var output: Tensor?
+    /// The `mean` a constraint gets where the sampler does not use it (start, corrector, jump): a
+    /// reused buffer holding a copy of the state, so constrained runs allocate no batch per update.
+    private var discard = Tensor(uncheckedShape: [0], storage: [])
 
     /// Sets up a run from `start` at `grid.times[0]`, validating everything before any work.
     public init(sde: SDE, score: Score, grid: TimeGrid, predictor: P, corrector: C,
@@ -122,8 +125,7 @@ public struct ReverseIntegrator<SDE: ForwardSDE, Score: ScoreModel, P: Predictor
         self.history = predictor.makeState(for: start)
         self.moves = Self.schedule(grid, resampling: resampling, tweedieLast: denoising == .tweedie)
         if constraint != nil {
-            var discarded = state
-            try constrain(.start, time: grid.times[0], updateTime: grid.times[0], step: 0, mean: &discarded)
+            try constrainDiscardingMean(.start, time: grid.times[0], updateTime: grid.times[0], step: 0)
         }
     }
 
@@ -139,8 +141,7 @@ public struct ReverseIntegrator<SDE: ForwardSDE, Score: ScoreModel, P: Predictor
         case let .jump(from, to, blockStart):
             Resampling.forwardJump(&state, sde: sde, from: from, to: to, using: &rng)
             if constraint != nil {
-                var discarded = state
-                try constrain(.jump, time: to, updateTime: from, step: blockStart, mean: &discarded)
+                try constrainDiscardingMean(.jump, time: to, updateTime: from, step: blockStart)
             }
             position += 1
             return event(blockStart, from, to, move)
@@ -214,9 +215,18 @@ public struct ReverseIntegrator<SDE: ForwardSDE, Score: ScoreModel, P: Predictor
             throw ScoreSDEError.shapeMismatch("the corrector \(C.self) changed the state's shape from \(shape) to \(state.shape)")
         }
         if constraint != nil {
-            var discarded = state
-            try constrain(.corrector, time: t, updateTime: t, step: i, mean: &discarded)
+            try constrainDiscardingMean(.corrector, time: t, updateTime: t, step: i)
         }
+    }
+
+    /// `constrain` with `mean` a copy of the state (what the constraint has always been given
+    /// there), written into the reused `discard` buffer instead of a new batch.
+    private mutating func constrainDiscardingMean(_ phase: ConstraintPhase, time: Double, updateTime: Double, step: Int) throws {
+        var m = discard
+        discard = Tensor(uncheckedShape: [0], storage: [])   // m is now the only reference: no copy
+        m.assign(state)
+        try constrain(phase, time: time, updateTime: updateTime, step: step, mean: &m)
+        discard = m
     }
 
     private mutating func constrain(_ phase: ConstraintPhase, time: Double, updateTime: Double, step: Int, mean m: inout Tensor) throws {
