@@ -9,6 +9,7 @@
 import ArgumentParser
 import Foundation
 import ScoreSDE
+import ScoreSDEPlot
 
 struct Toy2DExample: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,6 @@
 import Foundation
 import ScoreSDE
+import ScoreSDEPlot
 import Testing
 
 /// `scoresde train` and learned models (`--model PATH.safetensors`, `--model digits`) on the
