@@ -5,7 +5,7 @@ import Foundation
 /// **Weights file** (``MLPScore/save(to:dtype:)``): the named tensors of ``MLPScore`` under their
 /// own names (`input.weight`, ...), PyTorch layout.
 ///
-/// **Checkpoint** (``Trainer/save(to:keepPrevious:)``): `model.<name>` (current weights), `ema.<name>` (EMA
+/// **Checkpoint** (``ScoreTrainer/save(to:keepPrevious:)``): `model.<name>` (current weights), `ema.<name>` (EMA
 /// weights), `adam.exp_avg.<name>` and `adam.exp_avg_sq.<name>` (Adam moments, trainable tensors
 /// only), all F64 so that a resume is exact.
 ///
@@ -25,7 +25,7 @@ import Foundation
 /// | `train.seed`, `train.batch_size`, `train.lr`, `train.beta1`, `train.beta2`, `train.adam_eps`, `train.warmup`, `train.grad_clip`, `train.ema_rate`, `train.reduce_mean`, `train.likelihood_weighting`, `train.eps` | the ``TrainingConfiguration`` |
 /// | `train.gradient_block` (absent: the whole batch is one block) | rows per gradient block (``GradientBlocks``) |
 /// | `data.rows`, `data.fingerprint` | the training data's row count and 64-bit fingerprint (hex) |
-/// | checkpoints: `checksum.crc32` | ``CRC32`` (8 hex digits) of the content, see ``checksum(tensors:metadata:)`` |
+/// | checkpoints: `checksum.crc32` | ``CRC32`` (8 hex digits) of the content, see ``checksum(tensors:metadata:dtype:)`` |
 ///
 /// A checkpoint whose checksum does not match (a file damaged on disk, or cut short by a power
 /// failure on a file system that reorders writes) is never loaded: reading it throws.
