@@ -214,7 +214,7 @@ public struct UNetScore: ScoreVJPProviding {
         try read(Safetensors.read(path))
     }
 
-    /// Reads a model from a decoded file (see ``read(_:)-swift.type.method``).
+    /// Reads a model from a decoded file (as `read(path)` does).
     public static func read(_ file: SafetensorsFile) throws -> UNetScore {
         let path = file.path
         let m = MetadataReader(map: file.metadata, path: path)
