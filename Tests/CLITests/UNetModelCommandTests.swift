@@ -48,6 +48,21 @@ import Testing
         #expect(try ws.data("s.npy") == ws.data("s2.npy"))
     }
 
+    /// 28×28 grey rows (Fashion-MNIST's shape) render as an image grid, 2×2 for 4 samples.
+    @Test func fashionSizedSamplesRenderAsImages() throws {
+        let ws = try Workspace()
+        var c = Self.config
+        c.imageSize = 28
+        var m = try UNetScore(configuration: c, sde: Self.sde, timeScale: 1, seed: 3)
+        m.dataScaling = try DataScaling(scale: 2, shift: -1)
+        try m.write(to: ws.path("f.safetensors"))
+        let r = try ws.run(["sample", "--model", "f.safetensors", "--count", "4", "--steps", "5", "--output", "f.npy", "--png", "f.png"])
+        try #require(r.status == 0, "\(r)")
+        #expect(try Npy.read(ws.path("f.npy")).shape == [4, 1, 28, 28])
+        let png = try PNG.read(ws.path("f.png"))
+        #expect(png.width >= 2 * 28 && png.height >= 2 * 28, "\(png.width)x\(png.height)")
+    }
+
     /// `--class` and classifier-free guidance on a class-conditional U-Net: one grid row per class.
     @Test func classConditionalSampling() throws {
         let ws = try Self.workspace(classes: 2)
