@@ -6,6 +6,8 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .library(name: "ScoreSDE", targets: ["ScoreSDE"]),
+        // Figures (scatter plots, image grids, text) for the CLI, the Examples and your own tools.
+        .library(name: "ScoreSDEPlot", targets: ["ScoreSDEPlot"]),
         .executable(name: "scoresde", targets: ["scoresde"]),
         // Optional scale-out (README, "Scale-out with MPI"): builds everywhere, runs across ranks
         // only where Open MPI (libopenmpi-dev) was found at build time. `scoresde` never links MPI.
@@ -28,10 +30,12 @@ let package = Package(
             ],
             resources: [.copy("Resources")]
         ),
+        // A tiny rasterizer (Plot: scatter plots, image grids, titles, its bitmap font); PNG stays in ScoreSDE.
+        .target(name: "ScoreSDEPlot", dependencies: ["ScoreSDE"]),
         .executableTarget(
             name: "scoresde",
             dependencies: [
-                "ScoreSDE",
+                "ScoreSDE", "ScoreSDEPlot",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -42,7 +46,7 @@ let package = Package(
         .executableTarget(
             name: "scoresde-mpi",
             dependencies: [
-                "ScoreSDE", "ScoreSDEMPI",
+                "ScoreSDE", "ScoreSDEPlot", "ScoreSDEMPI",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: [.define("SCORESDE_MPI")]
@@ -65,55 +69,55 @@ let package = Package(
         // MARK: - Benchmarks (release build: `swift run -c release scoresde-bench`)
         .executableTarget(
             name: "scoresde-bench",
-            dependencies: ["ScoreSDE"],
+            dependencies: ["ScoreSDE", "ScoreSDEPlot"],
             path: "Benchmarks"
         ),
 
         // MARK: - Examples (release build: `swift run -c release Toy2D --output toy2d.png`)
         .executableTarget(
             name: "Toy2D",
-            dependencies: ["ScoreSDE", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ScoreSDE", "ScoreSDEPlot", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/Toy2D"
         ),
         .executableTarget(
             name: "Digits",
-            dependencies: ["ScoreSDE", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ScoreSDE", "ScoreSDEPlot", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/Digits"
         ),
         .executableTarget(
             name: "CustomSampler",
-            dependencies: ["ScoreSDE", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ScoreSDE", "ScoreSDEPlot", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/CustomSampler"
         ),
         .executableTarget(
             name: "Inpainting",
-            dependencies: ["ScoreSDE", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ScoreSDE", "ScoreSDEPlot", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/Inpainting"
         ),
         .executableTarget(
             name: "Colorization",
-            dependencies: ["ScoreSDE", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ScoreSDE", "ScoreSDEPlot", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/Colorization"
         ),
         .executableTarget(
             name: "ClassConditional",
-            dependencies: ["ScoreSDE", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ScoreSDE", "ScoreSDEPlot", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/ClassConditional"
         ),
         .executableTarget(
             name: "PosteriorComparison",
-            dependencies: ["ScoreSDE", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ScoreSDE", "ScoreSDEPlot", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/PosteriorComparison"
         ),
         .executableTarget(
             name: "FewStep",
-            dependencies: ["ScoreSDE", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            dependencies: ["ScoreSDE", "ScoreSDEPlot", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/FewStep"
         ),
 
         // MARK: - Tests
-        .testTarget(name: "ScoreSDETests", dependencies: ["ScoreSDE"]),
-        .testTarget(name: "CLITests", dependencies: ["ScoreSDE"]),
+        .testTarget(name: "ScoreSDETests", dependencies: ["ScoreSDE", "ScoreSDEPlot"]),
+        .testTarget(name: "CLITests", dependencies: ["ScoreSDE", "ScoreSDEPlot"]),
     ],
     swiftLanguageModes: [.v5]
 )

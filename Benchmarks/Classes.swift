@@ -1,5 +1,6 @@
 import Foundation
 import ScoreSDE
+import ScoreSDEPlot
 
 // MARK: - Class-conditional digits: the fidelity–diversity trade-off of guidance
 

@@ -201,22 +201,7 @@ func bestDPMSolver<SDE: ForwardSDE, S: ScoreModel>(_ sde: SDE, _ score: S, eps: 
     return (best.0, best.1, reference)
 }
 
-// MARK: - Exploration of step placement and solver variants
-
-/// A deterministic sampler of the exploration: a predictor and how it places its steps.
-struct Candidate {
-    let name: String
-    let make: (Int) throws -> any Predictor       // steps -> predictor
-    let grid: (Int, VPSDE) throws -> TimeGrid     // steps -> grid
-}
-
-func powerGrid(_ p: Double, steps: Int, from start: Double, to end: Double) throws -> TimeGrid {
-    let a = Foundation.pow(start, 1 / p), b = Foundation.pow(end, 1 / p)
-    var times = (0 ... steps).map { Foundation.pow(a + Double($0) / Double(steps) * (b - a), p) }
-    times[0] = start; times[steps] = end
-    return try TimeGrid(times)
-}
-
+/// `p` on `grid` from the latents `z` without noise or final denoising (the map the tables compare).
 func runCandidate<SDE: ForwardSDE, S: ScoreModel>(_ p: any Predictor, _ sde: SDE, _ score: S, grid: TimeGrid, z: Tensor) throws -> Tensor {
     func go<P: Predictor>(_ p: P) throws -> Tensor {
         var integrator = try ReverseIntegrator(sde: sde, score: score, grid: grid, predictor: p, corrector: NoCorrector(),
@@ -224,53 +209,6 @@ func runCandidate<SDE: ForwardSDE, S: ScoreModel>(_ p: any Predictor, _ sde: SDE
         return try integrator.solve().samples
     }
     return try go(p)
-}
-
-/// Map RMSE of many (solver, spacing) candidates at NFE 10/15/20 (and the NFE for 1e-3) on every
-/// mixture and two latent seeds: the search behind ``FewStepRecommendation``.
-func fastExplore(only: [String]?) throws {
-    let sde = try VPSDE(), eps = 1e-3
-    var candidates = [Candidate]()
-    let spacings: [(String, (Int, VPSDE) throws -> TimeGrid)] = [
-        ("logsnr", { try TimeGrid.spaced(.logSNR, steps: $0, from: 1, to: eps, sde: $1) }),
-        ("karras7", { try TimeGrid.spaced(.karras(rho: 7), steps: $0, from: 1, to: eps, sde: $1) }),
-        ("t^1.5", { n, _ in try powerGrid(1.5, steps: n, from: 1, to: eps) }),
-        ("t^2", { n, _ in try powerGrid(2, steps: n, from: 1, to: eps) }),
-        ("t^2.5", { n, _ in try powerGrid(2.5, steps: n, from: 1, to: eps) }),
-        ("t^3", { n, _ in try powerGrid(3, steps: n, from: 1, to: eps) }),
-    ]
-    for (sname, g) in spacings {
-        candidates.append(Candidate(name: "DPM++2M \(sname)", make: { _ in try DPMSolverPlusPlus(order: 2) }, grid: g))
-        candidates.append(Candidate(name: "DPM++3M \(sname)", make: { _ in try DPMSolverPlusPlus(order: 3) }, grid: g))
-        candidates.append(Candidate(name: "DPM++3M-lf \(sname)", make: { try DPMSolverPlusPlus(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: $0)) }, grid: g))
-        for v in UniPC.Variant.allCases {
-            candidates.append(Candidate(name: "UniPC2-\(v.rawValue) \(sname)", make: { _ in try UniPC(order: 2, variant: v) }, grid: g))
-            candidates.append(Candidate(name: "UniPC3-\(v.rawValue) \(sname)", make: { _ in try UniPC(order: 3, variant: v) }, grid: g))
-        }
-    }
-    let budgets = [10, 15, 20]
-    for (name, mixture, count) in try fewStepMixtures() {
-        if let only, !only.contains(name) { continue }
-        let score = GaussianMixtureScore(mixture, diffusedBy: sde)
-        for seed: UInt64 in [2026, 7] {
-            var rng = RandomSource(seed: seed)
-            let z = sde.samplePrior(rowShape: [mixture.dimension], count: count, using: &rng)
-            let truth = try exactFlowMap(sde, score, eps: eps, z)
-            print("explore \(name) seed \(seed) (\(count) latents): map RMSE at NFE \(budgets)")
-            var bestDPM = [Double](repeating: .infinity, count: budgets.count)
-            var rows = [(String, [Double])]()
-            for c in candidates {
-                let errs = try budgets.map { n in rmse(try runCandidate(try c.make(n), sde, score, grid: try c.grid(n, sde), z: z), truth) }
-                rows.append((c.name, errs))
-                if c.name.hasPrefix("DPM") { for i in budgets.indices { bestDPM[i] = min(bestDPM[i], errs[i]) } }
-            }
-            for (n, errs) in rows.sorted(by: { $0.1.reduce(0, +) < $1.1.reduce(0, +) }) {
-                let marks = errs.indices.map { errs[$0] <= bestDPM[$0] ? " " : "!" }
-                print("  \(n.padding(toLength: 26, withPad: " ", startingAt: 0)) " + errs.indices.map { e(errs[$0]) + marks[$0] }.joined(separator: " "))
-            }
-            print("  best DPM-Solver++: " + bestDPM.map(e).joined(separator: " ") + "   (! = worse than it)")
-        }
-    }
 }
 
 // MARK: - Stochastic samplers
@@ -368,76 +306,6 @@ func digitsFewStepBenchmark() throws {
     print("  PC-1000 reverse diffusion + Langevin (NFE 2000): \(f(wall, 3)) s, \(f(Double(count) / wall, 1)) samples/s")
 }
 
-/// Smallest NFE with map RMSE <= 1e-3 on gmm64 (two latent seeds) for solver/spacing candidates.
-func fastExploreThreshold() throws {
-    let sde = try VPSDE(), eps = 1e-3
-    let mixture = GaussianMixture.gaussian64()
-    let score = GaussianMixtureScore(mixture, diffusedBy: sde)
-    for seed: UInt64 in [2026, 7] {
-        var rng = RandomSource(seed: seed)
-        let z = sde.samplePrior(rowShape: [64], count: 1024, using: &rng)
-        let truth = try exactFlowMap(sde, score, eps: eps, z)
-        print("gmm64 seed \(seed): smallest NFE with map RMSE <= 1e-3 (and the RMSE at NFE 40 / 50)")
-        for p in [1.0, 1.25, 1.5, 2, 2.5] {
-            let makers: [(String, (Int) throws -> any Predictor)] = [
-                ("UniPC3-bh2", { _ in try UniPC(order: 3) }), ("UniPC3-bh1", { _ in try UniPC(order: 3, variant: .bh1) }),
-                ("UniPC2-bh2", { _ in try UniPC(order: 2) }),
-                ("DPM++3M-lf", { try DPMSolverPlusPlus(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: $0)) }),
-                ("DPM++3M", { _ in try DPMSolverPlusPlus(order: 3) })]
-            for (name, make) in makers {
-                func err(_ n: Int) throws -> Double { rmse(try runCandidate(try make(n), sde, score, grid: try powerGrid(p, steps: n, from: 1, to: eps), z: z), truth) }
-                var found = "none <= 80"
-                for n in 25 ... 80 { if try err(n) <= 1e-3 { found = "NFE \(n)"; break } }
-                print("  \(name) t^\(p): \(found); at 40: \(e(try err(40))), at 50: \(e(try err(50)))")
-            }
-        }
-        for (name, spacing) in [("logsnr", TimeSpacing.logSNR), ("karras7", .karras(rho: 7))] {
-            for (pname, make) in [("UniPC3-bh2", { (_: Int) throws -> any Predictor in try UniPC(order: 3) }), ("DPM++3M", { _ in try DPMSolverPlusPlus(order: 3) })] {
-                func err(_ n: Int) throws -> Double { rmse(try runCandidate(try make(n), sde, score, grid: try .spaced(spacing, steps: n, from: 1, to: eps, sde: sde), z: z), truth) }
-                var found = "none <= 80"
-                for n in 25 ... 80 { if try err(n) <= 1e-3 { found = "NFE \(n)"; break } }
-                print("  \(pname) \(name): \(found)")
-            }
-        }
-    }
-}
-
-/// A second, focused search: lower-order final steps and flatter spacings (t^1 … t^1.5), against the
-/// best standard DPM-Solver++ variant (2M/3M/3M-lf × time-uniform/time-quadratic/logSNR/Karras).
-func fastExplore2() throws {
-    let sde = try VPSDE(), eps = 1e-3
-    var candidates = [Candidate]()
-    for p in [1.0, 1.25, 1.5, 2.0, 2.5] {
-        let g: (Int, VPSDE) throws -> TimeGrid = { n, _ in try powerGrid(p, steps: n, from: 1, to: eps) }
-        candidates.append(Candidate(name: "UniPC3-lf t^\(p)", make: { try UniPC(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: $0)) }, grid: g))
-        candidates.append(Candidate(name: "UniPC2-lf t^\(p)", make: { try UniPC(order: 2, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 2, steps: $0)) }, grid: g))
-        candidates.append(Candidate(name: "UniPC3 t^\(p)", make: { _ in try UniPC(order: 3) }, grid: g))
-        candidates.append(Candidate(name: "UniPC2 t^\(p)", make: { _ in try UniPC(order: 2) }, grid: g))
-        candidates.append(Candidate(name: "DPM++3M-lf t^\(p)", make: { try DPMSolverPlusPlus(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: $0)) }, grid: g))
-    }
-    var ratios = [String: [Double]]()
-    for (_, mixture, count) in try fewStepMixtures() {
-        let score = GaussianMixtureScore(mixture, diffusedBy: sde)
-        for seed: UInt64 in [2026, 7] {
-            var rng = RandomSource(seed: seed)
-            let z = sde.samplePrior(rowShape: [mixture.dimension], count: count, using: &rng)
-            let truth = try exactFlowMap(sde, score, eps: eps, z)
-            for nfe in [10, 15, 20] {
-                let best = try bestDPMSolver(sde, score, eps: eps, nfe: nfe, z: z, truth: truth).error
-                for c in candidates {
-                    let err = rmse(try runCandidate(try c.make(nfe), sde, score, grid: try c.grid(nfe, sde), z: z), truth)
-                    ratios["\(c.name) @\(nfe)", default: []].append(err / best)
-                }
-            }
-        }
-    }
-    for nfe in [10, 15, 20] {
-        print("explore2 NFE \(nfe): ratio to the best standard DPM-Solver++ variant over 6 mixtures x 2 seeds (worst, geometric mean, wins)")
-        let rows = ratios.filter { $0.key.hasSuffix("@\(nfe)") }.map { (k, v) in (k, v.max()!, Foundation.exp(v.map { Foundation.log($0) }.reduce(0, +) / Double(v.count)), v.filter { $0 <= 1 }.count) }
-        for (k, w, g, c) in rows.sorted(by: { $0.1 < $1.1 }).prefix(10) { print("  \(k.padding(toLength: 26, withPad: " ", startingAt: 0)) worst \(f(w, 2)) geomean \(f(g, 2)) wins \(c)/12") }
-    }
-}
-
 // MARK: - Adaptive UniPC: map RMSE against NFE as the tolerance tightens
 
 /// ``AdaptiveUniPC`` on every benchmark mixture and two latent seeds: NFE (rejected steps) and map
@@ -464,91 +332,5 @@ func adaptiveUniPCBenchmark(only: [String]? = nil) throws {
             }
             print(line + " fewest NFE for map RMSE <= 1e-3: \(fewest.map(String.init) ?? "none")")
         }
-    }
-}
-
-/// Exploration (not in `all`): how well could UniPC-3 lower-final do at NFE 10/15/20 with a grid
-/// that follows the error-controlled solver's step density (its accepted λ-grid at about 3× the
-/// budget, resampled to the budget), next to the best t^p spacing and the best DPM-Solver++ variant.
-func fastExplore3() throws {
-    let sde = try VPSDE(), eps = 1e-3
-    for (name, mixture, count) in try fewStepMixtures() {
-        let score = GaussianMixtureScore(mixture, diffusedBy: sde)
-        for seed: UInt64 in [2026, 7] {
-            var rng = RandomSource(seed: seed)
-            let z = sde.samplePrior(rowShape: [mixture.dimension], count: count, using: &rng)
-            let truth = try exactFlowMap(sde, score, eps: eps, z)
-            var line = "  \(name.padding(toLength: 9, withPad: " ", startingAt: 0)) \(seed) |"
-            for nfe in [10, 15, 20] {
-                let best = try bestDPMSolver(sde, score, eps: eps, nfe: nfe, z: z, truth: truth).error
-                let uni = try UniPC(order: 3, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: nfe))
-                var bestPower = (Double.infinity, 0.0)
-                for p in [1.0, 1.5, 2.0, 2.5, 3.0] {
-                    let err = rmse(try runCandidate(uni, sde, score, grid: try powerGrid(p, steps: nfe, from: 1, to: eps), z: z), truth)
-                    if err < bestPower.0 { bestPower = (err, p) }
-                }
-                // The adaptive solver's grid at about 3x the budget, resampled in index to `nfe` steps.
-                var pilot: AdaptiveUniPCResult?
-                for tol in [3e-2, 2e-2, 1e-2, 5e-3, 3e-3, 2e-3, 1e-3, 5e-4, 3e-4, 2e-4, 1e-4, 5e-5] {
-                    let r = try AdaptiveUniPC(sde: sde, score: score, eps: eps, tolerance: tol).decode(z)
-                    pilot = r
-                    if r.acceptedSteps >= 3 * nfe { break }
-                }
-                let lam = pilot!.times.map { sde.halfLogSNR(at: $0) }
-                let m = lam.count - 1
-                var times = [1.0]
-                for i in 1 ..< nfe {
-                    let u = Double(i) * Double(m) / Double(nfe), j = Int(u), w = u - Double(j)
-                    let l = lam[j] + w * (lam[min(j + 1, m)] - lam[j])
-                    times.append(sde.time(atHalfLogSNR: l, in: eps, 1))
-                }
-                times.append(eps)
-                let follow = rmse(try runCandidate(uni, sde, score, grid: try TimeGrid(times), z: z), truth)
-                line += " \(nfe): DPM \(e(best)) t^\(bestPower.1) \(f(bestPower.0 / best, 2)) follow \(f(follow / best, 2)) |"
-            }
-            print(line)
-        }
-    }
-}
-
-/// Exploration (not in `all`): ratio to the best DPM-Solver++ variant, per case, of UniPC variants on
-/// t^p steps (`fast-explore4 low|high`: the 2-D mixtures or the others; `extra` adds held-out mixtures).
-func fastExplore4(_ which: String) throws {
-    let sde = try VPSDE(), eps = 1e-3
-    var candidates = [Candidate]()
-    let powers: [Double] = which == "low" ? [2, 2.5, 3] : [1, 1.25, 1.5]
-    for p in powers {
-        let g: (Int, VPSDE) throws -> TimeGrid = { n, _ in try powerGrid(p, steps: n, from: 1, to: eps) }
-        for v in UniPC.Variant.allCases {
-            candidates.append(Candidate(name: "U3-lf \(v) t^\(p)", make: { try UniPC(order: 3, variant: v, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: $0)) }, grid: g))
-            candidates.append(Candidate(name: "U2-lf \(v) t^\(p)", make: { try UniPC(order: 2, variant: v, orders: DPMSolverPlusPlus.lowerOrderFinal(order: 2, steps: $0)) }, grid: g))
-            candidates.append(Candidate(name: "U2 \(v) t^\(p)", make: { _ in try UniPC(order: 2, variant: v) }, grid: g))
-        }
-    }
-    var mixtures = try fewStepMixtures().filter { which == "low" ? $0.mixture.dimension <= 2 : $0.mixture.dimension > 2 }
-    if CommandLine.arguments.contains("extra") {
-        mixtures = try heldOutMixtures()
-    }
-    var ratios = [String: [Double]]()
-    for (name, mixture, count) in mixtures {
-        let score = GaussianMixtureScore(mixture, diffusedBy: sde)
-        for seed: UInt64 in [2026, 7] {
-            var rng = RandomSource(seed: seed)
-            let z = sde.samplePrior(rowShape: [mixture.dimension], count: count, using: &rng)
-            let truth = try exactFlowMap(sde, score, eps: eps, z)
-            for nfe in [10, 15, 20] {
-                let best = try bestDPMSolver(sde, score, eps: eps, nfe: nfe, z: z, truth: truth).error
-                var line = "  \(name) \(seed) @\(nfe):"
-                for c in candidates {
-                    let r = rmse(try runCandidate(try c.make(nfe), sde, score, grid: try c.grid(nfe, sde), z: z), truth) / best
-                    ratios[c.name, default: []].append(r)
-                    line += " \(f(r, 2))"
-                }
-                print(line)
-            }
-        }
-    }
-    for (k, v) in ratios.sorted(by: { $0.value.filter { $0 <= 1 }.count > $1.value.filter { $0 <= 1 }.count }) {
-        print("  \(k.padding(toLength: 22, withPad: " ", startingAt: 0)) wins \(v.filter { $0 <= 1 }.count)/\(v.count) worst \(f(v.max()!, 2)) per case \(v.map { f($0, 2) }.joined(separator: " "))")
     }
 }

@@ -16,6 +16,7 @@
 import ArgumentParser
 import Foundation
 import ScoreSDE
+import ScoreSDEPlot
 
 struct ClassConditionalExample: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -35,6 +35,7 @@
 import ArgumentParser
 import Foundation
 import ScoreSDE
+import ScoreSDEPlot
 
 struct ColorizationExample: ParsableCommand {
     static let configuration = CommandConfiguration(

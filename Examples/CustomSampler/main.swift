@@ -8,6 +8,7 @@
 import ArgumentParser
 import Foundation
 import ScoreSDE
+import ScoreSDEPlot
 
 // MARK: - A predictor of your own
 

@@ -25,6 +25,7 @@
 import ArgumentParser
 import Foundation
 import ScoreSDE
+import ScoreSDEPlot
 
 struct DigitsExample: ParsableCommand {
     static let configuration = CommandConfiguration(

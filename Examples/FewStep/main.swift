@@ -9,6 +9,7 @@
 import ArgumentParser
 import Foundation
 import ScoreSDE
+import ScoreSDEPlot
 
 
 struct FewStepExample: ParsableCommand {

@@ -32,6 +32,7 @@
 import ArgumentParser
 import Foundation
 import ScoreSDE
+import ScoreSDEPlot
 
 enum MaskKind: String, CaseIterable, ExpressibleByArgument {
     case top, bottom, left, right, random

@@ -29,6 +29,7 @@
 import ArgumentParser
 import Foundation
 import ScoreSDE
+import ScoreSDEPlot
 
 enum Problem: String, CaseIterable, ExpressibleByArgument {
     /// 4 modes of different widths and weights, x + y = −0.5 observed.

@@ -9,6 +9,7 @@
 import ArgumentParser
 import Foundation
 import ScoreSDE
+import ScoreSDEPlot
 
 struct Toy2DExample: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -53,7 +54,7 @@ struct Toy2DExample: ParsableCommand {
                 recent.removeAll()
             }
         }
-        let model = trainer.emaModel
+        let model = try trainer.emaModel
         let trained = clock.now
         print("trained in \(seconds(trained - start)) s\n")
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ScoreSDE
+import ScoreSDEPlot
 
 extension ScoreSDECommand {
     /// `scoresde colorize`: colour images consistent with grey ones, by sampling an RGB model

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ScoreSDE
+import ScoreSDEPlot
 
 extension ScoreSDECommand {
     /// `scoresde inpaint`: fills in the unknown values of each input by sampling the model

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ScoreSDE
+import ScoreSDEPlot
 
 extension ScoreSDECommand {
     /// `scoresde reconstruct`: samples consistent with a linear measurement `y = A x (+ noise)`.

@@ -23,15 +23,17 @@ enum DTypeName: String, CaseIterable, ExpressibleByArgument {
 }
 
 extension ScoreSDECommand {
-    /// `scoresde train`: denoising score matching of an MLP score network on a data set.
+    /// `scoresde train`: denoising score matching of an MLP or U-Net score network on a data set.
     struct Train: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Train a score network on a data set by denoising score matching.",
             discussion: """
-                Trains an MLP score network (Fourier time embedding, residual SiLU blocks) with the \
-                continuous-time DSM loss, Adam, learning-rate warm-up, gradient clipping and an EMA of \
+                Trains an MLP score network (Fourier time embedding, residual SiLU blocks), or with \
+                --model unet a convolutional U-Net (the DDPM design, float32 on oneDNN, diffusers' \
+                UNet2DModel layout; images [C, S, S] only), with the continuous-time DSM loss, Adam, learning-rate warm-up, gradient clipping and an EMA of \
                 the weights, as the reference's run_lib.train. The --output file is the checkpoint: \
-                weights, EMA weights, Adam state and every setting, in F64, with a CRC-32 checksum. \
+                weights, EMA weights, Adam state and every setting (F64 for the MLP, F32 for the \
+                U-Net: the network's own precision, so a resume is exact), with a CRC-32 checksum. \
                 It is written atomically every --checkpoint-interval seconds (default 60), every \
                 --checkpoint-every steps if given, and at the end; the checkpoint it replaces is kept \
                 as NAME.prev.safetensors. Ctrl-C (SIGINT) or SIGTERM finishes the current step, \
@@ -56,6 +58,13 @@ extension ScoreSDECommand {
                 VP SDE, images train visibly better with --scaling symmetric ([-1, 1], the reference's \
                 centered data), which the shipped digits and patches models use.
 
+                --model unet defaults (about an hour on 2 cores for Fashion-MNIST): channels \
+                32,64,64 (28 → 14 → 7), one residual block per level, attention at 7x7 and in the \
+                middle block, 8 GroupNorm groups, epsilon-prediction, 7000 steps of batch 128, \
+                lr 5e-4, warm-up 500, EMA 0.999, symmetric scaling. With --labels (own: \
+                fashion-mnist's 10 classes) it is class-conditional, with a null label for \
+                classifier-free guidance.
+
                 A progress bar (step, running-mean loss, examples/s, ETA) is drawn on standard error \
                 when it is a terminal; the summary goes to standard output.
 
@@ -69,6 +78,9 @@ extension ScoreSDECommand {
         // MARK: Data
 
         @OptionGroup(title: "Progress") var progressOptions: ProgressOptions
+
+        @Option(name: .customLong("model"), help: ArgumentHelp("The score network: mlp (default) or unet (convolutional, float32; images only).", valueName: "mlp|unet"))
+        var network: NetworkKindName?
 
         @Option(help: ArgumentHelp(
             "The training data: a built-in data set (\(Dataset.builtInNames.joined(separator: ", "))) or a .npy file (rows first, finite values).",
@@ -110,9 +122,10 @@ extension ScoreSDECommand {
         static let defaultSteps = 2000, defaultBatchSize = 128, defaultLearningRate = 1e-3, defaultWarmup = 100
         static let defaultGradClip = 1.0, defaultEMA = 0.999, defaultGradientBlock = 64
         static let defaultHidden = 256, defaultBlocks = 2, defaultFourierFeatures = 64, defaultFourierScale = 16.0
+        static let defaultUNetSteps = 7000, defaultUNetLearningRate = 5e-4, defaultUNetWarmup = 500
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("Total training steps of the run, >= 1 (with --resume: including the checkpoint's).", valueName: "n"))
-        var steps: Int = defaultSteps
+        @Option(parsing: .unconditional, help: ArgumentHelp("Total training steps of the run, >= 1 (with --resume: including the checkpoint's; default: \(defaultSteps), --model unet: \(defaultUNetSteps)).", valueName: "n"))
+        var steps: Int?
 
         @Option(parsing: .unconditional, help: ArgumentHelp("Examples per step (default: \(defaultBatchSize)).", valueName: "n"))
         var batchSize: Int?
@@ -120,10 +133,10 @@ extension ScoreSDECommand {
         @Option(parsing: .unconditional, help: ArgumentHelp("Rows per gradient block: the batch gradient is summed over blocks of this many rows in a fixed order, which makes it the same bits on any number of MPI ranks up to the block count (default: \(defaultGradientBlock): 2 blocks of the default batch; smaller blocks allow more ranks but slow one process down, e.g. 16 rows by about a third).", valueName: "n"))
         var gradientBlock: Int?
 
-        @Option(name: .customLong("lr"), parsing: .unconditional, help: ArgumentHelp("Adam learning rate, > 0 (default: 1e-3).", valueName: "rate"))
+        @Option(name: .customLong("lr"), parsing: .unconditional, help: ArgumentHelp("Adam learning rate, > 0 (default: 1e-3; --model unet: 5e-4).", valueName: "rate"))
         var learningRate: Double?
 
-        @Option(parsing: .unconditional, help: ArgumentHelp("Linear learning-rate warm-up steps (default: \(defaultWarmup); the reference: 5000).", valueName: "n"))
+        @Option(parsing: .unconditional, help: ArgumentHelp("Linear learning-rate warm-up steps (default: \(defaultWarmup), --model unet: \(defaultUNetWarmup); the reference: 5000).", valueName: "n"))
         var warmup: Int?
 
         @Option(parsing: .unconditional, help: ArgumentHelp("Gradient-norm clipping threshold; negative: off (default: 1).", valueName: "norm"))
@@ -160,9 +173,11 @@ extension ScoreSDECommand {
         @Flag(help: "Add the exact score of a Gaussian fitted to the data to the network's output (a linear skip; the network learns the rest).")
         var gaussianBase = false
 
+        @OptionGroup(title: "U-Net (--model unet)") var unet: UNetOptions
+
         // MARK: Files
 
-        @Option(help: ArgumentHelp("The checkpoint to write (weights, EMA, Adam state; F64), atomically.", valueName: "path.safetensors"))
+        @Option(help: ArgumentHelp("The checkpoint to write (weights, EMA, Adam state; F64, or F32 for the U-Net), atomically.", valueName: "path.safetensors"))
         var output: String
 
         @Flag(help: "Continue the --output checkpoint (same data; options given must agree with it).")
@@ -183,11 +198,11 @@ extension ScoreSDECommand {
         @Option(help: ArgumentHelp("At the end, also write the EMA weights alone (no optimiser state): a small file for `--model`.", valueName: "path.safetensors"))
         var exportWeights: String?
 
-        @Option(help: ArgumentHelp("Element type of --export-weights: f32 (default, half the size) or f64.", valueName: "f32|f64"))
+        @Option(help: ArgumentHelp("Element type of --export-weights: f32 (default, half the size) or f64 (MLP only: the U-Net's weights are float32).", valueName: "f32|f64"))
         var dtype: DTypeName?
 
         func validate() throws {
-            if steps < 1 { throw ValidationError("--steps must be >= 1 (got \(steps))") }
+            if let steps, steps < 1 { throw ValidationError("--steps must be >= 1 (got \(steps))") }
             if let count, count < 1 { throw ValidationError("--count must be >= 1 (got \(count))") }
             if let b = batchSize, b < 1 { throw ValidationError("--batch-size must be >= 1 (got \(b))") }
             if let b = gradientBlock, b < 1 { throw ValidationError("--gradient-block must be >= 1 row (got \(b))") }
@@ -209,20 +224,59 @@ extension ScoreSDECommand {
                 throw ValidationError("--resume continues the --output checkpoint and --overwrite replaces it; give one of them")
             }
             if dtype != nil && exportWeights == nil {
-                throw ValidationError("--dtype sets the element type of --export-weights; add --export-weights PATH (the checkpoint is always F64)")
+                throw ValidationError("--dtype sets the element type of --export-weights; add --export-weights PATH (the checkpoint keeps the network's precision)")
             }
+            if network == .unet {
+                let mlpOnly = [("--hidden", hidden != nil), ("--blocks", blocks != nil), ("--fourier-features", fourierFeatures != nil),
+                               ("--fourier-scale", fourierScale != nil), ("--gaussian-base", gaussianBase),
+                               ("--noise-floor", objective.noiseFloor != nil)].filter(\.1).map(\.0)
+                if !mlpOnly.isEmpty {
+                    throw ValidationError("\(mlpOnly.joined(separator: ", ")) \(mlpOnly.count == 1 ? "is an option" : "are options") of the MLP; --model unet is shaped by --channels, --layers-per-block, --attention-levels, --mid-attention, --norm-groups and --dropout")
+                }
+                if let p = objective.parameterization, p != .noise, p != .scaledBySigma {
+                    throw ValidationError("--parameterization \(p.rawValue) is an MLP output; the U-Net predicts the noise (noise, default) or the scaled score (scaled-by-sigma)")
+                }
+                if dtype == .f64 { throw ValidationError("--dtype f64: the U-Net's weights are float32; leave --dtype out") }
+            } else if (network == .mlp || !resume) && !unet.given.isEmpty {
+                throw ValidationError("\(unet.given.joined(separator: ", ")) shape\(unet.given.count == 1 ? "s" : "") the U-Net; add --model unet")
+            }
+        }
+
+        /// The run's total steps: --steps or the network's default.
+        func totalSteps(_ kind: NetworkKindName) -> Int { steps ?? (kind == .unet ? Self.defaultUNetSteps : Self.defaultSteps) }
+
+        /// The network of this run: --model, or on --resume the checkpoint's (which --model must match).
+        func networkKind() throws -> NetworkKindName {
+            guard resume, let file = try? Safetensors.read(output) else { return network ?? .mlp }
+            let stored: NetworkKindName = file.metadata["model"] == "unet" ? .unet : .mlp
+            if let network, network != stored {
+                throw ScoreSDEError.invalidArgument("cannot resume \(output) with --model \(network.rawValue): it is a checkpoint of \(stored == .unet ? "a U-Net" : "an MLP"); drop --model or give --model \(stored.rawValue)")
+            }
+            if stored == .mlp, !unet.given.isEmpty {
+                throw ScoreSDEError.invalidArgument("\(unet.given.joined(separator: ", ")) shape the U-Net, but \(output) is an MLP checkpoint")
+            }
+            return stored
         }
 
         func run() throws {
             // Everything that can be wrong with the input fails here, before any work.
+            let kind = try networkKind()
             let dataset = try loadData()
             var outputs = RunOutputs()
             outputs.add(output, for: "--output")
             outputs.add(exportWeights, for: "--export-weights")
             outputs.add(stats, for: "--stats")
             try outputs.check()
-            let trainer = try resume ? resumedTrainer(dataset) : newTrainer(dataset)
-            let config = trainer.configuration
+            switch kind {
+            case .mlp: try run(resume ? resumedTrainer(dataset) : newTrainer(dataset), dataset: dataset)
+            case .unet: try run(resume ? resumedUNetTrainer(dataset) : newUNetTrainer(dataset), dataset: dataset)
+            }
+        }
+
+        /// Trains `trainer` to --steps with checkpoints and signals, then exports, reports and writes the stats.
+        func run<R: CommandLineTrainingRecipe>(_ trainer: ScoreTrainer<R>, dataset: Dataset) throws {
+            let steps = totalSteps(R.kind)
+            let config = trainer.configuration.options
             let startStep = trainer.completedSteps
             let ranks = Population.size, isRankZero = Population.rank == 0
             // MPI: every rank needs at least one gradient block (the same on every rank: rank 0 reports it).
@@ -232,11 +286,7 @@ extension ScoreSDECommand {
             if startStep > steps {
                 throw ScoreSDEError.invalidArgument("the checkpoint \(output) has already trained \(startStep) steps, more than --steps \(steps) (the total length of the run); give --steps \(startStep) or more")
             }
-            let dimension = config.architecture.dimension
-            if startStep == 0 && config.architecture.hiddenWidth < dimension && isRankZero {
-                // A bottleneck narrower than the data cannot pass x through, which the score needs at large t.
-                fputs("warning: --hidden \(config.architecture.hiddenWidth) is below the data dimension \(dimension); the network cannot carry the input through and will train poorly (use --hidden \(dimension) or more)\n", stderr)
-            }
+            if startStep == 0 && isRankZero, let warning = trainer.configuration.warning { fputs("warning: \(warning)\n", stderr) }
 
             // The work: checkpoints by time, by steps and at the end; SIGINT/SIGTERM stop after the current step.
             let schedule = try CheckpointSchedule(path: output, interval: checkpointInterval > 0 ? checkpointInterval : nil,
@@ -253,7 +303,7 @@ extension ScoreSDECommand {
                     losses.add(p.loss)
                     progress?.update(step: p.step) { elapsed in
                         let rate = elapsed > 0 ? Double((p.step - startStep) * batchSize) / elapsed : 0
-                        return "loss \(String(format: "%.4g", losses.mean))  \(String(format: "%.0f", rate)) ex/s"
+                        return "loss \(String(format: "%.4g", losses.mean))  \(String(format: "%.0f", rate)) \(R.kind == .unet ? "img" : "ex")/s"
                     }
                 }
             }
@@ -262,7 +312,7 @@ extension ScoreSDECommand {
                 let signal = stop.signal ?? SIGTERM
                 if isRankZero { fputs("\(StopRequest.name(signal)): stopped after step \(outcome.checkpointStep) of \(steps); "
                       + "the checkpoint (step \(outcome.checkpointStep)) is in \(output)\n"
-                      + "resume with: \(resumeCommand())\(ranks > 1 ? " (under mpirun or srun, with any number of ranks)" : "")\n", stderr) }
+                      + "resume with: \(resumeCommand(R.kind))\(ranks > 1 ? " (under mpirun or srun, with any number of ranks)" : "")\n", stderr) }
                 throw ExitCode(128 + signal)
             }
             let elapsed = start.duration(to: clock.now).components
@@ -270,7 +320,7 @@ extension ScoreSDECommand {
 
             // The export (the checkpoint is already written, so a failed export never costs the run).
             if let exportWeights, isRankZero {
-                let data = try trainer.emaModel.weightsData(dtype: (dtype ?? .f32).dtype)
+                let data = try R.weightsData(trainer.emaModel, dtype: (dtype ?? .f32).dtype)
                 do { try AtomicFile.write(data, to: exportWeights) } catch {
                     throw ScoreSDEError.io(path: exportWeights, message: "the checkpoint was written to \(output), but the exported weights could not be: \(error)")
                 }
@@ -284,8 +334,8 @@ extension ScoreSDECommand {
             let blocks = config.gradientBlocks
             let sharing = "\(blocks.count) gradient block\(blocks.count == 1 ? "" : "s") of \(blocks.blockSize) rows, each step shared by \(ranks) rank\(ranks == 1 ? " (one process)" : "s (MPI)")"
             print("trained \(trained) steps\(from) on \(dataset.name) (\(dataset.count) rows of shape \(shape), scaling \(scalingLabel(config.dataScaling))) "
-                  + "with \(config.sde), hidden \(config.architecture.hiddenWidth) x \(config.architecture.residualBlocks) blocks, "
-                  + "\(config.architecture.parameterCount) parameters, batch \(config.batchSize) (\(sharing)), lr \(config.learningRate)")
+                  + "with \(config.sde), \(trainer.configuration.networkSummary), "
+                  + "\(trainer.parameters.count) parameters, batch \(config.batchSize) (\(sharing)), lr \(config.learningRate)")
             if trained > 0 {
                 print("final loss \(formatted(losses.mean)) (mean of the last \(losses.count) steps), "
                       + "\(String(format: "%.0f", examplesPerSecond)) examples/s, \(String(format: "%.2f", seconds)) s")
@@ -303,7 +353,8 @@ extension ScoreSDECommand {
                 report["final_loss"] = trained > 0 ? .double(losses.mean) : .null
                 report["examples_per_second"] = .double(examplesPerSecond)
                 report["wall_seconds"] = .double(seconds)
-                report["parameters"] = .int(config.architecture.parameterCount)
+                report["parameters"] = .int(trainer.parameters.count)
+                if R.kind == .unet { report["network"] = "unet" }
                 report["batch_size"] = .int(config.batchSize)
                 report["gradient_block"] = .int(blocks.blockSize)
                 report["gradient_blocks"] = .int(blocks.count)
@@ -321,10 +372,10 @@ extension ScoreSDECommand {
         // MARK: - Pieces
 
         /// The command line that continues this run from its checkpoint.
-        func resumeCommand() -> String {
+        func resumeCommand(_ kind: NetworkKindName) -> String {
             var words = ["scoresde", "train", "--data", data]
             if let count { words += ["--count", "\(count)"] }
-            words += ["--steps", "\(steps)", "--output", output, "--resume"]
+            words += ["--steps", "\(totalSteps(kind))", "--output", output, "--resume"]
             if let checkpointEvery { words += ["--checkpoint-every", "\(checkpointEvery)"] }
             if checkpointInterval != CheckpointSchedule.defaultInterval { words += ["--checkpoint-interval", "\(formatted(checkpointInterval))"] }
             if let exportWeights { words += ["--export-weights", exportWeights] }
@@ -342,9 +393,9 @@ extension ScoreSDECommand {
             return set
         }
 
-        /// The data scaling: `--scaling`, or the data set's own.
-        func dataScaling(_ set: Dataset) throws -> DataScaling {
-            let normalization = scaling?.normalization ?? set.normalization
+        /// The data scaling: `--scaling`, or the data set's own (the U-Net: symmetric for discrete data).
+        func dataScaling(_ set: Dataset, network: NetworkKindName = .mlp) throws -> DataScaling {
+            let normalization = scaling?.normalization ?? (network == .unet && set.levels != nil ? .symmetric : set.normalization)
             if normalization == .none { return .identity }
             guard let levels = set.levels else {
                 throw ScoreSDEError.invalidArgument("--scaling \(normalization.rawValue) maps discrete levels (digits 0...16, patches 0...255) to [0, 1] or [-1, 1], but \(set.name) is continuous data; use --scaling none (scale .npy data yourself)")
@@ -388,11 +439,42 @@ extension ScoreSDECommand {
             }
         }
 
-        /// A fresh run.
-        func newTrainer(_ set: Dataset) throws -> Trainer {
+        /// Throws unless --output may be written by a new run.
+        func checkNewOutput() throws {
             if FileManager.default.fileExists(atPath: output) && !overwrite {
                 throw ScoreSDEError.io(path: output, message: "the file exists; add --resume to continue training it, --overwrite to start a new run in its place, or choose another --output")
             }
+        }
+
+        static func unetParameterization(_ p: ParameterizationName) -> UNetParameterization {
+            p == .scaledBySigma ? .scaledScore : .noisePrediction
+        }
+
+        /// A fresh U-Net run.
+        func newUNetTrainer(_ set: Dataset) throws -> UNetTrainer {
+            try checkNewOutput()
+            if objective.dequantize && set.levels == nil {
+                throw ScoreSDEError.invalidArgument("--dequantize is for discrete data (digits, patches, fashion-mnist); \(set.name) is continuous")
+            }
+            let unetConfig = try unet.configuration(rowShape: set.rowShape, classCount: set.labels == nil ? 0 : set.classCount)
+            let scale = try dataScaling(set, network: .unet)
+            let options = DSMTrainingOptions(
+                sde: try sdeSpec(scale.toModel(set.data)), dataScaling: scale, seed: seed ?? 0,
+                batchSize: batchSize ?? Self.defaultBatchSize, learningRate: learningRate ?? Self.defaultUNetLearningRate,
+                warmup: warmup ?? Self.defaultUNetWarmup, gradClip: gradClip ?? Self.defaultGradClip, emaRate: emaRate ?? Self.defaultEMA,
+                reduceMean: reduceMean ?? false, likelihoodWeighting: likelihoodWeighting ?? false,
+                eps: objective.trainEps ?? 1e-5, timeSampling: objective.timeSampling ?? .uniform,
+                dequantizationLevels: objective.dequantize ? set.levels : nil,
+                labelDropout: objective.labelDropout ?? ObjectiveOptions.defaultLabelDropout,
+                gradientBlockSize: gradientBlock ?? Self.defaultGradientBlock)
+            let config = UNetTrainingConfiguration(unet: unetConfig, parameterization: objective.parameterization.map(Self.unetParameterization) ?? .noisePrediction,
+                                                   options: options)
+            return try UNetTrainer(configuration: config, data: set.data, labels: set.labels)
+        }
+
+        /// A fresh run.
+        func newTrainer(_ set: Dataset) throws -> Trainer {
+            try checkNewOutput()
             let scale = try dataScaling(set)
             let arch = MLPArchitecture(rowShape: set.rowShape, hiddenWidth: hidden ?? Self.defaultHidden,
                                        residualBlocks: blocks ?? Self.defaultBlocks,
@@ -415,24 +497,50 @@ extension ScoreSDECommand {
             return try Trainer(configuration: config, data: set.data, labels: set.labels)
         }
 
-        /// The run in the `--output` checkpoint, after checking that the options given agree with it.
+        /// The MLP run in the `--output` checkpoint, after checking that the options given agree with it.
         func resumedTrainer(_ set: Dataset) throws -> Trainer {
+            try resumed(set) { (c: TrainingConfiguration) in
+                [conflict("--hidden", hidden, c.architecture.hiddenWidth),
+                 conflict("--blocks", blocks, c.architecture.residualBlocks),
+                 conflict("--fourier-features", fourierFeatures, c.architecture.fourierFeatures),
+                 conflict("--fourier-scale", fourierScale, c.architecture.fourierScale),
+                 conflict("--parameterization", objective.parameterization?.value.rawValue, c.parameterization?.rawValue ?? c.sde.defaultParameterization.rawValue)]
+            }
+        }
+
+        /// The U-Net run in the `--output` checkpoint, after checking that the options given agree with it.
+        func resumedUNetTrainer(_ set: Dataset) throws -> UNetTrainer {
+            try resumed(set) { (c: UNetTrainingConfiguration) in
+                let u = c.unet
+                return [conflict("--channels", try? unet.channelList(), u.blockOutChannels),
+                        conflict("--layers-per-block", unet.layersPerBlock, u.layersPerBlock),
+                        conflict("--attention-levels", try? unet.attentionList(), u.attentionLevels),
+                        conflict("--mid-attention", unet.midAttention, u.midBlockAttention),
+                        conflict("--norm-groups", unet.normGroups, u.normGroups),
+                        conflict("--dropout", unet.dropout, u.dropout),
+                        conflict("--parameterization", objective.parameterization.map(Self.unetParameterization)?.rawValue, c.parameterization.rawValue)]
+            }
+        }
+
+        /// The run in the `--output` checkpoint, after checking that the options given agree with
+        /// it: the shared settings here, the network's from `networkConflicts`.
+        func resumed<R: CommandLineTrainingRecipe>(_ set: Dataset, networkConflicts: (R) -> [String?]) throws -> ScoreTrainer<R> {
             guard FileManager.default.fileExists(atPath: output) else {
                 throw ScoreSDEError.io(path: output, message: "nothing to resume: the file does not exist; drop --resume to start a new run")
             }
-            let trainer: Trainer
+            let trainer: ScoreTrainer<R>
             do {
-                trainer = try Trainer.resume(from: output, data: set.data, labels: set.labels)
+                trainer = try ScoreTrainer<R>.resume(from: output, data: set.data, labels: set.labels)
             } catch ScoreSDEError.invalidArgument {
                 // The data fingerprint differs (the library's message suggests an API option the CLI does not have).
                 let rows = (try? Safetensors.read(output))?.metadata["data.rows"] ?? "?"
                 let how = rows == "\(set.count)" ? "the same number of rows but other values" : "\(set.count) rows, the checkpoint's data had \(rows)"
                 throw ScoreSDEError.invalidArgument("--data \(data) is not the data the checkpoint \(output) was trained on (\(how)); resume with the --data and --count of the original run, or start a new run")
             }
-            let c = trainer.configuration
+            let c = trainer.configuration.options
             var conflicts = [String]()
             func check<T: Equatable>(_ option: String, _ given: T?, _ stored: T) {
-                if let given, given != stored { conflicts.append("\(option) \(given) (the checkpoint's is \(stored))") }
+                if let text = conflict(option, given, stored) { conflicts.append(text) }
             }
             let storedKind: SDEName
             let storedSigma: (Double, Double)?, storedBeta: (Double, Double)?
@@ -455,15 +563,12 @@ extension ScoreSDECommand {
                 if let stored { check(option, given, stored) } else { conflicts.append("\(option) \(given) (not a parameter of the checkpoint's \(storedLabel) SDE)") }
             }
             if scaling != nil {
-                let given = try dataScaling(set)
+                let given = try dataScaling(set, network: R.kind)
                 if given != c.dataScaling {
                     conflicts.append("--scaling \(scaling!.rawValue) (the checkpoint's scaling is \(scalingLabel(c.dataScaling)))")
                 }
             }
-            check("--hidden", hidden, c.architecture.hiddenWidth)
-            check("--blocks", blocks, c.architecture.residualBlocks)
-            check("--fourier-features", fourierFeatures, c.architecture.fourierFeatures)
-            check("--fourier-scale", fourierScale, c.architecture.fourierScale)
+            conflicts += networkConflicts(trainer.configuration).compactMap { $0 }
             check("--batch-size", batchSize, c.batchSize)
             if let gradientBlock, gradientBlock != (c.gradientBlockSize ?? c.batchSize) {
                 conflicts.append("--gradient-block \(gradientBlock) (the checkpoint's is \(c.gradientBlockSize.map(String.init) ?? "the whole batch, \(c.batchSize)"))")
@@ -479,13 +584,53 @@ extension ScoreSDECommand {
             check("--train-eps", objective.trainEps, c.eps)
             check("--label-dropout", objective.labelDropout, c.labelDropout)
             if objective.dequantize && c.dequantizationLevels == nil { conflicts.append("--dequantize (the checkpoint was trained without it)") }
-            check("--parameterization", objective.parameterization?.value.rawValue, c.parameterization?.rawValue ?? c.sde.defaultParameterization.rawValue)
             guard conflicts.isEmpty else {
                 throw ScoreSDEError.invalidArgument("cannot resume \(output) with other settings: \(conflicts.joined(separator: ", ")); drop \(conflicts.count == 1 ? "that option" : "those options") to continue with the checkpoint's settings, or start a new run (without --resume) to change them")
             }
             return trainer
         }
     }
+}
+
+/// What `train` needs to know of a network kind beyond the library's ``ScoreTrainingRecipe``.
+protocol CommandLineTrainingRecipe: ScoreTrainingRecipe {
+    static var kind: NetworkKindName { get }
+    /// The network in a few words for the summary line.
+    var networkSummary: String { get }
+    /// A warning about the settings, printed when a run starts.
+    var warning: String? { get }
+    /// The bytes of an `--export-weights` file of `network`.
+    static func weightsData(_ network: Network, dtype: Safetensors.DType) throws -> Data
+}
+
+extension TrainingConfiguration: CommandLineTrainingRecipe {
+    static var kind: NetworkKindName { .mlp }
+    var networkSummary: String { "hidden \(architecture.hiddenWidth) x \(architecture.residualBlocks) blocks" }
+    var warning: String? {
+        // A bottleneck narrower than the data cannot pass x through, which the score needs at large t.
+        let d = architecture.dimension
+        return architecture.hiddenWidth < d ? "--hidden \(architecture.hiddenWidth) is below the data dimension \(d); the network cannot carry the input through and will train poorly (use --hidden \(d) or more)" : nil
+    }
+    static func weightsData(_ network: MLPScore, dtype: Safetensors.DType) throws -> Data { try network.weightsData(dtype: dtype) }
+}
+
+extension UNetTrainingConfiguration: CommandLineTrainingRecipe {
+    static var kind: NetworkKindName { .unet }
+    var networkSummary: String {
+        let attention = unet.attentionLevels.enumerated().filter(\.element).map { "\(unet.imageSize >> $0.offset)x\(unet.imageSize >> $0.offset)" }
+            + (unet.midBlockAttention ? ["middle"] : [])
+        return "U-Net channels \(unet.blockOutChannels.map(String.init).joined(separator: ",")), \(unet.layersPerBlock) block\(unet.layersPerBlock == 1 ? "" : "s") per level, "
+            + "attention \(attention.isEmpty ? "none" : attention.joined(separator: " + ")), \(parameterization == .noisePrediction ? "noise" : "scaled-score") prediction"
+            + (unet.classCount > 0 ? ", \(unet.classCount) classes + null label" : "")
+    }
+    var warning: String? { nil }
+    static func weightsData(_ network: UNetScore, dtype: Safetensors.DType) throws -> Data { try network.weightsData() }
+}
+
+/// `option given (the checkpoint's is stored)` when an option was given and differs from the checkpoint's value.
+func conflict<T: Equatable>(_ option: String, _ given: T?, _ stored: T) -> String? {
+    guard let given, given != stored else { return nil }
+    return "\(option) \(given) (the checkpoint's is \(stored))"
 }
 
 /// `word` as a POSIX shell word: unchanged when it is plain, else in single quotes.

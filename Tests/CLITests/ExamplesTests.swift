@@ -1,5 +1,6 @@
 import Foundation
 import ScoreSDE
+import ScoreSDEPlot
 import Testing
 
 /// The built example executable `name` (`Toy2D`, `Digits`, `CustomSampler`, `Inpainting`, `Colorization`,

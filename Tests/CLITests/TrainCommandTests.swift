@@ -1,5 +1,6 @@
 import Foundation
 import ScoreSDE
+import ScoreSDEPlot
 import Testing
 
 /// `scoresde train` and learned models (`--model PATH.safetensors`, `--model digits`) on the
@@ -347,7 +348,7 @@ import Testing
             reduceMean: false, likelihoodWeighting: true)
         let library = try Trainer(configuration: config, data: Dataset.load("ring", count: nil, seed: 0).data)
         try library.train(steps: 20)
-        let expected = library.model.parameters
+        let expected = library.parameters
         func distance(_ p: [Double]) -> Double {
             zip(p, expected).map { abs($0 - $1) }.max()! / expected.map(abs).max()!
         }

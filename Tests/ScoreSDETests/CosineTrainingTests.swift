@@ -120,10 +120,10 @@ struct CosineTrainingTests {
                                            seed: 1, batchSize: 128, learningRate: 2e-3, warmup: 50, gradClip: 1, emaRate: 0.99, reduceMean: true)
         var rng = RandomSource(seed: 11)
         let trainer = try Trainer(configuration: config, data: mixture.sample(count: 4000, using: &rng))
-        let untrained = trainer.emaModel
+        let untrained = try trainer.emaModel
         let losses = try trainer.train(steps: steps)
         #expect(losses.allSatisfy { $0.isFinite })
-        let trained = trainer.emaModel
+        let trained = try trainer.emaModel
         #expect(trained.sdeSpec == cosine && trained.sde is CosineVPSDE)
 
         // Held-out rows, times uniform on [eps, T] of the cosine SDE, fixed noise.
@@ -174,7 +174,7 @@ struct CosineTrainingTests {
         #expect(resumed.configuration.sde == cosine && resumed.configuration.eps == config.eps)
         let b = try resumed.train(steps: 6)
         #expect((a + b).map(\.bitPattern) == all.map(\.bitPattern))
-        #expect(resumed.model.parameters == straight.model.parameters && resumed.ema.values == straight.ema.values)
+        #expect(resumed.parameters == straight.parameters && resumed.ema.values == straight.ema.values)
         // The training eps must lie below the cosine schedule's end time T = 0.9946, not just below 1.
         var late = config
         late.eps = 0.995

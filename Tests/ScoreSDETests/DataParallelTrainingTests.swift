@@ -52,7 +52,7 @@ struct DataParallelTrainingTests {
     struct State: Sendable, Equatable {
         let parameters, ema, first, second, losses: [UInt64]
         init(_ t: Trainer, losses: [Double]) {
-            parameters = bits(t.model.parameters); ema = bits(t.ema.values)
+            parameters = bits(t.parameters); ema = bits(t.ema.values)
             first = bits(t.optimizer.firstMoment); second = bits(t.optimizer.secondMoment)
             self.losses = bits(losses)
         }
@@ -102,7 +102,7 @@ struct DataParallelTrainingTests {
     func blockedGradientIsTheBatchGradient(conditional: Bool) throws {
         let (config, data, labels) = try Self.setup(conditional: conditional)
         let trainer = try Trainer(configuration: config, data: data, labels: labels)
-        let width = trainer.model.parameters.count + 1
+        let width = trainer.parameters.count + 1
         var sum = [Double](repeating: 0, count: width)
         let batch = try trainer.batch(forStep: 0)
         let clean = batch.gather(trainer.data)
@@ -129,7 +129,7 @@ struct DataParallelTrainingTests {
         // which pins the bits; the offsets above are its independent check).
         var x0 = clean
         if config.dequantizationLevels != nil {
-            let rng = RandomSource(seed: config.seed).derived(Trainer.dequantizationPurpose)
+            let rng = RandomSource(seed: config.seed).derived(dequantizationPurpose)
             for r in 0 ..< x0.rows {
                 var st = rng.stream(draw: 0, row: r)
                 for j in 0 ..< 2 { x0.storage[r * 2 + j] += config.dataScaling.scale * (Double(st.next() >> 11) * 0x1p-53) }

@@ -2,6 +2,7 @@ import CPNG
 import Foundation
 import Testing
 @testable import ScoreSDE
+@testable import ScoreSDEPlot
 
 /// A fresh empty directory, removed by `cleanUp`.
 private func makeTempDirectory() throws -> String {

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import ScoreSDE
+@testable import ScoreSDEPlot
 
 /// Figures read without a caption: a font with descenders, wrapped titles, axes with tick labels,
 /// legends, density overlays, image tables with headers and hatched unknown pixels.

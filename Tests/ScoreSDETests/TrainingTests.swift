@@ -162,7 +162,7 @@ struct TrainingTests {
         #expect(last < 0.8 * first, "mean loss of the first \(window) steps \(first), of the last \(window) \(last)")
 
         let sde = try VPSDE()
-        let model = trainer.emaModel
+        let model = try trainer.emaModel
         let sampler = PCSampler(sde: sde, score: model, grid: try .uniform(steps: 200, from: 1, to: 1e-3),
                                 predictor: EulerMaruyama(), corrector: NoCorrector())
         // 4000 samples (5 s.e.: 0.040 on the 0.5 weight, 0.025 on the mean coordinates of the
@@ -217,7 +217,7 @@ struct TrainingTests {
         let b = try resumed.train(steps: 12)
 
         #expect((a + b).map(\.bitPattern) == all.map(\.bitPattern), "loss sequences")
-        #expect(resumed.model.parameters.map(\.bitPattern) == straight.model.parameters.map(\.bitPattern), "weights")
+        #expect(resumed.parameters.map(\.bitPattern) == straight.parameters.map(\.bitPattern), "weights")
         #expect(resumed.ema.values.map(\.bitPattern) == straight.ema.values.map(\.bitPattern), "EMA weights")
         #expect(resumed.optimizer.firstMoment == straight.optimizer.firstMoment && resumed.optimizer.secondMoment == straight.optimizer.secondMoment)
         #expect(resumed.completedSteps == 24)
@@ -248,7 +248,7 @@ struct TrainingTests {
         let ema = try MLPScore.load(from: path)
         #expect(ema.parameters == trainer.ema.values)
         #expect(ema.sdeSpec == config.sde && ema.architecture == config.architecture && ema.dataScaling == config.dataScaling)
-        #expect(try MLPScore.load(from: path, weights: .raw).parameters == trainer.model.parameters)
+        #expect(try MLPScore.load(from: path, weights: .raw).parameters == trainer.parameters)
         let x = data.rows(0 ..< 5)
         #expect(try ema.score(x, at: 0.3) == trainer.emaModel.score(x, at: 0.3))
         let back = ema.dataScaling.toData(ema.dataScaling.toModel(x))

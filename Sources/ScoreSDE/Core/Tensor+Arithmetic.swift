@@ -63,6 +63,33 @@ extension Tensor {
     /// `a * self`.
     public func scaled(by a: Double) -> Tensor { var t = self; t.scale(by: a); return t }
 
+    /// `self = other`, written into this tensor's own buffer when the shapes agree (no allocation:
+    /// the samplers' workspaces), else by taking `other`'s storage. Same values as `self = other`.
+    mutating func assign(_ other: Tensor) {
+        guard shape == other.shape else { self = other; return }
+        let n = count
+        storage.withUnsafeMutableBufferPointer { a in
+            other.storage.withUnsafeBufferPointer { b in
+                let pa = a.baseAddress!, pb = b.baseAddress!
+                Parallel.forEachChunk(n, grain: Tensor.elementGrain) { r in
+                    (pa + r.lowerBound).update(from: pb + r.lowerBound, count: r.count)
+                }
+            }
+        }
+    }
+
+    /// `self = other.scaled(by: a)` into this tensor's own buffer when the shapes agree (same bits).
+    mutating func assign(_ other: Tensor, scaledBy a: Double) {
+        if shape != other.shape { self = Tensor(zeros: other.shape) }
+        let n = count
+        storage.withUnsafeMutableBufferPointer { p in
+            other.storage.withUnsafeBufferPointer { q in
+                let pa = p.baseAddress!, pb = q.baseAddress!
+                Parallel.forEachChunk(n, grain: Tensor.elementGrain) { r in for i in r { pa[i] = pb[i] * a } }
+            }
+        }
+    }
+
     /// `self[r] += a[r] * other[r]` with one coefficient per row.
     public mutating func add(_ other: Tensor, rowScales a: [Double]) {
         precondition(other.count == count && a.count == rows, "Tensor.add(rowScales:): shapes do not match")

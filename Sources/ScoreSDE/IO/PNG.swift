@@ -14,7 +14,7 @@ public struct RasterImage: Equatable, Sendable {
     /// 1 (grey) or 3 (RGB).
     public let channels: Int
     /// `height * width * channels` bytes, row-major, channels interleaved.
-    public internal(set) var pixels: [UInt8]
+    public package(set) var pixels: [UInt8]
 
     /// An image from its pixel bytes; throws when the sizes disagree or `channels` is not 1 or 3.
     public init(width: Int, height: Int, channels: Int, pixels: [UInt8]) throws {
@@ -31,7 +31,7 @@ public struct RasterImage: Equatable, Sendable {
         self.init(unchecked: width, height, channels, [UInt8](repeating: fill, count: width * height * channels))
     }
 
-    init(unchecked width: Int, _ height: Int, _ channels: Int, _ pixels: [UInt8]) {
+    package init(unchecked width: Int, _ height: Int, _ channels: Int, _ pixels: [UInt8]) {
         precondition(pixels.count == width * height * channels)
         self.width = width
         self.height = height
@@ -119,27 +119,27 @@ extension RasterImage {
     }
 
     /// `(C, H, W)` of a batch of images shaped `[N, H, W]` or `[N, C, H, W]` with C = 1 or 3.
-    static func imageLayout(of tensor: Tensor) throws -> (channels: Int, height: Int, width: Int) {
+    package static func imageLayout(of tensor: Tensor) throws -> (channels: Int, height: Int, width: Int) {
         let s = tensor.shape
         if s.count == 3 { return (1, s[1], s[2]) }
         if s.count == 4, s[1] == 1 || s[1] == 3 { return (s[1], s[2], s[3]) }
         throw ScoreSDEError.shapeMismatch("images must be shaped [N, H, W] or [N, C, H, W] with C = 1 or 3, got \(s)")
     }
 
-    static func checkRange(_ range: ClosedRange<Double>) throws {
+    package static func checkRange(_ range: ClosedRange<Double>) throws {
         guard range.lowerBound.isFinite, range.upperBound.isFinite, range.lowerBound < range.upperBound else {
             throw ScoreSDEError.invalidArgument("the value range of an image must be finite and non-empty (e.g. 0...1 or -1...1), got \(range)")
         }
     }
 
     /// Maps a value range linearly to 0...255 with clamping and rounding; NaN maps to 0.
-    struct Quantizer {
+    package struct Quantizer {
         let lo: Double, scale: Double
-        init(_ range: ClosedRange<Double>) {
+        package init(_ range: ClosedRange<Double>) {
             lo = range.lowerBound
             scale = 255 / (range.upperBound - range.lowerBound)
         }
-        @inline(__always) func callAsFunction(_ v: Double) -> UInt8 {
+        @inline(__always) package func callAsFunction(_ v: Double) -> UInt8 {
             let p = ((v - lo) * scale).rounded()
             return p >= 255 ? 255 : (p > 0 ? UInt8(p) : 0)   // NaN fails both tests -> 0
         }
@@ -150,7 +150,7 @@ extension RasterImage {
 
 /// PNG files through libpng's simplified API: 8-bit grey or RGB, properly compressed.
 ///
-///     try PNG.write(Plot.scatter(samples), to: "samples.png")
+///     try PNG.write(Plot.scatter(samples), to: "samples.png")   // Plot: import ScoreSDEPlot
 ///     let img = try PNG.read("digit.png", as: 1)     // any PNG, converted to grey
 public enum PNG {
     /// The largest decoded image ``decode(_:path:as:)`` accepts: 256 MiB (e.g. 9000 x 9000 8-bit

@@ -131,27 +131,6 @@ func pinningStd(meanScale m: Double, std s: Double, tau: Double) -> Double? {
     return v >= 0 ? v.squareRoot() : nil
 }
 
-/// After a RePaint jump `from → to` (forward in diffusion time) in a direction already released
-/// (`s(to) < m(to) τ`): the unconditional jump gave `v ~ N(r v_from, q)`; the exact conditional
-/// jump also weighs the Gaussian likelihood `m y ~ N(v, R)`, `R = m²τ² − s²`. The
-/// perturbed-observation Kalman update `v + K (m y + √R z − v)`, `K = q / (q + R)`, turns the first
-/// into a sample of the second.
-struct ReleasedJump {
-    let gain: Double, scale: Double, noise: Double
-
-    init?(_ context: ConstraintContext, tau: Double) {
-        guard context.phase == .jump, tau > 0 else { return nil }
-        let (mt, st) = context.sde.marginal(at: context.time), (mn, sn) = context.sde.marginal(at: context.updateTime)
-        guard pinningStd(meanScale: mt, std: st, tau: tau) == nil else { return nil }
-        let ratio = mt / mn
-        let q = max(st * st - ratio * ratio * sn * sn, 0), r = mt * mt * tau * tau - st * st
-        gain = q / (q + r); scale = mt; noise = r.squareRoot()
-    }
-
-    /// The change of a direction with value `v`, observation `y` (x₀ units) and standard normal `z`.
-    @inline(__always) func delta(_ v: Double, _ y: Double, _ z: Double) -> Double { gain * (scale * y + noise * z - v) }
-}
-
 func checkNoiseStd(_ sigma: Double) throws {
     guard sigma.isFinite, sigma >= 0 else {
         throw ScoreSDEError.invalidArgument("noiseStd must be finite and >= 0 (got \(sigma)); use 0 for a noise-free observation")

@@ -102,13 +102,17 @@ public struct AdaptiveUniPC<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
         var justRejected = false
         var x = latents, t = sde.T, lambda = lambdaStart
         var predictions: [Tensor] = [], lambdas: [Double] = []
+        // Batch-sized buffers reused by every attempt: the predicted and corrected states, and data
+        // predictions that left the history or belonged to a rejected attempt.
+        var predicted = Tensor(zeros: latents.shape), corrected = Tensor(zeros: latents.shape)
+        var spare: [Tensor] = []
         func model(_ y: Tensor, _ time: Double) throws -> Tensor {
             guard reverse.scoreEvaluations < maximumEvaluations else {
                 throw ScoreSDEError.integrator(IntegratorFailure(reason: .maxStepsExceeded, time: time, stepSize: h,
                     advice: "adaptive UniPC used \(maximumEvaluations) score evaluations without reaching eps = \(eps); loosen --rtol/--atol"))
             }
             let (m, s) = sde.noiseLevel(at: time)
-            var x0 = Tensor(zeros: y.shape)
+            var x0 = spare.popLast() ?? Tensor(zeros: y.shape)
             dataPrediction(y, score: try reverse.score(y, at: time), m: m, std: s, into: &x0)
             return x0
         }
@@ -123,9 +127,11 @@ public struct AdaptiveUniPC<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
                 throw ScoreSDEError.integrator(IntegratorFailure(reason: .stepSizeUnderflow, time: t, stepSize: h,
                     advice: "adaptive UniPC's log-SNR step no longer moves the time; loosen --rtol/--atol"))
             }
-            let predicted = step.update(x, models: predictions, lambdas: lambdas, sde: sde, from: t, to: next, order: k, modelAtEnd: nil)
+            step.update(into: &predicted, from: x, models: predictions, lambdas: lambdas, sde: sde, from: t, to: next, order: k,
+                        modelAtEnd: nil)
             let x0 = try model(predicted, next)
-            let corrected = step.update(x, models: predictions, lambdas: lambdas, sde: sde, from: t, to: next, order: k, modelAtEnd: x0)
+            step.update(into: &corrected, from: x, models: predictions, lambdas: lambdas, sde: sde, from: t, to: next, order: k,
+                        modelAtEnd: x0)
             let err = errorNorm(x, predicted, corrected)
             guard err.isFinite else {
                 throw ScoreSDEError.integrator(IntegratorFailure(reason: .nonFiniteRightHandSide, time: t, stepSize: h,
@@ -135,13 +141,14 @@ public struct AdaptiveUniPC<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
             let factor = Swift.min(justRejected ? 1 : maximumGrowth,
                                    Swift.max(0.2, safety * Foundation.pow(Swift.max(err, 1e-10), -1 / Double(k + 1))))
             if err <= 1 {
-                x = corrected; t = next; lambda = sde.halfLogSNR(at: next)
+                swap(&x, &corrected); t = next; lambda = sde.halfLogSNR(at: next)
                 predictions.insert(x0, at: 0); lambdas.insert(lambda, at: 0)
-                if predictions.count > order { predictions.removeLast(); lambdas.removeLast() }
+                if predictions.count > order { spare.append(predictions.removeLast()); lambdas.removeLast() }
                 accepted += 1; times.append(t)
                 h *= factor; justRejected = false
             } else {
                 rejected += 1
+                spare.append(x0)
                 h *= Swift.min(1, factor); justRejected = true
             }
         }

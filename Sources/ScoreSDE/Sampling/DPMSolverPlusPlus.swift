@@ -27,6 +27,8 @@ public struct DPMSolverPlusPlus: Predictor {
         var predictions: [Tensor] = []
         var lambdas: [Double] = []
         var index = 0
+        /// The prediction that left the history, reused as the next step's buffer (no allocation per step).
+        var spare: Tensor?
     }
 
     /// - Throws: `invalidArgument` unless `order` is 1, 2 or 3 and every entry of `orders` is in 1...order.
@@ -58,13 +60,14 @@ public struct DPMSolverPlusPlus: Predictor {
                      along reverse: some ReverseProcess, using rng: inout RandomSource) throws {
         let sde = reverse.sde
         let (mt, st) = sde.noiseLevel(at: t), (mn, sn) = sde.noiseLevel(at: next)
-        var x0 = Tensor(zeros: x.shape)
+        var x0 = state.spare ?? Tensor(zeros: x.shape)
+        state.spare = nil
         dataPrediction(x, score: try reverse.score(x, at: t), m: mt, std: st, into: &x0)
         threshold?.apply(&x0)
         let lt = sde.halfLogSNR(at: t)
         let k = min(orders.map { $0[min(state.index, $0.count - 1)] } ?? order, state.predictions.count + 1)
         if sn == 0 {   // to clean data: the data prediction
-            x = x0.scaled(by: mn)
+            x.assign(x0, scaledBy: mn)
         } else {
             let h = sde.halfLogSNR(at: next) - lt
             let phi1 = Foundation.expm1(-h)
@@ -86,9 +89,9 @@ public struct DPMSolverPlusPlus: Predictor {
             }
             x.linearCombination(scale: ratio, terms)
         }
-        mean = x
+        mean.assign(x)   // a copy into the workspace: aliasing would copy the batch at the next update
         state.predictions.insert(x0, at: 0); state.lambdas.insert(lt, at: 0)
-        if state.predictions.count > 2 { state.predictions.removeLast(); state.lambdas.removeLast() }
+        if state.predictions.count > 2 { state.spare = state.predictions.removeLast(); state.lambdas.removeLast() }
         state.index += 1
     }
 }
@@ -96,26 +99,45 @@ public struct DPMSolverPlusPlus: Predictor {
 extension Tensor {
     /// `self = scale · self + Σ cᵢ tᵢ` in one pass (every `tᵢ` shaped like `self`).
     mutating func linearCombination(scale: Double, _ terms: [(Tensor, Double)]) {
-        let n = count
+        let n = count, s = shape
+        values.withUnsafeMutableBufferPointer { xp in
+            guard let xb = xp.baseAddress else { return }
+            Tensor.combine(into: xb, x: UnsafePointer(xb), count: n, shape: s, scale: scale, terms)
+        }
+    }
+
+    /// `self = scale · x + Σ cᵢ tᵢ` in one pass, written into this tensor's own buffer (reshaped if
+    /// needed): the same bits as `self = x; self.linearCombination(scale:_:)`, without the copy.
+    mutating func setLinearCombination(_ x: Tensor, scale: Double, _ terms: [(Tensor, Double)]) {
+        if shape != x.shape { self = Tensor(zeros: x.shape) }
+        let n = count, s = shape
+        values.withUnsafeMutableBufferPointer { op in
+            x.values.withUnsafeBufferPointer { xp in
+                guard let ob = op.baseAddress, let xb = xp.baseAddress else { return }
+                Tensor.combine(into: ob, x: xb, count: n, shape: s, scale: scale, terms)
+            }
+        }
+    }
+
+    /// `out[i] = scale · x[i] + Σ cⱼ tⱼ[i]` (`out` may be `x`).
+    private static func combine(into out: UnsafeMutablePointer<Double>, x: UnsafePointer<Double>, count n: Int, shape: [Int],
+                                scale: Double, _ terms: [(Tensor, Double)]) {
         for (t, _) in terms { precondition(t.count == n, "linearCombination: shape \(t.shape) does not match \(shape)") }
         let coefficients = terms.map(\.1)
         let arrays = terms.map(\.0.values)
-        values.withUnsafeMutableBufferPointer { xp in
-            guard let xb = xp.baseAddress else { return }
-            func go(_ k: Int, _ bases: [UnsafePointer<Double>]) {
-                if k == arrays.count {
-                    Parallel.forEachChunk(n, grain: 1 << 14) { r in
-                        for i in r {
-                            var v = scale * xb[i]
-                            for j in 0 ..< bases.count { v += coefficients[j] * bases[j][i] }
-                            xb[i] = v
-                        }
+        func go(_ k: Int, _ bases: [UnsafePointer<Double>]) {
+            if k == arrays.count {
+                Parallel.forEachChunk(n, grain: 1 << 14) { r in
+                    for i in r {
+                        var v = scale * x[i]
+                        for j in 0 ..< bases.count { v += coefficients[j] * bases[j][i] }
+                        out[i] = v
                     }
-                    return
                 }
-                arrays[k].withUnsafeBufferPointer { p in go(k + 1, bases + [p.baseAddress!]) }
+                return
             }
-            go(0, [])
+            arrays[k].withUnsafeBufferPointer { p in go(k + 1, bases + [p.baseAddress!]) }
         }
+        go(0, [])
     }
 }

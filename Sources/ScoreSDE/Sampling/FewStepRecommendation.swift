@@ -1,5 +1,6 @@
 /// The project's recommended deterministic few-step sampler for an NFE budget and a data dimension,
-/// from the map-RMSE searches `scoresde-bench fast-explore2`, `fast-explore4` and `fast-threshold`
+/// from the map-RMSE searches `fastExplore2`, `fastExplore4` and `fastExploreThreshold` (in
+/// `Benchmarks/Fast.swift` up to commit 518e5c7; no longer in the benchmark target)
 /// (VP, T = 1 → 1e-3; the ring, gmm64, four mixtures with unequal weights and diagonal stds in
 /// 2–16 D, and four more in 2–12 D (meant as a hold-out; they also informed the 2-D choice below
 /// 15 NFE), two latent seeds each; README "Few-step sampling"):

@@ -88,29 +88,3 @@ public struct PCSampler<SDE: ForwardSDE, Score: ScoreModel, P: Predictor, C: Cor
                               resampling: resampling, start: start, rng: rng)
     }
 }
-/// RePaint's resampling schedule (Lugmayr et al. 2022): the sampler's intervals are grouped in
-/// blocks of `jumpLength`; each block is run `count` times, and between runs the state is carried
-/// back from the block's last time to its first with the forward kernel
-/// `x ← (m_a/m_b) x + √(s_a² − (m_a/m_b)² s_b²) z`. Meant for constrained sampling (the
-/// constraint's information propagates to the free coordinates over repeated runs); costs
-/// `count ×` the NFE. RePaint's images use `count` 10, `jumpLength` 10 on 250 steps.
-public struct Resampling: Sendable, Equatable {
-    public var count: Int
-    public var jumpLength: Int
-
-    /// - Throws: `invalidArgument` unless `count >= 1` and `jumpLength >= 1`.
-    public init(count: Int, jumpLength: Int = 1) throws {
-        self.count = count; self.jumpLength = jumpLength
-        try validate()
-    }
-
-    init(uncheckedCount count: Int, jumpLength: Int) { self.count = count; self.jumpLength = jumpLength }
-
-    /// Each interval once.
-    public static let none = Resampling(uncheckedCount: 1, jumpLength: 1)
-
-    func validate() throws {
-        try requireParameter(count >= 1, "resampling count must be >= 1 (got \(count)); 1 runs each interval once")
-        try requireParameter(jumpLength >= 1, "resampling jump length must be >= 1 interval (got \(jumpLength))")
-    }
-}

@@ -38,19 +38,6 @@ extension Predictor {
     public func validate(grid: TimeGrid, sde: some ForwardSDE) throws {}
 }
 
-/// `n` Langevin-type refinement steps at a fixed time `t`; `(t, next)` is the interval about to be
-/// stepped, for coefficients that depend on the grid spacing (Langevin's `α`).
-public protocol Corrector: Sendable {
-    func correct(_ x: inout Tensor, at t: Double, next: Double,
-                 along reverse: some ReverseProcess, using rng: inout RandomSource) throws
-    /// Throws when the corrector cannot run on `grid` with `sde` (default: any grid is fine).
-    func validate(grid: TimeGrid, sde: some ForwardSDE) throws
-}
-
-extension Corrector {
-    public func validate(grid: TimeGrid, sde: some ForwardSDE) throws {}
-}
-
 extension Tensor {
     /// `affineStep` returning a new `mean` (allocates; prefer the workspace form in a sampler).
     public static func affineStep(_ x: inout Tensor, xScale a: Double, score s: Tensor, scoreScale b: Double,
@@ -66,11 +53,4 @@ public struct NoPredictor: Predictor {
     public init() {}
     public func step(_ x: inout Tensor, mean: inout Tensor, state: inout Void, from t: Double, to next: Double,
                      along reverse: some ReverseProcess, using rng: inout RandomSource) throws { mean = x }
-}
-
-/// Does nothing: predictor-only sampling.
-public struct NoCorrector: Corrector {
-    public init() {}
-    public func correct(_ x: inout Tensor, at t: Double, next: Double, along reverse: some ReverseProcess,
-                        using rng: inout RandomSource) throws {}
 }

@@ -93,6 +93,9 @@ public struct ReverseIntegrator<SDE: ForwardSDE, Score: ScoreModel, P: Predictor
     private var history: P.State
     private let correcting: ConditionedReverseProcess<ReverseSDE<SDE, Score>>
     private var output: Tensor?
+    /// The `mean` a constraint gets where the sampler does not use it (start, corrector, jump): a
+    /// reused buffer holding a copy of the state, so constrained runs allocate no batch per update.
+    private var discard = Tensor(uncheckedShape: [0], storage: [])
 
     /// Sets up a run from `start` at `grid.times[0]`, validating everything before any work.
     public init(sde: SDE, score: Score, grid: TimeGrid, predictor: P, corrector: C,
@@ -122,30 +125,8 @@ public struct ReverseIntegrator<SDE: ForwardSDE, Score: ScoreModel, P: Predictor
         self.history = predictor.makeState(for: start)
         self.moves = Self.schedule(grid, resampling: resampling, tweedieLast: denoising == .tweedie)
         if constraint != nil {
-            var discarded = state
-            try constrain(.start, time: grid.times[0], updateTime: grid.times[0], step: 0, mean: &discarded)
+            try constrainDiscardingMean(.start, time: grid.times[0], updateTime: grid.times[0], step: 0)
         }
-    }
-
-    /// The moves for `grid`: RePaint blocks of `jumpLength` intervals run `count` times with jumps
-    /// between runs; the Tweedie interval (when asked for) comes last, once.
-    static func schedule(_ grid: TimeGrid, resampling: Resampling, tweedieLast: Bool) -> [ReverseMove] {
-        let intervals = grid.intervals, steps = intervals.count
-        let regular = tweedieLast ? steps - 1 : steps
-        var moves = [ReverseMove]()
-        var blockStart = 0
-        while blockStart < regular {
-            let blockEnd = min(regular, blockStart + resampling.jumpLength)
-            for run in 0 ..< resampling.count {
-                if run > 0 { moves.append(.jump(from: grid.times[blockEnd], to: grid.times[blockStart], blockStart: blockStart)) }
-                for i in blockStart ..< blockEnd {
-                    moves.append(.step(index: i, t: intervals[i].t, next: intervals[i].next, repeated: run < resampling.count - 1))
-                }
-            }
-            blockStart = blockEnd
-        }
-        if tweedieLast { moves.append(.step(index: steps - 1, t: intervals[steps - 1].t, next: intervals[steps - 1].next, repeated: false)) }
-        return moves
     }
 
     /// True when every move has been made.
@@ -158,10 +139,9 @@ public struct ReverseIntegrator<SDE: ForwardSDE, Score: ScoreModel, P: Predictor
         let steps = grid.steps
         switch move {
         case let .jump(from, to, blockStart):
-            forwardJump(from: from, to: to)
+            Resampling.forwardJump(&state, sde: sde, from: from, to: to, using: &rng)
             if constraint != nil {
-                var discarded = state
-                try constrain(.jump, time: to, updateTime: from, step: blockStart, mean: &discarded)
+                try constrainDiscardingMean(.jump, time: to, updateTime: from, step: blockStart)
             }
             position += 1
             return event(blockStart, from, to, move)
@@ -235,23 +215,24 @@ public struct ReverseIntegrator<SDE: ForwardSDE, Score: ScoreModel, P: Predictor
             throw ScoreSDEError.shapeMismatch("the corrector \(C.self) changed the state's shape from \(shape) to \(state.shape)")
         }
         if constraint != nil {
-            var discarded = state
-            try constrain(.corrector, time: t, updateTime: t, step: i, mean: &discarded)
+            try constrainDiscardingMean(.corrector, time: t, updateTime: t, step: i)
         }
+    }
+
+    /// `constrain` with `mean` a copy of the state (what the constraint has always been given
+    /// there), written into the reused `discard` buffer instead of a new batch.
+    private mutating func constrainDiscardingMean(_ phase: ConstraintPhase, time: Double, updateTime: Double, step: Int) throws {
+        var m = discard
+        discard = Tensor(uncheckedShape: [0], storage: [])   // m is now the only reference: no copy
+        m.assign(state)
+        try constrain(phase, time: time, updateTime: updateTime, step: step, mean: &m)
+        discard = m
     }
 
     private mutating func constrain(_ phase: ConstraintPhase, time: Double, updateTime: Double, step: Int, mean m: inout Tensor) throws {
         guard let constraint else { return }
         try constraint.apply(&state, mean: &m, context: ConstraintContext(phase: phase, time: time, updateTime: updateTime,
                                                                           step: step, steps: grid.steps, sde: sde), using: &rng)
-    }
-
-    /// The forward kernel from `next` back to `t > next` (RePaint's jump):
-    /// `x ← (m_t/m_n) x + √(s_t² − (m_t/m_n)² s_n²) z`.
-    private mutating func forwardJump(from next: Double, to t: Double) {
-        let (ratio, v) = sde.transition(from: next, to: t)
-        state.scale(by: ratio)
-        state.addStandardNormal(scaledBy: v.squareRoot(), using: &rng)
     }
 
     /// `(x + std(t)² s(x, t)) / meanScale(t)`.

@@ -21,6 +21,8 @@ public struct SDEDPMSolverPlusPlus: Predictor {
     public struct History: Sendable {
         var previous: Tensor?
         var previousLambda = 0.0
+        /// The prediction before `previous`, reused as the next step's buffer (no allocation per step).
+        var spare: Tensor?
     }
 
     /// - Throws: `invalidArgument` unless `order` is 1 or 2.
@@ -35,13 +37,14 @@ public struct SDEDPMSolverPlusPlus: Predictor {
                      along reverse: some ReverseProcess, using rng: inout RandomSource) throws {
         let sde = reverse.sde
         let (mt, st) = sde.noiseLevel(at: t), (mn, sn) = sde.noiseLevel(at: next)
-        var x0 = Tensor(zeros: x.shape)
+        var x0 = state.spare ?? Tensor(zeros: x.shape)
+        state.spare = nil
         dataPrediction(x, score: try reverse.score(x, at: t), m: mt, std: st, into: &x0)
         threshold?.apply(&x0)
         let lt = sde.halfLogSNR(at: t)
         if sn == 0 {
-            mean = x0.scaled(by: mn)
-            x = mean
+            mean.assign(x0, scaledBy: mn)
+            x.assign(mean)
         } else {
             let h = sde.halfLogSNR(at: next) - lt
             let decay = Foundation.exp(-h), keep = -Foundation.expm1(-2 * h)   // e^{−h}, 1 − e^{−2h}
@@ -50,11 +53,11 @@ public struct SDEDPMSolverPlusPlus: Predictor {
                 let r = (lt - state.previousLambda) / h
                 terms = [(x0, mn * keep * (1 + 0.5 / r)), (previous, -mn * keep * 0.5 / r)]
             }
-            mean = x
-            mean.linearCombination(scale: sn / st * decay, terms)
-            x = mean
+            mean.setLinearCombination(x, scale: sn / st * decay, terms)
+            x.assign(mean)
             x.addStandardNormal(scaledBy: sn * keep.squareRoot(), using: &rng)
         }
+        state.spare = state.previous
         state.previous = x0; state.previousLambda = lt
     }
 }

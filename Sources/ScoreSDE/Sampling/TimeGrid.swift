@@ -88,7 +88,8 @@ public enum TimeSpacing: Sendable, Equatable, CustomStringConvertible {
     /// Uniform in `√t` (DPM-Solver's `time_quadratic`; Song et al. 2020, DDIM's quadratic skip).
     case timeQuadratic
     /// Uniform in `t^{1/p}` (`p ≥ 1`; 1 is `timeUniform`, 2 `timeQuadratic`): larger `p` puts more
-    /// steps near `eps`. The recommendation's `p = 1.5` comes from `scoresde-bench fast-explore2`.
+    /// steps near `eps`. The recommendation's `p = 1.5` came from the search `fastExplore2`
+    /// (`Benchmarks/Fast.swift` up to commit 518e5c7).
     case timePower(Double)
     /// Uniform in the log signal-to-noise ratio `log(m²/std²)` (DPM-Solver's `logSNR`).
     case logSNR

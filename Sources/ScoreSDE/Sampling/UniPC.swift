@@ -34,6 +34,8 @@ public struct UniPC: Predictor {
         var previousX: Tensor?           // the (corrected) state at times[0]
         var previousOrder = 1
         var index = 0
+        /// The prediction that left the history, reused as the next step's buffer (no allocation per step).
+        var spare: Tensor?
     }
 
     /// - Throws: `invalidArgument` unless `order` is 1, 2 or 3 and every entry of `orders` is valid.
@@ -59,23 +61,30 @@ public struct UniPC: Predictor {
                      along reverse: some ReverseProcess, using rng: inout RandomSource) throws {
         let sde = reverse.sde
         let (mt, st) = sde.noiseLevel(at: t)
-        var x0 = Tensor(zeros: x.shape)
+        var x0 = state.spare ?? Tensor(zeros: x.shape)
+        state.spare = nil
         dataPrediction(x, score: try reverse.score(x, at: t), m: mt, std: st, into: &x0)
         threshold?.apply(&x0)
         let lt = sde.halfLogSNR(at: t)
         if let previous = state.previousX {   // UniC over times[0] → t with the new model value
-            x = update(previous, models: state.predictions, lambdas: state.lambdas, sde: sde, from: state.times[0], to: t,
-                       order: state.previousOrder, modelAtEnd: x0)
+            update(into: &x, from: previous, models: state.predictions, lambdas: state.lambdas, sde: sde, from: state.times[0], to: t,
+                   order: state.previousOrder, modelAtEnd: x0)
         }
         state.predictions.insert(x0, at: 0); state.lambdas.insert(lt, at: 0); state.times.insert(t, at: 0)
         let k = min(orders.map { $0[min(state.index, $0.count - 1)] } ?? order, state.predictions.count)
-        state.previousX = x
+        // previousX ← x and x ← UniP(x), swapping buffers instead of allocating: x takes the old
+        // previous state's buffer, which the update overwrites.
+        var corrected = state.previousX ?? Tensor(zeros: x.shape)
+        state.previousX = nil
+        swap(&x, &corrected)
         state.previousOrder = k
-        x = update(x, models: state.predictions, lambdas: state.lambdas, sde: sde, from: t, to: next, order: k, modelAtEnd: nil)
-        mean = x
+        update(into: &x, from: corrected, models: state.predictions, lambdas: state.lambdas, sde: sde, from: t, to: next, order: k,
+               modelAtEnd: nil)
+        state.previousX = corrected
+        mean.assign(x)   // a copy into the workspace: aliasing would copy the batch at the next update
         let keep = order
         if state.predictions.count > keep {
-            state.predictions.removeLast(); state.lambdas.removeLast(); state.times.removeLast()
+            state.spare = state.predictions.removeLast(); state.lambdas.removeLast(); state.times.removeLast()
         }
         state.index += 1
     }
@@ -84,8 +93,17 @@ public struct UniPC: Predictor {
     /// `models[1…]` (earlier), in the reference's `multistep_uni_pc_bh_update` form.
     func update(_ x: Tensor, models: [Tensor], lambdas: [Double], sde: some ForwardSDE, from t0: Double, to t: Double,
                 order p: Int, modelAtEnd: Tensor?) -> Tensor {
+        var out = Tensor(zeros: x.shape)
+        update(into: &out, from: x, models: models, lambdas: lambdas, sde: sde, from: t0, to: t, order: p, modelAtEnd: modelAtEnd)
+        return out
+    }
+
+    /// ``update(_:models:lambdas:sde:from:to:order:modelAtEnd:)`` written into `out` (reshaped if
+    /// needed; its contents on entry are not read), so a sampler can reuse its buffers.
+    func update(into out: inout Tensor, from x: Tensor, models: [Tensor], lambdas: [Double], sde: some ForwardSDE,
+                from t0: Double, to t: Double, order p: Int, modelAtEnd: Tensor?) {
         let (_, s0) = sde.noiseLevel(at: t0), (at, st) = sde.noiseLevel(at: t)
-        if st == 0 { return (modelAtEnd ?? models[0]).scaled(by: at) }
+        if st == 0 { out.assign(modelAtEnd ?? models[0], scaledBy: at); return }
         let h = sde.halfLogSNR(at: t) - lambdas[0]
         let rks = (1 ..< p).map { (lambdas[$0] - lambdas[0]) / h } + [1]
         let hh = -h
@@ -118,9 +136,7 @@ public struct UniPC: Predictor {
             terms.append((m, w)); c0 -= w
         }
         terms.insert((models[0], c0), at: 0)
-        var out = x
-        out.linearCombination(scale: st / s0, terms)
-        return out
+        out.setLinearCombination(x, scale: st / s0, terms)
     }
 }
 

@@ -36,9 +36,8 @@ extension LearnedScoreModel {
     public var likelihoodEps: Double? { nil }
 }
 
+// `sampleShape` and `classCount` of both come with their `DenoisingScoreNetwork` conformances (Training/).
 extension MLPScore: LearnedScoreModel {
-    public var classCount: Int { architecture.classCount }
-    public var sampleShape: [Int] { architecture.rowShape }
     public func conditionedScore(on labels: [Int?]) throws -> any ScoreModel { try conditioned(on: labels) }
     public func classifierFreeGuidedScore(labels: [Int?], guidanceScale w: Double) throws -> any ScoreModel {
         try classifierFreeGuided(labels: labels, guidanceScale: w)
@@ -46,8 +45,6 @@ extension MLPScore: LearnedScoreModel {
 }
 
 extension UNetScore: LearnedScoreModel {
-    public var classCount: Int { configuration.classCount }
-    public var sampleShape: [Int] { [configuration.channels, configuration.imageSize, configuration.imageSize] }
     public func conditionedScore(on labels: [Int?]) throws -> any ScoreModel { try conditioned(on: labels) }
     public func classifierFreeGuidedScore(labels: [Int?], guidanceScale w: Double) throws -> any ScoreModel {
         try classifierFreeGuided(labels: labels, guidanceScale: w)

@@ -309,7 +309,8 @@ func addRowBias(_ dst: UnsafeMutablePointer<Double>, rows: Int, width: Int, bias
 
 /// Buffers of one training pass over up to `capacity` rows: inputs, every activation the backward
 /// pass needs, and gradient scratch. One allocation, reused across steps.
-final class MLPTrainingWorkspace {
+/// The scratch memory of ``MLPScore``'s batched training pass (``DenoisingScoreNetwork``).
+public final class MLPTrainingWorkspace {
     let l: MLPLayout
     let capacity: Int
     let buffer: UnsafeMutablePointer<Double>

@@ -88,7 +88,7 @@ extension NoiseAwareClassifier {
         try ModelFile.verifyChecksum(file, required: content == "checkpoint")
         let skeleton = try ClassifierFile.skeleton(file)
         let prefix = content == "weights" ? "" : (weights == .ema ? "ema." : "model.")
-        return try skeleton.withParameters(ModelFile.vector(file, prefix: prefix, specs: skeleton.specs, count: skeleton.parameters.count))
+        return try skeleton.withParameters(ModelFile.vector(file, prefix: prefix, tensors: skeleton.tensors, count: skeleton.parameters.count))
     }
 
     /// The bytes of a weights file (F32 halves the size).

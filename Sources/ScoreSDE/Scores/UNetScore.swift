@@ -34,7 +34,7 @@ public struct UNetScore: ScoreVJPProviding {
     /// `data.dequantization_levels`); nil: continuous data.
     public var dequantizationLevels: Int? = nil
     private let forwardSDE: any ForwardSDE
-    private let pool: NetworkPool
+    let pool: NetworkPool
 
     public var rowShape: [Int]? { [configuration.channels, configuration.imageSize, configuration.imageSize] }
     /// The forward SDE the model was trained for (``LearnedScoreModel``'s name for ``sde``).
@@ -207,17 +207,21 @@ public struct UNetScore: ScoreVJPProviding {
         try Safetensors.write(namedTensors, metadata: metadata, dtype: .f32, to: path)
     }
 
-    /// Reads a model written by ``write(to:)`` (or any file with the same names, shapes and metadata).
+    /// Reads a model written by ``write(to:)`` (or any file with the same names, shapes and metadata),
+    /// or a training checkpoint of ``UNetTrainer`` (its EMA weights by default, checksum verified).
     /// - Throws: ``ScoreSDEError/io(path:message:)`` when the metadata is missing or invalid or a tensor
     ///   is missing, has another shape or is not in the configuration; `nonFinite` for NaN/Inf weights.
-    public static func read(_ path: String) throws -> UNetScore {
-        try read(Safetensors.read(path))
+    public static func read(_ path: String, weights: ModelFile.Weights = .ema) throws -> UNetScore {
+        try read(Safetensors.read(path), weights: weights)
     }
 
-    /// Reads a model from a decoded file (as `read(path)` does).
-    public static func read(_ file: SafetensorsFile) throws -> UNetScore {
+    /// Reads a model or checkpoint from a decoded file (as `read(path)` does).
+    public static func read(_ file: SafetensorsFile, weights: ModelFile.Weights = .ema) throws -> UNetScore {
         let path = file.path
         let m = MetadataReader(map: file.metadata, path: path)
+        let checkpoint = file.metadata["format.content"] == "checkpoint"
+        if checkpoint { try ModelFile.verifyChecksum(file, required: true) }
+        let prefix = checkpoint ? (weights == .ema ? "ema." : "model.") : ""
         let kind = try m.string("model")
         guard kind == "unet" else { throw m.fail("metadata 'model' is '\(kind)'; expected 'unet' (is this an MLP model file?)") }
         let config = try UNetConfiguration(metadata: m)
@@ -230,11 +234,11 @@ public struct UNetScore: ScoreVJPProviding {
         let net = try UNet<Float>(config)
         var values = [Float](repeating: 0, count: net.parameterCount)
         let expected = Set(net.layout.refs.map(\.name))
-        if let extra = file.tensors.first(where: { !expected.contains($0.name) }) {
+        if !checkpoint, let extra = file.tensors.first(where: { !expected.contains($0.name) }) {
             throw m.fail("tensor '\(extra.name)' is not part of the U-Net its metadata describes (\(config.blockOutChannels), \(config.layersPerBlock) per level); the configuration and the weights disagree")
         }
         for r in net.layout.refs {
-            let t = try file.tensor(named: r.name, shape: r.shape)
+            let t = try file.tensor(named: prefix + r.name, shape: r.shape)
             for (j, v) in t.values.enumerated() {
                 guard v.isFinite else { throw ScoreSDEError.nonFinite("\(path): tensor '\(r.name)' contains NaN or Inf") }
                 values[r.offset + j] = Float(v)

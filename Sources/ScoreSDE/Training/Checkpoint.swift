@@ -35,14 +35,16 @@ public enum ModelFile {
 
     /// The CRC-32 of a file's content: the metadata as `key=value` lines in key order (the checksum
     /// itself left out), then for each tensor in data order a line `name dtype shape` (e.g.
-    /// `model.input.weight F64 [16, 2]`) and its values as little-endian F64 bytes.
-    public static func checksum(tensors: [SafetensorsTensor], metadata: [String: String]) -> UInt32 {
+    /// `model.input.weight F64 [16, 2]`) and its values as little-endian F64 bytes (F32 files: the
+    /// float32 values widened to F64, which is exact).
+    public static func checksum(tensors: [SafetensorsTensor], metadata: [String: String], dtype: Safetensors.DType = .f64) -> UInt32 {
         var crc = CRC32()
         for key in metadata.keys.sorted() where key != checksumKey {
             crc.update("\(key)=\(metadata[key]!)\n".utf8)
         }
+        let name = dtype == .f64 ? "F64" : "F32"
         for t in tensors {
-            crc.update("\(t.name) F64 \(t.shape)\n".utf8)
+            crc.update("\(t.name) \(name) \(t.shape)\n".utf8)
             #if _endian(little)
             t.values.withUnsafeBytes { crc.update($0) }
             #else
@@ -65,10 +67,11 @@ public enum ModelFile {
             }
             return
         }
-        guard file.tensors.allSatisfy({ $0.dtype == .f64 }) else {
-            throw ScoreSDEError.io(path: file.path, message: "corrupt: a checksummed model file holds only F64 tensors, this one has \(Set(file.tensors.map(\.dtype.rawValue)).sorted()); it was not loaded")
+        let dtype = file.tensors.first?.dtype ?? .f64
+        guard dtype == .f64 || dtype == .f32, file.tensors.allSatisfy({ $0.dtype == dtype }) else {
+            throw ScoreSDEError.io(path: file.path, message: "corrupt: a checksummed model file holds only F64 (or only F32) tensors, this one has \(Set(file.tensors.map(\.dtype.rawValue)).sorted()); it was not loaded")
         }
-        let actual = String(format: "%08x", checksum(tensors: file.tensors, metadata: file.metadata))
+        let actual = String(format: "%08x", checksum(tensors: file.tensors, metadata: file.metadata, dtype: dtype))
         guard recorded.lowercased() == actual else {
             throw ScoreSDEError.io(path: file.path, message: "corrupt: the content's CRC-32 is \(actual) but the file records \(recorded) (damaged on disk or cut short); it was not loaded")
         }
@@ -194,50 +197,52 @@ public enum ModelFile {
     /// The largest training workspace a checkpoint may ask for: 2^28 values (2 GiB).
     static let maxWorkspaceValues = 1 << 28
 
-    /// The flat vector of the tensors `prefix + name` for `specs` (those with `only` true), checking shapes and finiteness.
-    static func vector(_ file: SafetensorsFile, prefix: String, specs: [MLPParameterSpec], count: Int,
-                       only: (MLPParameterSpec) -> Bool = { _ in true }) throws -> [Double] {
-        var out = [Double](repeating: 0, count: count)
-        for s in specs where only(s) {
+    /// The flat vector of the tensors `prefix + name` for `tensors` (those with `only` true), checking shapes and finiteness.
+    static func vector<S: BinaryFloatingPoint>(_ file: SafetensorsFile, prefix: String, tensors: [NetworkTensor], count: Int,
+                                               only: (NetworkTensor) -> Bool = { _ in true }) throws -> [S] {
+        var out = [S](repeating: 0, count: count)
+        for s in tensors where only(s) {
             let t = try file.tensor(named: prefix + s.name, shape: s.shape)
             guard t.values.allSatisfy(\.isFinite) else {
                 throw ScoreSDEError.io(path: file.path, message: "tensor '\(prefix + s.name)' contains NaN or Inf")
             }
-            out.replaceSubrange(s.range, with: t.values)
+            for (j, v) in t.values.enumerated() { out[s.offset + j] = S(v) }
         }
         return out
     }
 
-    /// The bytes of a training checkpoint (F64): `metadata` plus the tensors `model.*` (current
+    /// The bytes of a training checkpoint: `metadata` plus the tensors `model.*` (current
     /// weights), `ema.*` and, for trainable tensors, `adam.exp_avg.*` / `adam.exp_avg_sq.*`, with
-    /// the ``checksumKey``. Shared by every trainer (score models and classifiers).
-    static func checkpointData(metadata: [String: String], specs: [MLPParameterSpec], parameters: [Double],
-                               ema: [Double], optimizer: AdamOptimizer) throws -> Data {
+    /// the ``checksumKey``; F64 for float64 networks, F32 for float32 ones (exact either way).
+    /// Shared by every trainer (score models and classifiers).
+    static func checkpointData<S: NetworkScalar>(metadata: [String: String], tensors specs: [NetworkTensor], parameters: [S],
+                                                 ema: [S], optimizer: Adam<S>) throws -> Data {
         var meta = metadata
         var tensors = [SafetensorsTensor]()
-        func add(_ prefix: String, _ values: [Double], trainableOnly: Bool = false) {
+        func add(_ prefix: String, _ values: [S], trainableOnly: Bool = false) {
             for s in specs where !trainableOnly || s.trainable {
-                tensors.append(SafetensorsTensor(name: prefix + s.name, shape: s.shape, values: Array(values[s.range])))
+                tensors.append(SafetensorsTensor(name: prefix + s.name, shape: s.shape, values: values[s.range].map { Double($0) }))
             }
         }
         add("model.", parameters)
         add("ema.", ema)
         add("adam.exp_avg.", optimizer.firstMoment, trainableOnly: true)
         add("adam.exp_avg_sq.", optimizer.secondMoment, trainableOnly: true)
-        meta[checksumKey] = String(format: "%08x", checksum(tensors: tensors, metadata: meta))
-        return try Safetensors.encode(tensors, metadata: meta, dtype: .f64)
+        let dtype: Safetensors.DType = S.self == Double.self ? .f64 : .f32
+        meta[checksumKey] = String(format: "%08x", checksum(tensors: tensors, metadata: meta, dtype: dtype))
+        return try Safetensors.encode(tensors, metadata: meta, dtype: dtype)
     }
 
-    /// The optimisation state of a checkpoint written by `checkpointData(metadata:specs:parameters:ema:optimizer:)`
-    /// after `steps` steps: the current weights, the EMA, and Adam's moments loaded into `optimizer`
-    /// (configured by the caller). Shapes and finiteness are checked; negative second moments are corruption.
-    static func trainingState(_ file: SafetensorsFile, specs: [MLPParameterSpec], count: Int, steps: Int, emaRate: Double,
-                              optimizer: inout AdamOptimizer) throws -> (parameters: [Double], ema: ExponentialMovingAverage) {
-        let parameters = try vector(file, prefix: "model.", specs: specs, count: count)
-        var ema = ExponentialMovingAverage(rate: emaRate, initial: try vector(file, prefix: "ema.", specs: specs, count: count))
+    /// The optimisation state of a checkpoint written by `checkpointData` after `steps` steps: the
+    /// current weights, the EMA, and Adam's moments loaded into `optimizer` (configured by the
+    /// caller). Shapes and finiteness are checked; negative second moments are corruption.
+    static func trainingState<S: NetworkScalar>(_ file: SafetensorsFile, tensors: [NetworkTensor], count: Int, steps: Int, emaRate: Double,
+                                                optimizer: inout Adam<S>) throws -> (parameters: [S], ema: MovingAverage<S>) {
+        let parameters: [S] = try vector(file, prefix: "model.", tensors: tensors, count: count)
+        var ema = MovingAverage(rate: emaRate, initial: try vector(file, prefix: "ema.", tensors: tensors, count: count) as [S])
         ema.updates = steps
-        optimizer.firstMoment = try vector(file, prefix: "adam.exp_avg.", specs: specs, count: count, only: \.trainable)
-        optimizer.secondMoment = try vector(file, prefix: "adam.exp_avg_sq.", specs: specs, count: count, only: \.trainable)
+        optimizer.firstMoment = try vector(file, prefix: "adam.exp_avg.", tensors: tensors, count: count, only: \.trainable)
+        optimizer.secondMoment = try vector(file, prefix: "adam.exp_avg_sq.", tensors: tensors, count: count, only: \.trainable)
         guard optimizer.secondMoment.allSatisfy({ $0 >= 0 }) else {
             throw ScoreSDEError.io(path: file.path, message: "Adam's second moments (adam.exp_avg_sq.*) must be >= 0; the checkpoint is corrupt")
         }
@@ -263,7 +268,7 @@ extension MLPScore {
         try ModelFile.verifyChecksum(file, required: false)
         var model = try ModelFile.skeleton(file)
         let prefix = content == "weights" ? "" : (weights == .ema ? "ema." : "model.")
-        model.parameters = try ModelFile.vector(file, prefix: prefix, specs: model.specs, count: model.parameters.count)
+        model.parameters = try ModelFile.vector(file, prefix: prefix, tensors: model.tensors, count: model.parameters.count)
         return model
     }
 
@@ -279,7 +284,7 @@ extension MLPScore {
     }
 }
 
-extension Trainer {
+extension ScoreTrainer {
     /// Writes a checkpoint (see ``ModelFile``) atomically: a reader sees the previous checkpoint or
     /// this one, never a partial file.
     ///
@@ -294,19 +299,18 @@ extension Trainer {
 
     /// The bytes of the checkpoint (with its ``ModelFile/checksumKey``).
     public func checkpointData() throws -> Data {
-        var meta = ModelFile.modelMetadata(model, content: "checkpoint")
-        meta.merge(configuration.trainingMetadata) { a, _ in a }
+        var meta = configuration.metadata(for: network, content: "checkpoint")
         meta["train.step"] = "\(completedSteps)"
         meta["data.rows"] = "\(dataRows)"
         meta["data.fingerprint"] = String(dataHash, radix: 16)
-        return try ModelFile.checkpointData(metadata: meta, specs: model.specs, parameters: model.parameters,
+        return try ModelFile.checkpointData(metadata: meta, tensors: network.tensors, parameters: parameters,
                                             ema: ema.values, optimizer: optimizer)
     }
 
     /// Continues a run from a checkpoint: same settings, weights, EMA, Adam state and step count.
     ///
     /// - Parameters:
-    ///   - path: the checkpoint file (written by ``Trainer/checkpointData()`` or the `train` command).
+    ///   - path: the checkpoint file (written by ``ScoreTrainer/checkpointData()`` or the `train` command).
     ///   - data: the training data in data space. It must be the data of the original run for an
     ///     exact continuation; other data throws unless `allowDifferentData` (same sample shape needed).
     ///   - labels: the class of each data row, for a class-conditional run (part of its data).
@@ -314,27 +318,18 @@ extension Trainer {
     /// - Throws: ``ScoreSDEError/io(path:message:)`` for a bad file (a truncated file or a checksum
     ///   mismatch included; the message names an intact previous checkpoint if there is one);
     ///   `invalidArgument` for other data.
-    public static func resume(from path: String, data: Tensor, labels: [Int]? = nil, allowDifferentData: Bool = false) throws -> Trainer {
+    public static func resume(from path: String, data: Tensor, labels: [Int]? = nil, allowDifferentData: Bool = false) throws -> ScoreTrainer {
         do {
             return try resume(Safetensors.read(path), data: data, labels: labels, allowDifferentData: allowDifferentData)
         } catch ScoreSDEError.io(let p, let message) where FileManager.default.fileExists(atPath: path) {
-            throw ScoreSDEError.io(path: p, message: message + previousCheckpointAdvice(path))
+            throw ScoreSDEError.io(path: p, message: message + ModelFile.previousCheckpointAdvice(path))
         }
     }
 
     /// Continues a run from a decoded checkpoint (see ``resume(from:data:labels:allowDifferentData:)``).
-    public static func resume(_ file: SafetensorsFile, data: Tensor, labels: [Int]? = nil, allowDifferentData: Bool = false) throws -> Trainer {
-        let path = file.path
-        guard try ModelFile.content(of: file) == "checkpoint" else {
-            throw ScoreSDEError.io(path: path, message: "this is a weights file, not a training checkpoint: it has no optimiser state to resume from (write checkpoints with Trainer.save)")
-        }
-        try ModelFile.verifyChecksum(file, required: true)
-        let m = MetadataReader(map: file.metadata, path: path)
-        _ = try ModelFile.skeleton(file)   // checks the network's size against the file first
-        let config = try TrainingConfiguration(metadata: m)
-        guard let work = ModelFile.workspaceValues(config), work <= ModelFile.maxWorkspaceValues else {
-            throw m.fail("train.batch_size \(config.batchSize) with this network needs more than \(ModelFile.maxWorkspaceValues >> 27) GiB of training workspace; the file is corrupt or the run too large to resume here")
-        }
+    public static func resume(_ file: SafetensorsFile, data: Tensor, labels: [Int]? = nil, allowDifferentData: Bool = false) throws -> ScoreTrainer {
+        let (config, skeleton) = try Recipe.checkpoint(file)
+        let m = MetadataReader(map: file.metadata, path: file.path)
         let steps = try m.int("train.step")
         guard steps >= 0 else { throw m.fail("metadata 'train.step' is \(steps); expected >= 0") }
         let rows = try m.int("data.rows")
@@ -345,15 +340,19 @@ extension Trainer {
                 throw ScoreSDEError.invalidArgument("the data (\(data.rows) rows, fingerprint \(String(hash, radix: 16))) is not the data this checkpoint was trained on (\(rows) rows, fingerprint \(hashText)); pass the same data for an exact continuation, or allow different data")
             }
         }
-        let skeleton = try ModelFile.skeleton(file)
-        let specs = skeleton.specs, count = skeleton.parameters.count
-        var adam = AdamOptimizer(parameterCount: count, learningRate: config.learningRate, beta1: config.beta1, beta2: config.beta2,
-                                 epsilon: config.adamEpsilon, warmup: config.warmup, gradClip: config.gradClip)
-        let state = try ModelFile.trainingState(file, specs: specs, count: count, steps: steps, emaRate: config.emaRate, optimizer: &adam)
-        let model = try skeleton.withParameters(state.parameters), ema = state.ema
-        return try Trainer(configuration: config, data: data, labels: labels, model: model, ema: ema, optimizer: adam, completedSteps: steps)
+        let o = config.options
+        let tensors = skeleton.tensors, count = skeleton.flatParameters.count
+        var adam = Adam<Scalar>(parameterCount: count, learningRate: o.learningRate, beta1: o.beta1, beta2: o.beta2,
+                                epsilon: o.adamEpsilon, warmup: o.warmup, gradClip: o.gradClip)
+        let state = try ModelFile.trainingState(file, tensors: tensors, count: count, steps: steps, emaRate: o.emaRate, optimizer: &adam)
+        // Non-trainable tensors (fixed buffers) are the file's: the network starts from its current weights.
+        let network = try skeleton.withFlatParameters(state.parameters)
+        return try ScoreTrainer(configuration: config, data: data, labels: labels, network: network, parameters: state.parameters,
+                                ema: state.ema, optimizer: adam, completedSteps: steps)
     }
+}
 
+extension ModelFile {
     /// `; the previous checkpoint P (step n) is intact: ...` when `path`'s previous checkpoint verifies.
     static func previousCheckpointAdvice(_ path: String) -> String {
         let previous = ModelFile.previousCheckpointPath(for: path)

@@ -1,6 +1,6 @@
 import Foundation
 
-/// When ``Trainer/train(until:checkpoints:shouldStop:onProgress:)`` writes checkpoints: after the
+/// When ``CheckpointedTrainer/train(until:checkpoints:shouldStop:onProgress:)`` writes checkpoints: after the
 /// step at which `interval` seconds of wall-clock time have passed since the last one, at every
 /// multiple of `everySteps`, and always at the end (also when stopped early). Each is written
 /// atomically, with the one it replaces kept as ``previousPath``, so a `kill -9` or a power cut
@@ -37,7 +37,7 @@ public struct CheckpointSchedule: Sendable, Equatable {
     public var previousPath: String { ModelFile.previousCheckpointPath(for: path) }
 }
 
-/// What ``Trainer/train(until:checkpoints:shouldStop:onProgress:)`` did.
+/// What ``CheckpointedTrainer/train(until:checkpoints:shouldStop:onProgress:)`` did.
 public struct TrainingOutcome: Sendable {
     /// The losses of the steps trained by this call.
     public let losses: [Double]
@@ -49,7 +49,41 @@ public struct TrainingOutcome: Sendable {
     public let checkpointsWritten: Int
 }
 
-extension Trainer {
+/// A trainer that advances by optimisation steps and writes checkpoints: ``ScoreTrainer``
+/// (denoising score matching, any ``DenoisingScoreNetwork``) and ``ClassifierTrainer``
+/// (cross-entropy). The run loop — checkpoints by time, by steps and at the end, a stop request
+/// that finishes the step in progress, failures that name the checkpoint on disk — is written once,
+/// here, for both objectives.
+public protocol CheckpointedTrainer: AnyObject {
+    /// Steps completed.
+    var completedSteps: Int { get }
+    /// Gradient norm (before clipping) of the last step.
+    var lastGradientNorm: Double { get }
+    /// The learning rate of step `step` (0-based; warm-up included).
+    func learningRate(atStep step: Int) -> Double
+    /// One optimisation step; `requestingStop` is this process's wish to stop. Returns the step's
+    /// loss and whether the run stops after it (any process of a shared step asked).
+    func step(requestingStop: Bool) throws -> (loss: Double, stop: Bool)
+    /// Writes a checkpoint atomically (keeping the one it replaces when `keepPrevious`).
+    func save(to path: String, keepPrevious: Bool) throws
+}
+
+extension CheckpointedTrainer {
+    /// Runs `steps` steps; returns their losses. `onProgress` is called after each step.
+    @discardableResult
+    public func train(steps: Int, onProgress: ((TrainingProgress) -> Void)? = nil) throws -> [Double] {
+        guard steps >= 0 else { throw ScoreSDEError.invalidArgument("the number of steps must be >= 0 (got \(steps))") }
+        var losses = [Double]()
+        losses.reserveCapacity(steps)
+        for _ in 0 ..< steps {
+            let lr = learningRate(atStep: completedSteps)
+            let value = try step(requestingStop: false).loss
+            losses.append(value)
+            onProgress?(TrainingProgress(step: completedSteps, loss: value, learningRate: lr, gradientNorm: lastGradientNorm))
+        }
+        return losses
+    }
+
     /// Trains until `completedSteps == until`, writing checkpoints as `checkpoints` says and at the
     /// end. `shouldStop` is asked before every step (a signal handler's flag, say): when it returns
     /// true, the run stops after the step in progress, writes its checkpoint and returns with
@@ -85,7 +119,7 @@ extension Trainer {
         while completedSteps < until {
             let stopHere = shouldStop()
             if stopHere && !shared { stopped = true; break }
-            let lr = optimizer.learningRate(atStep: completedSteps)
+            let lr = learningRate(atStep: completedSteps)
             let value: Double
             do {
                 let result = try step(requestingStop: stopHere)

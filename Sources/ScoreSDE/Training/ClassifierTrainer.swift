@@ -62,7 +62,7 @@ public struct ClassifierTrainingConfiguration: Sendable, Equatable {
 ///
 /// Step `k` draws its rows, times, noise and dequantization from Philox streams `(k, row)` of the
 /// seed: a run is reproducible, and a resumed checkpoint continues bitwise.
-public final class ClassifierTrainer {
+public final class ClassifierTrainer: CheckpointedTrainer {
     public let configuration: ClassifierTrainingConfiguration
     public private(set) var classifier: NoiseAwareClassifier
     public private(set) var ema: ExponentialMovingAverage
@@ -154,7 +154,14 @@ public final class ClassifierTrainer {
 
     /// One Adam step on the cross-entropy of the next batch; returns its loss.
     @discardableResult
-    public func step() throws -> Double {
+    public func step() throws -> Double { try step(requestingStop: false).loss }
+
+    /// The learning rate of step `step` (0-based): ``Adam/learningRate(atStep:)``.
+    public func learningRate(atStep step: Int) -> Double { optimizer.learningRate(atStep: step) }
+
+    /// One step (``CheckpointedTrainer``). Classifier training is one process's: a stop request
+    /// stops after this step.
+    public func step(requestingStop: Bool) throws -> (loss: Double, stop: Bool) {
         let s = completedSteps
         let (x, times, ys) = batch(forStep: s)
         var (loss, grad) = try classifier.crossEntropyAndGradient(x, times: times, labels: ys)
@@ -164,46 +171,7 @@ public final class ClassifierTrainer {
         }
         ema.update(with: classifier.parameters)
         completedSteps += 1
-        return loss
-    }
-
-    /// Trains `steps` more steps; returns their losses.
-    @discardableResult
-    public func train(steps: Int) throws -> [Double] {
-        try (0 ..< steps).map { _ in try step() }
-    }
-
-    /// Trains until `completedSteps == until` with checkpoints as `checkpoints` says and at the end;
-    /// `shouldStop` (asked before each step) ends the run early after writing its checkpoint
-    /// (as ``Trainer/train(until:checkpoints:shouldStop:onProgress:)``).
-    @discardableResult
-    public func train(until: Int, checkpoints: CheckpointSchedule, shouldStop: () -> Bool = { false },
-                      onProgress: ((TrainingProgress) -> Void)? = nil) throws -> TrainingOutcome {
-        guard until >= completedSteps else {
-            throw ScoreSDEError.invalidArgument("cannot train until step \(until): \(completedSteps) steps are already done")
-        }
-        let clock = ContinuousClock()
-        var lastTime = clock.now, saved: Int? = nil, written = 0, stopped = false, losses = [Double]()
-        func save() throws {
-            try self.save(to: checkpoints.path, keepPrevious: checkpoints.keepPrevious)
-            saved = completedSteps; written += 1; lastTime = clock.now
-        }
-        while completedSteps < until {
-            if shouldStop() { stopped = true; break }
-            let lr = optimizer.learningRate(atStep: completedSteps)
-            let value: Double
-            do { value = try step() } catch ScoreSDEError.nonFinite(let message) {
-                let held = saved.map { "; \(checkpoints.path) holds the checkpoint of step \($0)" } ?? "; no checkpoint was written by this run"
-                throw ScoreSDEError.nonFinite("at step \(completedSteps + 1): \(message)\(held)")
-            }
-            losses.append(value)
-            onProgress?(TrainingProgress(step: completedSteps, loss: value, learningRate: lr, gradientNorm: lastGradientNorm))
-            let byStep = checkpoints.everySteps.map { completedSteps % $0 == 0 } ?? false
-            let byTime = checkpoints.interval.map { lastTime.duration(to: clock.now) >= .seconds($0) } ?? false
-            if (byStep || byTime) && completedSteps < until { try save() }
-        }
-        if saved != completedSteps { try save() }
-        return TrainingOutcome(losses: losses, stopped: stopped, checkpointStep: completedSteps, checkpointsWritten: written)
+        return (loss, requestingStop)
     }
 
     /// Accuracy of `classifier` on `x₀` (data space) noised to time `t` with the seed's noise (dequantized
@@ -240,7 +208,7 @@ public final class ClassifierTrainer {
         meta["train.step"] = "\(completedSteps)"
         meta["data.rows"] = "\(data.rows)"
         meta["data.fingerprint"] = String(dataHash, radix: 16)
-        return try ModelFile.checkpointData(metadata: meta, specs: classifier.specs, parameters: classifier.parameters,
+        return try ModelFile.checkpointData(metadata: meta, tensors: classifier.tensors, parameters: classifier.parameters,
                                             ema: ema.values, optimizer: optimizer)
     }
 
@@ -270,11 +238,20 @@ public final class ClassifierTrainer {
         guard try m.int("data.rows") == data.rows, UInt64(try m.string("data.fingerprint"), radix: 16) == hash else {
             throw ScoreSDEError.invalidArgument("the data and labels (\(data.rows) rows) are not those this classifier checkpoint was trained on; resume with the same data")
         }
-        let specs = skeleton.specs, count = skeleton.parameters.count
+        let tensors = skeleton.tensors, count = skeleton.parameters.count
         var adam = AdamOptimizer(parameterCount: count, learningRate: config.learningRate, warmup: config.warmup, gradClip: config.gradClip)
-        let state = try ModelFile.trainingState(file, specs: specs, count: count, steps: steps, emaRate: config.emaRate, optimizer: &adam)
+        let state = try ModelFile.trainingState(file, tensors: tensors, count: count, steps: steps, emaRate: config.emaRate, optimizer: &adam)
         let classifier = try skeleton.withParameters(state.parameters), ema = state.ema
         return try ClassifierTrainer(configuration: config, data: data, labels: labels, classifier: classifier,
                                      ema: ema, optimizer: adam, completedSteps: steps)
     }
+}
+
+extension NoiseAwareClassifier: TrainableNetwork {
+    public typealias Scalar = Double
+    public var tensors: [NetworkTensor] {
+        specs.map { NetworkTensor(name: $0.name, shape: $0.shape, offset: $0.offset, trainable: $0.trainable) }
+    }
+    public var flatParameters: [Double] { parameters }
+    public func withFlatParameters(_ values: [Double]) throws -> NoiseAwareClassifier { try withParameters(values) }
 }

@@ -197,49 +197,47 @@ extension MLPScore {
         var g = [Double](repeating: 0, count: parameters.count)
         let value = try x0.storage.withUnsafeBufferPointer { xp in
             try g.withUnsafeMutableBufferPointer { gp in
-                try trainingPass(loss, x0: xp.baseAddress!, times: batch.times, noise: batch.noise, workspace: ws, gradient: gp.baseAddress!)
+                try parameters.withUnsafeBufferPointer { pp in
+                    try batch.noise.storage.withUnsafeBufferPointer { zp in
+                        try trainingPass(loss, parameters: pp.baseAddress!, x0: xp.baseAddress!, times: batch.times, noise: zp.baseAddress!,
+                                         workspace: ws, gradient: gp.baseAddress!)
+                    }
+                }
             }
         }
         return (value, g)
     }
 
-    /// Perturbs `x0` (rows × D) into the workspace, runs forward, the loss and backward; adds the
-    /// gradient to `g`; returns the loss. Throws (before touching `g`) when the loss is not finite.
-    func trainingPass(_ loss: DSMLoss, x0: UnsafePointer<Double>, times: [Double], noise: Tensor,
-                      workspace ws: MLPTrainingWorkspace, gradient g: UnsafeMutablePointer<Double>) throws -> Double {
+    /// Perturbs `x0` (rows × D) into the workspace, runs forward with parameters `p`, the loss and
+    /// backward; adds the gradient to `g`; returns the loss. Throws (before touching `g`) when the
+    /// loss is not finite.
+    func trainingPass(_ loss: DSMLoss, parameters p: UnsafePointer<Double>, x0: UnsafePointer<Double>, times: [Double],
+                      noise z: UnsafePointer<Double>, workspace ws: MLPTrainingWorkspace, gradient g: UnsafeMutablePointer<Double>) throws -> Double {
         let n = times.count, d = layout.d
         var scales = [Double](repeating: 0, count: n), stds = scales, g2 = scales, means = scales
-        try noise.storage.withUnsafeBufferPointer { zp in
-            let z = zp.baseAddress!
-            for r in 0 ..< n {
-                let (m, s, w) = loss.coefficients(at: times[r])
-                let (tau, c) = try conditioning(at: times[r])
-                stds[r] = s; g2[r] = w; scales[r] = c; ws.tau[r] = tau; means[r] = m
-                let xr = ws.x + r * d, x0r = x0 + r * d, zr = z + r * d
-                for j in 0 ..< d { xr[j] = m * x0r[j] + s * zr[j] }
-            }
+        for r in 0 ..< n {
+            let (m, s, w) = loss.coefficients(at: times[r])
+            let (tau, c) = try conditioning(at: times[r])
+            stds[r] = s; g2[r] = w; scales[r] = c; ws.tau[r] = tau; means[r] = m
+            let xr = ws.x + r * d, x0r = x0 + r * d, zr = z + r * d
+            for j in 0 ..< d { xr[j] = m * x0r[j] + s * zr[j] }
         }
-        return try parameters.withUnsafeBufferPointer { pp in
-            let p = pp.baseAddress!
-            ws.forward(p, rows: n, bound: outputBound)
-            // The Gaussian base (if any) at each row's time: a constant of the network's parameters.
-            var base = [Double]()
-            if architecture.gaussianBase {
-                base = [Double](repeating: 0, count: n * d)
-                base.withUnsafeMutableBufferPointer { addGaussianBase(x: ws.x, rows: n, means: means, stds: stds, into: $0.baseAddress!) }
-            }
-            let value = noise.storage.withUnsafeBufferPointer { zp in
-                base.withUnsafeBufferPointer { bp in
-                    loss.lossAndOutputGradient(out: ws.out, scales: scales, noise: zp.baseAddress!, stds: stds, g2: g2,
-                                               rows: n, width: d, gradient: ws.gOut, base: bp.isEmpty ? nil : bp.baseAddress)
-                }
-            }
-            guard value.isFinite else {
-                throw ScoreSDEError.nonFinite("the training loss is \(value); lower the learning rate, enable gradient clipping, or check the data for NaN/Inf and extreme values")
-            }
-            if outputBound != nil { ws.applyOutputBound(rows: n) }
-            ws.backward(p, gradient: g, rows: n)
-            return value
+        ws.forward(p, rows: n, bound: outputBound)
+        // The Gaussian base (if any) at each row's time: a constant of the network's parameters.
+        var base = [Double]()
+        if architecture.gaussianBase {
+            base = [Double](repeating: 0, count: n * d)
+            base.withUnsafeMutableBufferPointer { addGaussianBase(x: ws.x, rows: n, means: means, stds: stds, into: $0.baseAddress!) }
         }
+        let value = base.withUnsafeBufferPointer { bp in
+            loss.lossAndOutputGradient(out: ws.out, scales: scales, noise: z, stds: stds, g2: g2,
+                                       rows: n, width: d, gradient: ws.gOut, base: bp.isEmpty ? nil : bp.baseAddress)
+        }
+        guard value.isFinite else {
+            throw ScoreSDEError.nonFinite("the training loss is \(value); lower the learning rate, enable gradient clipping, or check the data for NaN/Inf and extreme values")
+        }
+        if outputBound != nil { ws.applyOutputBound(rows: n) }
+        ws.backward(p, gradient: g, rows: n)
+        return value
     }
 }

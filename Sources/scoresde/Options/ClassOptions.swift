@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import ScoreSDE
+import ScoreSDEPlot
 
 /// `sample`'s class-conditional options: `--class`, classifier-free `--guidance-scale`, and
 /// classifier guidance (`--classifier`, `--classifier-scale`).

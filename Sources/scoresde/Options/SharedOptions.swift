@@ -104,9 +104,6 @@ struct DataModel {
         return nil
     }
 
-    /// The learned MLP, if this is one (the features only MLPs have: Jacobian-vector products).
-    var mlp: MLPScore? { learned as? MLPScore }
-
     /// Data space -> the space the score works in (identity for mixtures).
     var scaling: DataScaling { learned?.dataScaling ?? .identity }
 

@@ -1,5 +1,6 @@
 import Foundation
 import ScoreSDE
+import ScoreSDEPlot
 
 // Reading the inputs of `inpaint`, `colorize` and `reconstruct` (images, arrays, built-in demos)
 // and writing their results.

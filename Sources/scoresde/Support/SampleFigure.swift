@@ -1,4 +1,5 @@
 import ScoreSDE
+import ScoreSDEPlot
 
 /// A picture of samples: image-shaped rows (`[H, W]`, `[1, H, W]`, `[3, H, W]`) as an image grid
 /// next to a grid of real data (held-out digits, photograph patches), anything else as a scatter

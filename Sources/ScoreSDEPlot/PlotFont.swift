@@ -1,3 +1,5 @@
+import ScoreSDE
+
 /// The bitmap font of ``Plot``: printable ASCII in a 5-pixel-wide, 9-pixel-tall cell — the classic
 /// 5x7 LCD glyphs (cap height 7, x-height 5) with two descender rows, so that g, j, p, q, y and
 /// the comma and semicolon hang below the baseline. Characters outside printable ASCII show as `?`.
