@@ -116,6 +116,19 @@ import Testing
         #expect(try Npy.read(ws.path("g.npy")).storage.allSatisfy { $0.isFinite })
     }
 
+    /// Classifier guidance of an unconditional U-Net by a noise-aware classifier trained `--like` it.
+    @Test func classifierGuidedSampling() throws {
+        let ws = try Self.workspace()
+        let c = try ws.run(["train-classifier", "--hidden", "16", "--blocks", "1", "--fourier-features", "4", "--batch-size", "32", "--steps", "5",
+                            "--data", "digits", "--count", "64", "--like", "u.safetensors", "--output", "c.safetensors"])
+        try #require(c.status == 0, "\(c)")
+        let r = try ws.run(["sample", "--model", "u.safetensors", "--class", "0,1", "--classifier", "c.safetensors", "--classifier-scale", "2",
+                            "--count", "4", "--steps", "5", "--output", "g.npy", "--stats", "g.json"])
+        try #require(r.status == 0, "\(r)")
+        #expect(try Npy.read(ws.path("g.npy")).shape == [4, 1, 8, 8])
+        #expect(try ws.json("g.json")["classifier_scale"] as? Double == 2)
+    }
+
     /// Issue 20's "done when", end to end at toy size: `train --data fashion-mnist --model unet
     /// --labels own` writes a checkpoint that `sample` (with --class and guidance), `likelihood` (on
     /// the test split) and `inpaint` (the test split's first images) accept.
