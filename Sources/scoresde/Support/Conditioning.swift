@@ -58,7 +58,8 @@ struct ConditionedSampler {
                 if batchSize != nil, measurement.observation.rows > 1 {
                     throw ScoreSDEError.invalidArgument("--batch-size cannot be used with --method \(conditioning.method.rawValue) and one observation per input: the guided score pairs each sample with its observation in one call; drop --batch-size")
                 }
-                let score = try guidedScore(data.jacobianScore(diffusedBy: forward), sde: forward,
+                let score = try guidedScore(data.jacobianScore(diffusedBy: forward, method: conditioning.method.rawValue,
+                                                                 jacobianFree: likelihood.isJacobianFree), sde: forward,
                                             measurement: measurement, likelihood: likelihood, weight: weight)
                 let result: SamplingResult
                 do {
@@ -157,6 +158,29 @@ struct ConditionedJob {
     }
 }
 
+/// A score without Jacobian-vector products, typed as one for ΠGDM's Jacobian-free form, which
+/// never asks for them (asking throws).
+private struct JacobianFreeScore<Base: ScoreModel>: ScoreJacobianProviding {
+    let base: Base
+    var rowShape: [Int]? { base.rowShape }
+    var passesPerEvaluation: Int { base.passesPerEvaluation }
+    func score(_ x: Tensor, at t: Double) throws -> Tensor { try base.score(x, at: t) }
+    func score(_ x: Tensor, at t: Double, into out: inout Tensor) throws { try base.score(x, at: t, into: &out) }
+    func scoreAndJVP(_ x: Tensor, at t: Double, direction v: Tensor) throws -> (score: Tensor, jvp: Tensor) {
+        throw ScoreSDEError.invalidArgument("this model provides no Jacobian-vector products")
+    }
+}
+
+extension MeasurementLikelihood {
+    /// ΠGDM's Jacobian-free form: no model Jacobian products.
+    var isJacobianFree: Bool {
+        if case .pseudoinverse(_, true) = self { return true }
+        return false
+    }
+}
+
+private func jacobianFreeScore<B: ScoreModel>(_ base: B) -> any ScoreJacobianProviding { JacobianFreeScore(base: base) }
+
 /// `MeasurementGuidedScore` over a concrete base (callers pass an existential, which Swift opens);
 /// the sampler counts its model passes (``ScoreModel/passesPerEvaluation``).
 private func guidedScore<B: ScoreJacobianProviding>(_ base: B, sde: any ForwardSDE,
@@ -167,10 +191,19 @@ private func guidedScore<B: ScoreJacobianProviding>(_ base: B, sde: any ForwardS
 
 extension DataModel {
     /// The score with its Jacobian-vector product (measurement guidance differentiates through it).
-    func jacobianScore(diffusedBy sde: any ForwardSDE) -> any ScoreJacobianProviding {
+    /// - Throws: `invalidArgument` for a learned model without Jacobian-vector products (a U-Net
+    ///   has vector-Jacobian products only).
+    /// With `jacobianFree` (ΠGDM's Jacobian-free form, which never asks for one) any learned model will do.
+    func jacobianScore(diffusedBy sde: any ForwardSDE, method: String, jacobianFree: Bool) throws -> any ScoreJacobianProviding {
         switch source {
         case .mixture(let m): return GaussianMixtureScore(m, diffusedBy: sde)
-        case .learned(let s): return s
+        case .learned(let s):
+            if let j = s as? any ScoreJacobianProviding { return j }
+            if jacobianFree { return jacobianFreeScore(s) }
+            guard let j = s as? any ScoreJacobianProviding else {
+                throw ScoreSDEError.invalidArgument("--method \(method) differentiates through the model with Jacobian-vector products, which the U-Net model \(name) does not provide (its backward pass gives vector-Jacobian products only); use --method replace, repaint or pigdm (Jacobian-free)")
+            }
+            return j
         }
     }
 
