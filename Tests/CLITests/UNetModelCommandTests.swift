@@ -161,7 +161,6 @@ import Testing
             (["likelihood", "--data", "nan.npy"], "finite"),
             (["inpaint", "--data", "x7.npy"], "[1, 7, 7]"),
             (["inpaint", "--data", "nan.npy"], "finite"),
-            (["inpaint", "--data", "x.npy", "--method", "dps"], "vector-Jacobian"),
             (["sample", "--sde", "ve"], "trained with the SDE"),
         ]
         for (args, message) in cases {

@@ -158,19 +158,6 @@ struct ConditionedJob {
     }
 }
 
-/// A score without Jacobian-vector products, typed as one for ΠGDM's Jacobian-free form, which
-/// never asks for them (asking throws).
-private struct JacobianFreeScore<Base: ScoreModel>: ScoreJacobianProviding {
-    let base: Base
-    var rowShape: [Int]? { base.rowShape }
-    var passesPerEvaluation: Int { base.passesPerEvaluation }
-    func score(_ x: Tensor, at t: Double) throws -> Tensor { try base.score(x, at: t) }
-    func score(_ x: Tensor, at t: Double, into out: inout Tensor) throws { try base.score(x, at: t, into: &out) }
-    func scoreAndJVP(_ x: Tensor, at t: Double, direction v: Tensor) throws -> (score: Tensor, jvp: Tensor) {
-        throw ScoreSDEError.invalidArgument("this model provides no Jacobian-vector products")
-    }
-}
-
 extension MeasurementLikelihood {
     /// ΠGDM's Jacobian-free form: no model Jacobian products.
     var isJacobianFree: Bool {
@@ -179,31 +166,25 @@ extension MeasurementLikelihood {
     }
 }
 
-private func jacobianFreeScore<B: ScoreModel>(_ base: B) -> any ScoreJacobianProviding { JacobianFreeScore(base: base) }
-
 /// `MeasurementGuidedScore` over a concrete base (callers pass an existential, which Swift opens);
 /// the sampler counts its model passes (``ScoreModel/passesPerEvaluation``).
-private func guidedScore<B: ScoreJacobianProviding>(_ base: B, sde: any ForwardSDE,
+private func guidedScore<B: ScoreModel>(_ base: B, sde: any ForwardSDE,
                                                     measurement: LinearMeasurement, likelihood: MeasurementLikelihood,
                                                     weight: Double) throws -> any ScoreModel {
     try MeasurementGuidedScore(base: base, sde: sde, measurement: measurement, likelihood: likelihood, weight: weight)
 }
 
 extension DataModel {
-    /// The score with its Jacobian-vector product (measurement guidance differentiates through it).
-    /// - Throws: `invalidArgument` for a learned model without Jacobian-vector products (a U-Net
-    ///   has vector-Jacobian products only).
-    /// With `jacobianFree` (ΠGDM's Jacobian-free form, which never asks for one) any learned model will do.
-    func jacobianScore(diffusedBy sde: any ForwardSDE, method: String, jacobianFree: Bool) throws -> any ScoreJacobianProviding {
+    /// The score measurement guidance differentiates through: a mixture's exact score (JVPs), an
+    /// MLP (JVPs) or a U-Net (VJPs through its backward pass). With `jacobianFree` (ΠGDM's
+    /// Jacobian-free form, which never asks for one) any learned model will do.
+    /// - Throws: `invalidArgument` for a learned model with neither kind of Jacobian product.
+    func jacobianScore(diffusedBy sde: any ForwardSDE, method: String, jacobianFree: Bool) throws -> any ScoreModel {
         switch source {
         case .mixture(let m): return GaussianMixtureScore(m, diffusedBy: sde)
         case .learned(let s):
-            if let j = s as? any ScoreJacobianProviding { return j }
-            if jacobianFree { return jacobianFreeScore(s) }
-            guard let j = s as? any ScoreJacobianProviding else {
-                throw ScoreSDEError.invalidArgument("--method \(method) differentiates through the model with Jacobian-vector products, which the U-Net model \(name) does not provide (its backward pass gives vector-Jacobian products only); use --method replace, repaint or pigdm (Jacobian-free)")
-            }
-            return j
+            if jacobianFree || s is any ScoreJacobianProviding || s is any ScoreVJPProviding { return s }
+            throw ScoreSDEError.invalidArgument("--method \(method) differentiates through the model, which provides no Jacobian products (\(name)); use --method replace, repaint or pigdm (Jacobian-free)")
         }
     }
 
