@@ -39,26 +39,26 @@ struct MLPLayout: Sendable {
 
 /// `y (=|+=) x · Wᵀ` for `rows` rows: `x` is `rows × in`, `W` is `out × in`.
 @inline(__always)
-func linearForward<T: NetworkScalar>(_ x: UnsafePointer<T>, rows: Int, inDim: Int, weight w: UnsafePointer<T>, outDim: Int,
+func linearForward<T: MLPKernelScalar>(_ x: UnsafePointer<T>, rows: Int, inDim: Int, weight w: UnsafePointer<T>, outDim: Int,
                                      into y: UnsafeMutablePointer<T>, accumulate: Bool) {
-    T.gemm(transA: false, transB: true, m: rows, n: outDim, k: inDim, alpha: 1, a: x, lda: inDim, b: w, ldb: inDim,
-           beta: accumulate ? 1 : 0, c: y, ldc: outDim)
+    T.mlpGemm(transA: false, transB: true, m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: w, ldb: inDim,
+              beta: accumulate ? 1 : 0, c: y, ldc: outDim)
 }
 
 /// `dW += gᵀ · x` (`g` is `rows × out`).
 @inline(__always)
-func linearWeightGradient<T: NetworkScalar>(_ g: UnsafePointer<T>, _ x: UnsafePointer<T>, rows: Int, inDim: Int, outDim: Int,
+func linearWeightGradient<T: MLPKernelScalar>(_ g: UnsafePointer<T>, _ x: UnsafePointer<T>, rows: Int, inDim: Int, outDim: Int,
                                             into dw: UnsafeMutablePointer<T>) {
-    T.gemm(transA: true, transB: false, m: outDim, n: inDim, k: rows, alpha: 1, a: g, lda: outDim, b: x, ldb: inDim,
-           beta: 1, c: dw, ldc: inDim)
+    T.mlpGemm(transA: true, transB: false, m: outDim, n: inDim, k: rows, a: g, lda: outDim, b: x, ldb: inDim,
+              beta: 1, c: dw, ldc: inDim)
 }
 
 /// `gx (=|+=) g · W`.
 @inline(__always)
-func linearInputGradient<T: NetworkScalar>(_ g: UnsafePointer<T>, rows: Int, weight w: UnsafePointer<T>, inDim: Int, outDim: Int,
+func linearInputGradient<T: MLPKernelScalar>(_ g: UnsafePointer<T>, rows: Int, weight w: UnsafePointer<T>, inDim: Int, outDim: Int,
                                            into gx: UnsafeMutablePointer<T>, accumulate: Bool) {
-    T.gemm(transA: false, transB: false, m: rows, n: inDim, k: outDim, alpha: 1, a: g, lda: outDim, b: w, ldb: inDim,
-           beta: accumulate ? 1 : 0, c: gx, ldc: inDim)
+    T.mlpGemm(transA: false, transB: false, m: rows, n: inDim, k: outDim, a: g, lda: outDim, b: w, ldb: inDim,
+              beta: accumulate ? 1 : 0, c: gx, ldc: inDim)
 }
 
 // MARK: - Elementwise kernels
