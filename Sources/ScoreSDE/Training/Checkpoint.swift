@@ -20,6 +20,7 @@ import Foundation
 /// | `model.hidden_width`, `model.residual_blocks`, `model.fourier_features` | integers |
 /// | `model.fourier_scale`, `model.time_embedding_in_blocks` | number, `true`/`false` |
 /// | `model.parameterization` | `noise` or `scaled_by_sigma` |
+/// | `model.precision` (absent: `float64`) | `float32`: the network computes in float32 (``MLPPrecision``) |
 /// | `data.scale`, `data.shift` | model-space data = scale · data + shift |
 /// | checkpoints only: `train.step` | steps completed |
 /// | `train.seed`, `train.batch_size`, `train.lr`, `train.beta1`, `train.beta2`, `train.adam_eps`, `train.warmup`, `train.grad_clip`, `train.ema_rate`, `train.reduce_mean`, `train.likelihood_weighting`, `train.eps` | the ``TrainingConfiguration`` |
@@ -107,6 +108,7 @@ public enum ModelFile {
         if model.parameterization == .boundedNoisePrediction { m["model.noise_floor"] = "\(model.noiseFloor)" }
         if let l = model.dequantizationLevels { m["data.dequantization_levels"] = "\(l)" }
         if let e = model.likelihoodEps { m["model.likelihood_eps"] = "\(e)" }
+        if model.precision != .float64 { m["model.precision"] = model.precision.rawValue }
         return m
     }
 
@@ -151,6 +153,7 @@ public enum ModelFile {
                                      parameters: [Double](repeating: 0, count: arch.parameterCount))
             model.dequantizationLevels = levels
             model.likelihoodEps = m.map["model.likelihood_eps"] == nil ? nil : try m.double("model.likelihood_eps")
+            model.precision = try MLPPrecision(metadata: m)
             return model
         } catch let e as ScoreSDEError {
             if case .io = e { throw e }
