@@ -378,6 +378,8 @@ extension ScoreSDECommand {
         func resumeCommand(_ kind: NetworkKindName) -> String {
             var words = ["scoresde", "train", "--data", data]
             if let count { words += ["--count", "\(count)"] }
+            // The labels are part of the run's data (its fingerprint): a resume needs them again.
+            if let labels = objective.labels { words += ["--labels", labels] }
             words += ["--steps", "\(totalSteps(kind))", "--output", output, "--resume"]
             if let checkpointEvery { words += ["--checkpoint-every", "\(checkpointEvery)"] }
             if checkpointInterval != CheckpointSchedule.defaultInterval { words += ["--checkpoint-interval", "\(formatted(checkpointInterval))"] }

@@ -82,4 +82,40 @@ import Testing
         let c = try ws.run(["train", "--data", "x.npy", "--steps", "2", "--output", "u.safetensors", "--resume", "--channels", "16,16"])
         #expect(c.status != 0 && c.stderr.contains("--channels [16, 16] (the checkpoint's is [8, 8])"), "\(c)")
     }
+
+    /// A class-conditional run stopped by SIGINT prints a resume command that works as printed: the
+    /// labels are part of the run's data, so the command carries `--labels`.
+    @Test func anInterruptedLabelledRunResumesWithThePrintedCommand() throws {
+        let ws = try Workspace()
+        let data = try Self.images()
+        try ws.write(Npy.encode(data), to: "x.npy")
+        try ws.write(Npy.encode(try Tensor(shape: [24], storage: (0 ..< 24).map { Double($0 % 3) })), to: "y.npy")
+        let executable = try #require(scoresdeExecutable)
+        let process = Process()
+        process.executableURL = executable
+        process.arguments = ["train", "--data", "x.npy", "--labels", "y.npy", "--steps", "100000", "--output", "m.safetensors"]
+            + Self.tiny.filter { $0 != "--checkpoint-interval" && $0 != "0" } + ["--checkpoint-interval", "0.2"]
+        process.currentDirectoryURL = ws.url
+        let err = ws.url.appendingPathComponent("stderr.txt")
+        _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+        let handle = try FileHandle(forWritingTo: err)
+        process.standardError = handle
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let deadline = Date().addingTimeInterval(60)
+        while !FileManager.default.fileExists(atPath: ws.path("m.safetensors")) && process.isRunning && Date() < deadline { usleep(20_000) }
+        try #require(process.isRunning, "the run ended before it could be interrupted")
+        kill(process.processIdentifier, SIGINT)
+        process.waitUntilExit()
+        try handle.close()
+        let stderr = String(decoding: try Data(contentsOf: err), as: UTF8.self)
+        #expect(process.terminationStatus == 130, "\(stderr)")
+        let line = try #require(stderr.split(separator: "\n").first { $0.hasPrefix("resume with: scoresde train ") })
+        var resume = line.dropFirst("resume with: scoresde ".count).split(separator: " ").map(String.init)
+        #expect(resume.contains("--labels") && resume.contains("y.npy"), "\(line)")
+        let stopped = try #require(Int(try Safetensors.read(ws.path("m.safetensors")).metadata["train.step"] ?? ""))
+        resume[resume.firstIndex(of: "100000")!] = "\(stopped + 2)"
+        let r = try ws.run(resume)
+        #expect(r.status == 0 && r.stdout.contains("resumed at step \(stopped)"), "\(r)")
+    }
 }
