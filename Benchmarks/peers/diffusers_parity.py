@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Parity fixtures for ScoreSDE's diffusers UNet2DModel loader and writer (issue 23).
+
+Run by hand (PyTorch + diffusers from PyPI; never by the package or CI):
+
+    python Benchmarks/peers/diffusers_parity.py fixtures        # writes Tests/Fixtures/diffusers/*
+    python Benchmarks/peers/diffusers_parity.py check DIR       # DIR written by our writer (see the test
+                                                                # DiffusersTests.writerFolderForDiffusers)
+
+`fixtures` builds small random UNet2DModels (every parameter perturbed, so a wrong name or layout
+shows), saves each as a diffusers folder (config.json + diffusion_pytorch_model.safetensors, F32)
+and writes `parity.safetensors` beside it: inputs `x` [B, C, S, S], `timesteps` [K], optional
+`labels` [B], and the outputs `out` [K, B, C, S, S] of `model(x, timesteps[k], class_labels)`.
+
+`check DIR` loads DIR/unet with `UNet2DModel.from_pretrained` and compares its output with the one
+our test stored in DIR/expected.safetensors (`x`, `timesteps`, optional `labels`, `out`).
+"""
+import os
+import sys
+
+import torch
+from diffusers import DDPMScheduler, UNet2DModel
+from safetensors.torch import load_file, save_file
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURES = os.path.join(HERE, "..", "..", "Tests", "Fixtures", "diffusers")
+
+CONFIGS = {
+    # no attention anywhere, flip_sin_to_cos True, freq_shift 0 (diffusers' defaults)
+    "plain": dict(sample_size=16, in_channels=3, out_channels=3, block_out_channels=(8, 16), layers_per_block=1,
+                  down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"),
+                  add_attention=False, norm_num_groups=4, attention_head_dim=None,
+                  flip_sin_to_cos=True, freq_shift=0),
+    # the DDPM checkpoints' options: flip False, freq_shift 1, attention at one level and in the middle, eps 1e-6
+    "attention": dict(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16), layers_per_block=2,
+                      down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+                      add_attention=True, norm_num_groups=4, norm_eps=1e-6, attention_head_dim=None,
+                      flip_sin_to_cos=False, freq_shift=1),
+    # class-conditional (num_class_embeds 4), three levels, attention_head_dim given = channels (one head)
+    "classes": dict(sample_size=8, in_channels=2, out_channels=2, block_out_channels=(8, 16, 16), layers_per_block=1,
+                    down_block_types=("AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+                    up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D"),
+                    add_attention=False, norm_num_groups=2, attention_head_dim=8, num_class_embeds=4,
+                    flip_sin_to_cos=True, freq_shift=1),
+    # flip False, freq_shift 0, center_input_sample
+    "centered": dict(sample_size=8, in_channels=3, out_channels=3, block_out_channels=(8, 8), layers_per_block=1,
+                     down_block_types=("AttnDownBlock2D", "AttnDownBlock2D"),
+                     up_block_types=("AttnUpBlock2D", "AttnUpBlock2D"),
+                     add_attention=True, norm_num_groups=4, attention_head_dim=None,
+                     flip_sin_to_cos=False, freq_shift=0, center_input_sample=True),
+}
+TIMESTEPS = [0.0, 17.0, 500.0, 999.0]
+
+
+def fixtures():
+    torch.manual_seed(0)
+    total = 0
+    for name, cfg in CONFIGS.items():
+        model = UNet2DModel(**cfg).eval()
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(0.1 * torch.randn_like(p))
+        folder = os.path.join(FIXTURES, name)
+        model.save_pretrained(folder, safe_serialization=True)
+        B = 2
+        x = torch.randn(B, cfg["in_channels"], cfg["sample_size"], cfg["sample_size"])
+        labels = torch.tensor([1, cfg["num_class_embeds"] - 1]) if "num_class_embeds" in cfg else None
+        outs = []
+        with torch.no_grad():
+            for t in TIMESTEPS:
+                outs.append(model(x, torch.tensor(t), class_labels=labels).sample)
+        tensors = {"x": x.contiguous(), "timesteps": torch.tensor(TIMESTEPS), "out": torch.stack(outs).contiguous()}
+        if labels is not None:
+            tensors["labels"] = labels.to(torch.float32)
+        save_file(tensors, os.path.join(folder, "parity.safetensors"))
+        if name == "centered":   # a scheduler config beside config.json: cosine betas, v-prediction
+            DDPMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type="v_prediction").save_config(folder)
+        size = sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder))
+        total += size
+        print(f"{name}: {sum(p.numel() for p in model.parameters())} parameters, {size} bytes")
+    print(f"total {total} bytes in {os.path.normpath(FIXTURES)}")
+
+
+def check(folder):
+    model = UNet2DModel.from_pretrained(folder, subfolder="unet").eval()
+    e = load_file(os.path.join(folder, "expected.safetensors"))
+    labels = e["labels"].to(torch.long) if "labels" in e else None
+    worst = 0.0
+    with torch.no_grad():
+        for k, t in enumerate(e["timesteps"].tolist()):
+            out = model(e["x"], torch.tensor(t), class_labels=labels).sample
+            ref = e["out"][k]
+            rel = ((out - ref).abs().max() / ref.abs().max()).item()
+            worst = max(worst, rel)
+            print(f"t = {t:g}: max |diffusers − ours| / max |ours| = {rel:.2e}")
+    print(f"worst relative error {worst:.2e}: {'OK' if worst < 1e-4 else 'MISMATCH'}")
+    return worst < 1e-4
+
+
+if __name__ == "__main__":
+    if len(sys.argv) >= 2 and sys.argv[1] == "fixtures":
+        fixtures()
+    elif len(sys.argv) >= 3 and sys.argv[1] == "check":
+        sys.exit(0 if check(sys.argv[2]) else 1)
+    else:
+        print(__doc__)
+        sys.exit(2)
