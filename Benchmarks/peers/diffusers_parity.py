@@ -6,6 +6,8 @@ Run by hand (PyTorch + diffusers from PyPI; never by the package or CI):
     python Benchmarks/peers/diffusers_parity.py fixtures        # writes Tests/Fixtures/diffusers/*
     python Benchmarks/peers/diffusers_parity.py check DIR       # DIR written by our writer (see the test
                                                                 # DiffusersTests.writerFolderForDiffusers)
+    python Benchmarks/peers/diffusers_parity.py speed DIR       # 35.7 M-parameter 32×32 model: PyTorch's
+                                                                # time; then scoresde-bench diffusers DIR
 
 `fixtures` builds small random UNet2DModels (every parameter perturbed, so a wrong name or layout
 shows), saves each as a diffusers folder (config.json + diffusion_pytorch_model.safetensors, F32)
@@ -48,14 +50,25 @@ CONFIGS = {
                      up_block_types=("AttnUpBlock2D", "AttnUpBlock2D"),
                      add_attention=True, norm_num_groups=4, attention_head_dim=None,
                      flip_sin_to_cos=False, freq_shift=0, center_input_sample=True),
+    # several heads: attention_head_dim 4 on 8 and 16 channels (2 and 4 heads; diffusers' default is 8)
+    "heads": dict(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16), layers_per_block=1,
+                  down_block_types=("AttnDownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "AttnUpBlock2D"),
+                  add_attention=True, norm_num_groups=4, attention_head_dim=4, flip_sin_to_cos=True, freq_shift=0),
+    # the published DDPM checkpoints' layout (google/ddpm-cifar10-32): downsample_padding 0, flip False,
+    # freq_shift 1, eps 1e-6, attention at the second level and in the middle, one head
+    "ddpm": dict(sample_size=16, in_channels=3, out_channels=3, block_out_channels=(8, 8, 8), layers_per_block=2,
+                 down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D"),
+                 up_block_types=("UpBlock2D", "AttnUpBlock2D", "UpBlock2D"), downsample_padding=0,
+                 add_attention=True, norm_num_groups=4, norm_eps=1e-6, attention_head_dim=None,
+                 flip_sin_to_cos=False, freq_shift=1),
 }
 TIMESTEPS = [0.0, 17.0, 500.0, 999.0]
 
 
 def fixtures():
-    torch.manual_seed(0)
     total = 0
     for name, cfg in CONFIGS.items():
+        torch.manual_seed(sorted(CONFIGS).index(name))
         model = UNet2DModel(**cfg).eval()
         with torch.no_grad():
             for p in model.parameters():
@@ -81,6 +94,31 @@ def fixtures():
     print(f"total {total} bytes in {os.path.normpath(FIXTURES)}")
 
 
+def speed(folder, batch=8, repeats=5):
+    """The DDPM CIFAR-10 U-Net's shape (35.7 M parameters, 32×32, channels 128/256/256/256, attention
+    at 16×16 and in the middle) with downsample_padding 1, saved to `folder`; prints PyTorch's best
+    time per image per NFE at 2 threads (compare: scoresde-bench diffusers FOLDER)."""
+    import time
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    model = UNet2DModel(sample_size=32, in_channels=3, out_channels=3, block_out_channels=(128, 256, 256, 256),
+                        layers_per_block=2, down_block_types=("DownBlock2D", "AttnDownBlock2D", "DownBlock2D", "DownBlock2D"),
+                        up_block_types=("UpBlock2D", "UpBlock2D", "AttnUpBlock2D", "UpBlock2D"), attention_head_dim=None,
+                        norm_eps=1e-6, flip_sin_to_cos=False, freq_shift=1).eval()
+    model.save_pretrained(folder, safe_serialization=True)
+    x = torch.randn(batch, 3, 32, 32)
+    best = float("inf")
+    with torch.no_grad():
+        model(x, torch.tensor(500.0))
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model(x, torch.tensor(500.0))
+            best = min(best, time.perf_counter() - t0)
+    n = sum(p.numel() for p in model.parameters())
+    print(f'{{"framework": "pytorch {torch.__version__}", "parameters": {n}, "batch": {batch}, "threads": 2, '
+          f'"seconds_per_image_per_nfe": {best / batch:.4f}}}')
+
+
 def check(folder):
     model = UNet2DModel.from_pretrained(folder, subfolder="unet").eval()
     e = load_file(os.path.join(folder, "expected.safetensors"))
@@ -100,6 +138,8 @@ def check(folder):
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "fixtures":
         fixtures()
+    elif len(sys.argv) >= 3 and sys.argv[1] == "speed":
+        speed(sys.argv[2])
     elif len(sys.argv) >= 3 and sys.argv[1] == "check":
         sys.exit(0 if check(sys.argv[2]) else 1)
     else:

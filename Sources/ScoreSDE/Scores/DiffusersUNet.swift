@@ -264,8 +264,8 @@ public enum DiffusersUNet {
         down_block_types DownBlock2D / AttnDownBlock2D; up_block_types UpBlock2D / AttnUpBlock2D (the mirror); \
         mid_block_type UNetMidBlock2D (add_attention true or false); act_fn silu; time_embedding_type positional \
         (flip_sin_to_cos, freq_shift any); time_embedding_dim null; class_embed_type null with num_class_embeds \
-        null or >= 2; attention_head_dim null or each attention level's channel count (one head); \
-        attn_norm_num_groups null; resnet_time_scale_shift default; downsample_padding 1; downsample_type and \
+        null or >= 2; attention_head_dim null (one head) or dividing every attention block's channels; \
+        attn_norm_num_groups null; resnet_time_scale_shift default; downsample_padding 0 or 1; downsample_type and \
         upsample_type conv; mid_block_scale_factor 1; in_channels = out_channels; center_input_sample any
         """
 
@@ -340,18 +340,19 @@ public enum DiffusersUNet {
         if !isNull("time_embedding_dim"), (o["time_embedding_dim"] as? Int) != 4 * blocks[0] { throw unsupported("time_embedding_dim", o["time_embedding_dim"]!) }
         if !isNull("class_embed_type") { throw unsupported("class_embed_type", o["class_embed_type"]!) }
         if !isNull("attn_norm_num_groups") { throw unsupported("attn_norm_num_groups", o["attn_norm_num_groups"]!) }
-        if try int("downsample_padding", 1) != 1 {
-            throw unsupported("downsample_padding", o["downsample_padding"]!)
-        }
+        let downPadding = try int("downsample_padding", 1)
+        guard downPadding == 0 || downPadding == 1 else { throw unsupported("downsample_padding", downPadding) }
         if let f = o["mid_block_scale_factor"] as? Double, f != 1 { throw unsupported("mid_block_scale_factor", f) }
         let addAttention = o["add_attention"] as? Bool ?? true
+        var headDim: Int? = nil
         if !isNull("attention_head_dim") {
-            guard let hd = o["attention_head_dim"] as? Int else { throw unsupported("attention_head_dim", o["attention_head_dim"]!) }
+            guard let hd = o["attention_head_dim"] as? Int, hd >= 1 else { throw unsupported("attention_head_dim", o["attention_head_dim"]!) }
             var attnChannels = zip(blocks, attn).filter(\.1).map(\.0)
             if addAttention { attnChannels.append(blocks.last!) }
-            if let bad = attnChannels.first(where: { $0 != hd }) {
-                throw fail("attention_head_dim = \(hd) gives \(bad / max(hd, 1)) heads on \(bad) channels; only one head per attention block is supported (attention_head_dim null or equal to each attention level's channels). Supported: \(supported)")
+            if let bad = attnChannels.first(where: { $0 % hd != 0 }) {
+                throw fail("attention_head_dim = \(hd) does not divide the \(bad) channels of an attention block. Supported: \(supported)")
             }
+            headDim = hd
         }
         let classes = try int("num_class_embeds", 0)
         guard classes == 0 || classes >= 2 else { throw unsupported("num_class_embeds", classes) }
@@ -360,9 +361,11 @@ public enum DiffusersUNet {
         let flip = (o["flip_sin_to_cos"] as? Bool) ?? true
         let shift = (o["freq_shift"] as? Double) ?? 0
         let dropout = (o["dropout"] as? Double) ?? 0
-        let c = UNetConfiguration(imageSize: size, channels: cin, blockOutChannels: blocks, layersPerBlock: try int("layers_per_block", 2),
+        var c = UNetConfiguration(imageSize: size, channels: cin, blockOutChannels: blocks, layersPerBlock: try int("layers_per_block", 2),
                                   attentionLevels: attn, midBlockAttention: addAttention, normGroups: groups, normEpsilon: eps,
                                   classCount: classes > 0 ? classes - 1 : 0, dropout: dropout, flipSinToCos: flip, freqShift: shift)
+        c.attentionHeadDim = headDim
+        c.downsamplePadding = downPadding
         do { try c.validate() } catch let ScoreSDEError.invalidArgument(m) { throw fail("the configuration is not a valid U-Net here: \(m)") }
         return (c, (o["center_input_sample"] as? Bool) ?? false)
     }
@@ -453,8 +456,8 @@ public enum DiffusersUNet {
          "down_block_types": c.attentionLevels.map { $0 ? "AttnDownBlock2D" : "DownBlock2D" },
          "up_block_types": c.attentionLevels.reversed().map { $0 ? "AttnUpBlock2D" : "UpBlock2D" },
          "mid_block_type": "UNetMidBlock2D", "block_out_channels": c.blockOutChannels, "layers_per_block": c.layersPerBlock,
-         "mid_block_scale_factor": 1, "downsample_padding": 1, "downsample_type": "conv", "upsample_type": "conv",
-         "dropout": c.dropout, "act_fn": "silu", "attention_head_dim": NSNull(), "norm_num_groups": c.normGroups,
+         "mid_block_scale_factor": 1, "downsample_padding": c.downsamplePadding, "downsample_type": "conv", "upsample_type": "conv",
+         "dropout": c.dropout, "act_fn": "silu", "attention_head_dim": c.attentionHeadDim.map { $0 as Any } ?? NSNull(), "norm_num_groups": c.normGroups,
          "attn_norm_num_groups": NSNull(), "norm_eps": c.normEpsilon, "resnet_time_scale_shift": "default",
          "add_attention": c.midBlockAttention, "class_embed_type": NSNull(),
          "num_class_embeds": c.classCount > 0 ? c.classCount + 1 : NSNull(), "num_train_timesteps": NSNull()]
