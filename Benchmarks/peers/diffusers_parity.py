@@ -6,6 +6,7 @@ Run by hand (PyTorch + diffusers from PyPI; never by the package or CI):
     python Benchmarks/peers/diffusers_parity.py fixtures        # writes Tests/Fixtures/diffusers/*
     python Benchmarks/peers/diffusers_parity.py check DIR       # DIR written by our writer (see the test
                                                                 # DiffusersTests.writerFolderForDiffusers)
+    python Benchmarks/peers/diffusers_parity.py trained         # tiny model trained 2 min + diffusers' DDIM
     python Benchmarks/peers/diffusers_parity.py speed DIR       # 35.7 M-parameter 32×32 model: PyTorch's
                                                                 # time; then scoresde-bench diffusers DIR
 
@@ -94,6 +95,52 @@ def fixtures():
     print(f"total {total} bytes in {os.path.normpath(FIXTURES)}")
 
 
+def trained(seconds=120.0, max_steps=3000):
+    """Trains a tiny UNet2DModel (8×8 grey rectangles in [−1, 1]) for `seconds` (at most `max_steps`) with diffusers' recipe
+    (DDPMScheduler.add_noise, ε-MSE, AdamW), then samples with diffusers' DDIMScheduler (10 steps,
+    η = 0, clip_sample off) from fixed latents; writes the pipeline folder and `ddim.safetensors`
+    (`latents`, `timesteps`, `samples`) to Tests/Fixtures/diffusers/trained."""
+    import time
+    from diffusers import DDIMScheduler, DDPMPipeline
+    torch.manual_seed(7)
+    torch.set_num_threads(1)   # one thread: OpenMP barriers of 2 threads stall on a loaded 2-core machine
+    model = UNet2DModel(sample_size=8, in_channels=1, out_channels=1, block_out_channels=(8, 16), layers_per_block=1,
+                        down_block_types=("DownBlock2D", "AttnDownBlock2D"), up_block_types=("AttnUpBlock2D", "UpBlock2D"),
+                        norm_num_groups=4, attention_head_dim=8)
+    sched = DDPMScheduler(num_train_timesteps=1000)
+    opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
+
+    def batch(n):
+        x = -torch.ones(n, 1, 8, 8)
+        for i in range(n):
+            a, b = sorted(torch.randint(0, 9, (2,)).tolist()); c, d = sorted(torch.randint(0, 9, (2,)).tolist())
+            x[i, 0, a:max(b, a + 2), c:max(d, c + 2)] = 1
+        return x
+
+    start, steps, loss = time.time(), 0, float("nan")
+    model.train()
+    while time.time() - start < seconds and steps < max_steps:
+        x0 = batch(64)
+        noise = torch.randn_like(x0)
+        t = torch.randint(0, 1000, (64,))
+        loss = torch.nn.functional.mse_loss(model(sched.add_noise(x0, noise, t), t).sample, noise)
+        opt.zero_grad(); loss.backward(); opt.step(); steps += 1
+    model.eval()
+    print(f"trained {steps} steps in {time.time() - start:.0f} s, last loss {loss.item():.4f}")
+    folder = os.path.join(FIXTURES, "trained")
+    DDPMPipeline(unet=model, scheduler=sched).save_pretrained(folder, safe_serialization=True)
+    ddim = DDIMScheduler.from_config(sched.config, clip_sample=False, set_alpha_to_one=True)
+    ddim.set_timesteps(10)
+    latents = torch.randn(4, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    x = latents.clone()
+    with torch.no_grad():
+        for t in ddim.timesteps:
+            x = ddim.step(model(x, t).sample, t, x, eta=0.0).prev_sample
+    save_file({"latents": latents, "timesteps": ddim.timesteps.to(torch.float32), "samples": x.contiguous()},
+              os.path.join(folder, "ddim.safetensors"))
+    print("DDIM timesteps", ddim.timesteps.tolist(), "sample range", x.min().item(), x.max().item())
+
+
 def speed(folder, batch=8, repeats=5):
     """The DDPM CIFAR-10 U-Net's shape (35.7 M parameters, 32×32, channels 128/256/256/256, attention
     at 16×16 and in the middle) with downsample_padding 1, saved to `folder`; prints PyTorch's best
@@ -138,6 +185,8 @@ def check(folder):
 if __name__ == "__main__":
     if len(sys.argv) >= 2 and sys.argv[1] == "fixtures":
         fixtures()
+    elif len(sys.argv) >= 2 and sys.argv[1] == "trained":
+        trained()
     elif len(sys.argv) >= 3 and sys.argv[1] == "speed":
         speed(sys.argv[2])
     elif len(sys.argv) >= 3 and sys.argv[1] == "check":
