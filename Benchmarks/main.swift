@@ -305,6 +305,9 @@ func mlpBenchmark() throws {
         let pass = try best(3) { for _ in 0 ..< reps { _ = try model.score(x, at: 0.5) } } / Double(reps)
         let gemm = gemmSeconds(shapes)
         print("    \(name), n = \(n): \(f(pass * 1e3, 3)) ms per pass, \(f(work / pass / 1e9, 1)) GFLOP/s; dgemm_ alone \(f(gemm * 1e3, 3)) ms, \(f(work / gemm / 1e9, 1)) GFLOP/s (products are \(f(100 * gemm / pass, 0))% of the pass)")
+        let model32 = model.withPrecision(.float32)
+        let pass32 = try best(3) { for _ in 0 ..< reps { _ = try model32.score(x, at: 0.5) } } / Double(reps)
+        print("      float32 (--precision f32): \(f(pass32 * 1e3, 3)) ms per pass, \(f(work / pass32 / 1e9, 1)) GFLOP/s (\(f(pass / pass32, 2))x float64)")
     }
 
     // Training: Trainer.step (DSM loss, backward, Adam, EMA).
@@ -314,28 +317,32 @@ func mlpBenchmark() throws {
     let digits = try Digits.load(split: .train).images
     for (name, arch, data, batch, scaling) in [("Toy2D example net D=2 H=64 L=2", moonsShape, moons, 256, DataScaling.identity),
                                                ("digits net D=64 H=256 L=2", digitsShape, digits, 128, try DataScaling(scale: 1.0 / 16))] {
-        let config = TrainingConfiguration(sde: .vp(betaMin: 0.1, betaMax: 20), architecture: arch,
-                                           dataScaling: scaling, seed: 6, batchSize: batch, warmup: 100)
-        let trainer = try Trainer(configuration: config, data: data)
-        try trainer.train(steps: 20)
-        let steps = 200
-        let wall = try best(3) { try trainer.train(steps: steps) }
-        // Per row: forward products with the time embedding per row (2F → H, L × H → H), then ≈ 2× that backward.
-        let d = arch.dimension, h = arch.hiddenWidth, l = arch.residualBlocks
-        let perRow = 2.0 * Double(2 * arch.fourierFeatures * h + l * h * h + d * h + 2 * l * h * h + h * d)
-        let gflops = 3 * perRow * Double(batch * steps) / wall / 1e9
-        print("    \(name), batch \(batch): \(f(wall / Double(steps) * 1e3, 2)) ms per step, \(f(Double(batch * steps) / wall, 0)) examples/s, ~\(f(gflops, 1)) GFLOP/s (3x forward products)")
+        for precision in [MLPPrecision.float64, .float32] {
+            let config = TrainingConfiguration(sde: .vp(betaMin: 0.1, betaMax: 20), architecture: arch,
+                                               dataScaling: scaling, seed: 6, batchSize: batch, warmup: 100, precision: precision)
+            let trainer = try Trainer(configuration: config, data: data)
+            try trainer.train(steps: 20)
+            let steps = 200
+            let wall = try best(3) { try trainer.train(steps: steps) }
+            // Per row: forward products with the time embedding per row (2F → H, L × H → H), then ≈ 2× that backward.
+            let d = arch.dimension, h = arch.hiddenWidth, l = arch.residualBlocks
+            let perRow = 2.0 * Double(2 * arch.fourierFeatures * h + l * h * h + d * h + 2 * l * h * h + h * d)
+            let gflops = 3 * perRow * Double(batch * steps) / wall / 1e9
+            print("    \(name), batch \(batch), \(precision.rawValue): \(f(wall / Double(steps) * 1e3, 2)) ms per step, \(f(Double(batch * steps) / wall, 0)) examples/s, ~\(f(gflops, 1)) GFLOP/s (3x forward products)")
+        }
     }
 
     // Sampling: PC sampler (reverse diffusion + Langevin) with the network.
     let sde = try VPSDE(betaMin: 0.1, betaMax: 20)
     let model = try shipped ?? MLPScore(architecture: digitsShape, sde: .vp(betaMin: 0.1, betaMax: 20), seed: 7)
-    let sampler = PCSampler(sde: sde, score: model, grid: try .uniform(steps: 100, from: 1, to: 1e-3),
-                            predictor: ReverseDiffusion(), corrector: try Langevin(snr: 0.16))
-    for count in [64, 1024] {
-        var nfe = 0
-        let wall = try best(2) { var rng = RandomSource(seed: 8); nfe = try sampler.sample(count: count, using: &rng).scoreEvaluations }
-        print("  sampling, \(shipped == nil ? "fresh digits-shaped network (H=256)" : "shipped digits model"), PC reverse diffusion + Langevin, 100 steps (NFE \(nfe)), \(count) samples: \(f(wall, 2)) s, \(f(Double(count) / wall, 0)) samples/s, \(f(Double(count * nfe) / wall, 0)) row-evaluations/s")
+    for precision in [MLPPrecision.float64, .float32] {
+        let sampler = PCSampler(sde: sde, score: model.withPrecision(precision), grid: try .uniform(steps: 100, from: 1, to: 1e-3),
+                                predictor: ReverseDiffusion(), corrector: try Langevin(snr: 0.16))
+        for count in [64, 1024] {
+            var nfe = 0
+            let wall = try best(2) { var rng = RandomSource(seed: 8); nfe = try sampler.sample(count: count, using: &rng).scoreEvaluations }
+            print("  sampling, \(shipped == nil ? "fresh digits-shaped network (H=256)" : "shipped digits model"), \(precision.rawValue), PC reverse diffusion + Langevin, 100 steps (NFE \(nfe)), \(count) samples: \(f(wall, 2)) s, \(f(Double(count) / wall, 0)) samples/s, \(f(Double(count * nfe) / wall, 0)) row-evaluations/s")
+        }
     }
 }
 

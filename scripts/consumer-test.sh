@@ -37,6 +37,8 @@ let package = Package(
     name: "Consumer",
 $(printf '%s\n' "$lines" | sed "s|$url|file://$work/$name|; s|\"MyTool\"|\"Consumer\"|; s|^|    |")
 )
+// The README's few-step example: a second executable with the same dependency.
+package.targets.append(.executableTarget(name: "FewStepConsumer", dependencies: package.targets[0].dependencies))
 SWIFT
 awk '/<!-- consumer-example:begin -->/{on=1; next} /<!-- consumer-example:end -->/{on=0} on' "$root/README.md" \
   | sed '/^```/d' > "$work/Consumer/Sources/Consumer/main.swift"
@@ -52,7 +54,17 @@ let worst = weights.map { abs($0 - 0.125) }.max()!
 print("consumer: NFE \(run.scoreEvaluations), mode weights \(weights.map { String(format: "%.3f", $0) }), worst error \(worst) (5 SE = \(5 * se))")
 if worst > 5 * se || run.scoreEvaluations != 299 { fatalError("consumer: FAILED") }
 SWIFT
+# The README's few-step predictor, built from the public pieces: it must give the library's bytes.
+mkdir -p "$work/Consumer/Sources/FewStepConsumer"
+awk '/<!-- consumer-fewstep:begin -->/{on=1; next} /<!-- consumer-fewstep:end -->/{on=0} on' "$root/README.md" \
+  | sed '/^```/d' > "$work/Consumer/Sources/FewStepConsumer/main.swift"
+grep -q "MyDPMSolver2M" "$work/Consumer/Sources/FewStepConsumer/main.swift" || { echo "consumer-test: README few-step example not found" >&2; exit 1; }
+cat >> "$work/Consumer/Sources/FewStepConsumer/main.swift" <<'SWIFT'
+if mine.samples != library.samples || mine.scoreEvaluations != 10 { fatalError("consumer: the README's DPM-Solver++(2M) does not give the library's bytes") }
+print("consumer: the README's DPM-Solver++(2M), written from public pieces, gives DPMSolverPlusPlus(order: 2)'s bytes")
+SWIFT
 cd "$work/Consumer"
 swift build 2>&1 | tail -3          # a debug build: it compiles fastest, and the example is small
 swift run --skip-build Consumer
+swift run --skip-build FewStepConsumer
 echo "consumer-test: a package depending on ScoreSDE $version by URL (the README's lines) built and sampled correctly"

@@ -173,6 +173,9 @@ extension ScoreSDECommand {
         @Flag(help: "Add the exact score of a Gaussian fitted to the data to the network's output (a linear skip; the network learns the rest).")
         var gaussianBase = false
 
+        @Option(help: ArgumentHelp("MLP: the precision the network computes in, f64 (default) or f32 (float32 network against float64 weights and Adam state; recorded in the model, so sampling from it computes in float32 too).", valueName: "f32|f64"))
+        var precision: DTypeName?
+
         @OptionGroup(title: "U-Net (--model unet)") var unet: UNetOptions
 
         // MARK: Files
@@ -229,7 +232,7 @@ extension ScoreSDECommand {
             if network == .unet {
                 let mlpOnly = [("--hidden", hidden != nil), ("--blocks", blocks != nil), ("--fourier-features", fourierFeatures != nil),
                                ("--fourier-scale", fourierScale != nil), ("--gaussian-base", gaussianBase),
-                               ("--noise-floor", objective.noiseFloor != nil)].filter(\.1).map(\.0)
+                               ("--noise-floor", objective.noiseFloor != nil), ("--precision", precision != nil)].filter(\.1).map(\.0)
                 if !mlpOnly.isEmpty {
                     throw ValidationError("\(mlpOnly.joined(separator: ", ")) \(mlpOnly.count == 1 ? "is an option" : "are options") of the MLP; --model unet is shaped by --channels, --layers-per-block, --attention-levels, --mid-attention, --norm-groups and --dropout")
                 }
@@ -490,7 +493,7 @@ extension ScoreSDECommand {
                 eps: objective.trainEps ?? 1e-5, timeSampling: objective.timeSampling ?? .uniform,
                 noiseFloor: try objective.floor(scale: scale), dequantizationLevels: objective.dequantize ? set.levels : nil,
                 labelDropout: objective.labelDropout ?? ObjectiveOptions.defaultLabelDropout,
-                gradientBlockSize: gradientBlock ?? Self.defaultGradientBlock)
+                gradientBlockSize: gradientBlock ?? Self.defaultGradientBlock, precision: precision == .f32 ? .float32 : .float64)
             if objective.dequantize && set.levels == nil {
                 throw ScoreSDEError.invalidArgument("--dequantize is for discrete data (digits, patches); \(set.name) is continuous")
             }
@@ -504,7 +507,8 @@ extension ScoreSDECommand {
                  conflict("--blocks", blocks, c.architecture.residualBlocks),
                  conflict("--fourier-features", fourierFeatures, c.architecture.fourierFeatures),
                  conflict("--fourier-scale", fourierScale, c.architecture.fourierScale),
-                 conflict("--parameterization", objective.parameterization?.value.rawValue, c.parameterization?.rawValue ?? c.sde.defaultParameterization.rawValue)]
+                 conflict("--parameterization", objective.parameterization?.value.rawValue, c.parameterization?.rawValue ?? c.sde.defaultParameterization.rawValue),
+                 conflict("--precision", precision?.rawValue, c.precision == .float32 ? DTypeName.f32.rawValue : DTypeName.f64.rawValue)]
             }
         }
 

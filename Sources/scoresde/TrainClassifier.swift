@@ -209,8 +209,8 @@ extension ScoreSDECommand {
                 guard let score = model.learned else {
                     throw ScoreSDEError.invalidArgument("--like \(like) is a Gaussian mixture; give a learned score model (a shipped name such as digits, or a .safetensors from `scoresde train`)")
                 }
-                guard score.architecture.dimension == set.data.rowSize else {
-                    throw ScoreSDEError.shapeMismatch("--like \(like) takes samples of shape \(score.architecture.rowShape) but --data \(data) has rows of shape \(set.rowShape)")
+                guard score.sampleShape.reduce(1, *) == set.data.rowSize else {
+                    throw ScoreSDEError.shapeMismatch("--like \(like) takes samples of shape \(score.sampleShape) but --data \(data) has rows of shape \(set.rowShape)")
                 }
                 (spec, scale, levels) = (score.sdeSpec, score.dataScaling, score.dequantizationLevels)
                 eps = score.likelihoodEps ?? score.sdeSpec.samplingEps

@@ -4,8 +4,10 @@ import Foundation
 
 /// How ``MeasurementGuidedScore`` approximates `p_t(y | x) = ∫ p(y | x₀) p(x₀ | x_t = x) dx₀`.
 /// All three use the Tweedie mean `x̂₀(x) = (x + s² ∇log p_t(x)) / m` and differentiate through it,
-/// `∂x̂₀/∂x = (I + s² J) / m` with `J = ∂s/∂x` (symmetric for a true score, so the model's JVP
-/// provides the needed vector–Jacobian product).
+/// `∂x̂₀/∂x = (I + s² J) / m` with `J = ∂s/∂x`. The gradient needs the vector–Jacobian product
+/// `Jᵀ g`: a model that provides it (``ScoreVJPProviding``, e.g. ``UNetScore`` through its backward
+/// pass) is differentiated exactly as DPS's autograd does; otherwise its JVP `J g` is used, which is
+/// the same for a true score (`J` symmetric).
 public enum MeasurementLikelihood: Sendable, Equatable {
     /// DPS (Chung et al. 2023): `−ζ ∇ₓ ‖y − A x̂₀‖` — their normalised step, here as a score term of
     /// weight ζ (so its step size follows the predictor's `g² Δt`). Heuristic: ignores `σ_y` and the
@@ -35,7 +37,7 @@ public enum MeasurementLikelihood: Sendable, Equatable {
 /// Cost per call (``passesPerEvaluation``): 2 model passes (score, then a JVP along `Aᵀ w`; 1 for
 /// the Jacobian-free ΠGDM), plus `m` JVPs for `.tweedieCovariance`. The sampler counts one NFE and
 /// these passes per call.
-public struct MeasurementGuidedScore<Base: ScoreJacobianProviding>: ScoreModel {
+public struct MeasurementGuidedScore<Base: ScoreModel>: ScoreModel {
     public let base: Base
     public let sde: any ForwardSDE
     public let measurement: LinearMeasurement
@@ -44,7 +46,8 @@ public struct MeasurementGuidedScore<Base: ScoreJacobianProviding>: ScoreModel {
     public let weight: Double
 
     /// - Throws: `shapeMismatch` when `A` does not fit the model's rows; `invalidArgument` for a
-    ///   non-positive data variance or step scale, or a non-finite weight.
+    ///   non-positive data variance or step scale, a non-finite weight, or a likelihood that
+    ///   differentiates through a model with neither Jacobian–vector nor vector–Jacobian products.
     public init(base: Base, sde: any ForwardSDE, measurement: LinearMeasurement,
                 likelihood: MeasurementLikelihood = .tweedieCovariance, weight: Double = 1) throws {
         if let shape = base.rowShape, shape.reduce(1, *) != measurement.dimension {
@@ -56,6 +59,10 @@ public struct MeasurementGuidedScore<Base: ScoreJacobianProviding>: ScoreModel {
         case .tweedieCovariance: break
         }
         try requireParameter(weight.isFinite, "the guidance weight must be finite (got \(weight))")
+        if case .pseudoinverse(_, true) = likelihood {} else {
+            try requireParameter(base is any ScoreJacobianProviding || base is any ScoreVJPProviding,
+                                 "this measurement likelihood differentiates through the model, which provides neither Jacobian–vector nor vector–Jacobian products; use the Jacobian-free ΠGDM (pseudoinverse with jacobianFree)")
+        }
         self.base = base; self.sde = sde; self.measurement = measurement; self.likelihood = likelihood; self.weight = weight
     }
 
@@ -114,7 +121,7 @@ public struct MeasurementGuidedScore<Base: ScoreJacobianProviding>: ScoreModel {
             var dir = Tensor(zeros: x.shape)   // row i of A in every row, refilled per i
             for i in 0 ..< m {
                 for r in 0 ..< n { for j in 0 ..< d { dir.storage[r * d + j] = ms.a[i * d + j] } }
-                let jv = try base.scoreAndJVP(x, at: t, direction: dir).jvp
+                let jv = try jacobianProduct(x, at: t, dir)
                 let ajv = try ms.apply(jv)   // column i of A J Aᵀ
                 for r in 0 ..< n { for q in 0 ..< m { ajat[r * m * m + q * m + i] = ajv.storage[r * m + q] } }
             }
@@ -152,9 +159,17 @@ public struct MeasurementGuidedScore<Base: ScoreJacobianProviding>: ScoreModel {
             try out.checkFinite("the measurement-guided score")
             return out
         }
-        let jg = try base.scoreAndJVP(x, at: t, direction: g).jvp
+        let jg = try jacobianProduct(x, at: t, g)
         out.add(g, scaledBy: weight / mt, jg, scaledBy: weight * st * st / mt)
         try out.checkFinite("the measurement-guided score")
         return out
+    }
+
+    /// `J v` from the model's JVP, or `Jᵀ v` from its VJP when it has no JVP (equal for a true score;
+    /// the VJP is the exact gradient through a network, as autograd computes DPS).
+    private func jacobianProduct(_ x: Tensor, at t: Double, _ v: Tensor) throws -> Tensor {
+        if let j = base as? any ScoreJacobianProviding { return try j.scoreAndJVP(x, at: t, direction: v).jvp }
+        if let j = base as? any ScoreVJPProviding { return try j.scoreAndVJP(x, at: t, cotangent: v).vjp }
+        throw ScoreSDEError.invalidArgument("the model provides neither Jacobian–vector nor vector–Jacobian products")
     }
 }

@@ -3,7 +3,8 @@ import Foundation
 /// How the divergence of the probability-flow drift is computed inside the likelihood ODE.
 public enum DivergenceEstimator: Sendable, Equatable {
     /// Exactly: the model's closed form (`ScoreDivergenceProviding`, O(K·D) for mixtures), else
-    /// `D` Jacobian–vector products (`ScoreJacobianProviding`).
+    /// `D` Jacobian–vector products (`ScoreJacobianProviding`) or vector–Jacobian products
+    /// (`ScoreVJPProviding`, a network's backward pass).
     case exact
     /// Hutchinson's estimator `E[vᵀ (∂s/∂x) v]` with `probes` Rademacher (±1) vectors, drawn once
     /// per solve and averaged (the reference uses one).
@@ -133,12 +134,16 @@ public struct Likelihood<SDE: ForwardSDE, Score: ScoreModel> {
     /// whole solve (per row of `data`; a per-sample system uses its own row's probes).
     private func makeDivergence(for data: Tensor, using rng: inout RandomSource) throws -> ProbabilityFlow<SDE, Score>.Divergence {
         let score = self.score
+        // Passes per batched call: the model's for a score or JVP (a forward pass carrying its
+        // tangent), twice that for a VJP (a forward and a backward pass).
+        let passes = score.passesPerEvaluation
         switch estimator {
         case .exact:
             if let m = score as? any ScoreDivergenceProviding {
-                return { x, t, _ in let (s, div) = try m.scoreAndDivergence(x, at: t); return (s, div, 1) }
+                return { x, t, _ in let (s, div) = try m.scoreAndDivergence(x, at: t); return (s, div, 1, passes) }
             }
-            guard let m = score as? any ScoreJacobianProviding else { throw missingJacobian() }
+            // Diagonal entry j of J per row: component j of J e_j, or equally of Jᵀ e_j.
+            let product = try jacobianProduct(score)
             return { x, t, _ in
                 let n = x.rows, d = x.rowSize
                 var div = [Double](repeating: 0, count: n)
@@ -146,37 +151,51 @@ public struct Likelihood<SDE: ForwardSDE, Score: ScoreModel> {
                 for j in 0 ..< d {
                     var e = Tensor(zeros: x.shape)
                     for r in 0 ..< n { e.storage[r * d + j] = 1 }
-                    let (sc, jv) = try m.scoreAndJVP(x, at: t, direction: e)
+                    let (sc, jv) = try product.apply(x, t, e)
                     s = sc
                     for r in 0 ..< n { div[r] += jv.storage[r * d + j] }
                 }
-                return (s, div, d)
+                return (s, div, d, d * product.passes)
             }
         case .rademacher(let k), .gaussian(let k):
             guard k >= 1 else { throw ScoreSDEError.invalidArgument("the number of Hutchinson probes must be >= 1 (got \(k))") }
-            guard let m = score as? any ScoreJacobianProviding else { throw missingJacobian() }
+            let product = try jacobianProduct(score)
             var probes = [Tensor]()
             for _ in 0 ..< k {
                 if case .gaussian = estimator { probes.append(.standardNormal(like: data, using: &rng)) }
                 else { probes.append(.rademacher(shape: data.shape, using: &rng)) }
             }
             let all = probes
+            // vᵀ J v = vᵀ Jᵀ v: a JVP or a VJP along the probe gives the same estimate.
             return { x, t, firstRow in
                 var div = [Double](repeating: 0, count: x.rows)
                 var s = x
                 for p in all {
                     let v = x.rows == p.rows ? p : p.rows(firstRow ..< firstRow + x.rows)
-                    let (sc, jv) = try m.scoreAndJVP(x, at: t, direction: v)
+                    let (sc, jv) = try product.apply(x, t, v)
                     s = sc
                     for (r, q) in v.rowDots(jv).enumerated() { div[r] += q / Double(k) }
                 }
-                return (s, div, k)
+                return (s, div, k, k * product.passes)
             }
         }
     }
 
+    /// The model's Jacobian product for trace estimation: `J v` (``ScoreJacobianProviding``,
+    /// preferred) or `Jᵀ v` (``ScoreVJPProviding``), with the model passes one call costs.
+    private func jacobianProduct(_ score: Score) throws
+        -> (apply: @Sendable (Tensor, Double, Tensor) throws -> (Tensor, Tensor), passes: Int) {
+        if let m = score as? any ScoreJacobianProviding {
+            return ({ x, t, v in try m.scoreAndJVP(x, at: t, direction: v) }, score.passesPerEvaluation)
+        }
+        if let m = score as? any ScoreVJPProviding {
+            return ({ x, t, v in try m.scoreAndVJP(x, at: t, cotangent: v) }, 2 * score.passesPerEvaluation)
+        }
+        throw missingJacobian()
+    }
+
     private func missingJacobian() -> ScoreSDEError {
-        .invalidArgument("this score model provides neither its divergence nor Jacobian–vector products, which the likelihood needs; conform it to ScoreJacobianProviding")
+        .invalidArgument("this score model provides neither its divergence nor Jacobian–vector or vector–Jacobian products, which the likelihood needs; conform it to ScoreJacobianProviding or ScoreVJPProviding")
     }
 }
 

@@ -20,6 +20,15 @@ public protocol ReverseProcess {
     /// Runs `body` with a batch-sized scratch tensor that is reused from call to call (its shape and
     /// contents on entry are unspecified), so steps need not allocate one per call.
     func withScratch<R>(_ body: (inout Tensor) throws -> R) rethrows -> R
+    /// Whether the population being sampled is split across processes (an MPI run): then a step's
+    /// batch is one shard, and population statistics must come from ``populationMeans(_:)``.
+    var populationIsSplit: Bool { get }
+    /// Means over the **whole population** being sampled of per-row values: `columns[k]` holds this
+    /// batch's rows' values of quantity `k` (e.g. `z.rowNorms()`). One process: `columns[k].mean()`.
+    /// A population split across processes: the values are gathered and summed in global row order,
+    /// the bytes of one process. A step that needs a population statistic (Langevin's step size from
+    /// the mean norms) takes it from the process it is given, never from its batch alone.
+    func populationMeans(_ columns: [[Double]]) throws -> [Double]
 }
 
 extension ReverseProcess {
@@ -27,6 +36,8 @@ extension ReverseProcess {
         var t = Tensor(zeros: [0])
         return try body(&t)
     }
+    public var populationIsSplit: Bool { Population.isSplit }
+    public func populationMeans(_ columns: [[Double]]) throws -> [Double] { try Population.rowMeans(columns) }
 }
 
 extension ReverseProcess {

@@ -97,8 +97,11 @@ public struct DPMSolverPlusPlus: Predictor {
 }
 
 extension Tensor {
-    /// `self = scale · self + Σ cᵢ tᵢ` in one pass (every `tᵢ` shaped like `self`).
-    mutating func linearCombination(scale: Double, _ terms: [(Tensor, Double)]) {
+    /// `self = scale · self + Σ cᵢ tᵢ` in one pass (every `tᵢ` shaped like `self`; a precondition),
+    /// summed left to right per element and split over threads by element, so the bits do not
+    /// depend on the thread count. The update of every multistep predictor of the library
+    /// (DPM-Solver++, UniPC) is one call.
+    public mutating func linearCombination(scale: Double, _ terms: [(Tensor, Double)]) {
         let n = count, s = shape
         values.withUnsafeMutableBufferPointer { xp in
             guard let xb = xp.baseAddress else { return }
@@ -108,7 +111,7 @@ extension Tensor {
 
     /// `self = scale · x + Σ cᵢ tᵢ` in one pass, written into this tensor's own buffer (reshaped if
     /// needed): the same bits as `self = x; self.linearCombination(scale:_:)`, without the copy.
-    mutating func setLinearCombination(_ x: Tensor, scale: Double, _ terms: [(Tensor, Double)]) {
+    public mutating func setLinearCombination(_ x: Tensor, scale: Double, _ terms: [(Tensor, Double)]) {
         if shape != x.shape { self = Tensor(zeros: x.shape) }
         let n = count, s = shape
         values.withUnsafeMutableBufferPointer { op in

@@ -62,7 +62,10 @@ public struct Langevin: Corrector {
                 // processes, the means are over the whole population (gathered in row order).
                 try reverse.withScratch { z in
                     var (gn, zn) = Tensor.langevinNoise(&z, score: s, using: &rng)
-                    if Population.isSplit { (gn, zn) = try Population.meanRowNorms(s, z) }
+                    if reverse.populationIsSplit {
+                        let m = try reverse.populationMeans([s.rowNorms(), z.rowNorms()])
+                        (gn, zn) = (m[0], m[1])
+                    }
                     let r = snr * zn / gn
                     let eps = gn > 0 ? 2 * a * r * r : 0
                     x.add(s, scaledBy: eps, z, scaledBy: (2 * eps).squareRoot())

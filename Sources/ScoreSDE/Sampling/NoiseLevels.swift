@@ -5,8 +5,9 @@ import Foundation
 /// is `2λ`) and the EDM noise level `σ(t) = std/m = e^{−λ}`. Time 0 is clean data (std 0, λ = +∞),
 /// the convention of ``ForwardSDE/transition(from:to:)`` (VE's σmin is noise only above t = 0).
 extension ForwardSDE {
-    /// `(m, std)` at `t`, with `std = 0` at `t = 0`.
-    func noiseLevel(at t: Double) -> (m: Double, std: Double) {
+    /// `(m, std)` at `t`, with `std = 0` at `t = 0`: the signal scale `α_t` and noise level `σ_t` of
+    /// DPM-Solver's notation (`x_t = α_t x₀ + σ_t ε`). What every few-step predictor of the library steps with.
+    public func noiseLevel(at t: Double) -> (m: Double, std: Double) {
         let (m, s) = marginal(at: t)
         return (m, t > 0 ? s : 0)
     }
@@ -32,8 +33,14 @@ extension ForwardSDE {
     }
 }
 
-/// Data prediction (Tweedie): `x0 = (x + std² s)/m` written into `out` (reshaped if needed).
-func dataPrediction(_ x: Tensor, score s: Tensor, m: Double, std: Double, into out: inout Tensor) {
+/// Data prediction (Tweedie's formula; DPM-Solver++'s `x_θ`): `x0 = (x + std² s)/m` written into
+/// `out` (reshaped if needed, so a step can reuse one buffer). `m`, `std` are
+/// ``ForwardSDE/noiseLevel(at:)`` at the time `s` was scored. The library's DPM-Solver++, UniPC,
+/// DDIM and Tweedie denoising compute it with this function.
+///
+///     let (m, std) = reverse.sde.noiseLevel(at: t)
+///     dataPrediction(x, score: try reverse.score(x, at: t), m: m, std: std, into: &x0)
+public func dataPrediction(_ x: Tensor, score s: Tensor, m: Double, std: Double, into out: inout Tensor) {
     if out.shape != x.shape { out = Tensor(zeros: x.shape) }
     let a = 1 / m, b = std * std / m
     let n = x.count

@@ -64,9 +64,10 @@ struct ProbabilityFlow<SDE: ForwardSDE, Score: ScoreModel> {
 
     /// The score and its divergence for rows of `x`, which are rows `firstRow...` of the data
     /// (nil: plain flow, no log-density component); `evaluations` is the number of batched model
-    /// calls it made (1 for a closed form, D for exact-by-JVPs, K for K Hutchinson probes).
+    /// calls it made (1 for a closed form, D for exact-by-JVPs, K for K Hutchinson probes) and
+    /// `passes` the model passes they cost (a vector–Jacobian product is a forward and a backward pass).
     typealias Divergence = (_ x: Tensor, _ t: Double, _ firstRow: Int) throws
-        -> (score: Tensor, divergence: [Double], evaluations: Int)
+        -> (score: Tensor, divergence: [Double], evaluations: Int, passes: Int)
 
     func validateTimes(_ t0: Double, _ t1: Double) throws {
         for t in [t0, t1] where !(t.isFinite && t > 0 && t <= sde.T) {
@@ -194,18 +195,19 @@ struct ProbabilityFlow<SDE: ForwardSDE, Score: ScoreModel> {
                 // system is its row in the data.
                 let base = ProbabilityFlowRow.current ?? 0
                 let chunk = min(n, batchSize ?? n)
-                var scores = [Tensor](), calls = 0
+                var scores = [Tensor](), calls = 0, passes = 0
                 var lo = 0
                 while lo < n {
                     let hi = min(n, lo + chunk)
-                    let (sc, div, evaluations) = try divergence(chunk == n ? state : state.rows(lo ..< hi), t, base + lo)
+                    let (sc, div, evaluations, p) = try divergence(chunk == n ? state : state.rows(lo ..< hi), t, base + lo)
                     scores.append(sc)
                     calls = max(calls, evaluations)
+                    passes = max(passes, p)
                     let ad = a * Double(d)
                     for r in lo ..< hi { dydt[n * d + r] = ad + h * div[r - lo] }
                     lo = hi
                 }
-                reverse.countEvaluations(calls)
+                reverse.countEvaluations(calls, passes: passes)
                 s = scores.count == 1 ? scores[0] : try Tensor.concatenating(scores)
             } else {
                 s = try reverse.score(state, at: t)

@@ -89,9 +89,13 @@ public struct UniPC: Predictor {
         state.index += 1
     }
 
-    /// One UniP (`modelAtEnd == nil`) or UniC update of `x` over `t0 → t` from `models[0]` (at `t0`),
-    /// `models[1…]` (earlier), in the reference's `multistep_uni_pc_bh_update` form.
-    func update(_ x: Tensor, models: [Tensor], lambdas: [Double], sde: some ForwardSDE, from t0: Double, to t: Double,
+    /// One UniP (`modelAtEnd == nil`) or UniC update of `x` over `t0 → t` from the data predictions
+    /// `models[0]` (at `t0`) and `models[1…]` (earlier), with `lambdas` their half log-SNRs
+    /// (``ForwardSDE/halfLogSNR(at:)``), in the reference's `multistep_uni_pc_bh_update` form (Zhao
+    /// et al. 2023, Alg. 1 and 2, B(h) of ``variant``); `order` ≤ `models.count`. With `modelAtEnd`
+    /// (the data prediction at `t` of the predicted state) it is the corrector UniC. The library's
+    /// UniPC and adaptive UniPC are built on it; so can a user's predictor.
+    public func update(_ x: Tensor, models: [Tensor], lambdas: [Double], sde: some ForwardSDE, from t0: Double, to t: Double,
                 order p: Int, modelAtEnd: Tensor?) -> Tensor {
         var out = Tensor(zeros: x.shape)
         update(into: &out, from: x, models: models, lambdas: lambdas, sde: sde, from: t0, to: t, order: p, modelAtEnd: modelAtEnd)
@@ -100,7 +104,7 @@ public struct UniPC: Predictor {
 
     /// ``update(_:models:lambdas:sde:from:to:order:modelAtEnd:)`` written into `out` (reshaped if
     /// needed; its contents on entry are not read), so a sampler can reuse its buffers.
-    func update(into out: inout Tensor, from x: Tensor, models: [Tensor], lambdas: [Double], sde: some ForwardSDE,
+    public func update(into out: inout Tensor, from x: Tensor, models: [Tensor], lambdas: [Double], sde: some ForwardSDE,
                 from t0: Double, to t: Double, order p: Int, modelAtEnd: Tensor?) {
         let (_, s0) = sde.noiseLevel(at: t0), (at, st) = sde.noiseLevel(at: t)
         if st == 0 { out.assign(modelAtEnd ?? models[0], scaledBy: at); return }

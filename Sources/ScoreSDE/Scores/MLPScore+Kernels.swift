@@ -2,7 +2,8 @@ import Foundation
 
 // The numerical core of MLPScore: layer offsets, elementwise SIMD kernels, the inference pass
 // (score and forward-mode JVP at one time) and the training pass (forward with stored
-// activations, hand-written backward). All matrix products are BLAS.gemm over whole batches.
+// activations, hand-written backward), generic over the compute precision (MLPKernelScalar:
+// float64 through BLAS.gemm, float32 through oneDNN's sgemm). All matrix products run over whole batches.
 
 /// Offsets of every tensor in the flat parameter vector, by role.
 struct MLPLayout: Sendable {
@@ -38,24 +39,26 @@ struct MLPLayout: Sendable {
 
 /// `y (=|+=) x · Wᵀ` for `rows` rows: `x` is `rows × in`, `W` is `out × in`.
 @inline(__always)
-func linearForward(_ x: UnsafePointer<Double>, rows: Int, inDim: Int, weight w: UnsafePointer<Double>, outDim: Int,
-                   into y: UnsafeMutablePointer<Double>, accumulate: Bool) {
-    BLAS.gemm(transB: true, m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: w, ldb: inDim,
+func linearForward<T: MLPKernelScalar>(_ x: UnsafePointer<T>, rows: Int, inDim: Int, weight w: UnsafePointer<T>, outDim: Int,
+                                     into y: UnsafeMutablePointer<T>, accumulate: Bool) {
+    T.mlpGemm(transA: false, transB: true, m: rows, n: outDim, k: inDim, a: x, lda: inDim, b: w, ldb: inDim,
               beta: accumulate ? 1 : 0, c: y, ldc: outDim)
 }
 
 /// `dW += gᵀ · x` (`g` is `rows × out`).
 @inline(__always)
-func linearWeightGradient(_ g: UnsafePointer<Double>, _ x: UnsafePointer<Double>, rows: Int, inDim: Int, outDim: Int,
-                          into dw: UnsafeMutablePointer<Double>) {
-    BLAS.gemm(transA: true, m: outDim, n: inDim, k: rows, a: g, lda: outDim, b: x, ldb: inDim, beta: 1, c: dw, ldc: inDim)
+func linearWeightGradient<T: MLPKernelScalar>(_ g: UnsafePointer<T>, _ x: UnsafePointer<T>, rows: Int, inDim: Int, outDim: Int,
+                                            into dw: UnsafeMutablePointer<T>) {
+    T.mlpGemm(transA: true, transB: false, m: outDim, n: inDim, k: rows, a: g, lda: outDim, b: x, ldb: inDim,
+              beta: 1, c: dw, ldc: inDim)
 }
 
 /// `gx (=|+=) g · W`.
 @inline(__always)
-func linearInputGradient(_ g: UnsafePointer<Double>, rows: Int, weight w: UnsafePointer<Double>, inDim: Int, outDim: Int,
-                         into gx: UnsafeMutablePointer<Double>, accumulate: Bool) {
-    BLAS.gemm(m: rows, n: inDim, k: outDim, a: g, lda: outDim, b: w, ldb: inDim, beta: accumulate ? 1 : 0, c: gx, ldc: inDim)
+func linearInputGradient<T: MLPKernelScalar>(_ g: UnsafePointer<T>, rows: Int, weight w: UnsafePointer<T>, inDim: Int, outDim: Int,
+                                           into gx: UnsafeMutablePointer<T>, accumulate: Bool) {
+    T.mlpGemm(transA: false, transB: false, m: rows, n: inDim, k: outDim, a: g, lda: outDim, b: w, ldb: inDim,
+              beta: accumulate ? 1 : 0, c: gx, ldc: inDim)
 }
 
 // MARK: - Elementwise kernels
@@ -165,8 +168,8 @@ func siluTangent(_ pre: UnsafePointer<Double>, _ dpre: UnsafePointer<Double>,
 }
 
 /// `dst[r] = bias (+ other[r])` for `rows` rows of `width`.
-func fillRows(_ dst: UnsafeMutablePointer<Double>, rows: Int, width: Int, bias: UnsafePointer<Double>,
-              plus other: UnsafePointer<Double>? = nil) {
+func fillRows<T: FloatingPoint>(_ dst: UnsafeMutablePointer<T>, rows: Int, width: Int, bias: UnsafePointer<T>,
+                                plus other: UnsafePointer<T>? = nil) {
     Parallel.forEachChunk(rows, grain: max(1, elementGrain / max(width, 1))) { range in
         for r in range {
             let o = dst + r &* width
@@ -181,23 +184,24 @@ func fillRows(_ dst: UnsafeMutablePointer<Double>, rows: Int, width: Int, bias: 
 }
 
 /// `acc[j] += Σ_r g[r, j]` (sequential over rows: the result does not depend on the thread count).
-func addColumnSums(_ g: UnsafePointer<Double>, rows: Int, width: Int, into acc: UnsafeMutablePointer<Double>) {
+func addColumnSums<T: FloatingPoint>(_ g: UnsafePointer<T>, rows: Int, width: Int, into acc: UnsafeMutablePointer<T>) {
     for r in 0 ..< rows {
         let q = g + r &* width
         for j in 0 ..< width { acc[j] += q[j] }
     }
 }
 
-/// `out[r, k] = sin(2π W_k τ_r)`, `out[r, F + k] = cos(2π W_k τ_r)`.
-func fourierFeatures(_ tau: UnsafePointer<Double>, rows: Int, frequencies w: UnsafePointer<Double>, f: Int,
-                     into out: UnsafeMutablePointer<Double>) {
+/// `out[r, k] = sin(2π W_k τ_r)`, `out[r, F + k] = cos(2π W_k τ_r)`, computed in float64 (the
+/// frequencies and times are float64) and rounded once to `T`.
+func fourierFeatures<T: BinaryFloatingPoint>(_ tau: UnsafePointer<Double>, rows: Int, frequencies w: UnsafePointer<Double>, f: Int,
+                                             into out: UnsafeMutablePointer<T>) {
     Parallel.forEachChunk(rows, grain: max(1, 4096 / max(f, 1))) { range in
         for r in range {
             let o = out + r &* 2 &* f, t = 2 * Double.pi * tau[r]
             for k in 0 ..< f {
                 let a = t * w[k]
-                o[k] = Foundation.sin(a)
-                o[f &+ k] = Foundation.cos(a)
+                o[k] = T(Foundation.sin(a))
+                o[f &+ k] = T(Foundation.cos(a))
             }
         }
     }
@@ -206,26 +210,41 @@ func fourierFeatures(_ tau: UnsafePointer<Double>, rows: Int, frequencies w: Uns
 /// `SiLU(a)` of one value.
 @inline(__always) func siluScalar(_ a: Double) -> Double { a * sigmoid4(V4(repeating: a))[0] }
 
+/// `dst[i] = T(src[i])` for `n` values (a no-op copy when the types agree).
+@inline(__always)
+func convert<S: BinaryFloatingPoint, T: BinaryFloatingPoint>(_ src: UnsafePointer<S>, to dst: UnsafeMutablePointer<T>, _ n: Int) {
+    for i in 0 ..< n { dst[i] = T(src[i]) }
+}
+
 // MARK: - Inference: score and JVP at one time
 
-/// Scratch and time-folded biases for evaluating the network at one τ on chunks of rows.
+/// Scratch and time-folded biases for evaluating the network at one τ on chunks of rows, in the
+/// compute precision `T` (``MLPPrecision``).
 ///
-/// At a fixed time the embedding is one vector, so it is folded into biases once:
-/// `bias0 = input.bias + temb`, `biasU_i = dense1.bias + temb.bias + temb.weight · temb`.
-final class MLPInferenceContext {
+/// At a fixed time the embedding is one vector, so it is folded into biases once, in float64 from
+/// the float64 parameters: `bias0 = input.bias + temb`, `biasU_i = dense1.bias + temb.bias + temb.weight · temb`,
+/// then rounded to `T`.
+final class MLPInferenceContext<T: MLPKernelScalar> {
     let l: MLPLayout
-    let p: UnsafePointer<Double>
+    /// The parameters in `T` (the float64 ones themselves when `T` is `Double`).
+    let p: UnsafePointer<T>
     let capacity: Int
-    let buffer: UnsafeMutablePointer<Double>
-    let h, act, u: UnsafeMutablePointer<Double>
-    let dh, dact, du: UnsafeMutablePointer<Double>
-    let bias0, biasU: UnsafeMutablePointer<Double>
+    let buffer: UnsafeMutablePointer<T>
+    let h, act, u: UnsafeMutablePointer<T>
+    let dh, dact, du: UnsafeMutablePointer<T>
+    let bias0, biasU: UnsafeMutablePointer<T>
+    /// `T` ≠ `Double`: the chunk's inputs and outputs in `T` (rows × D each: x, v, out, jvp).
+    let staging: UnsafeMutablePointer<T>?
 
-    /// - Parameter label: the label row of `label.embedding` to add (conditional networks), or nil.
-    init(layout l: MLPLayout, params p: UnsafePointer<Double>, tau: Double, label: Int? = nil, capacity: Int, withTangent: Bool) {
+    /// - Parameters:
+    ///   - pd: the float64 parameters (the time embedding is computed from them).
+    ///   - p: the same parameters in `T`.
+    ///   - label: the label row of `label.embedding` to add (conditional networks), or nil.
+    init(layout l: MLPLayout, params pd: UnsafePointer<Double>, compute p: UnsafePointer<T>, tau: Double, label: Int? = nil,
+         capacity: Int, withTangent: Bool) {
         self.l = l; self.p = p; self.capacity = capacity
         let hw = l.h, slab = capacity * hw
-        let total = (withTangent ? 6 : 3) * slab + hw * (1 + l.blocks) + 2 * l.f + 2 * hw
+        let total = (withTangent ? 6 : 3) * slab + hw * (1 + l.blocks)
         buffer = .allocate(capacity: total)
         h = buffer; act = buffer + slab; u = buffer + 2 * slab
         dh = withTangent ? buffer + 3 * slab : h
@@ -233,70 +252,95 @@ final class MLPInferenceContext {
         du = withTangent ? buffer + 5 * slab : u
         let base = buffer + (withTangent ? 6 : 3) * slab
         bias0 = base; biasU = base + hw
-        let feat = base + hw * (1 + l.blocks), temb = feat + 2 * l.f, tmp = temb + hw
+        staging = T.self == Double.self ? nil : .allocate(capacity: 4 * capacity * l.d)
 
-        // Time embedding of one row.
+        // Time embedding of one row, in float64.
+        let scratch = UnsafeMutablePointer<Double>.allocate(capacity: 2 * l.f + 2 * hw + hw * (1 + l.blocks))
+        defer { scratch.deallocate() }
+        let feat = scratch, temb = feat + 2 * l.f, tmp = temb + hw, b0 = tmp + hw, bU = b0 + hw
         var t = tau
-        fourierFeatures(&t, rows: 1, frequencies: p + l.freq, f: l.f, into: feat)
-        tmp.update(from: p + l.embB, count: hw)
-        linearForward(feat, rows: 1, inDim: 2 * l.f, weight: p + l.embW, outDim: hw, into: tmp, accumulate: true)
+        fourierFeatures(&t, rows: 1, frequencies: pd + l.freq, f: l.f, into: feat)
+        tmp.update(from: pd + l.embB, count: hw)
+        linearForward(feat, rows: 1, inDim: 2 * l.f, weight: pd + l.embW, outDim: hw, into: tmp, accumulate: true)
         if let label, l.labEmb >= 0 {
-            let e = p + l.labEmb + label * hw
+            let e = pd + l.labEmb + label * hw
             for j in 0 ..< hw { tmp[j] += e[j] }
         }
         for j in 0 ..< hw { temb[j] = siluScalar(tmp[j]) }
-        for j in 0 ..< hw { bias0[j] = p[l.inB + j] + temb[j] }
+        for j in 0 ..< hw { b0[j] = pd[l.inB + j] + temb[j] }
         for i in 0 ..< l.blocks {
-            let b = biasU + i * hw
-            b.update(from: p + l.b1[i], count: hw)
+            let b = bU + i * hw
+            b.update(from: pd + l.b1[i], count: hw)
             if l.embedInBlocks {
-                for j in 0 ..< hw { b[j] += p[l.bt[i] + j] }
-                linearForward(temb, rows: 1, inDim: hw, weight: p + l.wt[i], outDim: hw, into: b, accumulate: true)
+                for j in 0 ..< hw { b[j] += pd[l.bt[i] + j] }
+                linearForward(temb, rows: 1, inDim: hw, weight: pd + l.wt[i], outDim: hw, into: b, accumulate: true)
             }
         }
+        convert(b0, to: bias0, hw * (1 + l.blocks))
     }
 
-    deinit { buffer.deallocate() }
+    deinit { buffer.deallocate(); staging?.deallocate() }
 
-    /// `out = scale · net(x)` and, when `v` is given, `jvp = scale · (∂net/∂x) v`, for `rows ≤ capacity` rows.
+    /// `out = scale · net(x)` (with `bound`: `scale · B tanh(net / B)`) and, when `v` is given,
+    /// `jvp` its derivative along `v`, for `rows ≤ capacity` float64 rows: converted to `T` on the
+    /// way in, the network in `T`, the output converted back and scaled in float64.
     func run(x: UnsafePointer<Double>, rows n: Int, out: UnsafeMutablePointer<Double>,
              v: UnsafePointer<Double>?, jvp: UnsafeMutablePointer<Double>?, scale: Double, bound: Double? = nil) {
+        let nd = n * l.d
+        if let staging {
+            let xs = staging, vs = staging + capacity * l.d, os = vs + capacity * l.d, js = os + capacity * l.d
+            convert(x, to: xs, nd)
+            if let v { convert(v, to: vs, nd) }
+            network(x: xs, rows: n, out: os, v: v == nil ? nil : UnsafePointer(vs), jvp: jvp == nil ? nil : js)
+            convert(os, to: out, nd)
+            if let jvp { convert(js, to: jvp, nd) }
+        } else {
+            // T is Double: no conversion.
+            network(x: UnsafeRawPointer(x).assumingMemoryBound(to: T.self), rows: n,
+                    out: UnsafeMutableRawPointer(out).assumingMemoryBound(to: T.self),
+                    v: v.map { UnsafeRawPointer($0).assumingMemoryBound(to: T.self) },
+                    jvp: jvp.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: T.self) })
+        }
+        if let bound {
+            // out = B tanh(raw / B); its derivative 1 − tanh² scales the tangent.
+            for i in 0 ..< nd {
+                let th = Foundation.tanh(out[i] / bound)
+                out[i] = bound * th
+                if let jvp { jvp[i] *= 1 - th * th }
+            }
+        }
+        if scale != 1 { for i in 0 ..< nd { out[i] *= scale } }
+        if let jvp, scale != 1 { for i in 0 ..< nd { jvp[i] *= scale } }
+    }
+
+    /// `out = net(x)` and, when `v` is given, `jvp = (∂net/∂x) v`, in `T`.
+    func network(x: UnsafePointer<T>, rows n: Int, out: UnsafeMutablePointer<T>, v: UnsafePointer<T>?, jvp: UnsafeMutablePointer<T>?) {
         let hw = l.h, d = l.d, nh = n * hw
         let tangent = v != nil
         fillRows(h, rows: n, width: hw, bias: bias0)
         linearForward(x, rows: n, inDim: d, weight: p + l.inW, outDim: hw, into: h, accumulate: true)
         if let v { linearForward(v, rows: n, inDim: d, weight: p + l.inW, outDim: hw, into: dh, accumulate: false) }
         for i in 0 ..< l.blocks {
-            if tangent { siluTangent(h, dh, act: act, dact: dact, nh) } else { siluForward(h, act: act, sig: nil, nh) }
+            if tangent { T.siluTangent(h, dh, act: act, dact: dact, nh) } else { T.siluForward(h, act: act, sig: nil, nh) }
             fillRows(u, rows: n, width: hw, bias: biasU + i * hw)
             linearForward(act, rows: n, inDim: hw, weight: p + l.w1[i], outDim: hw, into: u, accumulate: true)
             if tangent { linearForward(dact, rows: n, inDim: hw, weight: p + l.w1[i], outDim: hw, into: du, accumulate: false) }
-            if tangent { siluTangent(u, du, act: act, dact: dact, nh) } else { siluForward(u, act: act, sig: nil, nh) }
+            if tangent { T.siluTangent(u, du, act: act, dact: dact, nh) } else { T.siluForward(u, act: act, sig: nil, nh) }
             addRowBias(h, rows: n, width: hw, bias: p + l.b2[i])
             linearForward(act, rows: n, inDim: hw, weight: p + l.w2[i], outDim: hw, into: h, accumulate: true)
             if tangent { linearForward(dact, rows: n, inDim: hw, weight: p + l.w2[i], outDim: hw, into: dh, accumulate: true) }
         }
-        if tangent { siluTangent(h, dh, act: act, dact: dact, nh) } else { siluForward(h, act: act, sig: nil, nh) }
+        if tangent { T.siluTangent(h, dh, act: act, dact: dact, nh) } else { T.siluForward(h, act: act, sig: nil, nh) }
         fillRows(out, rows: n, width: d, bias: p + l.outB)
         linearForward(act, rows: n, inDim: hw, weight: p + l.outW, outDim: d, into: out, accumulate: true)
         if let jvp {
             linearForward(dact, rows: n, inDim: hw, weight: p + l.outW, outDim: d, into: jvp, accumulate: false)
         }
-        if let bound {
-            // out = B tanh(raw / B); its derivative 1 − tanh² scales the tangent.
-            for i in 0 ..< n * d {
-                let th = Foundation.tanh(out[i] / bound)
-                out[i] = bound * th
-                if let jvp { jvp[i] *= 1 - th * th }
-            }
-        }
-        if scale != 1 { for i in 0 ..< n * d { out[i] *= scale } }
-        if let jvp, scale != 1 { for i in 0 ..< n * d { jvp[i] *= scale } }
     }
 }
 
 /// `dst[r] += bias` for every row.
-func addRowBias(_ dst: UnsafeMutablePointer<Double>, rows: Int, width: Int, bias: UnsafePointer<Double>) {
+func addRowBias<T: FloatingPoint>(_ dst: UnsafeMutablePointer<T>, rows: Int, width: Int, bias: UnsafePointer<T>) {
     Parallel.forEachChunk(rows, grain: max(1, elementGrain / max(width, 1))) { range in
         for r in range {
             let o = dst + r &* width
@@ -307,13 +351,16 @@ func addRowBias(_ dst: UnsafeMutablePointer<Double>, rows: Int, width: Int, bias
 
 // MARK: - Training: forward with stored activations, backward
 
-/// Buffers of one training pass over up to `capacity` rows: inputs, every activation the backward
-/// pass needs, and gradient scratch. One allocation, reused across steps.
-/// The scratch memory of ``MLPScore``'s batched training pass (``DenoisingScoreNetwork``).
+/// The scratch memory of ``MLPScore``'s batched training pass (``DenoisingScoreNetwork``): the
+/// float64 boundary (inputs, output, `∂loss/∂out`) and the pass's buffers in the model's compute
+/// precision (``MLPPrecision``). One allocation per precision, reused across steps.
+///
+/// With ``MLPPrecision/float32`` the float64 parameters are rounded to float32 at the start of
+/// every pass (a copy of `P` values: under 0.2 % of a pass's work at batch 128), the forward and
+/// backward run in float32, and the float32 gradient is added into the trainer's float64 one.
 public final class MLPTrainingWorkspace {
     let l: MLPLayout
     let capacity: Int
-    let buffer: UnsafeMutablePointer<Double>
     /// Inputs `x` (`rows × D`) and per-row time inputs `τ`.
     let x, tau: UnsafeMutablePointer<Double>
     /// Per-row label rows of `label.embedding` (conditional networks; set by the caller).
@@ -322,73 +369,52 @@ public final class MLPTrainingWorkspace {
     let out, gOut: UnsafeMutablePointer<Double>
     /// With an output bound: `∂out/∂raw = 1 − tanh²(raw / B)` of the last forward.
     let outDeriv: UnsafeMutablePointer<Double>
-    let feat, tembPre, tembSig, temb: UnsafeMutablePointer<Double>
-    let hPre, hSig, hAct: [UnsafeMutablePointer<Double>]     // L + 1 each
-    let uPre, uSig, uAct: [UnsafeMutablePointer<Double>]     // L each
-    let gH, gA, gU, gTemb: UnsafeMutablePointer<Double>
-    let biasTmp: UnsafeMutablePointer<Double>
+    let f64: MLPTrainingBuffers<Double>?
+    let f32: MLPTrainingBuffers<Float>?
+    /// τ, and with float32 the boundary buffers above (x, out, gOut, outDeriv).
+    let boundary: UnsafeMutablePointer<Double>
+    /// Float32: the parameters and the gradient in float32.
+    let parameters32, gradient32: UnsafeMutablePointer<Float>?
 
-    init(layout l: MLPLayout, capacity: Int) {
+    init(layout l: MLPLayout, capacity: Int, precision: MLPPrecision = .float64) {
         self.l = l; self.capacity = capacity
         labels = [Int](repeating: 0, count: capacity)
-        let c = capacity, hw = l.h, d = l.d, L = l.blocks
-        let slab = c * hw
-        let total = c * (4 * d + 1) + c * 2 * l.f + slab * (3 + 3 * (L + 1) + 3 * L + 4) + hw
-        buffer = .allocate(capacity: total)
-        buffer.initialize(repeating: 0, count: total)
-        var cursor = buffer
-        func take(_ n: Int) -> UnsafeMutablePointer<Double> { defer { cursor += n }; return cursor }
-        x = take(c * d); out = take(c * d); gOut = take(c * d); outDeriv = take(c * d)
-        tau = take(c)
-        feat = take(c * 2 * l.f)
-        tembPre = take(slab); tembSig = take(slab); temb = take(slab)
-        hPre = (0 ... L).map { _ in take(slab) }
-        hSig = (0 ... L).map { _ in take(slab) }
-        hAct = (0 ... L).map { _ in take(slab) }
-        uPre = (0 ..< L).map { _ in take(slab) }
-        uSig = (0 ..< L).map { _ in take(slab) }
-        uAct = (0 ..< L).map { _ in take(slab) }
-        gH = take(slab); gA = take(slab); gU = take(slab); gTemb = take(slab)
-        biasTmp = take(hw)
+        let c = capacity, d = l.d
+        switch precision {
+        case .float64:
+            let b = MLPTrainingBuffers<Double>(layout: l, capacity: c)
+            f64 = b; f32 = nil; parameters32 = nil; gradient32 = nil
+            boundary = .allocate(capacity: c)
+            boundary.initialize(repeating: 0, count: c)
+            x = b.x; out = b.out; gOut = b.gOut; outDeriv = b.outDeriv; tau = boundary
+        case .float32:
+            let b = MLPTrainingBuffers<Float>(layout: l, capacity: c)
+            f64 = nil; f32 = b
+            boundary = .allocate(capacity: c * (4 * d + 1))
+            boundary.initialize(repeating: 0, count: c * (4 * d + 1))
+            x = boundary; out = boundary + c * d; gOut = boundary + 2 * c * d; outDeriv = boundary + 3 * c * d; tau = boundary + 4 * c * d
+            let pg = UnsafeMutablePointer<Float>.allocate(capacity: 2 * l.count)
+            pg.initialize(repeating: 0, count: 2 * l.count)
+            parameters32 = pg; gradient32 = pg + l.count
+        }
     }
 
-    deinit { buffer.deallocate() }
+    deinit { boundary.deallocate(); parameters32?.deallocate() }
 
     /// `out = net(x, τ)` (bounded to `B tanh(net / B)` with a bound) for the first `n` rows, keeping what `backward` needs.
     func forward(_ p: UnsafePointer<Double>, rows n: Int, bound: Double? = nil) {
         precondition(n <= capacity)
-        let hw = l.h, d = l.d, nh = n * hw, L = l.blocks
-        fourierFeatures(tau, rows: n, frequencies: p + l.freq, f: l.f, into: feat)
-        fillRows(tembPre, rows: n, width: hw, bias: p + l.embB)
-        linearForward(feat, rows: n, inDim: 2 * l.f, weight: p + l.embW, outDim: hw, into: tembPre, accumulate: true)
-        if l.labEmb >= 0 {
-            for r in 0 ..< n {
-                let e = p + l.labEmb + labels[r] * hw, o = tembPre + r * hw
-                for j in 0 ..< hw { o[j] += e[j] }
-            }
+        let nd = n * l.d
+        if let f64 {
+            f64.forward(p, frequencies: p + l.freq, tau: tau, labels: labels, rows: n)
+        } else if let f32, let p32 = parameters32 {
+            convert(p, to: p32, l.count)
+            convert(x, to: f32.x, nd)
+            f32.forward(p32, frequencies: p + l.freq, tau: tau, labels: labels, rows: n)
+            convert(f32.out, to: out, nd)
         }
-        siluForward(tembPre, act: temb, sig: tembSig, nh)
-        fillRows(hPre[0], rows: n, width: hw, bias: p + l.inB, plus: temb)
-        linearForward(x, rows: n, inDim: d, weight: p + l.inW, outDim: hw, into: hPre[0], accumulate: true)
-        for i in 0 ..< L {
-            siluForward(hPre[i], act: hAct[i], sig: hSig[i], nh)
-            if l.embedInBlocks {
-                for j in 0 ..< hw { biasTmp[j] = p[l.b1[i] + j] + p[l.bt[i] + j] }
-                fillRows(uPre[i], rows: n, width: hw, bias: biasTmp)
-                linearForward(temb, rows: n, inDim: hw, weight: p + l.wt[i], outDim: hw, into: uPre[i], accumulate: true)
-            } else {
-                fillRows(uPre[i], rows: n, width: hw, bias: p + l.b1[i])
-            }
-            linearForward(hAct[i], rows: n, inDim: hw, weight: p + l.w1[i], outDim: hw, into: uPre[i], accumulate: true)
-            siluForward(uPre[i], act: uAct[i], sig: uSig[i], nh)
-            fillRows(hPre[i + 1], rows: n, width: hw, bias: p + l.b2[i], plus: hPre[i])
-            linearForward(uAct[i], rows: n, inDim: hw, weight: p + l.w2[i], outDim: hw, into: hPre[i + 1], accumulate: true)
-        }
-        siluForward(hPre[L], act: hAct[L], sig: hSig[L], nh)
-        fillRows(out, rows: n, width: d, bias: p + l.outB)
-        linearForward(hAct[L], rows: n, inDim: hw, weight: p + l.outW, outDim: d, into: out, accumulate: true)
         if let bound {
-            for i in 0 ..< n * d {
+            for i in 0 ..< nd {
                 let th = Foundation.tanh(out[i] / bound)
                 out[i] = bound * th
                 outDeriv[i] = 1 - th * th
@@ -404,19 +430,109 @@ public final class MLPTrainingWorkspace {
     /// Adds `∂loss/∂θ` to `g` (flat, parameter order) from `gOut = ∂loss/∂out` of the first `n`
     /// rows, after `forward` on the same rows and parameters. `embed.W` gets no gradient (a buffer).
     func backward(_ p: UnsafePointer<Double>, gradient g: UnsafeMutablePointer<Double>, rows n: Int) {
+        if let f64 {
+            f64.backward(p, gradient: g, rows: n)
+        } else if let f32, let p32 = parameters32, let g32 = gradient32 {
+            convert(gOut, to: f32.gOut, n * l.d)
+            g32.update(repeating: 0, count: l.count)
+            f32.backward(p32, gradient: g32, rows: n)
+            for j in 0 ..< l.count { g[j] += Double(g32[j]) }
+        }
+    }
+}
+
+/// Buffers of one training pass over up to `capacity` rows in `T`: inputs, every activation the
+/// backward pass needs, and gradient scratch. One allocation, reused across steps.
+final class MLPTrainingBuffers<T: MLPKernelScalar> {
+    let l: MLPLayout
+    let capacity: Int
+    let buffer: UnsafeMutablePointer<T>
+    let x, out, gOut, outDeriv: UnsafeMutablePointer<T>
+    /// The label rows of the last `forward` (conditional networks).
+    var labels: [Int] = []
+    let feat, tembPre, tembSig, temb: UnsafeMutablePointer<T>
+    let hPre, hSig, hAct: [UnsafeMutablePointer<T>]     // L + 1 each
+    let uPre, uSig, uAct: [UnsafeMutablePointer<T>]     // L each
+    let gH, gA, gU, gTemb: UnsafeMutablePointer<T>
+    let biasTmp: UnsafeMutablePointer<T>
+
+    init(layout l: MLPLayout, capacity: Int) {
+        self.l = l; self.capacity = capacity
+        let c = capacity, hw = l.h, d = l.d, L = l.blocks
+        let slab = c * hw
+        let total = c * 4 * d + c * 2 * l.f + slab * (3 + 3 * (L + 1) + 3 * L + 4) + hw
+        buffer = .allocate(capacity: total)
+        buffer.initialize(repeating: 0, count: total)
+        var cursor = buffer
+        func take(_ n: Int) -> UnsafeMutablePointer<T> { defer { cursor += n }; return cursor }
+        x = take(c * d); out = take(c * d); gOut = take(c * d); outDeriv = take(c * d)
+        feat = take(c * 2 * l.f)
+        tembPre = take(slab); tembSig = take(slab); temb = take(slab)
+        hPre = (0 ... L).map { _ in take(slab) }
+        hSig = (0 ... L).map { _ in take(slab) }
+        hAct = (0 ... L).map { _ in take(slab) }
+        uPre = (0 ..< L).map { _ in take(slab) }
+        uSig = (0 ..< L).map { _ in take(slab) }
+        uAct = (0 ..< L).map { _ in take(slab) }
+        gH = take(slab); gA = take(slab); gU = take(slab); gTemb = take(slab)
+        biasTmp = take(hw)
+    }
+
+    deinit { buffer.deallocate() }
+
+    /// `out = net(x, τ)` (raw, before any output bound) for the first `n` rows, keeping what
+    /// `backward` needs. `w` are the float64 Fourier frequencies, `tau` the float64 time inputs.
+    func forward(_ p: UnsafePointer<T>, frequencies w: UnsafePointer<Double>, tau: UnsafePointer<Double>, labels: [Int], rows n: Int) {
+        precondition(n <= capacity)
+        self.labels = labels
+        let hw = l.h, d = l.d, nh = n * hw, L = l.blocks
+        fourierFeatures(tau, rows: n, frequencies: w, f: l.f, into: feat)
+        fillRows(tembPre, rows: n, width: hw, bias: p + l.embB)
+        linearForward(feat, rows: n, inDim: 2 * l.f, weight: p + l.embW, outDim: hw, into: tembPre, accumulate: true)
+        if l.labEmb >= 0 {
+            for r in 0 ..< n {
+                let e = p + l.labEmb + labels[r] * hw, o = tembPre + r * hw
+                for j in 0 ..< hw { o[j] += e[j] }
+            }
+        }
+        T.siluForward(tembPre, act: temb, sig: tembSig, nh)
+        fillRows(hPre[0], rows: n, width: hw, bias: p + l.inB, plus: temb)
+        linearForward(x, rows: n, inDim: d, weight: p + l.inW, outDim: hw, into: hPre[0], accumulate: true)
+        for i in 0 ..< L {
+            T.siluForward(hPre[i], act: hAct[i], sig: hSig[i], nh)
+            if l.embedInBlocks {
+                for j in 0 ..< hw { biasTmp[j] = p[l.b1[i] + j] + p[l.bt[i] + j] }
+                fillRows(uPre[i], rows: n, width: hw, bias: biasTmp)
+                linearForward(temb, rows: n, inDim: hw, weight: p + l.wt[i], outDim: hw, into: uPre[i], accumulate: true)
+            } else {
+                fillRows(uPre[i], rows: n, width: hw, bias: p + l.b1[i])
+            }
+            linearForward(hAct[i], rows: n, inDim: hw, weight: p + l.w1[i], outDim: hw, into: uPre[i], accumulate: true)
+            T.siluForward(uPre[i], act: uAct[i], sig: uSig[i], nh)
+            fillRows(hPre[i + 1], rows: n, width: hw, bias: p + l.b2[i], plus: hPre[i])
+            linearForward(uAct[i], rows: n, inDim: hw, weight: p + l.w2[i], outDim: hw, into: hPre[i + 1], accumulate: true)
+        }
+        T.siluForward(hPre[L], act: hAct[L], sig: hSig[L], nh)
+        fillRows(out, rows: n, width: d, bias: p + l.outB)
+        linearForward(hAct[L], rows: n, inDim: hw, weight: p + l.outW, outDim: d, into: out, accumulate: true)
+    }
+
+    /// Adds `∂loss/∂θ` to `g` (flat, parameter order) from `gOut = ∂loss/∂out` of the first `n`
+    /// rows, after `forward` on the same rows and parameters. `embed.W` gets no gradient (a buffer).
+    func backward(_ p: UnsafePointer<T>, gradient g: UnsafeMutablePointer<T>, rows n: Int) {
         let hw = l.h, d = l.d, nh = n * hw, L = l.blocks
         // out = output(hAct[L])
         linearWeightGradient(gOut, hAct[L], rows: n, inDim: hw, outDim: d, into: g + l.outW)
         addColumnSums(gOut, rows: n, width: d, into: g + l.outB)
         linearInputGradient(gOut, rows: n, weight: p + l.outW, inDim: hw, outDim: d, into: gA, accumulate: false)
-        siluBackward(gA, pre: hPre[L], sig: hSig[L], into: gH, nh, accumulate: false)
+        T.siluBackward(gA, pre: hPre[L], sig: hSig[L], into: gH, nh, accumulate: false)
         gTemb.update(repeating: 0, count: nh)
         for i in stride(from: L - 1, through: 0, by: -1) {
             // hPre[i+1] = hPre[i] + dense2(uAct[i])
             linearWeightGradient(gH, uAct[i], rows: n, inDim: hw, outDim: hw, into: g + l.w2[i])
             addColumnSums(gH, rows: n, width: hw, into: g + l.b2[i])
             linearInputGradient(gH, rows: n, weight: p + l.w2[i], inDim: hw, outDim: hw, into: gA, accumulate: false)
-            siluBackward(gA, pre: uPre[i], sig: uSig[i], into: gU, nh, accumulate: false)
+            T.siluBackward(gA, pre: uPre[i], sig: uSig[i], into: gU, nh, accumulate: false)
             // uPre[i] = dense1(hAct[i]) + temb(temb)
             linearWeightGradient(gU, hAct[i], rows: n, inDim: hw, outDim: hw, into: g + l.w1[i])
             addColumnSums(gU, rows: n, width: hw, into: g + l.b1[i])
@@ -426,14 +542,14 @@ public final class MLPTrainingWorkspace {
                 linearInputGradient(gU, rows: n, weight: p + l.wt[i], inDim: hw, outDim: hw, into: gTemb, accumulate: true)
             }
             linearInputGradient(gU, rows: n, weight: p + l.w1[i], inDim: hw, outDim: hw, into: gA, accumulate: false)
-            siluBackward(gA, pre: hPre[i], sig: hSig[i], into: gH, nh, accumulate: true)
+            T.siluBackward(gA, pre: hPre[i], sig: hSig[i], into: gH, nh, accumulate: true)
         }
         // hPre[0] = input(x) + temb
         linearWeightGradient(gH, x, rows: n, inDim: d, outDim: hw, into: g + l.inW)
         addColumnSums(gH, rows: n, width: hw, into: g + l.inB)
         for k in 0 ..< nh { gTemb[k] += gH[k] }
         // temb = SiLU(embed.dense(feat))
-        siluBackward(gTemb, pre: tembPre, sig: tembSig, into: gA, nh, accumulate: false)
+        T.siluBackward(gTemb, pre: tembPre, sig: tembSig, into: gA, nh, accumulate: false)
         linearWeightGradient(gA, feat, rows: n, inDim: 2 * l.f, outDim: hw, into: g + l.embW)
         addColumnSums(gA, rows: n, width: hw, into: g + l.embB)
         if l.labEmb >= 0 {

@@ -55,6 +55,11 @@ import Foundation
 /// Matrix products go through OpenBLAS (`BLAS.gemm`) on the whole batch; elementwise work is
 /// SIMD and split across cores. The backward pass (``dsmLossAndGradient(_:data:batch:)``) and the
 /// Jacobian–vector product are written by hand.
+///
+/// **Precision** (``precision``, ``MLPPrecision``): float64 by default; with `.float32` the
+/// network (score, JVP, training pass) computes in float32 with oneDNN's `sgemm`, converting its
+/// inputs and outputs once per call, while the weights, the SDE and everything around the network
+/// stay float64 (`let fast = model.withPrecision(.float32)`).
 public struct MLPScore: ScoreJacobianProviding {
     public let architecture: MLPArchitecture
     /// The forward SDE the model was built for (its marginal std scales the output).
@@ -73,7 +78,12 @@ public struct MLPScore: ScoreJacobianProviding {
     /// the model was never asked to sharpen below). nil: the caller's choice (the reference: 1e-5).
     public var likelihoodEps: Double?
     /// All named tensors, flattened in the order of ``MLPArchitecture/parameterSpecs``.
-    public internal(set) var parameters: [Double]
+    public internal(set) var parameters: [Double] { didSet { refreshComputeParameters() } }
+    /// The precision the network computes in (``MLPPrecision``; default float64). The weights
+    /// are float64 either way; with float32 they are rounded once, when set.
+    public var precision: MLPPrecision = .float64 { didSet { refreshComputeParameters() } }
+    /// ``parameters`` rounded to float32 (``MLPPrecision/float32`` only; empty otherwise).
+    private(set) var parameters32: [Float] = []
     /// The SDE built from ``sdeSpec``.
     public let sde: any ForwardSDE
     let specs: [MLPParameterSpec]
@@ -138,6 +148,18 @@ public struct MLPScore: ScoreJacobianProviding {
         self.layout = MLPLayout(architecture)
     }
 
+    /// Keeps ``parameters32`` equal to the float64 weights rounded to float32 (float32 models only).
+    private mutating func refreshComputeParameters() {
+        parameters32 = precision == .float32 ? parameters.map { Float($0) } : []
+    }
+
+    /// The same network computing in `precision`.
+    public func withPrecision(_ precision: MLPPrecision) -> MLPScore {
+        var m = self
+        m.precision = precision
+        return m
+    }
+
     static let initPurpose: UInt64 = 0x6D6C_7069_6E69_74   // "mlpinit"
 
     public var rowShape: [Int]? { architecture.rowShape }
@@ -153,6 +175,7 @@ public struct MLPScore: ScoreJacobianProviding {
                              noiseFloor: noiseFloor, dataScaling: dataScaling, parameters: values)
         m.dequantizationLevels = dequantizationLevels
         m.likelihoodEps = likelihoodEps
+        m.precision = precision
         return m
     }
 
@@ -293,14 +316,30 @@ public struct MLPScore: ScoreJacobianProviding {
         }
     }
 
-    /// `out = scale · net(x, τ, y)` and, with a direction, `jvp = scale · ∂net/∂x · v`, in chunks of rows.
+    /// `out = scale · net(x, τ, y)` and, with a direction, `jvp = scale · ∂net/∂x · v`, in chunks of
+    /// rows, in the model's ``precision``.
     func evaluate(_ x: Tensor, tau: Double, label: Int? = nil, scale: Double, out: inout Tensor, direction: Tensor?, jvp: UnsafeMutablePointer<Tensor>?) {
+        parameters.withUnsafeBufferPointer { pd in
+            switch precision {
+            case .float64:
+                evaluate(x, compute: pd.baseAddress!, tau: tau, label: label, scale: scale, out: &out, direction: direction, jvp: jvp)
+            case .float32:
+                parameters32.withUnsafeBufferPointer { pf in
+                    evaluate(x, compute: pf.baseAddress!, tau: tau, label: label, scale: scale, out: &out, direction: direction, jvp: jvp)
+                }
+            }
+        }
+    }
+
+    /// ``evaluate(_:tau:label:scale:out:direction:jvp:)`` with the parameters `p` in the compute precision `T`.
+    func evaluate<T: MLPKernelScalar>(_ x: Tensor, compute p: UnsafePointer<T>, tau: Double, label: Int?, scale: Double,
+                                      out: inout Tensor, direction: Tensor?, jvp: UnsafeMutablePointer<Tensor>?) {
         let n = x.rows, d = layout.d
         guard n > 0 else { return }
         let chunk = Swift.min(n, MLPScore.chunkRows)
         parameters.withUnsafeBufferPointer { pp in
-            let p = pp.baseAddress!
-            let ctx = MLPInferenceContext(layout: layout, params: p, tau: tau, label: label, capacity: chunk, withTangent: direction != nil)
+            let ctx = MLPInferenceContext<T>(layout: layout, params: pp.baseAddress!, compute: p, tau: tau, label: label,
+                                             capacity: chunk, withTangent: direction != nil)
             x.storage.withUnsafeBufferPointer { xp in
                 out.storage.withUnsafeMutableBufferPointer { op in
                     var lo = 0

@@ -106,13 +106,13 @@ extension NoiseAwareClassifier {
     ///
     /// - Throws: `shapeMismatch` for another sample shape; `invalidArgument` for another class
     ///   count (of a class-conditional model), SDE or data scaling.
-    public func checkCompatible(with model: MLPScore, name: String = "the model") throws {
-        let mine = architecture.rowShape, theirs = model.architecture.rowShape
+    public func checkCompatible(with model: some LearnedScoreModel, name: String = "the model") throws {
+        let mine = architecture.rowShape, theirs = model.sampleShape
         guard mine.reduce(1, *) == theirs.reduce(1, *) else {
             throw ScoreSDEError.shapeMismatch("the classifier takes samples of shape \(mine) but \(name) has samples of shape \(theirs); train the classifier on \(name)'s data")
         }
-        if model.architecture.classCount > 0 && model.architecture.classCount != classCount {
-            throw ScoreSDEError.invalidArgument("the classifier has \(classCount) classes but \(name) has \(model.architecture.classCount); use a classifier trained on the same labels")
+        if model.classCount > 0 && model.classCount != classCount {
+            throw ScoreSDEError.invalidArgument("the classifier has \(classCount) classes but \(name) has \(model.classCount); use a classifier trained on the same labels")
         }
         guard sdeSpec == model.sdeSpec else {
             throw ScoreSDEError.invalidArgument("the classifier was trained on the noisy data of \(sdeSpec) but \(name) uses \(model.sdeSpec); train the classifier with the model's SDE (`scoresde train-classifier --like MODEL`)")

@@ -43,6 +43,18 @@ public protocol ScoreJacobianProviding: ScoreModel {
     func scoreAndJVP(_ x: Tensor, at t: Double, direction v: Tensor) throws -> (score: Tensor, jvp: Tensor)
 }
 
+/// A model whose score vector–Jacobian products are available (`Jᵀ u` with `J = ∂s/∂x`): what a
+/// network's backward pass gives (one forward and one backward pass for the whole batch).
+///
+/// Enough for the divergence, since `uᵀ J u = uᵀ Jᵀ u` and `(Jᵀ e_j)_j = J_jj`, so the likelihood's
+/// exact and Hutchinson estimators accept it in place of ``ScoreJacobianProviding``. It is not a
+/// Jacobian–vector product: a learned score's Jacobian is not symmetric, so code that needs `J v`
+/// itself (measurement guidance, implicit ODE steps) still asks for ``ScoreJacobianProviding``.
+public protocol ScoreVJPProviding: ScoreModel {
+    /// The score and `J(x)ᵀ u` for each row (`u` has the shape of `x`).
+    func scoreAndVJP(_ x: Tensor, at t: Double, cotangent u: Tensor) throws -> (score: Tensor, vjp: Tensor)
+}
+
 /// A model that knows the divergence of its score, `∇·s = tr ∂s/∂x`, in closed form.
 public protocol ScoreDivergenceProviding: ScoreModel {
     /// The score and its divergence for each row.

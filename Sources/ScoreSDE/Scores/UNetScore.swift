@@ -18,7 +18,7 @@ public enum UNetParameterization: String, Sendable, CaseIterable {
 /// (`0..<K`; `nil` uses the null label `K`, the unconditional model of classifier-free guidance).
 ///
 /// Thread-safe: each concurrent call borrows its own network instance (buffers are per instance).
-public struct UNetScore: ScoreModel {
+public struct UNetScore: ScoreVJPProviding {
     public let configuration: UNetConfiguration
     public let sde: SDESpec
     public let parameterization: UNetParameterization
@@ -37,6 +37,8 @@ public struct UNetScore: ScoreModel {
     let pool: NetworkPool
 
     public var rowShape: [Int]? { [configuration.channels, configuration.imageSize, configuration.imageSize] }
+    /// The forward SDE the model was trained for (``LearnedScoreModel``'s name for ``sde``).
+    public var sdeSpec: SDESpec { sde }
 
     /// A freshly initialised model (PyTorch's default initialisation from `seed`).
     public init(configuration: UNetConfiguration, sde: SDESpec, parameterization: UNetParameterization = .noisePrediction,
@@ -82,6 +84,51 @@ public struct UNetScore: ScoreModel {
     }
 
     public func score(_ x: Tensor, at t: Double, into out: inout Tensor) throws {
+        try evaluate(x, at: t, labels: [label], into: &out, cotangent: nil, vjp: nil)
+    }
+
+    /// The score at per-row labels: one label for every row, or one per row (`nil`: the null label).
+    /// - Throws: as ``score(_:at:)``; `invalidArgument` for a label outside `0..<K` or any label on an
+    ///   unconditional model, `shapeMismatch` unless there are 1 or `x.rows` labels.
+    public func score(_ x: Tensor, at t: Double, labels: [Int?]) throws -> Tensor {
+        var out = Tensor(zeros: x.shape)
+        try evaluate(x, at: t, labels: labels, into: &out, cotangent: nil, vjp: nil)
+        return out
+    }
+
+    /// The score and its vector–Jacobian product `Jᵀ u` (``ScoreVJPProviding``): one forward and one
+    /// backward pass of the network for the whole batch, in float32 (`u` is rounded to float32 and
+    /// the product scaled by the score's `±1/std` in Double).
+    public func scoreAndVJP(_ x: Tensor, at t: Double, cotangent u: Tensor) throws -> (score: Tensor, vjp: Tensor) {
+        try scoreAndVJP(x, at: t, cotangent: u, labels: [label])
+    }
+
+    /// ``scoreAndVJP(_:at:cotangent:)`` at per-row labels (as ``score(_:at:labels:)``).
+    public func scoreAndVJP(_ x: Tensor, at t: Double, cotangent u: Tensor, labels: [Int?]) throws -> (score: Tensor, vjp: Tensor) {
+        guard u.count == x.count else { throw ScoreSDEError.shapeMismatch("the cotangent \(u.shape) must match x \(x.shape)") }
+        var out = Tensor(zeros: x.shape), vjp = Tensor(zeros: x.shape)
+        try evaluate(x, at: t, labels: labels, into: &out, cotangent: u, vjp: &vjp)
+        return (out, vjp)
+    }
+
+    /// Network label indices for `n` rows (`K` for the null label), nil for an unconditional network.
+    func labelIndices(_ labels: [Int?], rows n: Int) throws -> [Int]? {
+        let k = configuration.classCount
+        guard labels.count == 1 || labels.count == n else {
+            throw ScoreSDEError.shapeMismatch("give one class label for all rows or one per row: \(labels.count) labels for \(n) rows")
+        }
+        guard k > 0 else {
+            try requireParameter(labels.allSatisfy { $0 == nil }, "this U-Net is unconditional; it takes no class label")
+            return nil
+        }
+        for case let l? in labels { try requireParameter(l >= 0 && l < k, "label \(l) is outside 0..<\(k)") }
+        let idx = labels.map { $0 ?? k }
+        return idx.count == n ? idx : [Int](repeating: idx[0], count: n)
+    }
+
+    /// `out = ±net(x, τ, y) / std(t)` and, with a cotangent `u`, `vjp = ±(∂net/∂x)ᵀ u / std(t)`.
+    private func evaluate(_ x: Tensor, at t: Double, labels rowLabels: [Int?], into out: inout Tensor,
+                          cotangent: Tensor?, vjp: UnsafeMutablePointer<Tensor>?) throws {
         let c = configuration, C = c.channels, S = c.imageSize, P = S * S
         guard x.rowSize == C * P else {
             throw ScoreSDEError.shapeMismatch("this U-Net takes \(C)×\(S)×\(S) images (\(C * P) values per row) but the rows have shape \(x.rowShape) (\(x.rowSize) values); resize or pad the images to \(S)×\(S) with \(C) channel(s)")
@@ -89,6 +136,7 @@ public struct UNetScore: ScoreModel {
         guard t.isFinite else { throw ScoreSDEError.nonFinite("the time t is \(t)") }
         if out.shape != x.shape { out = Tensor(zeros: x.shape) }
         let n = x.rows
+        let labels = try labelIndices(rowLabels, rows: n)
         let std = forwardSDE.marginal(at: t).std
         let factor = parameterization == .noisePrediction ? -1 / std : 1 / std
         let net = pool.take()
@@ -104,7 +152,6 @@ public struct UNetScore: ScoreModel {
             } } }
         }
         guard finite else { throw ScoreSDEError.nonFinite("the input images contain NaN or Inf") }
-        let labels: [Int]? = c.classCount > 0 ? [Int](repeating: label ?? c.classCount, count: n) : nil
         let y = net.network.forward(input, tau: [Double](repeating: timeScale * t, count: n), labels: labels)
         var bad = false
         out.storage.withUnsafeMutableBufferPointer { o in
@@ -115,6 +162,27 @@ public struct UNetScore: ScoreModel {
             } } }
         }
         if bad { throw ScoreSDEError.nonFinite("the U-Net output at t = \(t) contains NaN or Inf") }
+        guard let u = cotangent, let vjp else { return }
+        // Backward from dy = u (NHWC float32; the input buffer is free again: forward copied it).
+        var finiteU = true
+        u.storage.withUnsafeBufferPointer { us in
+            for b in 0 ..< n { for ch in 0 ..< C { for q in 0 ..< P {
+                let v = us[(b * C + ch) * P + q]
+                if !v.isFinite { finiteU = false }
+                input[(b * P + q) * C + ch] = Float(v)
+            } } }
+        }
+        guard finiteU else { throw ScoreSDEError.nonFinite("the cotangent contains NaN or Inf") }
+        let dx = net.network.backward(input)
+        if vjp.pointee.shape != x.shape { vjp.pointee = Tensor(zeros: x.shape) }
+        vjp.pointee.storage.withUnsafeMutableBufferPointer { o in
+            for b in 0 ..< n { for ch in 0 ..< C { for q in 0 ..< P {
+                let v = Double(dx[(b * P + q) * C + ch]) * factor
+                if !v.isFinite { bad = true }
+                o[(b * C + ch) * P + q] = v
+            } } }
+        }
+        if bad { throw ScoreSDEError.nonFinite("the U-Net's vector–Jacobian product at t = \(t) contains NaN or Inf") }
     }
 
     // MARK: - Files
@@ -144,7 +212,12 @@ public struct UNetScore: ScoreModel {
     /// - Throws: ``ScoreSDEError/io(path:message:)`` when the metadata is missing or invalid or a tensor
     ///   is missing, has another shape or is not in the configuration; `nonFinite` for NaN/Inf weights.
     public static func read(_ path: String, weights: ModelFile.Weights = .ema) throws -> UNetScore {
-        let file = try Safetensors.read(path)
+        try read(Safetensors.read(path), weights: weights)
+    }
+
+    /// Reads a model or checkpoint from a decoded file (as `read(path)` does).
+    public static func read(_ file: SafetensorsFile, weights: ModelFile.Weights = .ema) throws -> UNetScore {
+        let path = file.path
         let m = MetadataReader(map: file.metadata, path: path)
         let checkpoint = file.metadata["format.content"] == "checkpoint"
         if checkpoint { try ModelFile.verifyChecksum(file, required: true) }

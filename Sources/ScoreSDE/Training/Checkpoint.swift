@@ -5,7 +5,7 @@ import Foundation
 /// **Weights file** (``MLPScore/save(to:dtype:)``): the named tensors of ``MLPScore`` under their
 /// own names (`input.weight`, ...), PyTorch layout.
 ///
-/// **Checkpoint** (``Trainer/save(to:keepPrevious:)``): `model.<name>` (current weights), `ema.<name>` (EMA
+/// **Checkpoint** (``ScoreTrainer/save(to:keepPrevious:)``): `model.<name>` (current weights), `ema.<name>` (EMA
 /// weights), `adam.exp_avg.<name>` and `adam.exp_avg_sq.<name>` (Adam moments, trainable tensors
 /// only), all F64 so that a resume is exact.
 ///
@@ -20,12 +20,13 @@ import Foundation
 /// | `model.hidden_width`, `model.residual_blocks`, `model.fourier_features` | integers |
 /// | `model.fourier_scale`, `model.time_embedding_in_blocks` | number, `true`/`false` |
 /// | `model.parameterization` | `noise` or `scaled_by_sigma` |
+/// | `model.precision` (absent: `float64`) | `float32`: the network computes in float32 (``MLPPrecision``) |
 /// | `data.scale`, `data.shift` | model-space data = scale · data + shift |
 /// | checkpoints only: `train.step` | steps completed |
 /// | `train.seed`, `train.batch_size`, `train.lr`, `train.beta1`, `train.beta2`, `train.adam_eps`, `train.warmup`, `train.grad_clip`, `train.ema_rate`, `train.reduce_mean`, `train.likelihood_weighting`, `train.eps` | the ``TrainingConfiguration`` |
 /// | `train.gradient_block` (absent: the whole batch is one block) | rows per gradient block (``GradientBlocks``) |
 /// | `data.rows`, `data.fingerprint` | the training data's row count and 64-bit fingerprint (hex) |
-/// | checkpoints: `checksum.crc32` | ``CRC32`` (8 hex digits) of the content, see ``checksum(tensors:metadata:)`` |
+/// | checkpoints: `checksum.crc32` | ``CRC32`` (8 hex digits) of the content, see ``checksum(tensors:metadata:dtype:)`` |
 ///
 /// A checkpoint whose checksum does not match (a file damaged on disk, or cut short by a power
 /// failure on a file system that reorders writes) is never loaded: reading it throws.
@@ -107,6 +108,7 @@ public enum ModelFile {
         if model.parameterization == .boundedNoisePrediction { m["model.noise_floor"] = "\(model.noiseFloor)" }
         if let l = model.dequantizationLevels { m["data.dequantization_levels"] = "\(l)" }
         if let e = model.likelihoodEps { m["model.likelihood_eps"] = "\(e)" }
+        if model.precision != .float64 { m["model.precision"] = model.precision.rawValue }
         return m
     }
 
@@ -151,6 +153,7 @@ public enum ModelFile {
                                      parameters: [Double](repeating: 0, count: arch.parameterCount))
             model.dequantizationLevels = levels
             model.likelihoodEps = m.map["model.likelihood_eps"] == nil ? nil : try m.double("model.likelihood_eps")
+            model.precision = try MLPPrecision(metadata: m)
             return model
         } catch let e as ScoreSDEError {
             if case .io = e { throw e }

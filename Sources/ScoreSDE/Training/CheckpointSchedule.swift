@@ -87,7 +87,7 @@ extension CheckpointedTrainer {
     /// Trains until `completedSteps == until`, writing checkpoints as `checkpoints` says and at the
     /// end. `shouldStop` is asked before every step (a signal handler's flag, say): when it returns
     /// true, the run stops after the step in progress, writes its checkpoint and returns with
-    /// `stopped` set. Resuming that checkpoint (``Trainer/resume(from:data:labels:allowDifferentData:)``) and
+    /// `stopped` set. Resuming that checkpoint (``ScoreTrainer/resume(from:data:labels:allowDifferentData:)``) and
     /// training to `until` gives bitwise the weights of an uninterrupted run.
     ///
     /// Shared by the processes of ``Population/communicator`` (every one calls this): `shouldStop`

@@ -187,7 +187,7 @@ extension MLPScore {
         guard batch.times.count == n, batch.noise.count == x0.count else {
             throw ScoreSDEError.shapeMismatch("the batch has \(batch.times.count) times and noise \(batch.noise.shape) for \(n) data rows")
         }
-        let ws = MLPTrainingWorkspace(layout: layout, capacity: n)
+        let ws = MLPTrainingWorkspace(layout: layout, capacity: n, precision: precision)
         if architecture.classCount > 0 {
             guard let labels = batch.labels, labels.count == n, labels.allSatisfy({ $0 >= 0 && $0 <= architecture.classCount }) else {
                 throw ScoreSDEError.invalidArgument("a class-conditional network needs one label row in 0...\(architecture.classCount) (the last is the null label) per example")

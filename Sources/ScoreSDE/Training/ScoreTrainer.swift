@@ -42,7 +42,7 @@ public final class ScoreTrainer<Recipe: ScoreTrainingRecipe>: CheckpointedTraine
     public typealias Network = Recipe.Network
     public typealias Scalar = Network.Scalar
     public let configuration: Recipe
-    /// The current (raw, not averaged) weights, flat (order of ``Network/tensors``).
+    /// The current (raw, not averaged) weights, flat (order of ``TrainableNetwork/tensors``).
     public private(set) var parameters: [Scalar]
     public private(set) var ema: MovingAverage<Scalar>
     public private(set) var optimizer: Adam<Scalar>
@@ -272,7 +272,7 @@ public final class ScoreTrainer<Recipe: ScoreTrainingRecipe>: CheckpointedTraine
     func computeBlock(_ b: Int, step s: Int) throws {
         let rows = blocks.rows(of: b)
         let batch = batch(forStep: s, rows: rows)
-        let d = data.rowSize, n = rows.count
+        let d = data.rowSize
         data.storage.withUnsafeBufferPointer { src in
             x0.withUnsafeMutableBufferPointer { dst in
                 for (k, i) in batch.indices.enumerated() {

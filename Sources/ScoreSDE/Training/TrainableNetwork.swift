@@ -44,15 +44,13 @@ public protocol DenoisingScoreNetwork: TrainableNetwork, ScoreModel {
     var classCount: Int { get }
     /// A workspace for passes of up to `rows` rows.
     func makeTrainingWorkspace(rows: Int) -> TrainingWorkspace
-    /// The batch-mean DSM loss of the `times.count` rows of `x0` (model space) perturbed with
+    /// The batch-mean `loss` of the `times.count` rows of `x0` (model space) perturbed with
     /// `noise` (standard normals, same layout), scored with `parameters`; **adds** its gradient
-    /// with respect to every parameter into `gradient` and returns the loss.
-    ///
-    /// - Parameters:
-    ///   - labels: class-conditional networks: one label per row in `0...classCount`.
-    ///   - randomSeed: seeds stochastic layers (dropout); a function of the run's seed, the step
-    ///     and the rows, so the pass is the same whoever computes it.
-    /// - Throws: `nonFinite` (before touching `gradient`) when the loss is not finite.
+    /// with respect to every parameter into `gradient` and returns the loss. Class-conditional
+    /// networks get one label per row in `labels` (`0...classCount`, the last the null label);
+    /// `randomSeed` seeds stochastic layers (dropout) and is a function of the run's seed, the step
+    /// and the rows, so the pass is the same whoever computes it; `workspace` is the trainer's.
+    /// Throws `nonFinite` (before touching `gradient`) when the loss is not finite.
     func addDSMGradient(_ loss: DSMLoss, parameters: UnsafePointer<Scalar>, x0: UnsafePointer<Double>,
                         times: [Double], noise: UnsafePointer<Double>, labels: [Int]?, randomSeed: UInt64,
                         workspace: TrainingWorkspace, gradient: UnsafeMutablePointer<Scalar>) throws -> Double

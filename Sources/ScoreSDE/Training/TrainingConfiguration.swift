@@ -46,6 +46,10 @@ public struct TrainingConfiguration: Sendable, Equatable {
     /// step (at most ⌈batch / block⌉ of them). nil: the whole batch is one block (one process only).
     /// Part of the run: recorded in checkpoints as `train.gradient_block`.
     public var gradientBlockSize: Int?
+    /// The precision the network computes in (``MLPPrecision``): float32 runs the training pass's
+    /// forward and backward in float32 against float64 master weights, Adam moments and EMA.
+    /// Recorded with the model (`model.precision`), so sampling from it computes in float32 too.
+    public var precision: MLPPrecision
 
     public init(sde: SDESpec, architecture: MLPArchitecture, parameterization: MLPOutputParameterization? = nil,
                 dataScaling: DataScaling = .identity, seed: UInt64 = 0, batchSize: Int = 128,
@@ -53,8 +57,9 @@ public struct TrainingConfiguration: Sendable, Equatable {
                 warmup: Int = 5000, gradClip: Double = 1, emaRate: Double = 0.999,
                 reduceMean: Bool = false, likelihoodWeighting: Bool = false, eps: Double = 1e-5,
                 timeSampling: TrainingTimeSampling = .uniform, noiseFloor: Double = 0, dequantizationLevels: Int? = nil,
-                labelDropout: Double = 0.15, gradientBlockSize: Int? = nil) {
+                labelDropout: Double = 0.15, gradientBlockSize: Int? = nil, precision: MLPPrecision = .float64) {
         self.sde = sde; self.architecture = architecture; self.parameterization = parameterization
+        self.precision = precision
         self.dataScaling = dataScaling; self.seed = seed; self.batchSize = batchSize
         self.learningRate = learningRate; self.beta1 = beta1; self.beta2 = beta2; self.adamEpsilon = adamEpsilon
         self.warmup = warmup; self.gradClip = gradClip; self.emaRate = emaRate
@@ -89,13 +94,13 @@ public struct TrainingConfiguration: Sendable, Equatable {
 
     /// The MLP settings with the shared ones of `options`.
     public init(architecture: MLPArchitecture, parameterization: MLPOutputParameterization? = nil, noiseFloor: Double = 0,
-                options o: DSMTrainingOptions) {
+                precision: MLPPrecision = .float64, options o: DSMTrainingOptions) {
         self.init(sde: o.sde, architecture: architecture, parameterization: parameterization, dataScaling: o.dataScaling,
                   seed: o.seed, batchSize: o.batchSize, learningRate: o.learningRate, beta1: o.beta1, beta2: o.beta2,
                   adamEpsilon: o.adamEpsilon, warmup: o.warmup, gradClip: o.gradClip, emaRate: o.emaRate,
                   reduceMean: o.reduceMean, likelihoodWeighting: o.likelihoodWeighting, eps: o.eps,
                   timeSampling: o.timeSampling, noiseFloor: noiseFloor, dequantizationLevels: o.dequantizationLevels,
-                  labelDropout: o.labelDropout, gradientBlockSize: o.gradientBlockSize)
+                  labelDropout: o.labelDropout, gradientBlockSize: o.gradientBlockSize, precision: precision)
     }
 
     init(metadata m: MetadataReader) throws {
@@ -106,7 +111,7 @@ public struct TrainingConfiguration: Sendable, Equatable {
         _ = try DataScaling(metadata: m)   // required in MLP files
         self.init(architecture: try MLPArchitecture(metadata: m), parameterization: p,
                   noiseFloor: m.map["model.noise_floor"] == nil ? 0 : try m.double("model.noise_floor"),
-                  options: try DSMTrainingOptions(metadata: m))
+                  precision: try MLPPrecision(metadata: m), options: try DSMTrainingOptions(metadata: m))
         do { try validate() } catch let ScoreSDEError.invalidArgument(msg) { throw m.fail("the recorded training settings are invalid: \(msg)") }
     }
 }
@@ -119,6 +124,7 @@ extension TrainingConfiguration: ScoreTrainingRecipe {
     public func makeNetwork(data: Tensor) throws -> MLPScore {
         var model = try MLPScore(architecture: architecture, sde: sde, parameterization: parameterization, noiseFloor: noiseFloor,
                                  dataScaling: dataScaling, seed: seed)
+        model.precision = precision
         if architecture.gaussianBase {
             model = try model.withGaussianBase(fittedTo: data, dequantizationLevels: dequantizationLevels)
         }
@@ -131,6 +137,7 @@ extension TrainingConfiguration: ScoreTrainingRecipe {
         var model = network
         model.dequantizationLevels = dequantizationLevels
         model.likelihoodEps = likelihoodWeighting ? eps : nil
+        model.precision = precision
         return model
     }
 
@@ -168,7 +175,7 @@ extension MLPScore: DenoisingScoreNetwork {
     public var sampleShape: [Int] { architecture.rowShape }
     public var classCount: Int { architecture.classCount }
 
-    public func makeTrainingWorkspace(rows: Int) -> MLPTrainingWorkspace { MLPTrainingWorkspace(layout: layout, capacity: rows) }
+    public func makeTrainingWorkspace(rows: Int) -> MLPTrainingWorkspace { MLPTrainingWorkspace(layout: layout, capacity: rows, precision: precision) }
 
     public func addDSMGradient(_ loss: DSMLoss, parameters p: UnsafePointer<Double>, x0: UnsafePointer<Double>,
                                times: [Double], noise: UnsafePointer<Double>, labels: [Int]?, randomSeed: UInt64,

@@ -86,23 +86,33 @@ struct ClassOptions: ParsableArguments {
             let w = classifierScale ?? 1
             if guidanceScale != nil {
                 let base = try classifierFree(model, data: data, list: list, rows: rows)
-                return ClassifierGuidedScore(base: base, classifier: try clf.targeting(rows), scale: w)
+                return try classifierGuided(base, classifier: clf.targeting(rows), scale: w)
             }
-            return try model.classifierGuided(by: clf, labels: rows, scale: w)
+            if let mlp = model as? MLPScore { return try mlp.classifierGuided(by: clf, labels: rows, scale: w) }
+            try requireFinite(w)
+            return try classifierGuided(model, classifier: clf.targeting(rows), scale: w)
         }
         return try classifierFree(model, data: data, list: list, rows: rows)
     }
 
+    /// ``ClassifierGuidedScore`` over the concrete type of `base` (Swift opens the existential).
+    private func classifierGuided<B: ScoreModel>(_ base: B, classifier: TargetedNoiseAwareClassifier, scale w: Double) throws -> any ScoreModel {
+        ClassifierGuidedScore(base: base, classifier: classifier, scale: w)
+    }
+
+    private func requireFinite(_ w: Double) throws {
+        guard w.isFinite else { throw ScoreSDEError.invalidArgument("the classifier guidance scale must be finite (got \(w))") }
+    }
+
     /// The classifier-free guided score at `rows` (checks that the model is conditional and knows the classes).
-    func classifierFree(_ model: MLPScore, data: DataModel, list: [Int], rows: [Int]) throws
-        -> ClassifierFreeGuidance<ClassConditionedScore, ClassConditionedScore> {
-        guard model.architecture.classCount > 0 else {
+    func classifierFree(_ model: any LearnedScoreModel, data: DataModel, list: [Int], rows: [Int]) throws -> any ScoreModel {
+        guard model.classCount > 0 else {
             throw ScoreSDEError.invalidArgument("--class: the model \(data.name) is unconditional (trained without --labels); train one with `scoresde train --labels own`, guide it with a classifier (--classifier), or drop --class")
         }
-        if let bad = list.first(where: { $0 < 0 || $0 >= model.architecture.classCount }) {
-            throw ScoreSDEError.invalidArgument("--class \(bad) is not a class of \(data.name), whose classes are 0...\(model.architecture.classCount - 1)")
+        if let bad = list.first(where: { $0 < 0 || $0 >= model.classCount }) {
+            throw ScoreSDEError.invalidArgument("--class \(bad) is not a class of \(data.name), whose classes are 0...\(model.classCount - 1)")
         }
-        return try model.classifierFreeGuided(labels: rows, guidanceScale: guidanceScale ?? 1)
+        return try model.classifierFreeGuidedScore(labels: rows, guidanceScale: guidanceScale ?? 1)
     }
 
     /// `--classifier`: the shipped classifier of that name, or a file.

@@ -370,23 +370,28 @@ struct FewStepOptions: ParsableArguments {
 
     var nfeValue: Int { nfe ?? Self.defaultNFE }
 
-    /// Score evaluations per step, and the fewest evaluations the method runs with at `order`.
-    static func cost(_ kind: SamplerName, order: Int) -> (perStep: Int, minimum: Int) {
+    /// The library's facts of the few-step method `kind` (orders, cost, determinism, default grid):
+    /// the CLI asks the method instead of keeping its own table.
+    static func facts(_ kind: SamplerName) -> MethodFacts {
         switch kind {
-        case .heun: return (2, 2)
-        case .dpmSolverPP, .unipc, .sdeDPMSolverPP: return (1, order)
-        default: return (1, 1)
+        case .ddim: return DDIM.facts
+        case .heun: return EDMHeun.facts
+        case .unipc: return UniPC.facts
+        case .sdeDPMSolverPP: return SDEDPMSolverPlusPlus.facts
+        default: return DPMSolverPlusPlus.facts
         }
     }
 
-    /// The default `--skip`: the best spacing of each method in `scoresde-bench fast` (ddim, heun:
-    /// time-uniform; unipc: time-quadratic, the recommendation), and the reference's logsnr for dpm-solver++.
+    /// Score evaluations per step, and the fewest evaluations the method runs with at `order`.
+    static func cost(_ kind: SamplerName, order: Int) -> (perStep: Int, minimum: Int) {
+        let f = facts(kind)
+        return (f.evaluationsPerStep, f.minimumEvaluations(order: order))
+    }
+
+    /// The default `--skip`: the method's own default spacing (``MethodFacts/defaultSpacing(nfe:dimension:)``:
+    /// ddim, heun time-uniform; unipc the recommendation's; dpm-solver++ the reference's logsnr).
     static func defaultSkip(_ kind: SamplerName, nfe: Int, dimension: Int) -> SkipName {
-        switch kind {
-        case .ddim, .heun: return .timeUniform
-        case .unipc: return SkipName(FewStepRecommendation.spacing(nfe: nfe, dimension: dimension))
-        default: return .logSNR
-        }
+        SkipName(facts(kind).defaultSpacing(nfe: nfe, dimension: dimension))
     }
 
     /// The solver order for `kind` from `--order` (throws for an order the method lacks); unipc's
@@ -399,23 +404,19 @@ struct FewStepOptions: ParsableArguments {
         case .pc(let name):
             throw ValidationError("--order \(name.rawValue) is the predictor-corrector sampler's update order; --sampler \(kind.rawValue) takes a solver order (a number)")
         }
-        switch kind {
-        case .ddim:
-            if let given, given != 1 { throw ValidationError("ddim is first order (got --order \(given)); use --sampler dpm-solver++ or unipc for orders 2-3") }
-            return 1
-        case .heun:
-            if let given, given != 2 { throw ValidationError("heun is second order (got --order \(given)); use --sampler dpm-solver++ or unipc for orders 1 and 3") }
-            return 2
-        case .unipc:
-            if let given, !(1 ... 3).contains(given) { throw ValidationError("--sampler \(kind.rawValue) has orders 1, 2 and 3 (got --order \(given))") }
-            return given ?? dimension.map { FewStepRecommendation.order(nfe: nfe, dimension: $0) } ?? 3
-        case .sdeDPMSolverPP:
-            if let given, !(1 ... 2).contains(given) { throw ValidationError("--sampler sde-dpm-solver++ has orders 1 and 2 (got --order \(given))") }
-            return given ?? 2
-        default:
-            if let given, !(1 ... 3).contains(given) { throw ValidationError("--sampler \(kind.rawValue) has orders 1, 2 and 3 (got --order \(given))") }
-            return given ?? 3
+        let f = facts(kind)
+        if let given, !f.orders.contains(given) {
+            if f.orders.count == 1 {
+                // A single-order method: point to the multistep solvers for the other orders.
+                let others = (1 ... 3).filter { !f.orders.contains($0) }
+                let list = others.count > 1 && others.last! - others.first! == others.count - 1
+                    ? "\(others.first!)-\(others.last!)" : others.map(String.init).joined(separator: " and ")
+                throw ValidationError("\(kind.rawValue) is \(MethodFacts.orderList(f.orders)) (got --order \(given)); use --sampler dpm-solver++ or unipc for orders \(list)")
+            }
+            throw ValidationError("--sampler \(kind.rawValue) has \(MethodFacts.orderList(f.orders)) (got --order \(given))")
         }
+        if kind == .unipc, given == nil, let dimension { return FewStepRecommendation.order(nfe: nfe, dimension: dimension) }
+        return given ?? f.defaultOrder
     }
 
     /// Checks the few-step options for `kind` (with `latent`: decoding needs a deterministic sampler).
@@ -435,8 +436,8 @@ struct FewStepOptions: ParsableArguments {
             if !(eta.isFinite && eta >= 0) { throw ValidationError("--eta must be >= 0 (got \(eta)); 0 is deterministic DDIM, 1 is DDPM ancestral sampling") }
             if latent && eta > 0 { throw ValidationError("--latent decodes latents with a deterministic sampler; --eta \(eta) makes ddim stochastic (use --eta 0)") }
         }
-        if latent && kind == .sdeDPMSolverPP {
-            throw ValidationError("--latent decodes latents with a deterministic sampler; sde-dpm-solver++ is stochastic (use dpm-solver++)")
+        if latent && !Self.facts(kind).deterministic {
+            throw ValidationError("--latent decodes latents with a deterministic sampler; \(kind.rawValue) is stochastic (use dpm-solver++)")
         }
         if let threshold {
             if kind != .dpmSolverPP && kind != .unipc && kind != .sdeDPMSolverPP {

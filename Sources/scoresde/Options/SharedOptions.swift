@@ -50,8 +50,7 @@ extension DataModel {
         }
         let isBuiltIn = GaussianMixture.builtInNames.contains(model) || PretrainedModels.names.contains(model)
         if model.hasSuffix(".safetensors") || (!isBuiltIn && FileManager.default.fileExists(atPath: model)) {
-            let score = try MLPScore.load(from: model)
-            return DataModel(name: model, label: URL(fileURLWithPath: model).lastPathComponent, source: .learned(score))
+            return DataModel(name: model, label: URL(fileURLWithPath: model).lastPathComponent, source: .learned(try loadLearned(model)))
         }
         if PretrainedModels.names.contains(model) {
             return DataModel(name: model, label: model, source: .learned(try PretrainedModels.named(model)))
@@ -64,14 +63,25 @@ extension DataModel {
     }
 }
 
+extension DataModel {
+    /// A trained model file: a U-Net when its metadata says `model = unet`, else an MLP (whose
+    /// loader reads both model files and checkpoints, and names what is wrong with other files).
+    static func loadLearned(_ path: String) throws -> any LearnedScoreModel {
+        let file = try Safetensors.read(path)
+        if file.metadata["model"] == "unet" { return try UNetScore.read(file) }
+        return try MLPScore.load(file)
+    }
+}
+
 /// A model resolved from `--model`: its score under a given SDE, and how to show its samples.
 struct DataModel {
     /// Where the score comes from.
     enum Source {
         /// A Gaussian mixture, whose score under any forward SDE is exact.
         case mixture(GaussianMixture)
-        /// A trained network, tied to the SDE it was trained for and working in its model space.
-        case learned(MLPScore)
+        /// A trained network (an MLP or a U-Net), tied to the SDE it was trained for and working in
+        /// its model space.
+        case learned(any LearnedScoreModel)
     }
 
     /// `--model` as given.
@@ -84,12 +94,12 @@ struct DataModel {
     var rowShape: [Int] {
         switch source {
         case .mixture(let m): return [m.dimension]
-        case .learned(let s): return s.architecture.rowShape
+        case .learned(let s): return s.sampleShape
         }
     }
 
     /// The learned network, if this is one.
-    var learned: MLPScore? {
+    var learned: (any LearnedScoreModel)? {
         if case .learned(let s) = source { return s }
         return nil
     }

@@ -58,7 +58,8 @@ struct ConditionedSampler {
                 if batchSize != nil, measurement.observation.rows > 1 {
                     throw ScoreSDEError.invalidArgument("--batch-size cannot be used with --method \(conditioning.method.rawValue) and one observation per input: the guided score pairs each sample with its observation in one call; drop --batch-size")
                 }
-                let score = try guidedScore(data.jacobianScore(diffusedBy: forward), sde: forward,
+                let score = try guidedScore(data.jacobianScore(diffusedBy: forward, method: conditioning.method.rawValue,
+                                                                 jacobianFree: likelihood.isJacobianFree), sde: forward,
                                             measurement: measurement, likelihood: likelihood, weight: weight)
                 let result: SamplingResult
                 do {
@@ -157,20 +158,33 @@ struct ConditionedJob {
     }
 }
 
+extension MeasurementLikelihood {
+    /// ΠGDM's Jacobian-free form: no model Jacobian products.
+    var isJacobianFree: Bool {
+        if case .pseudoinverse(_, true) = self { return true }
+        return false
+    }
+}
+
 /// `MeasurementGuidedScore` over a concrete base (callers pass an existential, which Swift opens);
 /// the sampler counts its model passes (``ScoreModel/passesPerEvaluation``).
-private func guidedScore<B: ScoreJacobianProviding>(_ base: B, sde: any ForwardSDE,
+private func guidedScore<B: ScoreModel>(_ base: B, sde: any ForwardSDE,
                                                     measurement: LinearMeasurement, likelihood: MeasurementLikelihood,
                                                     weight: Double) throws -> any ScoreModel {
     try MeasurementGuidedScore(base: base, sde: sde, measurement: measurement, likelihood: likelihood, weight: weight)
 }
 
 extension DataModel {
-    /// The score with its Jacobian-vector product (measurement guidance differentiates through it).
-    func jacobianScore(diffusedBy sde: any ForwardSDE) -> any ScoreJacobianProviding {
+    /// The score measurement guidance differentiates through: a mixture's exact score (JVPs), an
+    /// MLP (JVPs) or a U-Net (VJPs through its backward pass). With `jacobianFree` (ΠGDM's
+    /// Jacobian-free form, which never asks for one) any learned model will do.
+    /// - Throws: `invalidArgument` for a learned model with neither kind of Jacobian product.
+    func jacobianScore(diffusedBy sde: any ForwardSDE, method: String, jacobianFree: Bool) throws -> any ScoreModel {
         switch source {
         case .mixture(let m): return GaussianMixtureScore(m, diffusedBy: sde)
-        case .learned(let s): return s
+        case .learned(let s):
+            if jacobianFree || s is any ScoreJacobianProviding || s is any ScoreVJPProviding { return s }
+            throw ScoreSDEError.invalidArgument("--method \(method) differentiates through the model, which provides no Jacobian products (\(name)); use --method replace, repaint or pigdm (Jacobian-free)")
         }
     }
 

@@ -24,6 +24,13 @@ extension ObservedScore: ScoreJacobianProviding where Base: ScoreJacobianProvidi
     }
 }
 
+extension ObservedScore: ScoreVJPProviding where Base: ScoreVJPProviding {
+    func scoreAndVJP(_ x: Tensor, at t: Double, cotangent u: Tensor) throws -> (score: Tensor, vjp: Tensor) {
+        observe?(t)
+        return try base.scoreAndVJP(x, at: t, cotangent: u)
+    }
+}
+
 extension ObservedScore: ScoreDivergenceProviding where Base: ScoreDivergenceProviding {
     func scoreAndDivergence(_ x: Tensor, at t: Double) throws -> (score: Tensor, divergence: [Double]) {
         observe?(t)
