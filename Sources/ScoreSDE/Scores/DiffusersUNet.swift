@@ -205,6 +205,12 @@ public struct DiffusersScore: ScoreModel {
     }
 
     public func score(_ x: Tensor, at t: Double, into out: inout Tensor) throws {
+        try score(x, at: t, labelRows: nil, into: &out)
+    }
+
+    /// The score with one label per row (`labelRows`: embedding rows `0..<classEmbeddings`), or
+    /// ``label`` for every row when nil.
+    func score(_ x: Tensor, at t: Double, labelRows: [Int]?, into out: inout Tensor) throws {
         let c = network.configuration, C = c.channels, S = c.imageSize, P = S * S
         guard x.rowSize == C * P else {
             throw ScoreSDEError.shapeMismatch("this U-Net takes \(C)×\(S)×\(S) images (\(C * P) values per row) but the rows have shape \(x.rowShape) (\(x.rowSize) values)")
@@ -213,7 +219,7 @@ public struct DiffusersScore: ScoreModel {
         if out.shape != x.shape { out = Tensor(zeros: x.shape) }
         let n = x.rows
         let (m, std) = forwardSDE.marginal(at: t)
-        let y = try networkOutput(x, tau: networkTime(at: t))
+        let y = try networkOutput(x, tau: networkTime(at: t), labelRows: labelRows)
         let pred = scheduler.prediction
         out.storage.withUnsafeMutableBufferPointer { o in
             x.storage.withUnsafeBufferPointer { xs in
@@ -233,6 +239,10 @@ public struct DiffusersScore: ScoreModel {
 
     /// The raw network output (NCHW, as diffusers' `UNet2DModel(x, τ).sample`) for NCHW images `x`.
     public func networkOutput(_ x: Tensor, tau: Double) throws -> [Double] {
+        try networkOutput(x, tau: tau, labelRows: nil)
+    }
+
+    func networkOutput(_ x: Tensor, tau: Double, labelRows: [Int]?) throws -> [Double] {
         let c = network.configuration, C = c.channels, S = c.imageSize, P = S * S, n = x.rows
         guard x.rowSize == C * P else { throw ScoreSDEError.shapeMismatch("this U-Net takes \(C)×\(S)×\(S) images, got rows of \(x.rowSize) values") }
         let net = network.pool.take()
@@ -249,10 +259,52 @@ public struct DiffusersScore: ScoreModel {
             } } }
         }
         guard finite else { throw ScoreSDEError.nonFinite("the input images contain NaN or Inf") }
-        let labels: [Int]? = classEmbeddings > 0 ? [Int](repeating: label ?? classEmbeddings - 1, count: n) : nil
+        let labels: [Int]? = classEmbeddings > 0 ? (labelRows ?? [Int](repeating: label ?? classEmbeddings - 1, count: n)) : nil
         let y = net.network.forward(input, tau: [Double](repeating: tau, count: n), labels: labels)
         var out = [Double](repeating: 0, count: n * C * P)
         for b in 0 ..< n { for ch in 0 ..< C { for q in 0 ..< P { out[(b * C + ch) * P + q] = Double(y[(b * P + q) * C + ch]) } } }
+        return out
+    }
+}
+
+/// A diffusers model in the CLI and wherever a ``LearnedScoreModel`` is taken. Class labels follow
+/// ``UNetScore``'s convention: `0..<classCount` with `classCount = num_class_embeds − 1`, nil the last
+/// embedding row (the null label).
+extension DiffusersScore: LearnedScoreModel {
+    public var sdeSpec: SDESpec { network.sde }
+    public var dataScaling: DataScaling { network.dataScaling }
+    public var dequantizationLevels: Int? { network.dequantizationLevels }
+    public var classCount: Int { network.configuration.classCount }
+    public var sampleShape: [Int] { [configuration.channels, configuration.imageSize, configuration.imageSize] }
+
+    public func conditionedScore(on labels: [Int?]) throws -> any ScoreModel { try DiffusersConditionedScore(model: self, labels: labels) }
+    public func classifierFreeGuidedScore(labels: [Int?], guidanceScale w: Double) throws -> any ScoreModel {
+        guard classCount > 0 else {
+            throw ScoreSDEError.invalidArgument("classifier-free guidance needs a class-conditional model; this U-Net has no num_class_embeds")
+        }
+        try requireParameter(w.isFinite, "the guidance scale must be finite (got \(w))")
+        return ClassifierFreeGuidance(conditional: try DiffusersConditionedScore(model: self, labels: labels),
+                                      unconditional: try DiffusersConditionedScore(model: self, labels: [nil]), guidanceScale: w)
+    }
+}
+
+/// A ``DiffusersScore`` with one class label for all rows or one per row (nil: the null label).
+public struct DiffusersConditionedScore: ScoreModel {
+    public let model: DiffusersScore
+    public let labels: [Int?]
+
+    public init(model: DiffusersScore, labels: [Int?]) throws {
+        guard !labels.isEmpty else { throw ScoreSDEError.invalidArgument("give at least one class label (nil for the null label)") }
+        _ = try model.network.labelIndices(labels, rows: labels.count)
+        self.model = model; self.labels = labels
+    }
+
+    public var rowShape: [Int]? { model.rowShape }
+
+    public func score(_ x: Tensor, at t: Double) throws -> Tensor {
+        var out = Tensor(zeros: x.shape)
+        let rows = try model.network.labelIndices(labels, rows: x.rows)
+        try model.score(x, at: t, labelRows: rows, into: &out)
         return out
     }
 }
@@ -387,7 +439,9 @@ public enum DiffusersUNet {
     /// diffusers' `DDPMScheduler()` defaults (1 000 linear steps 1e-4 … 0.02, ε-prediction).
     ///
     /// `timeMap` nil: the time scale recorded by our writer when present, else
-    /// ``DiffusersTimeMap/alphaBarMatched``.
+    /// ``DiffusersTimeMap/alphaBarMatched``. Data: the scaling our writer recorded, else diffusers'
+    /// image convention, 8-bit pixels `0 … 255` ↔ `[−1, 1]` (``UNetScore/dataScaling`` `2/255, −1`,
+    /// 256 dequantization levels, so bits/dim are per 8-bit pixel value).
     /// - Throws: ``ScoreSDEError/io(path:message:)`` naming the missing file, the unsupported option
     ///   (listing what is supported), or the tensor whose name or shape disagrees with the config;
     ///   `nonFinite` for NaN/Inf weights.
@@ -445,7 +499,14 @@ public enum DiffusersUNet {
         if timeMap == nil, file.metadata["model"] == "unet", let s = file.metadata["unet.time_scale"].flatMap(Double.init) { map = .affine(scale: s, shift: 0) }
         var unet = try UNetScore(configuration: config, sde: sched.continuousSDE, parameterization: .noisePrediction,
                                  timeScale: 999, parameters: values)
-        if file.metadata["data.scale"] != nil { unet.dataScaling = try DataScaling(metadata: MetadataReader(map: file.metadata, path: weightsPath)) }
+        if file.metadata["data.scale"] != nil {
+            unet.dataScaling = try DataScaling(metadata: MetadataReader(map: file.metadata, path: weightsPath))
+            if let l = file.metadata["data.dequantization_levels"].flatMap(Int.init), l >= 2 { unet.dequantizationLevels = l }
+        } else {
+            // diffusers' image pipelines: 8-bit pixels 0 … 255 ↔ [−1, 1].
+            unet.dataScaling = try DataScaling(scale: 2 / 255.0, shift: -1)
+            unet.dequantizationLevels = 256
+        }
         return try DiffusersScore(network: unet, scheduler: sched, timeMap: map, centerInputSample: center)
     }
 
