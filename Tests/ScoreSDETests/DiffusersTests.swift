@@ -141,6 +141,36 @@ private func parityError(_ name: String) throws -> (float32: Double, float64: Do
         }
     }
 
+    /// The vector–Jacobian product against central differences of the score (float32 network: step
+    /// 1e-2 on inputs of order 1, tolerance 2e-3 of the scale), for ε-, v- and x₀-prediction and
+    /// `center_input_sample`; the score part equals ``DiffusersScore/score(_:at:)``.
+    @Test func vectorJacobianProductMatchesDifferences() throws {
+        for folder in ["attention", "centered"] {
+            let base = try DiffusersUNet.load(fixtures + "/" + folder)
+            let c = base.configuration, size = c.channels * c.imageSize * c.imageSize
+            let x = try Tensor(shape: [1, size], storage: testValues(size, seed: 13))
+            let u = try Tensor(shape: [1, size], storage: testValues(size, seed: 14))
+            for p in DiffusersScheduler.Prediction.allCases {
+                var s = base.scheduler; s.prediction = p
+                let model = try DiffusersScore(network: base.network, scheduler: s, timeMap: base.timeMap, centerInputSample: base.centerInputSample)
+                let t = 0.3
+                let (score, vjp) = try model.scoreAndVJP(x, at: t, cotangent: u)
+                #expect(score.storage == (try model.score(x, at: t)).storage)
+                // uᵀ s(x + h e_i) differences for a few coordinates.
+                var worst = 0.0, scale = 0.0
+                for i in Swift.stride(from: 0, to: size, by: max(1, size / 6)) {
+                    let h = 1e-2
+                    var xp = x, xm = x
+                    xp.storage[i] += h; xm.storage[i] -= h
+                    let sp = try model.score(xp, at: t).storage, sm = try model.score(xm, at: t).storage
+                    let num = (0 ..< size).reduce(0.0) { $0 + u.storage[$1] * (sp[$1] - sm[$1]) } / (2 * h)
+                    worst = max(worst, abs(num - vjp.storage[i])); scale = max(scale, abs(num))
+                }
+                #expect(worst <= 2e-3 * max(scale, 1), "\(folder) \(p): \(worst) of \(scale)")
+            }
+        }
+    }
+
     /// Our U-Net written as a diffusers pipeline folder and read back: the same network output and
     /// score (the writer's time scale 999 is restored from our metadata). The folder and its expected
     /// outputs stay in `/tmp/scoresde-diffusers-roundtrip` for `diffusers_parity.py check`.

@@ -127,7 +127,7 @@ public enum DiffusersTimeMap: Sendable, Equatable {
 /// `τ(t)` (``DiffusersTimeMap``):
 /// - `epsilon`: `ε̂ = o`;  `v_prediction`: `ε̂ = σ x_t + m o`;  `sample`: `ε̂ = (x_t − m o)/σ`;
 /// - score `s = −ε̂ / σ(t)`.
-public struct DiffusersScore: ScoreModel {
+public struct DiffusersScore: ScoreVJPProviding {
     /// The network and its weights (its ``UNetScore/sde`` is ``sde``; its own time map is not used).
     public let network: UNetScore
     public let scheduler: DiffusersScheduler
@@ -211,19 +211,37 @@ public struct DiffusersScore: ScoreModel {
     /// The score with one label per row (`labelRows`: embedding rows `0..<classEmbeddings`), or
     /// ``label`` for every row when nil.
     func score(_ x: Tensor, at t: Double, labelRows: [Int]?, into out: inout Tensor) throws {
+        _ = try evaluate(x, at: t, labelRows: labelRows, into: &out, cotangent: nil)
+    }
+
+    /// The score and its vector–Jacobian product `(∂s/∂x)ᵀ u` (``ScoreVJPProviding``): one forward
+    /// and one backward pass of the float32 network. With `J = ∂o/∂x`: ε-prediction `−Jᵀu/σ`,
+    /// v-prediction `−u − (m/σ) Jᵀu`, x₀-prediction `−(u − m Jᵀu)/σ²`.
+    public func scoreAndVJP(_ x: Tensor, at t: Double, cotangent u: Tensor) throws -> (score: Tensor, vjp: Tensor) {
+        try scoreAndVJP(x, at: t, cotangent: u, labelRows: nil)
+    }
+
+    func scoreAndVJP(_ x: Tensor, at t: Double, cotangent u: Tensor, labelRows: [Int]?) throws -> (score: Tensor, vjp: Tensor) {
+        guard u.shape == x.shape else { throw ScoreSDEError.shapeMismatch("the cotangent has shape \(u.shape), the input \(x.shape)") }
+        var out = Tensor(zeros: x.shape)
+        let vjp = try evaluate(x, at: t, labelRows: labelRows, into: &out, cotangent: u)!
+        return (out, vjp)
+    }
+
+    private func evaluate(_ x: Tensor, at t: Double, labelRows: [Int]?, into out: inout Tensor, cotangent: Tensor?) throws -> Tensor? {
         let c = network.configuration, C = c.channels, S = c.imageSize, P = S * S
         guard x.rowSize == C * P else {
             throw ScoreSDEError.shapeMismatch("this U-Net takes \(C)×\(S)×\(S) images (\(C * P) values per row) but the rows have shape \(x.rowShape) (\(x.rowSize) values)")
         }
         guard t.isFinite else { throw ScoreSDEError.nonFinite("the time t is \(t)") }
         if out.shape != x.shape { out = Tensor(zeros: x.shape) }
-        let n = x.rows
+        let count = x.count
         let (m, std) = forwardSDE.marginal(at: t)
-        let y = try networkOutput(x, tau: networkTime(at: t), labelRows: labelRows)
+        let (y, jtu) = try networkOutput(x, tau: networkTime(at: t), labelRows: labelRows, cotangent: cotangent)
         let pred = scheduler.prediction
         out.storage.withUnsafeMutableBufferPointer { o in
             x.storage.withUnsafeBufferPointer { xs in
-                for i in 0 ..< n * C * P {
+                for i in 0 ..< count {
                     let e: Double
                     switch pred {
                     case .epsilon: e = y[i]
@@ -235,6 +253,19 @@ public struct DiffusersScore: ScoreModel {
             }
         }
         if !out.storage.allSatisfy(\.isFinite) { throw ScoreSDEError.nonFinite("the U-Net output at t = \(t) contains NaN or Inf") }
+        guard let u = cotangent, let jtu else { return nil }
+        var vjp = Tensor(zeros: x.shape)
+        vjp.storage.withUnsafeMutableBufferPointer { v in
+            for i in 0 ..< count {
+                switch pred {
+                case .epsilon: v[i] = -jtu[i] / std
+                case .vPrediction: v[i] = -u.storage[i] - m / std * jtu[i]
+                case .sample: v[i] = -(u.storage[i] - m * jtu[i]) / (std * std)
+                }
+            }
+        }
+        if !vjp.storage.allSatisfy(\.isFinite) { throw ScoreSDEError.nonFinite("the U-Net's vector–Jacobian product at t = \(t) contains NaN or Inf") }
+        return vjp
     }
 
     /// The raw network output (NCHW, as diffusers' `UNet2DModel(x, τ).sample`) for NCHW images `x`.
@@ -243,6 +274,11 @@ public struct DiffusersScore: ScoreModel {
     }
 
     func networkOutput(_ x: Tensor, tau: Double, labelRows: [Int]?) throws -> [Double] {
+        try networkOutput(x, tau: tau, labelRows: labelRows, cotangent: nil).output
+    }
+
+    /// The network output and, with a cotangent `u` (NCHW), `(∂o/∂x)ᵀ u` (×2 under `center_input_sample`).
+    func networkOutput(_ x: Tensor, tau: Double, labelRows: [Int]?, cotangent: Tensor?) throws -> (output: [Double], vjp: [Double]?) {
         let c = network.configuration, C = c.channels, S = c.imageSize, P = S * S, n = x.rows
         guard x.rowSize == C * P else { throw ScoreSDEError.shapeMismatch("this U-Net takes \(C)×\(S)×\(S) images, got rows of \(x.rowSize) values") }
         let net = network.pool.take()
@@ -263,7 +299,22 @@ public struct DiffusersScore: ScoreModel {
         let y = net.network.forward(input, tau: [Double](repeating: tau, count: n), labels: labels)
         var out = [Double](repeating: 0, count: n * C * P)
         for b in 0 ..< n { for ch in 0 ..< C { for q in 0 ..< P { out[(b * C + ch) * P + q] = Double(y[(b * P + q) * C + ch]) } } }
-        return out
+        guard let u = cotangent else { return (out, nil) }
+        // Backward from dy = u (NHWC float32; the input buffer is free again: forward copied it).
+        var finiteU = true
+        u.storage.withUnsafeBufferPointer { us in
+            for b in 0 ..< n { for ch in 0 ..< C { for q in 0 ..< P {
+                let v = us[(b * C + ch) * P + q]
+                if !v.isFinite { finiteU = false }
+                input[(b * P + q) * C + ch] = Float(v)
+            } } }
+        }
+        guard finiteU else { throw ScoreSDEError.nonFinite("the cotangent contains NaN or Inf") }
+        let dx = net.network.backward(input)
+        let scale = center ? 2.0 : 1.0
+        var j = [Double](repeating: 0, count: n * C * P)
+        for b in 0 ..< n { for ch in 0 ..< C { for q in 0 ..< P { j[(b * C + ch) * P + q] = scale * Double(dx[(b * P + q) * C + ch]) } } }
+        return (out, j)
     }
 }
 
@@ -289,7 +340,7 @@ extension DiffusersScore: LearnedScoreModel {
 }
 
 /// A ``DiffusersScore`` with one class label for all rows or one per row (nil: the null label).
-public struct DiffusersConditionedScore: ScoreModel {
+public struct DiffusersConditionedScore: ScoreVJPProviding {
     public let model: DiffusersScore
     public let labels: [Int?]
 
@@ -306,6 +357,10 @@ public struct DiffusersConditionedScore: ScoreModel {
         let rows = try model.network.labelIndices(labels, rows: x.rows)
         try model.score(x, at: t, labelRows: rows, into: &out)
         return out
+    }
+
+    public func scoreAndVJP(_ x: Tensor, at t: Double, cotangent u: Tensor) throws -> (score: Tensor, vjp: Tensor) {
+        try model.scoreAndVJP(x, at: t, cotangent: u, labelRows: try model.network.labelIndices(labels, rows: x.rows))
     }
 }
 
