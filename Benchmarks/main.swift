@@ -1,7 +1,7 @@
 // ScoreSDE.swift benchmarks. Release build only:
 //   swift run -c release scoresde-bench [pc|ode|likelihood|mlp|inverse|mpi-train|fast|fast-adaptive|fast-versus|
 //                                        fast-stochastic|fast-digits|classes|colorize|digits-quality|digits-explore|
-//                                        digits-denoise|unet|all]
+//                                        digits-denoise|unet|diffusers PATH|all]
 // Prints figures; asserts nothing. Every timing is the best of a few repetitions (wall clock).
 // One entry per figure of the README (the section that cites it names the entry).
 import Foundation
@@ -417,3 +417,4 @@ if which == "digits-denoise" { try digitsDenoiseDiagnostic(paths: Array(CommandL
 if which == "digits-explore" { try digitsQualityExplore(path: CommandLine.arguments.count > 2 ? CommandLine.arguments[2] : "digits", only: CommandLine.arguments.count > 3 ? Array(CommandLine.arguments.dropFirst(3)) : nil) }
 if which == "digits-quality" || which == "all" { try digitsQualityBenchmark(paths: Array(CommandLine.arguments.dropFirst(2))) }
 if which == "unet" || which == "all" { try unetBenchmark(arguments: Array(CommandLine.arguments.dropFirst(2))) }
+if which == "diffusers" { try diffusersBenchmark(arguments: Array(CommandLine.arguments.dropFirst(2))) }

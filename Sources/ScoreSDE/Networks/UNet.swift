@@ -75,10 +75,10 @@ public final class UNet<T: NetworkScalar> {
                     lv.resnets.append(L.scope("resnets.\(j)") {
                         ResnetBlock2D(in: j == 0 ? inCh : outCh, out: outCh, embedding: E, groups: G, epsilon: eps, dropout: c.dropout, parameters: L, scratch: scratch) })
                     if c.attentionLevels[i] {
-                        lv.attentions.append(L.scope("attentions.\(j)") { Attention(channels: outCh, groups: G, epsilon: eps, parameters: L) })
+                        lv.attentions.append(L.scope("attentions.\(j)") { Attention(channels: outCh, heads: c.attentionHeads(channels: outCh), groups: G, epsilon: eps, parameters: L) })
                     }
                 }
-                if !last { lv.downsampler = L.scope("downsamplers.0") { Downsample2D(channels: outCh, parameters: L) } }
+                if !last { lv.downsampler = L.scope("downsamplers.0") { Downsample2D(channels: outCh, padding: c.downsamplePadding, parameters: L) } }
                 return lv
             })
         }
@@ -88,7 +88,7 @@ public final class UNet<T: NetworkScalar> {
         var midAttn: Attention<T>? = nil
         L.scope("mid_block") {
             mids.append(L.scope("resnets.0") { ResnetBlock2D(in: cm, out: cm, embedding: E, groups: G, epsilon: eps, dropout: c.dropout, parameters: L, scratch: scratch) })
-            if c.midBlockAttention { midAttn = L.scope("attentions.0") { Attention(channels: cm, groups: G, epsilon: eps, parameters: L) } }
+            if c.midBlockAttention { midAttn = L.scope("attentions.0") { Attention(channels: cm, heads: c.attentionHeads(channels: cm), groups: G, epsilon: eps, parameters: L) } }
             mids.append(L.scope("resnets.1") { ResnetBlock2D(in: cm, out: cm, embedding: E, groups: G, epsilon: eps, dropout: c.dropout, parameters: L, scratch: scratch) })
         }
         midResnets = mids; midAttention = midAttn
@@ -109,7 +109,7 @@ public final class UNet<T: NetworkScalar> {
                     lv.resnets.append(L.scope("resnets.\(j)") {
                         ResnetBlock2D(in: resIn + skipCh, out: outCh, embedding: E, groups: G, epsilon: eps, dropout: c.dropout, parameters: L, scratch: scratch) })
                     if c.attentionLevels[level] {
-                        lv.attentions.append(L.scope("attentions.\(j)") { Attention(channels: outCh, groups: G, epsilon: eps, parameters: L) })
+                        lv.attentions.append(L.scope("attentions.\(j)") { Attention(channels: outCh, heads: c.attentionHeads(channels: outCh), groups: G, epsilon: eps, parameters: L) })
                     }
                 }
                 if !last { lv.upsampler = L.scope("upsamplers.0") { Upsample2D(channels: outCh, parameters: L, scratch: scratch) } }

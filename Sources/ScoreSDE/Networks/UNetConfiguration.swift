@@ -30,6 +30,15 @@ public struct UNetConfiguration: Sendable, Equatable {
     /// `flip_sin_to_cos` and `freq_shift` of the sinusoidal embedding.
     public var flipSinToCos: Bool
     public var freqShift: Double
+    /// `attention_head_dim`: channels per attention head (each attention block has `channels / d`
+    /// heads); nil: one head per block (diffusers' `attention_head_dim = None`).
+    public var attentionHeadDim: Int? = nil
+    /// `downsample_padding`: 1 (symmetric) or 0 (one zero row and column at the bottom and right, as
+    /// the published DDPM checkpoints use).
+    public var downsamplePadding: Int = 1
+
+    /// Heads of an attention block on `channels` channels.
+    public func attentionHeads(channels: Int) -> Int { attentionHeadDim.map { channels / $0 } ?? 1 }
 
     public init(imageSize: Int = 28, channels: Int = 1, blockOutChannels: [Int] = [32, 64, 64], layersPerBlock: Int = 1,
                 attentionLevels: [Bool]? = nil, midBlockAttention: Bool = true, normGroups: Int = 8,
@@ -64,6 +73,13 @@ public struct UNetConfiguration: Sendable, Equatable {
         try requireParameter(dropout >= 0 && dropout < 1, "dropout must be in [0, 1) (got \(dropout))")
         try requireParameter(freqShift.isFinite && Double(blockOutChannels[0] / 2) - freqShift != 0 && blockOutChannels[0] >= 2,
                              "freq_shift \(freqShift) with \(blockOutChannels[0]) embedding channels gives no frequencies")
+        try requireParameter(downsamplePadding == 0 || downsamplePadding == 1, "downsample_padding must be 0 or 1 (got \(downsamplePadding))")
+        if let d = attentionHeadDim {
+            var attentionChannels = zip(blockOutChannels, attentionLevels).filter(\.1).map(\.0)
+            if midBlockAttention { attentionChannels.append(blockOutChannels.last!) }
+            try requireParameter(d >= 1 && attentionChannels.allSatisfy { $0 % d == 0 },
+                                 "attention_head_dim \(d) must divide the channels of every attention block (\(attentionChannels))")
+        }
     }
 
     /// Metadata entries `unet.*` (written with the weights).
@@ -76,6 +92,8 @@ public struct UNetConfiguration: Sendable, Equatable {
          "unet.norm_num_groups": "\(normGroups)", "unet.norm_eps": "\(normEpsilon)",
          "unet.class_count": "\(classCount)", "unet.dropout": "\(dropout)",
          "unet.flip_sin_to_cos": "\(flipSinToCos)", "unet.freq_shift": "\(freqShift)"]
+            .merging(attentionHeadDim.map { ["unet.attention_head_dim": "\($0)"] } ?? [:]) { a, _ in a }
+            .merging(downsamplePadding != 1 ? ["unet.downsample_padding": "\(downsamplePadding)"] : [:]) { a, _ in a }
     }
 
     init(metadata m: MetadataReader) throws {
@@ -92,6 +110,8 @@ public struct UNetConfiguration: Sendable, Equatable {
                   normEpsilon: try m.double("unet.norm_eps"), classCount: try m.int("unet.class_count"),
                   dropout: try m.double("unet.dropout"), flipSinToCos: try m.bool("unet.flip_sin_to_cos"),
                   freqShift: try m.double("unet.freq_shift"))
+        if m.map["unet.attention_head_dim"] != nil { attentionHeadDim = try m.int("unet.attention_head_dim") }
+        if m.map["unet.downsample_padding"] != nil { downsamplePadding = try m.int("unet.downsample_padding") }
         do { try validate() } catch let ScoreSDEError.invalidArgument(msg) { throw m.fail("metadata describes an invalid U-Net: \(msg)") }
     }
 
@@ -103,7 +123,8 @@ public struct UNetConfiguration: Sendable, Equatable {
                 "block_out_channels": "[\(blockOutChannels.map(String.init).joined(separator: ", "))]",
                 "layers_per_block": "\(layersPerBlock)", "down_block_types": "[\(down.joined(separator: ", "))]",
                 "up_block_types": "[\(up.joined(separator: ", "))]", "add_attention": "\(midBlockAttention)",
-                "norm_num_groups": "\(normGroups)", "norm_eps": "\(normEpsilon)", "attention_head_dim": "null",
+                "norm_num_groups": "\(normGroups)", "norm_eps": "\(normEpsilon)", "attention_head_dim": attentionHeadDim.map(String.init) ?? "null",
+                "downsample_padding": "\(downsamplePadding)",
                 "num_class_embeds": classCount > 0 ? "\(classCount + 1)" : "null", "dropout": "\(dropout)",
                 "flip_sin_to_cos": "\(flipSinToCos)", "freq_shift": "\(freqShift)"]
     }

@@ -11,7 +11,7 @@ import ScoreSDE
 /// `--model`: the data model whose score drives the sampler.
 struct ModelOptions: ParsableArguments {
     @Option(help: ArgumentHelp(
-        "The model: a built-in Gaussian mixture (\(GaussianMixture.builtInNames.joined(separator: ", "))), gmm:PATH.json, a shipped learned model (\(PretrainedModels.names.joined(separator: ", "))) or a trained PATH.safetensors.",
+        "The model: a built-in Gaussian mixture (\(GaussianMixture.builtInNames.joined(separator: ", "))), gmm:PATH.json, a shipped learned model (\(PretrainedModels.names.joined(separator: ", "))), a trained PATH.safetensors or a diffusers UNet2DModel folder PATH/.",
         discussion: """
             ring: 8 modes on a circle (2-D); grid: 5x5 modes (2-D); gmm64: 10 modes in 64-D. \
             gmm:PATH.json reads {"weights": [...], "means": [[...], ...], "stds": [...]} (weights optional, \
@@ -19,9 +19,13 @@ struct ModelOptions: ParsableArguments {
             Learned models (from `scoresde train`; a checkpoint's EMA weights): digits (8x8 grey digits, \
             values 0...16) and patches (8x8 RGB patches, values 0...255) ship with the package. A learned \
             model brings its SDE (other --sde settings are an error; the number of steps may differ) and \
-            its data scaling: samples are written in data space, data are read in data space.
+            its data scaling: samples are written in data space, data are read in data space. \
+            A folder PATH/ is a Hugging Face diffusers UNet2DModel (config.json + \
+            diffusion_pytorch_model.safetensors) or pipeline (model_index.json, unet/, scheduler/): its \
+            scheduler config gives the SDE (linear betas: VP with N·beta_start, N·beta_end; squaredcos_cap_v2: \
+            the cosine VP) and its data are 8-bit pixels 0...255.
             """,
-        valueName: "name|gmm:PATH.json|PATH.safetensors"))
+        valueName: "name|gmm:PATH.json|PATH.safetensors|PATH/"))
     var model: String = "ring"
 
     /// Resolves `--model` (see ``DataModel/load(_:)``).
@@ -29,14 +33,15 @@ struct ModelOptions: ParsableArguments {
 
     /// The help of `--model` for commands with another default (`inpaint`, `colorize`).
     static func help(default name: String) -> ArgumentHelp {
-        ArgumentHelp("The model (default: \(name)): a built-in Gaussian mixture (\(GaussianMixture.builtInNames.joined(separator: ", "))), gmm:PATH.json, a shipped learned model (\(PretrainedModels.names.joined(separator: ", "))) or a trained PATH.safetensors (see `scoresde sample --help`).",
-                     valueName: "name|gmm:PATH.json|PATH.safetensors")
+        ArgumentHelp("The model (default: \(name)): a built-in Gaussian mixture (\(GaussianMixture.builtInNames.joined(separator: ", "))), gmm:PATH.json, a shipped learned model (\(PretrainedModels.names.joined(separator: ", "))), a trained PATH.safetensors or a diffusers UNet2DModel folder PATH/ (see `scoresde sample --help`).",
+                     valueName: "name|gmm:PATH.json|PATH.safetensors|PATH/")
     }
 }
 
 extension DataModel {
-    /// Resolves a `--model` value: a mixture file after `gmm:`, a model file (`.safetensors`, or
-    /// any existing file), a shipped learned model, or a built-in mixture.
+    /// Resolves a `--model` value: a mixture file after `gmm:`, a diffusers `UNet2DModel` or pipeline
+    /// folder, a model file (`.safetensors`, or any existing file), a shipped learned model, or a
+    /// built-in mixture.
     static func load(_ model: String) throws -> DataModel {
         let prefix = "gmm:"
         if model.hasPrefix(prefix) {
@@ -49,6 +54,12 @@ extension DataModel {
             return DataModel(name: model, label: label, source: .mixture(mixture))
         }
         let isBuiltIn = GaussianMixture.builtInNames.contains(model) || PretrainedModels.names.contains(model)
+        var isDirectory: ObjCBool = false
+        if !isBuiltIn, FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory), isDirectory.boolValue {
+            // A diffusers UNet2DModel folder or pipeline folder (DiffusersUNet.load).
+            let name = URL(fileURLWithPath: model).standardizedFileURL.lastPathComponent
+            return DataModel(name: model, label: name, source: .learned(try DiffusersUNet.load(model)))
+        }
         if model.hasSuffix(".safetensors") || (!isBuiltIn && FileManager.default.fileExists(atPath: model)) {
             return DataModel(name: model, label: URL(fileURLWithPath: model).lastPathComponent, source: .learned(try loadLearned(model)))
         }

@@ -1,0 +1,623 @@
+import Foundation
+
+// Reading and writing diffusers `UNet2DModel` checkpoints (Hugging Face diffusers' folder format:
+// `config.json` + `diffusion_pytorch_model.safetensors`, optionally inside a pipeline folder with
+// `model_index.json`, `unet/` and `scheduler/scheduler_config.json`).
+
+/// A diffusers discrete-time noise schedule (`DDPMScheduler` / `DDIMScheduler` config): `N` steps
+/// with betas `β_i`, `ᾱ_i = ∏_{j ≤ i} (1 − β_j)`, `x_i = √ᾱ_i x₀ + √(1 − ᾱ_i) ε`, and the model's
+/// output type.
+///
+/// Mapped to our continuous VP SDEs (``continuousSDE``):
+/// - `linear`: `β_i = linspace(beta_start, beta_end, N)` ↔ ``SDESpec/vp(betaMin:betaMax:)`` with
+///   `β_min = N · beta_start`, `β_max = N · beta_end` (Song et al. 2021, App. B: 0.1 and 20 for
+///   DDPM's 1e-4 and 0.02).
+/// - `squaredcos_cap_v2`: `β_i = min(1 − f((i+1)/N)/f(i/N), 0.999)`, `f(u) = cos²((u + s)/(1 + s) · π/2)`,
+///   `s = 0.008` ↔ ``SDESpec/defaultCosineVP`` (`ᾱ(t) = f(t)/f(0)`, so `ᾱ_i = ᾱ((i+1)/N)` up to the
+///   clip). The clip at 0.999 changes only the last step (`i = N − 1`, where `f(1) = 0` would give
+///   β = 1); our cosine VP ends at `T = 0.9946`, where `ᾱ(T) ≈ 7.1e-5`, i.e. between steps 993 and
+///   994 of 1 000, so the clipped step and the five before it lie beyond `T` and are never evaluated.
+public struct DiffusersScheduler: Sendable, Equatable {
+    public enum BetaSchedule: String, Sendable, CaseIterable { case linear, squaredcosCapV2 = "squaredcos_cap_v2" }
+    /// diffusers' `prediction_type`: what the network outputs.
+    public enum Prediction: String, Sendable, CaseIterable {
+        /// The noise ε (Ho et al. 2020).
+        case epsilon
+        /// `v = √ᾱ ε − √(1 − ᾱ) x₀` (Salimans & Ho 2022).
+        case vPrediction = "v_prediction"
+        /// The clean sample x₀.
+        case sample
+    }
+
+    public var trainSteps: Int
+    public var betaStart: Double
+    public var betaEnd: Double
+    public var betaSchedule: BetaSchedule
+    public var prediction: Prediction
+
+    /// diffusers' `DDPMScheduler()` defaults: 1 000 steps, linear betas 1e-4 … 0.02, ε-prediction.
+    public init(trainSteps: Int = 1000, betaStart: Double = 0.0001, betaEnd: Double = 0.02,
+                betaSchedule: BetaSchedule = .linear, prediction: Prediction = .epsilon) {
+        self.trainSteps = trainSteps; self.betaStart = betaStart; self.betaEnd = betaEnd
+        self.betaSchedule = betaSchedule; self.prediction = prediction
+    }
+
+    /// The betas as diffusers computes them (in float32, as `torch.linspace(..., dtype=float32)` does).
+    public var betas: [Double] {
+        let N = trainSteps
+        switch betaSchedule {
+        case .linear:
+            return (0 ..< N).map { i in
+                Double(Float(N == 1 ? betaStart : betaStart + (betaEnd - betaStart) * Double(i) / Double(N - 1)))
+            }
+        case .squaredcosCapV2:
+            func f(_ u: Double) -> Double { let c = Foundation.cos((u + 0.008) / 1.008 * Double.pi / 2); return c * c }
+            return (0 ..< N).map { i in Double(Float(min(1 - f(Double(i + 1) / Double(N)) / f(Double(i) / Double(N)), 0.999))) }
+        }
+    }
+
+    /// `ᾱ_i = ∏_{j ≤ i} (1 − β_j)`, `i = 0..<N`.
+    public var alphasCumprod: [Double] {
+        var p = 1.0
+        return betas.map { b in p *= 1 - b; return p }
+    }
+
+    /// The continuous SDE this schedule corresponds to (see the type's documentation).
+    public var continuousSDE: SDESpec {
+        switch betaSchedule {
+        case .linear: return .vp(betaMin: Double(trainSteps) * betaStart, betaMax: Double(trainSteps) * betaEnd)
+        case .squaredcosCapV2: return .defaultCosineVP
+        }
+    }
+
+    /// Reads a diffusers scheduler config (`scheduler_config.json`).
+    /// - Throws: ``ScoreSDEError/io(path:message:)`` for unreadable JSON, an unsupported
+    ///   `beta_schedule` / `prediction_type`, `trained_betas`, or `rescale_betas_zero_snr`.
+    public init(configFile path: String) throws {
+        let obj = try DiffusersUNet.readJSON(path)
+        func fail(_ m: String) -> ScoreSDEError { .io(path: path, message: m) }
+        self.init()
+        if let n = obj["num_train_timesteps"] as? Int { trainSteps = n }
+        if let v = obj["beta_start"] as? Double { betaStart = v }
+        if let v = obj["beta_end"] as? Double { betaEnd = v }
+        if let s = obj["beta_schedule"] as? String {
+            guard let b = BetaSchedule(rawValue: s) else {
+                throw fail("beta_schedule '\(s)' is not supported; supported: \(BetaSchedule.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            betaSchedule = b
+        }
+        if let s = obj["prediction_type"] as? String {
+            guard let p = Prediction(rawValue: s) else {
+                throw fail("prediction_type '\(s)' is not supported; supported: \(Prediction.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            prediction = p
+        }
+        if let tb = obj["trained_betas"], !(tb is NSNull) { throw fail("trained_betas is not supported (no continuous SDE corresponds to an arbitrary table); use beta_schedule linear or squaredcos_cap_v2") }
+        if obj["rescale_betas_zero_snr"] as? Bool == true { throw fail("rescale_betas_zero_snr = true is not supported (ᾱ_N = 0 has no VP SDE end time)") }
+        guard trainSteps >= 2, betaStart > 0, betaEnd > betaStart || betaSchedule != .linear, betaEnd < 1 else {
+            throw fail("the schedule is invalid: num_train_timesteps \(trainSteps), beta_start \(betaStart), beta_end \(betaEnd)")
+        }
+    }
+
+    /// The JSON of a `DDPMScheduler` config with this schedule.
+    public var configJSON: [String: Any] {
+        ["_class_name": "DDPMScheduler", "num_train_timesteps": trainSteps, "beta_start": betaStart, "beta_end": betaEnd,
+         "beta_schedule": betaSchedule.rawValue, "prediction_type": prediction.rawValue, "clip_sample": true,
+         "variance_type": "fixed_small", "trained_betas": NSNull()]
+    }
+}
+
+/// How continuous time `t` becomes the network's timestep input `τ` (diffusers' integer step index,
+/// which the sinusoidal embedding takes as a real number).
+public enum DiffusersTimeMap: Sendable, Equatable {
+    /// `τ(t)` = the fractional step index whose `log ᾱ` equals the SDE's `log ᾱ(t) = 2 log m(t)`:
+    /// piecewise linear in `log ᾱ` between the scheduler's `(i, log ᾱ_i)`, with `(−1, 0)` prepended
+    /// (ᾱ = 1 before the first step) and the last segment extended beyond step `N − 1`. At the times
+    /// ``DiffusersScore/time(ofStep:)`` the model is *exactly* diffusers' model at step `i`: input
+    /// `τ = i` and `σ = √(1 − ᾱ_i)` (the reference-exact option).
+    case alphaBarMatched
+    /// `τ = scale · t + shift`: Score-SDE's conversion of the DDPM checkpoints is `scale = N − 1 = 999`,
+    /// `shift = 0`; DPM-Solver's discrete-time convention is `scale = N`, `shift = −1` (`t_i = (i+1)/N`).
+    case affine(scale: Double, shift: Double)
+}
+
+/// A diffusers `UNet2DModel` as a ``ScoreModel`` (see ``DiffusersUNet/load(_:scheduler:timeMap:)``).
+///
+/// At time t with VP marginal `x_t = m(t) x₀ + σ(t) ε` (`m² + σ² = 1`) and network output `o` at
+/// `τ(t)` (``DiffusersTimeMap``):
+/// - `epsilon`: `ε̂ = o`;  `v_prediction`: `ε̂ = σ x_t + m o`;  `sample`: `ε̂ = (x_t − m o)/σ`;
+/// - score `s = −ε̂ / σ(t)`.
+public struct DiffusersScore: ScoreVJPProviding {
+    /// The network and its weights (its ``UNetScore/sde`` is ``sde``; its own time map is not used).
+    public let network: UNetScore
+    public let scheduler: DiffusersScheduler
+    public let timeMap: DiffusersTimeMap
+    /// `num_class_embeds` (0: unconditional).
+    public let classEmbeddings: Int
+    /// diffusers' `center_input_sample`: the network sees `2x − 1`.
+    public let centerInputSample: Bool
+    /// The class label (`0..<classEmbeddings`); nil uses the last embedding row (the null label of
+    /// classifier-free guidance when the model was trained with one, as ``UNetScore`` models are).
+    public var label: Int?
+    private let table: [Double]          // log ᾱ for steps −1 ... N−1
+    private let forwardSDE: any VariancePreservingSDE
+
+    public var sde: SDESpec { network.sde }
+    public var rowShape: [Int]? { network.rowShape }
+    public var configuration: UNetConfiguration { network.configuration }
+
+    public init(network: UNetScore, scheduler: DiffusersScheduler, timeMap: DiffusersTimeMap = .alphaBarMatched,
+                centerInputSample: Bool = false) throws {
+        self.network = network; self.scheduler = scheduler; self.timeMap = timeMap; self.centerInputSample = centerInputSample
+        classEmbeddings = network.configuration.classCount > 0 ? network.configuration.classCount + 1 : 0
+        table = [0] + scheduler.alphasCumprod.map { Foundation.log($0) }
+        guard let vp = try network.sde.make() as? any VariancePreservingSDE else {
+            throw ScoreSDEError.invalidArgument("sde = \(network.sde): a diffusers model needs a variance-preserving SDE (vp or cosineVP)")
+        }
+        forwardSDE = vp
+        if case let .affine(a, b) = timeMap { try requireParameter(a.isFinite && b.isFinite && a > 0, "the time map τ = a t + b needs finite a > 0 and b (got \(a), \(b))") }
+    }
+
+    /// The same model scoring for `label` (`0..<classEmbeddings`, nil for the last row).
+    public func conditioned(on label: Int?) throws -> DiffusersScore {
+        try requireParameter(classEmbeddings > 0, "this U-Net is unconditional (num_class_embeds null); it takes no class label")
+        if let l = label { try requireParameter(l >= 0 && l < classEmbeddings, "label \(l) is outside 0..<\(classEmbeddings) (num_class_embeds)") }
+        var m = self
+        m.label = label
+        return m
+    }
+
+    /// The network input `τ(t)`.
+    public func networkTime(at t: Double) -> Double {
+        switch timeMap {
+        case let .affine(a, b): return a * t + b
+        case .alphaBarMatched:
+            let l = 2 * forwardSDE.logMeanCoefficient(at: t)
+            // table is decreasing: table[k] = log ᾱ at step k − 1.
+            var lo = 0, hi = table.count - 1
+            if l <= table[hi] { lo = hi - 1 } else {
+                while hi - lo > 1 { let mid = (lo + hi) / 2; if table[mid] >= l { lo = mid } else { hi = mid } }
+            }
+            let w = (l - table[lo]) / (table[lo + 1] - table[lo])
+            return Double(lo - 1) + w
+        }
+    }
+
+    /// The continuous time whose `ᾱ(t)` is the scheduler's `ᾱ_i` (so ``networkTime(at:)`` is `i`
+    /// under ``DiffusersTimeMap/alphaBarMatched``); nil beyond the SDE's end time `T`.
+    public func time(ofStep i: Int) -> Double? {
+        guard i >= 0 && i < scheduler.trainSteps else { return nil }
+        let target = 0.5 * table[i + 1], T = forwardSDE.T
+        if forwardSDE.logMeanCoefficient(at: T) > target { return nil }
+        var lo = 0.0, hi = T
+        for _ in 0 ..< 200 {
+            let mid = 0.5 * (lo + hi)
+            if forwardSDE.logMeanCoefficient(at: mid) > target { lo = mid } else { hi = mid }
+            if hi - lo <= 1e-16 { break }
+        }
+        return 0.5 * (lo + hi)
+    }
+
+    public func score(_ x: Tensor, at t: Double) throws -> Tensor {
+        var out = Tensor(zeros: x.shape)
+        try score(x, at: t, into: &out)
+        return out
+    }
+
+    public func score(_ x: Tensor, at t: Double, into out: inout Tensor) throws {
+        try score(x, at: t, labelRows: nil, into: &out)
+    }
+
+    /// The score with one label per row (`labelRows`: embedding rows `0..<classEmbeddings`), or
+    /// ``label`` for every row when nil.
+    func score(_ x: Tensor, at t: Double, labelRows: [Int]?, into out: inout Tensor) throws {
+        _ = try evaluate(x, at: t, labelRows: labelRows, into: &out, cotangent: nil)
+    }
+
+    /// The score and its vector–Jacobian product `(∂s/∂x)ᵀ u` (``ScoreVJPProviding``): one forward
+    /// and one backward pass of the float32 network. With `J = ∂o/∂x`: ε-prediction `−Jᵀu/σ`,
+    /// v-prediction `−u − (m/σ) Jᵀu`, x₀-prediction `−(u − m Jᵀu)/σ²`.
+    public func scoreAndVJP(_ x: Tensor, at t: Double, cotangent u: Tensor) throws -> (score: Tensor, vjp: Tensor) {
+        try scoreAndVJP(x, at: t, cotangent: u, labelRows: nil)
+    }
+
+    func scoreAndVJP(_ x: Tensor, at t: Double, cotangent u: Tensor, labelRows: [Int]?) throws -> (score: Tensor, vjp: Tensor) {
+        guard u.shape == x.shape else { throw ScoreSDEError.shapeMismatch("the cotangent has shape \(u.shape), the input \(x.shape)") }
+        var out = Tensor(zeros: x.shape)
+        let vjp = try evaluate(x, at: t, labelRows: labelRows, into: &out, cotangent: u)!
+        return (out, vjp)
+    }
+
+    private func evaluate(_ x: Tensor, at t: Double, labelRows: [Int]?, into out: inout Tensor, cotangent: Tensor?) throws -> Tensor? {
+        let c = network.configuration, C = c.channels, S = c.imageSize, P = S * S
+        guard x.rowSize == C * P else {
+            throw ScoreSDEError.shapeMismatch("this U-Net takes \(C)×\(S)×\(S) images (\(C * P) values per row) but the rows have shape \(x.rowShape) (\(x.rowSize) values)")
+        }
+        guard t.isFinite else { throw ScoreSDEError.nonFinite("the time t is \(t)") }
+        if out.shape != x.shape { out = Tensor(zeros: x.shape) }
+        let count = x.count
+        let (m, std) = forwardSDE.marginal(at: t)
+        let (y, jtu) = try networkOutput(x, tau: networkTime(at: t), labelRows: labelRows, cotangent: cotangent)
+        let pred = scheduler.prediction
+        out.storage.withUnsafeMutableBufferPointer { o in
+            x.storage.withUnsafeBufferPointer { xs in
+                for i in 0 ..< count {
+                    let e: Double
+                    switch pred {
+                    case .epsilon: e = y[i]
+                    case .vPrediction: e = std * xs[i] + m * y[i]
+                    case .sample: e = (xs[i] - m * y[i]) / std
+                    }
+                    o[i] = -e / std
+                }
+            }
+        }
+        if !out.storage.allSatisfy(\.isFinite) { throw ScoreSDEError.nonFinite("the U-Net output at t = \(t) contains NaN or Inf") }
+        guard let u = cotangent, let jtu else { return nil }
+        var vjp = Tensor(zeros: x.shape)
+        vjp.storage.withUnsafeMutableBufferPointer { v in
+            for i in 0 ..< count {
+                switch pred {
+                case .epsilon: v[i] = -jtu[i] / std
+                case .vPrediction: v[i] = -u.storage[i] - m / std * jtu[i]
+                case .sample: v[i] = -(u.storage[i] - m * jtu[i]) / (std * std)
+                }
+            }
+        }
+        if !vjp.storage.allSatisfy(\.isFinite) { throw ScoreSDEError.nonFinite("the U-Net's vector–Jacobian product at t = \(t) contains NaN or Inf") }
+        return vjp
+    }
+
+    /// The raw network output (NCHW, as diffusers' `UNet2DModel(x, τ).sample`) for NCHW images `x`.
+    public func networkOutput(_ x: Tensor, tau: Double) throws -> [Double] {
+        try networkOutput(x, tau: tau, labelRows: nil)
+    }
+
+    func networkOutput(_ x: Tensor, tau: Double, labelRows: [Int]?) throws -> [Double] {
+        try networkOutput(x, tau: tau, labelRows: labelRows, cotangent: nil).output
+    }
+
+    /// The network output and, with a cotangent `u` (NCHW), `(∂o/∂x)ᵀ u` (×2 under `center_input_sample`).
+    func networkOutput(_ x: Tensor, tau: Double, labelRows: [Int]?, cotangent: Tensor?) throws -> (output: [Double], vjp: [Double]?) {
+        let c = network.configuration, C = c.channels, S = c.imageSize, P = S * S, n = x.rows
+        guard x.rowSize == C * P else { throw ScoreSDEError.shapeMismatch("this U-Net takes \(C)×\(S)×\(S) images, got rows of \(x.rowSize) values") }
+        let net = network.pool.take()
+        defer { network.pool.give(net) }
+        let input = net.scratch.reserve(n * P * C)
+        var finite = true
+        let center = centerInputSample
+        x.storage.withUnsafeBufferPointer { xs in
+            for b in 0 ..< n { for ch in 0 ..< C { for q in 0 ..< P {
+                var v = xs[(b * C + ch) * P + q]
+                if !v.isFinite { finite = false }
+                if center { v = 2 * v - 1 }
+                input[(b * P + q) * C + ch] = Float(v)
+            } } }
+        }
+        guard finite else { throw ScoreSDEError.nonFinite("the input images contain NaN or Inf") }
+        let labels: [Int]? = classEmbeddings > 0 ? (labelRows ?? [Int](repeating: label ?? classEmbeddings - 1, count: n)) : nil
+        let y = net.network.forward(input, tau: [Double](repeating: tau, count: n), labels: labels)
+        var out = [Double](repeating: 0, count: n * C * P)
+        for b in 0 ..< n { for ch in 0 ..< C { for q in 0 ..< P { out[(b * C + ch) * P + q] = Double(y[(b * P + q) * C + ch]) } } }
+        guard let u = cotangent else { return (out, nil) }
+        // Backward from dy = u (NHWC float32; the input buffer is free again: forward copied it).
+        var finiteU = true
+        u.storage.withUnsafeBufferPointer { us in
+            for b in 0 ..< n { for ch in 0 ..< C { for q in 0 ..< P {
+                let v = us[(b * C + ch) * P + q]
+                if !v.isFinite { finiteU = false }
+                input[(b * P + q) * C + ch] = Float(v)
+            } } }
+        }
+        guard finiteU else { throw ScoreSDEError.nonFinite("the cotangent contains NaN or Inf") }
+        let dx = net.network.backward(input)
+        let scale = center ? 2.0 : 1.0
+        var j = [Double](repeating: 0, count: n * C * P)
+        for b in 0 ..< n { for ch in 0 ..< C { for q in 0 ..< P { j[(b * C + ch) * P + q] = scale * Double(dx[(b * P + q) * C + ch]) } } }
+        return (out, j)
+    }
+}
+
+/// A diffusers model in the CLI and wherever a ``LearnedScoreModel`` is taken. Class labels follow
+/// ``UNetScore``'s convention: `0..<classCount` with `classCount = num_class_embeds − 1`, nil the last
+/// embedding row (the null label).
+extension DiffusersScore: LearnedScoreModel {
+    public var sdeSpec: SDESpec { network.sde }
+    public var dataScaling: DataScaling { network.dataScaling }
+    public var dequantizationLevels: Int? { network.dequantizationLevels }
+    public var classCount: Int { network.configuration.classCount }
+    public var sampleShape: [Int] { [configuration.channels, configuration.imageSize, configuration.imageSize] }
+
+    public func conditionedScore(on labels: [Int?]) throws -> any ScoreModel { try DiffusersConditionedScore(model: self, labels: labels) }
+    public func classifierFreeGuidedScore(labels: [Int?], guidanceScale w: Double) throws -> any ScoreModel {
+        guard classCount > 0 else {
+            throw ScoreSDEError.invalidArgument("classifier-free guidance needs a class-conditional model; this U-Net has no num_class_embeds")
+        }
+        try requireParameter(w.isFinite, "the guidance scale must be finite (got \(w))")
+        return ClassifierFreeGuidance(conditional: try DiffusersConditionedScore(model: self, labels: labels),
+                                      unconditional: try DiffusersConditionedScore(model: self, labels: [nil]), guidanceScale: w)
+    }
+}
+
+/// A ``DiffusersScore`` with one class label for all rows or one per row (nil: the null label).
+public struct DiffusersConditionedScore: ScoreVJPProviding {
+    public let model: DiffusersScore
+    public let labels: [Int?]
+
+    public init(model: DiffusersScore, labels: [Int?]) throws {
+        guard !labels.isEmpty else { throw ScoreSDEError.invalidArgument("give at least one class label (nil for the null label)") }
+        _ = try model.network.labelIndices(labels, rows: labels.count)
+        self.model = model; self.labels = labels
+    }
+
+    public var rowShape: [Int]? { model.rowShape }
+
+    public func score(_ x: Tensor, at t: Double) throws -> Tensor {
+        var out = Tensor(zeros: x.shape)
+        let rows = try model.network.labelIndices(labels, rows: x.rows)
+        try model.score(x, at: t, labelRows: rows, into: &out)
+        return out
+    }
+
+    public func scoreAndVJP(_ x: Tensor, at t: Double, cotangent u: Tensor) throws -> (score: Tensor, vjp: Tensor) {
+        try model.scoreAndVJP(x, at: t, cotangent: u, labelRows: try model.network.labelIndices(labels, rows: x.rows))
+    }
+}
+
+/// Loading and writing diffusers `UNet2DModel` folders.
+public enum DiffusersUNet {
+    /// The `config.json` options this loader understands, with the values it supports.
+    public static let supported = """
+        down_block_types DownBlock2D / AttnDownBlock2D; up_block_types UpBlock2D / AttnUpBlock2D (the mirror); \
+        mid_block_type UNetMidBlock2D (add_attention true or false); act_fn silu; time_embedding_type positional \
+        (flip_sin_to_cos, freq_shift any); time_embedding_dim null; class_embed_type null with num_class_embeds \
+        null or >= 2; attention_head_dim null (one head) or dividing every attention block's channels; \
+        attn_norm_num_groups null; resnet_time_scale_shift default; downsample_padding 0 or 1; downsample_type and \
+        upsample_type conv; mid_block_scale_factor 1; in_channels = out_channels; center_input_sample any
+        """
+
+    static func readJSON(_ path: String) throws -> [String: Any] {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ScoreSDEError.io(path: path, message: "cannot read the file (missing or unreadable)")
+        }
+        guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw ScoreSDEError.io(path: path, message: "not a JSON object")
+        }
+        return obj
+    }
+
+    /// The network configuration of a diffusers `UNet2DModel` `config.json`, and its `center_input_sample`.
+    /// - Throws: ``ScoreSDEError/io(path:message:)`` naming the first unsupported option (and listing
+    ///   ``supported``).
+    public static func configuration(configFile path: String) throws -> (UNetConfiguration, centerInputSample: Bool) {
+        let o = try readJSON(path)
+        func fail(_ m: String) -> ScoreSDEError { .io(path: path, message: m) }
+        func unsupported(_ key: String, _ value: Any) -> ScoreSDEError {
+            fail("\(key) = \(value) is not supported. Supported: \(supported)")
+        }
+        func int(_ k: String, _ d: Int? = nil) throws -> Int {
+            if let v = o[k] as? Int { return v }
+            if let d, o[k] == nil || o[k] is NSNull { return d }
+            throw fail("'\(k)' is missing or not an integer")
+        }
+        func strings(_ k: String) throws -> [String] {
+            guard let v = o[k] as? [String] else { throw fail("'\(k)' is missing or not a list of strings") }
+            return v
+        }
+        func isNull(_ k: String) -> Bool { o[k] == nil || o[k] is NSNull }
+        func expect(_ k: String, _ allowed: String) throws {
+            if let v = o[k], !(v is NSNull), (v as? String) != allowed { throw unsupported(k, v) }
+        }
+        if let cls = o["_class_name"] as? String, cls != "UNet2DModel" {
+            throw fail("_class_name is '\(cls)'; only UNet2DModel (pixel-space DDPM U-Nets) is supported")
+        }
+        let known: Set<String> = ["sample_size", "in_channels", "out_channels", "center_input_sample", "time_embedding_type",
+            "time_embedding_dim", "freq_shift", "flip_sin_to_cos", "down_block_types", "mid_block_type", "up_block_types",
+            "block_out_channels", "layers_per_block", "mid_block_scale_factor", "downsample_padding", "downsample_type",
+            "upsample_type", "dropout", "act_fn", "attention_head_dim", "norm_num_groups", "attn_norm_num_groups", "norm_eps",
+            "resnet_time_scale_shift", "add_attention", "class_embed_type", "num_class_embeds", "num_train_timesteps"]
+        for (k, v) in o where !k.hasPrefix("_") && !known.contains(k) {
+            if v is NSNull || (v as? Bool) == false { continue }
+            throw unsupported(k, v)
+        }
+        let size: Int
+        if let s = o["sample_size"] as? Int { size = s }
+        else if let s = o["sample_size"] as? [Int], s.count == 2, s[0] == s[1] { size = s[0] }
+        else { throw fail("sample_size must be an integer (square images); got \(o["sample_size"] ?? "nothing")") }
+        let cin = try int("in_channels", 3), cout = try int("out_channels", 3)
+        guard cin == cout else { throw unsupported("out_channels", "\(cout) with in_channels = \(cin)") }
+        guard let blocks = o["block_out_channels"] as? [Int], !blocks.isEmpty else { throw fail("'block_out_channels' is missing or not a list of integers") }
+        let down = try strings("down_block_types"), up = try strings("up_block_types")
+        guard down.count == blocks.count, up.count == blocks.count else {
+            throw fail("down_block_types (\(down.count)), up_block_types (\(up.count)) and block_out_channels (\(blocks.count)) must have the same length")
+        }
+        var attn: [Bool] = []
+        for d in down {
+            switch d { case "DownBlock2D": attn.append(false); case "AttnDownBlock2D": attn.append(true); default: throw unsupported("down_block_types entry", d) }
+        }
+        for (u, b) in up.enumerated() {
+            let want = attn[blocks.count - 1 - u] ? "AttnUpBlock2D" : "UpBlock2D"
+            guard b == "UpBlock2D" || b == "AttnUpBlock2D" else { throw unsupported("up_block_types entry", b) }
+            guard b == want else { throw fail("up_block_types[\(u)] is \(b) but down_block_types[\(blocks.count - 1 - u)] is \(down[blocks.count - 1 - u]); only mirrored U-Nets are supported (expected \(want))") }
+        }
+        try expect("mid_block_type", "UNetMidBlock2D")
+        if o.keys.contains("mid_block_type"), o["mid_block_type"] is NSNull { throw unsupported("mid_block_type", "null") }
+        try expect("act_fn", "silu"); try expect("time_embedding_type", "positional")
+        try expect("resnet_time_scale_shift", "default"); try expect("downsample_type", "conv"); try expect("upsample_type", "conv")
+        if !isNull("time_embedding_dim"), (o["time_embedding_dim"] as? Int) != 4 * blocks[0] { throw unsupported("time_embedding_dim", o["time_embedding_dim"]!) }
+        if !isNull("class_embed_type") { throw unsupported("class_embed_type", o["class_embed_type"]!) }
+        if !isNull("attn_norm_num_groups") { throw unsupported("attn_norm_num_groups", o["attn_norm_num_groups"]!) }
+        let downPadding = try int("downsample_padding", 1)
+        guard downPadding == 0 || downPadding == 1 else { throw unsupported("downsample_padding", downPadding) }
+        if let f = o["mid_block_scale_factor"] as? Double, f != 1 { throw unsupported("mid_block_scale_factor", f) }
+        let addAttention = o["add_attention"] as? Bool ?? true
+        var headDim: Int? = nil
+        if !isNull("attention_head_dim") {
+            guard let hd = o["attention_head_dim"] as? Int, hd >= 1 else { throw unsupported("attention_head_dim", o["attention_head_dim"]!) }
+            var attnChannels = zip(blocks, attn).filter(\.1).map(\.0)
+            if addAttention { attnChannels.append(blocks.last!) }
+            if let bad = attnChannels.first(where: { $0 % hd != 0 }) {
+                throw fail("attention_head_dim = \(hd) does not divide the \(bad) channels of an attention block. Supported: \(supported)")
+            }
+            headDim = hd
+        }
+        let classes = try int("num_class_embeds", 0)
+        guard classes == 0 || classes >= 2 else { throw unsupported("num_class_embeds", classes) }
+        let groups = try int("norm_num_groups", 32)
+        let eps = (o["norm_eps"] as? Double) ?? 1e-5
+        let flip = (o["flip_sin_to_cos"] as? Bool) ?? true
+        let shift = (o["freq_shift"] as? Double) ?? 0
+        let dropout = (o["dropout"] as? Double) ?? 0
+        var c = UNetConfiguration(imageSize: size, channels: cin, blockOutChannels: blocks, layersPerBlock: try int("layers_per_block", 2),
+                                  attentionLevels: attn, midBlockAttention: addAttention, normGroups: groups, normEpsilon: eps,
+                                  classCount: classes > 0 ? classes - 1 : 0, dropout: dropout, flipSinToCos: flip, freqShift: shift)
+        c.attentionHeadDim = headDim
+        c.downsamplePadding = downPadding
+        do { try c.validate() } catch let ScoreSDEError.invalidArgument(m) { throw fail("the configuration is not a valid U-Net here: \(m)") }
+        return (c, (o["center_input_sample"] as? Bool) ?? false)
+    }
+
+    /// The pre-0.14 attention names of diffusers (`query`, `key`, `value`, `proj_attn`), which the
+    /// published DDPM checkpoints may use, mapped to today's.
+    static func modernName(_ name: String) -> String {
+        for (old, new) in [(".query.", ".to_q."), (".key.", ".to_k."), (".value.", ".to_v."), (".proj_attn.", ".to_out.0.")] where name.contains(old) {
+            return name.replacingOccurrences(of: old, with: new)
+        }
+        return name
+    }
+
+    /// Loads a diffusers `UNet2DModel`: `path` is a pipeline folder (`model_index.json`, `unet/`,
+    /// `scheduler/scheduler_config.json`), a bare model folder (`config.json` +
+    /// `diffusion_pytorch_model.safetensors`; F32, F16 or BF16), or a folder written by
+    /// ``write(_:to:)``. The schedule comes from `scheduler` when given, else from the pipeline's
+    /// `scheduler/scheduler_config.json` (or a `scheduler_config.json` beside `config.json`), else
+    /// diffusers' `DDPMScheduler()` defaults (1 000 linear steps 1e-4 … 0.02, ε-prediction).
+    ///
+    /// `timeMap` nil: the time scale recorded by our writer when present, else
+    /// ``DiffusersTimeMap/alphaBarMatched``. Data: the scaling our writer recorded, else diffusers'
+    /// image convention, 8-bit pixels `0 … 255` ↔ `[−1, 1]` (``UNetScore/dataScaling`` `2/255, −1`,
+    /// 256 dequantization levels, so bits/dim are per 8-bit pixel value).
+    /// - Throws: ``ScoreSDEError/io(path:message:)`` naming the missing file, the unsupported option
+    ///   (listing what is supported), or the tensor whose name or shape disagrees with the config;
+    ///   `nonFinite` for NaN/Inf weights.
+    public static func load(_ path: String, scheduler: DiffusersScheduler? = nil, timeMap: DiffusersTimeMap? = nil) throws -> DiffusersScore {
+        let fm = FileManager.default
+        let root = (path as NSString).standardizingPath
+        var unetDir = root
+        var schedulerFile: String? = nil
+        if fm.fileExists(atPath: root + "/model_index.json") {
+            let index = try readJSON(root + "/model_index.json")
+            if let u = index["unet"] as? [Any], u.count == 2, let cls = u[1] as? String, cls != "UNet2DModel" {
+                throw ScoreSDEError.io(path: root + "/model_index.json", message: "the pipeline's unet is a \(cls); only UNet2DModel is supported")
+            }
+            unetDir = root + "/unet"
+            if fm.fileExists(atPath: root + "/scheduler/scheduler_config.json") { schedulerFile = root + "/scheduler/scheduler_config.json" }
+        } else if fm.fileExists(atPath: root + "/scheduler_config.json") {
+            schedulerFile = root + "/scheduler_config.json"
+        }
+        let configPath = unetDir + "/config.json"
+        guard fm.fileExists(atPath: configPath) else {
+            throw ScoreSDEError.io(path: root, message: "no config.json: expected a diffusers UNet2DModel folder (config.json + diffusion_pytorch_model.safetensors) or a pipeline folder (model_index.json, unet/, scheduler/)")
+        }
+        var weightsPath = unetDir + "/diffusion_pytorch_model.safetensors"
+        if !fm.fileExists(atPath: weightsPath) {
+            let fp16 = unetDir + "/diffusion_pytorch_model.fp16.safetensors"
+            if fm.fileExists(atPath: fp16) { weightsPath = fp16 } else {
+                let pickle = fm.fileExists(atPath: unetDir + "/diffusion_pytorch_model.bin")
+                throw ScoreSDEError.io(path: unetDir, message: "no diffusion_pytorch_model.safetensors" + (pickle ? " (there is a PyTorch pickle diffusion_pytorch_model.bin, which is not read: convert it with `UNet2DModel.from_pretrained(dir).save_pretrained(dir, safe_serialization=True)`)" : ""))
+            }
+        }
+        let (config, center) = try configuration(configFile: configPath)
+        let sched = try scheduler ?? (schedulerFile.map { try DiffusersScheduler(configFile: $0) } ?? DiffusersScheduler())
+        let file = try Safetensors.read(weightsPath)
+        let net = try UNet<Float>(config)
+        var byName: [String: SafetensorsTensor] = [:]
+        for t in file.tensors { byName[modernName(t.name)] = t }
+        let expected = Set(net.layout.refs.map(\.name))
+        if let extra = file.tensors.first(where: { !expected.contains(modernName($0.name)) }) {
+            throw ScoreSDEError.io(path: weightsPath, message: "tensor '\(extra.name)' is not part of the U-Net that config.json describes; the config and the weights disagree")
+        }
+        var values = [Float](repeating: 0, count: net.parameterCount)
+        for r in net.layout.refs {
+            guard let t = byName[r.name] else {
+                throw ScoreSDEError.io(path: weightsPath, message: "missing tensor '\(r.name)' (shape \(r.shape)) that config.json implies; the config and the weights disagree")
+            }
+            guard t.shape == r.shape else {
+                throw ScoreSDEError.io(path: weightsPath, message: "tensor '\(r.name)' has shape \(t.shape) but config.json implies \(r.shape); the config and the weights disagree")
+            }
+            for (j, v) in t.values.enumerated() {
+                guard v.isFinite else { throw ScoreSDEError.nonFinite("\(weightsPath): tensor '\(r.name)' contains NaN or Inf") }
+                values[r.offset + j] = Float(v)
+            }
+        }
+        var map = timeMap ?? .alphaBarMatched
+        if timeMap == nil, file.metadata["model"] == "unet", let s = file.metadata["unet.time_scale"].flatMap(Double.init) { map = .affine(scale: s, shift: 0) }
+        var unet = try UNetScore(configuration: config, sde: sched.continuousSDE, parameterization: .noisePrediction,
+                                 timeScale: 999, parameters: values)
+        if file.metadata["data.scale"] != nil {
+            unet.dataScaling = try DataScaling(metadata: MetadataReader(map: file.metadata, path: weightsPath))
+            if let l = file.metadata["data.dequantization_levels"].flatMap(Int.init), l >= 2 { unet.dequantizationLevels = l }
+        } else {
+            // diffusers' image pipelines: 8-bit pixels 0 … 255 ↔ [−1, 1].
+            unet.dataScaling = try DataScaling(scale: 2 / 255.0, shift: -1)
+            unet.dequantizationLevels = 256
+        }
+        return try DiffusersScore(network: unet, scheduler: sched, timeMap: map, centerInputSample: center)
+    }
+
+    /// The diffusers `config.json` of a configuration.
+    public static func config(_ c: UNetConfiguration) -> [String: Any] {
+        ["_class_name": "UNet2DModel", "sample_size": c.imageSize, "in_channels": c.channels, "out_channels": c.channels,
+         "center_input_sample": false, "time_embedding_type": "positional", "freq_shift": c.freqShift, "flip_sin_to_cos": c.flipSinToCos,
+         "down_block_types": c.attentionLevels.map { $0 ? "AttnDownBlock2D" : "DownBlock2D" },
+         "up_block_types": c.attentionLevels.reversed().map { $0 ? "AttnUpBlock2D" : "UpBlock2D" },
+         "mid_block_type": "UNetMidBlock2D", "block_out_channels": c.blockOutChannels, "layers_per_block": c.layersPerBlock,
+         "mid_block_scale_factor": 1, "downsample_padding": c.downsamplePadding, "downsample_type": "conv", "upsample_type": "conv",
+         "dropout": c.dropout, "act_fn": "silu", "attention_head_dim": c.attentionHeadDim.map { $0 as Any } ?? NSNull(), "norm_num_groups": c.normGroups,
+         "attn_norm_num_groups": NSNull(), "norm_eps": c.normEpsilon, "resnet_time_scale_shift": "default",
+         "add_attention": c.midBlockAttention, "class_embed_type": NSNull(),
+         "num_class_embeds": c.classCount > 0 ? c.classCount + 1 : NSNull(), "num_train_timesteps": NSNull()]
+    }
+
+    /// Writes `model` as a diffusers pipeline folder: `model_index.json` (a `DDPMPipeline`),
+    /// `unet/config.json`, `unet/diffusion_pytorch_model.safetensors` (F32, diffusers' names; our
+    /// metadata kept) and `scheduler/scheduler_config.json` (a `DDPMScheduler`), so that
+    /// `UNet2DModel.from_pretrained(path, subfolder="unet")` gives the same network output and
+    /// `DDPMPipeline.from_pretrained(path)` samples from it.
+    ///
+    /// The scheduler is `N = timeScale + 1` steps: VP(β_min, β_max) → linear betas `β_min/N … β_max/N`;
+    /// the cosine VP with `s = 0.008` → `squaredcos_cap_v2`.
+    /// - Throws: `invalidArgument` naming the option diffusers cannot express: the scaled-score
+    ///   parameterisation, a VE or sub-VP SDE, a cosine VP with `s ≠ 0.008`, a non-integer time scale.
+    public static func write(_ model: UNetScore, to path: String) throws {
+        try requireParameter(model.parameterization == .noisePrediction,
+                             "parameterization = scaled_score has no diffusers prediction_type (epsilon, v_prediction, sample); only ε-prediction U-Nets can be written")
+        let N = model.timeScale + 1
+        try requireParameter(N == N.rounded() && N >= 2, "timeScale = \(model.timeScale): diffusers' integer timesteps need timeScale = N − 1 for an integer N (999 for 1 000 steps)")
+        var sched = DiffusersScheduler(trainSteps: Int(N))
+        switch model.sde {
+        case let .vp(a, b): sched.betaStart = a / N; sched.betaEnd = b / N
+        case let .cosineVP(s, _):
+            try requireParameter(s == 0.008, "sde = cosineVP(s: \(s)): diffusers' squaredcos_cap_v2 has s = 0.008")
+            sched.betaSchedule = .squaredcosCapV2
+        case .ve, .subVP:
+            throw ScoreSDEError.invalidArgument("sde = \(model.sde): diffusers' DDPMScheduler has variance-preserving schedules only (linear, squaredcos_cap_v2)")
+        }
+        let fm = FileManager.default
+        for d in [path, path + "/unet", path + "/scheduler"] {
+            do { try fm.createDirectory(atPath: d, withIntermediateDirectories: true) }
+            catch { throw ScoreSDEError.io(path: d, message: "cannot create the folder: \(error.localizedDescription)") }
+        }
+        func json(_ o: [String: Any], _ p: String) throws {
+            let data = try JSONSerialization.data(withJSONObject: o, options: [.prettyPrinted, .sortedKeys])
+            try AtomicFile.write(data, to: p)
+        }
+        var meta = model.metadata
+        meta["format"] = "pt"
+        try Safetensors.write(model.namedTensors, metadata: meta, dtype: .f32, to: path + "/unet/diffusion_pytorch_model.safetensors")
+        try json(config(model.configuration), path + "/unet/config.json")
+        try json(sched.configJSON, path + "/scheduler/scheduler_config.json")
+        try json(["_class_name": "DDPMPipeline", "unet": ["diffusers", "UNet2DModel"], "scheduler": ["diffusers", "DDPMScheduler"]],
+                 path + "/model_index.json")
+    }
+}
