@@ -108,3 +108,30 @@ extension ClassifierFreeGuidance: ScoreVJPProviding where Conditional: ScoreVJPP
         return (s, j)
     }
 }
+
+
+
+/// A ``DiffusersScore`` with one class label for all rows or one per row (nil: the null label).
+public struct DiffusersConditionedScore: ScoreVJPProviding {
+    public let model: DiffusersScore
+    public let labels: [Int?]
+
+    public init(model: DiffusersScore, labels: [Int?]) throws {
+        guard !labels.isEmpty else { throw ScoreSDEError.invalidArgument("give at least one class label (nil for the null label)") }
+        _ = try model.network.labelIndices(labels, rows: labels.count)
+        self.model = model; self.labels = labels
+    }
+
+    public var rowShape: [Int]? { model.rowShape }
+
+    public func score(_ x: Tensor, at t: Double) throws -> Tensor {
+        var out = Tensor(zeros: x.shape)
+        let rows = try model.network.labelIndices(labels, rows: x.rows)
+        try model.score(x, at: t, labelRows: rows, into: &out)
+        return out
+    }
+
+    public func scoreAndVJP(_ x: Tensor, at t: Double, cotangent u: Tensor) throws -> (score: Tensor, vjp: Tensor) {
+        try model.scoreAndVJP(x, at: t, cotangent: u, labelRows: try model.network.labelIndices(labels, rows: x.rows))
+    }
+}
