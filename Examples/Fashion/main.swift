@@ -128,7 +128,7 @@ struct FashionExample: ParsableCommand {
                 return best
             }
             print("inpainting (centre 14x14, \(n) test images, \(k) samples each, NFE \(irun.scoreEvaluations)): RMSE on the hole, levels 0...255:")
-            print(String(format: "  one sample %.1f, mean of %d samples %.1f; baselines: mean training image %.1f, nearest training image on the visible pixels %.1f",
+            print(String(format: "  one sample %.1f, mean of %d samples %.1f, baselines: mean training image %.1f, nearest training image on the visible pixels %.1f",
                          single, k, mean, rmse { _, p in meanImage[p] }, rmse { r, p in train.storage[nearest[r] * 784 + p] }))
             var shown = truth
             for r in 0 ..< n { for p in hole { shown.storage[r * 784 + p] = 127.5 } }
