@@ -244,13 +244,13 @@ extension ScoreSDECommand {
             }
             if let m = r.memorisation {
                 let c = m.check
-                lines.append("memorisation: \(String(format: "%.2f%% ± %.2f%%", 100 * c.share, 100 * c.standardError)) of samples are closer to a training image than \(f(m.threshold)) (the test images' \(f(m.percentile, 3))st percentile; test: \(String(format: "%.2f%%", 100 * c.heldOutShare))); median distance \(f(m.medianDistance)) (test \(f(m.testMedianDistance)))")
+                lines.append("memorisation: \(String(format: "%.2f%% ± %.2f%%", 100 * c.share, 100 * c.standardError)) of samples are closer to a training image than \(f(m.threshold)) (the test images' \(ordinal(m.percentile)) percentile; test: \(String(format: "%.2f%%", 100 * c.heldOutShare))); median distance \(f(m.medianDistance)) (test \(f(m.testMedianDistance)))")
             }
             if let b = r.baselineBitsPerDim {
                 lines.append("Gaussian baselines in logit space (lambda = \(b.lambda)), test bits/dim:")
                 for e in b.baselines {
                     let name = LogitGaussianBaseline.Kind(rawValue: e.baseline)?.label ?? e.baseline
-                    lines.append("  " + name.padding(toLength: 38, withPad: " ", startingAt: 0) + String(format: "%.4f ± %.4f", e.bitsPerDim, e.standardError))
+                    lines.append("  " + name.padding(toLength: 40, withPad: " ", startingAt: 0) + String(format: "%.4f ± %.4f (over test images)", e.bitsPerDim, e.standardError))
                 }
             }
             let kept = resumed.isEmpty ? "" : "; kept from the previous run: \(resumed.joined(separator: ", "))"
@@ -258,6 +258,14 @@ extension ScoreSDECommand {
             return lines.joined(separator: "\n")
         }
     }
+}
+
+/// `1st`, `2nd`, `5th`, `2.5th`: a percentile's name.
+private func ordinal(_ p: Double) -> String {
+    guard p == p.rounded(), p >= 1, p < 100 else { return formatted(p, 3) + "th" }
+    let n = Int(p)
+    let suffix = (11 ... 13).contains(n % 100) ? "th" : [1: "st", 2: "nd", 3: "rd"][n % 10] ?? "th"
+    return "\(n)\(suffix)"
 }
 
 private extension String {
