@@ -34,7 +34,7 @@ extension ScoreSDECommand {
         @Option(help: ArgumentHelp("The intended class of each sample (class-conditional samples): a .npy of n integers, the --stats JSON of `scoresde sample --class ...` (its class list, split evenly in order as sample does), or a list 'c' / 'c1,c2,...' split the same way.", valueName: "PATH.npy|PATH.json|c1,c2,..."))
         var classes: String?
 
-        @Option(help: ArgumentHelp("The feature classifier: a shipped name (default: \(FeatureClassifiers.defaultName)), a classifier .safetensors, or 'none' (skip the feature-space sections).", valueName: "name|PATH.safetensors|none"))
+        @Option(help: ArgumentHelp("The feature classifier: a shipped name, a classifier .safetensors, or 'none' (skip the feature-space sections).", valueName: "name|PATH.safetensors|none"))
         var classifier: String = FeatureClassifiers.defaultName
 
         @Option(help: ArgumentHelp("The data set whose test split is the reference: fashion-mnist (the only one supported).", valueName: "name"))

@@ -37,9 +37,8 @@ enum LAPACK {
         // Column-major view: r is Rᵀ (n × rows) and l is U = Lᵀ; solve op(U) X = Rᵀ with op = transpose.
         var side: CChar = 76, uplo: CChar = 85, trans: CChar = 84, diag: CChar = 78   // L, U, T, N
         var m = blasint(n), nr = blasint(rows), lda = blasint(n), ldb = blasint(n), one = 1.0
-        var lc = l
-        lc.withUnsafeMutableBufferPointer { p in
-            dtrsm_(&side, &uplo, &trans, &diag, &m, &nr, &one, p.baseAddress, &lda, r, &ldb)
+        l.withUnsafeBufferPointer { p in   // dtrsm reads A only (its prototype is not const)
+            dtrsm_(&side, &uplo, &trans, &diag, &m, &nr, &one, UnsafeMutablePointer(mutating: p.baseAddress), &lda, r, &ldb)
         }
     }
 

@@ -82,8 +82,12 @@ public struct LogitGaussianBaseline: Sendable {
     /// one draw of `rng` (``UniformDequantization/sample(levels:topLevel:using:)``).
     ///
     /// - Parameters:
+    ///   - kind: which baseline.
+    ///   - images: the training images, integer levels, rows of `D` pixels (any row shape).
     ///   - labels: one class label `≥ 0` per image; required for ``Kind/classWise`` (ignored otherwise).
+    ///   - transform: the logit transform (its `levels` is `L`).
     ///   - ridge: added to each covariance's diagonal (logit units²; 0 for the plain fit).
+    ///   - rng: the dequantization noise (one draw).
     /// - Throws: `invalidArgument` for non-integer or out-of-range levels, missing or mismatched
     ///   labels, a negative ridge; ``ScoreSDEError/notPositiveDefinite(_:)`` for a singular covariance.
     public static func fit(_ kind: Kind, toLevels images: Tensor, labels: [Int]? = nil, transform: LogitPixelTransform,
