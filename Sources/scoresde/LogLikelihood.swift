@@ -191,7 +191,7 @@ extension ScoreSDECommand {
             try outputs.check()
 
             // The work.
-            let (solver, layout, batchSize) = (ode.solver, ode.layout, compute.batchSize)
+            let (solver, layout, batchSize) = (ode.solver, ode.layout, compute.rowsPerCall(dataModel))
             let (run, seconds, threadCount) = try compute.withThreadLimit { threads in
                 let progress = ODEProgress("likelihood", from: eps, to: forward.T, layout: layout)
                 defer { progress?.finish() }
@@ -283,7 +283,7 @@ extension ScoreSDECommand {
             report.merge(ode.stats)
             report["eps"] = .double(eps)
             report["T"] = .double(forward.T)
-            report["batch_size"] = .int(min(compute.batchSize ?? x.rows, x.rows))
+            report["batch_size"] = .int(min(compute.rowsPerCall(dataModel) ?? x.rows, x.rows))
             report["seed"] = seedValue(compute.seed)
             report["threads"] = .int(threadCount)
             report["blas"] = .string(BLASBackend.current.library.rawValue + " " + BLASBackend.current.kernel)

@@ -174,7 +174,7 @@ extension ScoreSDECommand {
             report.merge(prepared.settings)
             report.merge(classes.stats(model: data.name))
             report["eps"] = .double(eps)
-            report["batch_size"] = .int(min(compute.batchSize ?? count, count))
+            report["batch_size"] = .int(min(compute.rowsPerCall(data) ?? count, count))
             report["seed"] = seedValue(compute.seed)
             report["threads"] = .int(threadCount)
             report["blas"] = .string(BLASBackend.current.library.rawValue + " " + BLASBackend.current.kernel)
@@ -209,7 +209,7 @@ extension ScoreSDECommand {
         /// Builds the chosen sampler (throwing on a bad combination, before any output is checked).
         func prepare(_ kind: SamplerName, _ built: BuiltSDE, _ data: DataModel, eps: Double,
                      latents: Tensor?, count: Int) throws -> PreparedSampler {
-            let (forward, batchSize) = (built.forward, compute.batchSize)
+            let (forward, batchSize) = (built.forward, compute.rowsPerCall(data))
             switch kind {
             case .pc:
                 let grid = try sampler.grid(for: forward, eps: eps)

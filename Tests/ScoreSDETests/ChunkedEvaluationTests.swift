@@ -12,7 +12,8 @@ struct ChunkedEvaluationTests {
         var rng = rng
         let draw = rng.nextDraw()
         let values = rows.map { r in var s = rng.stream(draw: draw, row: r - rows.lowerBound); return Double(r) + s.uniformPositive() }
-        return .init(columns: ["v": values], counters: ["nfe": 10 * rows.count])
+        // A column of NaN (what a dequantized likelihood reports for its per-draw terms) must survive the file.
+        return .init(columns: ["v": values, "nan": values.map { _ in .nan }], counters: ["nfe": 10 * rows.count])
     }
 
     static func tempPath() -> String {
@@ -40,7 +41,8 @@ struct ChunkedEvaluationTests {
         let resumed = try run.run { rows, rng in evaluated.append(rows); return Self.evaluate(rows, rng) }
         #expect(evaluated == [10 ..< 15, 15 ..< 20, 20 ..< 23], "only the missing chunks run")
         #expect(resumed.resumedChunks == 2)
-        #expect(resumed.columns == whole.columns && resumed.counters == whole.counters, "bitwise the uninterrupted values")
+        #expect(resumed.columns["v"] == whole.columns["v"] && resumed.counters == whole.counters, "bitwise the uninterrupted values")
+        #expect(resumed.columns["nan"]?.count == 23 && resumed.columns["nan"]!.allSatisfy { $0.isNaN }, "NaN survives the partial file")
     }
 
     @Test func otherSettingsAndBadResultsAreRefused() throws {

@@ -43,6 +43,19 @@ public struct ChunkedEvaluation: Sendable {
         public var resumedChunks: Int
     }
 
+    // Non-finite values (e.g. the NaN terminal densities of a dequantized run) as JSON strings.
+    static var encoder: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return e
+    }
+    static var decoder: JSONDecoder {
+        let d = JSONDecoder()
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        return d
+    }
+
     struct PartialFile: Codable {
         var settings: String
         var rows: Int
@@ -83,7 +96,7 @@ public struct ChunkedEvaluation: Sendable {
         var resumed = 0
         if let path = partialFile, FileManager.default.fileExists(atPath: path) {
             let old: PartialFile
-            do { old = try JSONDecoder().decode(PartialFile.self, from: Data(contentsOf: URL(fileURLWithPath: path))) } catch {
+            do { old = try Self.decoder.decode(PartialFile.self, from: Data(contentsOf: URL(fileURLWithPath: path))) } catch {
                 throw ScoreSDEError.io(path: path, message: "not a partial-results file of this evaluation (\(error)); delete it to start over")
             }
             guard old.settings == settings, old.rows == rows, old.chunkSize == chunkSize else {
@@ -106,11 +119,7 @@ public struct ChunkedEvaluation: Sendable {
             }
             names = Set(result.columns.keys)
             file.chunks[String(c)] = result
-            if let path = partialFile {
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = [.sortedKeys]
-                try AtomicFile.write(try encoder.encode(file), to: path)
-            }
+            if let path = partialFile { try AtomicFile.write(try Self.encoder.encode(file), to: path) }
             progress?(file.chunks.count, chunkCount)
         }
         var out = Result(columns: [:], counters: [:], seconds: 0, resumedChunks: resumed)
