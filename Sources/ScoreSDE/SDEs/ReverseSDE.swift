@@ -123,7 +123,7 @@ public final class ReverseSDE<SDE: ForwardSDE, Score: ScoreModel>: ReverseProces
         let d = x.rowSize
         while lo < x.rows {
             let hi = min(x.rows, lo + b)
-            let part = try model.score(x.rows(lo ..< hi), at: t)
+            let part = try ScoreBatch.$rows.withValue(lo ..< hi) { try model.score(x.rows(lo ..< hi), at: t) }
             guard part.count == (hi - lo) * d else {
                 throw ScoreSDEError.shapeMismatch("the score model returned shape \(part.shape) for input rows of shape \(x.rowShape)")
             }

@@ -199,7 +199,9 @@ struct ProbabilityFlow<SDE: ForwardSDE, Score: ScoreModel> {
                 var lo = 0
                 while lo < n {
                     let hi = min(n, lo + chunk)
-                    let (sc, div, evaluations, p) = try divergence(chunk == n ? state : state.rows(lo ..< hi), t, base + lo)
+                    let (sc, div, evaluations, p) = try ScoreBatch.$rows.withValue(chunk == n && base == 0 ? nil : base + lo ..< base + hi) {
+                        try divergence(chunk == n ? state : state.rows(lo ..< hi), t, base + lo)
+                    }
                     scores.append(sc)
                     calls = max(calls, evaluations)
                     passes = max(passes, p)

@@ -212,11 +212,9 @@ public struct MLPScore: ScoreJacobianProviding {
     var outputBound: Double? { parameterization == .boundedNoisePrediction ? MLPScore.boundedOutputLimit : nil }
 
     /// Checks that every label is a class of this network (`nil`: the null label).
-    func labelIndices(_ labels: [Int?], rows: Int) throws -> [Int] {
+    func labelIndices(_ batchLabels: [Int?], rows: Int) throws -> [Int] {
         let k = architecture.classCount
-        guard labels.count == 1 || labels.count == rows else {
-            throw ScoreSDEError.shapeMismatch("\(labels.count) class labels for \(rows) rows: give one label for all rows, or one per row (then do not split the rows with a batch size)")
-        }
+        let labels = try ScoreBatch.slice(batchLabels, rows: rows)
         if k == 0 {
             if labels.contains(where: { $0 != nil }) {
                 throw ScoreSDEError.invalidArgument("this model is unconditional (trained without labels): it takes no class; sample without a class, or train with labels")

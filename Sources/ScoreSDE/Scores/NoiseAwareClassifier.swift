@@ -179,7 +179,8 @@ public struct NoiseAwareClassifier: Sendable {
     ///
     /// - Throws: `invalidArgument` for a label outside `0 ..< K` or a time outside `(0, T]`;
     ///   `shapeMismatch` for rows of another size or a label count other than 1 or `rows`.
-    public func logProbabilityGradient(_ x: Tensor, at t: Double, labels: [Int]) throws -> Tensor {
+    public func logProbabilityGradient(_ x: Tensor, at t: Double, labels batchLabels: [Int]) throws -> Tensor {
+        let labels = try ScoreBatch.slice(batchLabels, rows: x.rows)   // a sampler's batch split takes its rows' labels
         try checkLabels(labels, rows: x.rows)
         let times = [Double](repeating: t, count: x.rows)
         try checkInput(x, times: times)

@@ -112,11 +112,9 @@ public struct UNetScore: ScoreVJPProviding {
     }
 
     /// Network label indices for `n` rows (`K` for the null label), nil for an unconditional network.
-    func labelIndices(_ labels: [Int?], rows n: Int) throws -> [Int]? {
+    func labelIndices(_ batchLabels: [Int?], rows n: Int) throws -> [Int]? {
         let k = configuration.classCount
-        guard labels.count == 1 || labels.count == n else {
-            throw ScoreSDEError.shapeMismatch("give one class label for all rows or one per row: \(labels.count) labels for \(n) rows")
-        }
+        let labels = try ScoreBatch.slice(batchLabels, rows: n)
         guard k > 0 else {
             try requireParameter(labels.allSatisfy { $0 == nil }, "this U-Net is unconditional; it takes no class label")
             return nil
