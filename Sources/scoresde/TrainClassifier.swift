@@ -64,7 +64,7 @@ extension ScoreSDECommand {
         @Option(parsing: .unconditional, help: ArgumentHelp("Largest training time (default: T). Near --min-time: an (almost) clean classifier.", valueName: "t"))
         var maxTime: Double?
 
-        @Option(help: "The network: mlp or conv (default: conv for images [C, H, W] with H, W >= 16, mlp otherwise).")
+        @Option(help: "The network: mlp or conv (default: the network whose options are given, else conv for images [C, H, W] with H, W >= 16 and mlp otherwise).")
         var model: ClassifierModelName?
 
         @OptionGroup(title: "Convolutional classifier (--model conv)") var conv: ConvClassifierOptions
@@ -180,21 +180,19 @@ extension ScoreSDECommand {
             if FileManager.default.fileExists(atPath: output) && !overwrite {
                 throw ScoreSDEError.io(path: output, message: "the file exists; add --resume to continue training it, --overwrite to start a new run in its place, or choose another --output")
             }
-            let kind = model ?? ClassifierModelName.defaultKind(for: set.rowShape)
+            // Options of one network choose it; otherwise the data decide (conv for images of 16 x 16 or more).
+            if model == nil, !conv.given.isEmpty, !mlpOptions.isEmpty {
+                throw ScoreSDEError.invalidArgument("\(mlpOptions.joined(separator: ", ")) shape the MLP classifier and \(conv.given.joined(separator: ", ")) the convolutional one; give the options of one network (or --model mlp|conv)")
+            }
+            let kind = model ?? (!conv.given.isEmpty ? .conv : !mlpOptions.isEmpty ? .mlp : ClassifierModelName.defaultKind(for: set.rowShape))
             let settings = try settings(set)
             let k = max(set.classCount, (ys.max() ?? 0) + 1)
             switch kind {
             case .mlp:
-                if !conv.given.isEmpty {
-                    throw ScoreSDEError.invalidArgument("\(conv.given.joined(separator: ", ")) shape the convolutional classifier, but --data \(data) (rows \(set.rowShape)) trains the MLP by default; add --model conv")
-                }
                 let arch = NoiseAwareClassifier.Architecture(rowShape: set.rowShape, classCount: k, hiddenWidth: hidden ?? 128,
                                                              residualBlocks: blocks ?? 2, fourierFeatures: fourierFeatures ?? 16)
                 try train(ClassifierTrainer(configuration: settings.configuration(arch), data: set.data, labels: ys), set: set, labels: ys)
             case .conv:
-                if !mlpOptions.isEmpty {
-                    throw ScoreSDEError.invalidArgument("\(mlpOptions.joined(separator: ", ")) shape the MLP classifier, but --data \(data) (rows \(set.rowShape)) trains the convolutional classifier by default; add --model mlp, or use --channels, --layers-per-block, --features")
-                }
                 let arch = try conv.architecture(rowShape: set.rowShape, classCount: k)
                 try train(ConvolutionalClassifierTrainer(configuration: settings.configuration(arch), data: set.data, labels: ys), set: set, labels: ys)
             }

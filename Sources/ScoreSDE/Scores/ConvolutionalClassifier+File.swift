@@ -163,6 +163,20 @@ extension ConvolutionalClassifier: FeatureClassifier {
         if dequantizationLevels != nil { for i in y.storage.indices { y.storage[i] += 0.5 } }
         return try featuresAndLogits(dataScaling.toModel(y), at: trainingTimes.lowerBound)
     }
+
+    /// The share of data-space images (as ``featuresAndLogits(of:)``: clean, at the smallest
+    /// training time) whose most probable class is their label.
+    ///
+    ///     let test = try FashionMNIST.testSplitForEvaluation()
+    ///     let accuracy = try PretrainedClassifiers.fashion().accuracy(onData: test.images, labels: test.labels)
+    ///
+    /// - Throws: `shapeMismatch` unless there is one label per row; as ``featuresAndLogits(of:)``.
+    public func accuracy(onData x: Tensor, labels: [Int]) throws -> Double {
+        guard labels.count == x.rows, x.rows > 0 else { throw ScoreSDEError.shapeMismatch("\(labels.count) labels for \(x.rows) rows; give one label per row") }
+        let logits = try featuresAndLogits(of: x).logits, k = classCount
+        let hits = (0 ..< x.rows).filter { r in (0 ..< k).max { logits.storage[r * k + $0] < logits.storage[r * k + $1] }! == labels[r] }.count
+        return Double(hits) / Double(x.rows)
+    }
 }
 
 extension ConvolutionalClassifier: TrainableNetwork {
