@@ -114,6 +114,11 @@ let package = Package(
             dependencies: ["ScoreSDE", "ScoreSDEPlot", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             path: "Examples/FewStep"
         ),
+        .executableTarget(
+            name: "Fashion",
+            dependencies: ["ScoreSDE", "ScoreSDEPlot", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Examples/Fashion"
+        ),
 
         // MARK: - Tests
         .testTarget(name: "ScoreSDETests", dependencies: ["ScoreSDE", "ScoreSDEPlot"]),

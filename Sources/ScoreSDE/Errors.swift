@@ -23,6 +23,8 @@ public enum ScoreSDEError: Error, Equatable, CustomStringConvertible, LocalizedE
     case idx(path: String, problem: IDXProblem)
     /// A data set whose files are not installed: names the package that provides them and how to install it.
     case missingDataSet(MissingDataSet)
+    /// A matrix that must be positive definite (a covariance to factor) is not, numerically.
+    case notPositiveDefinite(NotPositiveDefinite)
 
     public var description: String {
         switch self {
@@ -34,6 +36,7 @@ public enum ScoreSDEError: Error, Equatable, CustomStringConvertible, LocalizedE
         case .unknownName(let m): return "unknown name: \(m)"
         case .idx(let path, let problem): return "\(path): \(problem)"
         case .missingDataSet(let m): return m.description
+        case .notPositiveDefinite(let m): return m.description
         }
     }
 
@@ -106,5 +109,28 @@ public struct MissingDataSet: Equatable, Sendable, CustomStringConvertible {
             text += "; or set \(directoryVariable) to a folder that holds the files"
         }
         return text
+    }
+}
+
+/// A symmetric matrix that had to be positive definite and is not (its Cholesky factorisation
+/// failed): which matrix, where the factorisation stopped, and what to do.
+///
+///     catch ScoreSDEError.notPositiveDefinite(let m) { print(m.matrix, m.order) }
+public struct NotPositiveDefinite: Equatable, Sendable, CustomStringConvertible {
+    /// What the matrix is, e.g. `the covariance of class 3 in logit space`.
+    public var matrix: String
+    /// Its dimension `D`.
+    public var dimension: Int
+    /// The order of the first leading minor that is not positive (LAPACK `dpotrf`'s `info`), `1 ... D`.
+    public var order: Int
+    /// A sentence on what to try.
+    public var advice: String
+
+    public init(matrix: String, dimension: Int, order: Int, advice: String) {
+        self.matrix = matrix; self.dimension = dimension; self.order = order; self.advice = advice
+    }
+
+    public var description: String {
+        "\(matrix) (\(dimension) x \(dimension)) is not positive definite: its leading minor of order \(order) is not positive. \(advice)"
     }
 }

@@ -113,10 +113,17 @@ extension ScoreSDECommand {
         @Option(help: ArgumentHelp("Write the per-sample log-likelihoods (nats) as a float64 .npy of shape [n].", valueName: "path"))
         var output: String?
 
+        @Option(parsing: .unconditional, help: ArgumentHelp("Evaluate in chunks of n rows, keeping every finished chunk in STATS.partial (needs --stats): an interrupted run resumes when rerun with the same command. Chunk c gets the random source derived from --seed and c, so the values depend on the chunk size, not on interruptions.", valueName: "n"))
+        var chunkSize: Int?
+
         @Option(help: ArgumentHelp("Write the results (mean log-likelihood, bits/dim and their convention, nfe, ...) and every setting as JSON.", valueName: "path"))
         var stats: String?
 
         func validate() throws {
+            if let chunkSize {
+                if chunkSize < 1 { throw ValidationError("--chunk-size must be >= 1 (got \(chunkSize))") }
+                if stats == nil { throw ValidationError("--chunk-size keeps its partial results beside --stats: add --stats PATH.json") }
+            }
             if let probes {
                 if probes < 1 { throw ValidationError("--probes must be >= 1 (got \(probes))") }
                 if estimator == .exact {
@@ -171,7 +178,6 @@ extension ScoreSDECommand {
                 }
             }
             let draws = levelsMode ? (dequantizations ?? 1) : 1
-            let xModel = scaling.toModel(x)
             let terminal = exactPrior ? dataModel.exactLogDensity(at: forward.T, diffusedBy: forward) : nil
             let probeCount = probes ?? 1
             let divergence = estimator.estimator(probes: probeCount)
@@ -190,16 +196,41 @@ extension ScoreSDECommand {
                 let progress = ODEProgress("likelihood", from: eps, to: forward.T, layout: layout)
                 defer { progress?.finish() }
                 let score = observed(dataModel.score(diffusedBy: forward), by: progress)
-                let (run, seconds) = try timed {
+                func evaluate(_ rows: Tensor, _ rng: inout RandomSource) throws -> LikelihoodOutcome {
                     levelsMode
-                        ? try evaluateDequantizedLikelihood(x, topLevel: topLevel, scaling: scaling, draws: draws, sde: forward, score: score,
+                        ? try evaluateDequantizedLikelihood(rows, topLevel: topLevel, scaling: scaling, draws: draws, sde: forward, score: score,
                                                             estimator: divergence, eps: eps, solver: solver, layout: layout,
                                                             batchSize: batchSize, using: &rng)
-                        : LikelihoodOutcome(try evaluateLikelihood(xModel, sde: forward, score: score, estimator: divergence, eps: eps, solver: solver,
-                                                                   layout: layout, convention: convention, batchSize: batchSize,
+                        : LikelihoodOutcome(try evaluateLikelihood(scaling.toModel(rows), sde: forward, score: score, estimator: divergence, eps: eps,
+                                                                   solver: solver, layout: layout, convention: convention, batchSize: batchSize,
                                                                    terminalLogDensity: terminal, using: &rng))
                 }
-                return (run, seconds, threads)
+                guard let chunkSize, let stats else {
+                    let (run, seconds) = try timed { try evaluate(x, &rng) }
+                    return (run, seconds, threads)
+                }
+                // Chunked: every finished chunk is kept in STATS.partial; a rerun resumes.
+                let settings = [model.model, data.source(dataModel, seed: compute.seed), "eps \(eps)", "\(estimator.rawValue) x \(probeCount)",
+                                ode.label, "dequantize \(dequantize) x \(draws)", "range \(dataRange?.rawValue ?? "-")",
+                                "exact prior \(exactPrior)", "seed \(compute.seed)", "chunk \(chunkSize)"].joined(separator: " | ")
+                let chunks = ChunkedEvaluation(rows: x.rows, chunkSize: chunkSize, settings: settings, seed: compute.seed,
+                                               partialFile: stats + ".partial")
+                let result = try chunks.run(progress: { done, total in
+                    if !progressOptions.quiet { fputs("likelihood: chunk \(done) of \(total) done (kept in \(stats).partial)\n", stderr) }
+                }) { rows, chunkRNG in
+                    var rng = chunkRNG
+                    let r = try evaluate(x.rows(rows), &rng)
+                    let i = r.statistics.integrator
+                    return .init(columns: ["log_likelihood": r.logLikelihood, "bits_per_dim": r.bitsPerDim,
+                                           "terminal": r.priorLogDensity, "delta_log_p": r.deltaLogP],
+                                 counters: ["nfe": r.scoreEvaluations, "model_passes": r.statistics.modelPasses,
+                                            "rhs": i.rightHandSideEvaluations, "jacobians": i.jacobianEvaluations,
+                                            "accepted": i.acceptedSteps, "rejected": i.rejectedSteps])
+                }
+                if result.resumedChunks > 0, !progressOptions.quiet {
+                    fputs("likelihood: resumed \(result.resumedChunks) finished chunk\(result.resumedChunks == 1 ? "" : "s") from \(stats).partial\n", stderr)
+                }
+                return (LikelihoodOutcome(chunks: result), result.seconds, threads)
             }
 
             // The report: results first, then every setting.
@@ -309,6 +340,20 @@ private struct LikelihoodOutcome {
     init(_ r: LikelihoodResult) {
         logLikelihood = r.logLikelihood; bitsPerDim = r.bitsPerDim; priorLogDensity = r.priorLogDensity
         deltaLogP = r.deltaLogP; scoreEvaluations = r.scoreEvaluations; statistics = r.statistics
+    }
+
+    /// Chunks' results joined (counters summed; `evaluationsPerSystem` is not kept per chunk).
+    init(chunks r: ChunkedEvaluation.Result) {
+        logLikelihood = r.columns["log_likelihood"] ?? []; bitsPerDim = r.columns["bits_per_dim"] ?? []
+        priorLogDensity = r.columns["terminal"] ?? []; deltaLogP = r.columns["delta_log_p"] ?? []
+        scoreEvaluations = r.counters["nfe"] ?? 0
+        var s = ODERunStatistics(scoreEvaluations: scoreEvaluations)
+        s.modelPasses = r.counters["model_passes"] ?? 0
+        s.integrator.rightHandSideEvaluations = r.counters["rhs"] ?? 0
+        s.integrator.jacobianEvaluations = r.counters["jacobians"] ?? 0
+        s.integrator.acceptedSteps = r.counters["accepted"] ?? 0
+        s.integrator.rejectedSteps = r.counters["rejected"] ?? 0
+        statistics = s
     }
 
     init(_ r: DequantizedLikelihoodResult) {

@@ -172,7 +172,7 @@ extension ScoreSDECommand {
             report.merge(sdeChoice.stats)
             report["sampler"] = .string(kind.rawValue)
             report.merge(prepared.settings)
-            report.merge(classes.stats)
+            report.merge(classes.stats(model: data.name))
             report["eps"] = .double(eps)
             report["batch_size"] = .int(min(compute.batchSize ?? count, count))
             report["seed"] = seedValue(compute.seed)

@@ -21,7 +21,7 @@ struct ScoreSDECommand: ParsableCommand {
             the man page.
             """,
         version: ScoreSDECommand.version,
-        subcommands: [Sample.self, Encode.self, LogLikelihood.self, Train.self, TrainClassifier.self, Inpaint.self, Colorize.self, Reconstruct.self],
+        subcommands: [Sample.self, Encode.self, LogLikelihood.self, Train.self, TrainClassifier.self, Inpaint.self, Colorize.self, Reconstruct.self, Evaluate.self],
         defaultSubcommand: Sample.self
     )
 

@@ -163,6 +163,24 @@ func line(_ output: String, startingWith prefix: String) -> Substring? {
         #expect(l.contains("NFE 500 ") && number(after: "RMSE unknown", in: l).map { $0.isFinite } == true, "\(l)")
     }
 
+    /// The shipped Fashion-MNIST U-Net end to end: class rows, inpainting and bits/dim.
+    @Test func fashionSamplesInpaintsAndReportsBitsPerDim() throws {
+        let ws = try Workspace()
+        let r = try ws.runExample("Fashion", ["--output", "f.png", "--per-class", "2", "--steps", "10", "--inpaint", "2",
+                                              "--inpaint-steps", "40", "--likelihood", "1"])
+        try #require(r.status == 0, "\(r)")
+        let image = try PNG.read(ws.path("f.png"))
+        #expect(image.width > 2 * 56 && image.height > 10 * 56, "ten class rows of 56-pixel images: \(image.width)x\(image.height)")
+        let l = try #require(line(r.stdout, startingWith: "  one sample"), "\(r)")
+        let meanOfK = try #require(number(after: "mean of 4 samples", in: l)), meanImage = try #require(number(after: "mean training image", in: l))
+        // The hole is the centre of the garment, where the mean image is a blur of every class:
+        // the model's conditional mean must beat it.
+        #expect(meanOfK < meanImage, "\(l)")
+        let b = try #require(line(r.stdout, startingWith: "bits/dim of 1 random test images"), "\(r)")
+        let bpd = try #require(number(after: "mean", in: b))
+        #expect(bpd > 0 && bpd < 8, "a test image scores better than a uniform guess over 256 levels: \(b)")
+    }
+
     @Test func colorizationKeepsTheGreyAndReportsColourErrors() throws {
         let ws = try Workspace()
         let r = try ws.runExample("Colorization", ["--output", "colorization.png", "--patches", "3", "--samples", "2",

@@ -44,11 +44,11 @@ struct PretrainedModelTests {
     }
 
     @Test func theNamesAreListedAndOthersRejected() throws {
-        #expect(PretrainedModels.names == ["digits", "patches"])
+        #expect(PretrainedModels.names == ["digits", "patches", "fashion"])
         #expect(throws: ScoreSDEError.self) { _ = try PretrainedModels.named("mnist") }
-        for name in PretrainedModels.names {
+        for name in PretrainedModels.mlpNames {
             let size = try FileManager.default.attributesOfItem(atPath: PretrainedModels.url(name).path)[.size] as? Int ?? 0
-            #expect(size > 10_000 && size < 1_200_000, "\(name).safetensors is \(size) bytes; keep the shipped models under ~1 MB")
+            #expect(size > 10_000 && size < 1_200_000, "\(name).safetensors is \(size) bytes; keep the shipped MLP models under ~1 MB")
         }
     }
 
@@ -123,5 +123,49 @@ struct PretrainedModelTests {
         #expect(model.architecture.gaussianBase, "the shipped patches model has a Gaussian base (issue 12)")
         let baseline = try Self.heldOutLoss(untrained, data: patches, rows: 512)
         #expect(trained < 0.5 * baseline, "DSM loss on random patches \(trained) vs untrained \(baseline)")
+    }
+}
+
+/// The shipped Fashion-MNIST U-Net's contract, with small fast statistics (the full evaluation is
+/// `scoresde evaluate`, see the README's model card).
+@Suite("Pretrained Fashion-MNIST model")
+struct PretrainedFashionTests {
+    @Test func itLoadsWithItsDocumentedShapeScalingAndClasses() throws {
+        let model = try PretrainedModels.fashion()
+        #expect(model.sampleShape == [1, 28, 28])
+        #expect(model.classCount == 10, "class-conditional: 10 classes and the null label")
+        #expect(try model.dataScaling == DataScaling(scale: 2.0 / 255, shift: -1), "symmetric scaling of the pixel levels 0...255")
+        #expect(try Safetensors.read(PretrainedModels.url("fashion").path).metadata["model"] == "unet")
+        #expect(PretrainedModels.classNames("fashion") == FashionMNIST.classNames)
+        let size = try FileManager.default.attributesOfItem(atPath: PretrainedModels.url("fashion").path)[.size] as? Int ?? 0
+        #expect(size < 6_000_000, "fashion.safetensors is \(size) bytes: the EMA weights alone (a checkpoint with Adam state is 3x larger)")
+        #expect(throws: ScoreSDEError.self, "an MLP accessor refuses the U-Net by name") { _ = try PretrainedModels.named("fashion") }
+    }
+
+    /// Trained, on held-out images: the noise prediction ε̂ = −σ(t) s(x_t, t) at x_t = m x₀ + σ z of
+    /// test images recovers z far better than the trivial ε̂ = 0 (whose mean squared error per
+    /// value is exactly E z² = 1). A file of random or zeroed weights fails this.
+    @Test(arguments: [0.05, 0.3, 0.7])
+    func itDenoisesHeldOutImages(_ t: Double) throws {
+        let model = try PretrainedModels.fashion()
+        let sde = try model.sdeSpec.make()
+        let test = try FashionMNIST.testSplitForEvaluation()
+        let n = 64, x0 = model.dataScaling.toModel(test.images.rows(0 ..< n))
+        var rng = RandomSource(seed: 11)
+        let z = Tensor.standardNormal(like: x0, using: &rng)
+        let (m, s) = sde.marginal(at: t)
+        var xt = x0
+        for i in xt.storage.indices { xt.storage[i] = m * x0.storage[i] + s * z.storage[i] }
+        let score = try model.score(xt, at: t)
+        let d = Double(x0.rowSize)
+        let perRow = (0 ..< n).map { r -> Double in
+            var e = 0.0
+            for j in 0 ..< x0.rowSize { let v = -s * score.storage[r * x0.rowSize + j] - z.storage[r * x0.rowSize + j]; e += v * v }
+            return e / d
+        }
+        let mean = perRow.reduce(0, +) / Double(n)
+        let se = (perRow.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(n - 1) / Double(n)).squareRoot()
+        // Far below the trivial predictor's 1: mean + 4 s.e. < 0.5.
+        #expect(mean + 4 * se < 0.5, "t = \(t): noise-prediction MSE \(mean) ± \(se) (trivial predictor: 1)")
     }
 }

@@ -41,7 +41,10 @@ import Foundation
 /// else is needed to use it. The files are read once per process and cached.
 public enum PretrainedModels {
     /// The names of the shipped models (what `--model` accepts).
-    public static let names = ["digits", "patches"]
+    public static let names = ["digits", "patches", "fashion"]
+
+    /// The names of the shipped MLP models (``named(_:)``); `fashion` is a U-Net (``fashion()``).
+    public static let mlpNames = ["digits", "patches"]
 
     /// The digits model: 8 × 8 grey digits, samples in raw values `0 ... 16` after ``MLPScore/dataScaling``.
     public static func digits() throws -> MLPScore { try named("digits") }
@@ -49,16 +52,47 @@ public enum PretrainedModels {
     /// The colour-patch model: 8 × 8 RGB patches, samples in raw values `0 ... 255` after ``MLPScore/dataScaling``.
     public static func patches() throws -> MLPScore { try named("patches") }
 
-    /// A shipped model by name.
+    /// The Fashion-MNIST model: a class-conditional U-Net on 28 × 28 grey images (10 classes,
+    /// ``FashionMNIST/classNames``, and the null label 10 for classifier-free guidance); samples in
+    /// pixel levels `0 ... 255` after ``UNetScore/dataScaling``. Its model card (command, wall time, measured figures) is in the README.
+    public static func fashion() throws -> UNetScore { try cachedFashion.get() }
+
+    /// A shipped MLP model by name (``mlpNames``).
     ///
-    /// - Throws: ``ScoreSDEError/unknownName(_:)`` for a name not in ``names``;
+    /// - Throws: ``ScoreSDEError/unknownName(_:)`` for a name not in ``mlpNames``;
     ///   ``ScoreSDEError/io(path:message:)`` when the resource is missing or corrupt.
     public static func named(_ name: String) throws -> MLPScore {
         switch name {
         case "digits": return try cachedDigits.get()
         case "patches": return try cachedPatches.get()
+        case "fashion":
+            throw ScoreSDEError.unknownName("'fashion' is a U-Net, not an MLP: use PretrainedModels.fashion() or learned(\"fashion\")")
         default:
             throw ScoreSDEError.unknownName("'\(name)' is not a shipped model; choose one of \(names.joined(separator: ", "))")
+        }
+    }
+
+    /// Any shipped model by name (``names``), MLP or U-Net.
+    ///
+    /// - Throws: ``ScoreSDEError/unknownName(_:)`` for a name not in ``names``;
+    ///   ``ScoreSDEError/io(path:message:)`` when the resource is missing or corrupt.
+    public static func learned(_ name: String) throws -> any LearnedScoreModel {
+        name == "fashion" ? try fashion() : try named(name)
+    }
+
+    /// The classifier-free guidance scale a shipped class-conditional model recommends (GLIDE /
+    /// diffusers form, `s(x,t,∅) + w (s(x,t,y) − s(x,t,∅))`): `fashion` 2, fixed by its model card
+    /// before its evaluation; `nil` (use 1, the plain conditional model) for the others.
+    public static func recommendedGuidanceScale(_ name: String) -> Double? {
+        name == "fashion" ? 2 : nil
+    }
+
+    /// The class names of a shipped class-conditional model, in label order (`nil` for `patches`).
+    public static func classNames(_ name: String) -> [String]? {
+        switch name {
+        case "digits": return (0 ... 9).map(String.init)
+        case "fashion": return FashionMNIST.classNames
+        default: return nil
         }
     }
 
@@ -76,6 +110,11 @@ public enum PretrainedModels {
         catch { return .failure(.io(path: name + ".safetensors", message: "\(error)")) }
     }
 
+    private static let cachedFashion: Result<UNetScore, ScoreSDEError> = {
+        do { return .success(try UNetScore.read(url("fashion").path)) }
+        catch let e as ScoreSDEError { return .failure(e) }
+        catch { return .failure(.io(path: "fashion.safetensors", message: "\(error)")) }
+    }()
     private static let cachedDigits = load("digits")
     private static let cachedPatches = load("patches")
 }

@@ -12,7 +12,7 @@ struct ClassOptions: ParsableArguments {
     var classes: String?
 
     @Option(parsing: .unconditional, help: ArgumentHelp(
-        "Classifier-free guidance scale w in the GLIDE / diffusers convention: score = s(x,t,null) + w (s(x,t,y) - s(x,t,null)); 0 unconditional, 1 the plain conditional model (default), > 1 guided (Ho & Salimans' w is this w - 1). Two network passes per score evaluation when w != 1.",
+        "Classifier-free guidance scale w in the GLIDE / diffusers convention: score = s(x,t,null) + w (s(x,t,y) - s(x,t,null)); 0 unconditional, 1 the plain conditional model (default; the shipped fashion model: 2, fixed by its model card), > 1 guided (Ho & Salimans' w is this w - 1). Two network passes per score evaluation when w != 1.",
         valueName: "w"))
     var guidanceScale: Double?
 
@@ -110,7 +110,7 @@ struct ClassOptions: ParsableArguments {
         if let bad = list.first(where: { $0 < 0 || $0 >= model.classCount }) {
             throw ScoreSDEError.invalidArgument("--class \(bad) is not a class of \(data.name), whose classes are 0...\(model.classCount - 1)")
         }
-        return try model.classifierFreeGuidedScore(labels: rows, guidanceScale: guidanceScale ?? 1)
+        return try model.classifierFreeGuidedScore(labels: rows, guidanceScale: guidanceScale(for: data.name))
     }
 
     /// `--classifier`: the shipped classifier of that name, or a file (MLP or convolutional, by its `classifier.kind`).
@@ -127,11 +127,16 @@ struct ClassOptions: ParsableArguments {
         return .mlp(try NoiseAwareClassifier.load(file))
     }
 
+    /// `--guidance-scale`, else the shipped model's recommended scale, else 1 (the conditional model).
+    func guidanceScale(for model: String) -> Double {
+        guidanceScale ?? PretrainedModels.recommendedGuidanceScale(model) ?? 1
+    }
+
     /// Settings for the stats file.
-    var stats: RunStats {
+    func stats(model: String) -> RunStats {
         var s = RunStats()
         s["class"] = classes.map { .string($0) } ?? .null
-        s["guidance_scale"] = classes == nil || (classifier != nil && guidanceScale == nil) ? .null : .double(guidanceScale ?? 1)
+        s["guidance_scale"] = classes == nil || (classifier != nil && guidanceScale == nil) ? .null : .double(guidanceScale(for: model))
         s["classifier"] = classifier.map { .string($0) } ?? .null
         s["classifier_scale"] = classifier == nil ? .null : .double(classifierScale ?? 1)
         s["classifier_convention"] = classifier == nil ? .null : .string("s(x,t) + w grad_x log p_t(y|x) (score form; eps-form eps - w std(t) grad log p_t(y|x))")
@@ -139,17 +144,23 @@ struct ClassOptions: ParsableArguments {
         return s
     }
 
-    /// Image samples of a class list: one grid row per listed class.
+    /// Image samples of a class list: one grid row per listed class, each under its label and,
+    /// for a shipped model that knows them, its class name (e.g. "3: Dress").
     func figure(_ samples: Tensor, model: DataModel, title: String) throws -> RasterImage? {
-        guard let l = try labels, l.count > 1, SampleFigure.isImage(samples.rowShape) else { return nil }
+        guard let l = try labels, !l.isEmpty, SampleFigure.isImage(samples.rowShape) else { return nil }
+        let names = PretrainedModels.classNames(model.name)
+        func caption(_ c: Int) -> String { names.flatMap { c < $0.count ? "\(c): \($0[c])" : nil } ?? "class \(c)" }
+        guard l.count > 1 else {
+            return try SampleFigure.render(samples, model: model, title: title + " | " + caption(l[0]))
+        }
         let per = samples.rows / l.count, shown = min(per, 16)
-        var rows = [Int]()
-        for c in 0 ..< l.count { rows += (0 ..< shown).map { c * per + $0 } }
-        var storage = [Double]()
-        for r in rows { storage += samples.row(r) }
-        let picked = try Tensor(shape: [rows.count] + samples.rowShape, storage: storage)
-        let grid = try Plot.imageGrid(picked, range: model.imageRange, columns: shown)
-        return Plot.titled(grid, title + " | classes " + l.map(String.init).joined(separator: ","))
+        var rows = [RasterImage]()
+        for (i, c) in l.enumerated() {
+            let picked = samples.rows(i * per ..< i * per + shown)
+            rows.append(Plot.titled(try Plot.imageGrid(picked, range: model.imageRange, columns: shown,
+                                                      scale: max(2, SampleFigure.imageScale(samples.rowShape) / 2)), caption(c)))
+        }
+        return Plot.titled(Plot.stacked(rows, padding: 4), title + " | one row per class")
     }
 }
 

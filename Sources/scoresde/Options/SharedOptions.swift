@@ -64,7 +64,7 @@ extension DataModel {
             return DataModel(name: model, label: URL(fileURLWithPath: model).lastPathComponent, source: .learned(try loadLearned(model)))
         }
         if PretrainedModels.names.contains(model) {
-            return DataModel(name: model, label: model, source: .learned(try PretrainedModels.named(model)))
+            return DataModel(name: model, label: model, source: .learned(try PretrainedModels.learned(model)))
         }
         do {
             return DataModel(name: model, label: model, source: .mixture(try GaussianMixture.builtIn(model)))

@@ -117,7 +117,7 @@ func conditionalTable(observed: Plot.ImageColumn, samples: Tensor, perInput k: I
     let titles = conditionalTableHeaders(observed: observed.header, perInput: k, hasOriginal: original != nil)
     var columns = [observed, Plot.ImageColumn(titles[1], try first(samples, shown * k), perRow: k)]
     if let original { columns.append(Plot.ImageColumn(titles[2], try first(original, shown))) }
-    let table = try Plot.imageTable(columns, range: model.imageRange, scale: SampleFigure.imageScale)
+    let table = try Plot.imageTable(columns, range: model.imageRange, scale: SampleFigure.imageScale(shape))
     let more = inputs > shown ? " (first \(shown) of \(inputs) inputs)" : ""
     return Plot.titled(table, title + more)
 }

@@ -7,8 +7,8 @@ import ScoreSDEPlot
 enum SampleFigure {
     /// Most images shown in a grid.
     static let maxImages = 64
-    /// Upscaling of image samples: an 8x8 image is drawn 64 pixels wide.
-    static let imageScale = 8
+    /// Upscaling of image samples: an 8x8 image is drawn 64 pixels wide, a 28x28 one 56.
+    static func imageScale(_ rowShape: [Int]) -> Int { max(2, 64 / max(rowShape.last ?? 8, 1)) }
 
     /// Whether samples of this shape are drawn as images: `[H, W]`, `[1, H, W]` or `[3, H, W]`.
     static func isImage(_ rowShape: [Int]) -> Bool {
@@ -19,11 +19,11 @@ enum SampleFigure {
         if isImage(samples.rowShape) {
             let shown = samples.rows(0 ..< min(samples.rows, maxImages))
             let columns = Int(Double(shown.rows).squareRoot().rounded(.up))
-            var panels = [Plot.titled(try Plot.imageGrid(shown, range: model.imageRange, columns: columns, scale: imageScale),
+            var panels = [Plot.titled(try Plot.imageGrid(shown, range: model.imageRange, columns: columns, scale: imageScale(samples.rowShape)),
                                       "samples (\(shown.rows) of \(samples.rows))")]
             if let data = try? model.demoInputs(count: shown.rows, seed: 0), data.inputs.rows > 0 {
                 let images = try data.inputs.reshaped([data.inputs.rows] + samples.rowShape)
-                panels.append(Plot.titled(try Plot.imageGrid(images, range: model.imageRange, columns: columns, scale: imageScale),
+                panels.append(Plot.titled(try Plot.imageGrid(images, range: model.imageRange, columns: columns, scale: imageScale(samples.rowShape)),
                                           "real data: \(data.description)"))
             }
             return Plot.titled(Plot.sideBySide(panels, padding: 24, alignment: .bottom), title)
