@@ -48,7 +48,14 @@ extension ConvolutionalClassifier {
         ///   - rowShape: `[C, H, W]`.
         ///   - classCount: `K ≥ 2`.
         ///   - blockOutChannels: channels per level (default 32, 64, 64: 28 → 14 → 7 for Fashion-MNIST).
+        ///   - layersPerBlock: residual blocks per level (default 1).
+        ///   - midBlockAttention: self-attention after the middle residual block (default off).
+        ///   - normGroups: GroupNorm groups; every channel count must be divisible by it (default 8).
+        ///   - normEpsilon: GroupNorm epsilon (default 10⁻⁵).
         ///   - featureDimension: width of the penultimate features (default 256).
+        ///   - flipSinToCos: order of the sinusoid's halves (default `cos, sin`, as the U-Net's).
+        ///   - freqShift: frequency shift of the sinusoid (default 0).
+        ///   - timeScale: network time per unit of `t` (default 999).
         public init(rowShape: [Int], classCount: Int, blockOutChannels: [Int] = [32, 64, 64], layersPerBlock: Int = 1,
                     midBlockAttention: Bool = false, normGroups: Int = 8, normEpsilon: Double = 1e-5,
                     featureDimension: Int = 256, flipSinToCos: Bool = true, freqShift: Double = 0, timeScale: Double = 999) {

@@ -54,7 +54,13 @@ public struct ConvolutionalClassifier: Sendable {
     /// A freshly initialised network (PyTorch's default initialisation from the seed's Philox streams).
     ///
     /// - Parameters:
+    ///   - architecture: the network's shape.
+    ///   - sde: the forward SDE whose noisy marginals it labels.
+    ///   - dataScaling: data → model space map of its inputs (the guided model's).
     ///   - trainingTimes: the times it is (to be) trained on; nil: `[sde.samplingEps, T]`.
+    ///   - dequantizationLevels: the levels of uniformly dequantized training data; nil: none.
+    ///   - seed: seeds the initial weights.
+    /// - Throws: as ``init(architecture:sde:dataScaling:trainingTimes:dequantizationLevels:parameters:)``.
     public init(architecture: Architecture, sde: SDESpec, dataScaling: DataScaling = .identity,
                 trainingTimes: ClosedRange<Double>? = nil, dequantizationLevels: Int? = nil, seed: UInt64) throws {
         let net = try ConvolutionalClassifierNetwork<Float>(architecture)
