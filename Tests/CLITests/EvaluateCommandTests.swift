@@ -43,7 +43,6 @@ import Testing
         try expectFailure(ws, ["--samples", "s.npy", "--classes", "0,12"] + none, ["class 12", "0...9"])
         try expectFailure(ws, ["--samples", "s.npy", "--data", "digits"] + none, ["fashion-mnist only"])
         try expectFailure(ws, ["--samples", "s.npy", "--reference-count", "1"] + none, ["--reference-count"])
-        try expectFailure(ws, ["--samples", "s.npy", "--stats", "e.json"], ["fashion-classifier", "not shipped"])
         try expectFailure(ws, ["--samples", "s.npy", "--classifier", "nope.safetensors", "--stats", "e.json"], ["nope.safetensors", "neither"])
         try expectFailure(ws, ["--samples", "s.npy", "--classifier", "s.npy", "--stats", "e.json"], ["s.npy"])
         try expectFailure(ws, ["--samples", "s.npy", "--classifier", "none", "--stats", "other.json"], ["other.json", "not the stats file"])

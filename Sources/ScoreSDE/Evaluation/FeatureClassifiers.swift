@@ -6,15 +6,14 @@ import Foundation
 ///     let classifier = try FeatureClassifiers.load(nameOrPath: "fashion-classifier")
 ///     let other = try FeatureClassifiers.load(nameOrPath: "runs/classifier.safetensors")
 ///
-/// Kinds that can load here: none yet. The convolutional classifier of issue 22 (`classifier.kind`
-/// `conv`, the shipped `fashion-classifier`) is added by its own change, as one `case` in
-/// ``load(file:)``; until then every file is refused with the kind it has, and the shipped name
-/// with the fact that it is not shipped yet.
+/// Kinds that load here: `conv`, the ``ConvolutionalClassifier`` (the shipped `fashion-classifier` is
+/// ``PretrainedClassifiers/fashionFeatures()``). Other kinds (the MLP noise-aware classifier, `mlp`) are
+/// refused with the kind they have.
 public enum FeatureClassifiers {
     /// The classifier `scoresde evaluate` uses by default.
     public static let defaultName = "fashion-classifier"
     /// The classifiers shipped with the package, by name (their files are resources).
-    public static let shippedNames: [String] = []
+    public static let shippedNames: [String] = [defaultName]
     /// The metadata key naming a classifier file's network (as the classifier files write it).
     public static let kindKey = "classifier.kind"
 
@@ -28,9 +27,7 @@ public enum FeatureClassifiers {
         if FileManager.default.fileExists(atPath: nameOrPath) {
             return try load(file: Safetensors.read(nameOrPath))
         }
-        if nameOrPath == defaultName {
-            throw ScoreSDEError.unknownName("the classifier '\(defaultName)' is not shipped in this build yet (it comes with the convolutional classifier of issue 22); pass a classifier file with --classifier PATH.safetensors, or --classifier none for the pixel-space sections only")
-        }
+        if nameOrPath == defaultName { return try PretrainedClassifiers.fashionFeatures() }
         let shipped = shippedNames.isEmpty ? "none yet" : shippedNames.joined(separator: ", ")
         throw ScoreSDEError.unknownName("'\(nameOrPath)' is neither a shipped feature classifier (\(shipped)) nor an existing file; check the path")
     }
@@ -47,9 +44,9 @@ public enum FeatureClassifiers {
         }
         let kind = file.metadata[kindKey] ?? "mlp"
         switch kind {
-        // case "conv": return try ConvolutionalClassifier.load(file)   // added with the convolutional classifier
+        case "conv": return try ConvolutionalClassifier.load(file)
         default:
-            throw ScoreSDEError.io(path: file.path, message: "a classifier of kind '\(kind)', which is not a feature classifier this build can load (none is wired in yet; the convolutional classifier of issue 22, kind 'conv', is the one meant for evaluation)")
+            throw ScoreSDEError.io(path: file.path, message: "a classifier of kind '\(kind)', which is not a feature classifier this build can load (the convolutional classifier, kind 'conv' from `scoresde train-classifier --model conv`, is the one meant for evaluation)")
         }
     }
 }

@@ -52,6 +52,7 @@ public enum ClassifierFile {
     /// A classifier with the file's architecture, SDE and scaling and zero weights (sizes checked
     /// against the file's content before anything is allocated).
     static func skeleton(_ file: SafetensorsFile) throws -> NoiseAwareClassifier {
+        try requireKind("mlp", file)
         let m = MetadataReader(map: file.metadata, path: file.path)
         let shapeText = try m.string("classifier.row_shape")
         let shape = shapeText.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
@@ -107,19 +108,8 @@ extension NoiseAwareClassifier {
     /// - Throws: `shapeMismatch` for another sample shape; `invalidArgument` for another class
     ///   count (of a class-conditional model), SDE or data scaling.
     public func checkCompatible(with model: some LearnedScoreModel, name: String = "the model") throws {
-        let mine = architecture.rowShape, theirs = model.sampleShape
-        guard mine.reduce(1, *) == theirs.reduce(1, *) else {
-            throw ScoreSDEError.shapeMismatch("the classifier takes samples of shape \(mine) but \(name) has samples of shape \(theirs); train the classifier on \(name)'s data")
-        }
-        if model.classCount > 0 && model.classCount != classCount {
-            throw ScoreSDEError.invalidArgument("the classifier has \(classCount) classes but \(name) has \(model.classCount); use a classifier trained on the same labels")
-        }
-        guard sdeSpec == model.sdeSpec else {
-            throw ScoreSDEError.invalidArgument("the classifier was trained on the noisy data of \(sdeSpec) but \(name) uses \(model.sdeSpec); train the classifier with the model's SDE (`scoresde train-classifier --like MODEL`)")
-        }
-        guard dataScaling == model.dataScaling else {
-            throw ScoreSDEError.invalidArgument("the classifier's data scaling (x * \(dataScaling.scale) + \(dataScaling.shift)) differs from \(name)'s (x * \(model.dataScaling.scale) + \(model.dataScaling.shift)); train the classifier with `--like MODEL`")
-        }
+        try ClassifierFile.checkCompatible(rowShape: architecture.rowShape, classCount: classCount, sde: sdeSpec, scaling: dataScaling,
+                                           with: model, name: name)
     }
 }
 

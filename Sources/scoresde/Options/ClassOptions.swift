@@ -17,8 +17,8 @@ struct ClassOptions: ParsableArguments {
     var guidanceScale: Double?
 
     @Option(help: ArgumentHelp(
-        "Classifier guidance with a noise-aware classifier: 'digits' (shipped, for --model digits) or a PATH.safetensors from `scoresde train-classifier` (trained with the model's SDE and scaling: `--like MODEL`). Needs --class. The base score is the model's unconditional one (a conditional model's null label), or the classifier-free guided score when --guidance-scale is given too.",
-        valueName: "digits|PATH.safetensors"))
+        "Classifier guidance with a noise-aware classifier: 'digits' (shipped MLP, for --model digits), 'fashion' (shipped convolutional, for --model fashion or any Fashion-MNIST model with VP 0.1...20 and scaling 2x/255 - 1) or a PATH.safetensors from `scoresde train-classifier` (MLP or convolutional, trained with the model's SDE and scaling: `--like MODEL`). Needs --class. The base score is the model's unconditional one (a conditional model's null label), or the classifier-free guided score when --guidance-scale is given too.",
+        valueName: "digits|fashion|PATH.safetensors"))
     var classifier: String?
 
     @Option(parsing: .unconditional, help: ArgumentHelp(
@@ -83,21 +83,19 @@ struct ClassOptions: ParsableArguments {
             if let bad = list.first(where: { $0 < 0 || $0 >= clf.classCount }) {
                 throw ScoreSDEError.invalidArgument("--class \(bad) is not a class of the classifier \(name), whose classes are 0...\(clf.classCount - 1)")
             }
+            if case .conv(let c) = clf, c.trainingTimes.upperBound < 0.5 * c.sde.T {
+                fputs("note: the classifier \(name) was trained on t in [\(c.trainingTimes.lowerBound), \(c.trainingTimes.upperBound)] only; guidance needs a noise-aware classifier trained on all noise levels (train-classifier without --max-time)\n", stderr)
+            }
             let w = classifierScale ?? 1
             if guidanceScale != nil {
                 let base = try classifierFree(model, data: data, list: list, rows: rows)
-                return try classifierGuided(base, classifier: clf.targeting(rows), scale: w)
+                return try clf.guided(base, labels: rows, scale: w)
             }
-            if let mlp = model as? MLPScore { return try mlp.classifierGuided(by: clf, labels: rows, scale: w) }
+            if case .mlp(let m) = clf, let mlp = model as? MLPScore { return try mlp.classifierGuided(by: m, labels: rows, scale: w) }
             try requireFinite(w)
-            return try classifierGuided(model, classifier: clf.targeting(rows), scale: w)
+            return try clf.guided(model, labels: rows, scale: w)
         }
         return try classifierFree(model, data: data, list: list, rows: rows)
-    }
-
-    /// ``ClassifierGuidedScore`` over the concrete type of `base` (Swift opens the existential).
-    private func classifierGuided<B: ScoreModel>(_ base: B, classifier: TargetedNoiseAwareClassifier, scale w: Double) throws -> any ScoreModel {
-        ClassifierGuidedScore(base: base, classifier: classifier, scale: w)
     }
 
     private func requireFinite(_ w: Double) throws {
@@ -115,15 +113,18 @@ struct ClassOptions: ParsableArguments {
         return try model.classifierFreeGuidedScore(labels: rows, guidanceScale: guidanceScale(for: data.name))
     }
 
-    /// `--classifier`: the shipped classifier of that name, or a file.
-    func loadClassifier(_ name: String) throws -> NoiseAwareClassifier {
-        if PretrainedClassifiers.names.contains(name) && !FileManager.default.fileExists(atPath: name) {
-            return try PretrainedClassifiers.named(name)
+    /// `--classifier`: the shipped classifier of that name, or a file (MLP or convolutional, by its `classifier.kind`).
+    func loadClassifier(_ name: String) throws -> LoadedClassifier {
+        if !FileManager.default.fileExists(atPath: name) {
+            if PretrainedClassifiers.names.contains(name) { return .mlp(try PretrainedClassifiers.named(name)) }
+            if PretrainedClassifiers.convolutionalNames.contains(name) { return .conv(try PretrainedClassifiers.convolutional(named: name)) }
         }
         guard FileManager.default.fileExists(atPath: name) || name.hasSuffix(".safetensors") else {
-            throw ScoreSDEError.unknownName("--classifier '\(name)' is neither a shipped classifier (\(PretrainedClassifiers.names.joined(separator: ", "))) nor a .safetensors file from `scoresde train-classifier`")
+            throw ScoreSDEError.unknownName("--classifier '\(name)' is neither a shipped classifier (\((PretrainedClassifiers.names + PretrainedClassifiers.convolutionalNames).joined(separator: ", "))) nor a .safetensors file from `scoresde train-classifier`")
         }
-        return try NoiseAwareClassifier.load(from: name)
+        let file = try Safetensors.read(name)
+        if file.metadata[ClassifierFile.kindKey] == "conv" { return .conv(try ConvolutionalClassifier.load(file)) }
+        return .mlp(try NoiseAwareClassifier.load(file))
     }
 
     /// `--guidance-scale`, else the shipped model's recommended scale, else 1 (the conditional model).
@@ -160,5 +161,37 @@ struct ClassOptions: ParsableArguments {
                                                       scale: max(2, SampleFigure.imageScale(samples.rowShape) / 2)), caption(c)))
         }
         return Plot.titled(Plot.stacked(rows, padding: 4), title + " | one row per class")
+    }
+}
+
+/// A `--classifier` of either network.
+enum LoadedClassifier {
+    case mlp(NoiseAwareClassifier)
+    case conv(ConvolutionalClassifier)
+
+    var classCount: Int {
+        switch self {
+        case .mlp(let c): return c.classCount
+        case .conv(let c): return c.classCount
+        }
+    }
+
+    func checkCompatible(with model: any LearnedScoreModel, name: String) throws {
+        switch self {
+        case .mlp(let c): try c.checkCompatible(with: model, name: name)
+        case .conv(let c): try c.checkCompatible(with: model, name: name)
+        }
+    }
+
+    /// ``ClassifierGuidedScore`` of `base` towards `labels` (Swift opens the existential).
+    func guided(_ base: any ScoreModel, labels: [Int], scale w: Double) throws -> any ScoreModel {
+        switch self {
+        case .mlp(let c): return try Self.guided(base, c.targeting(labels), w)
+        case .conv(let c): return try Self.guided(base, c.targeting(labels), w)
+        }
+    }
+
+    private static func guided<B: ScoreModel, C: NoisyClassifier>(_ base: B, _ classifier: C, _ w: Double) -> any ScoreModel {
+        ClassifierGuidedScore(base: base, classifier: classifier, scale: w)
     }
 }
