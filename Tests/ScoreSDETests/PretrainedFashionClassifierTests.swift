@@ -36,4 +36,20 @@ struct PretrainedFashionClassifierTests {
             #expect(a > floor, "t = \(t): accuracy \(a)")
         }
     }
+
+    /// Guidance with one target per sample survives a sampler's batch split (``ScoreBatch``): each
+    /// call guides its rows towards their own classes, so a split run equals the unsplit one (to
+    /// float32 rounding: the convolutions may choose other kernels for another batch size).
+    @Test func perRowTargetsWorkWithAnyBatchSize() throws {
+        let model = try PretrainedModels.fashion()
+        let sde = try model.sdeSpec.make()
+        let targets = (0 ..< 20).map { $0 % 10 }
+        let guided = try model.classifierGuided(by: PretrainedClassifiers.fashion(), labels: targets, scale: 2)
+        let whole = try ScoreBatchTests.sample(guided, sde: sde, count: 20, batchSize: nil)
+        let split = try ScoreBatchTests.sample(guided, sde: sde, count: 20, batchSize: 6)    // 6 + 6 + 6 + 2 rows
+        #expect(ScoreBatchTests.maxRelativeDifference(whole, split) < 1e-4)
+        let shifted = try model.classifierGuided(by: PretrainedClassifiers.fashion(), labels: targets.map { ($0 + 1) % 10 }, scale: 2)
+        #expect(ScoreBatchTests.maxRelativeDifference(whole, try ScoreBatchTests.sample(shifted, sde: sde, count: 20, batchSize: 6)) > 0.05,
+                "the targets matter")
+    }
 }

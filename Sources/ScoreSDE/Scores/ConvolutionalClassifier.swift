@@ -160,13 +160,15 @@ public struct ConvolutionalClassifier: Sendable {
         return (0 ..< x.rows).map { r in (0 ..< k).max { lp.storage[r * k + $0] < lp.storage[r * k + $1] }! }
     }
 
-    /// `∇ₓ log p_t(y | x)` for each row (labels: one for all rows, or one per row): the input
+    /// `∇ₓ log p_t(y | x)` for each row (labels: one for all rows, or one per row of the whole
+    /// batch, of which a sampler's split call takes its rows' slice, ``ScoreBatch``): the input
     /// gradient classifier guidance adds to the score, by reverse mode through the network.
     ///
     /// - Throws: `invalidArgument` for a label outside `0 ..< K` or a time outside `(0, T]`;
     ///   `shapeMismatch` for rows of another size or a label count other than 1 or `rows`;
     ///   `nonFinite` for NaN/Inf input.
-    public func logProbabilityGradient(_ x: Tensor, at t: Double, labels: [Int]) throws -> Tensor {
+    public func logProbabilityGradient(_ x: Tensor, at t: Double, labels batchLabels: [Int]) throws -> Tensor {
+        let labels = try ScoreBatch.slice(batchLabels, rows: x.rows)   // a sampler's batch split takes its rows' labels
         try checkLabels(labels, rows: x.rows)
         let times = [Double](repeating: t, count: x.rows)
         try checkInput(x, times: times)
