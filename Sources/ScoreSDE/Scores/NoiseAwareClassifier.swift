@@ -200,7 +200,7 @@ public struct NoiseAwareClassifier: Sendable {
 
     func checkLabels(_ labels: [Int], rows: Int) throws {
         guard labels.count == 1 || labels.count == rows else {
-            throw ScoreSDEError.shapeMismatch("\(labels.count) class labels for \(rows) rows: give one label for all rows, or one per row (then do not split the rows with a batch size)")
+            throw ScoreSDEError.shapeMismatch("\(labels.count) class labels for \(rows) rows: give one label for all rows, or one per row")
         }
         if let bad = labels.first(where: { $0 < 0 || $0 >= classCount }) {
             throw ScoreSDEError.invalidArgument("class \(bad) is not a class of this classifier, whose classes are 0...\(classCount - 1)")
