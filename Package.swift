@@ -70,7 +70,8 @@ let package = Package(
         .executableTarget(
             name: "scoresde-bench",
             dependencies: ["ScoreSDE", "ScoreSDEPlot"],
-            path: "Benchmarks"
+            path: "Benchmarks",
+            exclude: ["peers", "results"]      // PyTorch peer scripts; kept partial results of long runs
         ),
 
         // MARK: - Examples (release build: `swift run -c release Toy2D --output toy2d.png`)
