@@ -418,4 +418,9 @@ if which == "digits-explore" { try digitsQualityExplore(path: CommandLine.argume
 if which == "digits-quality" || which == "all" { try digitsQualityBenchmark(paths: Array(CommandLine.arguments.dropFirst(2))) }
 if which == "unet" || which == "all" { try unetBenchmark(arguments: Array(CommandLine.arguments.dropFirst(2))) }
 if which == "diffusers" { try diffusersBenchmark(arguments: Array(CommandLine.arguments.dropFirst(2))) }
-if which == "fashion-inverse" { try fashionInverseBenchmark(arguments: Array(CommandLine.arguments.dropFirst(2))) }
+if which == "fashion-inverse" {
+    do { try fashionInverseBenchmark(arguments: Array(CommandLine.arguments.dropFirst(2))) } catch {
+        fputs("error: \(error)\n", stderr)
+        exit(1)
+    }
+}

@@ -15,8 +15,9 @@
 //    training) by replacement (Song et al. 2021, App. I.2: after every reverse-diffusion step the
 //    known pixels are overwritten with a forward-noised copy of the observation), 4 samples each,
 //    and prints the root-mean-square error on the unknown pixels (levels 0 ... 255) of one sample
-//    and of the mean of the 4 against two baselines: the mean training image, and the training
-//    image nearest on the visible pixels (copied into the hole).
+//    and of the mean of the 4 against the task's baseline, the training image nearest on the
+//    visible pixels (ImageInverseTask.centreSquare: mask, baseline and ReconstructionScore), and
+//    the mean training image.
 // 3. Computes the bits/dim of `--likelihood` random test images: uniform dequantization k + u, the
 //    probability-flow ODE on GSL's rkf45 (rtol = atol = 1e-4) from t = 1e-5, Hutchinson's
 //    estimator with one Rademacher probe (vector–Jacobian products through the U-Net), in
@@ -86,68 +87,45 @@ struct FashionExample: ParsableCommand {
         panels.append(Plot.titled(Plot.stacked(rows, padding: 4), "samples, w = \(w), DPM-Solver++(2M) \(steps) steps"))
 
         let test = try FashionMNIST.testSplitForEvaluation()
-        // 2. Inpainting of the centre square.
+        // 2. Inpainting of the centre square: the library's ImageInverseTask (mask, baseline, scoring).
         if inpaint > 0 {
             let k = 4, n = inpaint
-            let truth = test.images.rows(0 ..< n)
-            var mask = Tensor(zeros: [1, 1, 28, 28])
-            for i in 0 ..< 28 { for j in 0 ..< 28 where !(7 ..< 21).contains(i) || !(7 ..< 21).contains(j) { mask.storage[i * 28 + j] = 1 } }
-            // One observation row per sample (each input repeated k times).
-            var observed = [Double]()
-            for r in 0 ..< n { for _ in 0 ..< k { observed += model.dataScaling.toModel(truth.rows(r ..< r + 1)).storage } }
-            let constraint = try Inpainting(observation: Tensor(shape: [n * k, 1, 28, 28], storage: observed), mask: mask)
+            let setup = try ImageInverseTask.centreSquare.setup(truth: test.images.rows(0 ..< n), imageShape: [1, 28, 28])
+            // One observation row per sample (each input repeated k times), in model space.
+            let constraint = try setup.inpainting(scaling: model.dataScaling, samplesPerImage: k)
             let unconditional = try model.conditioned(on: nil)
             let igrid = try TimeGrid.spaced(.timeUniform, steps: inpaintSteps, from: sde.T, to: eps, sde: sde)
             var irng = RandomSource(seed: seed).derived(1)
             let irun = try PCSampler(sde: sde, score: unconditional, grid: igrid, predictor: ReverseDiffusion(), corrector: NoCorrector(),
                                      constraint: constraint).sample(count: n * k, rowShape: [1, 28, 28], using: &irng)
-            let filled = model.dataScaling.toData(irun.samples)
-            let hole = mask.storage.indices.filter { mask.storage[$0] == 0 }
-            func rmse(_ guess: (Int, Int) -> Double) -> Double {      // (input, pixel) -> value
-                var s = 0.0
-                for r in 0 ..< n { for p in hole { let e = guess(r, p) - truth.storage[r * 784 + p]; s += e * e } }
-                return (s / Double(n * hole.count)).squareRoot()
-            }
-            let single = rmse { r, p in filled.storage[(r * k) * 784 + p] }
-            let mean = rmse { r, p -> Double in
-                var s = 0.0
-                for q in 0 ..< k { s += filled.storage[(r * k + q) * 784 + p] }
-                return s / Double(k)
-            }
+            var filled = model.dataScaling.toData(irun.samples)
+            for i in filled.storage.indices { filled.storage[i] = min(max(filled.storage[i], 0), 255) }
+            let one = try ReconstructionScore(estimates: try Tensor(shape: [n, 1, 28, 28], storage: (0 ..< n).flatMap { filled.row($0 * k) }),
+                                              truth: setup.truth, pixels: setup.scoredPixels)
+            let mean = try ReconstructionScore(estimates: ReconstructionScore.meanOfSamples(filled, perImage: k),
+                                               truth: setup.truth, pixels: setup.scoredPixels)
             let train = try FashionMNIST.trainingSplit().images
-            var meanImage = [Double](repeating: 0, count: 784)
-            for r in 0 ..< train.rows { for p in 0 ..< 784 { meanImage[p] += train.storage[r * 784 + p] / Double(train.rows) } }
-            let visible = mask.storage.indices.filter { mask.storage[$0] == 1 }
-            let nearest = (0 ..< n).map { r -> Int in
-                var best = 0, bestD = Double.infinity
-                for q in 0 ..< train.rows {
-                    var d = 0.0
-                    for p in visible { let e = train.storage[q * 784 + p] - truth.storage[r * 784 + p]; d += e * e }
-                    if d < bestD { bestD = d; best = q }
-                }
-                return best
-            }
-            print("inpainting (centre 14x14, \(n) test images, \(k) samples each, NFE \(irun.scoreEvaluations)): RMSE on the hole, levels 0...255:")
-            print(String(format: "  one sample %.1f, mean of %d samples %.1f, baselines: mean training image %.1f, nearest training image on the visible pixels %.1f",
-                         single, k, mean, rmse { _, p in meanImage[p] }, rmse { r, p in train.storage[nearest[r] * 784 + p] }))
-            var shown = truth
-            for r in 0 ..< n { for p in hole { shown.storage[r * 784 + p] = 127.5 } }
+            let baseline = try ReconstructionScore(estimates: setup.baseline(training: train), truth: setup.truth, pixels: setup.scoredPixels)
+            // A weaker reference: the mean training image copied into the hole.
+            let meanImage = try ReconstructionScore.meanOfSamples(train, perImage: train.rows)
+            var meanFilled = setup.truth
+            for r in 0 ..< n { for p in setup.scoredPixels { meanFilled.storage[r * 784 + p] = meanImage.storage[p] } }
+            let blur = try ReconstructionScore(estimates: meanFilled, truth: setup.truth, pixels: setup.scoredPixels)
+            print("inpainting (centre 14x14, \(n) test images, \(k) samples each, NFE \(irun.scoreEvaluations)): RMSE on the hole, levels 0...255, ± s.e. over images:")
+            print(String(format: "  one sample %.1f ± %.1f, mean of %d samples %.1f ± %.1f; baselines: the training image nearest on the visible pixels %.1f ± %.1f, mean training image %.1f ± %.1f",
+                         one.rmse, one.rmseStandardError, k, mean.rmse, mean.rmseStandardError, baseline.rmse, baseline.rmseStandardError,
+                         blur.rmse, blur.rmseStandardError))
+            var shown = setup.truth
+            for r in 0 ..< n { for p in setup.scoredPixels { shown.storage[r * 784 + p] = 127.5 } }
             panels.append(Plot.titled(try Plot.imageTable([
-                Plot.ImageColumn("observed", shown), Plot.ImageColumn("samples", filled, perRow: k), Plot.ImageColumn("original", truth),
+                Plot.ImageColumn("observed", shown), Plot.ImageColumn("samples", filled, perRow: k), Plot.ImageColumn("original", setup.truth),
             ], range: 0 ... 255, scale: 2), "inpainting, replacement, \(inpaintSteps) steps"))
         }
 
-        // 3. Bits/dim of random test images.
+        // 3. Bits/dim of a seeded random subset of the test images.
         if likelihood > 0 {
+            let x = try Dataset.named("fashion-mnist-test", count: likelihood, seed: seed).data
             var lrng = RandomSource(seed: seed).derived(2)
-            let draw = lrng.nextDraw()
-            let picked = (0 ..< likelihood).map { i -> Int in
-                var s = lrng.stream(draw: draw, row: i)
-                return Int(s.uniformPositive() * Double(test.images.rows - 1))
-            }
-            var values = [Double]()
-            for r in picked { values += test.images.row(r) }
-            let x = try Tensor(shape: [likelihood, 1, 28, 28], storage: values)
             let solver = ODESolverOptions(.rkf45, absoluteTolerance: 1e-4, relativeTolerance: 1e-4)
             let lik = Likelihood(sde: sde, score: try model.conditioned(on: nil), estimator: .rademacher(probes: 1), eps: 1e-5, solver: solver)
             let t0 = Date()

@@ -132,7 +132,7 @@ struct ClassConditionalTests {
         let model = try trainer.emaModel
         let sde = try VPSDE()
         let exact = GaussianMixtureScore(.ring(), diffusedBy: sde)
-        let perturbed = GaussianMixtureScore(.ring(radius: 4.6), diffusedBy: sde)
+        let perturbed = GaussianMixtureScore(try .ring(radius: 4.6), diffusedBy: sde)
         let classZero = try model.conditioned(on: [0])
         let loss = try DSMLoss(sde: sde, eps: 1e-3)
         // Per batch (10 independent batches of 400, the four scores on the same rows, times and

@@ -272,8 +272,18 @@ struct IDXTests {
         #expect(set.levels == 256 && set.normalization == .unit && set.classCount == 10 && !set.isTestSplit)
         #expect(try Dataset.named("fashion-mnist", count: 100, seed: 3) == set, "the same seed picks the same images")
         #expect(try Dataset.named("fashion-mnist", count: 100, seed: 4) != set)
-        let test = try Dataset.named("fashion-mnist-test", count: 5)
-        #expect(test.isTestSplit && test.labels == [9, 2, 1, 1, 6] && test.data.shape == [5, 1, 28, 28])
+        let all = try Dataset.named("fashion-mnist-test")
+        #expect(all.count == 10_000 && Array(all.labels!.prefix(5)) == [9, 2, 1, 1, 6], "without a count: the whole split in file order")
+        let test = try Dataset.named("fashion-mnist-test", count: 50, seed: 1)
+        #expect(test.isTestSplit && test.data.shape == [50, 1, 28, 28] && test.labels?.count == 50)
+        // A count picks a seeded random subset: distinct test images (each found in the split with its label), not the first ones.
+        var labelsOfRow = [[Double]: Set<Int>]()     // (the split has a few duplicate images)
+        for r in 0 ..< all.count { labelsOfRow[all.data.row(r), default: []].insert(all.labels![r]) }
+        #expect((0 ..< test.count).allSatisfy { labelsOfRow[test.data.row($0)]?.contains(test.labels![$0]) == true },
+                "every picked image is a test image with its own label")
+        #expect(Set((0 ..< test.count).map { test.data.row($0) }).count == 50, "without replacement")
+        #expect(test.data != all.data.rows(0 ..< 50), "not the first 50 in file order")
+        #expect(try Dataset.named("fashion-mnist-test", count: 50, seed: 1) == test && (try Dataset.named("fashion-mnist-test", count: 50, seed: 2)) != test)
         #expect(invalidArgumentText { _ = try Dataset.named("fashion-mnist-test", count: 10_001) }?.contains("10000") == true)
 
         // Training code goes through forTraining, which refuses every test split by name.

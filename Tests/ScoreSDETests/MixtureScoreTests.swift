@@ -234,6 +234,22 @@ struct MixtureScoreTests {
 
     /// The values 0 and 1 matter: Linux Foundation bridges NSNumber(0)/NSNumber(1) to Bool, so a
     /// loader that rejects booleans with `is Bool` would reject these plain numbers.
+    @Test("built-in ring and grid: the defaults as documented; bad parameters throw, never trap")
+    func builtInMixturesValidateTheirParameters() throws {
+        let ring = GaussianMixture.ring(), grid = GaussianMixture.grid()
+        #expect(ring.componentCount == 8 && ring.weights.allSatisfy { $0 == 0.125 } && ring.stds.allSatisfy { $0 == [0.25, 0.25] })
+        #expect(ring.means.allSatisfy { abs(($0[0] * $0[0] + $0[1] * $0[1]).squareRoot() - 4) < 1e-12 }, "radius 4")
+        #expect(try GaussianMixture.ring(modes: 8, radius: 4, std: 0.25) == ring, "the parameterised form with the defaults is the default ring")
+        #expect(grid.componentCount == 25 && grid.means.first == [-4, -4] && grid.means.last == [4, 4])
+        #expect(try GaussianMixture.grid(side: 5, spacing: 2, std: 0.25) == grid)
+        #expect(try GaussianMixture.ring(modes: 3, radius: 1, std: 0.5).componentCount == 3)
+        for bad in [{ _ = try GaussianMixture.ring(std: 0) }, { _ = try GaussianMixture.ring(std: -1) }, { _ = try GaussianMixture.ring(modes: 0) },
+                    { _ = try GaussianMixture.ring(radius: .nan) }, { _ = try GaussianMixture.grid(std: 0) }, { _ = try GaussianMixture.grid(side: 0) },
+                    { _ = try GaussianMixture.grid(spacing: .infinity) }] as [() throws -> Void] {
+            #expect(throws: ScoreSDEError.self) { try bad() }
+        }
+    }
+
     @Test("JSON: isotropic and diagonal stds, optional weights")
     func jsonGood() throws {
         let text = #"{"weights": [3, 1], "means": [[0, 1], [2, -1]], "stds": [0.5, [0.25, 2]]}"#

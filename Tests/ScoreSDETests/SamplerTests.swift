@@ -164,8 +164,8 @@ struct SamplerTests {
         let allowance = BiasAllowance(weight: 0.003, mean: 0.005, variance: 0.037)
         var rng = RandomSource(seed: 77)
         #expect(mixtureViolations(truth.sample(count: 4000, using: &rng), truth, bias: allowance).isEmpty)
-        let wider = GaussianMixture.ring(std: 0.28)
-        let bigger = GaussianMixture.ring(radius: 4.1)
+        let wider = try GaussianMixture.ring(std: 0.28)
+        let bigger = try GaussianMixture.ring(radius: 4.1)
         let tilted = try GaussianMixture(weights: (0 ..< 8).map { $0 % 2 == 0 ? 0.16 : 0.09 }, means: truth.means, stds: truth.stds)
         for (name, wrong) in [("std 0.28", wider), ("radius 4.1", bigger), ("weights 0.16/0.09", tilted)] {
             let v = mixtureViolations(wrong.sample(count: 4000, using: &rng), truth, bias: allowance)

@@ -70,8 +70,9 @@ public struct Dataset: Sendable, Equatable, CustomStringConvertible {
     /// - `fashion-mnist`: the 60 000 training images (``FashionMNIST/trainingSplit(directory:)``) with
     ///   their labels when `count` is nil, else `count` of them chosen without replacement by a
     ///   permutation seeded with `seed`; `[n, 1, 28, 28]`, 256 levels, normalization ``DataNormalization/unit``.
-    /// - `fashion-mnist-test`: the 10 000 test images (``FashionMNIST/testSplitForEvaluation(directory:)``),
-    ///   with a count the first `count` of them; for evaluation only.
+    /// - `fashion-mnist-test`: the 10 000 test images (``FashionMNIST/testSplitForEvaluation(directory:)``)
+    ///   when `count` is nil, else a random subset of `count` of them chosen without replacement by a
+    ///   permutation seeded with `seed` (a stated random subset, as evaluations report); for evaluation only.
     ///
     /// - Throws: ``ScoreSDEError/unknownName(_:)`` listing the valid names; ``ScoreSDEError/invalidArgument(_:)`` for a bad count;
     ///   ``ScoreSDEError/missingDataSet(_:)`` for Fashion-MNIST when its package is not installed.
@@ -154,10 +155,11 @@ public struct Dataset: Sendable, Equatable, CustomStringConvertible {
                 guard n <= total else {
                     throw ScoreSDEError.invalidArgument("fashion-mnist-test has \(total) test images; asked for \(n) (omit the count to use all of them)")
                 }
-                return test.subset(0 ..< n)
+                return test.subset(Array(permutation(total, using: &rng).prefix(n)))
             } ?? test
+            let which = count.map { "\($0) of the \(total) held-out test images, a random subset chosen with seed \(seed)" } ?? "the \(total) held-out test images"
             return Dataset(name: name, data: picked.images, normalization: .unit, levels: FashionMNIST.levels,
-                           description: "fashion-mnist-test: \(picked.labels.count) of the \(total) held-out test images (the first in file order), 28x28 grey (values 0...255), for evaluation only",
+                           description: "fashion-mnist-test: \(which), 28x28 grey (values 0...255), for evaluation only",
                            labels: picked.labels, classCount: FashionMNIST.classNames.count)
         default:
             throw ScoreSDEError.unknownName("'\(name)' is not a built-in data set; choose one of \(builtInNames.joined(separator: ", ")) or a .npy file")

@@ -4,7 +4,7 @@ import Foundation
 /// perturbed marginal, score, log-density and linear-inverse-problem posterior is known in closed
 /// form. It is the oracle of the tests and the built-in demo data.
 ///
-///     let ring = GaussianMixture.ring(modes: 8)
+///     let ring = try GaussianMixture.ring(modes: 8)
 ///     let p = ring.diffused(meanScale: 0.5, std: 0.3)     // law of m·x₀ + s·z
 public struct GaussianMixture: Sendable, Equatable {
     /// Mixture weights, summing to 1.
@@ -94,21 +94,53 @@ public struct GaussianMixture: Sendable, Equatable {
 // MARK: - Built-in mixtures
 
 extension GaussianMixture {
-    /// `modes` equal-weight isotropic Gaussians on a circle (2-D). Default: 8 modes, radius 4, std 0.25.
-    public static func ring(modes: Int = 8, radius: Double = 4, std: Double = 0.25) -> GaussianMixture {
+    /// The default ring: 8 equal-weight isotropic Gaussians (std 0.25) on a circle of radius 4 (2-D).
+    public static func ring() -> GaussianMixture {
+        let (means, stds) = ringComponents(modes: 8, radius: 4, std: 0.25)
+        return GaussianMixture(unchecked: Array(repeating: 1.0 / 8, count: 8), means: means, stds: stds)
+    }
+
+    /// `modes` equal-weight isotropic Gaussians on a circle (2-D). Defaults: 8 modes, radius 4, std 0.25.
+    /// - Throws: ``ScoreSDEError/invalidArgument(_:)`` for `modes < 1`, a non-finite radius, or a std that
+    ///   is not finite and > 0.
+    public static func ring(modes: Int = 8, radius: Double = 4, std: Double = 0.25) throws -> GaussianMixture {
+        try requireParameter(modes >= 1, "a ring needs at least one mode (got \(modes))")
+        try requireParameter(radius.isFinite, "the ring's radius must be finite (got \(radius))")
+        try requireParameter(std.isFinite && std > 0, "the modes' std must be finite and > 0 (got \(std))")
+        let (means, stds) = ringComponents(modes: modes, radius: radius, std: std)
+        return try GaussianMixture(means: means, stds: stds)
+    }
+
+    private static func ringComponents(modes: Int, radius: Double, std: Double) -> ([[Double]], [[Double]]) {
         let means = (0 ..< modes).map { k -> [Double] in
             let a = 2 * Double.pi * Double(k) / Double(modes)
             return [radius * Foundation.cos(a), radius * Foundation.sin(a)]
         }
-        return try! GaussianMixture(means: means, isotropicStds: Array(repeating: std, count: modes))
+        return (means, Array(repeating: [std, std], count: modes))
     }
 
-    /// A `side × side` grid of equal-weight isotropic Gaussians (2-D), spacing 2, centred. Default 5 × 5, std 0.25.
-    public static func grid(side: Int = 5, spacing: Double = 2, std: Double = 0.25) -> GaussianMixture {
+    /// The default grid: 5 × 5 equal-weight isotropic Gaussians (std 0.25), spacing 2, centred (2-D).
+    public static func grid() -> GaussianMixture {
+        let (means, stds) = gridComponents(side: 5, spacing: 2, std: 0.25)
+        return GaussianMixture(unchecked: Array(repeating: 1.0 / 25, count: 25), means: means, stds: stds)
+    }
+
+    /// A `side × side` grid of equal-weight isotropic Gaussians (2-D), centred. Defaults: 5 × 5, spacing 2, std 0.25.
+    /// - Throws: ``ScoreSDEError/invalidArgument(_:)`` for `side < 1`, a non-finite spacing, or a std
+    ///   that is not finite and > 0.
+    public static func grid(side: Int = 5, spacing: Double = 2, std: Double = 0.25) throws -> GaussianMixture {
+        try requireParameter(side >= 1, "a grid needs side >= 1 (got \(side))")
+        try requireParameter(spacing.isFinite, "the grid's spacing must be finite (got \(spacing))")
+        try requireParameter(std.isFinite && std > 0, "the modes' std must be finite and > 0 (got \(std))")
+        let (means, stds) = gridComponents(side: side, spacing: spacing, std: std)
+        return try GaussianMixture(means: means, stds: stds)
+    }
+
+    private static func gridComponents(side: Int, spacing: Double, std: Double) -> ([[Double]], [[Double]]) {
         let c = Double(side - 1) / 2
         var means = [[Double]]()
         for i in 0 ..< side { for j in 0 ..< side { means.append([(Double(i) - c) * spacing, (Double(j) - c) * spacing]) } }
-        return try! GaussianMixture(means: means, isotropicStds: Array(repeating: std, count: side * side))
+        return (means, Array(repeating: [std, std], count: side * side))
     }
 
     /// A fixed 64-dimensional mixture of 10 unequal components with diagonal covariances
@@ -121,7 +153,8 @@ extension GaussianMixture {
         let means = (0 ..< k).map { _ in (0 ..< d).map { _ in 1.5 * s.normal() } }
         let stds = (0 ..< k).map { _ in (0 ..< d).map { _ in 0.3 + 0.7 * u(&s) } }
         let weights = (0 ..< k).map { _ in 0.5 + u(&s) }
-        return try! GaussianMixture(weights: weights, means: means, stds: stds)
+        let total = weights.reduce(0, +)
+        return GaussianMixture(unchecked: weights.map { $0 / total }, means: means, stds: stds)
     }
 
     /// The names of the built-in mixtures, for the CLI.
