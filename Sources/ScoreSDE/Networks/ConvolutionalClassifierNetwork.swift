@@ -97,18 +97,7 @@ final class ConvolutionalClassifierNetwork<T: NetworkScalar> {
 
     /// PyTorch's default initialisation (``ParameterInit``) from the seed's Philox streams, one per tensor.
     func initialize(seed: UInt64) {
-        let rng = RandomSource(seed: seed).derived(0x434F_4E56_434C_46)   // "CONVCLF"
-        for (i, r) in layout.refs.enumerated() {
-            var s = rng.stream(draw: UInt64(i), row: 0)
-            switch r.initialization {
-            case .uniformFanIn:
-                let bound = 1 / Double(r.fanIn).squareRoot()
-                for j in r.range { parameters[j] = T((2 * (Double(s.next() >> 11) * 0x1p-53) - 1) * bound) }
-            case .ones: for j in r.range { parameters[j] = 1 }
-            case .zeros: for j in r.range { parameters[j] = 0 }
-            case .normal: for j in r.range { parameters[j] = T(s.normal()) }
-            }
-        }
+        layout.initialize(parameters, seed: seed, purpose: 0x434F_4E56_434C_46)   // "CONVCLF"
     }
 
     /// The penultimate features `[n, F]` and logits `[n, K]` (buffers owned by the network, valid

@@ -39,6 +39,24 @@ public final class ParameterLayout {
     }
 
     /// Runs `body` with `prefix.` prepended to every name it adds.
+    /// Writes PyTorch's default initialisation (``ParameterInit``) of every tensor into
+    /// `parameters`, drawn from the Philox streams of `RandomSource(seed:).derived(purpose)`: one
+    /// stream per tensor, so a tensor's values do not depend on the others.
+    func initialize<T: BinaryFloatingPoint>(_ parameters: UnsafeMutablePointer<T>, seed: UInt64, purpose: UInt64) {
+        let rng = RandomSource(seed: seed).derived(purpose)
+        for (i, r) in refs.enumerated() {
+            var s = rng.stream(draw: UInt64(i), row: 0)
+            switch r.initialization {
+            case .uniformFanIn:
+                let bound = 1 / Double(r.fanIn).squareRoot()
+                for j in r.range { parameters[j] = T((2 * (Double(s.next() >> 11) * 0x1p-53) - 1) * bound) }
+            case .ones: for j in r.range { parameters[j] = 1 }
+            case .zeros: for j in r.range { parameters[j] = 0 }
+            case .normal: for j in r.range { parameters[j] = T(s.normal()) }
+            }
+        }
+    }
+
     func scope<R>(_ prefix: String, _ body: () -> R) -> R {
         prefixes.append(prefix)
         defer { prefixes.removeLast() }

@@ -130,18 +130,7 @@ public final class UNet<T: NetworkScalar> {
     /// PyTorch's default initialisation (``ParameterInit``), drawn from the seed's Philox streams
     /// (one stream per tensor, so a tensor's values do not depend on the others).
     public func initialize(seed: UInt64) {
-        let rng = RandomSource(seed: seed).derived(0x554E_4554)   // "UNET"
-        for (i, r) in layout.refs.enumerated() {
-            var s = rng.stream(draw: UInt64(i), row: 0)
-            switch r.initialization {
-            case .uniformFanIn:
-                let bound = 1 / Double(r.fanIn).squareRoot()
-                for j in r.range { parameters[j] = T((2 * (Double(s.next() >> 11) * 0x1p-53) - 1) * bound) }
-            case .ones: for j in r.range { parameters[j] = 1 }
-            case .zeros: for j in r.range { parameters[j] = 0 }
-            case .normal: for j in r.range { parameters[j] = T(s.normal()) }
-            }
-        }
+        layout.initialize(parameters, seed: seed, purpose: 0x554E_4554)   // "UNET"
     }
 
     /// Total multiply–adds of the convolutions in one forward pass for `n` images.

@@ -31,7 +31,7 @@ import Foundation
 ///
 /// Thread-safe: each concurrent call borrows its own network instance. Rows are independent (no
 /// batch statistics).
-public struct ConvolutionalClassifier: Sendable {
+public struct ConvolutionalClassifier: TimeConditionedClassifier {
     public let architecture: Architecture
     /// The forward SDE whose marginals `p_t` the classifier was trained on.
     public let sdeSpec: SDESpec
@@ -139,11 +139,6 @@ public struct ConvolutionalClassifier: Sendable {
         return (features, logits)
     }
 
-    /// `log p_t(y | x)` for every row and class: shape `[rows, K]`.
-    public func logProbabilities(_ x: Tensor, at t: Double) throws -> Tensor {
-        try logProbabilities(x, times: [Double](repeating: t, count: x.rows))
-    }
-
     /// `log p_{t_r}(y | x_r)` with one time per row: shape `[rows, K]`.
     public func logProbabilities(_ x: Tensor, times: [Double]) throws -> Tensor {
         try checkInput(x, times: times)
@@ -152,12 +147,6 @@ public struct ConvolutionalClassifier: Sendable {
         let out = Tensor(uncheckedShape: [x.rows, classCount], storage: l)
         try out.checkFinite("the classifier's log-probabilities")
         return out
-    }
-
-    /// The most probable class of every row at time `t`.
-    public func predict(_ x: Tensor, at t: Double) throws -> [Int] {
-        let lp = try logProbabilities(x, at: t), k = classCount
-        return (0 ..< x.rows).map { r in (0 ..< k).max { lp.storage[r * k + $0] < lp.storage[r * k + $1] }! }
     }
 
     /// `∇ₓ log p_t(y | x)` for each row (labels: one for all rows, or one per row of the whole
@@ -180,21 +169,7 @@ public struct ConvolutionalClassifier: Sendable {
         return out
     }
 
-    func checkLabels(_ labels: [Int], rows: Int) throws {
-        guard labels.count == 1 || labels.count == rows else {
-            throw ScoreSDEError.shapeMismatch("\(labels.count) class labels for \(rows) rows: give one label for all rows, or one per row (then do not split the rows with a batch size)")
-        }
-        if let bad = labels.first(where: { $0 < 0 || $0 >= classCount }) {
-            throw ScoreSDEError.invalidArgument("class \(bad) is not a class of this classifier, whose classes are 0...\(classCount - 1)")
-        }
-    }
 
-    /// The ``NoisyClassifier`` for guidance towards `labels` (one for all rows, or one per row).
-    public func targeting(_ labels: [Int]) throws -> TargetedConvolutionalClassifier {
-        guard !labels.isEmpty else { throw ScoreSDEError.invalidArgument("give at least one target class") }
-        try checkLabels(labels, rows: labels.count)
-        return TargetedConvolutionalClassifier(classifier: self, targets: labels)
-    }
 
     /// The mean cross-entropy `−(1/n) Σ_r log p_{t_r}(y_r | x_r)` of model-space rows and its
     /// gradient with respect to ``parameters`` (one float32 pass over all rows).
@@ -305,19 +280,6 @@ public struct ConvolutionalClassifier: Sendable {
     }
 }
 
-/// A ``ConvolutionalClassifier`` aimed at target classes: the ``NoisyClassifier`` whose gradient
-/// ``ClassifierGuidedScore`` adds to the score.
-public struct TargetedConvolutionalClassifier: NoisyClassifier {
-    /// The classifier.
-    public let classifier: ConvolutionalClassifier
-    /// One class for all rows, or one per row.
-    public let targets: [Int]
-
-    /// `∇ₓ log p_t(y | x)` at the targets.
-    public func logLikelihoodGradient(_ x: Tensor, at t: Double) throws -> Tensor {
-        try classifier.logProbabilityGradient(x, at: t, labels: targets)
-    }
-}
 
 /// Float32 networks of one ``ConvolutionalClassifier``, one per concurrent caller, with the converted input.
 final class ConvolutionalClassifierPool: @unchecked Sendable {

@@ -25,7 +25,7 @@ import Foundation
 /// **Parameters** (order of ``Architecture/parameterSpecs``; Linear weights `[out, in]`, PyTorch default init):
 /// `embed.W [F]` (buffer), `embed.dense.weight [H, 2F]`, `.bias [H]`, `input.weight [H, D]`,
 /// `.bias`, per block `dense1`, `temb`, `dense2` (`[H, H]`, `[H]`), `output.weight [K, H]`, `.bias [K]`.
-public struct NoiseAwareClassifier: Sendable {
+public struct NoiseAwareClassifier: TimeConditionedClassifier {
     /// The network's shape.
     public struct Architecture: Sendable, Equatable {
         /// Shape of one sample (flattened to `D` values).
@@ -151,11 +151,6 @@ public struct NoiseAwareClassifier: Sendable {
         }
     }
 
-    /// `log p_t(y | x)` for every row and class: shape `[rows, K]`.
-    public func logProbabilities(_ x: Tensor, at t: Double) throws -> Tensor {
-        try logProbabilities(x, times: [Double](repeating: t, count: x.rows))
-    }
-
     /// `log p_{t_r}(y | x_r)` with one time per row: shape `[rows, K]`.
     public func logProbabilities(_ x: Tensor, times: [Double]) throws -> Tensor {
         guard times.count == x.rows else { throw ScoreSDEError.shapeMismatch("\(times.count) times for \(x.rows) rows") }
@@ -166,12 +161,6 @@ public struct NoiseAwareClassifier: Sendable {
         let result = Tensor(uncheckedShape: [x.rows, classCount], storage: out)
         try result.checkFinite("the classifier's log-probabilities")
         return result
-    }
-
-    /// The most probable class of every row at time `t`.
-    public func predict(_ x: Tensor, at t: Double) throws -> [Int] {
-        let lp = try logProbabilities(x, at: t), k = classCount
-        return (0 ..< x.rows).map { r in (0 ..< k).max { lp.storage[r * k + $0] < lp.storage[r * k + $1] }! }
     }
 
     /// `∇ₓ log p_t(y | x)` for each row (labels: one for all rows, or one per row): the input
@@ -198,21 +187,7 @@ public struct NoiseAwareClassifier: Sendable {
         return out
     }
 
-    func checkLabels(_ labels: [Int], rows: Int) throws {
-        guard labels.count == 1 || labels.count == rows else {
-            throw ScoreSDEError.shapeMismatch("\(labels.count) class labels for \(rows) rows: give one label for all rows, or one per row")
-        }
-        if let bad = labels.first(where: { $0 < 0 || $0 >= classCount }) {
-            throw ScoreSDEError.invalidArgument("class \(bad) is not a class of this classifier, whose classes are 0...\(classCount - 1)")
-        }
-    }
 
-    /// The ``NoisyClassifier`` for guidance towards `labels` (one for all rows, or one per row).
-    public func targeting(_ labels: [Int]) throws -> TargetedNoiseAwareClassifier {
-        guard !labels.isEmpty else { throw ScoreSDEError.invalidArgument("give at least one target class") }
-        try checkLabels(labels, rows: labels.count)
-        return TargetedNoiseAwareClassifier(classifier: self, targets: labels)
-    }
 
     // MARK: - Cross-entropy training pass
 
@@ -406,14 +381,3 @@ public struct NoiseAwareClassifier: Sendable {
     }
 }
 
-/// A ``NoiseAwareClassifier`` aimed at target classes: the ``NoisyClassifier`` whose gradient
-/// ``ClassifierGuidedScore`` adds to the score.
-public struct TargetedNoiseAwareClassifier: NoisyClassifier {
-    public let classifier: NoiseAwareClassifier
-    /// One class for all rows, or one per row.
-    public let targets: [Int]
-
-    public func logLikelihoodGradient(_ x: Tensor, at t: Double) throws -> Tensor {
-        try classifier.logProbabilityGradient(x, at: t, labels: targets)
-    }
-}
