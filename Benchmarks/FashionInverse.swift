@@ -19,12 +19,31 @@ import ScoreSDE
 /// `--results FILE.json` keeps every finished row (atomically rewritten after each); run the same
 /// command again and it skips the rows it has, so a long run can be interrupted and resumed.
 func fashionInverseBenchmark(arguments: [String]) throws {
-    func value(_ name: String) -> String? {
-        guard let i = arguments.firstIndex(of: name), i + 1 < arguments.count else { return nil }
-        return arguments[i + 1]
+    let usage = """
+        usage: scoresde-bench fashion-inverse [--images N (500)] [--samples K (4)] [--steps S (100)] [--tasks a,b]
+                                              [--methods replace,repaint,dps,pigdm] [--seed s (0)] [--dps-scale ζ (1)]
+                                              [--pigdm jacobian-free|exact] [--results FILE.json]
+        """
+    if arguments.contains("--help") || arguments.contains("-h") { print(usage); return }
+    // Every argument is a known flag followed by its value: a typo must not start a long default run.
+    let flags: Set<String> = ["--images", "--samples", "--steps", "--tasks", "--methods", "--seed", "--dps-scale", "--pigdm", "--results"]
+    var values: [String: String] = [:]
+    var i = 0
+    while i < arguments.count {
+        guard flags.contains(arguments[i]), i + 1 < arguments.count else {
+            throw ScoreSDEError.invalidArgument("'\(arguments[i])' is not an option of fashion-inverse or has no value\n\(usage)")
+        }
+        values[arguments[i]] = arguments[i + 1]
+        i += 2
     }
-    let n = Int(value("--images") ?? "") ?? 500, k = Int(value("--samples") ?? "") ?? 4
-    let steps = Int(value("--steps") ?? "") ?? 100, seed = UInt64(value("--seed") ?? "") ?? 0
+    func value(_ name: String) -> String? { values[name] }
+    func number<T: LosslessStringConvertible>(_ name: String, _ fallback: T) throws -> T {
+        guard let text = values[name] else { return fallback }
+        guard let v = T(text) else { throw ScoreSDEError.invalidArgument("\(name): '\(text)' is not a number") }
+        return v
+    }
+    let n: Int = try number("--images", 500), k: Int = try number("--samples", 4)
+    let steps: Int = try number("--steps", 100), seed: UInt64 = try number("--seed", 0)
     let tasks = try (value("--tasks")?.split(separator: ",").map(String.init) ?? ImageInverseTask.allCases.map(\.rawValue)).map { name in
         guard let t = ImageInverseTask(rawValue: name) else {
             throw ScoreSDEError.unknownName("--tasks: '\(name)' is not one of \(ImageInverseTask.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -35,7 +54,7 @@ func fashionInverseBenchmark(arguments: [String]) throws {
     for m in methods where !["replace", "repaint", "dps", "pigdm"].contains(m) {
         throw ScoreSDEError.unknownName("--methods: '\(m)' is not one of replace, repaint, dps, pigdm")
     }
-    let zeta = Double(value("--dps-scale") ?? "") ?? 1
+    let zeta: Double = try number("--dps-scale", 1)
     let pigdm = value("--pigdm") ?? "jacobian-free"   // the exact Jacobian diverges with this VP model (NaN at t ≈ 0.89)
     guard ["exact", "jacobian-free"].contains(pigdm) else { throw ScoreSDEError.unknownName("--pigdm: '\(pigdm)' is not one of exact, jacobian-free") }
     guard n >= 2, k >= 1, steps >= 2, zeta.isFinite, zeta >= 0 else {

@@ -45,3 +45,27 @@ extension FashionModelCommandTests {
         #expect(try Npy.read(ws.path("s.npy")).shape == [300, 1, 28, 28])
     }
 }
+
+extension FashionModelCommandTests {
+    /// `inpaint --model fashion` without `--method` uses the model card's recommendation (DPS, ζ = 30,
+    /// `PretrainedModels.recommendedMeasurementGuidance`); `--dps-scale` alone adjusts it, and an
+    /// explicit `--method` wins.
+    @Test func inpaintDefaultsToTheModelCardsMethod() throws {
+        #expect(PretrainedModels.recommendedMeasurementGuidance("fashion") == .dps(stepScale: 30))
+        #expect(PretrainedModels.recommendedMeasurementGuidance("digits") == nil)
+        let ws = try Workspace()
+        let base = ["inpaint", "--model", "fashion", "--count", "1", "--samples-per-input", "1", "--steps", "4"]
+        let d = try ws.run(base + ["--output", "d.npy", "--stats", "d.json"])
+        try #require(d.status == 0, "\(d)")
+        #expect(try ws.json("d.json")["method"] as? String == "dps")
+        #expect(try ws.json("d.json")["dps_scale"] as? Double == 30)
+        #expect(try Npy.read(ws.path("d.npy")).storage.allSatisfy(\.isFinite))
+        let z = try ws.run(base + ["--dps-scale", "10", "--output", "z.npy", "--stats", "z.json"])
+        try #require(z.status == 0, "\(z)")
+        #expect(try ws.json("z.json")["dps_scale"] as? Double == 10)
+        let r = try ws.run(base + ["--method", "replace", "--output", "r.npy", "--stats", "r.json"])
+        try #require(r.status == 0, "\(r)")
+        #expect(try ws.json("r.json")["method"] as? String == "replace")
+        #expect(try ws.json("r.json")["dps_scale"] == nil)
+    }
+}

@@ -21,7 +21,7 @@ enum ConditioningMethod: String, CaseIterable, ExpressibleByArgument {
 /// `inpaint`, `colorize` and `reconstruct` condition the predictor-corrector sampler.
 struct ConditioningOptions: ParsableArguments {
     @Option(name: .customLong("method"), help: ArgumentHelp(
-        "How the sampler is conditioned (default: replace; colorize: repaint).",
+        "How the sampler is conditioned (default: replace; colorize: repaint; --model fashion: dps with --dps-scale 30, its model card's recommendation).",
         discussion: """
             replace: after every predictor and corrector update the measured part of each sample is \
             replaced by a forward-noised copy of the observation (score_sde's inpainter / colorizer). \
@@ -53,7 +53,7 @@ struct ConditioningOptions: ParsableArguments {
         valueName: "sigma"))
     var noiseStd: Double = 0
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("dps: the weight of the normalised measurement gradient (default: 1).", valueName: "zeta"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("dps: the weight of the normalised measurement gradient (default: 1; 30 for --model fashion).", valueName: "zeta"))
     var dpsScale: Double?
 
     @Option(parsing: .unconditional, help: ArgumentHelp("pigdm: the prior variance per value, in model units (default: a mixture's mean variance per coordinate; 0.25 for learned models, whose data lie in [-1, 1] or [0, 1]).", valueName: "v"))
@@ -179,7 +179,15 @@ struct ConditionedCommandOptions: ParsableArguments {
     func prepare(_ model: DataModel, defaultPNG: String, defaultSamplesPerInput: Int,
                  defaultMethod: ConditioningMethod = .replace) throws -> ConditionedJob {
         var options = self
-        if options.conditioning.methodChoice == nil { options.conditioning.methodChoice = defaultMethod }
+        if options.conditioning.methodChoice == nil {
+            // A shipped model's recommendation (the Fashion-MNIST U-Net: DPS, ζ = 30) before the command's.
+            if case .dps(let zeta)? = PretrainedModels.recommendedMeasurementGuidance(model.name) {
+                options.conditioning.methodChoice = .dps
+                if options.conditioning.dpsScale == nil { options.conditioning.dpsScale = zeta }
+            } else {
+                options.conditioning.methodChoice = defaultMethod
+            }
+        }
         try options.conditioning.checkPlacement()
         return try options.prepareResolved(model, defaultPNG: defaultPNG, defaultSamplesPerInput: defaultSamplesPerInput)
     }
