@@ -145,7 +145,7 @@ func fashionInverse<SDE: ForwardSDE>(model: UNetScore, score: UNetScore, sde: SD
                 switch method {
                 case "replace", "repaint":
                     result = try PCSampler(sde: sde, score: score, grid: grid, predictor: ReverseDiffusion(), corrector: NoCorrector(),
-                                           denoising: .lastPredictorMean, constraint: constraint,
+                                           denoising: .lastPredictorMean, batchSize: 256, constraint: constraint,
                                            resampling: method == "repaint" ? try Resampling(count: 2, jumpLength: 10) : .none)
                         .sample(count: n * k, rowShape: [1, 28, 28], using: &rng)
                 default:
@@ -154,7 +154,7 @@ func fashionInverse<SDE: ForwardSDE>(model: UNetScore, score: UNetScore, sde: SD
                     let guided = try MeasurementGuidedScore(base: score, sde: sde, measurement: setup.measurement(scaling: model.dataScaling, samplesPerImage: k),
                                                             likelihood: likelihood)
                     result = try PCSampler(sde: sde, score: guided, grid: grid, predictor: ReverseDiffusion(), corrector: NoCorrector(),
-                                           denoising: .lastPredictorMean)
+                                           denoising: .lastPredictorMean, batchSize: 256)
                         .sample(count: n * k, rowShape: [1, 28, 28], using: &rng)
                 }
                 var samples = model.dataScaling.toData(result.samples)
