@@ -622,6 +622,33 @@ struct GuidanceTests {
         let g = try rms(guided), u = try rms(plain)
         #expect(g < 0.25 * u, "guided \(g) vs unguided \(u)")
     }
+
+    /// One observation per sample survives a sampler's batch split (``ScoreBatch``): each call
+    /// guides its rows towards their own observations, so a split run gives the bytes of the unsplit
+    /// one (an exact mixture score: no kernel choice depends on the batch size), and the observations
+    /// matter (shuffled ones give other samples).
+    @Test("DPS with per-sample observations: any batch size gives the same bytes")
+    func perSampleObservationsWithAnyBatchSize() throws {
+        let sde = try VESDE()
+        let base = GaussianMixtureScore(.ring(), diffusedBy: sde)
+        let n = 10
+        let ys = (0 ..< n).map { Double($0) - 4.5 }
+        func run(_ observations: [Double], batchSize: Int?) throws -> Tensor {
+            let ms = try LinearMeasurement(matrix: [[1, 0.5]], observation: Tensor(shape: [n, 1], storage: observations))
+            var rng = RandomSource(seed: 15)
+            return try PCSampler(sde: sde, score: MeasurementGuidedScore(base: base, sde: sde, measurement: ms, likelihood: .dps(stepScale: 1)),
+                                 grid: try .uniform(steps: 50, from: 1, to: 1e-5), predictor: ReverseDiffusion(), corrector: NoCorrector(),
+                                 batchSize: batchSize).sample(count: n, using: &rng).samples
+        }
+        let whole = try run(ys, batchSize: nil)
+        #expect(try run(ys, batchSize: 3).storage == whole.storage, "4 calls of 3, 3, 3, 1 rows")
+        #expect(try run(ys, batchSize: 7).storage == whole.storage)
+        #expect(try run(ys.reversed(), batchSize: 3).storage != whole.storage, "the observations matter")
+        // Outside a split call a row-count mismatch is still refused.
+        let ms = try LinearMeasurement(matrix: [[1, 0.5]], observation: Tensor(shape: [n, 1], storage: ys))
+        let guided = try MeasurementGuidedScore(base: base, sde: sde, measurement: ms, likelihood: .dps(stepScale: 1))
+        #expect(throws: ScoreSDEError.self) { _ = try guided.score(Tensor(zeros: [3, 2]), at: 0.5) }
+    }
 }
 
 // MARK: - Bad input

@@ -78,7 +78,17 @@ public struct MeasurementGuidedScore<Base: ScoreModel>: ScoreModel {
 
     public func score(_ x: Tensor, at t: Double) throws -> Tensor {
         let ms = measurement, m = ms.measurements, d = ms.dimension, n = x.rows
-        try ms.checkState(x, "rows in this call — with one observation per sample, sample without batchSize")
+        // One observation per sample of the whole batch: a sampler's split call (``ScoreBatch``)
+        // takes its rows' slice, so per-sample observations work with any batch size.
+        var first = 0
+        if let r = ScoreBatch.rows, ms.observation.rows != 1, ms.observation.rows != n, r.count == n, r.upperBound <= ms.observation.rows {
+            guard x.rowSize == d else {
+                throw ScoreSDEError.shapeMismatch("the measurement matrix has \(d) columns but the samples have \(x.rowSize) values per row (shape \(x.rowShape))")
+            }
+            first = r.lowerBound
+        } else {
+            try ms.checkState(x, "rows in this call")
+        }
         guard t.isFinite, t > 0, t <= sde.T else { throw ScoreSDEError.invalidArgument("measurement guidance needs a time in (0, \(sde.T)] (got \(t))") }
         let (mt, st) = sde.marginal(at: t)
         let s = try base.score(x, at: t)
@@ -89,7 +99,7 @@ public struct MeasurementGuidedScore<Base: ScoreModel>: ScoreModel {
         let axhat = try ms.apply(xhat)
         var residual = Tensor(zeros: [n, m])
         for r in 0 ..< n {
-            let o = (ms.observation.rows == 1 ? 0 : r) * m
+            let o = (ms.observation.rows == 1 ? 0 : first + r) * m
             for i in 0 ..< m { residual.storage[r * m + i] = ms.observation.storage[o + i] - axhat.storage[r * m + i] }
         }
         // Weights w (m per row) of the gradient direction Aᵀ w.
