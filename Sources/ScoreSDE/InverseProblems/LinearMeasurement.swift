@@ -115,12 +115,18 @@ public struct LinearMeasurement: Sendable {
     }
 
     func checkState(_ x: Tensor, _ what: String) throws {
+        try checkRowSize(x)
+        guard observation.rows == 1 || observation.rows == x.rows else { throw rowCountMismatch(x.rows, what) }
+    }
+
+    func checkRowSize(_ x: Tensor) throws {
         guard x.rowSize == dimension else {
             throw ScoreSDEError.shapeMismatch("the measurement matrix has \(dimension) columns but the samples have \(x.rowSize) values per row (shape \(x.rowShape))")
         }
-        guard observation.rows == 1 || observation.rows == x.rows else {
-            throw ScoreSDEError.shapeMismatch("the observation has \(observation.rows) rows; give 1 (shared by every sample) or one per sample (\(x.rows) \(what))")
-        }
+    }
+
+    func rowCountMismatch(_ rows: Int, _ what: String) -> ScoreSDEError {
+        .shapeMismatch("the observation has \(observation.rows) rows; give 1 (shared by every sample) or one per sample (\(rows) \(what))")
     }
 }
 

@@ -80,15 +80,8 @@ public struct MeasurementGuidedScore<Base: ScoreModel>: ScoreModel {
         let ms = measurement, m = ms.measurements, d = ms.dimension, n = x.rows
         // One observation per sample of the whole batch: a sampler's split call (``ScoreBatch``)
         // takes its rows' slice, so per-sample observations work with any batch size.
-        var first = 0
-        if let r = ScoreBatch.rows, ms.observation.rows != 1, ms.observation.rows != n, r.count == n, r.upperBound <= ms.observation.rows {
-            guard x.rowSize == d else {
-                throw ScoreSDEError.shapeMismatch("the measurement matrix has \(d) columns but the samples have \(x.rowSize) values per row (shape \(x.rowShape))")
-            }
-            first = r.lowerBound
-        } else {
-            try ms.checkState(x, "rows in this call")
-        }
+        try ms.checkRowSize(x)
+        guard let first = ScoreBatch.firstRow(of: ms.observation.rows, rows: n) else { throw ms.rowCountMismatch(n, "rows in this call") }
         guard t.isFinite, t > 0, t <= sde.T else { throw ScoreSDEError.invalidArgument("measurement guidance needs a time in (0, \(sde.T)] (got \(t))") }
         let (mt, st) = sde.marginal(at: t)
         let s = try base.score(x, at: t)

@@ -19,8 +19,19 @@ public enum ScoreBatch {
     ///
     /// - Throws: `shapeMismatch` when neither applies.
     public static func slice<T>(_ values: [T], rows n: Int, what: String = "class labels") throws -> [T] {
-        if values.count == 1 || values.count == n { return values }
-        if let r = rows, r.count == n, r.upperBound <= values.count { return Array(values[r]) }
-        throw ScoreSDEError.shapeMismatch("\(values.count) \(what) for \(n) rows: give one for all rows, or one per row of the batch")
+        guard let first = firstRow(of: values.count, rows: n) else {
+            throw ScoreSDEError.shapeMismatch("\(values.count) \(what) for \(n) rows: give one for all rows, or one per row of the batch")
+        }
+        return values.count == 1 ? values : Array(values[first ..< first + n])
+    }
+
+    /// Where a call on `n` rows starts in a table of `count` per-row entries (labels, observations):
+    /// 0 when the table is shared (`count == 1`, every row reads entry 0) or covers exactly this call
+    /// (`count == n`); the split's lower bound when the call covers ``rows`` of a table that describes
+    /// the whole batch; `nil` when neither applies.
+    public static func firstRow(of count: Int, rows n: Int) -> Int? {
+        if count == 1 || count == n { return 0 }
+        if let r = rows, r.count == n, r.upperBound <= count { return r.lowerBound }
+        return nil
     }
 }
