@@ -102,6 +102,9 @@ extension ScoreSDECommand {
             let n = input.grey.rows
 
             let scaling = model.scaling
+            guard scaling.isAffine else {
+                throw ScoreSDEError.invalidArgument("the model \(model.name) maps data to model space through a logit (\(scaling)), so the grey mixture of the colours is not linear in model space: colorize needs a model with an affine scaling")
+            }
             let constraint = try Colorization(grey: scaling.toModel(input.grey).repeatingRows(k), mixing: mixing,
                                               noiseStd: conditioning.noiseStd * abs(scaling.scale), convention: conditioning.constraintConvention)
             let lo = try scaling.toModel(Tensor(shape: [1, 1], storage: [model.imageRange.lowerBound])).storage[0]

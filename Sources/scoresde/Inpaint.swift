@@ -80,6 +80,9 @@ extension ScoreSDECommand {
             let known = try readMask(maskSpec, model: model, inputs: n, seed: seed)
 
             let scaling = model.scaling
+            if conditioning.noiseStd > 0, !scaling.isAffine {
+                throw ScoreSDEError.invalidArgument("--noise-std \(conditioning.noiseStd) is in data units, but the model \(model.name) maps data to model space through a logit (\(scaling)), where that noise is not Gaussian: inpaint noise-free observations (drop --noise-std) or use a model with an affine scaling")
+            }
             let constraint = try Inpainting(observation: scaling.toModel(observed).repeatingRows(k), mask: known.repeatingRows(known.rows == 1 ? 1 : k),
                                             noiseStd: conditioning.noiseStd * abs(scaling.scale), convention: conditioning.constraintConvention)
             let problem = InverseProblem(constraint: constraint, measurement: {

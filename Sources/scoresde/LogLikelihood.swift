@@ -155,7 +155,7 @@ extension ScoreSDECommand {
             let scaling = dataModel.scaling
             let scaled = dataModel.learned != nil && scaling != .identity
             if scaled, let dataRange {
-                throw ScoreSDEError.invalidArgument("--data-range \(dataRange.rawValue) does not apply to the learned model \(dataModel.name): it records its data scaling (model space = \(scaling.scale) * x + \(scaling.shift)), which sets bits/dim (-log2|scale| = \(formatted(-Foundation.log2(abs(scaling.scale)))) bits added to the model-space value); drop --data-range")
+                throw ScoreSDEError.invalidArgument("--data-range \(dataRange.rawValue) does not apply to the learned model \(dataModel.name): it records its data scaling (\(scaling)), which sets bits/dim through the change of variables; drop --data-range")
             }
             if dequantize, !scaled, (dataRange ?? .continuous) == .continuous {
                 throw ValidationError("--dequantize needs --data-range unit or symmetric: the range the 8-bit values are scaled to")
@@ -183,7 +183,6 @@ extension ScoreSDECommand {
             let divergence = estimator.estimator(probes: probeCount)
             // A learned model's data space: log p(x) = log p_model(scale x + shift) + D log|scale|.
             let convention: BitsPerDimConvention = scaled ? .dataSpace(scaling) : (dataRange ?? .continuous).convention
-            let logJacobian = convention.logJacobian(dimension: x.rowSize)
 
             var outputs = RunOutputs()
             outputs.add(output, for: "--output")
@@ -222,7 +221,7 @@ extension ScoreSDECommand {
                     let r = try evaluate(x.rows(rows), &rng)
                     let i = r.statistics.integrator
                     return .init(columns: ["log_likelihood": r.logLikelihood, "bits_per_dim": r.bitsPerDim,
-                                           "terminal": r.priorLogDensity, "delta_log_p": r.deltaLogP],
+                                           "terminal": r.priorLogDensity, "delta_log_p": r.deltaLogP, "log_jacobian": r.logJacobian],
                                  counters: ["nfe": r.scoreEvaluations, "model_passes": r.statistics.modelPasses,
                                             "rhs": i.rightHandSideEvaluations, "jacobians": i.jacobianEvaluations,
                                             "accepted": i.acceptedSteps, "rejected": i.rejectedSteps])
@@ -236,9 +235,7 @@ extension ScoreSDECommand {
             // The report: results first, then every setting.
             // What the library computed, as it computed it (data space for a learned model's scaling).
             let logLikelihood = run.logLikelihood, bitsPerDim = run.bitsPerDim
-            let conventionText = scaled
-                ? "data space of the model (model = \(scaling.scale) * x + \(scaling.shift)): log p(x) = log p_model(model) + D log|scale|, bits/dim = -log p(x) / (D ln 2) = model-space bits/dim + \(formatted(-Foundation.log2(abs(scaling.scale))))"
-                : convention.description
+            let conventionText = convention.description
             let ll = Summary(logLikelihood), bpd = Summary(bitsPerDim)
             var report = RunStats()
             report["mean_log_likelihood"] = .double(ll.mean)
@@ -248,8 +245,8 @@ extension ScoreSDECommand {
             report["std_bits_per_dim"] = .double(bpd.std)
             report["stderr_bits_per_dim"] = .double(bpd.standardError)
             report["bits_per_dim_convention"] = .string(conventionText)
-            report["bits_per_dim_offset"] = .double(convention.offset)
-            report["log_jacobian"] = .double(logJacobian)
+            if let offset = convention.constantOffset { report["bits_per_dim_offset"] = .double(offset) }
+            report["log_jacobian"] = .double(Summary(run.logJacobian).mean)
             report["log_likelihood_unit"] = "nats"
             report["mean_terminal_log_density"] = .double(Summary(run.priorLogDensity).mean)
             report["mean_delta_log_p"] = .double(Summary(run.deltaLogP).mean)
@@ -332,20 +329,22 @@ extension DataModel {
 /// What the command reports of a likelihood run.
 private struct LikelihoodOutcome {
     let logLikelihood: [Double], bitsPerDim: [Double]
-    /// Per-row `log p_T` and `Δlog p` (NaN when averaged over dequantizations).
-    let priorLogDensity: [Double], deltaLogP: [Double]
+    /// Per-row `log p_T` and `Δlog p` (NaN when averaged over dequantizations), and the data
+    /// scaling's log-Jacobian (the library's, averaged over dequantizations).
+    let priorLogDensity: [Double], deltaLogP: [Double], logJacobian: [Double]
     let scoreEvaluations: Int
     let statistics: ODERunStatistics
 
     init(_ r: LikelihoodResult) {
         logLikelihood = r.logLikelihood; bitsPerDim = r.bitsPerDim; priorLogDensity = r.priorLogDensity
-        deltaLogP = r.deltaLogP; scoreEvaluations = r.scoreEvaluations; statistics = r.statistics
+        deltaLogP = r.deltaLogP; logJacobian = r.logJacobian; scoreEvaluations = r.scoreEvaluations; statistics = r.statistics
     }
 
     /// Chunks' results joined (counters summed; `evaluationsPerSystem` is not kept per chunk).
     init(chunks r: ChunkedEvaluation.Result) {
         logLikelihood = r.columns["log_likelihood"] ?? []; bitsPerDim = r.columns["bits_per_dim"] ?? []
         priorLogDensity = r.columns["terminal"] ?? []; deltaLogP = r.columns["delta_log_p"] ?? []
+        logJacobian = r.columns["log_jacobian"] ?? []
         scoreEvaluations = r.counters["nfe"] ?? 0
         var s = ODERunStatistics(scoreEvaluations: scoreEvaluations)
         s.modelPasses = r.counters["model_passes"] ?? 0
@@ -358,7 +357,7 @@ private struct LikelihoodOutcome {
 
     init(_ r: DequantizedLikelihoodResult) {
         logLikelihood = r.logLikelihood; bitsPerDim = r.bitsPerDim
-        priorLogDensity = r.logLikelihood.map { _ in .nan }; deltaLogP = priorLogDensity
+        priorLogDensity = r.logLikelihood.map { _ in .nan }; deltaLogP = priorLogDensity; logJacobian = r.logJacobian
         scoreEvaluations = r.scoreEvaluations; statistics = r.statistics
     }
 }

@@ -85,6 +85,9 @@ extension ScoreSDECommand {
 
             // Model space: x' = a x + b gives A x' = a (A x) + b (A 1).
             let scaling = model.scaling
+            guard scaling.isAffine else {
+                throw ScoreSDEError.invalidArgument("the model \(model.name) maps data to model space through a logit (\(scaling)), so a linear measurement of the data is not linear in model space: reconstruct needs a model with an affine scaling (--model gmm64, patches or fashion, or a model trained with --scaling unit|symmetric)")
+            }
             var yModel = y
             for r in 0 ..< n {
                 for i in 0 ..< a.count { yModel.storage[r * a.count + i] = scaling.scale * y.storage[r * a.count + i] + scaling.shift * a[i].reduce(0, +) }

@@ -2,15 +2,17 @@ import ArgumentParser
 import Foundation
 import ScoreSDE
 
-/// Data scalings by name (`DataNormalization`).
+/// Data scalings by name (`DataNormalization`, or `DataScaling.logit` for dequantized levels).
 enum ScalingName: String, CaseIterable, ExpressibleByArgument {
-    case unit, symmetric, none
+    case unit, symmetric, logit, none
 
-    var normalization: DataNormalization {
+    /// The affine normalization; nil for `logit`.
+    var normalization: DataNormalization? {
         switch self {
         case .unit: return .unit
         case .symmetric: return .symmetric
-        case .none: return .none
+        case .logit: return nil
+        case .none: return DataNormalization.none
         }
     }
 }
@@ -91,8 +93,11 @@ extension ScoreSDECommand {
         @Option(parsing: .unconditional, help: ArgumentHelp("Built-in data sets: use this many rows (toys: points; digits: a subset of the 1500; patches: random patches; fashion-mnist: a subset of the 60000, chosen with seed 0). Default: all.", valueName: "n"))
         var count: Int?
 
-        @Option(help: ArgumentHelp("Scaling of the data into model space: unit ([0, 1]), symmetric ([-1, 1]) or none (default: the data set's: unit for digits, patches and fashion-mnist, none for the toys and .npy files).", valueName: "unit|symmetric|none"))
+        @Option(help: ArgumentHelp("Scaling of the data into model space: unit ([0, 1]), symmetric ([-1, 1]), logit (dequantized levels through logit(λ + (1 − 2λ) v / L), scaled onto [-1, 1]; needs --dequantize; the shipped digits model's) or none (default: the data set's: unit for digits, patches and fashion-mnist, none for the toys and .npy files).", valueName: "unit|symmetric|logit|none"))
         var scaling: ScalingName?
+
+        @Option(help: ArgumentHelp("λ of --scaling logit, in (0, 0.5): it keeps the logits of the ends of the range finite (RealNVP: 0.05; smaller puts less of the model's mass outside the data's range).", valueName: "λ"))
+        var logitLambda: Double = 1e-3
 
         // MARK: SDE
 
@@ -400,6 +405,12 @@ extension ScoreSDECommand {
 
         /// The data scaling: `--scaling`, or the data set's own (the U-Net: symmetric for discrete data).
         func dataScaling(_ set: Dataset, network: NetworkKindName = .mlp) throws -> DataScaling {
+            if scaling == .logit {
+                guard let levels = set.levels, objective.dequantize else {
+                    throw ScoreSDEError.invalidArgument("--scaling logit is for uniformly dequantized levels: add --dequantize (digits, patches, fashion-mnist)\(set.levels == nil ? "; \(set.name) is continuous data" : "")")
+                }
+                return try DataScaling.logit(lambda: logitLambda, levels: levels)
+            }
             let normalization = scaling?.normalization ?? (network == .unet && set.levels != nil ? .symmetric : set.normalization)
             if normalization == .none { return .identity }
             guard let levels = set.levels else {
@@ -410,7 +421,8 @@ extension ScoreSDECommand {
         }
 
         func scalingLabel(_ s: DataScaling) -> String {
-            s == .identity ? "none" : "x * \(formatted(s.scale)) + \(formatted(s.shift))"
+            guard let t = s.logit else { return s == .identity ? "none" : "x * \(formatted(s.scale)) + \(formatted(s.shift))" }
+            return "logit(\(formatted(t.lambda)) + \(formatted(1 - 2 * t.lambda)) x / \(t.levels)) * \(formatted(s.scale)) + \(formatted(s.shift))"
         }
 
         /// The SDE of a new run.

@@ -327,6 +327,9 @@ extension ScoreSDECommand {
                 case .vp: spec = .vp(betaMin: SDEOptions.defaultBetaMin, betaMax: SDEOptions.defaultBetaMax)
                 case .subvp: spec = .subVP(betaMin: SDEOptions.defaultBetaMin, betaMax: SDEOptions.defaultBetaMax)
                 }
+                if scaling == .logit {
+                    throw ScoreSDEError.invalidArgument("--scaling logit: train the classifier with --like MODEL, which takes a logit-scaled model's data transform")
+                }
                 let normalization = scaling?.normalization ?? set.normalization
                 if dequantize && set.levels == nil {
                     throw ScoreSDEError.invalidArgument("--dequantize is for discrete data (digits, patches); \(set.name) is continuous")

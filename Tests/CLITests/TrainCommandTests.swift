@@ -158,6 +158,44 @@ import Testing
         #expect(!ws.files().contains("bad.npy"))
     }
 
+    /// `--scaling logit`: the file records the transform, samples come back inside the map's range in
+    /// data space, and the likelihood's stats add up: terminal + Δlog p + the (per-sample, averaged)
+    /// log-Jacobian = the reported mean; the dequantized likelihood runs too. Bad combinations fail early.
+    @Test func aLogitScaledModelWorksInDataSpace() throws {
+        let ws = try Workspace()
+        let train = ["train", "--data", "digits", "--count", "200", "--hidden", "32", "--blocks", "1", "--fourier-features", "4",
+                     "--batch-size", "16", "--steps", "10", "--dequantize", "--gaussian-base"]
+        let r = try ws.run(train + ["--scaling", "logit", "--logit-lambda", "0.01", "--output", "d.safetensors"])
+        try #require(r.status == 0, "\(r)")
+        let model = try MLPScore.load(from: ws.path("d.safetensors"))
+        #expect(model.dataScaling == (try DataScaling.logit(lambda: 0.01, levels: 17)))
+        let s = try ws.run(["sample", "--model", "d.safetensors", "--count", "8", "--steps", "20", "--output", "s.npy"])
+        try #require(s.status == 0, "\(s)")
+        let top = 17 * 0.99 / 0.98, bottom = -17 * 0.01 / 0.98
+        #expect(try Npy.read(ws.path("s.npy")).storage.allSatisfy { $0 > bottom && $0 < top })
+
+        let digits = try Digits.load(split: .heldOut).images.rows(0 ..< 5)
+        try ws.write(Npy.encode(digits), to: "x.npy")
+        let l = try ws.run(["likelihood", "--model", "d.safetensors", "--data", "x.npy", "--estimator", "rademacher", "--stats", "l.json"])
+        try #require(l.status == 0, "\(l)")
+        let j = try ws.json("l.json")
+        let parts = ["mean_terminal_log_density", "mean_delta_log_p", "log_jacobian"].compactMap { j[$0] as? Double }
+        try #require(parts.count == 3, "\(j)")
+        let mean = try #require(j["mean_log_likelihood"] as? Double)
+        #expect(abs(parts.reduce(0, +) - mean) < 1e-9 * max(1, abs(mean)), "\(parts) vs \(mean)")
+        #expect(j["bits_per_dim_offset"] == nil, "no constant offset through a logit")
+        let dq = try ws.run(["likelihood", "--model", "d.safetensors", "--data", "x.npy", "--dequantize", "--estimator", "rademacher", "--stats", "dq.json"])
+        #expect(dq.status == 0 && (try? ws.json("dq.json"))?["mean_bits_per_dim"] is Double, "\(dq)")
+
+        let noDequantize = try ws.run(["train", "--data", "digits", "--scaling", "logit", "--steps", "2", "--output", "e.safetensors"])
+        #expect(noDequantize.status != 0 && noDequantize.stderr.contains("--dequantize"), "\(noDequantize)")
+        let badLambda = try ws.run(train + ["--scaling", "logit", "--logit-lambda", "0.7", "--output", "f.safetensors"])
+        #expect(badLambda.status != 0 && badLambda.stderr.contains("lambda"), "\(badLambda)")
+        let reconstruct = try ws.run(["reconstruct", "--model", "d.safetensors", "--count", "1", "--output", "r.npy"])
+        #expect(reconstruct.status != 0 && reconstruct.stderr.contains("affine"), "\(reconstruct)")
+        #expect(!FileManager.default.fileExists(atPath: ws.path("r.npy")))
+    }
+
     /// A model trained on scaled data (digits, unit scaling x / 16) reads and writes data space:
     /// encoding data and decoding the latents gives the data back, and the log-likelihood includes
     /// the log-Jacobian D log(1/16) of the scaling.

@@ -113,7 +113,43 @@ import Testing
         for (ll, t) in zip(result.logLikelihood, truth) { #expect(abs(ll - t) < 1e-3, "\(ll) vs \(t)") }
         for (b, ll) in zip(result.bitsPerDim, result.logLikelihood) { #expect(abs(b + ll / (2 * M_LN2)) < 1e-12) }
         #expect(BitsPerDimConvention.dataSpace(scaling).offset == -1)
-        #expect(BitsPerDimConvention.continuous.logJacobian(dimension: 5) == 0)
+        #expect(BitsPerDimConvention.continuous.logJacobian(atModel: m) == [Double](repeating: 0, count: 16))
+        #expect(result.logJacobian == [Double](repeating: 2 * log(2.0), count: 16))
+    }
+
+    /// A model of m = logit(λ + (1 − 2λ) v / L) / c: log p(v) = log p_m(m(v)) + Σⱼ log m'(vⱼ), the
+    /// derivative taken here by central differences of `toModel` (not the library's formula), against
+    /// the closed-form mixture density; the map inverts, and its log-Jacobian is per sample.
+    @Test func bitsPerDimInTheDataSpaceOfALogitModel() throws {
+        let sde = try VPSDE(betaMin: 0.1, betaMax: 20)
+        let mixture = try GaussianMixture(means: [[-0.6, 0.3], [0.5, -0.4]], isotropicStds: [0.2, 0.3])
+        let score = GaussianMixtureScore(mixture, diffusedBy: sde)
+        var rng = RandomSource(seed: 5)
+        let m = mixture.sample(count: 24, using: &rng)
+        let scaling = try DataScaling.logit(lambda: 0.01, levels: 17)
+        #expect(!scaling.isAffine && BitsPerDimConvention.dataSpace(scaling).constantOffset == nil)
+        let v = scaling.toData(m)
+        #expect(v.storage.allSatisfy { $0 > -0.2 && $0 < 17.2 })
+        let back = scaling.toModel(v)
+        for (a, b) in zip(back.storage, m.storage) { #expect(abs(a - b) < 1e-12) }
+        let solver = ODESolverOptions(.rkf45, absoluteTolerance: 1e-6, relativeTolerance: 1e-6)
+        let result = try Likelihood(sde: sde, score: score, estimator: .exact, eps: 1e-5, solver: solver, convention: .dataSpace(scaling),
+                                    terminalLogDensity: { try score.logDensity($0, at: sde.T) }).evaluate(back, using: &rng)
+        let h = 1e-6
+        let model = try score.logDensity(m, at: 1e-5)
+        for r in 0 ..< m.rows {
+            var jacobian = 0.0
+            for j in 0 ..< 2 {
+                let x = v.storage[r * 2 + j]
+                let plus = scaling.toModel(try Tensor(shape: [1, 1], storage: [x + h])).storage[0]
+                let minus = scaling.toModel(try Tensor(shape: [1, 1], storage: [x - h])).storage[0]
+                jacobian += log((plus - minus) / (2 * h))
+            }
+            #expect(abs(result.logJacobian[r] - jacobian) < 1e-6, "row \(r): \(result.logJacobian[r]) vs \(jacobian)")
+            #expect(abs(result.logLikelihood[r] - (model[r] + jacobian)) < 1e-3, "row \(r)")
+            #expect(abs(result.bitsPerDim[r] + result.logLikelihood[r] / (2 * M_LN2)) < 1e-12)
+        }
+        #expect(Set(result.logJacobian.map { ($0 * 1e6).rounded() }).count > 1, "the Jacobian differs per sample")
     }
 
     @Test func implicitStepTypesFitOnlySmallSystems() throws {

@@ -58,6 +58,9 @@ public struct DequantizedLikelihoodResult: Sendable {
     public let logLikelihood: [Double]
     /// `−E_u[log p(k + u)] / (D ln 2)`: bits per discrete value (upper bounds), one per row.
     public let bitsPerDim: [Double]
+    /// The change-of-variables term `Σⱼ log |∂mⱼ/∂vⱼ|` per row, averaged over the draws (part of
+    /// ``logLikelihood``; the same for every row of an affine scaling).
+    public let logJacobian: [Double]
     /// Number of dequantizations averaged.
     public let draws: Int
     /// Score evaluations of the whole computation.
@@ -67,9 +70,9 @@ public struct DequantizedLikelihoodResult: Sendable {
 
 extension Likelihood {
     /// Bits per value of integer-level data `k` (`0 ... topLevel`), for a model of data scaled by
-    /// `scaling` (`model = scale · x + shift`, the model's recorded map): every row gets `draws`
+    /// `scaling` (the model's recorded map, affine or with a logit stage): every row gets `draws`
     /// independent dequantizations `k + u` (``UniformDequantization``), all evaluated in one solve,
-    /// `log p(k + u) = log p_model(scale (k + u) + shift) + D log|scale|`, averaged per row. The
+    /// `log p(k + u) = log p_model(m) + Σⱼ log |∂mⱼ/∂vⱼ|` at `m` the scaled `k + u`, averaged per row. The
     /// value's own ``convention`` does not apply here (the result is always in data space).
     ///
     /// - Throws: `invalidArgument` for non-integer data or `draws < 1`; what ``evaluate(_:using:)`` throws.
@@ -89,10 +92,15 @@ extension Likelihood {
         var modelSpace = self
         modelSpace.convention = .continuous
         let run = try modelSpace.evaluate(stacked, using: &rng)
-        let logJacobian = Double(d) * Foundation.log(abs(scaling.scale))
-        var ll = [Double](repeating: 0, count: n)
-        for k in 0 ..< draws { for r in 0 ..< n { ll[r] += (run.logLikelihood[k * n + r] + logJacobian) / Double(draws) } }
-        return DequantizedLikelihoodResult(logLikelihood: ll, bitsPerDim: ll.map { -$0 / (Double(d) * M_LN2) }, draws: draws,
+        let logJacobian = scaling.logJacobian(atModel: stacked)
+        var ll = [Double](repeating: 0, count: n), jacobian = ll
+        for k in 0 ..< draws {
+            for r in 0 ..< n {
+                ll[r] += (run.logLikelihood[k * n + r] + logJacobian[k * n + r]) / Double(draws)
+                jacobian[r] += logJacobian[k * n + r] / Double(draws)
+            }
+        }
+        return DequantizedLikelihoodResult(logLikelihood: ll, bitsPerDim: ll.map { -$0 / (Double(d) * M_LN2) }, logJacobian: jacobian, draws: draws,
                                            scoreEvaluations: run.scoreEvaluations, statistics: run.statistics)
     }
 }

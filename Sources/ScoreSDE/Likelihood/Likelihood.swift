@@ -23,27 +23,32 @@ public enum BitsPerDimConvention: Sendable, Equatable, CustomStringConvertible {
     /// 8-bit images scaled to [−1, 1]: offset 7 (the reference's offset for centered data).
     case symmetric
 
-    /// The data space of a model trained on `m = scale · x + shift` (a learned model's
-    /// ``DataScaling``): the log-likelihood is given for `x`, `log p(x) = log p_model(m) + D log|scale|`
-    /// (the change of variables), and `bpd = −log p(x) / (D ln 2)`, i.e. the model-space value
-    /// plus `−log₂|scale|`.
+    /// The data space of a model trained on `m = scale · x + shift` or `m = scale · logit(…) + shift`
+    /// (a learned model's ``DataScaling``): the log-likelihood is given for `x`,
+    /// `log p(x) = log p_model(m) + Σⱼ log |∂mⱼ/∂xⱼ|` (the change of variables,
+    /// ``DataScaling/logJacobian(atModel:)``), and `bpd = −log p(x) / (D ln 2)`: for an affine map the
+    /// model-space value plus `−log₂|scale|`, for a logit stage a per-sample correction.
     case dataSpace(DataScaling)
 
-    /// What is added to `−log p_model / (D ln 2)` (the model-space bits/dim) to give bits/dim.
-    public var offset: Double {
+    /// What is added to `−log p_model / (D ln 2)` (the model-space bits/dim) to give bits/dim when
+    /// it is the same for every sample; nil for a logit data transform (see ``logJacobian(atModel:)``).
+    public var constantOffset: Double? {
         switch self {
         case .continuous: 0
         case .unitInterval: 8
         case .symmetric: 7
-        case .dataSpace(let s): -log2(abs(s.scale))
+        case .dataSpace(let s): s.isAffine ? -log2(abs(s.scale)) : nil
         }
     }
 
-    /// What is added to the model-space log-likelihood of `dimension` values to give the reported
-    /// one: `D log|scale|` for ``dataSpace(_:)``, 0 otherwise.
-    public func logJacobian(dimension: Int) -> Double {
-        if case .dataSpace(let s) = self { return Double(dimension) * log(abs(s.scale)) }
-        return 0
+    /// ``constantOffset``, or 0 when it depends on the sample.
+    public var offset: Double { constantOffset ?? 0 }
+
+    /// What is added to the model-space log-likelihood of each row of model-space points `x` to give
+    /// the reported one: ``DataScaling/logJacobian(atModel:)`` for ``dataSpace(_:)``, 0 otherwise.
+    public func logJacobian(atModel x: Tensor) -> [Double] {
+        if case .dataSpace(let s) = self { return s.logJacobian(atModel: x) }
+        return [Double](repeating: 0, count: x.rows)
     }
 
     public var description: String {
@@ -51,8 +56,10 @@ public enum BitsPerDimConvention: Sendable, Equatable, CustomStringConvertible {
         case .continuous: "continuous data: bits/dim = -log p(x) / (D ln 2), no offset"
         case .unitInterval: "8-bit data scaled to [0, 1]: bits/dim = -log p(x) / (D ln 2) + 8"
         case .symmetric: "8-bit data scaled to [-1, 1]: bits/dim = -log p(x) / (D ln 2) + 7"
+        case .dataSpace(let s) where s.isAffine:
+            "data space of the model (\(s)): log p(x) = log p_model(model) + D log|scale|, bits/dim = -log p(x) / (D ln 2) = model-space bits/dim + \(String(format: "%.5g", -log2(abs(s.scale))))"
         case .dataSpace(let s):
-            "data space of the model (model = \(s.scale) * x + \(s.shift)): log p(x) = log p_model(model) + D log|scale|, bits/dim = -log p(x) / (D ln 2) = model-space bits/dim + \(String(format: "%.5g", -log2(abs(s.scale))))"
+            "data space of the model (\(s)): log p(x) = log p_model(model) + sum_j log|d model_j / dx_j| (per sample), bits/dim = -log p(x) / (D ln 2)"
         }
     }
 }
@@ -60,7 +67,7 @@ public enum BitsPerDimConvention: Sendable, Equatable, CustomStringConvertible {
 /// Per-sample likelihoods and what they cost.
 public struct LikelihoodResult: Sendable {
     /// `log p_eps(x)` in nats, one per sample (of the data in the convention's space: plus
-    /// ``BitsPerDimConvention/logJacobian(dimension:)`` for ``BitsPerDimConvention/dataSpace(_:)``).
+    /// ``BitsPerDimConvention/logJacobian(atModel:)`` for ``BitsPerDimConvention/dataSpace(_:)``).
     public let logLikelihood: [Double]
     /// Bits per dimension under `convention`.
     public let bitsPerDim: [Double]
@@ -70,6 +77,9 @@ public struct LikelihoodResult: Sendable {
     public let priorLogDensity: [Double]
     /// `∫_eps^T ∇·f̃ dt` per sample.
     public let deltaLogP: [Double]
+    /// The change-of-variables term per sample (``BitsPerDimConvention/logJacobian(atModel:)``):
+    /// ``logLikelihood`` = ``priorLogDensity`` + ``deltaLogP`` + this.
+    public let logJacobian: [Double]
     public let convention: BitsPerDimConvention
     /// Batched score-model evaluations: one per right-hand side with a closed-form divergence,
     /// D with exact divergence through JVPs, K with K Hutchinson probes (each JVP call also
@@ -120,13 +130,13 @@ public struct Likelihood<SDE: ForwardSDE, Score: ScoreModel> {
         let prior = try terminalLogDensity?(x) ?? sde.priorLogDensity(x)
         let d = Double(data.rowSize)
         let modelSpace = zip(prior, delta).map { $0 + $1 }
-        let bpd = modelSpace.map { -$0 / (d * M_LN2) + convention.offset }
-        let jacobian = convention.logJacobian(dimension: data.rowSize)
-        let ll = modelSpace.map { $0 + jacobian }
+        let jacobian = convention.logJacobian(atModel: data)
+        let ll = zip(modelSpace, jacobian).map { $0 + $1 }
+        let bpd = convention.constantOffset.map { o in modelSpace.map { -$0 / (d * M_LN2) + o } } ?? ll.map { -$0 / (d * M_LN2) }
         for v in ll where !v.isFinite {
             throw ScoreSDEError.nonFinite("a log-likelihood came out non-finite; tighten the tolerances or check the model")
         }
-        return LikelihoodResult(logLikelihood: ll, bitsPerDim: bpd, latents: x, priorLogDensity: prior, deltaLogP: delta,
+        return LikelihoodResult(logLikelihood: ll, bitsPerDim: bpd, latents: x, priorLogDensity: prior, deltaLogP: delta, logJacobian: jacobian,
                                 convention: convention, scoreEvaluations: stats.scoreEvaluations, statistics: stats)
     }
 

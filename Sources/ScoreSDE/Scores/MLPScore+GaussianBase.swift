@@ -12,19 +12,39 @@ extension MLPScore {
     /// The same network with its Gaussian base fitted to data (data space, one row per sample):
     /// `μ` and `Σ` the sample mean and covariance mapped to model space by ``dataScaling``; with
     /// `dequantizationLevels` (integer data dequantized as `k + u`, `u ~ U[0, 1)`) the moments of
-    /// `k + u`: mean `+ 1/2`, covariance `+ I/12`. Eigenvalues are floored at `10⁻⁸` of the largest.
+    /// `k + u`: mean `+ 1/2`, covariance `+ I/12`; through a logit stage (``DataScaling/logit``) the
+    /// moments of the model-space images of 16 dequantizations per row. Eigenvalues are floored at
+    /// `10⁻⁸` of the largest.
     ///
     /// - Throws: `invalidArgument` unless the architecture has a Gaussian base and there are at
     ///   least 2 rows of the network's sample size.
     public func withGaussianBase(fittedTo data: Tensor, dequantizationLevels: Int? = nil) throws -> MLPScore {
         try requireParameter(architecture.gaussianBase, "the network has no Gaussian base (build it with MLPArchitecture(gaussianBase: true))")
-        let d = layout.d, n = data.rows
-        guard data.rowSize == d, n >= 2 else {
+        let d = layout.d
+        guard data.rowSize == d, data.rows >= 2 else {
             throw ScoreSDEError.shapeMismatch("fitting the Gaussian base needs >= 2 rows of \(d) values (got \(data.shape))")
         }
         try data.checkFinite("the data the Gaussian base is fitted to")
-        let a = dataScaling.scale, b = dataScaling.shift
-        let shiftU = dequantizationLevels == nil ? 0.0 : 0.5, varU = dequantizationLevels == nil ? 0.0 : 1.0 / 12
+        var (a, b) = (dataScaling.scale, dataScaling.shift)
+        var shiftU = dequantizationLevels == nil ? 0.0 : 0.5, varU = dequantizationLevels == nil ? 0.0 : 1.0 / 12
+        var data = data
+        if !dataScaling.isAffine {
+            // Through a logit stage the moments have no closed form: those of the model-space images
+            // of `logitBaseDraws` dequantizations per row (a fixed seed), or of the rows themselves.
+            if let levels = dequantizationLevels {
+                var rng = RandomSource(seed: 0x6761_7573_7362_6173)
+                var all = [Double]()
+                all.reserveCapacity(data.count * Self.logitBaseDraws)
+                for _ in 0 ..< Self.logitBaseDraws {
+                    all.append(contentsOf: try UniformDequantization.sample(levels: data, topLevel: levels - 1, using: &rng).storage)
+                }
+                data = try Tensor(shape: [data.rows * Self.logitBaseDraws, d], storage: all)
+            }
+            data = dataScaling.toModel(data)
+            try data.checkFinite("the data mapped through the logit transform (levels must lie in 0...L-1)")
+            (a, b, shiftU, varU) = (1, 0, 0, 0)
+        }
+        let n = data.rows
         var mean = [Double](repeating: 0, count: d)
         for r in 0 ..< n { for j in 0 ..< d { mean[j] += data.storage[r * d + j] } }
         for j in 0 ..< d { mean[j] /= Double(n) }
@@ -45,6 +65,9 @@ extension MLPScore {
         for j in 0 ..< d { p[o.values + j] = Swift.max(values[j], floor) }
         return try withParameters(p)
     }
+
+    /// Dequantizations per row whose moments fit the base through a logit data transform.
+    static let logitBaseDraws = 16
 
     /// Offsets of `base.mean`, `base.eigenvectors`, `base.eigenvalues` in ``parameters`` (nil without a base).
     var baseOffsets: (mean: Int, vectors: Int, values: Int)? {

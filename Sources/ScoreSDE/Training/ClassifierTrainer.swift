@@ -190,7 +190,7 @@ public final class NoisyClassifierTrainer<Network: NoisyClassifierNetwork>: Chec
         let b = configuration.batchSize, d = data.rowSize, n = UInt64(data.rows)
         let rng = RandomSource(seed: configuration.seed).derived(Self.purpose)
         let lo = configuration.minTime, hi = configuration.maxTime ?? sde.T
-        let scale = configuration.dataScaling.scale, shift = configuration.dataScaling.shift
+        let scaling = configuration.dataScaling
         let dequantize = configuration.dequantizationLevels != nil
         var x = [Double](repeating: 0, count: b * d), times = [Double](repeating: 0, count: b), ys = [Int](repeating: 0, count: b)
         let base = UInt64(step) &* 4
@@ -205,7 +205,7 @@ public final class NoisyClassifierTrainer<Network: NoisyClassifierNetwork>: Chec
                     var z = rng.stream(draw: base + 1, row: r), u = rng.stream(draw: base + 2, row: r)
                     for j in 0 ..< d {
                         let raw = src[i * d + j] + (dequantize ? Double(u.next() >> 11) * 0x1p-53 : 0)
-                        dst[r * d + j] = m * (scale * raw + shift) + sd * z.normal()
+                        dst[r * d + j] = m * scaling.modelValue(raw) + sd * z.normal()
                     }
                 }
             }
@@ -261,7 +261,7 @@ public final class NoisyClassifierTrainer<Network: NoisyClassifierNetwork>: Chec
             var z = rng.stream(draw: 1, row: r), u = rng.stream(draw: 2, row: r)
             for j in 0 ..< d {
                 let raw = x0.storage[r * d + j] + (dequantizationLevels != nil ? Double(u.next() >> 11) * 0x1p-53 : 0)
-                x[r * d + j] = m * (a.scale * raw + a.shift) + sd * z.normal()
+                x[r * d + j] = m * a.modelValue(raw) + sd * z.normal()
             }
         }
         let predicted = try classifier.predict(Tensor(uncheckedShape: x0.shape, storage: x), at: t)

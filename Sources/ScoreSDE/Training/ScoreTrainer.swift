@@ -117,7 +117,8 @@ public final class ScoreTrainer<Recipe: ScoreTrainingRecipe>: CheckpointedTraine
         self.ema = ema
         self.optimizer = optimizer
         self.completedSteps = completedSteps
-        data = try o.dataScaling.toModel(raw).reshaped([raw.rows] + shape)
+        // Dequantized through a logit stage: the levels are kept and mapped after adding u, per step.
+        data = try (o.dequantizationLevels != nil && !o.dataScaling.isAffine ? raw : o.dataScaling.toModel(raw)).reshaped([raw.rows] + shape)
         self.labels = labels
         dataRows = raw.rows
         dataHash = Trainer.fingerprint(raw, labels: labels)
@@ -281,12 +282,17 @@ public final class ScoreTrainer<Recipe: ScoreTrainingRecipe>: CheckpointedTraine
             }
         }
         if options.dequantizationLevels != nil {
-            // x₀ = scale · (k + u) + shift: fresh u ~ U[0, 1) per value and step, keyed by the batch row.
+            // x₀ = scale · (k + u) + shift (or the logit stage's image of k + u): fresh u ~ U[0, 1)
+            // per value and step, keyed by the batch row.
             let rng = RandomSource(seed: options.seed).derived(dequantizationPurpose)
-            let a = options.dataScaling.scale
+            let scaling = options.dataScaling, a = scaling.scale
             for (k, r) in rows.enumerated() {
                 var st = rng.stream(draw: UInt64(s), row: r)
-                for j in 0 ..< d { x0[k * d + j] += a * (Double(st.next() >> 11) * 0x1p-53) }
+                if scaling.isAffine {
+                    for j in 0 ..< d { x0[k * d + j] += a * (Double(st.next() >> 11) * 0x1p-53) }
+                } else {
+                    for j in 0 ..< d { x0[k * d + j] = scaling.modelValue(x0[k * d + j] + Double(st.next() >> 11) * 0x1p-53) }
+                }
             }
         }
         blockGradient.withUnsafeMutableBufferPointer { $0.update(repeating: 0) }
