@@ -44,8 +44,15 @@ struct PretrainedModelTests {
     }
 
     @Test func theNamesAreListedAndOthersRejected() throws {
-        #expect(PretrainedModels.names == ["digits", "patches", "fashion"])
+        #expect(PretrainedModels.names == ["digits", "digits-unet", "patches", "fashion"])
         #expect(throws: ScoreSDEError.self) { _ = try PretrainedModels.named("mnist") }
+        for name in PretrainedModels.unetNames {
+            #expect(throws: ScoreSDEError.self) { _ = try PretrainedModels.named(name) }   // not MLPs
+            let model = try PretrainedModels.learned(name)
+            #expect(model.classCount == 10 && PretrainedModels.classNames(name)?.count == 10, "\(name)")
+        }
+        let digitsUNet = try PretrainedModels.digitsUNet()
+        #expect(digitsUNet.rowShape == [1, 8, 8])
         for name in PretrainedModels.mlpNames {
             let size = try FileManager.default.attributesOfItem(atPath: PretrainedModels.url(name).path)[.size] as? Int ?? 0
             #expect(size > 10_000 && size < 1_200_000, "\(name).safetensors is \(size) bytes; keep the shipped MLP models under ~1 MB")
