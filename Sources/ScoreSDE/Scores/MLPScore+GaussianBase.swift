@@ -12,7 +12,7 @@ extension MLPScore {
     /// The same network with its Gaussian base fitted to data (data space, one row per sample):
     /// `μ` and `Σ` the sample mean and covariance mapped to model space by ``dataScaling``; with
     /// `dequantizationLevels` (integer data dequantized as `k + u`, `u ~ U[0, 1)`) the moments of
-    /// `k + u`: mean `+ 1/2`, covariance `+ I/12`; through a logit stage (``DataScaling/logit``) the
+    /// `k + u`: mean `+ 1/2`, covariance `+ I/12`; through a logit stage (``DataScaling/logit(lambda:levels:)``) the
     /// moments of the model-space images of 16 dequantizations per row. Eigenvalues are floored at
     /// `10⁻⁸` of the largest.
     ///
