@@ -17,8 +17,8 @@ import ScoreSDEPlot
 /// Writes `classes.png` (rows: classes; columns: kind and w) next to the working directory.
 func classesBenchmark(perClass: Int = 100, output: String = "classes.png") throws {
     print("\n== Class-conditional digits: guidance kind and scale vs accuracy and diversity ==")
-    let model = try PretrainedModels.digits()
-    let noisy = try PretrainedClassifiers.digits()
+    let model = try PretrainedModels.digitsMLP()
+    let noisy = try PretrainedClassifiers.digitsMLP()
     let sde = try model.sdeSpec.make()
     let eps = model.likelihoodEps ?? 1e-2
     let train = try Digits.load(split: .train), heldOut = try Digits.load(split: .heldOut), all = try Digits.load(split: .all)

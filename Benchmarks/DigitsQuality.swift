@@ -32,8 +32,8 @@ func digitsQualityBenchmark(paths: [String], count: Int = 1000, likelihoodRows: 
     print("Digits sample quality (issue 19): \(count) samples, \(Parallel.threadCount) threads")
     print("  reference: training digits dequantized (k + u): outside [-0.5, 16.5] \(pct(shareOutside(-0.5 ... 16.5, of: trainDequantized).share)), outside [0, 17) \(pct(shareOutside(0 ... 16.999_999_999, of: trainDequantized).share))")
     print("  reference: FD(1500 training digits, 297 held-out) \(f(fdTrain, 2)); FD(first 1000 training digits, held-out) \(f(fdTrain1000, 2))")
-    for path in paths.isEmpty ? ["digits"] : paths {
-        let model = path == "digits" ? try PretrainedModels.digits() : try MLPScore.load(from: path)
+    for path in paths.isEmpty ? ["digits-mlp"] : paths {
+        let model = (path == "digits" || path == "digits-mlp") ? try PretrainedModels.digitsMLP() : try MLPScore.load(from: path)
         guard let sde = model.sde as? VPSDE else { print("  \(path): not a VP model; skipped"); continue }
         let eps = model.likelihoodEps ?? 1e-2   // the digits models here are all trained on [1e-2, 1]
         let pc = PCSampler(sde: sde, score: model, grid: try .uniform(steps: 1000, from: sde.T, to: eps),
@@ -109,7 +109,7 @@ private func meanSE(_ v: [Double]) -> String {
 /// alone (the network's output layer zeroed).
 func digitsQualityExplore(path: String, count: Int = 500, only: [String]? = nil) throws {
     // PATH:raw loads a training checkpoint's raw (not EMA) weights.
-    let model = path == "digits" ? try PretrainedModels.digits()
+    let model = (path == "digits" || path == "digits-mlp") ? try PretrainedModels.digitsMLP()
         : path.hasSuffix(":raw") ? try MLPScore.load(from: String(path.dropLast(4)), weights: .raw) : try MLPScore.load(from: path)
     guard let sde = model.sde as? VPSDE else { print("not a VP model"); return }
     let heldOut = try Digits.load(split: .heldOut).images
@@ -205,7 +205,7 @@ func digitsDenoiseDiagnostic(paths: [String]) throws {
     var rng = RandomSource(seed: 9)
     let clean = try UniformDequantization.sample(levels: try Tensor(shape: [heldOut.rows, 64], storage: heldOut.storage), topLevel: 16, using: &rng)
     for path in paths {
-        let model = path == "digits" ? try PretrainedModels.digits() : try MLPScore.load(from: path)
+        let model = (path == "digits" || path == "digits-mlp") ? try PretrainedModels.digitsMLP() : try MLPScore.load(from: path)
         print("Tweedie denoising of held-out digits: \(path)")
         for t in [0.01, 0.02, 0.05, 0.1, 0.2, 0.4] {
             let (m, s) = model.sde.marginal(at: t)

@@ -289,7 +289,7 @@ func stochasticBenchmark() throws {
 /// Samples per second of the shipped digits model: the recommended few-step sampler at NFE 10/20/50
 /// against PC-1000 (reverse diffusion + Langevin, 2000 NFE).
 func digitsFewStepBenchmark() throws {
-    let model = try PretrainedModels.digits()
+    let model = try PretrainedModels.digitsMLP()
     guard let sde = model.sde as? VPSDE else { print("digits: the shipped model is not VP; skipped"); return }
     let eps = model.likelihoodEps ?? 1e-3, count = 256
     print("Digits model (shipped, \(count) samples, eps \(eps), \(Parallel.threadCount) threads): samples per second")

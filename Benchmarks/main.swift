@@ -286,7 +286,7 @@ func mlpBenchmark() throws {
 
     let digitsShape = MLPArchitecture(rowShape: [1, 8, 8], hiddenWidth: 256, residualBlocks: 2, fourierFeatures: 64)
     let moonsShape = MLPArchitecture(rowShape: [2], hiddenWidth: 64, residualBlocks: 2, fourierFeatures: 16, fourierScale: 4)
-    let shipped = try? PretrainedModels.digits()
+    let shipped = try? PretrainedModels.digitsMLP()
 
     // Forward pass (score at one time) vs dgemm_ alone on the same products.
     print("  forward pass (score of n rows at one t): products' GFLOP/s over the whole pass vs dgemm_ alone on the same shapes")
@@ -414,7 +414,7 @@ if which == "fast-digits" || which == "fast" || which == "all" { try digitsFewSt
 if which == "classes" || which == "all" { try classesBenchmark() }
 if which == "colorize" || which == "all" { try colorizationBenchmark() }
 if which == "digits-denoise" { try digitsDenoiseDiagnostic(paths: Array(CommandLine.arguments.dropFirst(2))) }
-if which == "digits-explore" { try digitsQualityExplore(path: CommandLine.arguments.count > 2 ? CommandLine.arguments[2] : "digits", only: CommandLine.arguments.count > 3 ? Array(CommandLine.arguments.dropFirst(3)) : nil) }
+if which == "digits-explore" { try digitsQualityExplore(path: CommandLine.arguments.count > 2 ? CommandLine.arguments[2] : "digits-mlp", only: CommandLine.arguments.count > 3 ? Array(CommandLine.arguments.dropFirst(3)) : nil) }
 if which == "digits-quality" || which == "all" { try digitsQualityBenchmark(paths: Array(CommandLine.arguments.dropFirst(2))) }
 if which == "unet" || which == "all" { try unetBenchmark(arguments: Array(CommandLine.arguments.dropFirst(2))) }
 if which == "diffusers" { try diffusersBenchmark(arguments: Array(CommandLine.arguments.dropFirst(2))) }

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 export OMPI_MCA_btl=self,vader OMPI_MCA_btl_tcp_if_include=lo OMPI_MCA_oob_tcp_if_include=lo
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 exe=.build/release/scoresde-mpi
-args=(sample --model digits --count "${COUNT:-2048}" --steps "${STEPS:-200}" --seed 1 "$@")
+args=(sample --model digits-mlp --count "${COUNT:-2048}" --steps "${STEPS:-200}" --seed 1 "$@")
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 rate() { python3 -c 'import json,sys; s=json.load(open(sys.argv[1])); print("%.1f samples/s (%.2f s, ranks %d, threads %d)" % (s["samples_per_second"], s["wall_seconds"], s["ranks"], s["threads"]))' "$1"; }
 mpirun --oversubscribe -np 1 "$exe" "${args[@]}" --threads 2 --output "$tmp/1.npy" --stats "$tmp/1.json" >/dev/null

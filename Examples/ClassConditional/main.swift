@@ -42,8 +42,8 @@ struct ClassConditionalExample: ParsableCommand {
     }
 
     func run() throws {
-        let model = try PretrainedModels.digits()
-        let classifier = try PretrainedClassifiers.digits()
+        let model = try PretrainedModels.digitsMLP()
+        let classifier = try PretrainedClassifiers.digitsMLP()
         try run(model, classifier, sde: model.sdeSpec.make())
     }
 

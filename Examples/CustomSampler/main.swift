@@ -125,7 +125,7 @@ struct CustomSamplerExample: ParsableCommand {
                                      overlays: [.density(FullCovarianceMixture(ring), label: "exact density")])
 
         // The shipped digits model: the same two types, a learned score.
-        let model = try self.model.map { try MLPScore.load(from: $0) } ?? PretrainedModels.digits()
+        let model = try self.model.map { try MLPScore.load(from: $0) } ?? PretrainedModels.digitsMLP()
         let (grid, nfe) = try sampleDigits(model, sde: model.sdeSpec.make(), predictor: predictor, corrector: corrector)
         print("digits, \(digits) samples, \(steps) steps, NFE \(nfe)")
         try PNG.write(Plot.sideBySide([ringPanel, Plot.titled(grid, "Digits: same sampler, NFE \(nfe)")], padding: 24), to: output)

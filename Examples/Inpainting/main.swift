@@ -2,7 +2,7 @@
 //
 //     swift run -c release Inpainting --output inpainting.png
 //
-// The digits model (PretrainedModels.digits(), an MLP score network, VP SDE) learned the prior
+// The digits model (PretrainedModels.digitsMLP(), an MLP score network, VP SDE) learned the prior
 // p(x₀) of whole digits; nothing was trained for inpainting. Given the known pixels y = x₀[mask]
 // of a held-out digit (never seen in training), the example samples p(x₀ | y) three ways, each
 // with reverse diffusion + Langevin (snr 0.16):
@@ -74,7 +74,7 @@ struct InpaintingExample: ParsableCommand {
     }
 
     func run() throws {
-        let model = try PretrainedModels.digits()
+        let model = try PretrainedModels.digitsMLP()
         // The sampler takes the SDE's concrete type, which Swift opens from the existential when calling run.
         try run(model, sde: model.sdeSpec.make(), eps: model.sdeSpec.samplingEps)
     }

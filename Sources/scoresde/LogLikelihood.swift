@@ -51,7 +51,7 @@ extension ScoreSDECommand {
                 unit (8-bit data scaled to [0, 1]: +8), symmetric (8-bit data scaled to [-1, 1]: +7). \
                 The convention is printed with the summary and written to the stats file.
 
-                Learned models (--model digits, patches or PATH.safetensors) take --data in data \
+                Learned models (--model digits, digits-mlp, patches, fashion or PATH.safetensors) take --data in data \
                 space (e.g. raw digits 0...16) and evaluate the model at scale * x + shift, their \
                 recorded data scaling. The log-likelihood reported is the density of the data-space \
                 values: log p(x) = log p_model(scale * x + shift) + D log|scale| (the log-Jacobian of \
@@ -62,7 +62,7 @@ extension ScoreSDECommand {
                 discrete data; --dequantizations n averages each sample over n independent draws (one \
                 solve). A model trained with --dequantize records its levels (digits: 17; bits per \
                 17-level pixel, a uniform guess scores log2 17 = 4.09) and the eps its likelihood is \
-                stated at (the shipped digits: 1e-2), the default --eps. The summary gives the mean, \
+                stated at (the shipped digits-mlp: 1e-2), the default --eps. The summary gives the mean, \
                 median and maximum bits/dim and how many samples score worse than the uniform guess, \
                 and warns when the worst 1% of the samples move the mean by more than twice the \
                 standard error of the rest (a few points then dominate the mean). A model trained \
@@ -103,7 +103,7 @@ extension ScoreSDECommand {
             "Use the mixture's exact density p_T at T as the terminal density instead of the SDE's prior N(0, prior_std^2 I); the result is then exact up to the solver tolerance."))
         var exactPrior = false
 
-        @Option(name: .customLong("eps"), parsing: .unconditional, help: ArgumentHelp("The time of the data, in (0, T) (default: a learned model's recorded likelihood eps, its smallest training time, e.g. 1e-2 for the shipped digits; else 1e-5, the reference's likelihood eps for every SDE).", valueName: "t"))
+        @Option(name: .customLong("eps"), parsing: .unconditional, help: ArgumentHelp("The time of the data, in (0, T) (default: a learned model's recorded likelihood eps, its smallest training time, e.g. 1e-2 for the shipped digits-mlp; else 1e-5, the reference's likelihood eps for every SDE).", valueName: "t"))
         var epsOption: Double?
 
         @OptionGroup(title: "Probability-flow ODE") var ode: ODEOptions

@@ -20,9 +20,11 @@ extension ScoreSDECommand {
                 the prior, and implies --sampler ode. Options of the sampler not in use are rejected, \
                 not ignored.
 
-                Learned models: --model digits and --model patches (shipped with the package) or a \
-                file from `scoresde train` sample with the SDE they were trained with (--steps sets \
-                the grid as usual). Samples are mapped back to data space with the model's scaling \
+                Learned models: --model digits, digits-mlp, patches and fashion (shipped with the \
+                package) or a file from `scoresde train` sample with the SDE they were trained with \
+                (--steps sets the grid as usual). The shipped U-Nets (digits, fashion) sample with \
+                the recommended few-step sampler at 20 NFE unless a sampler or an option of another \
+                sampler is given (their model cards' recommendation); the others with pc. Samples are mapped back to data space with the model's scaling \
                 (digits: values 0...16, patches: 0...255) before they are written; image-shaped \
                 samples are drawn as an image grid, e.g. `scoresde sample --model digits --png digits.png`. \
                 Latents (--latent) are in the model's prior space, as `scoresde encode` writes them.
@@ -65,12 +67,21 @@ extension ScoreSDECommand {
         /// The PNG written unless --png or --output is given.
         static let defaultPNG = "samples.png"
 
+        /// The sampler to run: `--sampler`, else what the options given imply; a shipped model's
+        /// recommended few-step sampler (the U-Nets) only when no option of another sampler is given.
+        var resolvedSampler: SamplerName {
+            let otherSamplersOptions = sampler.steps != nil || sampler.denoise != nil || sampler.errorNorm != nil
+                || !pc.given.isEmpty || !ode.given.isEmpty
+            return sampler.resolved(latentGiven: latent != nil, nfeGiven: fewStep.nfe != nil,
+                                    model: otherSamplersOptions ? nil : model.model)
+        }
+
         func validate() throws {
             if let count, count < 1 { throw ValidationError("--count must be >= 1 (got \(count))") }
             if latent != nil, count != nil {
                 throw ValidationError("--count conflicts with --latent: the number of samples is the number of rows of the latent file")
             }
-            let kind = sampler.resolved(latentGiven: latent != nil, nfeGiven: fewStep.nfe != nil)
+            let kind = resolvedSampler
             if !kind.isFewStep, !fewStep.given.isEmpty {
                 throw ValidationError("\(fewStep.given.joined(separator: ", ")) \(fewStep.given.count == 1 ? "is an option" : "are options") of the few-step samplers (--sampler ddim, dpm-solver++, unipc, heun, sde-dpm-solver++); remove \(fewStep.given.count == 1 ? "it" : "them") for --sampler \(kind.rawValue)")
             }
@@ -138,10 +149,10 @@ extension ScoreSDECommand {
         func run() throws {
             // Everything that can be wrong with the input fails here, before any work.
             let data = try model.load()
-            let kind = sampler.resolved(latentGiven: latent != nil, nfeGiven: fewStep.nfe != nil)
+            let kind = resolvedSampler
             let sdeChoice = try sde.resolve(for: data)
             let built = try sdeChoice.make()
-            // A learned model trained only down to some eps (the shipped digits: 1e-2) is not sampled below it.
+            // A learned model trained only down to some eps (the shipped digits-mlp: 1e-2) is not sampled below it.
             let eps = sampler.eps(default: max(sdeChoice.defaultEps, data.learned?.likelihoodEps ?? 0))
             try checkEps(eps, for: built.forward)
             let latents = try latent.map { try data.readRows($0, option: "--latent") }

@@ -35,21 +35,21 @@ import Testing
 
     @Test func shippedDigitsSampleByClassWithGuidance() throws {
         let ws = try Workspace()
-        let r = try ws.run(["sample", "--model", "digits", "--class", "3", "--guidance-scale", "2", "--count", "4", "--steps", "50",
+        let r = try ws.run(["sample", "--model", "digits-mlp", "--class", "3", "--guidance-scale", "2", "--count", "4", "--steps", "50",
                             "--output", "s.npy", "--stats", "s.json"])
         try #require(r.status == 0, "\(r)")
         let stats = try ws.json("s.json")
         #expect(stats["class"] as? String == "3" && stats["guidance_scale"] as? Double == 2)
         #expect((stats["guidance_convention"] as? String)?.contains("w (s(x,t,y)") == true)
-        let rows = try ws.run(["sample", "--model", "digits", "--class", "0,1", "--count", "4", "--steps", "40", "--png", "g.png"])
+        let rows = try ws.run(["sample", "--model", "digits-mlp", "--class", "0,1", "--count", "4", "--steps", "40", "--png", "g.png"])
         try #require(rows.status == 0, "\(rows)")
         #expect(ws.files().contains("g.png"))
-        for (args, text) in [(["--model", "digits", "--class", "10"], "not a class"),
+        for (args, text) in [(["--model", "digits-mlp", "--class", "10"], "not a class"),
                              (["--model", "ring", "--class", "1"], "class-conditional"),
-                             (["--model", "digits", "--class", "1", "--guidance-scale", "nan"], "finite"),
-                             (["--model", "digits", "--guidance-scale", "2"], "--class"),
-                             (["--model", "digits", "--class", "0,1,2", "--count", "4"], "split evenly"),
-                             (["--model", "digits", "--class", "x"], "comma-separated")] {
+                             (["--model", "digits-mlp", "--class", "1", "--guidance-scale", "nan"], "finite"),
+                             (["--model", "digits-mlp", "--guidance-scale", "2"], "--class"),
+                             (["--model", "digits-mlp", "--class", "0,1,2", "--count", "4"], "split evenly"),
+                             (["--model", "digits-mlp", "--class", "x"], "comma-separated")] {
             let bad = try ws.run(["sample"] + args + ["--steps", "10", "--output", "bad.npy"])
             #expect(bad.status != 0 && bad.stderr.contains(text), "\(args): \(bad)")
             #expect(!ws.files().contains("bad.npy"))
@@ -58,7 +58,7 @@ import Testing
 
     @Test func dequantizedLikelihoodReportsTheTail() throws {
         let ws = try Workspace()
-        let r = try ws.run(["likelihood", "--model", "digits", "--data", "digits-test", "--count", "6", "--dequantize",
+        let r = try ws.run(["likelihood", "--model", "digits-mlp", "--data", "digits-test", "--count", "6", "--dequantize",
                             "--dequantizations", "2", "--estimator", "rademacher", "--eps", "1e-2", "--stats", "l.json"])
         try #require(r.status == 0, "\(r)")
         for text in ["median", "max", "worse than a uniform guess over the 17 levels", "averaged over 2 draws"] {
@@ -66,7 +66,7 @@ import Testing
         }
         let stats = try ws.json("l.json")
         #expect(stats["dequantizations"] as? Int == 2 && stats["count_above_uniform_guess"] != nil && stats["median_bits_per_dim"] != nil)
-        let bad = try ws.run(["likelihood", "--model", "digits", "--data", "digits-test", "--dequantizations", "2"])
+        let bad = try ws.run(["likelihood", "--model", "digits-mlp", "--data", "digits-test", "--dequantizations", "2"])
         #expect(bad.status != 0 && bad.stderr.contains("--dequantize"), "\(bad)")
     }
 }

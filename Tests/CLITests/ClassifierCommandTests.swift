@@ -22,10 +22,10 @@ import Testing
         let clash = try ws.run(["train-classifier", "--data", "ring", "--steps", "40", "--output", "c.safetensors", "--resume", "--hidden", "8"])
         #expect(clash.status != 0 && clash.stderr.contains("--hidden"))
         // --like takes the digits model's SDE, scaling and dequantization.
-        let like = try ws.run(Self.tinyClassifier + ["--data", "digits", "--count", "64", "--like", "digits", "--output", "d.safetensors"])
+        let like = try ws.run(Self.tinyClassifier + ["--data", "digits", "--count", "64", "--like", "digits-mlp", "--output", "d.safetensors"])
         try #require(like.status == 0, "\(like)")
         let d = try NoiseAwareClassifier.load(from: ws.path("d.safetensors"))
-        let digits = try PretrainedModels.digits()
+        let digits = try PretrainedModels.digitsMLP()
         #expect(d.dataScaling == digits.dataScaling && d.sdeSpec == digits.sdeSpec && d.classCount == 10)
         #expect(try Safetensors.read(ws.path("d.safetensors")).metadata["data.dequantization_levels"] == "17")
     }
@@ -36,10 +36,10 @@ import Testing
         try ws.write(Npy.encode(try Tensor(shape: [5], storage: [0, 1, 0, 1, 2])), to: "short.npy")
         for (args, text) in [(["--data", "x.npy", "--labels", "short.npy"], "one integer label per data row"),
                              (["--data", "x.npy"], "no labels"),
-                             (["--data", "ring", "--like", "digits"], "shape"),
+                             (["--data", "ring", "--like", "digits-mlp"], "shape"),
                              (["--data", "ring", "--like", "ring"], "Gaussian mixture"),
                              (["--data", "ring", "--min-time", "nan"], "finite"),
-                             (["--data", "ring", "--like", "digits", "--sde", "ve"], "--like")] {
+                             (["--data", "ring", "--like", "digits-mlp", "--sde", "ve"], "--like")] {
             let bad = try ws.run(Self.tinyClassifier + args + ["--output", "bad.safetensors"])
             #expect(bad.status != 0 && bad.stderr.contains(text), "\(args): \(bad)")
             #expect(!ws.files().contains("bad.safetensors"))
@@ -54,17 +54,17 @@ import Testing
     /// 0.1 + 5 √(0.09/20) = 0.44 — and exceeds the unguided run's share (scale 0, same seed).
     @Test func sampleWithTheShippedDigitsClassifier() throws {
         let ws = try Workspace()
-        let r = try ws.run(["sample", "--model", "digits", "--class", "0,1", "--classifier", "digits", "--classifier-scale", "2",
+        let r = try ws.run(["sample", "--model", "digits-mlp", "--class", "0,1", "--classifier", "digits-mlp", "--classifier-scale", "2",
                             "--count", "20", "--nfe", "8", "--output", "s.npy", "--stats", "s.json", "--png", "g.png"])
         try #require(r.status == 0, "\(r)")
         let stats = try ws.json("s.json")
-        #expect(stats["classifier"] as? String == "digits" && stats["classifier_scale"] as? Double == 2)
+        #expect(stats["classifier"] as? String == "digits-mlp" && stats["classifier_scale"] as? Double == 2)
         #expect((stats["classifier_convention"] as? String)?.contains("w grad_x log p_t(y|x)") == true)
         #expect(ws.files().contains("g.png"))
-        let off = try ws.run(["sample", "--model", "digits", "--class", "0,1", "--classifier", "digits", "--classifier-scale", "0",
+        let off = try ws.run(["sample", "--model", "digits-mlp", "--class", "0,1", "--classifier", "digits-mlp", "--classifier-scale", "0",
                               "--count", "20", "--nfe", "8", "--output", "u.npy"])
         try #require(off.status == 0, "\(off)")
-        let classifier = try PretrainedClassifiers.digits()
+        let classifier = try PretrainedClassifiers.digitsMLP()
         let wanted = (0 ..< 20).map { $0 < 10 ? 0 : 1 }   // --class 0,1: the samples split evenly, in order
         func share(_ file: String) throws -> Double {
             let x = classifier.dataScaling.toModel(try Npy.read(ws.path(file)))
@@ -73,7 +73,7 @@ import Testing
         let guided = try share("s.npy"), unguided = try share("u.npy")
         #expect(guided > 0.1 + 5 * (0.09 / 20).squareRoot() && guided > unguided, "guided share \(guided), unguided \(unguided)")
         // With the PC sampler and classifier-free guidance as the base.
-        let both = try ws.run(["sample", "--model", "digits", "--class", "7", "--guidance-scale", "2", "--classifier", "digits",
+        let both = try ws.run(["sample", "--model", "digits-mlp", "--class", "7", "--guidance-scale", "2", "--classifier", "digits-mlp",
                                "--count", "2", "--steps", "20", "--output", "b.npy"])
         try #require(both.status == 0, "\(both)")
     }
@@ -93,18 +93,18 @@ import Testing
         let ok = try ws.run(["sample", "--model", "u.safetensors", "--class", "3", "--classifier", "ring-clf.safetensors", "--count", "8",
                              "--steps", "10", "--output", "ok.npy"])
         try #require(ok.status == 0, "\(ok)")
-        for (args, text) in [(["--model", "digits", "--class", "1", "--classifier", "ring-clf.safetensors"], "shape"),
+        for (args, text) in [(["--model", "digits-mlp", "--class", "1", "--classifier", "ring-clf.safetensors"], "shape"),
                              (["--model", "c8.safetensors", "--class", "1", "--classifier", "moons-clf.safetensors"], "classes"),
                              (["--model", "u.safetensors", "--class", "5", "--classifier", "moons-clf.safetensors"], "not a class of the classifier"),
                              (["--model", "u.safetensors", "--class", "1", "--classifier", "subvp-clf.safetensors"], "SDE"),
                              (["--model", "u.safetensors", "--class", "1"], "unconditional"),
-                             (["--model", "digits", "--class", "10", "--classifier", "digits"], "not a class"),
-                             (["--model", "digits", "--class", "1", "--classifier", "digits", "--classifier-scale", "nan"], "finite"),
-                             (["--model", "digits", "--class", "1", "--classifier", "digits", "--classifier-scale", "inf"], "finite"),
-                             (["--model", "digits", "--class", "1", "--classifier-scale", "2"], "--classifier"),
-                             (["--model", "digits", "--classifier", "digits"], "--class"),
-                             (["--model", "digits", "--class", "1", "--classifier", "u.safetensors"], "score model"),
-                             (["--model", "digits", "--class", "1", "--classifier", "nope"], "shipped classifier")] {
+                             (["--model", "digits-mlp", "--class", "10", "--classifier", "digits-mlp"], "not a class"),
+                             (["--model", "digits-mlp", "--class", "1", "--classifier", "digits-mlp", "--classifier-scale", "nan"], "finite"),
+                             (["--model", "digits-mlp", "--class", "1", "--classifier", "digits-mlp", "--classifier-scale", "inf"], "finite"),
+                             (["--model", "digits-mlp", "--class", "1", "--classifier-scale", "2"], "--classifier"),
+                             (["--model", "digits-mlp", "--classifier", "digits-mlp"], "--class"),
+                             (["--model", "digits-mlp", "--class", "1", "--classifier", "u.safetensors"], "score model"),
+                             (["--model", "digits-mlp", "--class", "1", "--classifier", "nope"], "shipped classifier")] {
             let bad = try ws.run(["sample"] + args + ["--steps", "10", "--count", "2", "--output", "bad.npy"])
             #expect(bad.status != 0 && bad.stderr.contains(text), "\(args): \(bad)")
             #expect(!ws.files().contains("bad.npy"))

@@ -130,7 +130,7 @@ import Testing
             (["train", "--schedule", "cosine", "--beta-max", "10"], "not a parameter of the cosine schedule"),
             (["train", "--schedule", "cosine", "--sigma-min", "0.01"], "not a parameter of the cosine schedule"),
             (["train-classifier", "--sde", "ve", "--schedule", "cosine"], "--schedule cosine is an option of --sde vp, not of --sde ve"),
-            (["train-classifier", "--like", "digits", "--schedule", "cosine"], "--like takes the SDE"),
+            (["train-classifier", "--like", "digits-mlp", "--schedule", "cosine"], "--like takes the SDE"),
         ]
         for (args, text) in cases {
             let r = try ws.run(args + Self.tiny + ["--steps", "5", "--output", "bad.safetensors", "--export-weights", "w.safetensors"])

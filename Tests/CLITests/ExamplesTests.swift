@@ -96,13 +96,17 @@ func line(_ output: String, startingWith prefix: String) -> Substring? {
 
     @Test func digitsSamplesAGridAndReportsBitsPerDim() throws {
         let ws = try Workspace()
-        let r = try ws.runExample("Digits", ["--output", "digits.png", "--count", "6", "--steps", "30", "--likelihood-count", "8"])
+        // The shipped U-Net with the recommended few-step sampler (default, 20 NFE) ...
+        let r = try ws.runExample("Digits", ["--output", "digits.png", "--count", "6", "--likelihood-count", "8"])
         #expect(r.status == 0, "\(r)")
         let image = try PNG.read(ws.path("digits.png"))
         // Samples next to as many held-out digits, 64 pixels per digit, under titles.
         let grid = digitGridSize(6, scale: 8)
         #expect(image.width == 2 * grid.width + 24 && image.height > grid.height, "got \(image.width)x\(image.height)")
-        #expect(r.stdout.contains("NFE 60"), "\(r)")
+        #expect(r.stdout.contains("UniPC") && r.stdout.contains("NFE 20"), "\(r)")
+        // ... and the MLP with the PC sampler (2 NFE per step).
+        let mlp = try ws.runExample("Digits", ["--model", "digits-mlp", "--output", "mlp.png", "--count", "6", "--steps", "30", "--likelihood-count", "0"])
+        #expect(mlp.status == 0 && mlp.stdout.contains("NFE 60"), "\(mlp)")
         let line = try #require(r.stdout.split(separator: "\n").first { $0.hasPrefix("bits/dim: ") }, "\(r)")
         let bpd = try #require(Double(line.dropFirst("bits/dim: ".count).prefix { $0 != " " }), "\(line)")
         let se = try #require(number(after: "+-", in: line), "\(line)")

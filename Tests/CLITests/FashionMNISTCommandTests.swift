@@ -82,7 +82,7 @@ import Testing
     /// model takes 8 x 8 images, so 28 x 28 ones are a shape error, not a crash.
     @Test func evaluationLoadsTheTestSplitAndChecksItsShape() throws {
         let ws = try Workspace()
-        let r = try ws.run(["likelihood", "--model", "digits", "--data", "fashion-mnist-test", "--count", "4"])
+        let r = try ws.run(["likelihood", "--model", "digits-mlp", "--data", "fashion-mnist-test", "--count", "4"])
         #expect(r.status != 0 && r.stderr.contains("fashion-mnist-test") && r.stderr.lowercased().contains("shape"), "\(r)")
     }
 }

@@ -157,7 +157,7 @@ import Testing
     @Test(arguments: [
         ["inpaint", "--steps", "10", "--count", "2", "--samples-per-input", "2"],
         ["colorize", "--steps", "10", "--count", "2", "--samples-per-input", "2"],
-        ["reconstruct", "--model", "digits", "--steps", "10", "--count", "2", "--samples-per-input", "2"],
+        ["reconstruct", "--model", "digits-mlp", "--steps", "10", "--count", "2", "--samples-per-input", "2"],
     ])
     func helpDescribesTheFigureColumns(_ arguments: [String]) throws {
         let ws = try Workspace()
@@ -189,7 +189,7 @@ import Testing
         let ws = try Workspace()
         let help = try ws.run(["sample", "--help"]).stdout.split(whereSeparator: \.isWhitespace).joined(separator: " ")
         #expect(help.contains("8 per class for image models"))
-        let r = try ws.run(["sample", "--model", "digits", "--class", "0,1,2", "--sampler", "ddim", "--nfe", "5", "--output", "s.npy", "--quiet"])
+        let r = try ws.run(["sample", "--model", "digits-mlp", "--class", "0,1,2", "--sampler", "ddim", "--nfe", "5", "--output", "s.npy", "--quiet"])
         try #require(r.status == 0, "\(r)")
         #expect(try Npy.read(ws.path("s.npy")).shape[0] == 24)
     }

@@ -209,7 +209,7 @@ import Testing
 
     @Test func reconstructSuperResolvesDigits() throws {
         let ws = try Workspace()
-        let r = try ws.run(["reconstruct", "--model", "digits", "--count", "2", "--samples-per-input", "2", "--steps", "60",
+        let r = try ws.run(["reconstruct", "--model", "digits-mlp", "--count", "2", "--samples-per-input", "2", "--steps", "60",
                             "--output", "s.npy", "--stats", "s.json", "--png", "s.png"])
         try #require(r.status == 0, "\(r)")
         let samples = try Npy.read(ws.path("s.npy")), held = try Digits.load(split: .heldOut).images
@@ -276,7 +276,7 @@ import Testing
             (["inpaint", "--sampler", "ode"], "not available"),
             (["inpaint", "--noise-std", "-1"], "--noise-std"),
             (["inpaint", "--data", "missing.npy"], "missing.npy"),
-            (["colorize", "--model", "digits"], "RGB"),
+            (["colorize", "--model", "digits-mlp"], "RGB"),
             (["colorize", "--data", "rows5.npy"], "rows of shape [5]"),
             (["colorize", "--data", "wide.png"], "10x8 pixels"),
             (["colorize", "--mixing", "mixing.json"], "orthonormal"),

@@ -63,7 +63,7 @@ struct MPICommandTests {
     @Test("sample: a learned model (digits, BLAS products) under -np 3 gives one process's samples up to rounding")
     func learnedModel() throws {
         let ws = try Workspace()
-        let args = ["sample", "--model", "digits", "--count", "5", "--steps", "8", "--seed", "3"]
+        let args = ["sample", "--model", "digits-mlp", "--count", "5", "--steps", "8", "--seed", "3"]
         #expect(try ws.run(args + ["--output", "one.npy"]).status == 0)
         let r = try MPIJob.run(ws, ranks: 3, args + ["--output", "np3.npy"])
         #expect(r.status == 0, "\(r)")

@@ -69,7 +69,7 @@ import Testing
         let ws = try Workspace()
         let ring = try ws.run(["reconstruct", "--steps", "20", "--samples-per-input", "50", "--stats", "a.json"])
         try #require(ring.status == 0, "\(ring)")
-        let digits = try ws.run(["reconstruct", "--model", "digits", "--count", "1", "--samples-per-input", "1", "--steps", "30"])
+        let digits = try ws.run(["reconstruct", "--model", "digits-mlp", "--count", "1", "--samples-per-input", "1", "--steps", "30"])
         try #require(digits.status == 0, "\(digits)")
         #expect(ws.files() == ["a.json", "reconstruction-digits.png", "reconstruction.png"])
         let scripted = try ws.run(["reconstruct", "--steps", "20", "--samples-per-input", "50", "--output", "c.npy", "--stats", "c.json"])

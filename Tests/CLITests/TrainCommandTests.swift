@@ -242,7 +242,7 @@ import Testing
 
     @Test func theShippedDigitsModelSamplesAnImageGrid() throws {
         let ws = try Workspace()
-        let r = try ws.run(["sample", "--model", "digits", "--count", "6", "--steps", "40", "--png", "g.png", "--output", "g.npy"])
+        let r = try ws.run(["sample", "--model", "digits-mlp", "--count", "6", "--steps", "40", "--png", "g.png", "--output", "g.npy"])
         try #require(r.status == 0, "\(r)")
         let image = try PNG.read(ws.path("g.png"))
         // The 6 samples next to 6 held-out digits, 64 pixels per digit, under titles.
@@ -254,7 +254,7 @@ import Testing
         // Samples are in data space (digit values 0...16). The shipped model (Gaussian base) puts
         // about 0.45% of its values outside (-4, 20) at 40 steps (0.3% at 1000; measured on 300
         // samples, README): on 64 samples (4096 values, ~18 expected, s.d. ~4.3) allow 1% (41).
-        let many = try ws.run(["sample", "--model", "digits", "--count", "64", "--steps", "40", "--output", "m.npy"])
+        let many = try ws.run(["sample", "--model", "digits-mlp", "--count", "64", "--steps", "40", "--output", "m.npy"])
         try #require(many.status == 0, "\(many)")
         let y = try Npy.read(ws.path("m.npy"))
         let inRange = y.storage.filter { $0 > -4 && $0 < 20 }.count

@@ -104,8 +104,8 @@ struct CosineTrainingTests {
         #expect(try Safetensors.read(linearPath).metadata["sde.schedule"] == nil)
         #expect(try MLPScore.load(from: linearPath).sdeSpec == .vp(betaMin: 0.1, betaMax: 20))
         // The shipped digits model was written before the cosine schedule existed: no schedule key, linear VP.
-        #expect(try Safetensors.read(PretrainedModels.url("digits").path).metadata["sde.schedule"] == nil)
-        let digits = try PretrainedModels.digits().sdeSpec
+        #expect(try Safetensors.read(PretrainedModels.url("digits-mlp").path).metadata["sde.schedule"] == nil)
+        let digits = try PretrainedModels.digitsMLP().sdeSpec
         #expect(digits.schedule == "linear", "digits: \(digits)")
     }
 

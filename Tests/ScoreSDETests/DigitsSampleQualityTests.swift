@@ -2,18 +2,19 @@ import Foundation
 import Testing
 @testable import ScoreSDE
 
-/// Issue 19, item 7: the shipped digits model's samples look like digits. Its samples are
+/// Issue 19, item 7: the MLP digits model's samples (`digits-mlp`, the default `digits` until
+/// session 7). Its samples are
 /// dequantized values `k + u` (data space, `k` the level 0…16, `u ∈ [0, 1)`), so the data range is
 /// `[0, 17)` (a sample decodes to the level `⌊x⌋`); the training digits dequantized the same way
 /// have none outside it (and 4.4% outside the issue's `[−0.5, 16.5]`, which is meant for values
 /// that round to levels). `scoresde-bench digits-quality` prints the full figures (1000 samples).
 @Suite("Digits sample quality")
 struct DigitsSampleQualityTests {
-    /// `count` samples of `scoresde sample --model digits`'s default sampler (reverse diffusion +
+    /// `count` samples of `scoresde sample --model digits-mlp`'s default sampler (reverse diffusion +
     /// Langevin at snr 0.16, 1000 uniform steps from T to the model's eps, the last predictor
     /// mean), in data space, flat rows of 64.
     static func defaultSamples(count: Int, seed: UInt64) throws -> Tensor {
-        let model = try PretrainedModels.digits()
+        let model = try PretrainedModels.digitsMLP()
         let sde = try #require(model.sde as? VPSDE)
         let eps = try #require(model.likelihoodEps)
         let pc = PCSampler(sde: sde, score: model, grid: try .uniform(steps: 1000, from: sde.T, to: eps),
@@ -50,7 +51,7 @@ struct DigitsSampleQualityTests {
     /// probe: own mean ≤ held-out mean + 3 combined standard errors. (The default PC sampler's
     /// samples; a 50-step UniPC's score about 2.70 on this measure, less typical under the model.)
     @Test func ownSamplesScoreNoWorseThanHeldOutDigits() throws {
-        let model = try PretrainedModels.digits()
+        let model = try PretrainedModels.digitsMLP()
         let sde = try #require(model.sde as? VPSDE)
         let eps = try #require(model.likelihoodEps)
         let own = try Self.decoded(try Self.defaultSamples(count: 64, seed: 21))
@@ -117,8 +118,8 @@ struct StaticThresholdedScoreTests {
     }
 }
 
-/// Issue 19, item 6: the convolutional digits model (`digits-unet`) draws digits whose pixel levels
-/// are distributed as the data's, which the MLP (`digits`) does not. The statistic is the total
+/// Issue 19, item 6: the convolutional digits model (`digits`; `digits-unet` in session 6) draws
+/// digits whose pixel levels are distributed as the data's, which the MLP (`digits-mlp`) does not. The statistic is the total
 /// variation distance between the level histograms (levels `⌊x⌋` clamped to 0…16) of 160 samples
 /// and of the 1500 training digits. Its noise: 160 random held-out digits give 0.027 on average and
 /// 0.038 at the 99.9th percentile (200 draws); a U-Net's 1000 samples give 0.045–0.052, subsets
@@ -127,9 +128,9 @@ struct StaticThresholdedScoreTests {
 @Suite("Convolutional digits model")
 struct DigitsUNetSampleQualityTests {
     /// `count` samples of the recommended few-step sampler (UniPC, 20 NFE, to the model's eps, the
-    /// CLI's default for `sample --model digits-unet`), data space, flat rows of 64.
+    /// CLI's default for `sample --model digits`), data space, flat rows of 64.
     static func samples(count: Int, seed: UInt64) throws -> Tensor {
-        let model = try PretrainedModels.digitsUNet()
+        let model = try PretrainedModels.digits()
         let sde = try VPSDE(betaMin: 0.1, betaMax: 20)
         #expect(model.sdeSpec == .vp(betaMin: 0.1, betaMax: 20))
         let eps = model.sdeSpec.samplingEps   // the CLI's: the file states no likelihood eps

@@ -192,7 +192,7 @@ struct LikelihoodTrainingTests {
     /// more than 5 standard errors away.
     @Test("the shipped digits model beats the 5-component Gaussian mixture on the 297 held-out digits")
     func shippedDigitsBeatTheMixture() throws {
-        let model = try PretrainedModels.digits()
+        let model = try PretrainedModels.digitsMLP()
         let eps = try #require(model.likelihoodEps)
         #expect(eps == 1e-2 && model.architecture.gaussianBase)
         let test = try Digits.load(split: .heldOut).images

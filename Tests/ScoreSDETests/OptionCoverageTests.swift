@@ -250,7 +250,7 @@ struct PretrainedClassifierTests {
     @Test("the digits classifier classifies held-out digits far above chance", arguments: [(0.01, 0.5), (0.3, 0.2)])
     func classifiesHeldOutDigits(point: (Double, Double)) throws {
         let (t, floor) = point
-        let classifier = try PretrainedClassifiers.digits()
+        let classifier = try PretrainedClassifiers.digitsMLP()
         #expect(classifier.classCount == 10 && classifier.rowShape == [1, 8, 8])
         let test = try Digits.load(split: .heldOut)
         var rng = RandomSource(seed: 99)

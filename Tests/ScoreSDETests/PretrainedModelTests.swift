@@ -44,15 +44,35 @@ struct PretrainedModelTests {
     }
 
     @Test func theNamesAreListedAndOthersRejected() throws {
-        #expect(PretrainedModels.names == ["digits", "digits-unet", "patches", "fashion"])
+        #expect(PretrainedModels.names == ["digits", "digits-mlp", "patches", "fashion"])
         #expect(throws: ScoreSDEError.self) { _ = try PretrainedModels.named("mnist") }
         for name in PretrainedModels.unetNames {
             #expect(throws: ScoreSDEError.self) { _ = try PretrainedModels.named(name) }   // not MLPs
             let model = try PretrainedModels.learned(name)
             #expect(model.classCount == 10 && PretrainedModels.classNames(name)?.count == 10, "\(name)")
         }
-        let digitsUNet = try PretrainedModels.digitsUNet()
+        let digitsUNet = try PretrainedModels.digits()
         #expect(digitsUNet.rowShape == [1, 8, 8])
+        // `digits` is the U-Net through its logit scaling; `digits-unet` (its session-6 name) is the same model.
+        #expect(digitsUNet.dataScaling.logit != nil && !digitsUNet.dataScaling.isAffine)
+        #expect(PretrainedModels.canonicalName("digits-unet") == "digits")
+        let alias = try PretrainedModels.learned("digits-unet")
+        let levels = try Digits.load(split: .heldOut).images.rows(0 ..< 4)
+        let x = digitsUNet.dataScaling.toModel(levels.adding(Tensor(repeating: 0.5, like: levels)))   // bin centres k + 1/2
+        #expect(try alias.score(x, at: 0.3) == digitsUNet.score(x, at: 0.3))
+        #expect(try PretrainedModels.url("digits-unet") == PretrainedModels.url("digits"))
+        // The MLP under its own name, with the symmetric scaling it was trained with.
+        #expect(try PretrainedModels.digitsMLP().dataScaling.isAffine)
+        // The U-Nets recommend the few-step sampler (their cards'); the MLPs none (PC).
+        #expect(PretrainedModels.recommendedNFE("digits") == 20 && PretrainedModels.recommendedNFE("digits-unet") == 20)
+        #expect(PretrainedModels.recommendedNFE("fashion") == 20)
+        #expect(PretrainedModels.recommendedNFE("digits-mlp") == nil && PretrainedModels.recommendedNFE("patches") == nil)
+        // Each digits model has its classifier, trained in its own model space.
+        #expect(PretrainedClassifiers.names == ["digits", "digits-mlp"])
+        try PretrainedClassifiers.digits().checkCompatible(with: digitsUNet)
+        try PretrainedClassifiers.digitsMLP().checkCompatible(with: try PretrainedModels.digitsMLP())
+        #expect(throws: ScoreSDEError.self) { try PretrainedClassifiers.digitsMLP().checkCompatible(with: digitsUNet) }
+        #expect(throws: ScoreSDEError.self) { try PretrainedClassifiers.digits().checkCompatible(with: try PretrainedModels.digitsMLP()) }
         for name in PretrainedModels.mlpNames {
             let size = try FileManager.default.attributesOfItem(atPath: PretrainedModels.url(name).path)[.size] as? Int ?? 0
             #expect(size > 10_000 && size < 1_200_000, "\(name).safetensors is \(size) bytes; keep the shipped MLP models under ~1 MB")
@@ -60,10 +80,10 @@ struct PretrainedModelTests {
     }
 
     @Test func theDigitsModelLoadsAndGivesFiniteScores() throws {
-        let model = try PretrainedModels.digits()
+        let model = try PretrainedModels.digitsMLP()
         #expect(model.rowShape == [1, 8, 8])
         #expect(model.dataScaling != .identity, "trained on scaled digits")
-        let file = try Safetensors.read(PretrainedModels.url("digits").path)
+        let file = try Safetensors.read(PretrainedModels.url("digits-mlp").path)
         #expect(file.metadata["format.content"] == "weights")
         let x = model.dataScaling.toModel(try Digits.load(split: .heldOut).images.rows(0 ..< 16))
         for t in [1e-3, 0.1, 0.5, 1.0] {
@@ -73,7 +93,7 @@ struct PretrainedModelTests {
     }
 
     @Test func theDigitsModelIsTrained() throws {
-        let model = try PretrainedModels.digits()
+        let model = try PretrainedModels.digitsMLP()
         let heldOut = try Digits.load(split: .heldOut).images
         let trained = try Self.heldOutLoss(model, data: heldOut)
         var plainArchitecture = model.architecture
@@ -101,7 +121,7 @@ struct PretrainedModelTests {
     /// The shipped digits model is class-conditional (issue 12): its held-out DSM loss with the
     /// digits' true labels is below the null label's, which is below that of wrong labels.
     @Test func theDigitsModelUsesItsLabels() throws {
-        let model = try PretrainedModels.digits()
+        let model = try PretrainedModels.digitsMLP()
         #expect(model.architecture.classCount == 10 && model.dequantizationLevels == 17)
         #expect(model.parameterization == .boundedNoisePrediction && model.noiseFloor > 0)
         let test = try Digits.load(split: .heldOut)

@@ -34,7 +34,7 @@ struct ScoreBatchTests {
     }
 
     @Test func perRowLabelsWorkWithAnyBatchSizeForTheMLP() throws {
-        let model = try PretrainedModels.digits()
+        let model = try PretrainedModels.digitsMLP()
         let sde = try model.sdeSpec.make()
         let labels: [Int?] = (0 ..< 15).map { $0 % 10 }
         let score = try model.conditioned(on: labels)

@@ -4,7 +4,7 @@ import Foundation
 /// sampler, the ODE and likelihoods can use it). `nil` is the null label `∅`: the unconditional
 /// score of a network trained with label dropout (Ho & Salimans 2022).
 ///
-///     let digits = try PretrainedModels.digits()
+///     let digits = try PretrainedModels.digitsMLP()
 ///     let three = try digits.conditioned(on: [3])                      // s(x, t, 3) for every row
 ///     let guided = try digits.classifierFreeGuided(labels: [3], guidanceScale: 2)
 public struct ClassConditionedScore: ScoreJacobianProviding {

@@ -131,7 +131,7 @@ extension ClassifierFile {
             throw ScoreSDEError.invalidArgument("the classifier was trained on the noisy data of \(sde) but \(name) uses \(model.sdeSpec); train the classifier with the model's SDE (`scoresde train-classifier --like MODEL`)")
         }
         guard scaling == model.dataScaling else {
-            throw ScoreSDEError.invalidArgument("the classifier's data scaling (x * \(scaling.scale) + \(scaling.shift)) differs from \(name)'s (x * \(model.dataScaling.scale) + \(model.dataScaling.shift)); train the classifier with `--like MODEL`")
+            throw ScoreSDEError.invalidArgument("the classifier's data scaling (\(scaling)) differs from \(name)'s (\(model.dataScaling)); train the classifier with `--like MODEL`")
         }
     }
 }

@@ -135,3 +135,19 @@ public struct DiffusersConditionedScore: ScoreVJPProviding {
         try model.scoreAndVJP(x, at: t, cotangent: u, labelRows: try model.network.labelIndices(labels, rows: x.rows))
     }
 }
+
+extension ModelFile {
+    /// The trained score model in a file written by `scoresde train` (weights or checkpoint, its
+    /// EMA weights): a ``UNetScore`` when the file's metadata says `model = unet`, else an
+    /// ``MLPScore`` (whose loader reads both kinds of file and names what is wrong with others).
+    ///
+    ///     let model = try ModelFile.loadScoreModel("digits-run.safetensors")
+    ///     let x = model.dataScaling.toData(samples)
+    ///
+    /// - Throws: ``ScoreSDEError/io(path:message:)`` for a missing, corrupt or foreign file.
+    public static func loadScoreModel(_ path: String) throws -> any LearnedScoreModel {
+        let file = try Safetensors.read(path)
+        if file.metadata["model"] == "unet" { return try UNetScore.read(file) }
+        return try MLPScore.load(file)
+    }
+}

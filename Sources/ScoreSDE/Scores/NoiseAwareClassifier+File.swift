@@ -138,30 +138,43 @@ extension MLPScore {
 ///
 /// | name | for | file |
 /// |---|---|---|
-/// | `digits` | ``PretrainedModels/digits()`` (VP, dequantized symmetric scaling, 10 classes) | `digits-classifier.safetensors` |
+/// | `digits` | ``PretrainedModels/digits()`` (VP, dequantized logit scaling λ = 10⁻³, 10 classes) | `digits-classifier.safetensors` |
+/// | `digits-mlp` | ``PretrainedModels/digitsMLP()`` (VP, dequantized symmetric scaling, 10 classes) | `digits-mlp-classifier.safetensors` |
 ///
-/// Trained (bitwise reproducible on the same machine and thread count) with
+/// Both are MLPs on the model-space values (a classifier sees what the score model sees, so each
+/// is trained `--like` its model), trained (bitwise reproducible on the same machine and thread
+/// count) with
 ///
 ///     scoresde train-classifier --data digits --like digits --hidden 128 --blocks 2 \
 ///         --steps 6000 --batch-size 128 --lr 1e-3 --seed 0 --output digits-clf-run.safetensors \
 ///         --export-weights Sources/ScoreSDE/Resources/digits-classifier.safetensors
+///     scoresde train-classifier --data digits --like digits-mlp --hidden 128 --blocks 2 \
+///         --steps 6000 --batch-size 128 --lr 1e-3 --seed 0 --output digits-mlp-clf-run.safetensors \
+///         --export-weights Sources/ScoreSDE/Resources/digits-mlp-classifier.safetensors
 public enum PretrainedClassifiers {
-    public static let names = ["digits"]
+    public static let names = ["digits", "digits-mlp"]
 
-    /// The digits classifier (for ``PretrainedModels/digits()``).
+    /// The digits classifier (for ``PretrainedModels/digits()``, the U-Net).
     public static func digits() throws -> NoiseAwareClassifier { try named("digits") }
+
+    /// The classifier for the MLP digits model ``PretrainedModels/digitsMLP()``.
+    public static func digitsMLP() throws -> NoiseAwareClassifier { try named("digits-mlp") }
 
     /// - Throws: ``ScoreSDEError/unknownName(_:)`` for a name not in ``names``; `io` for a missing resource.
     public static func named(_ name: String) throws -> NoiseAwareClassifier {
-        guard name == "digits" else {
+        switch PretrainedModels.canonicalName(name) {
+        case "digits": return try cachedDigits.get()
+        case "digits-mlp": return try cachedDigitsMLP.get()
+        default:
             throw ScoreSDEError.unknownName("'\(name)' is not a shipped classifier; choose one of \(names.joined(separator: ", ")) or give a .safetensors file from `scoresde train-classifier`")
         }
-        return try cachedDigits.get()
     }
 
-    private static let cachedDigits: Result<NoiseAwareClassifier, ScoreSDEError> = {
-        do { return .success(try NoiseAwareClassifier.load(from: PackagedData.url("digits-classifier.safetensors").path)) }
+    private static func load(_ file: String) -> Result<NoiseAwareClassifier, ScoreSDEError> {
+        do { return .success(try NoiseAwareClassifier.load(from: PackagedData.url(file).path)) }
         catch let e as ScoreSDEError { return .failure(e) }
-        catch { return .failure(.io(path: "digits-classifier.safetensors", message: "\(error)")) }
-    }()
+        catch { return .failure(.io(path: file, message: "\(error)")) }
+    }
+    private static let cachedDigits = load("digits-classifier.safetensors")
+    private static let cachedDigitsMLP = load("digits-mlp-classifier.safetensors")
 }

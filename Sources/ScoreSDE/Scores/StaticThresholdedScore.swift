@@ -15,7 +15,7 @@ import Foundation
 /// from the exact one than the model's (the projection onto a convex set is non-expansive). It
 /// changes only sampling: the model's density and likelihoods are untouched.
 ///
-///     let digits = try PretrainedModels.digits()                 // data k + u in [0, 17): model space [-1, 1)
+///     let digits = try PretrainedModels.digitsMLP()                 // data k + u in [0, 17): model space [-1, 1)
 ///     let sde = try VPSDE()                                       // the digits model's SDE
 ///     let clipped = try StaticThresholdedScore(digits, sde: sde, range: -1 ... 1)
 ///     let pc = PCSampler(sde: sde, score: clipped, grid: try .uniform(steps: 1000, from: 1, to: 1e-2),

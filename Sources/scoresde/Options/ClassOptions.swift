@@ -17,8 +17,8 @@ struct ClassOptions: ParsableArguments {
     var guidanceScale: Double?
 
     @Option(help: ArgumentHelp(
-        "Classifier guidance with a noise-aware classifier: 'digits' (shipped MLP, for --model digits), 'fashion' (shipped convolutional, for --model fashion or any Fashion-MNIST model with VP 0.1...20 and scaling 2x/255 - 1) or a PATH.safetensors from `scoresde train-classifier` (MLP or convolutional, trained with the model's SDE and scaling: `--like MODEL`). Needs --class. The base score is the model's unconditional one (a conditional model's null label), or the classifier-free guided score when --guidance-scale is given too.",
-        valueName: "digits|fashion|PATH.safetensors"))
+        "Classifier guidance with a noise-aware classifier: 'digits' (shipped MLP, for --model digits), 'digits-mlp' (for --model digits-mlp), 'fashion' (shipped convolutional, for --model fashion or any Fashion-MNIST model with VP 0.1...20 and scaling 2x/255 - 1) or a PATH.safetensors from `scoresde train-classifier` (MLP or convolutional, trained with the model's SDE and scaling: `--like MODEL`). Needs --class. The base score is the model's unconditional one (a conditional model's null label), or the classifier-free guided score when --guidance-scale is given too.",
+        valueName: "digits|digits-mlp|fashion|PATH.safetensors"))
     var classifier: String?
 
     @Option(parsing: .unconditional, help: ArgumentHelp(

@@ -40,7 +40,7 @@ struct SamplerOptions: ParsableArguments {
     static let defaultSteps = 1000
 
     @Option(help: ArgumentHelp(
-        "The sampler: pc (predictor-corrector, default), ode (probability-flow ODE), a few-step sampler: ddim, dpm-solver++, unipc, heun, sde-dpm-solver++ (stochastic), adaptive-sde (Gotta Go Fast) or adaptive-unipc (deterministic, error-controlled).",
+        "The sampler: pc (predictor-corrector; the default, except for the shipped U-Nets digits and fashion, whose default is the recommended few-step sampler at 20 NFE), ode (probability-flow ODE), a few-step sampler: ddim, dpm-solver++, unipc, heun, sde-dpm-solver++ (stochastic), adaptive-sde (Gotta Go Fast) or adaptive-unipc (deterministic, error-controlled).",
         discussion: "ode uses the options of the probability-flow ODE below; --latent implies ode unless a few-step sampler or --nfe is given; --nfe alone implies the recommended few-step sampler (\(SamplerName.recommended.rawValue)). adaptive-sde: Euler-Maruyama and improved Euler with extrapolation, per-sample step sizes under error control with --rtol (default 0.05) and --atol (default 0.0078), the paper's; --denoise none (default) or tweedie. adaptive-unipc: UniPC (order 3, or --order 1|2) on steps it chooses by error control, --rtol and --atol (default 5e-4 each: map RMSE <= 1e-3 on the benchmark mixtures in 43-47 NFE), --latent accepted, the state at --eps returned. Options of the other samplers are rejected rather than ignored.",
         valueName: "pc|ode|ddim|dpm-solver++|unipc|heun|sde-dpm-solver++|adaptive-sde|adaptive-unipc"))
     var sampler: SamplerName?
@@ -72,9 +72,11 @@ struct SamplerOptions: ParsableArguments {
     }
 
     /// `--sampler`, else the recommended few-step sampler when `--nfe` is given, else ode when
-    /// latents are given, else pc.
-    func resolved(latentGiven: Bool, nfeGiven: Bool = false) -> SamplerName {
-        sampler ?? (nfeGiven ? .recommended : latentGiven ? .ode : .pc)
+    /// latents are given, else the recommended few-step sampler for a shipped model whose card
+    /// recommends it (``PretrainedModels/recommendedNFE(_:)``: the U-Nets), else pc.
+    func resolved(latentGiven: Bool, nfeGiven: Bool = false, model: String? = nil) -> SamplerName {
+        sampler ?? (nfeGiven ? .recommended : latentGiven ? .ode
+                    : model.flatMap(PretrainedModels.recommendedNFE) != nil ? .recommended : .pc)
     }
 
     /// The number of grid steps.

@@ -17,7 +17,9 @@ struct ModelOptions: ParsableArguments {
             gmm:PATH.json reads {"weights": [...], "means": [[...], ...], "stds": [...]} (weights optional, \
             each std a number or a vector). \
             Learned models (from `scoresde train`; a checkpoint's EMA weights): digits (8x8 grey digits, \
-            values 0...16) and patches (8x8 RGB patches, values 0...255) ship with the package. A learned \
+            values 0...16; a U-Net, sampled by default with the recommended few-step sampler at 20 NFE), \
+            digits-mlp (the same digits, the earlier MLP model), patches (8x8 RGB patches, values \
+            0...255) and fashion (28x28 Fashion-MNIST, a U-Net) ship with the package. A learned \
             model brings its SDE (other --sde settings are an error; the number of steps may differ) and \
             its data scaling: samples are written in data space, data are read in data space. \
             A folder PATH/ is a Hugging Face diffusers UNet2DModel (config.json + \
@@ -53,7 +55,8 @@ extension DataModel {
             let label = "gmm:" + URL(fileURLWithPath: path).lastPathComponent
             return DataModel(name: model, label: label, source: .mixture(mixture))
         }
-        let isBuiltIn = GaussianMixture.builtInNames.contains(model) || PretrainedModels.names.contains(model)
+        let shipped = PretrainedModels.names.contains(PretrainedModels.canonicalName(model))
+        let isBuiltIn = GaussianMixture.builtInNames.contains(model) || shipped
         var isDirectory: ObjCBool = false
         if !isBuiltIn, FileManager.default.fileExists(atPath: model, isDirectory: &isDirectory), isDirectory.boolValue {
             // A diffusers UNet2DModel folder or pipeline folder (DiffusersUNet.load).
@@ -63,8 +66,9 @@ extension DataModel {
         if model.hasSuffix(".safetensors") || (!isBuiltIn && FileManager.default.fileExists(atPath: model)) {
             return DataModel(name: model, label: URL(fileURLWithPath: model).lastPathComponent, source: .learned(try loadLearned(model)))
         }
-        if PretrainedModels.names.contains(model) {
-            return DataModel(name: model, label: model, source: .learned(try PretrainedModels.learned(model)))
+        if shipped {
+            let name = PretrainedModels.canonicalName(model)
+            return DataModel(name: name, label: name, source: .learned(try PretrainedModels.learned(name)))
         }
         do {
             return DataModel(name: model, label: model, source: .mixture(try GaussianMixture.builtIn(model)))
@@ -78,9 +82,7 @@ extension DataModel {
     /// A trained model file: a U-Net when its metadata says `model = unet`, else an MLP (whose
     /// loader reads both model files and checkpoints, and names what is wrong with other files).
     static func loadLearned(_ path: String) throws -> any LearnedScoreModel {
-        let file = try Safetensors.read(path)
-        if file.metadata["model"] == "unet" { return try UNetScore.read(file) }
-        return try MLPScore.load(file)
+        try ModelFile.loadScoreModel(path)
     }
 }
 
