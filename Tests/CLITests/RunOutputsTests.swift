@@ -71,10 +71,10 @@ import Testing
         try #require(ring.status == 0, "\(ring)")
         let digits = try ws.run(["reconstruct", "--model", "digits-mlp", "--count", "1", "--samples-per-input", "1", "--steps", "30"])
         try #require(digits.status == 0, "\(digits)")
-        #expect(ws.files() == ["a.json", "reconstruction-digits.png", "reconstruction.png"])
+        #expect(ws.files() == ["a.json", "reconstruction-digits-mlp.png", "reconstruction.png"])
         let scripted = try ws.run(["reconstruct", "--steps", "20", "--samples-per-input", "50", "--output", "c.npy", "--stats", "c.json"])
         try #require(scripted.status == 0, "\(scripted)")
-        #expect(ws.files() == ["a.json", "c.json", "c.npy", "reconstruction-digits.png", "reconstruction.png"], "--output alone names the result")
-        _ = try PNG.read(ws.path("reconstruction-digits.png"))
+        #expect(ws.files() == ["a.json", "c.json", "c.npy", "reconstruction-digits-mlp.png", "reconstruction.png"], "--output alone names the result")
+        _ = try PNG.read(ws.path("reconstruction-digits-mlp.png"))
     }
 }
