@@ -116,7 +116,7 @@ extension ScoreSDECommand {
             // The work.
             let outcome = try job.run(problem, inputs: n)
             let samples = outcome.samples
-            let fit = ColorFit(samples: samples, input: input, perInput: k, mixing: mixing, range: model.imageRange)
+            let fit = try ColorizationFit(samples: samples, grey: input.grey, truth: input.truth, perInput: k, mixing: mixing, range: model.imageRange)
 
             var report = job.report(outcome, inputs: n)
             report["grey_max_abs_error"] = .double(fit.greyMaxError)
@@ -217,48 +217,5 @@ extension Tensor {
             for _ in 0 ..< c { storage += self.storage[r * rowSize ..< (r + 1) * rowSize] }
         }
         return try Tensor(shape: [rows, c * rowSize], storage: storage)
-    }
-}
-
-/// How colourised samples fit the grey inputs and, when known, the originals.
-struct ColorFit {
-    /// The largest |grey(sample) − grey input| over all pixels and samples.
-    let greyMaxError: Double
-    /// RMSE of the samples' colours against the originals, and of the grey image itself (every channel = grey).
-    let colourRMSE: Double?, greyBaselineRMSE: Double?
-    /// RMSE of the mean of each input's samples (an estimate of the posterior mean).
-    let meanColourRMSE: Double?
-    /// RMSE of the samples before clamping to the image range.
-    let rawColourRMSE: Double?
-
-    /// Samples are clamped to `range` (the image's value range, what a saved image holds) for the
-    /// colour RMSEs; ``rawColourRMSE`` is the unclamped one.
-    init(samples: Tensor, input: ColorInput, perInput k: Int, mixing: ColorMixing, range: ClosedRange<Double>) {
-        let hw = input.grey.rowSize, d = samples.rowSize
-        let greys = try! mixing.grey(of: samples)
-        var maxError = 0.0
-        for r in 0 ..< samples.rows {
-            for p in 0 ..< hw { maxError = max(maxError, abs(greys.storage[r * hw + p] - input.grey.storage[(r / k) * hw + p])) }
-        }
-        greyMaxError = maxError
-        guard let truth = input.truth else { colourRMSE = nil; greyBaselineRMSE = nil; meanColourRMSE = nil; rawColourRMSE = nil; return }
-        var squared = 0.0, baseline = 0.0, meanSquared = 0.0, rawSquared = 0.0
-        for i in 0 ..< samples.rows / k {
-            for j in 0 ..< d {
-                let t = truth.storage[i * d + j], b = input.grey.storage[i * hw + j % hw] - t
-                var mean = 0.0
-                for r in i * k ..< (i + 1) * k {
-                    let raw = samples.storage[r * d + j], x = min(max(raw, range.lowerBound), range.upperBound)
-                    squared += (x - t) * (x - t); rawSquared += (raw - t) * (raw - t); mean += x
-                }
-                baseline += b * b
-                meanSquared += (mean / Double(k) - t) * (mean / Double(k) - t)
-            }
-        }
-        colourRMSE = (squared / Double(samples.count)).squareRoot()
-        rawColourRMSE = (rawSquared / Double(samples.count)).squareRoot()
-        let inputValues = Double(samples.count / k)
-        greyBaselineRMSE = (baseline / inputValues).squareRoot()
-        meanColourRMSE = (meanSquared / inputValues).squareRoot()
     }
 }

@@ -76,7 +76,7 @@ extension ScoreSDECommand {
                 origin = demo.description + (conditioning.noiseStd > 0 ? ", observed with noise std \(conditioning.noiseStd)" : "")
             }
             let n = truth.rows
-            let maskSpec = mask ?? (isImage ? NamedMask.bottomHalf.rawValue : NamedMask.secondHalf.rawValue)
+            let maskSpec = mask ?? (isImage ? InpaintingRegion.bottomHalf.rawValue : InpaintingRegion.secondHalf.rawValue)
             let known = try readMask(maskSpec, model: model, inputs: n, seed: seed)
 
             let scaling = model.scaling
@@ -97,7 +97,7 @@ extension ScoreSDECommand {
             let samples = outcome.samples
 
             // Against the truth: the known values kept, the unknown ones near the input's.
-            let fit = InpaintingFit(samples: samples, observed: observed, truth: truth, mask: known, perInput: k)
+            let fit = try InpaintingFit(samples: samples, observed: observed, truth: truth, mask: known, perInput: k)
             var comparison: PosteriorComparison?
             if case .mixture(let prior) = model.source, known.rows == 1 {
                 // After the work, a failure here must not lose the samples: report it and go on.
@@ -149,47 +149,18 @@ extension ScoreSDECommand {
     }
 }
 
-/// Named regions to inpaint: images (`[C, H, W]`, all channels of a pixel together) and vectors.
-enum NamedMask: String, CaseIterable {
-    case bottomHalf = "bottom-half", topHalf = "top-half", leftHalf = "left-half", rightHalf = "right-half", center, random
-    case secondHalf = "second-half", firstHalf = "first-half"
-
-    static let imageNames: [NamedMask] = [.bottomHalf, .topHalf, .leftHalf, .rightHalf, .center, .random]
-    static let vectorNames: [NamedMask] = [.secondHalf, .firstHalf, .random]
-
-    /// Whether value `(y, x)` of an `h × w` image (or value `y` of a vector, `x = 0`, `w = 1`) is unknown.
-    func isUnknown(y: Int, x: Int, h: Int, w: Int, coin: () -> Bool) -> Bool {
-        switch self {
-        case .bottomHalf, .secondHalf: return y >= h / 2
-        case .topHalf, .firstHalf: return y < h / 2
-        case .leftHalf: return x < w / 2
-        case .rightHalf: return x >= w / 2
-        case .center: return y >= h / 4 && y < h / 4 + (h + 1) / 2 && x >= w / 4 && x < w / 4 + (w + 1) / 2
-        case .random: return coin()
-        }
-    }
-}
-
 /// Reads `--mask`: a named region, a .npy of 0/1 or a black/white PNG, as `[1 or n] + rowShape` (1 = known).
 func readMask(_ spec: String, model: DataModel, inputs n: Int, seed: UInt64) throws -> Tensor {
     let d = model.rowShape.reduce(1, *), layout = model.imageLayout
     let mask: Tensor
-    if let named = NamedMask(rawValue: spec), !FileManager.default.fileExists(atPath: spec) {
-        let allowed = layout != nil ? NamedMask.imageNames : NamedMask.vectorNames
+    if let named = InpaintingRegion(rawValue: spec), !FileManager.default.fileExists(atPath: spec) {
+        let allowed = InpaintingRegion.regions(for: model.rowShape)
         guard allowed.contains(named) else {
             throw ScoreSDEError.invalidArgument("--mask \(spec) is a region of \(layout != nil ? "a vector" : "an image"); the model \(model.name) takes \(layout != nil ? "images" : "vectors"): use one of \(allowed.map(\.rawValue).joined(separator: ", ")), or a file")
         }
-        let (c, h, w) = layout.map { ($0.channels, $0.height, $0.width) } ?? (1, d, 1)
-        var stream = RandomSource(seed: seed).derived(0x3A5C).stream(draw: 0, row: 0)
-        var values = [Double](repeating: 1, count: d)
-        for y in 0 ..< h {
-            for x in 0 ..< w where named.isUnknown(y: y, x: x, h: h, w: w, coin: { stream.next() >> 63 == 1 }) {
-                for ch in 0 ..< c { values[ch * h * w + y * w + x] = 0 }
-            }
-        }
-        mask = try Tensor(shape: [1] + model.rowShape, storage: values)
+        mask = try named.mask(rowShape: model.rowShape, seed: seed)
     } else if !FileManager.default.fileExists(atPath: spec) {
-        let allowed = (layout != nil ? NamedMask.imageNames : NamedMask.vectorNames).map(\.rawValue)
+        let allowed = InpaintingRegion.regions(for: model.rowShape).map(\.rawValue)
         throw ScoreSDEError.invalidArgument("--mask \(spec): no such file, and not a named region; for the model \(model.name) use one of \(allowed.joined(separator: ", ")), a .npy of 0 (unknown) and 1 (known)\(layout != nil ? ", or a black (unknown) and white (known) PNG" : "")")
     } else if spec.lowercased().hasSuffix(".png") {
         mask = try readMaskPNG(spec, model: model)
@@ -252,44 +223,6 @@ private func readMaskNpy(_ path: String, model: DataModel, inputs n: Int) throws
         for _ in 0 ..< d / plane { values += t.storage[r * plane ..< (r + 1) * plane] }
     }
     return try Tensor(shape: [rows] + model.rowShape, storage: values)
-}
-
-/// How inpainted samples fit their inputs.
-struct InpaintingFit {
-    /// The largest |sample − observation| over the known values.
-    let knownMaxError: Double
-    /// RMSE of the unknown values against the input's (the truth for the built-in inputs), of
-    /// each sample and of the mean of each input's samples (an estimate of the posterior mean).
-    let unknownRMSE: Double, meanRMSE: Double
-    let observed: Tensor, mask: Tensor
-
-    init(samples: Tensor, observed: Tensor, truth: Tensor, mask: Tensor, perInput k: Int) {
-        let d = samples.rowSize
-        var maxError = 0.0, squared = 0.0, meanSquared = 0.0, unknown = 0
-        for i in 0 ..< samples.rows / k {
-            let m = mask.rows == 1 ? 0 : i
-            for j in 0 ..< d {
-                var mean = 0.0
-                for r in i * k ..< (i + 1) * k {
-                    let s = samples.storage[r * d + j]
-                    if mask.storage[m * d + j] == 1 {
-                        maxError = max(maxError, abs(s - observed.storage[i * d + j]))
-                    } else {
-                        let e = s - truth.storage[i * d + j]
-                        squared += e * e; mean += s
-                    }
-                }
-                if mask.storage[m * d + j] == 0 {
-                    let e = mean / Double(k) - truth.storage[i * d + j]
-                    meanSquared += e * e; unknown += 1
-                }
-            }
-        }
-        knownMaxError = maxError
-        unknownRMSE = (squared / Double(max(unknown * k, 1))).squareRoot()
-        meanRMSE = (meanSquared / Double(max(unknown, 1))).squareRoot()
-        self.observed = observed; self.mask = mask
-    }
 }
 
 /// What the scatter plot of an inpainted mixture sample marks: the first two unknown coordinates

@@ -295,7 +295,7 @@ import Testing
         }
     }
 
-    /// Guidance through the shipped digits model. Tweedie-moment guidance costs exactly 2 + m model
+    /// Guidance through the shipped MLP digits model (digits-mlp). Tweedie-moment guidance costs exactly 2 + m model
     /// passes per evaluation (score, then one JVP per known value: m = 32 for the bottom half), so
     /// the stats must say nfe × 34. ΠGDM (Jacobian-free, one pass per evaluation) must keep the known
     /// half to its observation and predict the unknown half better than the best guess that ignores
@@ -305,12 +305,12 @@ import Testing
     /// the session note, not hidden by a band.)
     @Test func guidanceThroughALearnedModelCountsPassesAndPiGDMBeatsTheMeanImage() throws {
         let ws = try Workspace()
-        let r = try ws.run(["inpaint", "--method", "tweedie", "--steps", "30", "--count", "2", "--output", "t.npy", "--stats", "t.json"])
+        let r = try ws.run(["inpaint", "--model", "digits-mlp", "--method", "tweedie", "--steps", "30", "--count", "2", "--output", "t.npy", "--stats", "t.json"])
         try #require(r.status == 0, "\(r)")
         let stats = try ws.json("t.json")
         let nfe = try #require(stats["nfe"] as? Int), passes = try #require(stats["model_evaluations"] as? Int)
         #expect(passes == nfe * (2 + 32), "tweedie guidance makes 2 + 32 passes per evaluation: \(passes) passes for \(nfe) NFE")
-        let ok = try ws.run(["inpaint", "--method", "pigdm", "--steps", "100", "--count", "8", "--output", "s.npy", "--stats", "s.json"])
+        let ok = try ws.run(["inpaint", "--model", "digits-mlp", "--method", "pigdm", "--steps", "100", "--count", "8", "--output", "s.npy", "--stats", "s.json"])
         try #require(ok.status == 0, "\(ok)")
         let x = try Npy.read(ws.path("s.npy"))
         #expect(x.shape == [32, 1, 8, 8] && x.isFinite)

@@ -1,0 +1,73 @@
+import Foundation
+import Testing
+@testable import ScoreSDE
+
+/// The library's inpainting regions and the fit measures of `inpaint` and `colorize` (issue 21,
+/// item 6: they moved out of the CLI), against masks and errors worked out by hand.
+@Suite("Inpainting regions and fit measures")
+struct InverseFitTests {
+    @Test func namedRegionsHideTheStatedValues() throws {
+        // 8 × 8 grey: bottom half = rows 4...7 unknown; the centre = rows and columns 2...5.
+        let bottom = try InpaintingRegion.bottomHalf.mask(rowShape: [1, 8, 8], seed: 0)
+        #expect(bottom.shape == [1, 1, 8, 8])
+        #expect(bottom.storage == (0 ..< 64).map { $0 / 8 < 4 ? 1 : 0 })
+        let centre = try InpaintingRegion.center.mask(rowShape: [8, 8], seed: 0)
+        #expect(centre.storage == (0 ..< 64).map { (2 ..< 6).contains($0 / 8) && (2 ..< 6).contains($0 % 8) ? 0 : 1 })
+        // RGB: every channel of a pixel alike; the right half of 4 × 4 is columns 2, 3.
+        let right = try InpaintingRegion.rightHalf.mask(rowShape: [3, 4, 4], seed: 0)
+        #expect(right.storage == (0 ..< 48).map { $0 % 4 >= 2 ? 0 : 1 })
+        // Vectors: the second half of 5 coordinates is 2, 3, 4 (⌊5/2⌋ on).
+        #expect(try InpaintingRegion.secondHalf.mask(rowShape: [5], seed: 0).storage == [1, 1, 0, 0, 0])
+        #expect(try InpaintingRegion.firstHalf.mask(rowShape: [5], seed: 0).storage == [0, 0, 1, 1, 1])
+        // A region of the other kind is refused, naming the ones that apply.
+        #expect(throws: ScoreSDEError.self) { _ = try InpaintingRegion.bottomHalf.mask(rowShape: [5], seed: 0) }
+        do { _ = try InpaintingRegion.secondHalf.mask(rowShape: [1, 8, 8], seed: 0); Issue.record("not refused") }
+        catch { #expect("\(error)".contains("bottom-half")) }
+    }
+
+    /// Random pixels: each hidden with probability 1/2, all channels of a pixel together, fixed by
+    /// the seed. On 28 × 28 = 784 pixels the hidden share is within 5 binomial standard errors
+    /// (5 √(0.25 / 784) = 0.089) of 1/2.
+    @Test func randomPixelsAreHalfAndFixedByTheSeed() throws {
+        let a = try InpaintingRegion.random.mask(rowShape: [3, 28, 28], seed: 7)
+        let plane = Array(a.storage[0 ..< 784])
+        #expect(Array(a.storage[784 ..< 1568]) == plane && Array(a.storage[1568...]) == plane)
+        let hidden = Double(plane.filter { $0 == 0 }.count) / 784
+        #expect(abs(hidden - 0.5) < 5 * (0.25 / 784).squareRoot(), "hidden share \(hidden)")
+        #expect(try InpaintingRegion.random.mask(rowShape: [3, 28, 28], seed: 7) == a)
+        #expect(try InpaintingRegion.random.mask(rowShape: [3, 28, 28], seed: 8) != a)
+    }
+
+    /// Two inputs of 3 values, the last one unknown, 2 samples each: the errors by hand.
+    @Test func inpaintingFitMeasuresTheKnownAndUnknownValues() throws {
+        let truth = try Tensor(rows: [[1, 2, 3], [4, 5, 6]])
+        let mask = try Tensor(rows: [[1, 1, 0]])
+        let samples = try Tensor(rows: [[1, 2, 4], [1, 2.5, 2], [4, 5, 9], [4, 5, 5]])
+        let fit = try InpaintingFit(samples: samples, observed: truth, truth: truth, mask: mask, perInput: 2)
+        #expect(fit.knownMaxError == 0.5)
+        // Unknown errors 1, −1, 3, −1: RMSE √(12/4); means 3 and 7: errors 0 and 1, RMSE √(1/2).
+        #expect(abs(fit.unknownRMSE - 3.0.squareRoot()) < 1e-15)
+        #expect(abs(fit.meanRMSE - 0.5.squareRoot()) < 1e-15)
+        #expect(throws: ScoreSDEError.self) { _ = try InpaintingFit(samples: samples, observed: truth, truth: truth, mask: mask, perInput: 3) }
+    }
+
+    /// One 1 × 2 RGB image, grey = channel mean; samples equal to the original (k = 1) fit exactly,
+    /// and the grey image as a colour guess has the RMSE of its channel deviations.
+    @Test func colorizationFitAgainstTheOriginal() throws {
+        let original = try Tensor(rows: [[0, 30, 60, 90, 30, 30]])   // R (0, 30), G (60, 90), B (30, 30)
+        let grey = try ColorMixing.reference.grey(of: original)        // (30, 50): the channel mean, to the matrix's 7 digits
+        #expect(zip(grey.storage, [30.0, 50]).allSatisfy { abs($0 - $1) < 1e-5 }, "\(grey.storage)")
+        let exact = try ColorizationFit(samples: original, grey: grey, truth: original, perInput: 1, mixing: .reference, range: 0 ... 255)
+        #expect(exact.greyMaxError < 1e-12 && exact.colourRMSE == 0 && exact.meanColourRMSE == 0)
+        // Baseline deviations (30 − 0, 50 − 30, 30 − 60, 50 − 90, 30 − 30, 50 − 30): squares 900, 400, 900, 1600, 0, 400.
+        #expect(abs(try #require(exact.greyBaselineRMSE) - (4200.0 / 6).squareRoot()) < 1e-4)
+        // Clamping: a sample at 300 where the original is 30 counts as 255 (error 225), unclamped 270.
+        let off = try Tensor(rows: [[0, 300, 60, 90, 30, 30]])
+        let fit = try ColorizationFit(samples: off, grey: grey, truth: original, perInput: 1, mixing: .reference, range: 0 ... 255)
+        #expect(abs(try #require(fit.colourRMSE) - (225.0 * 225 / 6).squareRoot()) < 1e-12)
+        #expect(abs(try #require(fit.rawColourRMSE) - (270.0 * 270 / 6).squareRoot()) < 1e-12)
+        #expect(abs(fit.greyMaxError - 90) < 1e-4)   // grey of the sample at pixel 1: (300 + 90 + 30) / 3 = 140 vs 50
+        let unknown = try ColorizationFit(samples: original, grey: grey, truth: nil, perInput: 1, mixing: .reference, range: 0 ... 255)
+        #expect(unknown.colourRMSE == nil && unknown.greyBaselineRMSE == nil)
+    }
+}
