@@ -393,6 +393,30 @@ public struct FullCovarianceMixtureScore: ScoreModel {
         return out
     }
 
+    /// Each row at its own time: one kernel (Cholesky factors of `p_{tᵢ}`) per distinct time and the
+    /// single-time kernel row by row — bitwise the single-time call on each row.
+    public func score(_ x: Tensor, at times: [Double], into out: inout Tensor) throws {
+        try validate(x)
+        try checkTimes(times, x)
+        var slot = [Int](repeating: 0, count: times.count), kernels: [FullCovarianceKernel] = [], seen: [Double: Int] = [:]
+        for (i, t) in times.enumerated() {
+            if let j = seen[t] { slot[i] = j; continue }
+            seen[t] = kernels.count; slot[i] = kernels.count
+            kernels.append(try kernel(at: t))
+        }
+        if out.shape != x.shape { out = Tensor(zeros: x.shape) }
+        let d = mixture.dimension, k = mixture.componentCount
+        x.storage.withUnsafeBufferPointer { xp in
+            out.storage.withUnsafeMutableBufferPointer { op in
+                let xb = xp.baseAddress!, ob = op.baseAddress!
+                Parallel.forEachChunk(x.rows, grain: max(1, 4096 / max(k * d * d, 1))) { range in
+                    for r in range { kernels[slot[r]].run(r ..< r + 1, xb, score: ob, logp: nil) }
+                }
+            }
+        }
+        try out.checkFinite("the posterior mixture score (check the input for NaN/Inf)")
+    }
+
     /// Exact `log p_t(x)` for each row.
     public func logDensity(_ x: Tensor, at t: Double) throws -> [Double] {
         try validate(x)

@@ -39,6 +39,33 @@ public struct GaussianMixtureScore: ScoreJacobianProviding, ScoreDivergenceProvi
         try kernel(at: t).run(x, score: &out, logDensity: nil)
     }
 
+    /// Each row at its own time: the kernel of `p_{tᵢ}` (one per distinct time) and the same C
+    /// kernel as the single-time call, row by row — bitwise the single-time call on each row.
+    public func score(_ x: Tensor, at times: [Double], into out: inout Tensor) throws {
+        try validate(x)
+        try checkTimes(times, x)
+        if out.shape != x.shape { out = Tensor(zeros: x.shape) }
+        if let t = times.first, times.allSatisfy({ $0 == t }) { return try kernel(at: t).run(x, score: &out, logDensity: nil) }
+        var slot = [Int](repeating: 0, count: times.count), kernels: [GaussianMixtureKernel] = [], seen: [Double: Int] = [:]
+        for (i, t) in times.enumerated() {
+            if let j = seen[t] { slot[i] = j; continue }
+            seen[t] = kernels.count; slot[i] = kernels.count
+            kernels.append(try kernel(at: t))
+        }
+        let d = mixture.dimension, k = mixture.componentCount
+        let finite = x.storage.withUnsafeBufferPointer { xp in
+            out.storage.withUnsafeMutableBufferPointer { op in
+                let xb = xp.baseAddress!, ob = op.baseAddress!
+                return Parallel.allChunks(x.rows, grain: max(8, 16384 / max(k * d, 1))) { range in
+                    range.allSatisfy { r in kernels[slot[r]].runRow(xb + r * d, ob + r * d) }
+                }
+            }
+        }
+        if !finite {
+            throw ScoreSDEError.nonFinite("the mixture score is not finite: the input has NaN/Inf, or the mixture's means and stds are so far apart in scale that (x − mean)²/variance overflows (rescale the data)")
+        }
+    }
+
     /// Exact `log p_t(x)` for each row.
     public func logDensity(_ x: Tensor, at t: Double) throws -> [Double] {
         try validate(x)
@@ -152,6 +179,19 @@ struct GaussianMixtureKernel {
         if let logDensity { logDensity.pointee = logp }
         if !finite {
             throw ScoreSDEError.nonFinite("the mixture score is not finite: the input has NaN/Inf, or the mixture's means and stds are so far apart in scale that (x − mean)²/variance overflows (rescale the data)")
+        }
+    }
+
+    /// The score of the one row at `x` into `out` (the C kernel on one row); false if not finite.
+    func runRow(_ x: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>) -> Bool {
+        mu.withUnsafeBufferPointer { m in
+            iv.withUnsafeBufferPointer { v in
+                mv.withUnsafeBufferPointer { w in
+                    lc.withUnsafeBufferPointer { c0 in
+                        sde_gmm_score(x, out, nil, 1, d, k, m.baseAddress!, v.baseAddress!, w.baseAddress!, c0.baseAddress!, -1) != 0
+                    }
+                }
+            }
         }
     }
 
