@@ -24,15 +24,15 @@ private func inputs(rows: Int, rowShape: [Int], seed: UInt64, scale: Double = 1)
     return x
 }
 
-/// Each row of the per-row call against the single-time call on that row alone (`tolerance` 0:
-/// bitwise; else relative to the row's largest value).
+/// Each row of the per-row call against the single-time call on that row alone, as row `r` of the
+/// batch (`tolerance` 0: bitwise; else relative to the row's largest value).
 private func expectRowsMatch<M: ScoreModel>(_ model: M, _ x: Tensor, _ t: [Double], tolerance: Double = 0,
                                            _ what: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
     let batched = try model.score(x, at: t)
     #expect(batched.shape == x.shape, "\(what): shape \(batched.shape)", sourceLocation: sourceLocation)
     let d = x.rowSize
     for r in 0 ..< x.rows {
-        let single = try model.score(x.rows(r ..< r + 1), at: t[r])
+        let single = try ScoreBatch.$rows.withValue(r ..< r + 1) { try model.score(x.rows(r ..< r + 1), at: t[r]) }   // per-row labels: row r's
         let got = Array(batched.storage[r * d ..< (r + 1) * d])
         if tolerance == 0 {
             #expect(got == single.storage, "\(what): row \(r) at t = \(t[r]) differs", sourceLocation: sourceLocation)
@@ -194,6 +194,46 @@ struct PerRowTimeTests {
             _ = try sampler.sample(count: 4, using: &rng)
             Issue.record("no error")
         } catch ScoreSDEError.shapeMismatch {
+        }
+    }
+}
+
+@Suite("Adaptive SDE solver: batched rows")
+struct AdaptiveSDEBatchedTests {
+    /// Rows advance together, so NFE (batched calls) is 2 per round and equals the largest
+    /// per-sample count; the noise is keyed by (row, attempt), so the batch size changes nothing.
+    @Test("NFE counts batched calls; same bytes for every batch size; per-row targets follow the active rows")
+    func batchedCalls() throws {
+        let sde = try VPSDE()
+        let mixture = try GaussianMixture(weights: [0.4, 0.3, 0.2, 0.1], means: [[3, 0], [0, 3], [-3, 0], [0, -3]],
+                                          isotropicStds: [0.3, 0.3, 0.3, 0.3])
+        let exact = GaussianMixtureScore(mixture, diffusedBy: sde)
+        let targets = (0 ..< 24).map { $0 % 2 }
+        let guided = ClassifierGuidedScore(base: exact, classifier: try GaussianMixtureClassifier(mixture, diffusedBy: sde, labels: [0, 1, 0, 1], targets: targets))
+        var reference: AdaptiveSDEResult?
+        for batchSize in [nil, 1, 5, 24] as [Int?] {
+            let sampler = try AdaptiveSDESampler(sde: sde, score: guided, eps: 1e-3, relativeTolerance: 0.05, denoising: .tweedie, batchSize: batchSize)
+            var rng = RandomSource(seed: 8)
+            let run = try sampler.sample(count: 24, using: &rng)
+            #expect(run.scoreEvaluations == run.maximumPerSampleEvaluations && run.scoreEvaluations % 2 == 1)
+            #expect(run.modelPasses == 2 * run.scoreEvaluations)
+            #expect(Set(run.perSampleEvaluations).count > 1, "rows stop at different rounds")
+            if let reference {
+                #expect(run.samples == reference.samples && run.perSampleEvaluations == reference.perSampleEvaluations,
+                        "batch size \(String(describing: batchSize))")
+            } else {
+                reference = run
+            }
+        }
+        // Each sample is the solve of its row alone (row r of the batch: its target, its noise).
+        let sampler = try AdaptiveSDESampler(sde: sde, score: guided, eps: 1e-3, relativeTolerance: 0.05, denoising: .tweedie)
+        var rng = RandomSource(seed: 8)
+        let prior = sde.samplePrior(rowShape: [2], count: 24, using: &rng)
+        for r in [0, 7, 13] {
+            var alone = rng
+            alone.rowOffset += r
+            let one = try ScoreBatch.$rows.withValue(r ..< r + 1) { try sampler.sample(from: prior.rows(r ..< r + 1), using: &alone) }
+            #expect(one.samples.storage == Array(reference!.samples.storage[2 * r ..< 2 * r + 2]), "row \(r)")
         }
     }
 }

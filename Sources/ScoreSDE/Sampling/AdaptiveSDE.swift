@@ -61,6 +61,15 @@ public struct AdaptiveSDESampler<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
         case redraw
     }
 
+    /// The step-size controller these settings make: per-sample decisions, the RMS norm with scale
+    /// `max(ε_abs, ε_rel · max(|x'|, |x'_prev|))`, `h ← θ h ‖E/δ‖^{−r}` unclamped (the paper's
+    /// Algorithm 1; the solver caps the step at the time left).
+    public var controller: StepSizeController {
+        StepSizeController(uncheckedAbsoluteTolerance: absoluteTolerance, relativeTolerance: relativeTolerance, toleranceScale: .max,
+                           norm: .perSample, safety: safety, exponent: exponent, minimumFactor: 0, maximumFactor: .infinity,
+                           errorFloor: 0, holdAfterRejection: false)
+    }
+
     /// - Throws: `invalidArgument` for tolerances that are not positive, `eps` outside `(0, T)`,
     ///   θ outside (0, 1], r ≤ 0, h₀ ≤ 0, or `.lastPredictorMean` denoising.
     public init(sde: SDE, score: Score, eps: Double, absoluteTolerance: Double = 0.0078, relativeTolerance: Double = 0.05,
@@ -102,6 +111,7 @@ public struct AdaptiveSDESampler<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
         let base = rng.nextDraw()
         let noise = rng.derived(0x6767_6661_7374 ^ base), bridge = rng.derived(0x6272_6964_6765 ^ base)   // "ggfast", "bridge"
         let reverse = ReverseSDE(sde: sde, score: score, batchSize: batchSize)
+        let controller = self.controller
         let tolerance = 1e-12 * max(1, sde.T)
         var x = start
         var xPrev = start        // each row's previous accepted Euler–Maruyama value (the start at first)
@@ -114,6 +124,7 @@ public struct AdaptiveSDESampler<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
         // Buffers of the active rows, reused by every round (rows beyond the active count unused).
         var xa = Tensor(zeros: start.shape), xEM = Tensor(zeros: start.shape), s1 = Tensor(zeros: start.shape), s2 = Tensor(zeros: start.shape)
         var dW = Tensor(zeros: start.shape), k1 = Tensor(zeros: start.shape)
+        var k2 = [Double](repeating: 0, count: d)
         var active = Array(0 ..< n)
         while true {
             active.removeAll { t[$0] - end <= tolerance }
@@ -157,22 +168,20 @@ public struct AdaptiveSDESampler<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
             try reverse.score(xEM, at: next, rows: m == n ? nil : active, into: &s2)
             for i in 0 ..< m {
                 let r = active[i]
-                var k2 = [Double](repeating: 0, count: d)
                 k2.withUnsafeMutableBufferPointer { kp in drift(xEM, s2, row: i, d: d, at: next[i], step: step[i], dW: dW, into: kp.baseAddress!) }
                 evaluations[r] += 2
                 attempts[r] += 1
                 // Mixed norm of E = ½ (K2 − K1) against δ = max(ε_abs, ε_rel max(|x'|, |x'_prev|)).
                 var q = 0.0
                 for j in 0 ..< d {
-                    let e = 0.5 * (k2[j] - k1.values[i * d + j])
-                    let delta = max(absoluteTolerance, relativeTolerance * max(abs(xEM.values[i * d + j]), abs(xPrev.values[r * d + j])))
-                    q += (e / delta) * (e / delta)
+                    q += controller.scaledSquare(error: 0.5 * (k2[j] - k1.values[i * d + j]), xEM.values[i * d + j], xPrev.values[r * d + j])
                 }
-                let norm = (q / Double(d)).squareRoot()
+                let norm = controller.rowNorm(sumOfSquares: q, rowSize: d)
                 guard norm.isFinite else {
                     throw ScoreSDEError.invalidArgument("the adaptive SDE solver's error estimate is not finite at t = \(t[r]) on sample \(r) (the score returned non-finite values?)")
                 }
-                if norm <= 1 {
+                let (accepted, factor) = controller.decide(error: norm)
+                if accepted {
                     for j in 0 ..< d { x.values[r * d + j] += 0.5 * (k1.values[i * d + j] + k2[j]) }
                     for j in 0 ..< d { xPrev.values[r * d + j] = xEM.values[i * d + j] }
                     t[r] = next[i]
@@ -180,7 +189,7 @@ public struct AdaptiveSDESampler<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
                     rejections[r] += 1
                     if rejectedNoise == .brownianBridge { stacks[r].append((step[i], Array(dW.values[i * d ..< (i + 1) * d]))) }
                 }
-                var hr = norm == 0 ? t[r] - end : min(max(t[r] - end, 0), safety * step[i] * Foundation.pow(norm, -exponent))
+                var hr = min(max(t[r] - end, 0), step[i] * factor)   // an error of 0: factor +∞, the rest of the way
                 if t[r] - hr < end + tolerance { hr = t[r] - end }
                 h[r] = hr
             }

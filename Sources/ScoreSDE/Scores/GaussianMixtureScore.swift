@@ -19,9 +19,15 @@ public struct GaussianMixtureScore: ScoreJacobianProviding, ScoreDivergenceProvi
 
     /// The kernel of `p_t`.
     func kernel(at t: Double) throws -> GaussianMixtureKernel {
+        try kernel(at: t, validateOnly: false)!
+    }
+
+    /// The kernel of `p_t`, or only the check of `t` (nil) when `validateOnly`.
+    func kernel(at t: Double, validateOnly: Bool) throws -> GaussianMixtureKernel? {
         guard t.isFinite, t >= 0, t <= sde.T else {
             throw ScoreSDEError.invalidArgument("time t must be in [0, \(sde.T)] (got \(t))")
         }
+        if validateOnly { return nil }
         let (m, s) = sde.marginal(at: t)
         return GaussianMixtureKernel(mixture, meanScale: m, std: s)
     }
@@ -39,25 +45,30 @@ public struct GaussianMixtureScore: ScoreJacobianProviding, ScoreDivergenceProvi
         try kernel(at: t).run(x, score: &out, logDensity: nil)
     }
 
-    /// Each row at its own time: the kernel of `p_{tᵢ}` (one per distinct time) and the same C
-    /// kernel as the single-time call, row by row — bitwise the single-time call on each row.
+    /// Each row at its own time: the kernel of `p_{tᵢ}` (built per row, in parallel, and reused by
+    /// the next row when it has the same time) and the same C kernel as the single-time call, row by
+    /// row — bitwise the single-time call on each row.
     public func score(_ x: Tensor, at times: [Double], into out: inout Tensor) throws {
         try validate(x)
         try checkTimes(times, x)
         if out.shape != x.shape { out = Tensor(zeros: x.shape) }
         if let t = times.first, times.allSatisfy({ $0 == t }) { return try kernel(at: t).run(x, score: &out, logDensity: nil) }
-        var slot = [Int](repeating: 0, count: times.count), kernels: [GaussianMixtureKernel] = [], seen: [Double: Int] = [:]
-        for (i, t) in times.enumerated() {
-            if let j = seen[t] { slot[i] = j; continue }
-            seen[t] = kernels.count; slot[i] = kernels.count
-            kernels.append(try kernel(at: t))
-        }
-        let d = mixture.dimension, k = mixture.componentCount
+        let marginals = try times.map { t -> (meanScale: Double, std: Double) in _ = try kernel(at: t, validateOnly: true); return sde.marginal(at: t) }
+        let d = mixture.dimension, k = mixture.componentCount, mixture = self.mixture
         let finite = x.storage.withUnsafeBufferPointer { xp in
             out.storage.withUnsafeMutableBufferPointer { op in
                 let xb = xp.baseAddress!, ob = op.baseAddress!
-                return Parallel.allChunks(x.rows, grain: max(8, 16384 / max(k * d, 1))) { range in
-                    range.allSatisfy { r in kernels[slot[r]].runRow(xb + r * d, ob + r * d) }
+                return Parallel.allChunks(x.rows, grain: max(1, 2048 / max(k * d, 1))) { range in
+                    var kernel: GaussianMixtureKernel?, last = Double.nan
+                    var ok = true
+                    for r in range {
+                        if kernel == nil || times[r] != last {
+                            kernel = GaussianMixtureKernel(mixture, meanScale: marginals[r].meanScale, std: marginals[r].std)
+                            last = times[r]
+                        }
+                        ok = kernel!.runRow(xb + r * d, ob + r * d) && ok
+                    }
+                    return ok
                 }
             }
         }
