@@ -138,9 +138,9 @@ public final class ReverseSDE<SDE: ForwardSDE, Score: ScoreModel>: ReverseProces
 
     /// The score of row `i` of `x` at its own time `times[i]` (``ScoreModel/score(_:at:into:)-(_,[Double],_)``),
     /// written into `out`: **one** counted evaluation (one batched call), split into model calls of
-    /// at most `batchSize` rows. `rows` says which rows of the whole batch those of `x` are (the
-    /// active rows of a per-sample solver), so per-row labels and observations follow them
-    /// (``ScoreBatch/gathered``); `nil`: rows `0 ..< x.rows`.
+    /// at most `batchSize` rows. `rows` says which rows of the batch those of `x` are (the active
+    /// rows of a per-sample solver; composed with any ``ScoreBatch`` range the caller runs in), so
+    /// per-row labels and observations follow them (``ScoreBatch/gathered``); `nil`: rows `0 ..< x.rows`.
     ///
     /// - Throws: `shapeMismatch` unless there is one time (and one entry of `rows`) per row, or when
     ///   the model returns another shape.
@@ -153,7 +153,7 @@ public final class ReverseSDE<SDE: ForwardSDE, Score: ScoreModel>: ReverseProces
         let n = x.rows, d = x.rowSize
         guard let b = batchSize, b < n else {
             if let rows {
-                try ScoreBatch.$gathered.withValue(rows) { try ScoreBatch.$rows.withValue(nil) { try model.score(x, at: times, into: &out) } }
+                try ScoreBatch.withRows(rows) { try model.score(x, at: times, into: &out) }
             } else {
                 try model.score(x, at: times, into: &out)
             }
@@ -163,7 +163,7 @@ public final class ReverseSDE<SDE: ForwardSDE, Score: ScoreModel>: ReverseProces
         while lo < n {
             let hi = min(n, lo + b)
             let call = { try self.model.score(x.rows(lo ..< hi), at: Array(times[lo ..< hi])) }
-            let part = try rows.map { r in try ScoreBatch.$gathered.withValue(Array(r[lo ..< hi])) { try ScoreBatch.$rows.withValue(nil, operation: call) } }
+            let part = try rows.map { r in try ScoreBatch.withRows(Array(r[lo ..< hi]), call) }
                 ?? ScoreBatch.$rows.withValue(lo ..< hi, operation: call)
             guard part.count == (hi - lo) * d else {
                 throw ScoreSDEError.shapeMismatch("the score model returned shape \(part.shape) for input rows of shape \(x.rowShape)")

@@ -11,10 +11,13 @@ import Foundation
 /// error `E = ½ (K2 − K1)`. It is accepted when the mixed norm
 /// `‖E / δ‖₂ / √D ≤ 1`, `δ = max(ε_abs, ε_rel · max(|x'|, |x'_prev|))` (element-wise; `x'_prev` the
 /// previous accepted `x'`), and then `x ← x''` (extrapolation: the higher-order value is kept) and
-/// `t ← t − h`. Either way `h ← min(t − eps, θ h ‖E/δ‖^{−r})` (θ = 0.9, r = 0.9, `h₀` = 0.01 as in
-/// the paper). The paper's code draws new noise after a rejected step; that biases the samples
+/// `t ← t − h`. Either way `h ← min(t − eps, h · θ ‖E/δ‖^{−r})` (θ = 0.9, r = 0.9, `h₀` = 0.01 as in
+/// the paper); the norm, the decision and the factor are the shared ``StepSizeController``'s
+/// (``controller``: per-sample norm, ``StepSizeController/ToleranceScale/max``, unclamped). The
+/// paper's code draws new noise after a rejected step; that biases the samples
 /// (``RejectedNoise/redraw``), so by default the rejected increment is kept and split with the
-/// Brownian bridge (``RejectedNoise/brownianBridge``). The run ends at `eps`; each step costs 2 NFE.
+/// Brownian bridge (``RejectedNoise/brownianBridge``). The run ends at `eps`; each attempt costs its
+/// sample 2 score evaluations.
 ///
 /// Every sample keeps its own time, step size, accept/reject decisions and Brownian path, but the
 /// rows are advanced together: each round, every row that has not reached `eps` attempts one step,

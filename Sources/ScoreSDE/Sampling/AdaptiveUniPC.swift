@@ -12,7 +12,7 @@ import Foundation
 /// (over the whole batch, as scipy's RK45 measures it; ``ErrorNorm/worstRow`` takes the largest
 /// per-row norm instead), keeping the corrected state (local
 /// extrapolation); either way the next step is `h · clamp(θ · err^{−1/(k+1)}, 0.2, 2)` (no growth
-/// right after a rejection). The
+/// right after a rejection) — the shared ``StepSizeController``'s rule (``controller``). The
 /// variable-step UniPC updates use the actual λ-spacings of the history, so no restart is needed
 /// after a change of step size. A rejected attempt costs its one NFE.
 ///
