@@ -393,27 +393,32 @@ public struct FullCovarianceMixtureScore: ScoreModel {
         return out
     }
 
-    /// Each row at its own time: one kernel (Cholesky factors of `p_{tᵢ}`) per distinct time and the
-    /// single-time kernel row by row — bitwise the single-time call on each row.
+    /// Each row at its own time: the kernel of `p_{tᵢ}` (Cholesky factors; built per row, in
+    /// parallel, and reused by the next row when it has the same time) and the single-time kernel
+    /// row by row — bitwise the single-time call on each row.
     public func score(_ x: Tensor, at times: [Double], into out: inout Tensor) throws {
         try validate(x)
         try checkTimes(times, x)
-        var slot = [Int](repeating: 0, count: times.count), kernels: [FullCovarianceKernel] = [], seen: [Double: Int] = [:]
-        for (i, t) in times.enumerated() {
-            if let j = seen[t] { slot[i] = j; continue }
-            seen[t] = kernels.count; slot[i] = kernels.count
-            kernels.append(try kernel(at: t))
-        }
+        for t in times { guard t.isFinite, t >= 0, t <= sde.T else { throw ScoreSDEError.invalidArgument("time t must be in [0, \(sde.T)] (got \(t))") } }
         if out.shape != x.shape { out = Tensor(zeros: x.shape) }
         let d = mixture.dimension, k = mixture.componentCount
-        x.storage.withUnsafeBufferPointer { xp in
+        let failed = x.storage.withUnsafeBufferPointer { xp in
             out.storage.withUnsafeMutableBufferPointer { op in
                 let xb = xp.baseAddress!, ob = op.baseAddress!
-                Parallel.forEachChunk(x.rows, grain: max(1, 4096 / max(k * d * d, 1))) { range in
-                    for r in range { kernels[slot[r]].run(r ..< r + 1, xb, score: ob, logp: nil) }
+                return !Parallel.allChunks(x.rows, grain: max(1, 1024 / max(k * d * d, 1))) { range in
+                    var kernel: FullCovarianceKernel?, last = Double.nan
+                    for r in range {
+                        if kernel == nil || times[r] != last {
+                            guard let made = try? self.kernel(at: times[r]) else { return false }
+                            kernel = made; last = times[r]
+                        }
+                        kernel!.run(r ..< r + 1, xb, score: ob, logp: nil)
+                    }
+                    return true
                 }
             }
         }
+        if failed { for t in times { _ = try kernel(at: t) } }   // throws the factorisation's error
         try out.checkFinite("the posterior mixture score (check the input for NaN/Inf)")
     }
 
