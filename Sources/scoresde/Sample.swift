@@ -275,10 +275,11 @@ extension ScoreSDECommand {
                 let shape = data.rowShape
                 return PreparedSampler(label: "adaptive-sde (rtol \(rtol), atol \(atol))", settings: settings) { rng in
                     let run = try sampleAdaptive(sde: forward, score: score, eps: eps, rtol: rtol, atol: atol, denoising: denoise.denoising,
-                                                 count: count, rowShape: shape, using: &rng)
+                                                 batchSize: batchSize, count: count, rowShape: shape, using: &rng)
                     var results = RunStats()
                     results["nfe"] = .int(run.scoreEvaluations)
                     results["nfe_mean_per_sample"] = .double(run.meanEvaluations)
+                    results["nfe_max_per_sample"] = .int(run.maximumPerSampleEvaluations)
                     results["rejected_steps_mean"] = .double(Double(run.perSampleRejections.reduce(0, +)) / Double(max(count, 1)))
                     return SampleRun(samples: run.samples, nfe: run.scoreEvaluations, results: results)
                 }
@@ -355,8 +356,9 @@ func checkAdaptive<S: ForwardSDE, M: ScoreModel>(sde: S, score: M, eps: Double, 
 
 /// The adaptive SDE solver from the prior on concrete types.
 func sampleAdaptive<S: ForwardSDE, M: ScoreModel>(sde: S, score: M, eps: Double, rtol: Double, atol: Double, denoising: FinalDenoising,
-                                                   count: Int, rowShape: [Int], using rng: inout RandomSource) throws -> AdaptiveSDEResult {
-    let sampler = try AdaptiveSDESampler(sde: sde, score: score, eps: eps, absoluteTolerance: atol, relativeTolerance: rtol, denoising: denoising)
+                                                   batchSize: Int?, count: Int, rowShape: [Int], using rng: inout RandomSource) throws -> AdaptiveSDEResult {
+    let sampler = try AdaptiveSDESampler(sde: sde, score: score, eps: eps, absoluteTolerance: atol, relativeTolerance: rtol, denoising: denoising,
+                                         batchSize: batchSize)
     return try sampler.sample(count: count, rowShape: rowShape, using: &rng)
 }
 

@@ -63,6 +63,15 @@ public struct Tensor: Equatable, Sendable, CustomStringConvertible {
         self.init(uncheckedShape: [rows.count, d], storage: rows.flatMap { $0 })
     }
 
+    /// Reshapes to `shape` — the same values per row, another row count — keeping the buffer (its
+    /// capacity: a workspace shrinking and growing with a solver's active rows does not allocate).
+    /// Rows kept keep their values; new rows are zero.
+    mutating func resizeRows(_ shape: [Int]) {
+        let c = shape.reduce(1, *)
+        if values.count > c { values.removeLast(values.count - c) } else if values.count < c { values.append(contentsOf: repeatElement(0, count: c - values.count)) }
+        self.shape = shape
+    }
+
     /// Number of samples (rows).
     @inlinable public var rows: Int { shape[0] }
     /// Shape of one sample.

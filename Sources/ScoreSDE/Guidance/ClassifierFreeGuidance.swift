@@ -26,6 +26,19 @@ public struct ClassifierFreeGuidance<Conditional: ScoreModel, Unconditional: Sco
         s.scale(by: 1 + scale, adding: u, scaledBy: -scale)
         return s
     }
+
+    /// Each row at its own time: both models called with the per-row times, then combined as above.
+    public func score(_ x: Tensor, at times: [Double], into out: inout Tensor) throws {
+        guard scale.isFinite else { throw ScoreSDEError.invalidArgument("the guidance scale must be finite (got \(scale))") }
+        try checkTimes(times, x)
+        var s = try conditional.score(x, at: times)
+        if scale != 0 {
+            let u = try unconditional.score(x, at: times)
+            guard u.count == s.count else { throw ScoreSDEError.shapeMismatch("conditional and unconditional scores differ in shape: \(s.shape) vs \(u.shape)") }
+            s.scale(by: 1 + scale, adding: u, scaledBy: -scale)
+        }
+        out = s
+    }
 }
 
 extension ClassifierFreeGuidance: ScoreJacobianProviding where Conditional: ScoreJacobianProviding, Unconditional: ScoreJacobianProviding {

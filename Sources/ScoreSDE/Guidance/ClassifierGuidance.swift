@@ -47,6 +47,27 @@ public struct ClassifierGuidedScore<Base: ScoreModel, Classifier: NoisyClassifie
         s.add(g, scaledBy: scale)
         return s
     }
+
+    /// Each row at its own time: the base model with the per-row times; the classifier (which takes
+    /// one time) once per group of rows at equal time.
+    public func score(_ x: Tensor, at times: [Double], into out: inout Tensor) throws {
+        guard scale.isFinite else { throw ScoreSDEError.invalidArgument("the guidance scale must be finite (got \(scale))") }
+        try checkTimes(times, x)
+        var s = try base.score(x, at: times)
+        if scale != 0 {
+            var g = Tensor(zeros: x.shape)
+            try ScoreBatch.forEachTimeGroup(times) { rows, t in
+                let part = try classifier.logLikelihoodGradient(rows.count == x.rows ? x : x.gatherRows(rows), at: t)
+                guard part.count == rows.count * x.rowSize else {
+                    throw ScoreSDEError.shapeMismatch("the classifier gradient has shape \(part.shape) for \(rows.count) rows of shape \(x.rowShape)")
+                }
+                g.scatterRows(rows, from: part)
+            }
+            guard s.count == x.count else { throw ScoreSDEError.shapeMismatch("the base model returned shape \(s.shape) for input \(x.shape)") }
+            s.add(g, scaledBy: scale)
+        }
+        out = s
+    }
 }
 
 /// The exact noisy classifier of a labelled Gaussian mixture: component `k` has class
@@ -97,8 +118,8 @@ public struct GaussianMixtureClassifier: NoisyClassifier {
         guard x.rowSize == mixture.dimension else {
             throw ScoreSDEError.shapeMismatch("the classifier takes rows of \(mixture.dimension) values; got shape \(x.rowShape)")
         }
-        guard targets.count == 1 || targets.count == x.rows else {
-            throw ScoreSDEError.shapeMismatch("\(targets.count) target classes for \(x.rows) rows: give one, or one per row (and no batchSize, which splits rows)")
+        guard ScoreBatch.tableRows(of: targets.count, rows: x.rows) != nil else {
+            throw ScoreSDEError.shapeMismatch("\(targets.count) target classes for \(x.rows) rows: give one, or one per row of the batch")
         }
         guard t.isFinite, t >= 0, t <= sde.T else { throw ScoreSDEError.invalidArgument("time t must be in [0, \(sde.T)] (got \(t))") }
         let (m, s) = sde.marginal(at: t)
@@ -107,7 +128,8 @@ public struct GaussianMixtureClassifier: NoisyClassifier {
 
     public func logLikelihoodGradient(_ x: Tensor, at t: Double) throws -> Tensor {
         let kernel = try self.kernel(at: t, x)
-        let k = kernel.k, d = kernel.d, labels = self.labels, targets = self.targets
+        let k = kernel.k, d = kernel.d, labels = self.labels
+        let targets = try ScoreBatch.slice(self.targets, rows: x.rows, what: "target classes")   // a split or gathered call takes its rows' targets
         var out = Tensor(zeros: x.shape)
         x.storage.withUnsafeBufferPointer { xp in
             out.storage.withUnsafeMutableBufferPointer { op in

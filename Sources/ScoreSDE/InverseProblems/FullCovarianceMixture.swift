@@ -393,6 +393,35 @@ public struct FullCovarianceMixtureScore: ScoreModel {
         return out
     }
 
+    /// Each row at its own time: the kernel of `p_{tᵢ}` (Cholesky factors; built per row, in
+    /// parallel, and reused by the next row when it has the same time) and the single-time kernel
+    /// row by row — bitwise the single-time call on each row.
+    public func score(_ x: Tensor, at times: [Double], into out: inout Tensor) throws {
+        try validate(x)
+        try checkTimes(times, x)
+        for t in times { guard t.isFinite, t >= 0, t <= sde.T else { throw ScoreSDEError.invalidArgument("time t must be in [0, \(sde.T)] (got \(t))") } }
+        if out.shape != x.shape { out = Tensor(zeros: x.shape) }
+        let d = mixture.dimension, k = mixture.componentCount
+        let failed = x.storage.withUnsafeBufferPointer { xp in
+            out.storage.withUnsafeMutableBufferPointer { op in
+                let xb = xp.baseAddress!, ob = op.baseAddress!
+                return !Parallel.allChunks(x.rows, grain: max(1, 1024 / max(k * d * d, 1))) { range in
+                    var kernel: FullCovarianceKernel?, last = Double.nan
+                    for r in range {
+                        if kernel == nil || times[r] != last {
+                            guard let made = try? self.kernel(at: times[r]) else { return false }
+                            kernel = made; last = times[r]
+                        }
+                        kernel!.run(r ..< r + 1, xb, score: ob, logp: nil)
+                    }
+                    return true
+                }
+            }
+        }
+        if failed { for t in times { _ = try kernel(at: t) } }   // throws the factorisation's error
+        try out.checkFinite("the posterior mixture score (check the input for NaN/Inf)")
+    }
+
     /// Exact `log p_t(x)` for each row.
     public func logDensity(_ x: Tensor, at t: Double) throws -> [Double] {
         try validate(x)

@@ -81,7 +81,7 @@ public struct MeasurementGuidedScore<Base: ScoreModel>: ScoreModel {
         // One observation per sample of the whole batch: a sampler's split call (``ScoreBatch``)
         // takes its rows' slice, so per-sample observations work with any batch size.
         try ms.checkRowSize(x)
-        guard let first = ScoreBatch.firstRow(of: ms.observation.rows, rows: n) else { throw ms.rowCountMismatch(n, "rows in this call") }
+        guard let observed = ScoreBatch.tableRows(of: ms.observation.rows, rows: n) else { throw ms.rowCountMismatch(n, "rows in this call") }
         guard t.isFinite, t > 0, t <= sde.T else { throw ScoreSDEError.invalidArgument("measurement guidance needs a time in (0, \(sde.T)] (got \(t))") }
         let (mt, st) = sde.marginal(at: t)
         let s = try base.score(x, at: t)
@@ -92,7 +92,7 @@ public struct MeasurementGuidedScore<Base: ScoreModel>: ScoreModel {
         let axhat = try ms.apply(xhat)
         var residual = Tensor(zeros: [n, m])
         for r in 0 ..< n {
-            let o = (ms.observation.rows == 1 ? 0 : first + r) * m
+            let o = observed[r] * m
             for i in 0 ..< m { residual.storage[r * m + i] = ms.observation.storage[o + i] - axhat.storage[r * m + i] }
         }
         // Weights w (m per row) of the gradient direction Aᵀ w.

@@ -136,6 +136,47 @@ public final class ReverseSDE<SDE: ForwardSDE, Score: ScoreModel>: ReverseProces
         }
     }
 
+    /// The score of row `i` of `x` at its own time `times[i]` (``ScoreModel/score(_:at:into:)-(_,[Double],_)``),
+    /// written into `out`: **one** counted evaluation (one batched call), split into model calls of
+    /// at most `batchSize` rows. `rows` says which rows of the batch those of `x` are (the active
+    /// rows of a per-sample solver; composed with any ``ScoreBatch`` range the caller runs in), so
+    /// per-row labels and observations follow them (``ScoreBatch/gathered``); `nil`: rows `0 ..< x.rows`.
+    ///
+    /// - Throws: `shapeMismatch` unless there is one time (and one entry of `rows`) per row, or when
+    ///   the model returns another shape.
+    public func score(_ x: Tensor, at times: [Double], rows: [Int]? = nil, into out: inout Tensor) throws {
+        guard times.count == x.rows, rows.map({ $0.count == x.rows }) ?? true else {
+            throw ScoreSDEError.shapeMismatch("\(times.count) times and \(rows?.count ?? x.rows) row indices for \(x.rows) rows: give one per row")
+        }
+        countEvaluations()
+        if out.shape != x.shape { out = Tensor(zeros: x.shape) }
+        let n = x.rows, d = x.rowSize
+        guard let b = batchSize, b < n else {
+            if let rows {
+                try ScoreBatch.withRows(rows) { try model.score(x, at: times, into: &out) }
+            } else {
+                try model.score(x, at: times, into: &out)
+            }
+            return try check(out, x)
+        }
+        var lo = 0
+        while lo < n {
+            let hi = min(n, lo + b)
+            let call = { try self.model.score(x.rows(lo ..< hi), at: Array(times[lo ..< hi])) }
+            let part = try rows.map { r in try ScoreBatch.withRows(Array(r[lo ..< hi]), call) }
+                ?? ScoreBatch.$rows.withValue(lo ..< hi, operation: call)
+            guard part.count == (hi - lo) * d else {
+                throw ScoreSDEError.shapeMismatch("the score model returned shape \(part.shape) for input rows of shape \(x.rowShape)")
+            }
+            out.values.withUnsafeMutableBufferPointer { o in
+                part.values.withUnsafeBufferPointer { p in
+                    (o.baseAddress! + lo * d).update(from: p.baseAddress!, count: p.count)
+                }
+            }
+            lo = hi
+        }
+    }
+
     private func check(_ s: Tensor, _ x: Tensor) throws {
         guard s.shape == x.shape else {
             throw ScoreSDEError.shapeMismatch("the score model returned shape \(s.shape) for input \(x.shape)")

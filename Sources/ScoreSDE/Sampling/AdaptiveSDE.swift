@@ -11,17 +11,24 @@ import Foundation
 /// error `E = ½ (K2 − K1)`. It is accepted when the mixed norm
 /// `‖E / δ‖₂ / √D ≤ 1`, `δ = max(ε_abs, ε_rel · max(|x'|, |x'_prev|))` (element-wise; `x'_prev` the
 /// previous accepted `x'`), and then `x ← x''` (extrapolation: the higher-order value is kept) and
-/// `t ← t − h`. Either way `h ← min(t − eps, θ h ‖E/δ‖^{−r})` (θ = 0.9, r = 0.9, `h₀` = 0.01 as in
-/// the paper). The paper's code draws new noise after a rejected step; that biases the samples
+/// `t ← t − h`. Either way `h ← min(t − eps, h · θ ‖E/δ‖^{−r})` (θ = 0.9, r = 0.9, `h₀` = 0.01 as in
+/// the paper); the norm, the decision and the factor are the shared ``StepSizeController``'s
+/// (``controller``: per-sample norm, ``StepSizeController/ToleranceScale/max``, unclamped). The
+/// paper's code draws new noise after a rejected step; that biases the samples
 /// (``RejectedNoise/redraw``), so by default the rejected increment is kept and split with the
-/// Brownian bridge (``RejectedNoise/brownianBridge``). The run ends at `eps`; each step costs 2 NFE.
+/// Brownian bridge (``RejectedNoise/brownianBridge``). The run ends at `eps`; each attempt costs its
+/// sample 2 score evaluations.
 ///
-/// Every sample is solved on its own (rows in parallel, the model called on one row at a time:
-/// ``ScoreModel`` takes one time per call). ``AdaptiveSDEResult/scoreEvaluations`` is the largest
-/// per-sample count — what a batch run in lock-step costs, the paper's count — and
-/// ``AdaptiveSDEResult/meanEvaluations`` the mean. Row `r`'s `k`-th attempt reads draw `k` of a
-/// source derived from the caller's (one draw of it), row `rowOffset + r`: same seed, same bytes
-/// whatever the thread count.
+/// Every sample keeps its own time, step size, accept/reject decisions and Brownian path, but the
+/// rows are advanced together: each round, every row that has not reached `eps` attempts one step,
+/// and the scores of all those rows — each at its own time — come from **one** batched model call
+/// per stage (``ScoreModel/score(_:at:into:)-(_,[Double],_)``; at most ``batchSize`` rows per model
+/// call). Rows stop as they reach `eps`. ``AdaptiveSDEResult/scoreEvaluations`` counts those
+/// batched calls (NFE, as for every sampler: 2 per round, + 1 for Tweedie denoising), which is also
+/// the largest per-sample count — the paper's count;
+/// ``AdaptiveSDEResult/perSampleEvaluations`` holds each sample's own evaluations. Row `r`'s `k`-th
+/// attempt reads draw `k` of a source derived from the caller's (one draw of it), row
+/// `rowOffset + r`: same seed, same noise whatever the thread count or batch size.
 ///
 /// Supports: any ``ForwardSDE`` (VE, VP, sub-VP, cosine VP).
 public struct AdaptiveSDESampler<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
@@ -42,6 +49,8 @@ public struct AdaptiveSDESampler<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
     public var maximumAttempts: Int
     /// What a rejected step does with its noise.
     public var rejectedNoise: RejectedNoise
+    /// Rows per model call (memory only; a batched call over more active rows is split).
+    public var batchSize: Int?
 
     /// The noise of a rejected step.
     public enum RejectedNoise: String, Sendable, CaseIterable {
@@ -55,11 +64,21 @@ public struct AdaptiveSDESampler<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
         case redraw
     }
 
+    /// The step-size controller these settings make: per-sample decisions, the RMS norm with scale
+    /// `max(ε_abs, ε_rel · max(|x'|, |x'_prev|))`, `h ← θ h ‖E/δ‖^{−r}` unclamped (the paper's
+    /// Algorithm 1; the solver caps the step at the time left).
+    public var controller: StepSizeController {
+        StepSizeController(uncheckedAbsoluteTolerance: absoluteTolerance, relativeTolerance: relativeTolerance, toleranceScale: .max,
+                           norm: .perSample, safety: safety, exponent: exponent, minimumFactor: 0, maximumFactor: .infinity,
+                           errorFloor: 0, holdAfterRejection: false)
+    }
+
     /// - Throws: `invalidArgument` for tolerances that are not positive, `eps` outside `(0, T)`,
     ///   θ outside (0, 1], r ≤ 0, h₀ ≤ 0, or `.lastPredictorMean` denoising.
     public init(sde: SDE, score: Score, eps: Double, absoluteTolerance: Double = 0.0078, relativeTolerance: Double = 0.05,
                 safety: Double = 0.9, exponent: Double = 0.9, initialStep: Double = 0.01,
-                denoising: FinalDenoising = .none, maximumAttempts: Int = 100_000, rejectedNoise: RejectedNoise = .brownianBridge) throws {
+                denoising: FinalDenoising = .none, maximumAttempts: Int = 100_000, rejectedNoise: RejectedNoise = .brownianBridge,
+                batchSize: Int? = nil) throws {
         try requireParameter(eps.isFinite && eps > 0 && eps < sde.T, "eps must be in (0, T = \(sde.T)) (got \(eps)); the reference uses 1e-3 for VP/sub-VP and 1e-5 for VE")
         try requireParameter(absoluteTolerance.isFinite && absoluteTolerance > 0, "the absolute tolerance must be a finite number > 0 (got \(absoluteTolerance)); the paper uses 0.0078 for images in [-1, 1]")
         try requireParameter(relativeTolerance.isFinite && relativeTolerance >= 0, "the relative tolerance must be a finite number >= 0 (got \(relativeTolerance)); the paper uses 0.05")
@@ -68,10 +87,12 @@ public struct AdaptiveSDESampler<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
         try requireParameter(initialStep.isFinite && initialStep > 0, "the initial step must be > 0 (got \(initialStep)); the paper uses 0.01")
         try requireParameter(denoising != .lastPredictorMean, "the adaptive SDE solver's final denoising is none or tweedie (it has no last predictor mean)")
         try requireParameter(maximumAttempts >= 1, "maximumAttempts must be >= 1 (got \(maximumAttempts))")
+        if let b = batchSize { try requireParameter(b >= 1, "the batch size must be >= 1 (got \(b))") }
         self.sde = sde; self.score = score; self.eps = eps
         self.absoluteTolerance = absoluteTolerance; self.relativeTolerance = relativeTolerance
         self.safety = safety; self.exponent = exponent; self.initialStep = initialStep
         self.denoising = denoising; self.maximumAttempts = maximumAttempts; self.rejectedNoise = rejectedNoise
+        self.batchSize = batchSize
     }
 
     /// Draws `count` samples of shape `rowShape` (default: the model's) from the prior (one draw of
@@ -89,128 +110,174 @@ public struct AdaptiveSDESampler<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
     public func sample(from start: Tensor, using rng: inout RandomSource) throws -> AdaptiveSDEResult {
         try score.validate(start)
         try start.checkFinite("the initial state")
-        let n = start.rows, d = start.rowSize
+        let n = start.rows, d = start.rowSize, end = eps
         let base = rng.nextDraw()
         let noise = rng.derived(0x6767_6661_7374 ^ base), bridge = rng.derived(0x6272_6964_6765 ^ base)   // "ggfast", "bridge"
-        var out = start
+        let reverse = ReverseSDE(sde: sde, score: score, batchSize: batchSize)
+        let controller = self.controller
+        let tolerance = 1e-12 * max(1, sde.T)
+        var x = start
+        var xPrev = start        // each row's previous accepted Euler–Maruyama value (the start at first)
+        var t = [Double](repeating: sde.T, count: n), h = [Double](repeating: min(initialStep, sde.T - end), count: n)
+        var attempts = [UInt64](repeating: 0, count: n)
         var evaluations = [Int](repeating: 0, count: n), rejections = [Int](repeating: 0, count: n)
-        var failure: ScoreSDEError?
-        let lock = NSLock()
-        let rowShape = [1] + start.rowShape
-        out.values.withUnsafeMutableBufferPointer { op in
-            evaluations.withUnsafeMutableBufferPointer { ep in
-                rejections.withUnsafeMutableBufferPointer { rp in
-                    let ob = op.baseAddress!, eb = ep.baseAddress!, rb = rp.baseAddress!
-                    Parallel.forEachChunk(n, grain: 1) { range in
-                        for r in range {
-                            do {
-                                var row = Tensor(uncheckedShape: rowShape, storage: Array(UnsafeBufferPointer(start: ob + r * d, count: d)))
-                                let (e, j) = try solveRow(&row, row: r, noise: noise, bridge: bridge)
-                                for k in 0 ..< d { ob[r * d + k] = row.values[k] }
-                                eb[r] = e; rb[r] = j
-                            } catch {
-                                lock.lock()
-                                if failure == nil { failure = (error as? ScoreSDEError) ?? .invalidArgument("row \(r): \(error)") }
-                                lock.unlock()
+        // Each row's future Brownian increments (interval, ΔW), the next one last: a rejected step's
+        // increment is kept and split with the Brownian bridge (RSwM, Rackauckas & Nie 2017) unless `.redraw`.
+        var stacks = [[(dt: Double, dW: [Double])]](repeating: [], count: n)
+        // Buffers of the active rows, reused by every round (rows beyond the active count unused).
+        var xa = Tensor(zeros: start.shape), xEM = Tensor(zeros: start.shape), s1 = Tensor(zeros: start.shape), s2 = Tensor(zeros: start.shape)
+        var dW = Tensor(zeros: start.shape), k1 = Tensor(zeros: start.shape)
+        var k2 = [Double](repeating: 0, count: d)
+        var active = Array(0 ..< n)
+        while true {
+            active.removeAll { t[$0] - end <= tolerance }
+            if active.isEmpty { break }
+            let m = active.count
+            if let r = active.first(where: { Int(attempts[$0]) >= maximumAttempts }) {
+                throw ScoreSDEError.invalidArgument("the adaptive SDE solver took \(maximumAttempts) attempts on sample \(r) and is still at t = \(t[r]); raise the tolerances")
+            }
+            let shape = [m] + start.rowShape
+            xa.resizeRows(shape); xEM.resizeRows(shape); dW.resizeRows(shape); k1.resizeRows(shape); s1.resizeRows(shape); s2.resizeRows(shape)
+            // This round's step and Brownian increment of every active row; its state gathered.
+            var step = [Double](repeating: 0, count: m), next = [Double](repeating: 0, count: m)
+            x.values.withUnsafeBufferPointer { xp in
+                xa.values.withUnsafeMutableBufferPointer { ap in
+                    dW.values.withUnsafeMutableBufferPointer { wp in
+                        step.withUnsafeMutableBufferPointer { sp in
+                            stacks.withUnsafeMutableBufferPointer { stp in
+                                let xb = xp.baseAddress!, ab = ap.baseAddress!, wb = wp.baseAddress!, sb = sp.baseAddress!, stb = stp.baseAddress!
+                                Parallel.forEachChunk(m, grain: max(1, 4096 / max(d, 1))) { range in
+                                    for i in range {
+                                        let r = active[i]
+                                        (ab + i * d).update(from: xb + r * d, count: d)
+                                        sb[i] = increment(row: r, attempt: attempts[r], step: h[r], stack: &stb[r], noise: noise, bridge: bridge,
+                                                          into: wb + i * d, d: d)
+                                    }
+                                }
                             }
                         }
                     }
                 }
             }
-        }
-        if let failure { throw failure }
-        try out.checkFinite("the samples (the adaptive SDE solver diverged: try smaller tolerances)")
-        return AdaptiveSDEResult(samples: out, perSampleEvaluations: evaluations, perSampleRejections: rejections)
-    }
-
-    /// One sample from `T` to `eps`; returns its NFE and rejected steps.
-    func solveRow(_ x: inout Tensor, row: Int, noise: RandomSource, bridge: RandomSource) throws -> (Int, Int) {
-        let d = x.rowSize, end = eps
-        var t = sde.T, h = min(initialStep, t - end)
-        var xPrev = x          // the previous accepted Euler–Maruyama value (the start at first)
-        var z = Tensor(zeros: x.shape)
-        var nfe = 0, rejected = 0, attempt: UInt64 = 0
-        func reverseDrift(_ y: Tensor, _ s: Tensor, _ time: Double) -> Tensor {
-            let a = sde.driftCoefficient(at: time), g = sde.diffusion(at: time)
-            var f = y.scaled(by: a)
-            f.add(s, scaledBy: -g * g)
-            return f
-        }
-        // Future Brownian increments (interval, ΔW), the next one last: a rejected step's increment is
-        // kept and split with the Brownian bridge (RSwM, Rackauckas & Nie 2017) unless `.redraw`.
-        var stack: [(dt: Double, dW: Tensor)] = []
-        var xi = Tensor(zeros: x.shape)
-        while t - end > 1e-12 * max(1, sde.T) {
-            guard Int(attempt) < maximumAttempts else {
-                throw ScoreSDEError.invalidArgument("the adaptive SDE solver took \(maximumAttempts) attempts on sample \(row) and is still at t = \(t); raise the tolerances")
+            for i in 0 ..< m { next[i] = max(t[active[i]] - step[i], end) }
+            // K1 = −h f̃(x, t) + g(t) ΔW at every row's own time: one batched call.
+            try reverse.score(xa, at: active.map { t[$0] }, rows: m == n ? nil : active, into: &s1)
+            for i in 0 ..< m {
+                let r = active[i], time = t[r]
+                drift(xa, s1, row: i, d: d, at: time, step: step[i], dW: dW, into: &k1)
+                for j in i * d ..< (i + 1) * d { xEM.values[j] = xa.values[j] + k1.values[j] }
             }
-            var step = h
-            var dW: Tensor
-            if rejectedNoise == .brownianBridge, let top = stack.last {
-                if step >= top.dt * (1 - 1e-12) {
-                    step = top.dt; dW = top.dW; stack.removeLast()
-                } else {   // W(step) | W(top.dt) = top.dW: mean (step/dt) ΔW, variance step (dt − step)/dt
-                    xi.values.withUnsafeMutableBufferPointer { zp in bridge.normals(draw: attempt, rows: row ..< row + 1, rowSize: d, into: zp.baseAddress!) }
-                    dW = top.dW.scaled(by: step / top.dt)
-                    dW.add(xi, scaledBy: (step * (top.dt - step) / top.dt).squareRoot())
-                    stack[stack.count - 1] = (top.dt - step, top.dW.adding(dW, scaledBy: -1))
+            // K2 = −h f̃(x + K1, t − h) + g(t − h) ΔW: the second batched call.
+            try reverse.score(xEM, at: next, rows: m == n ? nil : active, into: &s2)
+            for i in 0 ..< m {
+                let r = active[i]
+                k2.withUnsafeMutableBufferPointer { kp in drift(xEM, s2, row: i, d: d, at: next[i], step: step[i], dW: dW, into: kp.baseAddress!) }
+                evaluations[r] += 2
+                attempts[r] += 1
+                // Mixed norm of E = ½ (K2 − K1) against δ = max(ε_abs, ε_rel max(|x'|, |x'_prev|)).
+                var q = 0.0
+                for j in 0 ..< d {
+                    q += controller.scaledSquare(error: 0.5 * (k2[j] - k1.values[i * d + j]), xEM.values[i * d + j], xPrev.values[r * d + j])
                 }
-            } else {
-                z.values.withUnsafeMutableBufferPointer { zp in noise.normals(draw: attempt, rows: row ..< row + 1, rowSize: d, into: zp.baseAddress!) }
-                dW = z.scaled(by: step.squareRoot())
+                let norm = controller.rowNorm(sumOfSquares: q, rowSize: d)
+                guard norm.isFinite else {
+                    throw ScoreSDEError.invalidArgument("the adaptive SDE solver's error estimate is not finite at t = \(t[r]) on sample \(r) (the score returned non-finite values?)")
+                }
+                let (accepted, factor) = controller.decide(error: norm)
+                if accepted {
+                    for j in 0 ..< d { x.values[r * d + j] += 0.5 * (k1.values[i * d + j] + k2[j]) }
+                    for j in 0 ..< d { xPrev.values[r * d + j] = xEM.values[i * d + j] }
+                    t[r] = next[i]
+                } else {
+                    rejections[r] += 1
+                    if rejectedNoise == .brownianBridge { stacks[r].append((step[i], Array(dW.values[i * d ..< (i + 1) * d]))) }
+                }
+                var hr = min(max(t[r] - end, 0), step[i] * factor)   // an error of 0: factor +∞, the rest of the way
+                if t[r] - hr < end + tolerance { hr = t[r] - end }
+                h[r] = hr
             }
-            attempt += 1
-            let s1 = try score.score(x, at: t)
-            var k1 = reverseDrift(x, s1, t).scaled(by: -step)
-            k1.add(dW, scaledBy: sde.diffusion(at: t))
-            let xEM = x.adding(k1)
-            let tn = max(t - step, end)
-            let s2 = try score.score(xEM, at: tn)
-            var k2 = reverseDrift(xEM, s2, tn).scaled(by: -step)
-            k2.add(dW, scaledBy: sde.diffusion(at: tn))
-            nfe += 2
-            // Mixed norm of E = ½ (K2 − K1) against δ = max(ε_abs, ε_rel max(|x'|, |x'_prev|)).
-            var q = 0.0
-            for j in 0 ..< d {
-                let e = 0.5 * (k2.values[j] - k1.values[j])
-                let delta = max(absoluteTolerance, relativeTolerance * max(abs(xEM.values[j]), abs(xPrev.values[j])))
-                q += (e / delta) * (e / delta)
-            }
-            let norm = (q / Double(d)).squareRoot()
-            guard norm.isFinite else {
-                throw ScoreSDEError.invalidArgument("the adaptive SDE solver's error estimate is not finite at t = \(t) on sample \(row) (the score returned non-finite values?)")
-            }
-            if norm <= 1 {
-                for j in 0 ..< d { x.values[j] += 0.5 * (k1.values[j] + k2.values[j]) }
-                xPrev = xEM
-                t = tn
-            } else {
-                rejected += 1
-                if rejectedNoise == .brownianBridge { stack.append((step, dW)) }
-            }
-            h = norm == 0 ? t - end : min(max(t - end, 0), safety * step * Foundation.pow(norm, -exponent))
-            if t - h < end + 1e-12 * max(1, sde.T) { h = t - end }
         }
         if denoising == .tweedie {
             let (m, s) = sde.marginal(at: end)
-            let sc = try score.score(x, at: end)
+            var sc = Tensor(zeros: x.shape)
+            try reverse.score(x, at: [Double](repeating: end, count: n), into: &sc)
             x.add(sc, scaledBy: s * s)
             x.scale(by: 1 / m)
-            nfe += 1
+            for r in 0 ..< n { evaluations[r] += 1 }
         }
-        return (nfe, rejected)
+        try x.checkFinite("the samples (the adaptive SDE solver diverged: try smaller tolerances)")
+        return AdaptiveSDEResult(samples: x, scoreEvaluations: reverse.scoreEvaluations, modelPasses: reverse.modelPasses,
+                                 perSampleEvaluations: evaluations, perSampleRejections: rejections)
+    }
+
+    /// Row `row`'s Brownian increment ΔW for an attempt of size `step` into `w` (`d` values); returns
+    /// the step actually taken (the top of the bridge stack's interval when `step` reaches it). The
+    /// noise is draw `attempt` of row `row`: it does not depend on the other rows.
+    private func increment(row: Int, attempt: UInt64, step h: Double, stack: inout [(dt: Double, dW: [Double])],
+                           noise: RandomSource, bridge: RandomSource, into w: UnsafeMutablePointer<Double>, d: Int) -> Double {
+        if rejectedNoise == .brownianBridge, let top = stack.last {
+            if h >= top.dt * (1 - 1e-12) {
+                stack.removeLast()
+                for j in 0 ..< d { w[j] = top.dW[j] }
+                return top.dt
+            }
+            // W(h) | W(top.dt) = top.dW: mean (h/dt) ΔW, variance h (dt − h)/dt.
+            bridge.normals(draw: attempt, rows: row ..< row + 1, rowSize: d, into: w)
+            let a = h / top.dt, b = (h * (top.dt - h) / top.dt).squareRoot()
+            var rest = top.dW
+            for j in 0 ..< d {
+                let xi = w[j]
+                w[j] = top.dW[j] * a
+                w[j] += b * xi
+                rest[j] += -1 * w[j]
+            }
+            stack[stack.count - 1] = (top.dt - h, rest)
+            return h
+        }
+        noise.normals(draw: attempt, rows: row ..< row + 1, rowSize: d, into: w)
+        let a = h.squareRoot()
+        for j in 0 ..< d { w[j] *= a }
+        return h
+    }
+
+    /// `K = −h f̃(y, t) + g(t) ΔW` of row `row` (`f̃ = f − g² s`, the reverse drift) into `k`, in
+    /// the arithmetic order of the tensor operations `(a y − g² s)·(−h) + g ΔW`.
+    @inline(__always)
+    private func drift(_ y: Tensor, _ s: Tensor, row i: Int, d: Int, at time: Double, step: Double, dW: Tensor,
+                       into k: UnsafeMutablePointer<Double>) {
+        let a = sde.driftCoefficient(at: time), g = sde.diffusion(at: time)
+        for j in 0 ..< d {
+            let o = i * d + j
+            var f = y.values[o] * a
+            f += -g * g * s.values[o]
+            f *= -step
+            f += g * dW.values[o]
+            k[j] = f
+        }
+    }
+
+    /// ``drift(_:_:row:d:at:step:dW:into:)`` into row `row` of `k`.
+    private func drift(_ y: Tensor, _ s: Tensor, row i: Int, d: Int, at time: Double, step: Double, dW: Tensor, into k: inout Tensor) {
+        k.values.withUnsafeMutableBufferPointer { kp in drift(y, s, row: i, d: d, at: time, step: step, dW: dW, into: kp.baseAddress! + i * d) }
     }
 }
 
-/// Samples of ``AdaptiveSDESampler`` and what they cost per sample.
+/// Samples of ``AdaptiveSDESampler`` and what they cost.
 public struct AdaptiveSDEResult: Sendable {
     public let samples: Tensor
-    /// NFE of each sample (2 per attempted step, + 1 for Tweedie denoising).
+    /// NFE: batched score calls (each covers every active row, each row at its own time) — 2 per
+    /// round of attempts, + 1 for Tweedie denoising. The same meaning as every sampler's NFE; it
+    /// equals the largest per-sample count (the paper's count, a batch run in lock-step).
+    public let scoreEvaluations: Int
+    /// Model passes (≥ NFE for guided scores).
+    public let modelPasses: Int
+    /// Each sample's own score evaluations (2 per attempted step, + 1 for Tweedie denoising): not
+    /// NFE, which counts batched calls.
     public let perSampleEvaluations: [Int]
     /// Rejected steps of each sample.
     public let perSampleRejections: [Int]
-    /// The largest per-sample NFE: what the samples cost run as one batch in lock-step (the paper's count).
-    public var scoreEvaluations: Int { perSampleEvaluations.max() ?? 0 }
-    /// The mean per-sample NFE.
+    /// The mean of ``perSampleEvaluations``.
     public var meanEvaluations: Double { Double(perSampleEvaluations.reduce(0, +)) / Double(max(perSampleEvaluations.count, 1)) }
+    /// The largest of ``perSampleEvaluations`` (equal to ``scoreEvaluations``).
+    public var maximumPerSampleEvaluations: Int { perSampleEvaluations.max() ?? 0 }
 }

@@ -12,7 +12,7 @@ import Foundation
 /// (over the whole batch, as scipy's RK45 measures it; ``ErrorNorm/worstRow`` takes the largest
 /// per-row norm instead), keeping the corrected state (local
 /// extrapolation); either way the next step is `h · clamp(θ · err^{−1/(k+1)}, 0.2, 2)` (no growth
-/// right after a rejection). The
+/// right after a rejection) — the shared ``StepSizeController``'s rule (``controller``). The
 /// variable-step UniPC updates use the actual λ-spacings of the history, so no restart is needed
 /// after a change of step size. A rejected attempt costs its one NFE.
 ///
@@ -77,6 +77,15 @@ public struct AdaptiveUniPC<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
         self.batchSize = batchSize; self.norm = norm
     }
 
+    /// The step-size controller these settings make: the mixed RMS norm with scale
+    /// `atol + rtol · max(|x|, |x_corr|)` over the batch or its worst row, θ = ``safety``,
+    /// `r = 1/(k + 1)`, factors in `[0.2, maximumGrowth]`, no growth right after a rejection.
+    public var controller: StepSizeController {
+        StepSizeController(uncheckedAbsoluteTolerance: absoluteTolerance, relativeTolerance: relativeTolerance, toleranceScale: .sum,
+                           norm: norm == .batch ? .batch : .worstRow, safety: safety, exponent: nil,
+                           minimumFactor: 0.2, maximumFactor: maximumGrowth, errorFloor: 1e-10, holdAfterRejection: true)
+    }
+
     /// Both tolerances set to `tolerance`.
     public init(sde: SDE, score: Score, eps: Double, tolerance: Double, order: Int = 3) throws {
         try self.init(sde: sde, score: score, eps: eps, order: order, absoluteTolerance: tolerance, relativeTolerance: tolerance)
@@ -96,6 +105,7 @@ public struct AdaptiveUniPC<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
         guard latents.storage.allSatisfy({ $0.isFinite }) else { throw ScoreSDEError.nonFinite("the latents contain NaN or Inf") }
         let reverse = ReverseSDE(sde: sde, score: score, batchSize: batchSize)
         let step = try UniPC(order: order)
+        let controller = self.controller
         let lambdaStart = sde.halfLogSNR(at: sde.T), lambdaEnd = sde.halfLogSNR(at: eps)
         let span = lambdaEnd - lambdaStart
         var h = initialStep ?? span / 32
@@ -132,15 +142,14 @@ public struct AdaptiveUniPC<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
             let x0 = try model(predicted, next)
             step.update(into: &corrected, from: x, models: predictions, lambdas: lambdas, sde: sde, from: t, to: next, order: k,
                         modelAtEnd: x0)
-            let err = errorNorm(x, predicted, corrected)
+            let err = errorNorm(x, predicted, corrected, controller)
             guard err.isFinite else {
                 throw ScoreSDEError.integrator(IntegratorFailure(reason: .nonFiniteRightHandSide, time: t, stepSize: h,
                     advice: "the score model returned NaN or Inf (check the model and the latents)"))
             }
-            // No growth right after a rejection (Hairer, Nørsett & Wanner, §II.4).
-            let factor = Swift.min(justRejected ? 1 : maximumGrowth,
-                                   Swift.max(0.2, safety * Foundation.pow(Swift.max(err, 1e-10), -1 / Double(k + 1))))
-            if err <= 1 {
+            // No growth right after a rejection (Hairer, Nørsett & Wanner, §II.4): the controller's.
+            let (ok, factor) = controller.decide(error: err, order: k, afterRejection: justRejected)
+            if ok {
                 swap(&x, &corrected); t = next; lambda = sde.halfLogSNR(at: next)
                 predictions.insert(x0, at: 0); lambdas.insert(lambda, at: 0)
                 if predictions.count > order { spare.append(predictions.removeLast()); lambdas.removeLast() }
@@ -149,7 +158,7 @@ public struct AdaptiveUniPC<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
             } else {
                 rejected += 1
                 spare.append(x0)
-                h *= Swift.min(1, factor); justRejected = true
+                h *= factor; justRejected = true
             }
         }
         return AdaptiveUniPCResult(states: x, scoreEvaluations: reverse.scoreEvaluations, modelPasses: reverse.modelPasses,
@@ -157,9 +166,8 @@ public struct AdaptiveUniPC<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
     }
 
     /// The mixed RMS norm of `corrected − predicted` over the whole batch (``ErrorNorm/batch``) or
-    /// the largest per-row RMS norm (``ErrorNorm/worstRow``).
-    func errorNorm(_ x: Tensor, _ predicted: Tensor, _ corrected: Tensor) -> Double {
-        let atol = absoluteTolerance, rtol = relativeTolerance
+    /// the largest per-row RMS norm (``ErrorNorm/worstRow``), as `controller` measures it.
+    func errorNorm(_ x: Tensor, _ predicted: Tensor, _ corrected: Tensor, _ controller: StepSizeController) -> Double {
         let d = Swift.max(1, x.rowSize), rows = x.count / d
         var sum = 0.0, worst = 0.0
         x.values.withUnsafeBufferPointer { xp in
@@ -167,20 +175,13 @@ public struct AdaptiveUniPC<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
                 corrected.values.withUnsafeBufferPointer { cp in
                     for r in 0 ..< rows {
                         var row = 0.0
-                        for i in r * d ..< (r + 1) * d {
-                            let scale = atol + rtol * Swift.max(Swift.abs(xp[i]), Swift.abs(cp[i]))
-                            let e = (cp[i] - pp[i]) / scale
-                            row += e * e
-                        }
+                        for i in r * d ..< (r + 1) * d { row += controller.scaledSquare(error: cp[i] - pp[i], xp[i], cp[i]) }
                         sum += row; worst = Swift.max(worst, row)
                     }
                 }
             }
         }
-        switch norm {
-        case .batch: return (sum / Double(Swift.max(1, x.count))).squareRoot()
-        case .worstRow: return (worst / Double(d)).squareRoot()
-        }
+        return controller.batchNorm(total: sum, worstRow: worst, values: x.count, rowSize: d)
     }
 }
 

@@ -26,6 +26,11 @@ public struct ClassConditionedScore: ScoreJacobianProviding {
         try model.score(x, at: t, labels: labels)
     }
 
+    /// Each row at its own time, in one pass of the MLP.
+    public func score(_ x: Tensor, at times: [Double], into out: inout Tensor) throws {
+        out = try model.score(x, at: times, labels: labels)
+    }
+
     public func scoreAndJVP(_ x: Tensor, at t: Double, direction v: Tensor) throws -> (score: Tensor, jvp: Tensor) {
         try model.scoreAndJVP(x, at: t, direction: v, labels: labels)
     }
@@ -78,5 +83,18 @@ extension Tensor {
             }
         }
         return Tensor(uncheckedShape: [indices.count] + rowShape, storage: out)
+    }
+
+    /// Writes the rows of `part` to rows `indices` of `self` (the inverse of ``gatherRows(_:)``).
+    mutating func scatterRows(_ indices: [Int], from part: Tensor) {
+        let d = rowSize
+        precondition(part.count == indices.count * d, "scatterRows: \(part.count) values for \(indices.count) rows of \(d)")
+        part.storage.withUnsafeBufferPointer { src in
+            storage.withUnsafeMutableBufferPointer { dst in
+                for (r, i) in indices.enumerated() {
+                    (dst.baseAddress! + i * d).update(from: src.baseAddress! + r * d, count: d)
+                }
+            }
+        }
     }
 }

@@ -94,7 +94,20 @@ public struct DiffusersScore: ScoreVJPProviding {
     /// The score with one label per row (`labelRows`: embedding rows `0..<classEmbeddings`), or
     /// ``label`` for every row when nil.
     func score(_ x: Tensor, at t: Double, labelRows: [Int]?, into out: inout Tensor) throws {
-        _ = try evaluate(x, at: t, labelRows: labelRows, into: &out, cotangent: nil)
+        _ = try evaluate(x, at: [t], labelRows: labelRows, into: &out, cotangent: nil)
+    }
+
+    /// Each row at its own time in one pass (the network embeds time per image; each row's
+    /// `m(tᵢ)`, `σ(tᵢ)` convert its output). Row `i` equals ``score(_:at:)`` on that row at
+    /// `times[i]` up to float32 rounding.
+    public func score(_ x: Tensor, at times: [Double], into out: inout Tensor) throws {
+        try score(x, at: times, labelRows: nil, into: &out)
+    }
+
+    /// Per-row times with one label per row (as ``score(_:at:labelRows:into:)``).
+    func score(_ x: Tensor, at times: [Double], labelRows: [Int]?, into out: inout Tensor) throws {
+        try checkTimes(times, x)
+        _ = try evaluate(x, at: times, labelRows: labelRows, into: &out, cotangent: nil)
     }
 
     /// The score and its vector–Jacobian product `(∂s/∂x)ᵀ u` (``ScoreVJPProviding``): one forward
@@ -107,24 +120,26 @@ public struct DiffusersScore: ScoreVJPProviding {
     func scoreAndVJP(_ x: Tensor, at t: Double, cotangent u: Tensor, labelRows: [Int]?) throws -> (score: Tensor, vjp: Tensor) {
         guard u.shape == x.shape else { throw ScoreSDEError.shapeMismatch("the cotangent has shape \(u.shape), the input \(x.shape)") }
         var out = Tensor(zeros: x.shape)
-        let vjp = try evaluate(x, at: t, labelRows: labelRows, into: &out, cotangent: u)!
+        let vjp = try evaluate(x, at: [t], labelRows: labelRows, into: &out, cotangent: u)!
         return (out, vjp)
     }
 
-    private func evaluate(_ x: Tensor, at t: Double, labelRows: [Int]?, into out: inout Tensor, cotangent: Tensor?) throws -> Tensor? {
+    /// The score (and with a cotangent its VJP) at one time for all rows or one per row (`times`).
+    private func evaluate(_ x: Tensor, at times: [Double], labelRows: [Int]?, into out: inout Tensor, cotangent: Tensor?) throws -> Tensor? {
         let c = network.configuration, C = c.channels, S = c.imageSize, P = S * S
         guard x.rowSize == C * P else {
             throw ScoreSDEError.shapeMismatch("this U-Net takes \(C)×\(S)×\(S) images (\(C * P) values per row) but the rows have shape \(x.rowShape) (\(x.rowSize) values)")
         }
-        guard t.isFinite else { throw ScoreSDEError.nonFinite("the time t is \(t)") }
+        for t in times { guard t.isFinite else { throw ScoreSDEError.nonFinite("the time t is \(t)") } }
         if out.shape != x.shape { out = Tensor(zeros: x.shape) }
-        let count = x.count
-        let (m, std) = forwardSDE.marginal(at: t)
-        let (y, jtu) = try networkOutput(x, tau: networkTime(at: t), labelRows: labelRows, cotangent: cotangent)
+        let count = x.count, d = max(x.rowSize, 1), t = times[0]
+        let marginals = times.map { forwardSDE.marginal(at: $0) }
+        let (y, jtu) = try networkOutput(x, taus: times.map(networkTime(at:)), labelRows: labelRows, cotangent: cotangent)
         let pred = scheduler.prediction
         out.storage.withUnsafeMutableBufferPointer { o in
             x.storage.withUnsafeBufferPointer { xs in
                 for i in 0 ..< count {
+                    let (m, std) = marginals.count == 1 ? marginals[0] : marginals[i / d]
                     let e: Double
                     switch pred {
                     case .epsilon: e = y[i]
@@ -140,6 +155,7 @@ public struct DiffusersScore: ScoreVJPProviding {
         var vjp = Tensor(zeros: x.shape)
         vjp.storage.withUnsafeMutableBufferPointer { v in
             for i in 0 ..< count {
+                let (m, std) = marginals.count == 1 ? marginals[0] : marginals[i / d]
                 switch pred {
                 case .epsilon: v[i] = -jtu[i] / std
                 case .vPrediction: v[i] = -u.storage[i] - m / std * jtu[i]
@@ -162,6 +178,11 @@ public struct DiffusersScore: ScoreVJPProviding {
 
     /// The network output and, with a cotangent `u` (NCHW), `(∂o/∂x)ᵀ u` (×2 under `center_input_sample`).
     func networkOutput(_ x: Tensor, tau: Double, labelRows: [Int]?, cotangent: Tensor?) throws -> (output: [Double], vjp: [Double]?) {
+        try networkOutput(x, taus: [tau], labelRows: labelRows, cotangent: cotangent)
+    }
+
+    /// ``networkOutput(_:tau:labelRows:cotangent:)`` with one network time for all rows or one per row.
+    func networkOutput(_ x: Tensor, taus: [Double], labelRows: [Int]?, cotangent: Tensor?) throws -> (output: [Double], vjp: [Double]?) {
         let c = network.configuration, C = c.channels, S = c.imageSize, P = S * S, n = x.rows
         guard x.rowSize == C * P else { throw ScoreSDEError.shapeMismatch("this U-Net takes \(C)×\(S)×\(S) images, got rows of \(x.rowSize) values") }
         let net = network.pool.take()
@@ -179,7 +200,7 @@ public struct DiffusersScore: ScoreVJPProviding {
         }
         guard finite else { throw ScoreSDEError.nonFinite("the input images contain NaN or Inf") }
         let labels: [Int]? = classEmbeddings > 0 ? (labelRows ?? [Int](repeating: label ?? classEmbeddings - 1, count: n)) : nil
-        let y = net.network.forward(input, tau: [Double](repeating: tau, count: n), labels: labels)
+        let y = net.network.forward(input, tau: taus.count == 1 ? [Double](repeating: taus[0], count: n) : taus, labels: labels)
         var out = [Double](repeating: 0, count: n * C * P)
         for b in 0 ..< n { for ch in 0 ..< C { for q in 0 ..< P { out[(b * C + ch) * P + q] = Double(y[(b * P + q) * C + ch]) } } }
         guard let u = cotangent else { return (out, nil) }

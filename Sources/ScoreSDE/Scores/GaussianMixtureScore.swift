@@ -19,9 +19,15 @@ public struct GaussianMixtureScore: ScoreJacobianProviding, ScoreDivergenceProvi
 
     /// The kernel of `p_t`.
     func kernel(at t: Double) throws -> GaussianMixtureKernel {
+        try kernel(at: t, validateOnly: false)!
+    }
+
+    /// The kernel of `p_t`, or only the check of `t` (nil) when `validateOnly`.
+    func kernel(at t: Double, validateOnly: Bool) throws -> GaussianMixtureKernel? {
         guard t.isFinite, t >= 0, t <= sde.T else {
             throw ScoreSDEError.invalidArgument("time t must be in [0, \(sde.T)] (got \(t))")
         }
+        if validateOnly { return nil }
         let (m, s) = sde.marginal(at: t)
         return GaussianMixtureKernel(mixture, meanScale: m, std: s)
     }
@@ -37,6 +43,38 @@ public struct GaussianMixtureScore: ScoreJacobianProviding, ScoreDivergenceProvi
         try validate(x)
         if out.shape != x.shape { out = Tensor(zeros: x.shape) }
         try kernel(at: t).run(x, score: &out, logDensity: nil)
+    }
+
+    /// Each row at its own time: the kernel of `p_{tᵢ}` (built per row, in parallel, and reused by
+    /// the next row when it has the same time) and the same C kernel as the single-time call, row by
+    /// row — bitwise the single-time call on each row.
+    public func score(_ x: Tensor, at times: [Double], into out: inout Tensor) throws {
+        try validate(x)
+        try checkTimes(times, x)
+        if out.shape != x.shape { out = Tensor(zeros: x.shape) }
+        if let t = times.first, times.allSatisfy({ $0 == t }) { return try kernel(at: t).run(x, score: &out, logDensity: nil) }
+        let marginals = try times.map { t -> (meanScale: Double, std: Double) in _ = try kernel(at: t, validateOnly: true); return sde.marginal(at: t) }
+        let d = mixture.dimension, k = mixture.componentCount, mixture = self.mixture
+        let finite = x.storage.withUnsafeBufferPointer { xp in
+            out.storage.withUnsafeMutableBufferPointer { op in
+                let xb = xp.baseAddress!, ob = op.baseAddress!
+                return Parallel.allChunks(x.rows, grain: max(1, 2048 / max(k * d, 1))) { range in
+                    var kernel: GaussianMixtureKernel?, last = Double.nan
+                    var ok = true
+                    for r in range {
+                        if kernel == nil || times[r] != last {
+                            kernel = GaussianMixtureKernel(mixture, meanScale: marginals[r].meanScale, std: marginals[r].std)
+                            last = times[r]
+                        }
+                        ok = kernel!.runRow(xb + r * d, ob + r * d) && ok
+                    }
+                    return ok
+                }
+            }
+        }
+        if !finite {
+            throw ScoreSDEError.nonFinite("the mixture score is not finite: the input has NaN/Inf, or the mixture's means and stds are so far apart in scale that (x − mean)²/variance overflows (rescale the data)")
+        }
     }
 
     /// Exact `log p_t(x)` for each row.
@@ -152,6 +190,19 @@ struct GaussianMixtureKernel {
         if let logDensity { logDensity.pointee = logp }
         if !finite {
             throw ScoreSDEError.nonFinite("the mixture score is not finite: the input has NaN/Inf, or the mixture's means and stds are so far apart in scale that (x − mean)²/variance overflows (rescale the data)")
+        }
+    }
+
+    /// The score of the one row at `x` into `out` (the C kernel on one row); false if not finite.
+    func runRow(_ x: UnsafePointer<Double>, _ out: UnsafeMutablePointer<Double>) -> Bool {
+        mu.withUnsafeBufferPointer { m in
+            iv.withUnsafeBufferPointer { v in
+                mv.withUnsafeBufferPointer { w in
+                    lc.withUnsafeBufferPointer { c0 in
+                        sde_gmm_score(x, out, nil, 1, d, k, m.baseAddress!, v.baseAddress!, w.baseAddress!, c0.baseAddress!, -1) != 0
+                    }
+                }
+            }
         }
     }
 

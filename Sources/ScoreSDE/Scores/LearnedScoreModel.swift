@@ -91,6 +91,11 @@ public struct UNetConditionedScore: ScoreVJPProviding {
         try model.score(x, at: t, labels: labels)
     }
 
+    /// Each row at its own time, in one pass of the U-Net.
+    public func score(_ x: Tensor, at times: [Double], into out: inout Tensor) throws {
+        out = try model.score(x, at: times, labels: labels)
+    }
+
     public func scoreAndVJP(_ x: Tensor, at t: Double, cotangent u: Tensor) throws -> (score: Tensor, vjp: Tensor) {
         try model.scoreAndVJP(x, at: t, cotangent: u, labels: labels)
     }
@@ -129,6 +134,11 @@ public struct DiffusersConditionedScore: ScoreVJPProviding {
         let rows = try model.network.labelIndices(labels, rows: x.rows)
         try model.score(x, at: t, labelRows: rows, into: &out)
         return out
+    }
+
+    /// Each row at its own time, in one pass of the network.
+    public func score(_ x: Tensor, at times: [Double], into out: inout Tensor) throws {
+        try model.score(x, at: times, labelRows: try model.network.labelIndices(labels, rows: x.rows), into: &out)
     }
 
     public func scoreAndVJP(_ x: Tensor, at t: Double, cotangent u: Tensor) throws -> (score: Tensor, vjp: Tensor) {

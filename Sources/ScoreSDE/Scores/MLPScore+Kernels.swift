@@ -223,7 +223,8 @@ func convert<S: BinaryFloatingPoint, T: BinaryFloatingPoint>(_ src: UnsafePointe
 ///
 /// At a fixed time the embedding is one vector, so it is folded into biases once, in float64 from
 /// the float64 parameters: `bias0 = input.bias + temb`, `biasU_i = dense1.bias + temb.bias + temb.weight · temb`,
-/// then rounded to `T`.
+/// then rounded to `T`. With a time per row (``MLPScore/score(_:at:labels:)-(_,[Double],_)``) each
+/// distinct time gets its own folded biases, the same arithmetic, and every row reads its time's.
 final class MLPInferenceContext<T: MLPKernelScalar> {
     let l: MLPLayout
     /// The parameters in `T` (the float64 ones themselves when `T` is `Double`).
@@ -233,6 +234,10 @@ final class MLPInferenceContext<T: MLPKernelScalar> {
     let h, act, u: UnsafeMutablePointer<T>
     let dh, dact, du: UnsafeMutablePointer<T>
     let bias0, biasU: UnsafeMutablePointer<T>
+    /// Per-row times: the bias slot (distinct time) of each row of the whole call; empty for one time.
+    let rowSlot: [Int]
+    /// Values per bias slot: `bias0` then the blocks' `biasU`.
+    var slotStride: Int { l.h * (1 + l.blocks) }
     /// `T` ≠ `Double`: the chunk's inputs and outputs in `T` (rows × D each: x, v, out, jvp).
     let staging: UnsafeMutablePointer<T>?
 
@@ -240,11 +245,17 @@ final class MLPInferenceContext<T: MLPKernelScalar> {
     ///   - pd: the float64 parameters (the time embedding is computed from them).
     ///   - p: the same parameters in `T`.
     ///   - label: the label row of `label.embedding` to add (conditional networks), or nil.
-    init(layout l: MLPLayout, params pd: UnsafePointer<Double>, compute p: UnsafePointer<T>, tau: Double, label: Int? = nil,
+    ///   - taus: one network time for all rows, or one per row of the call.
+    init(layout l: MLPLayout, params pd: UnsafePointer<Double>, compute p: UnsafePointer<T>, taus: [Double], label: Int? = nil,
          capacity: Int, withTangent: Bool) {
         self.l = l; self.p = p; self.capacity = capacity
+        var distinct: [Double] = [], slot: [Int] = [], seen: [Double: Int] = [:]
+        for tau in taus {
+            if let j = seen[tau] { slot.append(j) } else { seen[tau] = distinct.count; slot.append(distinct.count); distinct.append(tau) }
+        }
+        rowSlot = distinct.count > 1 ? slot : []
         let hw = l.h, slab = capacity * hw
-        let total = (withTangent ? 6 : 3) * slab + hw * (1 + l.blocks)
+        let total = (withTangent ? 6 : 3) * slab + hw * (1 + l.blocks) * distinct.count
         buffer = .allocate(capacity: total)
         h = buffer; act = buffer + slab; u = buffer + 2 * slab
         dh = withTangent ? buffer + 3 * slab : h
@@ -254,49 +265,52 @@ final class MLPInferenceContext<T: MLPKernelScalar> {
         bias0 = base; biasU = base + hw
         staging = T.self == Double.self ? nil : .allocate(capacity: 4 * capacity * l.d)
 
-        // Time embedding of one row, in float64.
+        // Time embedding of one row per distinct time, in float64.
         let scratch = UnsafeMutablePointer<Double>.allocate(capacity: 2 * l.f + 2 * hw + hw * (1 + l.blocks))
         defer { scratch.deallocate() }
         let feat = scratch, temb = feat + 2 * l.f, tmp = temb + hw, b0 = tmp + hw, bU = b0 + hw
-        var t = tau
-        fourierFeatures(&t, rows: 1, frequencies: pd + l.freq, f: l.f, into: feat)
-        tmp.update(from: pd + l.embB, count: hw)
-        linearForward(feat, rows: 1, inDim: 2 * l.f, weight: pd + l.embW, outDim: hw, into: tmp, accumulate: true)
-        if let label, l.labEmb >= 0 {
-            let e = pd + l.labEmb + label * hw
-            for j in 0 ..< hw { tmp[j] += e[j] }
-        }
-        for j in 0 ..< hw { temb[j] = siluScalar(tmp[j]) }
-        for j in 0 ..< hw { b0[j] = pd[l.inB + j] + temb[j] }
-        for i in 0 ..< l.blocks {
-            let b = bU + i * hw
-            b.update(from: pd + l.b1[i], count: hw)
-            if l.embedInBlocks {
-                for j in 0 ..< hw { b[j] += pd[l.bt[i] + j] }
-                linearForward(temb, rows: 1, inDim: hw, weight: pd + l.wt[i], outDim: hw, into: b, accumulate: true)
+        for (slot, tau) in distinct.enumerated() {
+            var t = tau
+            fourierFeatures(&t, rows: 1, frequencies: pd + l.freq, f: l.f, into: feat)
+            tmp.update(from: pd + l.embB, count: hw)
+            linearForward(feat, rows: 1, inDim: 2 * l.f, weight: pd + l.embW, outDim: hw, into: tmp, accumulate: true)
+            if let label, l.labEmb >= 0 {
+                let e = pd + l.labEmb + label * hw
+                for j in 0 ..< hw { tmp[j] += e[j] }
             }
+            for j in 0 ..< hw { temb[j] = siluScalar(tmp[j]) }
+            for j in 0 ..< hw { b0[j] = pd[l.inB + j] + temb[j] }
+            for i in 0 ..< l.blocks {
+                let b = bU + i * hw
+                b.update(from: pd + l.b1[i], count: hw)
+                if l.embedInBlocks {
+                    for j in 0 ..< hw { b[j] += pd[l.bt[i] + j] }
+                    linearForward(temb, rows: 1, inDim: hw, weight: pd + l.wt[i], outDim: hw, into: b, accumulate: true)
+                }
+            }
+            convert(b0, to: bias0 + slot * slotStride, hw * (1 + l.blocks))
         }
-        convert(b0, to: bias0, hw * (1 + l.blocks))
     }
 
     deinit { buffer.deallocate(); staging?.deallocate() }
 
     /// `out = scale · net(x)` (with `bound`: `scale · B tanh(net / B)`) and, when `v` is given,
-    /// `jvp` its derivative along `v`, for `rows ≤ capacity` float64 rows: converted to `T` on the
-    /// way in, the network in `T`, the output converted back and scaled in float64.
-    func run(x: UnsafePointer<Double>, rows n: Int, out: UnsafeMutablePointer<Double>,
-             v: UnsafePointer<Double>?, jvp: UnsafeMutablePointer<Double>?, scale: Double, bound: Double? = nil) {
+    /// `jvp` its derivative along `v`, for `rows ≤ capacity` float64 rows, rows `first ..< first + n`
+    /// of the call: converted to `T` on the way in, the network in `T`, the output converted back
+    /// and scaled in float64 (`scales`: one for all rows of the call, or one per row).
+    func run(x: UnsafePointer<Double>, first: Int, rows n: Int, out: UnsafeMutablePointer<Double>,
+             v: UnsafePointer<Double>?, jvp: UnsafeMutablePointer<Double>?, scales: [Double], bound: Double? = nil) {
         let nd = n * l.d
         if let staging {
             let xs = staging, vs = staging + capacity * l.d, os = vs + capacity * l.d, js = os + capacity * l.d
             convert(x, to: xs, nd)
             if let v { convert(v, to: vs, nd) }
-            network(x: xs, rows: n, out: os, v: v == nil ? nil : UnsafePointer(vs), jvp: jvp == nil ? nil : js)
+            network(x: xs, first: first, rows: n, out: os, v: v == nil ? nil : UnsafePointer(vs), jvp: jvp == nil ? nil : js)
             convert(os, to: out, nd)
             if let jvp { convert(js, to: jvp, nd) }
         } else {
             // T is Double: no conversion.
-            network(x: UnsafeRawPointer(x).assumingMemoryBound(to: T.self), rows: n,
+            network(x: UnsafeRawPointer(x).assumingMemoryBound(to: T.self), first: first, rows: n,
                     out: UnsafeMutableRawPointer(out).assumingMemoryBound(to: T.self),
                     v: v.map { UnsafeRawPointer($0).assumingMemoryBound(to: T.self) },
                     jvp: jvp.map { UnsafeMutableRawPointer($0).assumingMemoryBound(to: T.self) })
@@ -309,20 +323,40 @@ final class MLPInferenceContext<T: MLPKernelScalar> {
                 if let jvp { jvp[i] *= 1 - th * th }
             }
         }
-        if scale != 1 { for i in 0 ..< nd { out[i] *= scale } }
-        if let jvp, scale != 1 { for i in 0 ..< nd { jvp[i] *= scale } }
+        if scales.count == 1 {
+            let scale = scales[0]
+            if scale != 1 { for i in 0 ..< nd { out[i] *= scale } }
+            if let jvp, scale != 1 { for i in 0 ..< nd { jvp[i] *= scale } }
+        } else {
+            for r in 0 ..< n {
+                let scale = scales[first + r]
+                for i in r * l.d ..< (r + 1) * l.d { out[i] *= scale }
+                if let jvp { for i in r * l.d ..< (r + 1) * l.d { jvp[i] *= scale } }
+            }
+        }
+    }
+
+    /// Fills `rows` rows of `dst` (rows `first…` of the call) with the folded bias at `offset` of a
+    /// slot (0: the input layer's, `hw · (1 + i)`: block `i`'s), each row its own time's.
+    private func fillBias(_ dst: UnsafeMutablePointer<T>, first: Int, rows: Int, offset: Int) {
+        let hw = l.h
+        if rowSlot.isEmpty { return fillRows(dst, rows: rows, width: hw, bias: bias0 + offset) }
+        let stride = slotStride
+        Parallel.forEachChunk(rows, grain: max(1, elementGrain / max(hw, 1))) { range in
+            for r in range { (dst + r &* hw).update(from: bias0 + rowSlot[first + r] * stride + offset, count: hw) }
+        }
     }
 
     /// `out = net(x)` and, when `v` is given, `jvp = (∂net/∂x) v`, in `T`.
-    func network(x: UnsafePointer<T>, rows n: Int, out: UnsafeMutablePointer<T>, v: UnsafePointer<T>?, jvp: UnsafeMutablePointer<T>?) {
+    func network(x: UnsafePointer<T>, first: Int, rows n: Int, out: UnsafeMutablePointer<T>, v: UnsafePointer<T>?, jvp: UnsafeMutablePointer<T>?) {
         let hw = l.h, d = l.d, nh = n * hw
         let tangent = v != nil
-        fillRows(h, rows: n, width: hw, bias: bias0)
+        fillBias(h, first: first, rows: n, offset: 0)
         linearForward(x, rows: n, inDim: d, weight: p + l.inW, outDim: hw, into: h, accumulate: true)
         if let v { linearForward(v, rows: n, inDim: d, weight: p + l.inW, outDim: hw, into: dh, accumulate: false) }
         for i in 0 ..< l.blocks {
             if tangent { T.siluTangent(h, dh, act: act, dact: dact, nh) } else { T.siluForward(h, act: act, sig: nil, nh) }
-            fillRows(u, rows: n, width: hw, bias: biasU + i * hw)
+            fillBias(u, first: first, rows: n, offset: hw * (1 + i))
             linearForward(act, rows: n, inDim: hw, weight: p + l.w1[i], outDim: hw, into: u, accumulate: true)
             if tangent { linearForward(dact, rows: n, inDim: hw, weight: p + l.w1[i], outDim: hw, into: du, accumulate: false) }
             if tangent { T.siluTangent(u, du, act: act, dact: dact, nh) } else { T.siluForward(u, act: act, sig: nil, nh) }

@@ -251,8 +251,36 @@ public struct MLPScore: ScoreJacobianProviding {
         let (tau, c) = try conditioning(at: t)
         let idx = try labelIndices(labels, rows: x.rows)
         var out = Tensor(zeros: x.shape)
-        try evaluateByLabel(x, labels: idx, tau: tau, scale: c, out: &out, direction: nil, jvp: nil)
+        try evaluateByLabel(x, labels: idx, taus: [tau], scales: [c], out: &out, direction: nil, jvp: nil)
         addGaussianBase(x, at: t, into: &out)
+        try out.checkFinite("the learned score")
+        return out
+    }
+
+    /// Each row at its own time, in one pass of the network: the time embedding (and its biases)
+    /// once per distinct time, the scaling `±1/std(tᵢ)` and the Gaussian base per row. Row `i`
+    /// equals ``score(_:at:)`` on that row at `times[i]` up to the rounding of a batched product.
+    public func score(_ x: Tensor, at times: [Double], into out: inout Tensor) throws {
+        out = try score(x, at: times, labels: [nil])
+    }
+
+    /// ``score(_:at:labels:)`` with each row at its own time (labels as there).
+    public func score(_ x: Tensor, at times: [Double], labels: [Int?]) throws -> Tensor {
+        try validate(x)
+        try checkTimes(times, x)
+        if let t = times.first, times.allSatisfy({ $0 == t }) { return try score(x, at: t, labels: labels) }
+        let cond = try times.map { try conditioning(at: $0) }
+        let idx = try labelIndices(labels, rows: x.rows)
+        var out = Tensor(zeros: x.shape)
+        try evaluateByLabel(x, labels: idx, taus: cond.map(\.tau), scales: cond.map(\.scale), out: &out, direction: nil, jvp: nil)
+        if architecture.gaussianBase {
+            let marginals = times.map { sde.marginal(at: $0) }
+            x.storage.withUnsafeBufferPointer { xp in
+                out.storage.withUnsafeMutableBufferPointer { op in
+                    addGaussianBase(x: xp.baseAddress!, rows: x.rows, means: marginals.map(\.meanScale), stds: marginals.map(\.std), into: op.baseAddress!)
+                }
+            }
+        }
         try out.checkFinite("the learned score")
         return out
     }
@@ -268,7 +296,7 @@ public struct MLPScore: ScoreJacobianProviding {
         let (tau, c) = try conditioning(at: t)
         let idx = try labelIndices(labels, rows: x.rows)
         var out = Tensor(zeros: x.shape), jv = Tensor(zeros: x.shape)
-        try evaluateByLabel(x, labels: idx, tau: tau, scale: c, out: &out, direction: v, jvp: &jv)
+        try evaluateByLabel(x, labels: idx, taus: [tau], scales: [c], out: &out, direction: v, jvp: &jv)
         addGaussianBase(x, at: t, into: &out, direction: v, jvp: &jv)
         try out.checkFinite("the learned score")
         try jv.checkFinite("the learned score's Jacobian-vector product")
@@ -280,33 +308,34 @@ public struct MLPScore: ScoreJacobianProviding {
         try validate(x)
         let (tau, _) = try conditioning(at: t)
         var out = Tensor(zeros: x.shape)
-        evaluate(x, tau: tau, label: architecture.classCount > 0 ? architecture.classCount : nil, scale: 1, out: &out, direction: nil, jvp: nil)
+        evaluate(x, taus: [tau], label: architecture.classCount > 0 ? architecture.classCount : nil, scales: [1], out: &out, direction: nil, jvp: nil)
         return out
     }
 
-    /// ``evaluate(_:tau:label:scale:out:direction:jvp:)`` with per-row label indices (`-1`: none; a
-    /// single entry: all rows), grouping the rows by label.
-    func evaluateByLabel(_ x: Tensor, labels idx: [Int], tau: Double, scale: Double, out: inout Tensor,
+    /// ``evaluate(_:taus:label:scales:out:direction:jvp:)`` with per-row label indices (`-1`: none;
+    /// a single entry: all rows), grouping the rows by label.
+    func evaluateByLabel(_ x: Tensor, labels idx: [Int], taus: [Double], scales: [Double], out: inout Tensor,
                          direction: Tensor?, jvp: UnsafeMutablePointer<Tensor>?) throws {
         if idx.count == 1 || Set(idx).count == 1 {
             let y = idx[0] < 0 ? nil : idx[0]
-            evaluate(x, tau: tau, label: y, scale: scale, out: &out, direction: direction, jvp: jvp)
+            evaluate(x, taus: taus, label: y, scales: scales, out: &out, direction: direction, jvp: jvp)
             return
         }
         let d = x.rowSize
         for y in Set(idx).sorted() {
             let rows = idx.indices.filter { idx[$0] == y }
             let xs = x.gatherRows(rows)
+            let ts = taus.count == 1 ? taus : rows.map { taus[$0] }, cs = scales.count == 1 ? scales : rows.map { scales[$0] }
             var o = Tensor(zeros: xs.shape)
             if let direction, let jvp {
                 let vs = direction.gatherRows(rows)
                 var j = Tensor(zeros: xs.shape)
-                evaluate(xs, tau: tau, label: y < 0 ? nil : y, scale: scale, out: &o, direction: vs, jvp: &j)
+                evaluate(xs, taus: ts, label: y < 0 ? nil : y, scales: cs, out: &o, direction: vs, jvp: &j)
                 for (k, r) in rows.enumerated() {
                     for c in 0 ..< d { jvp.pointee.storage[r * d + c] = j.storage[k * d + c] }
                 }
             } else {
-                evaluate(xs, tau: tau, label: y < 0 ? nil : y, scale: scale, out: &o, direction: nil, jvp: nil)
+                evaluate(xs, taus: ts, label: y < 0 ? nil : y, scales: cs, out: &o, direction: nil, jvp: nil)
             }
             for (k, r) in rows.enumerated() {
                 for c in 0 ..< d { out.storage[r * d + c] = o.storage[k * d + c] }
@@ -315,28 +344,29 @@ public struct MLPScore: ScoreJacobianProviding {
     }
 
     /// `out = scale · net(x, τ, y)` and, with a direction, `jvp = scale · ∂net/∂x · v`, in chunks of
-    /// rows, in the model's ``precision``.
-    func evaluate(_ x: Tensor, tau: Double, label: Int? = nil, scale: Double, out: inout Tensor, direction: Tensor?, jvp: UnsafeMutablePointer<Tensor>?) {
+    /// rows, in the model's ``precision``. `taus` and `scales` hold one value for all rows or one per
+    /// row (each row at its own time).
+    func evaluate(_ x: Tensor, taus: [Double], label: Int? = nil, scales: [Double], out: inout Tensor, direction: Tensor?, jvp: UnsafeMutablePointer<Tensor>?) {
         parameters.withUnsafeBufferPointer { pd in
             switch precision {
             case .float64:
-                evaluate(x, compute: pd.baseAddress!, tau: tau, label: label, scale: scale, out: &out, direction: direction, jvp: jvp)
+                evaluate(x, compute: pd.baseAddress!, taus: taus, label: label, scales: scales, out: &out, direction: direction, jvp: jvp)
             case .float32:
                 parameters32.withUnsafeBufferPointer { pf in
-                    evaluate(x, compute: pf.baseAddress!, tau: tau, label: label, scale: scale, out: &out, direction: direction, jvp: jvp)
+                    evaluate(x, compute: pf.baseAddress!, taus: taus, label: label, scales: scales, out: &out, direction: direction, jvp: jvp)
                 }
             }
         }
     }
 
-    /// ``evaluate(_:tau:label:scale:out:direction:jvp:)`` with the parameters `p` in the compute precision `T`.
-    func evaluate<T: MLPKernelScalar>(_ x: Tensor, compute p: UnsafePointer<T>, tau: Double, label: Int?, scale: Double,
+    /// ``evaluate(_:taus:label:scales:out:direction:jvp:)`` with the parameters `p` in the compute precision `T`.
+    func evaluate<T: MLPKernelScalar>(_ x: Tensor, compute p: UnsafePointer<T>, taus: [Double], label: Int?, scales: [Double],
                                       out: inout Tensor, direction: Tensor?, jvp: UnsafeMutablePointer<Tensor>?) {
         let n = x.rows, d = layout.d
         guard n > 0 else { return }
         let chunk = Swift.min(n, MLPScore.chunkRows)
         parameters.withUnsafeBufferPointer { pp in
-            let ctx = MLPInferenceContext<T>(layout: layout, params: pp.baseAddress!, compute: p, tau: tau, label: label,
+            let ctx = MLPInferenceContext<T>(layout: layout, params: pp.baseAddress!, compute: p, taus: taus, label: label,
                                              capacity: chunk, withTangent: direction != nil)
             x.storage.withUnsafeBufferPointer { xp in
                 out.storage.withUnsafeMutableBufferPointer { op in
@@ -346,13 +376,13 @@ public struct MLPScore: ScoreJacobianProviding {
                         if let direction, let jvp {
                             direction.storage.withUnsafeBufferPointer { vp in
                                 jvp.pointee.storage.withUnsafeMutableBufferPointer { jp in
-                                    ctx.run(x: xp.baseAddress! + lo * d, rows: rows, out: op.baseAddress! + lo * d,
-                                            v: vp.baseAddress! + lo * d, jvp: jp.baseAddress! + lo * d, scale: scale, bound: outputBound)
+                                    ctx.run(x: xp.baseAddress! + lo * d, first: lo, rows: rows, out: op.baseAddress! + lo * d,
+                                            v: vp.baseAddress! + lo * d, jvp: jp.baseAddress! + lo * d, scales: scales, bound: outputBound)
                                 }
                             }
                         } else {
-                            ctx.run(x: xp.baseAddress! + lo * d, rows: rows, out: op.baseAddress! + lo * d,
-                                    v: nil, jvp: nil, scale: scale, bound: outputBound)
+                            ctx.run(x: xp.baseAddress! + lo * d, first: lo, rows: rows, out: op.baseAddress! + lo * d,
+                                    v: nil, jvp: nil, scales: scales, bound: outputBound)
                         }
                         lo += rows
                     }

@@ -1,7 +1,9 @@
 /// A model of the score `∇ₓ log p_t(x)` of the perturbed data distribution.
 ///
-/// Batched: one call scores the whole batch at one time `t`. Implementations must be thread-safe
-/// (`Sendable`) and should not keep per-call state.
+/// Batched: one call scores the whole batch at one time `t`, or each row at its own time
+/// (``score(_:at:into:)-(_,[Double],_)``, what a per-sample adaptive solver such as
+/// ``AdaptiveSDESampler`` needs). Implementations must be thread-safe (`Sendable`) and should not
+/// keep per-call state.
 ///
 ///     struct Zero: ScoreModel {
 ///         var rowShape: [Int]? { nil }
@@ -15,6 +17,15 @@ public protocol ScoreModel: Sendable {
     /// The score written into `out` (already shaped like `x`), so samplers can reuse one buffer
     /// across steps. The default calls `score(_:at:)`; models override it to avoid the allocation.
     func score(_ x: Tensor, at t: Double, into out: inout Tensor) throws
+    /// The score of row `i` of `x` at time `times[i]` written into `out` (reshaped to `x`'s shape if
+    /// it differs): `times.count == x.rows`. Row `i` equals the single-time call on that row at
+    /// `times[i]` (to the rounding of a batched product). One call is one evaluation (one batched
+    /// call: NFE counts it once). The default groups the rows by equal time and calls
+    /// ``score(_:at:into:)-(_,Double,_)`` once per group (correct for any model; a network that
+    /// embeds time per row overrides it to make one pass).
+    ///
+    /// - Throws: `shapeMismatch` unless `times.count == x.rows`.
+    func score(_ x: Tensor, at times: [Double], into out: inout Tensor) throws
     /// Model passes (network forward passes, Jacobian products) one call of `score` costs:
     /// 1 for a plain model, more for guided combinations. Samplers report NFE and passes.
     var passesPerEvaluation: Int { get }
@@ -25,6 +36,47 @@ extension ScoreModel {
         out = try score(x, at: t)
     }
     public var passesPerEvaluation: Int { 1 }
+
+    public func score(_ x: Tensor, at times: [Double], into out: inout Tensor) throws {
+        try checkTimes(times, x)
+        if out.shape != x.shape { out = Tensor(zeros: x.shape) }
+        if let t = times.first, times.allSatisfy({ $0 == t }) { return try scoreChecked(x, at: t, into: &out) }
+        try ScoreBatch.forEachTimeGroup(times) { rows, t in
+            let part = try scoreChecked(x.gatherRows(rows), at: t)
+            out.scatterRows(rows, from: part)
+        }
+    }
+
+    /// The score of row `i` of `x` at time `times[i]` (see ``score(_:at:into:)-(_,[Double],_)``).
+    public func score(_ x: Tensor, at times: [Double]) throws -> Tensor {
+        var out = Tensor(zeros: x.shape)
+        try score(x, at: times, into: &out)
+        return out
+    }
+
+    /// Throws `shapeMismatch` unless there is one time per row of `x`.
+    public func checkTimes(_ times: [Double], _ x: Tensor) throws {
+        guard times.count == x.rows else {
+            throw ScoreSDEError.shapeMismatch("\(times.count) times for \(x.rows) rows: give one time per row")
+        }
+    }
+
+    /// The single-time score, throwing `shapeMismatch` when the model returns another shape.
+    func scoreChecked(_ x: Tensor, at t: Double) throws -> Tensor {
+        let s = try score(x, at: t)
+        guard s.shape == x.shape else {
+            throw ScoreSDEError.shapeMismatch("the score model returned shape \(s.shape) for input \(x.shape)")
+        }
+        return s
+    }
+
+    /// ``scoreChecked(_:at:)`` into `out`.
+    func scoreChecked(_ x: Tensor, at t: Double, into out: inout Tensor) throws {
+        try score(x, at: t, into: &out)
+        guard out.shape == x.shape else {
+            throw ScoreSDEError.shapeMismatch("the score model returned shape \(out.shape) for input \(x.shape)")
+        }
+    }
 }
 
 extension ScoreModel {

@@ -49,12 +49,29 @@ public struct StaticThresholdedScore<Base: ScoreModel>: ScoreModel {
     public func score(_ x: Tensor, at t: Double, into out: inout Tensor) throws {
         try base.score(x, at: t, into: &out)
         let (m, s) = sde.marginal(at: t)
-        let v = s * s
+        threshold(x, &out, 0 ..< out.count, m, s * s)
+    }
+
+    /// Each row at its own time: the base model with the per-row times, each row clipped with its
+    /// own `m(tᵢ)`, `σ(tᵢ)`.
+    public func score(_ x: Tensor, at times: [Double], into out: inout Tensor) throws {
+        try checkTimes(times, x)
+        try base.score(x, at: times, into: &out)
+        guard out.shape == x.shape else { throw ScoreSDEError.shapeMismatch("the base model returned shape \(out.shape) for input \(x.shape)") }
+        let d = x.rowSize
+        for (r, t) in times.enumerated() {
+            let (m, s) = sde.marginal(at: t)
+            threshold(x, &out, r * d ..< (r + 1) * d, m, s * s)
+        }
+    }
+
+    /// Replaces the score at values `range` where Tweedie's `x̂₀ = (x + v s) / m` leaves the data range.
+    private func threshold(_ x: Tensor, _ out: inout Tensor, _ range: Range<Int>, _ m: Double, _ v: Double) {
         guard v > 0, m > 0 else { return }
-        let lo = range.lowerBound, hi = range.upperBound
+        let lo = self.range.lowerBound, hi = self.range.upperBound
         x.storage.withUnsafeBufferPointer { xp in
             out.storage.withUnsafeMutableBufferPointer { op in
-                for i in 0 ..< op.count {
+                for i in range {
                     let x0 = (xp[i] + v * op[i]) / m
                     if x0 < lo { op[i] = (m * lo - xp[i]) / v } else if x0 > hi { op[i] = (m * hi - xp[i]) / v }
                 }

@@ -84,7 +84,24 @@ public struct UNetScore: ScoreVJPProviding {
     }
 
     public func score(_ x: Tensor, at t: Double, into out: inout Tensor) throws {
-        try evaluate(x, at: t, labels: [label], into: &out, cotangent: nil, vjp: nil)
+        try evaluate(x, at: [t], labels: [label], into: &out, cotangent: nil, vjp: nil)
+    }
+
+    /// Each row at its own time in one pass: the network embeds time per image anyway (`τᵢ =
+    /// timeScale · tᵢ`), and each row is scaled by its own `±1/std(tᵢ)`. Row `i` equals
+    /// ``score(_:at:)`` on that row at `times[i]` up to float32 rounding (the convolutions of a
+    /// batch may take other kernels than those of one image).
+    public func score(_ x: Tensor, at times: [Double], into out: inout Tensor) throws {
+        try checkTimes(times, x)
+        try evaluate(x, at: times, labels: [label], into: &out, cotangent: nil, vjp: nil)
+    }
+
+    /// ``score(_:at:labels:)`` with each row at its own time.
+    public func score(_ x: Tensor, at times: [Double], labels: [Int?]) throws -> Tensor {
+        try checkTimes(times, x)
+        var out = Tensor(zeros: x.shape)
+        try evaluate(x, at: times, labels: labels, into: &out, cotangent: nil, vjp: nil)
+        return out
     }
 
     /// The score at per-row labels: one label for every row, or one per row (`nil`: the null label).
@@ -92,7 +109,7 @@ public struct UNetScore: ScoreVJPProviding {
     ///   unconditional model, `shapeMismatch` unless there are 1 or `x.rows` labels.
     public func score(_ x: Tensor, at t: Double, labels: [Int?]) throws -> Tensor {
         var out = Tensor(zeros: x.shape)
-        try evaluate(x, at: t, labels: labels, into: &out, cotangent: nil, vjp: nil)
+        try evaluate(x, at: [t], labels: labels, into: &out, cotangent: nil, vjp: nil)
         return out
     }
 
@@ -107,7 +124,7 @@ public struct UNetScore: ScoreVJPProviding {
     public func scoreAndVJP(_ x: Tensor, at t: Double, cotangent u: Tensor, labels: [Int?]) throws -> (score: Tensor, vjp: Tensor) {
         guard u.count == x.count else { throw ScoreSDEError.shapeMismatch("the cotangent \(u.shape) must match x \(x.shape)") }
         var out = Tensor(zeros: x.shape), vjp = Tensor(zeros: x.shape)
-        try evaluate(x, at: t, labels: labels, into: &out, cotangent: u, vjp: &vjp)
+        try evaluate(x, at: [t], labels: labels, into: &out, cotangent: u, vjp: &vjp)
         return (out, vjp)
     }
 
@@ -124,19 +141,23 @@ public struct UNetScore: ScoreVJPProviding {
         return idx.count == n ? idx : [Int](repeating: idx[0], count: n)
     }
 
-    /// `out = ±net(x, τ, y) / std(t)` and, with a cotangent `u`, `vjp = ±(∂net/∂x)ᵀ u / std(t)`.
-    private func evaluate(_ x: Tensor, at t: Double, labels rowLabels: [Int?], into out: inout Tensor,
+    /// `out = ±net(x, τ, y) / std(t)` and, with a cotangent `u`, `vjp = ±(∂net/∂x)ᵀ u / std(t)`;
+    /// `times` holds one time for all rows or one per row.
+    private func evaluate(_ x: Tensor, at times: [Double], labels rowLabels: [Int?], into out: inout Tensor,
                           cotangent: Tensor?, vjp: UnsafeMutablePointer<Tensor>?) throws {
         let c = configuration, C = c.channels, S = c.imageSize, P = S * S
         guard x.rowSize == C * P else {
             throw ScoreSDEError.shapeMismatch("this U-Net takes \(C)×\(S)×\(S) images (\(C * P) values per row) but the rows have shape \(x.rowShape) (\(x.rowSize) values); resize or pad the images to \(S)×\(S) with \(C) channel(s)")
         }
-        guard t.isFinite else { throw ScoreSDEError.nonFinite("the time t is \(t)") }
+        for t in times { guard t.isFinite else { throw ScoreSDEError.nonFinite("the time t is \(t)") } }
         if out.shape != x.shape { out = Tensor(zeros: x.shape) }
-        let n = x.rows
+        let n = x.rows, t = times[0]
         let labels = try labelIndices(rowLabels, rows: n)
-        let std = forwardSDE.marginal(at: t).std
-        let factor = parameterization == .noisePrediction ? -1 / std : 1 / std
+        let factors = times.map { time -> Double in
+            let std = forwardSDE.marginal(at: time).std
+            return parameterization == .noisePrediction ? -1 / std : 1 / std
+        }
+        func factor(_ b: Int) -> Double { factors.count == 1 ? factors[0] : factors[b] }
         let net = pool.take()
         defer { pool.give(net) }
         let input = net.scratch.reserve(n * P * C)
@@ -150,16 +171,16 @@ public struct UNetScore: ScoreVJPProviding {
             } } }
         }
         guard finite else { throw ScoreSDEError.nonFinite("the input images contain NaN or Inf") }
-        let y = net.network.forward(input, tau: [Double](repeating: timeScale * t, count: n), labels: labels)
+        let y = net.network.forward(input, tau: times.count == 1 ? [Double](repeating: timeScale * t, count: n) : times.map { timeScale * $0 }, labels: labels)
         var bad = false
         out.storage.withUnsafeMutableBufferPointer { o in
             for b in 0 ..< n { for ch in 0 ..< C { for q in 0 ..< P {
-                let v = Double(y[(b * P + q) * C + ch]) * factor
+                let v = Double(y[(b * P + q) * C + ch]) * factor(b)
                 if !v.isFinite { bad = true }
                 o[(b * C + ch) * P + q] = v
             } } }
         }
-        if bad { throw ScoreSDEError.nonFinite("the U-Net output at t = \(t) contains NaN or Inf") }
+        if bad { throw ScoreSDEError.nonFinite("the U-Net output at t = \(times.count == 1 ? "\(t)" : "\(times)") contains NaN or Inf") }
         guard let u = cotangent, let vjp else { return }
         // Backward from dy = u (NHWC float32; the input buffer is free again: forward copied it).
         var finiteU = true
@@ -175,7 +196,7 @@ public struct UNetScore: ScoreVJPProviding {
         if vjp.pointee.shape != x.shape { vjp.pointee = Tensor(zeros: x.shape) }
         vjp.pointee.storage.withUnsafeMutableBufferPointer { o in
             for b in 0 ..< n { for ch in 0 ..< C { for q in 0 ..< P {
-                let v = Double(dx[(b * P + q) * C + ch]) * factor
+                let v = Double(dx[(b * P + q) * C + ch]) * factor(b)
                 if !v.isFinite { bad = true }
                 o[(b * C + ch) * P + q] = v
             } } }

@@ -15,6 +15,12 @@ struct ObservedScore<Base: ScoreModel>: ScoreModel {
         observe?(t)
         return try base.score(x, at: t)
     }
+
+    /// Per-row times go to the base in one call; the latest time is reported (the slowest row).
+    func score(_ x: Tensor, at times: [Double], into out: inout Tensor) throws {
+        if let t = times.max() { observe?(t) }
+        try base.score(x, at: times, into: &out)
+    }
 }
 
 extension ObservedScore: ScoreJacobianProviding where Base: ScoreJacobianProviding {
