@@ -24,7 +24,7 @@ public enum FewStepRecommendation {
     /// `dimension` numbers per sample.
     /// - Throws: `invalidArgument` unless `nfe >= 2` and `dimension >= 1`.
     public static func `for`(nfe: Int, dimension: Int) throws -> (predictor: UniPC, spacing: TimeSpacing) {
-        try requireParameter(nfe >= 2, "the recommended few-step sampler needs --nfe >= 2 (got \(nfe))")
+        try requireParameter(nfe >= 2, "the recommended few-step sampler needs nfe >= 2 score evaluations (got \(nfe))")
         try requireParameter(dimension >= 1, "the data dimension must be >= 1 (got \(dimension))")
         let k = order(nfe: nfe, dimension: dimension)
         return (try UniPC(order: k, orders: orders(nfe: nfe, dimension: dimension)), spacing(nfe: nfe, dimension: dimension))
