@@ -215,7 +215,7 @@ struct FewStepSamplerTests {
         let grid = try TimeGrid.spaced(.logSNR, steps: 3, from: 1, to: 1e-3, sde: sde)
         #expect(invalidArgumentText { try p.validate(grid: grid, sde: sde) }?.contains("3 steps") == true)
         #expect(DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: 6) == [1, 2, 3, 3, 2, 1])
-        #expect(invalidArgumentText { _ = try FewStepRecommendation.for(nfe: 1, dimension: 2) }?.contains("--nfe") == true)
+        #expect(invalidArgumentText { _ = try FewStepRecommendation.for(nfe: 1, dimension: 2) }?.contains("nfe >= 2") == true)
         #expect(invalidArgumentText { _ = try FewStepRecommendation.for(nfe: 10, dimension: 0) }?.contains("dimension") == true)
         // The documented rule: order 3 lower-final on t^1.25 from 3-D; in 2-D order 2 on t^2 below 15 NFE, then order 3
         // on t^2.5; every step third order on time-quadratic steps from 40 NFE.
