@@ -16,8 +16,8 @@ import Foundation
 /// (``controller``: per-sample norm, ``StepSizeController/ToleranceScale/max``, unclamped). The
 /// paper's code draws new noise after a rejected step; that biases the samples
 /// (``RejectedNoise/redraw``), so by default the rejected increment is kept and split with the
-/// Brownian bridge (``RejectedNoise/brownianBridge``; each row's ``BrownianPath``). The run ends at `eps`; each attempt costs its
-/// sample 2 score evaluations.
+/// Brownian bridge (``RejectedNoise/brownianBridge``; each row's ``BrownianPath``). The run ends
+/// at `eps`; each attempt costs its sample 2 score evaluations.
 ///
 /// Every sample keeps its own time, step size, accept/reject decisions and Brownian path, but the
 /// rows are advanced together: each round, every row that has not reached `eps` attempts one step,
@@ -118,7 +118,7 @@ public struct AdaptiveSDESampler<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
     /// the arithmetic order of the tensor operations `(a y − g² s)·(−h) + g ΔW`.
     @inline(__always)
     func drift(_ y: Tensor, _ s: Tensor, row i: Int, d: Int, at time: Double, step: Double, dW: Tensor,
-                       into k: UnsafeMutablePointer<Double>) {
+               into k: UnsafeMutablePointer<Double>) {
         let a = sde.driftCoefficient(at: time), g = sde.diffusion(at: time)
         for j in 0 ..< d {
             let o = i * d + j
@@ -229,7 +229,8 @@ public struct AdaptiveSDEIntegrator<SDE: ForwardSDE, Score: ScoreModel> {
         if let r = active.first(where: { Int(attempts[$0]) >= solver.maximumAttempts }) {
             throw ScoreSDEError.invalidArgument("the adaptive SDE solver took \(solver.maximumAttempts) attempts on sample \(r) and is still at t = \(times[r]); raise the tolerances")
         }
-        let latest = active.map { times[$0] }.max()!
+        var latest = -Double.infinity   // the latest row's time before the round
+        for r in active { latest = max(latest, times[r]) }
         let shape = [m] + state.rowShape
         xa.resizeRows(shape); xEM.resizeRows(shape); dW.resizeRows(shape); k1.resizeRows(shape); s1.resizeRows(shape); s2.resizeRows(shape)
         // This round's step and Brownian increment of every active row; its state gathered.
