@@ -50,6 +50,18 @@ enum SamplerPins {
         return (Tensor(uncheckedShape: [run.samples.count + 2], storage: run.samples.storage + probe.storage), run.scoreEvaluations)
     }
 
+    /// An adaptive SDE run from the prior: the samples, the random source's position after the run,
+    /// each row's evaluations and rejections; NFE.
+    static func adaptiveSDE<SDE: ForwardSDE, Score: ScoreModel>(_ sampler: AdaptiveSDESampler<SDE, Score>, count: Int,
+                                                                seed: UInt64) throws -> (Tensor, Int) {
+        var rng = RandomSource(seed: seed)
+        let run = try sampler.sample(count: count, using: &rng)
+        var tail = rng
+        let probe = Tensor.standardNormal(shape: [1, 2], using: &tail)
+        let values = run.samples.storage + probe.storage + run.perSampleEvaluations.map(Double.init) + run.perSampleRejections.map(Double.init)
+        return (Tensor(uncheckedShape: [values.count], storage: values), run.scoreEvaluations)
+    }
+
     static func uniform(_ n: Int, _ sde: some ForwardSDE, eps: Double = 1e-3) throws -> TimeGrid {
         try .uniform(steps: n, from: sde.T, to: eps)
     }
@@ -127,6 +139,30 @@ enum SamplerPins {
             let run = try sampler.sample(count: 24, using: &rng)
             return (run.states, run.scoreEvaluations * 1000 + run.rejectedSteps)
         },
+        // The adaptive SDE solver (issue 21, init/step): pinned before its loop became init → step → solve
+        // (branch issue21-controller, base 54992c3). The samples, the random source's position after
+        // the run, and every row's evaluation and rejection counts.
+        PinCase(name: "adaptive sde vp ring") {
+            let s = try VPSDE()
+            return try adaptiveSDE(try AdaptiveSDESampler(sde: s, score: GaussianMixtureScore(ring, diffusedBy: s), eps: 1e-3), count: rows, seed: 7)
+        },
+        PinCase(name: "adaptive sde ve gmm64 tweedie batch 5") {
+            let s = try VESDE()
+            return try adaptiveSDE(try AdaptiveSDESampler(sde: s, score: GaussianMixtureScore(.gaussian64(), diffusedBy: s), eps: 1e-5,
+                                                          absoluteTolerance: 0.02, relativeTolerance: 0.05, denoising: .tweedie, batchSize: 5),
+                                   count: 24, seed: 7)
+        },
+        PinCase(name: "adaptive sde subvp redraw") {
+            let s = try SubVPSDE()
+            return try adaptiveSDE(try AdaptiveSDESampler(sde: s, score: GaussianMixtureScore(ring, diffusedBy: s), eps: 1e-3, rejectedNoise: .redraw),
+                                   count: rows, seed: 11)
+        },
+        PinCase(name: "adaptive sde cosine ring tight") {
+            let s = try CosineVPSDE()
+            return try adaptiveSDE(try AdaptiveSDESampler(sde: s, score: GaussianMixtureScore(ring, diffusedBy: s), eps: 1e-3,
+                                                          absoluteTolerance: 0.002, relativeTolerance: 0.01),
+                                   count: 48, seed: 12)
+        },
         // Constrained runs (inpainting, RePaint, colorization, linear measurements).
         PinCase(name: "ve inpainting paper") {
             let s = try VESDE()
@@ -174,8 +210,13 @@ enum SamplerPins {
         },
     ]
 
-    /// Hashes computed by the code before the rewrite (see the header).
+    /// Hashes computed by the code before the rewrite (see the header); the adaptive SDE ones by the
+    /// code before its init/step API (54992c3).
     static let pinned: [String: String] = [
+        "adaptive sde cosine ring tight": "70aface39390072b",
+        "adaptive sde subvp redraw": "72980a6058208b66",
+        "adaptive sde ve gmm64 tweedie batch 5": "560131308320e7ea",
+        "adaptive sde vp ring": "e6ba20a76faadc50",
         "adaptive unipc batch": "4c3bc2e581349a40",
         "adaptive unipc worst-row order 2 gmm64": "7e71f0045ccd622",
         "cosine unipc 3 dpm++ tweedie": "d1d3b5532faccc4",

@@ -16,8 +16,8 @@ import Foundation
 /// (``controller``: per-sample norm, ``StepSizeController/ToleranceScale/max``, unclamped). The
 /// paper's code draws new noise after a rejected step; that biases the samples
 /// (``RejectedNoise/redraw``), so by default the rejected increment is kept and split with the
-/// Brownian bridge (``RejectedNoise/brownianBridge``). The run ends at `eps`; each attempt costs its
-/// sample 2 score evaluations.
+/// Brownian bridge (``RejectedNoise/brownianBridge``; each row's ``BrownianPath``). The run ends
+/// at `eps`; each attempt costs its sample 2 score evaluations.
 ///
 /// Every sample keeps its own time, step size, accept/reject decisions and Brownian path, but the
 /// rows are advanced together: each round, every row that has not reached `eps` attempts one step,
@@ -29,6 +29,7 @@ import Foundation
 /// ``AdaptiveSDEResult/perSampleEvaluations`` holds each sample's own evaluations. Row `r`'s `k`-th
 /// attempt reads draw `k` of a source derived from the caller's (one draw of it), row
 /// `rowOffset + r`: same seed, same noise whatever the thread count or batch size.
+/// ``AdaptiveSDEIntegrator`` runs the same solve one round at a time and reports each as a ``StepEvent``.
 ///
 /// Supports: any ``ForwardSDE`` (VE, VP, sub-VP, cosine VP).
 public struct AdaptiveSDESampler<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
@@ -106,145 +107,18 @@ public struct AdaptiveSDESampler<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
         return try sample(from: x, using: &rng)
     }
 
-    /// Solves from `start` (rows at `T`) down to `eps`.
+    /// Solves from `start` (rows at `T`) down to `eps` (one draw of `rng`): ``AdaptiveSDEIntegrator``
+    /// stepped to the end.
     public func sample(from start: Tensor, using rng: inout RandomSource) throws -> AdaptiveSDEResult {
-        try score.validate(start)
-        try start.checkFinite("the initial state")
-        let n = start.rows, d = start.rowSize, end = eps
-        let base = rng.nextDraw()
-        let noise = rng.derived(0x6767_6661_7374 ^ base), bridge = rng.derived(0x6272_6964_6765 ^ base)   // "ggfast", "bridge"
-        let reverse = ReverseSDE(sde: sde, score: score, batchSize: batchSize)
-        let controller = self.controller
-        let tolerance = 1e-12 * max(1, sde.T)
-        var x = start
-        var xPrev = start        // each row's previous accepted Euler–Maruyama value (the start at first)
-        var t = [Double](repeating: sde.T, count: n), h = [Double](repeating: min(initialStep, sde.T - end), count: n)
-        var attempts = [UInt64](repeating: 0, count: n)
-        var evaluations = [Int](repeating: 0, count: n), rejections = [Int](repeating: 0, count: n)
-        // Each row's future Brownian increments (interval, ΔW), the next one last: a rejected step's
-        // increment is kept and split with the Brownian bridge (RSwM, Rackauckas & Nie 2017) unless `.redraw`.
-        var stacks = [[(dt: Double, dW: [Double])]](repeating: [], count: n)
-        // Buffers of the active rows, reused by every round (rows beyond the active count unused).
-        var xa = Tensor(zeros: start.shape), xEM = Tensor(zeros: start.shape), s1 = Tensor(zeros: start.shape), s2 = Tensor(zeros: start.shape)
-        var dW = Tensor(zeros: start.shape), k1 = Tensor(zeros: start.shape)
-        var k2 = [Double](repeating: 0, count: d)
-        var active = Array(0 ..< n)
-        while true {
-            active.removeAll { t[$0] - end <= tolerance }
-            if active.isEmpty { break }
-            let m = active.count
-            if let r = active.first(where: { Int(attempts[$0]) >= maximumAttempts }) {
-                throw ScoreSDEError.invalidArgument("the adaptive SDE solver took \(maximumAttempts) attempts on sample \(r) and is still at t = \(t[r]); raise the tolerances")
-            }
-            let shape = [m] + start.rowShape
-            xa.resizeRows(shape); xEM.resizeRows(shape); dW.resizeRows(shape); k1.resizeRows(shape); s1.resizeRows(shape); s2.resizeRows(shape)
-            // This round's step and Brownian increment of every active row; its state gathered.
-            var step = [Double](repeating: 0, count: m), next = [Double](repeating: 0, count: m)
-            x.values.withUnsafeBufferPointer { xp in
-                xa.values.withUnsafeMutableBufferPointer { ap in
-                    dW.values.withUnsafeMutableBufferPointer { wp in
-                        step.withUnsafeMutableBufferPointer { sp in
-                            stacks.withUnsafeMutableBufferPointer { stp in
-                                let xb = xp.baseAddress!, ab = ap.baseAddress!, wb = wp.baseAddress!, sb = sp.baseAddress!, stb = stp.baseAddress!
-                                Parallel.forEachChunk(m, grain: max(1, 4096 / max(d, 1))) { range in
-                                    for i in range {
-                                        let r = active[i]
-                                        (ab + i * d).update(from: xb + r * d, count: d)
-                                        sb[i] = increment(row: r, attempt: attempts[r], step: h[r], stack: &stb[r], noise: noise, bridge: bridge,
-                                                          into: wb + i * d, d: d)
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            for i in 0 ..< m { next[i] = max(t[active[i]] - step[i], end) }
-            // K1 = −h f̃(x, t) + g(t) ΔW at every row's own time: one batched call.
-            try reverse.score(xa, at: active.map { t[$0] }, rows: m == n ? nil : active, into: &s1)
-            for i in 0 ..< m {
-                let r = active[i], time = t[r]
-                drift(xa, s1, row: i, d: d, at: time, step: step[i], dW: dW, into: &k1)
-                for j in i * d ..< (i + 1) * d { xEM.values[j] = xa.values[j] + k1.values[j] }
-            }
-            // K2 = −h f̃(x + K1, t − h) + g(t − h) ΔW: the second batched call.
-            try reverse.score(xEM, at: next, rows: m == n ? nil : active, into: &s2)
-            for i in 0 ..< m {
-                let r = active[i]
-                k2.withUnsafeMutableBufferPointer { kp in drift(xEM, s2, row: i, d: d, at: next[i], step: step[i], dW: dW, into: kp.baseAddress!) }
-                evaluations[r] += 2
-                attempts[r] += 1
-                // Mixed norm of E = ½ (K2 − K1) against δ = max(ε_abs, ε_rel max(|x'|, |x'_prev|)).
-                var q = 0.0
-                for j in 0 ..< d {
-                    q += controller.scaledSquare(error: 0.5 * (k2[j] - k1.values[i * d + j]), xEM.values[i * d + j], xPrev.values[r * d + j])
-                }
-                let norm = controller.rowNorm(sumOfSquares: q, rowSize: d)
-                guard norm.isFinite else {
-                    throw ScoreSDEError.invalidArgument("the adaptive SDE solver's error estimate is not finite at t = \(t[r]) on sample \(r) (the score returned non-finite values?)")
-                }
-                let (accepted, factor) = controller.decide(error: norm)
-                if accepted {
-                    for j in 0 ..< d { x.values[r * d + j] += 0.5 * (k1.values[i * d + j] + k2[j]) }
-                    for j in 0 ..< d { xPrev.values[r * d + j] = xEM.values[i * d + j] }
-                    t[r] = next[i]
-                } else {
-                    rejections[r] += 1
-                    if rejectedNoise == .brownianBridge { stacks[r].append((step[i], Array(dW.values[i * d ..< (i + 1) * d]))) }
-                }
-                var hr = min(max(t[r] - end, 0), step[i] * factor)   // an error of 0: factor +∞, the rest of the way
-                if t[r] - hr < end + tolerance { hr = t[r] - end }
-                h[r] = hr
-            }
-        }
-        if denoising == .tweedie {
-            let (m, s) = sde.marginal(at: end)
-            var sc = Tensor(zeros: x.shape)
-            try reverse.score(x, at: [Double](repeating: end, count: n), into: &sc)
-            x.add(sc, scaledBy: s * s)
-            x.scale(by: 1 / m)
-            for r in 0 ..< n { evaluations[r] += 1 }
-        }
-        try x.checkFinite("the samples (the adaptive SDE solver diverged: try smaller tolerances)")
-        return AdaptiveSDEResult(samples: x, scoreEvaluations: reverse.scoreEvaluations, modelPasses: reverse.modelPasses,
-                                 perSampleEvaluations: evaluations, perSampleRejections: rejections)
-    }
-
-    /// Row `row`'s Brownian increment ΔW for an attempt of size `step` into `w` (`d` values); returns
-    /// the step actually taken (the top of the bridge stack's interval when `step` reaches it). The
-    /// noise is draw `attempt` of row `row`: it does not depend on the other rows.
-    private func increment(row: Int, attempt: UInt64, step h: Double, stack: inout [(dt: Double, dW: [Double])],
-                           noise: RandomSource, bridge: RandomSource, into w: UnsafeMutablePointer<Double>, d: Int) -> Double {
-        if rejectedNoise == .brownianBridge, let top = stack.last {
-            if h >= top.dt * (1 - 1e-12) {
-                stack.removeLast()
-                for j in 0 ..< d { w[j] = top.dW[j] }
-                return top.dt
-            }
-            // W(h) | W(top.dt) = top.dW: mean (h/dt) ΔW, variance h (dt − h)/dt.
-            bridge.normals(draw: attempt, rows: row ..< row + 1, rowSize: d, into: w)
-            let a = h / top.dt, b = (h * (top.dt - h) / top.dt).squareRoot()
-            var rest = top.dW
-            for j in 0 ..< d {
-                let xi = w[j]
-                w[j] = top.dW[j] * a
-                w[j] += b * xi
-                rest[j] += -1 * w[j]
-            }
-            stack[stack.count - 1] = (top.dt - h, rest)
-            return h
-        }
-        noise.normals(draw: attempt, rows: row ..< row + 1, rowSize: d, into: w)
-        let a = h.squareRoot()
-        for j in 0 ..< d { w[j] *= a }
-        return h
+        var run = try AdaptiveSDEIntegrator(solver: self, start: start, using: &rng)
+        return try run.solve()
     }
 
     /// `K = −h f̃(y, t) + g(t) ΔW` of row `row` (`f̃ = f − g² s`, the reverse drift) into `k`, in
     /// the arithmetic order of the tensor operations `(a y − g² s)·(−h) + g ΔW`.
     @inline(__always)
-    private func drift(_ y: Tensor, _ s: Tensor, row i: Int, d: Int, at time: Double, step: Double, dW: Tensor,
-                       into k: UnsafeMutablePointer<Double>) {
+    func drift(_ y: Tensor, _ s: Tensor, row i: Int, d: Int, at time: Double, step: Double, dW: Tensor,
+               into k: UnsafeMutablePointer<Double>) {
         let a = sde.driftCoefficient(at: time), g = sde.diffusion(at: time)
         for j in 0 ..< d {
             let o = i * d + j
@@ -257,8 +131,204 @@ public struct AdaptiveSDESampler<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
     }
 
     /// ``drift(_:_:row:d:at:step:dW:into:)`` into row `row` of `k`.
-    private func drift(_ y: Tensor, _ s: Tensor, row i: Int, d: Int, at time: Double, step: Double, dW: Tensor, into k: inout Tensor) {
+    func drift(_ y: Tensor, _ s: Tensor, row i: Int, d: Int, at time: Double, step: Double, dW: Tensor, into k: inout Tensor) {
         k.values.withUnsafeMutableBufferPointer { kp in drift(y, s, row: i, d: d, at: time, step: step, dW: dW, into: kp.baseAddress! + i * d) }
+    }
+}
+
+/// ``AdaptiveSDESampler`` one round of attempts at a time, in the shape of ``ReverseIntegrator``:
+/// `init` → ``step()`` … → ``result()``.
+///
+///     var run = try AdaptiveSDEIntegrator(solver: sampler, start: x, using: &rng)
+///     while let e = try run.step() { print(e.t, e.next, e.acceptedSteps, e.rejectedSteps, e.scoreEvaluations) }
+///     let out = try run.result()
+///
+/// Each ``step()`` is one round of ``AdaptiveSDESampler/sample(from:using:)``'s loop: every row
+/// that has not reached `eps` attempts one step, each at its own time and step size, with two
+/// batched model calls (2 NFE); then, with Tweedie denoising, one last step evaluates the model at
+/// `eps` (1 NFE). The rows' times differ, so a round reports them as
+/// ``ReverseMove/attempt(index:t:next:accepted:rejected:)`` with `t` and `next` the latest time of
+/// any row before and after the round (the run ends when it reaches `eps`), the numbers of rows
+/// that accepted and rejected their attempt, and every row's time after the round in
+/// ``StepEvent/rowTimes`` (rows that have finished at `eps`). `sample` is this loop: same bytes.
+public struct AdaptiveSDEIntegrator<SDE: ForwardSDE, Score: ScoreModel> {
+    public let solver: AdaptiveSDESampler<SDE, Score>
+    /// The reverse process of every model call: it counts NFE and model passes.
+    public let reverse: ReverseSDE<SDE, Score>
+    /// The current state, every row at its own time.
+    public private(set) var state: Tensor
+    /// Each row's current time, next step size, attempts, score evaluations and rejections.
+    public private(set) var times: [Double], stepSizes: [Double]
+    public private(set) var attempts: [UInt64]
+    public private(set) var evaluations: [Int], rejections: [Int]
+    /// Each row's Brownian path (``BrownianPath``; nothing is kept with ``AdaptiveSDESampler/RejectedNoise/redraw``).
+    public private(set) var paths: [BrownianPath]
+    /// Rounds made so far (the Tweedie step not included).
+    public private(set) var rounds = 0
+    private let controller: StepSizeController
+    private let tolerance: Double
+    /// Each row's previous accepted Euler–Maruyama value (the start at first).
+    private var xPrev: Tensor
+    /// Buffers of the active rows, reused by every round (rows beyond the active count unused).
+    private var xa: Tensor, xEM: Tensor, s1: Tensor, s2: Tensor, dW: Tensor, k1: Tensor
+    private var k2: [Double]
+    private var active: [Int]
+    private var denoised = false
+
+    /// Sets up a run from `start` (rows at `T`), reserving one draw of `rng` for its noise.
+    public init(solver: AdaptiveSDESampler<SDE, Score>, start: Tensor, using rng: inout RandomSource) throws {
+        try solver.score.validate(start)
+        try start.checkFinite("the initial state")
+        let n = start.rows, d = start.rowSize, sde = solver.sde
+        let base = rng.nextDraw()
+        let noise = rng.derived(0x6767_6661_7374 ^ base), bridge = rng.derived(0x6272_6964_6765 ^ base)   // "ggfast", "bridge"
+        self.solver = solver
+        self.reverse = ReverseSDE(sde: sde, score: solver.score, batchSize: solver.batchSize)
+        self.controller = solver.controller
+        self.tolerance = 1e-12 * max(1, sde.T)
+        self.state = start
+        self.xPrev = start
+        self.times = [Double](repeating: sde.T, count: n)
+        self.stepSizes = [Double](repeating: min(solver.initialStep, sde.T - solver.eps), count: n)
+        self.attempts = [UInt64](repeating: 0, count: n)
+        self.evaluations = [Int](repeating: 0, count: n)
+        self.rejections = [Int](repeating: 0, count: n)
+        self.paths = (0 ..< n).map { BrownianPath(dimension: d, noise: noise, bridge: bridge, stream: $0) }
+        xa = Tensor(zeros: start.shape); xEM = Tensor(zeros: start.shape); s1 = Tensor(zeros: start.shape); s2 = Tensor(zeros: start.shape)
+        dW = Tensor(zeros: start.shape); k1 = Tensor(zeros: start.shape)
+        k2 = [Double](repeating: 0, count: d)
+        active = Array(0 ..< n)
+    }
+
+    /// True when every row has reached `eps` (and been denoised, with Tweedie denoising).
+    public var isFinished: Bool {
+        times.allSatisfy { $0 - solver.eps <= tolerance } && (solver.denoising != .tweedie || denoised)
+    }
+
+    /// Makes the next round of attempts (or the Tweedie step); returns its event, or nil when the
+    /// run is complete.
+    public mutating func step() throws -> StepEvent? {
+        let end = solver.eps, sde = solver.sde
+        do {
+            let now = times, tolerance = self.tolerance   // read by the filter; released before the times change
+            active.removeAll { now[$0] - end <= tolerance }
+        }
+        if active.isEmpty {
+            guard solver.denoising == .tweedie, !denoised else { return nil }
+            let n = state.rows
+            let (m, s) = sde.marginal(at: end)
+            var sc = Tensor(zeros: state.shape)
+            try reverse.score(state, at: [Double](repeating: end, count: n), into: &sc)
+            state.add(sc, scaledBy: s * s)
+            state.scale(by: 1 / m)
+            for r in 0 ..< n { evaluations[r] += 1 }
+            denoised = true
+            return event(.denoise(at: end), index: rounds, t: end, next: end)
+        }
+        let n = state.rows, d = state.rowSize, m = active.count
+        if let r = active.first(where: { Int(attempts[$0]) >= solver.maximumAttempts }) {
+            throw ScoreSDEError.invalidArgument("the adaptive SDE solver took \(solver.maximumAttempts) attempts on sample \(r) and is still at t = \(times[r]); raise the tolerances")
+        }
+        var latest = -Double.infinity   // the latest row's time before the round
+        for r in active { latest = max(latest, times[r]) }
+        let shape = [m] + state.rowShape
+        xa.resizeRows(shape); xEM.resizeRows(shape); dW.resizeRows(shape); k1.resizeRows(shape); s1.resizeRows(shape); s2.resizeRows(shape)
+        // This round's step and Brownian increment of every active row; its state gathered.
+        var step = [Double](repeating: 0, count: m), next = [Double](repeating: 0, count: m)
+        do {
+            let active = self.active, attempts = self.attempts, h = self.stepSizes   // read by the gather; released before the counts change
+            state.values.withUnsafeBufferPointer { xp in
+                xa.values.withUnsafeMutableBufferPointer { ap in
+                    dW.values.withUnsafeMutableBufferPointer { wp in
+                        step.withUnsafeMutableBufferPointer { sp in
+                            paths.withUnsafeMutableBufferPointer { pp in
+                                let xb = xp.baseAddress!, ab = ap.baseAddress!, wb = wp.baseAddress!, sb = sp.baseAddress!, pb = pp.baseAddress!
+                                Parallel.forEachChunk(m, grain: max(1, 4096 / max(d, 1))) { range in
+                                    for i in range {
+                                        let r = active[i]
+                                        (ab + i * d).update(from: xb + r * d, count: d)
+                                        sb[i] = pb[r].increment(over: h[r], attempt: attempts[r], into: wb + i * d)
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        for i in 0 ..< m { next[i] = max(times[active[i]] - step[i], end) }
+        // K1 = −h f̃(x, t) + g(t) ΔW at every row's own time: one batched call.
+        try reverse.score(xa, at: active.map { times[$0] }, rows: m == n ? nil : active, into: &s1)
+        for i in 0 ..< m {
+            let r = active[i], time = times[r]
+            solver.drift(xa, s1, row: i, d: d, at: time, step: step[i], dW: dW, into: &k1)
+            for j in i * d ..< (i + 1) * d { xEM.values[j] = xa.values[j] + k1.values[j] }
+        }
+        // K2 = −h f̃(x + K1, t − h) + g(t − h) ΔW: the second batched call.
+        try reverse.score(xEM, at: next, rows: m == n ? nil : active, into: &s2)
+        var accepts = 0, rejects = 0
+        // Read-only for the rest of the round: the K2 closure captures these, not self.
+        let method = solver, euler = xEM, scores = s2, noise = dW
+        for i in 0 ..< m {
+            let r = active[i]
+            k2.withUnsafeMutableBufferPointer { kp in
+                method.drift(euler, scores, row: i, d: d, at: next[i], step: step[i], dW: noise, into: kp.baseAddress!)
+            }
+            evaluations[r] += 2
+            attempts[r] += 1
+            // Mixed norm of E = ½ (K2 − K1) against δ = max(ε_abs, ε_rel max(|x'|, |x'_prev|)).
+            var q = 0.0
+            for j in 0 ..< d {
+                q += controller.scaledSquare(error: 0.5 * (k2[j] - k1.values[i * d + j]), xEM.values[i * d + j], xPrev.values[r * d + j])
+            }
+            let norm = controller.rowNorm(sumOfSquares: q, rowSize: d)
+            guard norm.isFinite else {
+                throw ScoreSDEError.invalidArgument("the adaptive SDE solver's error estimate is not finite at t = \(times[r]) on sample \(r) (the score returned non-finite values?)")
+            }
+            let (accepted, factor) = controller.decide(error: norm)
+            if accepted {
+                for j in 0 ..< d { state.values[r * d + j] += 0.5 * (k1.values[i * d + j] + k2[j]) }
+                for j in 0 ..< d { xPrev.values[r * d + j] = xEM.values[i * d + j] }
+                times[r] = next[i]
+                accepts += 1
+            } else {
+                rejections[r] += 1
+                rejects += 1
+                if solver.rejectedNoise == .brownianBridge {
+                    noise.values.withUnsafeBufferPointer { wp in
+                        paths[r].reject(step: step[i], increment: UnsafeBufferPointer(rebasing: wp[i * d ..< (i + 1) * d]))
+                    }
+                }
+            }
+            var hr = min(max(times[r] - end, 0), step[i] * factor)   // an error of 0: factor +∞, the rest of the way
+            if times[r] - hr < end + tolerance { hr = times[r] - end }
+            stepSizes[r] = hr
+        }
+        rounds += 1
+        let after = times.max()!   // the finished rows' times too (within 1e-12 T of eps)
+        return event(.attempt(index: rounds - 1, t: latest, next: after, accepted: accepts, rejected: rejects), index: rounds - 1, t: latest, next: after)
+    }
+
+    /// Runs every remaining round and returns the result.
+    public mutating func solve(onStep: ((StepEvent) -> Void)? = nil) throws -> AdaptiveSDEResult {
+        while let e = try step() { onStep?(e) }
+        return try result()
+    }
+
+    /// The samples after the last step (throws if the run is not finished or diverged).
+    public func result() throws -> AdaptiveSDEResult {
+        guard isFinished else {
+            throw ScoreSDEError.invalidArgument("the adaptive SDE solver has made \(rounds) rounds and not every row has reached eps = \(solver.eps); call step() until it returns nil")
+        }
+        try state.checkFinite("the samples (the adaptive SDE solver diverged: try smaller tolerances)")
+        return AdaptiveSDEResult(samples: state, scoreEvaluations: reverse.scoreEvaluations, modelPasses: reverse.modelPasses,
+                                 perSampleEvaluations: evaluations, perSampleRejections: rejections)
+    }
+
+    private func event(_ move: ReverseMove, index: Int, t: Double, next: Double) -> StepEvent {
+        StepEvent(index: index, total: 0, t: t, next: next, move: move,
+                  scoreEvaluations: reverse.scoreEvaluations, modelPasses: reverse.modelPasses, state: state, mean: state,
+                  rowTimes: times)
     }
 }
 

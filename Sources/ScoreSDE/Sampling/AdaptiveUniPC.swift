@@ -24,6 +24,8 @@ import Foundation
 ///
 ///     let sampler = try AdaptiveUniPC(sde: sde, score: score, eps: 1e-3, tolerance: 1e-3)
 ///     let run = try sampler.decode(latents)        // run.scoreEvaluations, run.rejectedSteps
+///
+/// ``AdaptiveUniPCIntegrator`` runs the same solve one attempt at a time and reports each as a ``StepEvent``.
 public struct AdaptiveUniPC<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
     public var sde: SDE
     public var score: Score
@@ -100,69 +102,11 @@ public struct AdaptiveUniPC<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
         return try decode(sde.samplePrior(rowShape: shape, count: count, using: &rng))
     }
 
-    /// Solves the probability flow from `latents` at `T` down to `eps`.
+    /// Solves the probability flow from `latents` at `T` down to `eps`: ``AdaptiveUniPCIntegrator``
+    /// stepped to the end.
     public func decode(_ latents: Tensor) throws -> AdaptiveUniPCResult {
-        guard latents.storage.allSatisfy({ $0.isFinite }) else { throw ScoreSDEError.nonFinite("the latents contain NaN or Inf") }
-        let reverse = ReverseSDE(sde: sde, score: score, batchSize: batchSize)
-        let step = try UniPC(order: order)
-        let controller = self.controller
-        let lambdaStart = sde.halfLogSNR(at: sde.T), lambdaEnd = sde.halfLogSNR(at: eps)
-        let span = lambdaEnd - lambdaStart
-        var h = initialStep ?? span / 32
-        var justRejected = false
-        var x = latents, t = sde.T, lambda = lambdaStart
-        var predictions: [Tensor] = [], lambdas: [Double] = []
-        // Batch-sized buffers reused by every attempt: the predicted and corrected states, and data
-        // predictions that left the history or belonged to a rejected attempt.
-        var predicted = Tensor(zeros: latents.shape), corrected = Tensor(zeros: latents.shape)
-        var spare: [Tensor] = []
-        func model(_ y: Tensor, _ time: Double) throws -> Tensor {
-            guard reverse.scoreEvaluations < maximumEvaluations else {
-                throw ScoreSDEError.integrator(IntegratorFailure(reason: .maxStepsExceeded, time: time, stepSize: h,
-                    advice: "adaptive UniPC used \(maximumEvaluations) score evaluations without reaching eps = \(eps); loosen --rtol/--atol"))
-            }
-            let (m, s) = sde.noiseLevel(at: time)
-            var x0 = spare.popLast() ?? Tensor(zeros: y.shape)
-            dataPrediction(y, score: try reverse.score(y, at: time), m: m, std: s, into: &x0)
-            return x0
-        }
-        predictions.append(try model(x, t)); lambdas.append(lambda)
-        var accepted = 0, rejected = 0
-        var times = [t]
-        while t > eps {
-            let k = min(order, predictions.count)
-            let last = lambda + h >= lambdaEnd - 1e-12 * Swift.abs(span)
-            let next = last ? eps : sde.time(atHalfLogSNR: lambda + h, in: eps, t)
-            guard next < t else {
-                throw ScoreSDEError.integrator(IntegratorFailure(reason: .stepSizeUnderflow, time: t, stepSize: h,
-                    advice: "adaptive UniPC's log-SNR step no longer moves the time; loosen --rtol/--atol"))
-            }
-            step.update(into: &predicted, from: x, models: predictions, lambdas: lambdas, sde: sde, from: t, to: next, order: k,
-                        modelAtEnd: nil)
-            let x0 = try model(predicted, next)
-            step.update(into: &corrected, from: x, models: predictions, lambdas: lambdas, sde: sde, from: t, to: next, order: k,
-                        modelAtEnd: x0)
-            let err = errorNorm(x, predicted, corrected, controller)
-            guard err.isFinite else {
-                throw ScoreSDEError.integrator(IntegratorFailure(reason: .nonFiniteRightHandSide, time: t, stepSize: h,
-                    advice: "the score model returned NaN or Inf (check the model and the latents)"))
-            }
-            // No growth right after a rejection (Hairer, Nørsett & Wanner, §II.4): the controller's.
-            let (ok, factor) = controller.decide(error: err, order: k, afterRejection: justRejected)
-            if ok {
-                swap(&x, &corrected); t = next; lambda = sde.halfLogSNR(at: next)
-                predictions.insert(x0, at: 0); lambdas.insert(lambda, at: 0)
-                if predictions.count > order { spare.append(predictions.removeLast()); lambdas.removeLast() }
-                accepted += 1; times.append(t)
-                h *= factor; justRejected = false
-            } else {
-                rejected += 1
-                spare.append(x0)
-                h *= factor; justRejected = true
-            }
-        }
-        return AdaptiveUniPCResult(states: x, scoreEvaluations: reverse.scoreEvaluations, modelPasses: reverse.modelPasses,
-                                   acceptedSteps: accepted, rejectedSteps: rejected, times: times)
+        var run = try AdaptiveUniPCIntegrator(solver: self, latents: latents)
+        return try run.solve()
     }
 
     /// The mixed RMS norm of `corrected − predicted` over the whole batch (``ErrorNorm/batch``) or
@@ -182,6 +126,135 @@ public struct AdaptiveUniPC<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
             }
         }
         return controller.batchNorm(total: sum, worstRow: worst, values: x.count, rowSize: d)
+    }
+}
+
+/// ``AdaptiveUniPC`` one attempt at a time, in the shape of ``ReverseIntegrator``: `init` →
+/// ``step()`` … → ``result()``.
+///
+///     var run = try AdaptiveUniPCIntegrator(solver: sampler, latents: z)
+///     while let e = try run.step() { print(e.t, e.next, e.acceptedSteps, e.scoreEvaluations) }
+///     let out = try run.result()
+///
+/// Each ``step()`` is one attempt of the loop: predict to the next time, one batched model call
+/// there, correct, then the controller accepts or rejects (``StepSizeController``). It reports
+/// ``ReverseMove/attempt(index:t:next:accepted:rejected:)`` with `t` the current time, `next` the
+/// time attempted and accepted/rejected 1 and 0 or 0 and 1; the batch shares one time, so
+/// ``StepEvent/rowTimes`` is nil and ``StepEvent/mean`` is the data prediction at the current
+/// time. NFE: the first step also evaluates the model at `T` (2 NFE), every other step 1.
+/// ``AdaptiveUniPC/decode(_:)`` is this loop: same bytes.
+public struct AdaptiveUniPCIntegrator<SDE: ForwardSDE, Score: ScoreModel> {
+    public let solver: AdaptiveUniPC<SDE, Score>
+    /// The reverse process of every model call: it counts NFE and model passes.
+    public let reverse: ReverseSDE<SDE, Score>
+    /// The current state and time.
+    public private(set) var state: Tensor
+    public private(set) var time: Double
+    /// The next step, in the half log-SNR λ.
+    public private(set) var stepSize: Double
+    public private(set) var acceptedSteps = 0, rejectedSteps = 0
+    /// The accepted times so far, from `T`.
+    public private(set) var times: [Double]
+    private let unipc: UniPC
+    private let controller: StepSizeController
+    private let lambdaEnd: Double, span: Double
+    private var lambda: Double
+    private var justRejected = false
+    /// Data predictions at the accepted times, newest first, and their λ.
+    private var predictions: [Tensor] = [], lambdas: [Double] = []
+    /// Batch-sized buffers reused by every attempt: the predicted and corrected states, and data
+    /// predictions that left the history or belonged to a rejected attempt.
+    private var predicted: Tensor, corrected: Tensor
+    private var spare: [Tensor] = []
+
+    /// Sets up a solve of the probability flow from `latents` at `T` down to `eps`.
+    public init(solver: AdaptiveUniPC<SDE, Score>, latents: Tensor) throws {
+        guard latents.storage.allSatisfy({ $0.isFinite }) else { throw ScoreSDEError.nonFinite("the latents contain NaN or Inf") }
+        let sde = solver.sde
+        self.solver = solver
+        self.reverse = ReverseSDE(sde: sde, score: solver.score, batchSize: solver.batchSize)
+        self.unipc = try UniPC(order: solver.order)
+        self.controller = solver.controller
+        let lambdaStart = sde.halfLogSNR(at: sde.T)
+        self.lambdaEnd = sde.halfLogSNR(at: solver.eps)
+        self.span = lambdaEnd - lambdaStart
+        self.stepSize = solver.initialStep ?? span / 32
+        self.state = latents; self.time = sde.T; self.lambda = lambdaStart
+        self.times = [sde.T]
+        self.predicted = Tensor(zeros: latents.shape); self.corrected = Tensor(zeros: latents.shape)
+    }
+
+    /// True when the solve has reached `eps`.
+    public var isFinished: Bool { !(time > solver.eps) }
+
+    /// Makes the next attempt; returns its event, or nil when the solve is complete.
+    public mutating func step() throws -> StepEvent? {
+        let sde = solver.sde, eps = solver.eps, order = solver.order
+        guard time > eps else { return nil }
+        if predictions.isEmpty { predictions.append(try model(state, time)); lambdas.append(lambda) }
+        let t = time, h = stepSize
+        let k = min(order, predictions.count)
+        let last = lambda + h >= lambdaEnd - 1e-12 * Swift.abs(span)
+        let next = last ? eps : sde.time(atHalfLogSNR: lambda + h, in: eps, t)
+        guard next < t else {
+            throw ScoreSDEError.integrator(IntegratorFailure(reason: .stepSizeUnderflow, time: t, stepSize: h,
+                advice: "adaptive UniPC's log-SNR step no longer moves the time; loosen --rtol/--atol"))
+        }
+        unipc.update(into: &predicted, from: state, models: predictions, lambdas: lambdas, sde: sde, from: t, to: next, order: k,
+                     modelAtEnd: nil)
+        let x0 = try model(predicted, next)
+        unipc.update(into: &corrected, from: state, models: predictions, lambdas: lambdas, sde: sde, from: t, to: next, order: k,
+                     modelAtEnd: x0)
+        let err = solver.errorNorm(state, predicted, corrected, controller)
+        guard err.isFinite else {
+            throw ScoreSDEError.integrator(IntegratorFailure(reason: .nonFiniteRightHandSide, time: t, stepSize: h,
+                advice: "the score model returned NaN or Inf (check the model and the latents)"))
+        }
+        // No growth right after a rejection (Hairer, Nørsett & Wanner, §II.4): the controller's.
+        let (ok, factor) = controller.decide(error: err, order: k, afterRejection: justRejected)
+        if ok {
+            swap(&state, &corrected); time = next; lambda = sde.halfLogSNR(at: next)
+            predictions.insert(x0, at: 0); lambdas.insert(lambda, at: 0)
+            if predictions.count > order { spare.append(predictions.removeLast()); lambdas.removeLast() }
+            acceptedSteps += 1; times.append(time)
+            stepSize *= factor; justRejected = false
+        } else {
+            rejectedSteps += 1
+            spare.append(x0)
+            stepSize *= factor; justRejected = true
+        }
+        let index = acceptedSteps + rejectedSteps - 1
+        return StepEvent(index: index, total: 0, t: t, next: next,
+                         move: .attempt(index: index, t: t, next: next, accepted: ok ? 1 : 0, rejected: ok ? 0 : 1),
+                         scoreEvaluations: reverse.scoreEvaluations, modelPasses: reverse.modelPasses, state: state,
+                         mean: predictions[0], rowTimes: nil)
+    }
+
+    /// Runs every remaining attempt and returns the result.
+    public mutating func solve(onStep: ((StepEvent) -> Void)? = nil) throws -> AdaptiveUniPCResult {
+        while let e = try step() { onStep?(e) }
+        return try result()
+    }
+
+    /// The states at `eps` (throws if the solve is not finished).
+    public func result() throws -> AdaptiveUniPCResult {
+        guard isFinished else {
+            throw ScoreSDEError.invalidArgument("adaptive UniPC is at t = \(time), not yet at eps = \(solver.eps); call step() until it returns nil")
+        }
+        return AdaptiveUniPCResult(states: state, scoreEvaluations: reverse.scoreEvaluations, modelPasses: reverse.modelPasses,
+                                   acceptedSteps: acceptedSteps, rejectedSteps: rejectedSteps, times: times)
+    }
+
+    /// The data prediction at `(y, time)` (one batched model call), into a spare buffer.
+    private mutating func model(_ y: Tensor, _ time: Double) throws -> Tensor {
+        guard reverse.scoreEvaluations < solver.maximumEvaluations else {
+            throw ScoreSDEError.integrator(IntegratorFailure(reason: .maxStepsExceeded, time: time, stepSize: stepSize,
+                advice: "adaptive UniPC used \(solver.maximumEvaluations) score evaluations without reaching eps = \(solver.eps); loosen --rtol/--atol"))
+        }
+        let (m, s) = solver.sde.noiseLevel(at: time)
+        var x0 = spare.popLast() ?? Tensor(zeros: y.shape)
+        dataPrediction(y, score: try reverse.score(y, at: time), m: m, std: s, into: &x0)
+        return x0
     }
 }
 

@@ -5,25 +5,57 @@ public enum ReverseMove: Sendable, Equatable {
     case step(index: Int, t: Double, next: Double, repeated: Bool)
     /// RePaint's forward jump from `from` (a later, less noisy time) back up to `to > from`.
     case jump(from: Double, to: Double, blockStart: Int)
+    /// Attempt `index` of an adaptive solver (``AdaptiveUniPCIntegrator``, ``AdaptiveSDEIntegrator``)
+    /// from `t` towards `next`: `accepted` steps were accepted and `rejected` rejected (one of
+    /// them 1 for a batch-wide attempt; numbers of rows for a per-sample solver, whose `t` and
+    /// `next` are the latest row's times before and after the round).
+    case attempt(index: Int, t: Double, next: Double, accepted: Int, rejected: Int)
+    /// Tweedie denoising at the end time `at` after an adaptive solve (one more NFE).
+    case denoise(at: Double)
 }
 
-/// What ``ReverseIntegrator/step()`` reports after each move.
+/// What ``ReverseIntegrator/step()``, ``AdaptiveUniPCIntegrator/step()`` and
+/// ``AdaptiveSDEIntegrator/step()`` report after each move.
 public struct StepEvent: Sendable {
-    /// Grid interval index, and the number of grid intervals.
+    /// Grid interval index, and the number of grid intervals; for the adaptive solvers the attempt
+    /// (or round) index, and 0 (the number is not known in advance).
     public let index: Int, total: Int
-    /// The interval just stepped (`t → next`); for a jump, `t` is where it started and `next` where it landed.
+    /// The interval just stepped (`t → next`); for a jump, `t` is where it started and `next` where
+    /// it landed; for an adaptive attempt, the current time and the time attempted (rejected: the
+    /// time stays `t`); for a per-sample solver's round, the latest row time before and after it.
     public let t: Double, next: Double
     public let move: ReverseMove
     /// NFE and model passes so far.
     public let scoreEvaluations: Int, modelPasses: Int
-    /// The state after the move and the last predictor's noise-free mean.
+    /// The state after the move and the last predictor's noise-free mean (adaptive UniPC: the data
+    /// prediction at the current time; the adaptive SDE solver: the state).
     public let state: Tensor, mean: Tensor
+    /// Where the rows' times differ (the per-sample ``AdaptiveSDEIntegrator``): every row's time
+    /// after the move, rows that have finished at their end time; nil where all rows share `next`.
+    public let rowTimes: [Double]?
+
+    /// Steps this move accepted: 1 for a grid step, the attempt's count for an adaptive attempt
+    /// (rows, for a per-sample solver), 0 for a jump or denoising.
+    public var acceptedSteps: Int {
+        switch move {
+        case .step: return 1
+        case let .attempt(_, _, _, accepted, _): return accepted
+        case .jump, .denoise: return 0
+        }
+    }
+
+    /// Steps this move rejected (only adaptive attempts reject).
+    public var rejectedSteps: Int {
+        if case let .attempt(_, _, _, _, rejected) = move { return rejected }
+        return 0
+    }
 
     /// True for RePaint's jumps and the runs of a block that will be repeated.
     public var isRepeated: Bool {
         switch move {
         case .step(_, _, _, let repeated): return repeated
         case .jump: return true
+        case .attempt, .denoise: return false
         }
     }
 }
@@ -168,6 +200,8 @@ public struct ReverseIntegrator<SDE: ForwardSDE, Score: ScoreModel, P: Predictor
             }
             position += 1
             return event(i, t, next, move)
+        case .attempt, .denoise:
+            preconditionFailure("ReverseIntegrator schedules grid steps and jumps only (got \(move))")
         }
     }
 
@@ -246,6 +280,6 @@ public struct ReverseIntegrator<SDE: ForwardSDE, Score: ScoreModel, P: Predictor
 
     private func event(_ i: Int, _ t: Double, _ next: Double, _ move: ReverseMove) -> StepEvent {
         StepEvent(index: i, total: grid.steps, t: t, next: next, move: move, scoreEvaluations: reverse.scoreEvaluations,
-                  modelPasses: reverse.modelPasses, state: state, mean: mean)
+                  modelPasses: reverse.modelPasses, state: state, mean: mean, rowTimes: nil)
     }
 }
