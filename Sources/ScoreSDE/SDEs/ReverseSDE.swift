@@ -120,18 +120,10 @@ public final class ReverseSDE<SDE: ForwardSDE, Score: ScoreModel>: ReverseProces
             return try check(out, x)
         }
         var lo = 0
-        let d = x.rowSize
         while lo < x.rows {
             let hi = min(x.rows, lo + b)
             let part = try ScoreBatch.$rows.withValue(lo ..< hi) { try model.score(x.rows(lo ..< hi), at: t) }
-            guard part.count == (hi - lo) * d else {
-                throw ScoreSDEError.shapeMismatch("the score model returned shape \(part.shape) for input rows of shape \(x.rowShape)")
-            }
-            out.values.withUnsafeMutableBufferPointer { o in
-                part.values.withUnsafeBufferPointer { p in
-                    (o.baseAddress! + lo * d).update(from: p.baseAddress!, count: p.count)
-                }
-            }
+            try Self.place(part, at: lo, rows: hi - lo, of: x, into: &out)
             lo = hi
         }
     }
@@ -150,7 +142,7 @@ public final class ReverseSDE<SDE: ForwardSDE, Score: ScoreModel>: ReverseProces
         }
         countEvaluations()
         if out.shape != x.shape { out = Tensor(zeros: x.shape) }
-        let n = x.rows, d = x.rowSize
+        let n = x.rows
         guard let b = batchSize, b < n else {
             if let rows {
                 try ScoreBatch.withRows(rows) { try model.score(x, at: times, into: &out) }
@@ -165,15 +157,22 @@ public final class ReverseSDE<SDE: ForwardSDE, Score: ScoreModel>: ReverseProces
             let call = { try self.model.score(x.rows(lo ..< hi), at: Array(times[lo ..< hi])) }
             let part = try rows.map { r in try ScoreBatch.withRows(Array(r[lo ..< hi]), call) }
                 ?? ScoreBatch.$rows.withValue(lo ..< hi, operation: call)
-            guard part.count == (hi - lo) * d else {
-                throw ScoreSDEError.shapeMismatch("the score model returned shape \(part.shape) for input rows of shape \(x.rowShape)")
-            }
-            out.values.withUnsafeMutableBufferPointer { o in
-                part.values.withUnsafeBufferPointer { p in
-                    (o.baseAddress! + lo * d).update(from: p.baseAddress!, count: p.count)
-                }
-            }
+            try Self.place(part, at: lo, rows: hi - lo, of: x, into: &out)
             lo = hi
+        }
+    }
+
+    /// Copies a split call's `rows` score rows into `out` from row `lo` on, after checking the model
+    /// returned that many rows of `x`'s row size.
+    private static func place(_ part: Tensor, at lo: Int, rows: Int, of x: Tensor, into out: inout Tensor) throws {
+        let d = x.rowSize
+        guard part.count == rows * d else {
+            throw ScoreSDEError.shapeMismatch("the score model returned shape \(part.shape) for input rows of shape \(x.rowShape)")
+        }
+        out.values.withUnsafeMutableBufferPointer { o in
+            part.values.withUnsafeBufferPointer { p in
+                (o.baseAddress! + lo * d).update(from: p.baseAddress!, count: p.count)
+            }
         }
     }
 

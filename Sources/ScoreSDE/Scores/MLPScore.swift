@@ -23,7 +23,7 @@ import Foundation
 /// **Class labels.** With `architecture.classCount = K > 0` the network is class-conditional: a
 /// learned embedding row per label and one for the null label `∅` (row `K`) joins the time
 /// embedding. ``score(_:at:)`` (the ``ScoreModel`` entry) uses `∅`, the unconditional score a
-/// network trained with label dropout learns; ``score(_:at:labels:)`` and
+/// network trained with label dropout learns; ``score(_:at:labels:)-(_,Double,_)`` and
 /// ``conditioned(on:)`` give class-conditional scores (classifier-free guidance, Ho & Salimans 2022).
 ///
 /// **Output and time input** (PT `models/utils.py get_score_fn`, NCSN++): `.noisePrediction`
@@ -264,7 +264,7 @@ public struct MLPScore: ScoreJacobianProviding {
         out = try score(x, at: times, labels: [nil])
     }
 
-    /// ``score(_:at:labels:)`` with each row at its own time (labels as there).
+    /// ``score(_:at:labels:)-(_,Double,_)`` with each row at its own time (labels as there).
     public func score(_ x: Tensor, at times: [Double], labels: [Int?]) throws -> Tensor {
         try validate(x)
         try checkTimes(times, x)
@@ -289,7 +289,7 @@ public struct MLPScore: ScoreJacobianProviding {
         try scoreAndJVP(x, at: t, direction: v, labels: [nil])
     }
 
-    /// The class-conditional score and its Jacobian–vector product (labels as in ``score(_:at:labels:)``).
+    /// The class-conditional score and its Jacobian–vector product (labels as in ``score(_:at:labels:)-(_,Double,_)``).
     public func scoreAndJVP(_ x: Tensor, at t: Double, direction v: Tensor, labels: [Int?]) throws -> (score: Tensor, jvp: Tensor) {
         try validate(x)
         guard v.count == x.count else { throw ScoreSDEError.shapeMismatch("direction \(v.shape) must match x \(x.shape)") }

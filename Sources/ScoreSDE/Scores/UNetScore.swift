@@ -96,7 +96,7 @@ public struct UNetScore: ScoreVJPProviding {
         try evaluate(x, at: times, labels: [label], into: &out, cotangent: nil, vjp: nil)
     }
 
-    /// ``score(_:at:labels:)`` with each row at its own time.
+    /// ``score(_:at:labels:)-(_,Double,_)`` with each row at its own time.
     public func score(_ x: Tensor, at times: [Double], labels: [Int?]) throws -> Tensor {
         try checkTimes(times, x)
         var out = Tensor(zeros: x.shape)
@@ -120,7 +120,7 @@ public struct UNetScore: ScoreVJPProviding {
         try scoreAndVJP(x, at: t, cotangent: u, labels: [label])
     }
 
-    /// ``scoreAndVJP(_:at:cotangent:)`` at per-row labels (as ``score(_:at:labels:)``).
+    /// ``scoreAndVJP(_:at:cotangent:)`` at per-row labels (as ``score(_:at:labels:)-(_,Double,_)``).
     public func scoreAndVJP(_ x: Tensor, at t: Double, cotangent u: Tensor, labels: [Int?]) throws -> (score: Tensor, vjp: Tensor) {
         guard u.count == x.count else { throw ScoreSDEError.shapeMismatch("the cotangent \(u.shape) must match x \(x.shape)") }
         var out = Tensor(zeros: x.shape), vjp = Tensor(zeros: x.shape)
