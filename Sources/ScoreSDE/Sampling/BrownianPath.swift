@@ -7,7 +7,7 @@ import Foundation
 ///
 /// An attempt over `[t, t + h]` takes the increment `ΔW = W(t + h) − W(t)`: fresh noise
 /// `√h ξ`, `ξ ~ N(0, I)`, when nothing is kept. When the solver rejects the attempt it hands the
-/// increment back (``reject(step:increment:)``) and the path keeps it: the next, smaller attempt
+/// increment back (``reject(step:increment:)-(_,[Double])``) and the path keeps it: the next, smaller attempt
 /// `h' < h` over the same start draws its increment from the Brownian bridge — `W(t + h')` given
 /// `W(t + h) − W(t) = ΔW`,
 ///
@@ -87,7 +87,7 @@ public struct BrownianPath: Sendable {
         kept.append((step, Array(w)))
     }
 
-    /// ``reject(step:increment:)`` from an array.
+    /// ``reject(step:increment:)-(_,UnsafeBufferPointer<Double>)`` from an array.
     public mutating func reject(step: Double, increment w: [Double]) {
         w.withUnsafeBufferPointer { reject(step: step, increment: $0) }
     }
