@@ -151,7 +151,7 @@ public struct AdaptiveSDESampler<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
 /// any row before and after the round (the run ends when it reaches `eps`), the numbers of rows
 /// that accepted and rejected their attempt, and every row's time after the round in
 /// ``StepEvent/rowTimes`` (rows that have finished at `eps`). `sample` is this loop: same bytes.
-public struct AdaptiveSDEIntegrator<SDE: ForwardSDE, Score: ScoreModel> {
+public struct AdaptiveSDEIntegrator<SDE: ForwardSDE, Score: ScoreModel>: SteppedSolve {
     public let solver: AdaptiveSDESampler<SDE, Score>
     /// The reverse process of every model call: it counts NFE and model passes.
     public let reverse: ReverseSDE<SDE, Score>
@@ -307,12 +307,6 @@ public struct AdaptiveSDEIntegrator<SDE: ForwardSDE, Score: ScoreModel> {
         rounds += 1
         let after = times.max()!   // the finished rows' times too (within 1e-12 T of eps)
         return event(.attempt(index: rounds - 1, t: latest, next: after, accepted: accepts, rejected: rejects), index: rounds - 1, t: latest, next: after)
-    }
-
-    /// Runs every remaining round and returns the result.
-    public mutating func solve(onStep: ((StepEvent) -> Void)? = nil) throws -> AdaptiveSDEResult {
-        while let e = try step() { onStep?(e) }
-        return try result()
     }
 
     /// The samples after the last step (throws if the run is not finished or diverged).

@@ -143,7 +143,7 @@ public struct AdaptiveUniPC<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
 /// ``StepEvent/rowTimes`` is nil and ``StepEvent/mean`` is the data prediction at the current
 /// time. NFE: the first step also evaluates the model at `T` (2 NFE), every other step 1.
 /// ``AdaptiveUniPC/decode(_:)`` is this loop: same bytes.
-public struct AdaptiveUniPCIntegrator<SDE: ForwardSDE, Score: ScoreModel> {
+public struct AdaptiveUniPCIntegrator<SDE: ForwardSDE, Score: ScoreModel>: SteppedSolve {
     public let solver: AdaptiveUniPC<SDE, Score>
     /// The reverse process of every model call: it counts NFE and model passes.
     public let reverse: ReverseSDE<SDE, Score>
@@ -228,12 +228,6 @@ public struct AdaptiveUniPCIntegrator<SDE: ForwardSDE, Score: ScoreModel> {
                          move: .attempt(index: index, t: t, next: next, accepted: ok ? 1 : 0, rejected: ok ? 0 : 1),
                          scoreEvaluations: reverse.scoreEvaluations, modelPasses: reverse.modelPasses, state: state,
                          mean: predictions[0], rowTimes: nil)
-    }
-
-    /// Runs every remaining attempt and returns the result.
-    public mutating func solve(onStep: ((StepEvent) -> Void)? = nil) throws -> AdaptiveUniPCResult {
-        while let e = try step() { onStep?(e) }
-        return try result()
     }
 
     /// The states at `eps` (throws if the solve is not finished).

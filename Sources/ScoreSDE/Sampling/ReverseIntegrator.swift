@@ -103,7 +103,7 @@ public enum PCOrder: String, Sendable, CaseIterable {
 /// in the chosen ``PCOrder`` — or a RePaint jump (``Resampling``); a ``SamplingConstraint`` is a
 /// hook applied after every update, never code inside the step. Same seed, same bytes, whatever
 /// the thread count or `batchSize`.
-public struct ReverseIntegrator<SDE: ForwardSDE, Score: ScoreModel, P: Predictor, C: Corrector> {
+public struct ReverseIntegrator<SDE: ForwardSDE, Score: ScoreModel, P: Predictor, C: Corrector>: SteppedSolve {
     public let sde: SDE
     public let grid: TimeGrid
     public let predictor: P
@@ -203,12 +203,6 @@ public struct ReverseIntegrator<SDE: ForwardSDE, Score: ScoreModel, P: Predictor
         case .attempt, .denoise:
             preconditionFailure("ReverseIntegrator schedules grid steps and jumps only (got \(move))")
         }
-    }
-
-    /// Runs every remaining move and returns the result.
-    public mutating func solve(onStep: ((StepEvent) -> Void)? = nil) throws -> SamplingResult {
-        while let e = try step() { onStep?(e) }
-        return try result()
     }
 
     /// The samples after the last move (throws if the run is not finished or diverged).
