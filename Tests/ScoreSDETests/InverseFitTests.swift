@@ -59,14 +59,19 @@ struct InverseFitTests {
         #expect(zip(grey.storage, [30.0, 50]).allSatisfy { abs($0 - $1) < 1e-5 }, "\(grey.storage)")
         let exact = try ColorizationFit(samples: original, grey: grey, truth: original, perInput: 1, mixing: .reference, range: 0 ... 255)
         #expect(exact.greyMaxError < 1e-12 && exact.colourRMSE == 0 && exact.meanColourRMSE == 0)
-        // Baseline deviations (30 − 0, 50 − 30, 30 − 60, 50 − 90, 30 − 30, 50 − 30): squares 900, 400, 900, 1600, 0, 400.
-        #expect(abs(try #require(exact.greyBaselineRMSE) - (4200.0 / 6).squareRoot()) < 1e-4)
+        // Baseline deviations (g₀ − 0, g₁ − 30, g₀ − 60, g₁ − 90, g₀ − 30, g₁ − 30) with (g₀, g₁) the grey
+        // the mixing gives (≈ 30, 50: squares ≈ 900, 400, 900, 1600, 0, 400).
+        let (g0, g1) = (grey.storage[0], grey.storage[1])
+        let baseline = ([g0 - 0, g1 - 30, g0 - 60, g1 - 90, g0 - 30, g1 - 30].map { $0 * $0 }.reduce(0, +) / 6).squareRoot()
+        #expect(abs(try #require(exact.greyBaselineRMSE) - baseline) < 1e-12 && abs(baseline - (4200.0 / 6).squareRoot()) < 1e-4)
         // Clamping: a sample at 300 where the original is 30 counts as 255 (error 225), unclamped 270.
         let off = try Tensor(rows: [[0, 300, 60, 90, 30, 30]])
         let fit = try ColorizationFit(samples: off, grey: grey, truth: original, perInput: 1, mixing: .reference, range: 0 ... 255)
         #expect(abs(try #require(fit.colourRMSE) - (225.0 * 225 / 6).squareRoot()) < 1e-12)
         #expect(abs(try #require(fit.rawColourRMSE) - (270.0 * 270 / 6).squareRoot()) < 1e-12)
-        #expect(abs(fit.greyMaxError - 90) < 1e-4)   // grey of the sample at pixel 1: (300 + 90 + 30) / 3 = 140 vs 50
+        // Grey of the sample at pixel 1 (≈ (300 + 90 + 30) / 3 = 140) against the input's g₁ (≈ 50).
+        let sampleGrey = try ColorMixing.reference.grey(of: off).storage[1]
+        #expect(abs(fit.greyMaxError - abs(sampleGrey - g1)) < 1e-12 && abs(fit.greyMaxError - 90) < 1e-4)
         let unknown = try ColorizationFit(samples: original, grey: grey, truth: nil, perInput: 1, mixing: .reference, range: 0 ... 255)
         #expect(unknown.colourRMSE == nil && unknown.greyBaselineRMSE == nil)
     }
