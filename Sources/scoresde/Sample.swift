@@ -233,12 +233,12 @@ extension ScoreSDECommand {
                 let (order, denoising) = (pc.orderName.order, denoise.denoising)
                 var settings = pc.stats(denoise: denoise)
                 settings["steps"] = .int(grid.steps)
+                let algorithm = pcAlgorithm(predictor, corrector, grid: grid, order: order, denoising: denoising)
                 return PreparedSampler(label: pc.label, settings: settings) { rng in
                     let progress = ProgressBar(total: grid.steps)
                     defer { progress?.finish() }
-                    let run = try samplePC(sde: forward, score: score, predictor: predictor, corrector: corrector, grid: grid,
-                                           order: order, denoising: denoising, batchSize: batchSize, count: count,
-                                           using: &rng) { event in
+                    let run = try solveReverse(sde: forward, score: score, algorithm: algorithm, start: nil, count: count, rowShape: nil,
+                                               eps: eps, batchSize: batchSize, using: &rng) { event in
                         progress?.update(step: event.index + 1, nfe: event.scoreEvaluations)
                     }
                     var results = RunStats()
@@ -252,35 +252,38 @@ extension ScoreSDECommand {
                 var settings = ode.stats
                 settings["denoise"] = .string(denoise.rawValue)
                 settings["latent"] = latent.map { .string($0) } ?? .null
-                let job: ODEJob = latents.map { .decode($0) } ?? .sample(count: count, rowShape: data.rowShape)
                 let base = try classes.score(data, diffusedBy: forward, count: count)
+                let algorithm = ProbabilityFlowAlgorithm(solver, layout: layout, denoise: denoise == .lastMean)
+                try validateReverse(sde: forward, score: base, algorithm: algorithm, start: latents, count: count, rowShape: data.rowShape,
+                                    eps: eps, batchSize: batchSize)
                 return PreparedSampler(label: "ode " + ode.label, settings: settings) { rng in
                     let progress = ODEProgress("sample", from: forward.T, to: eps, layout: layout)
                     defer { progress?.finish() }
                     let score = observed(base, by: progress)
-                    let run = try runODE(job, sde: forward, score: score, eps: eps, solver: solver, layout: layout,
-                                         denoise: denoise == .lastMean, batchSize: batchSize, using: &rng)
-                    return SampleRun(samples: run.states, nfe: run.scoreEvaluations,
-                                     results: ODEOptions.results(nfe: run.scoreEvaluations, run.statistics, layout: layout))
+                    let run = try solveReverse(sde: forward, score: score, algorithm: algorithm, start: latents, count: count,
+                                               rowShape: data.rowShape, eps: eps, batchSize: batchSize, using: &rng)
+                    return SampleRun(samples: run.samples, nfe: run.scoreEvaluations, results: ODEOptions.results(run, layout: layout))
                 }
             case .adaptiveSDE:
                 let denoise = sampler.denoise ?? .none
                 let rtol = ode.rtol ?? 0.05, atol = ode.atol ?? 0.0078
                 let score = try classes.score(data, diffusedBy: forward, count: count)
-                try checkAdaptive(sde: forward, score: score, eps: eps, rtol: rtol, atol: atol, denoising: denoise.denoising)
+                let algorithm = AdaptiveSDEAlgorithm(absoluteTolerance: atol, relativeTolerance: rtol, denoising: denoise.denoising)
+                try validateReverse(sde: forward, score: score, algorithm: algorithm, start: nil, count: count, rowShape: data.rowShape,
+                                    eps: eps, batchSize: batchSize)
                 var settings = RunStats()
                 settings["rtol"] = .double(rtol)
                 settings["atol"] = .double(atol)
                 settings["denoise"] = .string(denoise.rawValue)
                 let shape = data.rowShape
                 return PreparedSampler(label: "adaptive-sde (rtol \(rtol), atol \(atol))", settings: settings) { rng in
-                    let run = try sampleAdaptive(sde: forward, score: score, eps: eps, rtol: rtol, atol: atol, denoising: denoise.denoising,
-                                                 batchSize: batchSize, count: count, rowShape: shape, using: &rng)
+                    let run = try solveReverse(sde: forward, score: score, algorithm: algorithm, start: nil, count: count,
+                                               rowShape: shape, eps: eps, batchSize: batchSize, using: &rng)
                     var results = RunStats()
                     results["nfe"] = .int(run.scoreEvaluations)
-                    results["nfe_mean_per_sample"] = .double(run.meanEvaluations)
-                    results["nfe_max_per_sample"] = .int(run.maximumPerSampleEvaluations)
-                    results["rejected_steps_mean"] = .double(Double(run.perSampleRejections.reduce(0, +)) / Double(max(count, 1)))
+                    results["nfe_mean_per_sample"] = .double(run.meanPerSampleEvaluations ?? 0)
+                    results["nfe_max_per_sample"] = .int(run.perSampleEvaluations?.max() ?? 0)
+                    results["rejected_steps_mean"] = .double(Double(run.rejectedSteps) / Double(max(count, 1)))
                     return SampleRun(samples: run.samples, nfe: run.scoreEvaluations, results: results)
                 }
             case .adaptiveUniPC:
@@ -288,7 +291,10 @@ extension ScoreSDECommand {
                 var order = 3
                 if case .solver(let n) = pc.order { order = n }
                 let score = try classes.score(data, diffusedBy: forward, count: count)
-                try checkAdaptiveUniPC(sde: forward, score: score, eps: eps, order: order, rtol: rtol, atol: atol)
+                let algorithm = AdaptiveUniPCAlgorithm(order: order, absoluteTolerance: atol, relativeTolerance: rtol,
+                                                       norm: sampler.errorNorm == .worstRow ? .worstRow : .batch)
+                try validateReverse(sde: forward, score: score, algorithm: algorithm, start: latents, count: count, rowShape: data.rowShape,
+                                    eps: eps, batchSize: batchSize)
                 var settings = RunStats()
                 settings["rtol"] = .double(rtol)
                 settings["atol"] = .double(atol)
@@ -298,19 +304,21 @@ extension ScoreSDECommand {
                 settings["latent"] = latent.map { .string($0) } ?? .null
                 let shape = data.rowShape
                 return PreparedSampler(label: "adaptive-unipc order \(order) (rtol \(rtol), atol \(atol))", settings: settings) { rng in
-                    let run = try sampleAdaptiveUniPC(sde: forward, score: score, eps: eps, order: order, rtol: rtol, atol: atol,
-                                                      worstRow: sampler.errorNorm == .worstRow, batchSize: batchSize, start: latents, count: count, rowShape: shape, using: &rng)
+                    let run = try solveReverse(sde: forward, score: score, algorithm: algorithm, start: latents, count: count,
+                                               rowShape: shape, eps: eps, batchSize: batchSize, using: &rng)
                     var results = RunStats()
                     results["nfe"] = .int(run.scoreEvaluations)
                     results["accepted_steps"] = .int(run.acceptedSteps)
                     results["rejected_steps"] = .int(run.rejectedSteps)
-                    return SampleRun(samples: run.states, nfe: run.scoreEvaluations, results: results)
+                    return SampleRun(samples: run.samples, nfe: run.scoreEvaluations, results: results)
                 }
             case .ddim, .dpmSolverPP, .unipc, .heun, .sdeDPMSolverPP:
                 let made = try fewStep.make(kind, order: pc.order, sde: forward, eps: eps, dimension: data.rowShape.reduce(1, *))
                 let grid = made.grid
                 try made.predictor.validate(grid: grid, sde: forward)
                 let score = try classes.score(data, diffusedBy: forward, count: count)
+                let algorithm = pcAlgorithm(made.predictor, NoCorrector(), grid: grid, order: .correctorFirst, denoising: .none,
+                                            name: kind.rawValue)
                 var settings = RunStats()
                 settings["steps"] = .int(grid.steps)
                 settings["solver_order"] = .int(made.order)
@@ -323,8 +331,8 @@ extension ScoreSDECommand {
                 return PreparedSampler(label: label, settings: settings) { rng in
                     let progress = ProgressBar(total: grid.steps)
                     defer { progress?.finish() }
-                    let run = try sampleFewStep(sde: forward, score: score, predictor: made.predictor, grid: grid, batchSize: batchSize,
-                                                start: latents, count: count, using: &rng) { event in
+                    let run = try solveReverse(sde: forward, score: score, algorithm: algorithm, start: latents, count: count,
+                                               rowShape: nil, eps: eps, batchSize: batchSize, using: &rng) { event in
                         progress?.update(step: event.index + 1, nfe: event.scoreEvaluations)
                     }
                     var results = RunStats()
@@ -348,43 +356,32 @@ func samplePC<S: ForwardSDE, M: ScoreModel, P: Predictor, C: Corrector>(
     return try sampler.sample(count: count, using: &rng, onStep: onStep)
 }
 
-/// Builds the adaptive SDE solver (validating its settings) without running it.
-func checkAdaptive<S: ForwardSDE, M: ScoreModel>(sde: S, score: M, eps: Double, rtol: Double, atol: Double,
-                                                  denoising: FinalDenoising) throws {
-    _ = try AdaptiveSDESampler(sde: sde, score: score, eps: eps, absoluteTolerance: atol, relativeTolerance: rtol, denoising: denoising)
+/// A predictor–corrector algorithm on concrete types (callers pass existentials, which Swift opens).
+func pcAlgorithm<P: Predictor, C: Corrector>(_ predictor: P, _ corrector: C, grid: TimeGrid, order: PCOrder,
+                                             denoising: FinalDenoising, name: String = "pc") -> any ReverseAlgorithm {
+    PredictorCorrectorAlgorithm(grid: grid, predictor: predictor, corrector: corrector, order: order, denoising: denoising, name: name)
 }
 
-/// The adaptive SDE solver from the prior on concrete types.
-func sampleAdaptive<S: ForwardSDE, M: ScoreModel>(sde: S, score: M, eps: Double, rtol: Double, atol: Double, denoising: FinalDenoising,
-                                                   batchSize: Int?, count: Int, rowShape: [Int], using rng: inout RandomSource) throws -> AdaptiveSDEResult {
-    let sampler = try AdaptiveSDESampler(sde: sde, score: score, eps: eps, absoluteTolerance: atol, relativeTolerance: rtol, denoising: denoising,
-                                         batchSize: batchSize)
-    return try sampler.sample(count: count, rowShape: rowShape, using: &rng)
+/// The reverse problem of a sampling command: given rows at `T` (`start`), or `count` prior draws.
+func reverseProblem<S: ForwardSDE, M: ScoreModel>(sde: S, score: M, start: Tensor?, count: Int, rowShape: [Int]?, eps: Double,
+                                                  batchSize: Int?) -> ReverseProblem<S, M> {
+    ReverseProblem(sde: sde, score: score, start: start.map { .state($0) } ?? .prior(count: count, rowShape: rowShape),
+                   eps: eps, batchSize: batchSize)
 }
 
-/// Builds adaptive UniPC (validating its settings) without running it.
-func checkAdaptiveUniPC<S: ForwardSDE, M: ScoreModel>(sde: S, score: M, eps: Double, order: Int, rtol: Double, atol: Double) throws {
-    _ = try AdaptiveUniPC(sde: sde, score: score, eps: eps, order: order, absoluteTolerance: atol, relativeTolerance: rtol)
+/// `solve(problem, algorithm)` on concrete types (callers pass existentials, which Swift opens).
+func solveReverse<S: ForwardSDE, M: ScoreModel, A: ReverseAlgorithm>(
+    sde: S, score: M, algorithm: A, start: Tensor?, count: Int, rowShape: [Int]?, eps: Double, batchSize: Int?,
+    using rng: inout RandomSource, onStep: ((StepEvent) -> Void)? = nil
+) throws -> ReverseSolution {
+    try solve(reverseProblem(sde: sde, score: score, start: start, count: count, rowShape: rowShape, eps: eps, batchSize: batchSize),
+              algorithm, using: &rng, onStep: onStep)
 }
 
-/// Adaptive UniPC from the prior or from given latents at `T`, on concrete types.
-func sampleAdaptiveUniPC<S: ForwardSDE, M: ScoreModel>(sde: S, score: M, eps: Double, order: Int, rtol: Double, atol: Double,
-                                                       worstRow: Bool, batchSize: Int?, start: Tensor?, count: Int, rowShape: [Int],
-                                                       using rng: inout RandomSource) throws -> AdaptiveUniPCResult {
-    let sampler = try AdaptiveUniPC(sde: sde, score: score, eps: eps, order: order, absoluteTolerance: atol, relativeTolerance: rtol,
-                                    batchSize: batchSize, norm: worstRow ? .worstRow : .batch)
-    if let start { return try sampler.decode(start) }
-    return try sampler.sample(count: count, rowShape: rowShape, using: &rng)
-}
-
-/// A few-step sampler (no corrector, the state at the grid's end returned untouched) from the prior
-/// or from given latents at `T`.
-func sampleFewStep<S: ForwardSDE, M: ScoreModel, P: Predictor>(
-    sde: S, score: M, predictor: P, grid: TimeGrid, batchSize: Int?, start: Tensor?, count: Int,
-    using rng: inout RandomSource, onStep: @escaping (StepEvent) -> Void
-) throws -> SamplingResult {
-    let sampler = PCSampler(sde: sde, score: score, grid: grid, predictor: predictor, corrector: NoCorrector(),
-                            denoising: .none, batchSize: batchSize)
-    if let start { return try sampler.sample(from: start, using: &rng, onStep: onStep) }
-    return try sampler.sample(count: count, using: &rng, onStep: onStep)
+/// Checks an algorithm's settings against the problem without running it (before any output is written).
+func validateReverse<S: ForwardSDE, M: ScoreModel, A: ReverseAlgorithm>(
+    sde: S, score: M, algorithm: A, start: Tensor?, count: Int, rowShape: [Int]?, eps: Double, batchSize: Int?
+) throws {
+    try algorithm.validate(for: reverseProblem(sde: sde, score: score, start: start, count: count, rowShape: rowShape, eps: eps,
+                                               batchSize: batchSize))
 }

@@ -30,9 +30,13 @@ public struct ODEStatistics: Sendable, Equatable {
 
 /// An adaptive ODE solver for `dy/dt = f(t, y)`, `y ∈ ℝⁿ`, over GNU GSL's `gsl_odeiv2`.
 ///
-/// The step size is controlled so that the local error estimate of every component stays below
-/// `D_i = absoluteTolerance + relativeTolerance·|y_i|` (GSL's `gsl_odeiv2_control_y_new`; the
-/// maximum over components is used, which is stricter than scipy's RMS norm).
+/// GSL keeps its steppers and its evolve loop (`gsl_odeiv2_evolve_apply`); the step size is ours:
+/// a ``StepSizeController`` installed as GSL's control object (a `gsl_odeiv2_control_type` whose
+/// `hadjust` and `errlevel` call it), the same controller role as the other adaptive solvers. By
+/// default it is ``StepSizeController/gslStandard(absoluteTolerance:relativeTolerance:)``: the local
+/// error estimate of every component stays below `D_i = absoluteTolerance + relativeTolerance·|y_i|`
+/// (the maximum over components, stricter than scipy's RMS norm), GSL's standard control bit for
+/// bit; pass `controller:` for an RMS or per-row norm or the proportional rule.
 ///
 ///     let decay = try ODEIntegrator(.rkf45, dimension: 1, absoluteTolerance: 1e-6, relativeTolerance: 1e-6) {
 ///         t, y, dydt in dydt[0] = -y[0]
@@ -40,6 +44,11 @@ public struct ODEStatistics: Sendable, Equatable {
 ///     var y = [1.0]
 ///     let stats = try decay.integrate(&y, from: 0, to: 1)   // y[0] ≈ exp(-1)
 ///     print(stats.rightHandSideEvaluations)
+///
+/// **Stepping by hand.** ``start(_:from:to:)`` sets up a solve, ``step()`` makes exactly one
+/// `gsl_odeiv2_evolve_apply` (one accepted step, after the attempts the controller rejected) and
+/// returns what it did; ``state`` and ``time`` are the solution so far. ``integrate(_:from:to:)``
+/// is this loop.
 ///
 /// One integrator can run any number of solves, in either direction; each solve starts afresh
 /// (step-size history and multistep state are reset). It owns its GSL objects and frees them
@@ -74,11 +83,16 @@ public final class ODEIntegrator {
     public let maxStep: Double?
     /// The most accepted steps one solve may take (nil: unlimited).
     public let maxSteps: Int?
+    /// The step-size controller GSL's evolve loop asks after every attempt.
+    public let controller: StepSizeController
+    /// Values per row for the row norms of ``controller`` (the whole state is one row by default).
+    public let rowSize: Int
 
     /// Work done by all solves so far, failed ones included.
     public private(set) var statistics = ODEStatistics()
 
     private let context: ODECallbackContext
+    private let control: ODEControl?
     /// The system GSL's driver points to; heap-allocated, so it lives exactly as long as the driver.
     private let system: UnsafeMutablePointer<gsl_odeiv2_system>
     /// Owns GSL's step, control and evolve objects (wired together for the multistep and implicit
@@ -105,10 +119,22 @@ public final class ODEIntegrator {
     /// - Throws: ``ScoreSDEError/invalidArgument(_:)`` for a parameter out of its domain, or an
     ///   implicit step type without a Jacobian; ``ScoreSDEError/integrator(_:)`` if GSL cannot
     ///   allocate its work space.
-    public init(_ stepType: ODEStepType, dimension: Int,
+    public convenience init(_ stepType: ODEStepType, dimension: Int,
                 absoluteTolerance: Double, relativeTolerance: Double,
                 initialStep: Double? = nil, minStep: Double = 0, maxStep: Double? = nil, maxSteps: Int? = nil,
+                controller: StepSizeController? = nil, rowSize: Int? = nil,
                 rightHandSide: @escaping RightHandSide, jacobian: Jacobian? = nil) throws {
+        try self.init(stepType, dimension: dimension, absoluteTolerance: absoluteTolerance, relativeTolerance: relativeTolerance,
+                      initialStep: initialStep, minStep: minStep, maxStep: maxStep, maxSteps: maxSteps, controller: controller,
+                      rowSize: rowSize, gslControl: false, rightHandSide: rightHandSide, jacobian: jacobian)
+    }
+
+    /// `gslControl`: keep GSL's own standard control object instead of ours (tests compare the two).
+    init(_ stepType: ODEStepType, dimension: Int,
+         absoluteTolerance: Double, relativeTolerance: Double,
+         initialStep: Double? = nil, minStep: Double = 0, maxStep: Double? = nil, maxSteps: Int? = nil,
+         controller: StepSizeController? = nil, rowSize: Int? = nil, gslControl: Bool,
+         rightHandSide: @escaping RightHandSide, jacobian: Jacobian? = nil) throws {
         func invalid(_ message: String) -> ScoreSDEError { .invalidArgument(message) }
         guard dimension >= 1 else {
             throw invalid("dimension must be >= 1 (got \(dimension)); it is the length of the state vector")
@@ -138,6 +164,10 @@ public final class ODEIntegrator {
         if let maxSteps, maxSteps < 1 {
             throw invalid("maxSteps must be >= 1 (got \(maxSteps)); use nil for no limit")
         }
+        if let rowSize, rowSize < 1 {
+            throw invalid("rowSize must be >= 1 (got \(rowSize)); use nil for one row of the whole state")
+        }
+        let controller = try controller ?? StepSizeController.gslStandard(absoluteTolerance: absoluteTolerance, relativeTolerance: relativeTolerance)
         if stepType.requiresJacobian {
             guard jacobian != nil else {
                 throw invalid("step type \(stepType.rawValue) needs a jacobian; pass jacobian:, or use a step type that works without one (\(ODEStepType.jacobianFreeNames))")
@@ -182,18 +212,41 @@ public final class ODEIntegrator {
         self.minStep = minStep
         self.maxStep = maxStep
         self.maxSteps = maxSteps
+        self.controller = controller
+        self.rowSize = min(rowSize ?? dimension, dimension)
         self.context = context
         self.system = system
         self.driver = driver
+        if gslControl {
+            self.control = nil
+        } else {
+            // Our controller replaces the driver's standard control object; the driver frees it.
+            let control = ODEControl(controller: controller, rowSize: self.rowSize)
+            guard let c = control.makeGSLControl() else {
+                gsl_odeiv2_driver_free(driver)
+                system.deinitialize(count: 1)
+                system.deallocate()
+                let status = GSLStatus.outOfMemory
+                throw ScoreSDEError.integrator(IntegratorFailure(
+                    reason: .gsl(code: status.rawValue, text: status.description), time: 0, stepSize: 0,
+                    advice: "GSL could not allocate a control object; free memory."))
+            }
+            gsl_odeiv2_control_free(driver.pointee.c)
+            driver.pointee.c = c
+            _ = gsl_odeiv2_control_set_driver(c, driver)
+            self.control = control
+        }
     }
 
     deinit {
         gsl_odeiv2_driver_free(driver)   // frees step, control and evolve too
         system.deinitialize(count: 1)
         system.deallocate()
+        withExtendedLifetime(control) {}
     }
 
-    /// Integrates `y` from `t0` to `t1` (forward or backward in time), in place.
+    /// Integrates `y` from `t0` to `t1` (forward or backward in time), in place: ``start(_:from:to:)``
+    /// and ``step()`` until the end.
     ///
     /// The solve lands exactly on `t1`. On failure `y` holds the state at the time reported in the
     /// ``IntegratorFailure``, the last successful step (for a failure before the first step, the
@@ -213,6 +266,39 @@ public final class ODEIntegrator {
     ///   description.
     @discardableResult
     public func integrate(_ y: inout [Double], from t0: Double, to t1: Double) throws -> ODEStatistics {
+        try start(y, from: t0, to: t1)
+        defer { y = state }
+        while try step() != nil {}
+        return solveStatistics
+    }
+
+    /// The state of the current (or last) solve: at ``time`` after the last successful step.
+    public private(set) var state: [Double] = []
+    /// The time of ``state``.
+    public private(set) var time: Double = 0
+    /// The end time of the current solve.
+    public private(set) var endTime: Double = 0
+    /// The next trial step (signed) GSL's evolve loop will start from.
+    public private(set) var stepSize: Double = 0
+    /// True when the current solve has reached its end time (or none was started).
+    public var isFinished: Bool { !(direction * (endTime - time) > 0) }
+    /// Work done by the current (or last) solve.
+    public var solveStatistics: ODEStatistics {
+        ODEStatistics(rightHandSideEvaluations: context.rightHandSideEvaluations - solveStart.evaluations,
+                      jacobianEvaluations: context.jacobianEvaluations - solveStart.jacobians,
+                      acceptedSteps: accepted, rejectedSteps: Int(driver.pointee.e!.pointee.failed_steps))
+    }
+    private var direction: Double = 1
+    private var accepted = 0
+    private var solveStart = (evaluations: 0, jacobians: 0)
+    private var recorded = ODEStatistics()
+
+    /// Sets up a solve of `y` from `t0` to `t1` (forward or backward), discarding any solve in
+    /// progress: GSL's step-size history and multistep state are reset.
+    ///
+    /// - Throws: ``ScoreSDEError/invalidArgument(_:)`` for a wrong length, non-finite values, an
+    ///   empty interval, or a call from inside this integrator's right-hand side.
+    public func start(_ y: [Double], from t0: Double, to t1: Double) throws {
         guard !isIntegrating else {
             throw ScoreSDEError.invalidArgument("integrate(_:from:to:) was called from inside the right-hand side or Jacobian of the same ODEIntegrator; use a separate integrator for nested solves")
         }
@@ -228,73 +314,99 @@ public final class ODEIntegrator {
         if let i = y.firstIndex(where: { !$0.isFinite }) {
             throw ScoreSDEError.invalidArgument("the initial state must be finite, but y[\(i)] = \(y[i]) at t0 = \(t0)")
         }
-
-        isIntegrating = true
-        defer { isIntegrating = false }
-
         // Start afresh: evolve counters, step-size history and multistep state.
         let resetStatus = GSLStatus(rawValue: gsl_odeiv2_driver_reset(driver))
         precondition(resetStatus == .success, "gsl_odeiv2_driver_reset failed: \(resetStatus)")
         context.failure = nil
-        let evaluationsBefore = context.rightHandSideEvaluations
-        let jacobianEvaluationsBefore = context.jacobianEvaluations
-        let evolve = driver.pointee.e!
-        var accepted = 0
-        func solveStatistics() -> ODEStatistics {
-            ODEStatistics(rightHandSideEvaluations: context.rightHandSideEvaluations - evaluationsBefore,
-                          jacobianEvaluations: context.jacobianEvaluations - jacobianEvaluationsBefore,
-                          acceptedSteps: accepted, rejectedSteps: Int(evolve.pointee.failed_steps))
-        }
-        defer { statistics += solveStatistics() }
-
-        try withExtendedLifetime(context) {
-            try y.withUnsafeMutableBufferPointer { state in
-                try solve(state, from: t0, to: t1, acceptedSteps: &accepted)
-            }
-        }
-        return solveStatistics()
+        solveStart = (context.rightHandSideEvaluations, context.jacobianEvaluations)
+        recorded = ODEStatistics()
+        accepted = 0
+        state = y
+        time = t0
+        endTime = t1
+        direction = t1 > t0 ? 1 : -1
+        stepSize = direction * startingStep(span: abs(t1 - t0))
     }
 
-    /// The evolve loop (as in `gsl_odeiv2_driver_apply`, but with exact step accounting and `y`
-    /// restored after every failure).
-    private func solve(_ state: UnsafeMutableBufferPointer<Double>, from t0: Double, to t1: Double,
-                       acceptedSteps accepted: inout Int) throws {
+    /// What one ``step()`` did.
+    public struct Step: Sendable, Equatable {
+        /// The time before and after the step.
+        public var from: Double, to: Double
+        /// Attempts the controller (or the stepper) rejected before this step was accepted.
+        public var rejectedAttempts: Int
+        /// Right-hand-side evaluations of this step, its rejected attempts included.
+        public var rightHandSideEvaluations: Int
+        /// The trial step (signed) of the next step.
+        public var nextStepSize: Double
+    }
+
+    /// Makes one accepted step of the current solve (one `gsl_odeiv2_evolve_apply`: attempts until
+    /// the controller accepts one); nil when the solve is at its end time.
+    ///
+    /// - Throws: ``ScoreSDEError/integrator(_:)`` as ``integrate(_:from:to:)`` does; ``state`` then
+    ///   holds the last successful step.
+    public func step() throws -> Step? {
+        guard !isFinished else { return nil }
+        guard !isIntegrating else {
+            throw ScoreSDEError.invalidArgument("step() was called from inside the right-hand side or Jacobian of the same ODEIntegrator; use a separate integrator for nested solves")
+        }
+        isIntegrating = true
+        defer { isIntegrating = false; syncStatistics() }
+        let before = (time, Int(driver.pointee.e!.pointee.failed_steps), context.rightHandSideEvaluations)
+        try withExtendedLifetime(context) {
+            try state.withUnsafeMutableBufferPointer { y in try advance(y) }
+        }
+        return Step(from: before.0, to: time, rejectedAttempts: Int(driver.pointee.e!.pointee.failed_steps) - before.1,
+                    rightHandSideEvaluations: context.rightHandSideEvaluations - before.2, nextStepSize: stepSize)
+    }
+
+    /// Adds this solve's work since the last call to ``statistics``.
+    private func syncStatistics() {
+        let now = solveStatistics
+        statistics.rightHandSideEvaluations += now.rightHandSideEvaluations - recorded.rightHandSideEvaluations
+        statistics.jacobianEvaluations += now.jacobianEvaluations - recorded.jacobianEvaluations
+        statistics.acceptedSteps += now.acceptedSteps - recorded.acceptedSteps
+        statistics.rejectedSteps += now.rejectedSteps - recorded.rejectedSteps
+        recorded = now
+    }
+
+    /// One `gsl_odeiv2_evolve_apply` (as in `gsl_odeiv2_driver_apply`, but with exact step
+    /// accounting and `y` restored after every failure).
+    private func advance(_ state: UnsafeMutableBufferPointer<Double>) throws {
         let y = state.baseAddress!
         let evolve = driver.pointee.e!, control = driver.pointee.c!, step = driver.pointee.s!
         let system = UnsafePointer(self.system)
-        let direction: Double = t1 > t0 ? 1 : -1
+        let t1 = endTime
         let hmax = maxStep ?? .infinity
-        var t = t0
-        var h = direction * startingStep(span: abs(t1 - t0))
-
-        while direction * (t1 - t) > 0 {
-            if let maxSteps, accepted >= maxSteps {
-                throw failure(.maxStepsExceeded, time: t, stepSize: h,
-                              advice: "\(maxSteps) steps (maxSteps) did not reach t1 = \(t1); raise maxSteps, loosen the tolerances, or, if the problem is stiff, use an implicit step type (bsimp, msbdf). \(kept(t))")
-            }
-            let tStart = t
-            // Both limits and h agree in direction and dimensions match by construction, so evolve
-            // always saves y into evolve->y0 before it can fail.
-            let status = GSLStatus(rawValue: gsl_odeiv2_evolve_apply(evolve, control, step, system, &t, t1, &h, y))
-            if status != .success || context.failure != nil {
-                // y may hold a partial or rejected step: go back to the last good state.
-                y.update(from: evolve.pointee.y0, count: dimension)
-                t = tStart
-                throw failure(for: status, time: t, stepSize: h)
-            }
-            accepted += 1
-            if !ODECallbackContext.isAllFinite(UnsafeBufferPointer(state)) {
-                y.update(from: evolve.pointee.y0, count: dimension)
-                accepted -= 1
-                throw failure(.gsl(code: GSLStatus.overflow.rawValue, text: GSLStatus.overflow.description),
-                              time: tStart, stepSize: h,
-                              advice: "The state overflowed to ±Inf or NaN in the step from t = \(tStart) although the right-hand side was finite; the solution may blow up: check the right-hand side, or lower maxStep. \(kept(tStart))")
-            }
-            if abs(h) > hmax { h = direction * hmax }
-            if direction * (t1 - t) > 0 && abs(h) < minStep {
-                throw failure(.stepSizeUnderflow, time: t, stepSize: h,
-                              advice: "The step size needed for the tolerances fell below minStep = \(minStep); lower minStep, loosen the tolerances, or, if the problem is stiff, use an implicit step type (bsimp, msbdf). \(kept(t))")
-            }
+        var t = time, h = stepSize
+        defer { time = t; stepSize = h }
+        if let maxSteps, accepted >= maxSteps {
+            throw failure(.maxStepsExceeded, time: t, stepSize: h,
+                          advice: "\(maxSteps) steps (maxSteps) did not reach t1 = \(t1); raise maxSteps, loosen the tolerances, or, if the problem is stiff, use an implicit step type (bsimp, msbdf). \(kept(t))")
+        }
+        let tStart = t
+        // Both limits and h agree in direction and dimensions match by construction, so evolve
+        // always saves y into evolve->y0 before it can fail.
+        let status = GSLStatus(rawValue: gsl_odeiv2_evolve_apply(evolve, control, step, system, &t, t1, &h, y))
+        if status != .success || context.failure != nil {
+            // y may hold a partial or rejected step: go back to the last good state.
+            y.update(from: evolve.pointee.y0, count: dimension)
+            t = tStart
+            throw failure(for: status, time: t, stepSize: h)
+        }
+        accepted += 1
+        if !ODECallbackContext.isAllFinite(UnsafeBufferPointer(state)) {
+            y.update(from: evolve.pointee.y0, count: dimension)
+            accepted -= 1
+            t = tStart
+            throw failure(.gsl(code: GSLStatus.overflow.rawValue, text: GSLStatus.overflow.description),
+                          time: tStart, stepSize: h,
+                          advice: "The state overflowed to ±Inf or NaN in the step from t = \(tStart) although the right-hand side was finite; the solution may blow up: check the right-hand side, or lower maxStep. \(kept(tStart))")
+        }
+        if abs(h) > hmax { h = direction * hmax }
+        if direction * (t1 - t) > 0 && abs(h) < minStep {
+            throw failure(.stepSizeUnderflow, time: t, stepSize: h,
+                          advice: "The step size needed for the tolerances fell below minStep = \(minStep); lower minStep, loosen the tolerances, or, if the problem is stiff, use an implicit step type (bsimp, msbdf). \(kept(t))")
         }
     }
 

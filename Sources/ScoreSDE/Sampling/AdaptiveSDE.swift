@@ -53,17 +53,8 @@ public struct AdaptiveSDESampler<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
     /// Rows per model call (memory only; a batched call over more active rows is split).
     public var batchSize: Int?
 
-    /// The noise of a rejected step.
-    public enum RejectedNoise: String, Sendable, CaseIterable {
-        /// Keep the Brownian increment and split it with the Brownian bridge for the smaller step
-        /// (rejection sampling with memory, Rackauckas & Nie 2017): the path does not depend on the
-        /// rejections. The default: redrawing biases the samples (see ``redraw``).
-        case brownianBridge
-        /// Draw new noise, as the paper's code does. Acceptance then favours noise that cancels the
-        /// score's pull, which widens every mode: measured on a 4-mode 2-D mixture, per-mode variance
-        /// 1.4–1.8× the true one, growing as the tolerances tighten (`scoresde-bench fast-stochastic`).
-        case redraw
-    }
+    /// What a rejected step does with its noise (``AdaptiveSDERejectedNoise``).
+    public typealias RejectedNoise = AdaptiveSDERejectedNoise
 
     /// The step-size controller these settings make: per-sample decisions, the RMS norm with scale
     /// `max(ε_abs, ε_rel · max(|x'|, |x'_prev|))`, `h ← θ h ‖E/δ‖^{−r}` unclamped (the paper's
@@ -344,4 +335,16 @@ public struct AdaptiveSDEResult: Sendable {
     public var meanEvaluations: Double { Double(perSampleEvaluations.reduce(0, +)) / Double(max(perSampleEvaluations.count, 1)) }
     /// The largest of ``perSampleEvaluations`` (equal to ``scoreEvaluations``).
     public var maximumPerSampleEvaluations: Int { perSampleEvaluations.max() ?? 0 }
+}
+
+/// The noise of a rejected step.
+public enum AdaptiveSDERejectedNoise: String, Sendable, CaseIterable {
+    /// Keep the Brownian increment and split it with the Brownian bridge for the smaller step
+    /// (rejection sampling with memory, Rackauckas & Nie 2017): the path does not depend on the
+    /// rejections. The default: redrawing biases the samples (see ``redraw``).
+    case brownianBridge
+    /// Draw new noise, as the paper's code does. Acceptance then favours noise that cancels the
+    /// score's pull, which widens every mode: measured on a 4-mode 2-D mixture, per-mode variance
+    /// 1.4–1.8× the true one, growing as the tolerances tighten (`scoresde-bench fast-stochastic`).
+    case redraw
 }

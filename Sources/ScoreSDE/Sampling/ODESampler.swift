@@ -48,21 +48,32 @@ public struct ODESampler<SDE: ForwardSDE, Score: ScoreModel> {
         return try decode(sde.samplePrior(rowShape: shape, count: count, using: &rng))
     }
 
-    /// Solves from latents at `T` down to `eps` (then denoises if asked).
+    /// Solves from latents at `T` down to `eps` (then denoises if asked): ``ProbabilityFlowIntegrator``
+    /// stepped to the end (the per-sample layout under a ``Population/communicator``: rows split
+    /// across processes, the same bytes).
     public func decode(_ latents: Tensor) throws -> ODEResult {
-        var x = latents
-        let flow = self.flow
-        var (_, stats) = try flow.integrate(&x, from: sde.T, to: eps, layout: layout, divergence: nil)
-        if denoise {
-            let reverse = ReverseSDE(sde: sde, score: score, batchSize: batchSize, counter: flow.counter)
-            var unused = RandomSource(seed: 0), unusedState: Void = ()
-            var noisy = x   // the step's noisy output is discarded; its mean is the denoised sample
-            try ReverseDiffusion().step(&noisy, mean: &x, state: &unusedState, from: eps, to: 0, along: reverse, using: &unused)
-            stats.scoreEvaluations = flow.counter.scoreEvaluations
-            stats.modelPasses = flow.counter.modelPasses
+        if layout == .perSample, let comm = Population.communicator, comm.size > 1 {
+            var x = latents
+            let flow = self.flow
+            var (_, stats) = try flow.integrate(&x, from: sde.T, to: eps, layout: layout, divergence: nil)
+            if denoise {
+                try denoiseStep(&x, counter: flow.counter)
+                stats.scoreEvaluations = flow.counter.scoreEvaluations
+                stats.modelPasses = flow.counter.modelPasses
+            }
+            try x.checkFinite("the decoded samples")
+            return ODEResult(states: x, scoreEvaluations: stats.scoreEvaluations, statistics: stats)
         }
-        try x.checkFinite("the decoded samples")
-        return ODEResult(states: x, scoreEvaluations: stats.scoreEvaluations, statistics: stats)
+        var run = try ProbabilityFlowIntegrator(sampler: self, latents: latents)
+        return try run.solve()
+    }
+
+    /// score_sde's `denoise`: one reverse-diffusion step at `eps`, its noise-free mean (1 NFE, on `counter`).
+    func denoiseStep(_ x: inout Tensor, counter: EvaluationCounter) throws {
+        let reverse = ReverseSDE(sde: sde, score: score, batchSize: batchSize, counter: counter)
+        var unused = RandomSource(seed: 0), unusedState: Void = ()
+        var noisy = x   // the step's noisy output is discarded; its mean is the denoised sample
+        try ReverseDiffusion().step(&noisy, mean: &x, state: &unusedState, from: eps, to: 0, along: reverse, using: &unused)
     }
 
     /// Solves from data at `eps` up to `T`: the latent codes of `data`.

@@ -10,11 +10,18 @@ public struct ODESolverOptions: Sendable, Equatable {
     public var maxStep: Double?
     /// Most accepted steps per solve (nil: unlimited).
     public var maxSteps: Int?
+    /// The step-size controller GSL's evolve loop asks (nil: GSL's standard control on the
+    /// tolerances above, ``StepSizeController/gslStandard(absoluteTolerance:relativeTolerance:)``).
+    /// Its row norms (``StepSizeController/ErrorNorm/worstRow``, ``StepSizeController/ErrorNorm/batch``)
+    /// see the rows of the batch.
+    public var controller: StepSizeController?
 
     public init(_ stepType: ODEStepType, absoluteTolerance: Double, relativeTolerance: Double,
-                initialStep: Double? = nil, minStep: Double = 0, maxStep: Double? = nil, maxSteps: Int? = nil) {
+                initialStep: Double? = nil, minStep: Double = 0, maxStep: Double? = nil, maxSteps: Int? = nil,
+                controller: StepSizeController? = nil) {
         self.stepType = stepType; self.absoluteTolerance = absoluteTolerance; self.relativeTolerance = relativeTolerance
         self.initialStep = initialStep; self.minStep = minStep; self.maxStep = maxStep; self.maxSteps = maxSteps
+        self.controller = controller
     }
 }
 
@@ -184,6 +191,23 @@ struct ProbabilityFlow<SDE: ForwardSDE, Score: ScoreModel> {
         let n = x.rows, d = x.rowSize, shape = x.shape
         let augmented = divergence != nil
         let dim = n * d + (augmented ? n : 0)
+        let integrator = try makeSystem(shape: shape, divergence: divergence)
+        var y = x.storage
+        if augmented { y.append(contentsOf: repeatElement(0, count: n)) }
+        let stats = try integrator.integrate(&y, from: t0, to: t1)
+        x = Tensor(uncheckedShape: shape, storage: Array(y[0 ..< n * d]))
+        var run = ODERunStatistics()
+        run.add(stats)
+        return (augmented ? Array(y[n * d ..< dim]) : [], run)
+    }
+
+    /// The GSL system of a batch of shape `shape` (rows × row shape): the flow of every row, plus
+    /// one Δlog p component per row when `divergence` is given; its state is the batch's values
+    /// row by row, then the Δlog p components.
+    func makeSystem(shape: [Int], divergence: Divergence?) throws -> ODEIntegrator {
+        let n = shape[0], d = shape.dropFirst().reduce(1, *)
+        let augmented = divergence != nil
+        let dim = n * d + (augmented ? n : 0)
         let reverse = ReverseSDE(sde: sde, score: score, batchSize: batchSize, counter: counter)
         let sde = self.sde
         let rhs: ODEIntegrator.RightHandSide = { t, y, dydt in
@@ -222,18 +246,11 @@ struct ProbabilityFlow<SDE: ForwardSDE, Score: ScoreModel> {
                 for i in 0 ..< n * d { out[i] = a * yb[i] + h * sb[i] }
             }
         }
-        let integrator = try ODEIntegrator(solver.stepType, dimension: dim,
+        return try ODEIntegrator(solver.stepType, dimension: dim,
                                            absoluteTolerance: solver.absoluteTolerance, relativeTolerance: solver.relativeTolerance,
                                            initialStep: solver.initialStep, minStep: solver.minStep, maxStep: solver.maxStep,
-                                           maxSteps: solver.maxSteps, rightHandSide: rhs,
+                                           maxSteps: solver.maxSteps, controller: solver.controller, rowSize: d, rightHandSide: rhs,
                                            jacobian: solver.stepType.requiresJacobian ? try jacobian(n: n, d: d, augmented: augmented, shape: shape, reverse: reverse) : nil)
-        var y = x.storage
-        if augmented { y.append(contentsOf: repeatElement(0, count: n)) }
-        let stats = try integrator.integrate(&y, from: t0, to: t1)
-        x = Tensor(uncheckedShape: shape, storage: Array(y[0 ..< n * d]))
-        var run = ODERunStatistics()
-        run.add(stats)
-        return (augmented ? Array(y[n * d ..< dim]) : [], run)
     }
 
     /// The dense Jacobian of the flow, `a I − ½ g² ∂s/∂x`, from D Jacobian–vector products per row

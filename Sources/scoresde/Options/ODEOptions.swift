@@ -135,6 +135,14 @@ struct ODEOptions: ParsableArguments {
     /// The work counters of a solve, for a stats file: `nfe` (total batched score evaluations;
     /// per-sample: summed over samples), `nfe_per_sample_mean` (per-sample layout only),
     /// accepted/rejected steps (summed over systems), and the integrator's call counts.
+    /// The results of a `solve` with the probability-flow algorithm.
+    static func results(_ run: ReverseSolution, layout: ODESystemLayout) -> RunStats {
+        var statistics = ODERunStatistics(scoreEvaluations: run.scoreEvaluations, integrator: run.integrator ?? ODEStatistics(),
+                                          evaluationsPerSystem: run.perSampleEvaluations ?? [])
+        statistics.modelPasses = run.modelPasses
+        return results(nfe: run.scoreEvaluations, statistics, layout: layout)
+    }
+
     static func results(nfe: Int, _ statistics: ODERunStatistics, layout: ODESystemLayout) -> RunStats {
         var s = RunStats()
         s["nfe"] = .int(nfe)
