@@ -37,8 +37,9 @@ let package = Package(
     name: "Consumer",
 $(printf '%s\n' "$lines" | sed "s|$url|file://$work/$name|; s|\"MyTool\"|\"Consumer\"|; s|^|    |")
 )
-// The README's few-step example: a second executable with the same dependency.
+// The README's few-step and one-solve examples: more executables with the same dependency.
 package.targets.append(.executableTarget(name: "FewStepConsumer", dependencies: package.targets[0].dependencies))
+package.targets.append(.executableTarget(name: "SolveConsumer", dependencies: package.targets[0].dependencies))
 SWIFT
 awk '/<!-- consumer-example:begin -->/{on=1; next} /<!-- consumer-example:end -->/{on=0} on' "$root/README.md" \
   | sed '/^```/d' > "$work/Consumer/Sources/Consumer/main.swift"
@@ -63,8 +64,27 @@ cat >> "$work/Consumer/Sources/FewStepConsumer/main.swift" <<'SWIFT'
 if mine.samples != library.samples || mine.scoreEvaluations != 10 { fatalError("consumer: the README's DPM-Solver++(2M) does not give the library's bytes") }
 print("consumer: the README's DPM-Solver++(2M), written from public pieces, gives DPMSolverPlusPlus(order: 2)'s bytes")
 SWIFT
+# The README's one-solve example: every algorithm through `solve`, each sampling the ring's 8 equally
+# likely modes (5 binomial standard errors), NFE as each method costs it.
+mkdir -p "$work/Consumer/Sources/SolveConsumer"
+awk '/<!-- consumer-solve:begin -->/{on=1; next} /<!-- consumer-solve:end -->/{on=0} on' "$root/README.md" \
+  | sed '/^```/d' > "$work/Consumer/Sources/SolveConsumer/main.swift"
+grep -q "ReverseProblem" "$work/Consumer/Sources/SolveConsumer/main.swift" || { echo "consumer-test: README solve example not found" >&2; exit 1; }
+cat >> "$work/Consumer/Sources/SolveConsumer/main.swift" <<'SWIFT'
+let ring = GaussianMixture.ring()
+for run in runs {
+    var weights = [Double](repeating: 0, count: ring.componentCount)
+    for k in ring.assignments(run.samples) { weights[k] += 1 / Double(run.samples.rows) }
+    let se = (0.125 * 0.875 / Double(run.samples.rows)).squareRoot()
+    let worst = weights.map { abs($0 - 0.125) }.max()!
+    if worst > 5 * se { fatalError("consumer: \(run.algorithm) mode weights \(weights) off by \(worst) > 5 SE") }
+}
+if runs.map(\.scoreEvaluations)[0 ... 2] != [400, 20, 20] { fatalError("consumer: fixed-grid NFE \(runs.map(\.scoreEvaluations))") }
+print("consumer: the README's solve(problem, algorithm) ran \(runs.count) algorithms, every one sampling the ring's modes")
+SWIFT
 cd "$work/Consumer"
 swift build 2>&1 | tail -3          # a debug build: it compiles fastest, and the example is small
 swift run --skip-build Consumer
 swift run --skip-build FewStepConsumer
+swift run --skip-build SolveConsumer
 echo "consumer-test: a package depending on ScoreSDE $version by URL (the README's lines) built and sampled correctly"

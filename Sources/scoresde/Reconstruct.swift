@@ -88,11 +88,7 @@ extension ScoreSDECommand {
             guard scaling.isAffine else {
                 throw ScoreSDEError.invalidArgument("the model \(model.name) maps data to model space through a logit (\(scaling)), so a linear measurement of the data is not linear in model space: reconstruct needs a model with an affine scaling (--model gmm64, patches or fashion, or a model trained with --scaling unit|symmetric)")
             }
-            var yModel = y
-            for r in 0 ..< n {
-                for i in 0 ..< a.count { yModel.storage[r * a.count + i] = scaling.scale * y.storage[r * a.count + i] + scaling.shift * a[i].reduce(0, +) }
-            }
-            let measurement = try LinearMeasurement(matrix: a, observation: yModel.repeatingRows(k), noiseStd: conditioning.noiseStd * abs(scaling.scale))
+            let measurement = try LinearMeasurement.inModelSpace(matrix: a, observation: y, noiseStd: conditioning.noiseStd, scaling: scaling, repeats: k)
             let constraint = LinearMeasurementConstraint(measurement, convention: conditioning.constraintConvention)
             let problem = InverseProblem(constraint: constraint, measurement: { measurement })
 
@@ -101,18 +97,7 @@ extension ScoreSDECommand {
             let samples = outcome.samples, flat = try samples.reshaped([n * k, d])
 
             // The fit: the measurement residual, the input, the exact posterior.
-            let measured = try plain.apply(flat)
-            var residual = 0.0
-            for r in 0 ..< n * k {
-                for i in 0 ..< a.count { let e = measured.storage[r * a.count + i] - y.storage[(r / k) * a.count + i]; residual += e * e }
-            }
-            let residualRMS = (residual / Double(n * k * a.count)).squareRoot()
-            var rmse: Double?
-            if let truth {
-                var squared = 0.0
-                for r in 0 ..< n * k { for j in 0 ..< d { let e = flat.storage[r * d + j] - truth.storage[(r / k) * d + j]; squared += e * e } }
-                rmse = (squared / Double(n * k * d)).squareRoot()
-            }
+            let fit = try ReconstructionFit(samples: flat, matrix: a, observation: y, truth: truth, perInput: k)
             var comparison: PosteriorComparison?
             if case .mixture(let prior) = model.source {
                 do {
@@ -125,8 +110,8 @@ extension ScoreSDECommand {
 
             var report = job.report(outcome, inputs: n)
             report["measurements"] = .int(a.count)
-            report["residual_rms"] = .double(residualRMS)
-            report["rmse_vs_input"] = rmse.map { .double($0) } ?? .null
+            report["residual_rms"] = .double(fit.residualRMS)
+            report["rmse_vs_input"] = fit.rmse.map { .double($0) } ?? .null
             if let comparison { report["exact_posterior"] = comparison.stats }
             report["matrix"] = .string(matrixLabel)
             report["data"] = .string(origin)
@@ -151,8 +136,8 @@ extension ScoreSDECommand {
             }
 
             print(job.summary(outcome, inputs: n, origin: origin, detail: ", \(a.count) measurement\(a.count == 1 ? "" : "s") (\(matrixLabel))"))
-            print("measurement residual: RMS |A x - y| \(formatted(residualRMS, 3))" + (conditioning.noiseStd > 0 ? " (noise std \(conditioning.noiseStd))" : "")
-                  + (rmse.map { ", RMSE \(formatted($0, 4)) vs the input" } ?? ""))
+            print("measurement residual: RMS |A x - y| \(formatted(fit.residualRMS, 3))" + (conditioning.noiseStd > 0 ? " (noise std \(conditioning.noiseStd))" : "")
+                  + (fit.rmse.map { ", RMSE \(formatted($0, 4)) vs the input" } ?? ""))
             if let comparison { print(comparison.summary) }
             print("wrote \(job.files.paths)")
         }

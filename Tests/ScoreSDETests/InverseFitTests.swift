@@ -75,4 +75,37 @@ struct InverseFitTests {
         let unknown = try ColorizationFit(samples: original, grey: grey, truth: nil, perInput: 1, mixing: .reference, range: 0 ... 255)
         #expect(unknown.colourRMSE == nil && unknown.greyBaselineRMSE == nil)
     }
+
+    /// A = [[1, 1, 0], [0, 2, −1]], two inputs; samples that reproduce y exactly have residual 0,
+    /// and moving one value by δ changes A x by (δ, 2δ) on one row: the residual RMS is
+    /// √((δ² + 4δ²) / (n·k·m)); the RMSE against the inputs counts δ once.
+    @Test func reconstructionFitByHand() throws {
+        let a: [[Double]] = [[1, 1, 0], [0, 2, -1]]
+        let x = try Tensor(rows: [[1, 2, 3], [-1, 0.5, 4]])
+        let y = try Tensor(rows: [[3, 1], [-0.5, -3]])
+        let k = 2
+        var samples = x.repeatingRows(k)
+        let exact = try ReconstructionFit(samples: samples, matrix: a, observation: y, truth: x, perInput: k)
+        #expect(exact.residualRMS == 0 && exact.rmse == 0)
+        let delta = 0.25
+        samples.storage[1 * 3 + 1] += delta   // sample 1 (input 0), value 1
+        let off = try ReconstructionFit(samples: samples, matrix: a, observation: y, truth: nil, perInput: k)
+        #expect(abs(off.residualRMS - (5 * delta * delta / 8).squareRoot()) < 1e-15 && off.rmse == nil)
+        let rmse = try #require(try ReconstructionFit(samples: samples, matrix: a, observation: y, truth: x, perInput: k).rmse)
+        #expect(abs(rmse - (delta * delta / 12).squareRoot()) < 1e-15)
+        #expect(throws: ScoreSDEError.self) { _ = try ReconstructionFit(samples: samples, matrix: a, observation: y, truth: x, perInput: 3) }
+
+        // Model space x' = a x + b: the observation becomes a y + b (A 1), the noise |a| σ; the
+        // model-space samples a x + b then fit it exactly.
+        let scaling = try DataScaling(scale: -2, shift: 0.5)
+        let m = try LinearMeasurement.inModelSpace(matrix: a, observation: y, noiseStd: 0.1, scaling: scaling, repeats: k)
+        #expect(m.noiseStd == 0.2 && m.observation.rows == 2 * k)
+        var xModel = x.repeatingRows(k)
+        for i in xModel.storage.indices { xModel.storage[i] = -2 * xModel.storage[i] + 0.5 }
+        let ax = try m.apply(xModel)
+        #expect(zip(ax.storage, m.observation.storage).allSatisfy { abs($0 - $1) < 1e-12 }, "\(ax.storage) vs \(m.observation.storage)")
+        #expect(throws: ScoreSDEError.self) {
+            _ = try LinearMeasurement.inModelSpace(matrix: a, observation: y, noiseStd: 0, scaling: try .logit(lambda: 1e-3, levels: 17))
+        }
+    }
 }

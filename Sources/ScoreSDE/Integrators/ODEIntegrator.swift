@@ -114,6 +114,10 @@ public final class ODEIntegrator {
     ///   - maxStep: The largest step magnitude (default: unlimited).
     ///   - maxSteps: The most accepted steps per solve before it fails with
     ///     ``IntegratorFailure/Reason/maxStepsExceeded`` (default: unlimited).
+    ///   - controller: The step-size controller installed as GSL's control object (default:
+    ///     ``StepSizeController/gslStandard(absoluteTolerance:relativeTolerance:)`` on the two
+    ///     tolerances above, GSL's standard control bit for bit).
+    ///   - rowSize: Values per row for the controller's row norms (default: the whole state is one row).
     ///   - rightHandSide: `f(t, y)`, written into `dydt`.
     ///   - jacobian: `∂f/∂y` (row-major) and `∂f/∂t`; required by the implicit step types.
     /// - Throws: ``ScoreSDEError/invalidArgument(_:)`` for a parameter out of its domain, or an
