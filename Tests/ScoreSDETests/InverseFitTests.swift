@@ -84,7 +84,7 @@ struct InverseFitTests {
         let x = try Tensor(rows: [[1, 2, 3], [-1, 0.5, 4]])
         let y = try Tensor(rows: [[3, 1], [-0.5, -3]])
         let k = 2
-        var samples = x.repeatingRows(k)
+        var samples = try x.repeatingRows(k)
         let exact = try ReconstructionFit(samples: samples, matrix: a, observation: y, truth: x, perInput: k)
         #expect(exact.residualRMS == 0 && exact.rmse == 0)
         let delta = 0.25
@@ -100,7 +100,7 @@ struct InverseFitTests {
         let scaling = try DataScaling(scale: -2, shift: 0.5)
         let m = try LinearMeasurement.inModelSpace(matrix: a, observation: y, noiseStd: 0.1, scaling: scaling, repeats: k)
         #expect(m.noiseStd == 0.2 && m.observation.rows == 2 * k)
-        var xModel = x.repeatingRows(k)
+        var xModel = try x.repeatingRows(k)
         for i in xModel.storage.indices { xModel.storage[i] = -2 * xModel.storage[i] + 0.5 }
         let ax = try m.apply(xModel)
         #expect(zip(ax.storage, m.observation.storage).allSatisfy { abs($0 - $1) < 1e-12 }, "\(ax.storage) vs \(m.observation.storage)")
