@@ -6,10 +6,14 @@ extension LinearMeasurement {
     /// observation is `a y + b (A 1)` and the noise std `|a| σ`.
     ///
     /// - Parameters:
-    ///   - observation: one row of `A.count` measured values per input (data space).
+    ///   - a: the measurement matrix `A` (rows of the data dimension).
+    ///   - y: one row of `A.count` measured values per input (data space).
+    ///   - noiseStd: the measurement noise std in data space.
+    ///   - scaling: the model's data scaling (affine).
     ///   - repeats: each observation row repeated this many times (one row per sample).
     /// - Throws: `invalidArgument` for a logit scaling (a linear measurement of the data is not
-    ///   linear in a logit model space) or `repeats < 1`; what ``init(matrix:observation:noiseStd:)`` throws.
+    ///   linear in a logit model space) or `repeats < 1`; `shapeMismatch` for an observation whose
+    ///   rows are not `A.count` long; what the measurement's initializer throws.
     public static func inModelSpace(matrix a: [[Double]], observation y: Tensor, noiseStd: Double, scaling: DataScaling,
                                     repeats: Int = 1) throws -> LinearMeasurement {
         guard scaling.isAffine else {

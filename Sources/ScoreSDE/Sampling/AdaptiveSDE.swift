@@ -15,8 +15,8 @@ import Foundation
 /// the paper); the norm, the decision and the factor are the shared ``StepSizeController``'s
 /// (``controller``: per-sample norm, ``StepSizeController/ToleranceScale/max``, unclamped). The
 /// paper's code draws new noise after a rejected step; that biases the samples
-/// (``RejectedNoise/redraw``), so by default the rejected increment is kept and split with the
-/// Brownian bridge (``RejectedNoise/brownianBridge``; each row's ``BrownianPath``). The run ends
+/// (``AdaptiveSDERejectedNoise/redraw``), so by default the rejected increment is kept and split with the
+/// Brownian bridge (``AdaptiveSDERejectedNoise/brownianBridge``; each row's ``BrownianPath``). The run ends
 /// at `eps`; each attempt costs its sample 2 score evaluations.
 ///
 /// Every sample keeps its own time, step size, accept/reject decisions and Brownian path, but the
@@ -152,7 +152,7 @@ public struct AdaptiveSDEIntegrator<SDE: ForwardSDE, Score: ScoreModel>: Stepped
     public private(set) var times: [Double], stepSizes: [Double]
     public private(set) var attempts: [UInt64]
     public private(set) var evaluations: [Int], rejections: [Int]
-    /// Each row's Brownian path (``BrownianPath``; nothing is kept with ``AdaptiveSDESampler/RejectedNoise/redraw``).
+    /// Each row's Brownian path (``BrownianPath``; nothing is kept with ``AdaptiveSDERejectedNoise/redraw``).
     public private(set) var paths: [BrownianPath]
     /// Rounds made so far (the Tweedie step not included).
     public private(set) var rounds = 0

@@ -196,6 +196,11 @@ extension ReverseAlgorithm {
 /// ``AdaptiveUniPC``, ``AdaptiveSDESampler``).
 ///
 /// - Parameters:
+///   - problem: The SDE, the score, the start, the end time and any constraint.
+///   - algorithm: The method (``PredictorCorrectorAlgorithm``, ``FewStepAlgorithm``,
+///     ``ProbabilityFlowAlgorithm``, ``AdaptiveUniPCAlgorithm``, ``AdaptiveSDEAlgorithm``, your own).
+///   - rng: The random source: prior draws and the solve's noise; advanced as the algorithm's own
+///     sampler advances it.
 ///   - onStep: Called after every step (fixed grids: RePaint's repeated runs and jumps are not reported).
 public func solve<SDE: ForwardSDE, Score: ScoreModel, Algorithm: ReverseAlgorithm>(
     _ problem: ReverseProblem<SDE, Score>, _ algorithm: Algorithm, using rng: inout RandomSource,
