@@ -228,4 +228,66 @@ struct SolveTests {
         #expect(throws: ScoreSDEError.self) { _ = try FewStepAlgorithm(EDMHeun(), nfe: 1) }
         #expect(rng.draw == 0)   // nothing was drawn by a refused solve
     }
+
+    @Test("terminate: the state reached after k steps, the counts of those steps, the time reached")
+    func terminatedSolveIsTheStateReached() throws {
+        let sde = try VPSDE()
+        let score = GaussianMixtureScore(GaussianMixture.ring(), diffusedBy: sde)
+        let problem = ReverseProblem(sde: sde, score: score, count: 32, eps: 1e-3)
+        let algorithm = PredictorCorrectorAlgorithm(steps: 50, predictor: ReverseDiffusion(), corrector: try Langevin(snr: 0.16))
+        var rng = RandomSource(seed: 4)
+        let solver = try makeSolver(problem, algorithm, using: &rng)
+        for _ in 0 ..< 7 { _ = try solver.step() }
+        solver.terminate()
+        let after = try solver.step()
+        #expect(solver.isFinished && after == nil)
+        let partial = try solver.result()
+        // The same seven steps of the integrator by hand.
+        var byHand = RandomSource(seed: 4)
+        let start = sde.samplePrior(rowShape: [2], count: 32, using: &byHand)
+        var integrator = try ReverseIntegrator(sde: sde, score: score, grid: try .uniform(steps: 50, from: sde.T, to: 1e-3),
+                                               predictor: ReverseDiffusion(), corrector: try Langevin(snr: 0.16), start: start, rng: byHand)
+        for _ in 0 ..< 7 { _ = try integrator.step() }
+        #expect(Self.bits(partial.samples) == Self.bits(integrator.state))
+        #expect(partial.scoreEvaluations == 14 && partial.acceptedSteps == 7)
+        #expect(partial.returnCode == .terminated(steps: 7, time: integrator.grid.times[7]))
+        #expect(solver.rng.draw == integrator.rng.draw)
+        // Terminated before any step: the start, no cost.
+        var r2 = RandomSource(seed: 4)
+        let idle = try makeSolver(problem, algorithm, using: &r2)
+        idle.terminate()
+        let none = try idle.result()
+        #expect(Self.bits(none.samples) == Self.bits(start) && none.scoreEvaluations == 0 && none.returnCode == .terminated(steps: 0, time: sde.T))
+        // A full solve reports success.
+        var r3 = RandomSource(seed: 4)
+        let full = try solve(problem, algorithm, using: &r3)
+        #expect(full.returnCode == .success)
+    }
+
+    @Test("solve(until:) stops the probability flow part-way, on the exact flow map of Gaussian data at the time reached")
+    func partialProbabilityFlowIsTheExactMapToThatTime() throws {
+        let sde = try VPSDE()
+        let mu = [1.0, -2.0], s = [0.5, 1.5]
+        let score = GaussianMixtureScore(try GaussianMixture(means: [mu], stds: [s]), diffusedBy: sde)
+        var rng = RandomSource(seed: 8)
+        let z = sde.samplePrior(rowShape: [2], count: 8, using: &rng)
+        let tol = 1e-7
+        let problem = ReverseProblem(sde: sde, score: score, start: .state(z), eps: 1e-3)
+        let partial = try solve(problem, ProbabilityFlowAlgorithm(ODESolverOptions(.rkf45, absoluteTolerance: tol, relativeTolerance: tol)),
+                                using: &rng) { $0.next <= 0.5 }
+        guard case let .terminated(steps, time) = partial.returnCode else { Issue.record("not terminated: \(partial.returnCode)"); return }
+        #expect(time <= 0.5 && time > 1e-3 && steps == partial.acceptedSteps)
+        // (x_t − m_t μ)/√(m_t² s² + σ_t²) is constant along the flow.
+        let (m1, s1) = sde.marginal(at: sde.T), (mt, st) = sde.marginal(at: time)
+        var err = 0.0, yMax = 0.0
+        for r in 0 ..< z.rows {
+            for j in 0 ..< 2 {
+                let a = (m1 * m1 * s[j] * s[j] + s1 * s1).squareRoot(), b = (mt * mt * s[j] * s[j] + st * st).squareRoot()
+                let exact = mt * mu[j] + (z.storage[r * 2 + j] - m1 * mu[j]) * b / a
+                err = max(err, abs(partial.samples.storage[r * 2 + j] - exact)); yMax = max(yMax, abs(exact))
+            }
+        }
+        // Contracting flow: each accepted step's local error ≤ tol·(1 + |y|) per value (max norm).
+        #expect(err <= Double(steps) * tol * (1 + yMax), "error \(err) after \(steps) steps to t = \(time)")
+    }
 }

@@ -61,7 +61,8 @@ public struct PredictorCorrectorAlgorithm<P: Predictor, C: Corrector>: ReverseAl
                                                                rng: RandomSource) throws -> ReverseSolver {
         let integrator = try sampler(problem).makeIntegrator(from: start, rng: rng)
         let (name, steps) = (self.name, try gridSteps(problem))
-        return ReverseSolver(integrator, algorithm: name, rng: rng, randomSource: { $0.rng }) { run in
+        return ReverseSolver(integrator, algorithm: name, start: start, startTime: integrator.grid.times[0], rng: rng,
+                             randomSource: { $0.rng }) { run in
             ReverseSolution(samples: run.samples, scoreEvaluations: run.scoreEvaluations, modelPasses: run.modelPasses,
                             acceptedSteps: steps, rejectedSteps: 0, algorithm: name)
         }
@@ -174,7 +175,7 @@ public struct ProbabilityFlowAlgorithm: ReverseAlgorithm {
         try validate(for: problem)
         let integrator = try ProbabilityFlowIntegrator(sampler: sampler(problem), latents: start)
         let (name, layout) = (self.name, self.layout)
-        return ReverseSolver(integrator, algorithm: name, rng: rng) { ProbabilityFlowAlgorithm.solution($0, layout: layout, name: name) }
+        return ReverseSolver(integrator, algorithm: name, start: start, startTime: problem.sde.T, rng: rng) { ProbabilityFlowAlgorithm.solution($0, layout: layout, name: name) }
     }
 
     /// ``ODESampler``'s whole run (the per-sample layout split across MPI processes).
@@ -234,7 +235,7 @@ public struct AdaptiveUniPCAlgorithm: ReverseAlgorithm {
                                                                rng: RandomSource) throws -> ReverseSolver {
         let integrator = try AdaptiveUniPCIntegrator(solver: sampler(problem), latents: start)
         let name = self.name
-        return ReverseSolver(integrator, algorithm: name, rng: rng) { run in
+        return ReverseSolver(integrator, algorithm: name, start: start, startTime: problem.sde.T, rng: rng) { run in
             ReverseSolution(samples: run.states, scoreEvaluations: run.scoreEvaluations, modelPasses: run.modelPasses,
                             acceptedSteps: run.acceptedSteps, rejectedSteps: run.rejectedSteps, algorithm: name)
         }
@@ -276,7 +277,7 @@ public struct AdaptiveSDEAlgorithm: ReverseAlgorithm {
         var rng = rng
         let integrator = try AdaptiveSDEIntegrator(solver: sampler(problem), start: start, using: &rng)
         let (name, tweedie) = (self.name, denoising == .tweedie ? 1 : 0)
-        return ReverseSolver(integrator, algorithm: name, rng: rng) { run in
+        return ReverseSolver(integrator, algorithm: name, start: start, startTime: problem.sde.T, rng: rng) { run in
             // Each attempt costs a row 2 evaluations (Tweedie 1 more); accepted = attempts − rejected.
             let accepted = zip(run.perSampleEvaluations, run.perSampleRejections).reduce(0) { $0 + ($1.0 - tweedie) / 2 - $1.1 }
             return ReverseSolution(samples: run.samples, scoreEvaluations: run.scoreEvaluations, modelPasses: run.modelPasses,

@@ -104,14 +104,27 @@ public struct ReverseSolution: Sendable {
     /// GSL's counters, for the probability-flow ODE (right-hand-side and Jacobian evaluations
     /// summed over systems); nil for every other algorithm.
     public let integrator: ODEStatistics?
+    /// How the solve ended (failures throw a ``ScoreSDEError`` instead).
+    public let returnCode: ReturnCode
+
+    /// How a solve ended (SciML's `retcode`; a solve that fails throws a typed ``ScoreSDEError``
+    /// such as ``ScoreSDEError/integrator(_:)`` instead of returning a failure code).
+    public enum ReturnCode: Sendable, Equatable {
+        /// Every row reached the end time; the samples are the algorithm's output (denoised if asked).
+        case success
+        /// The caller stopped the solve after `steps` steps (``ReverseSolver/terminate()``,
+        /// ``solve(_:_:using:until:)``): the samples are the state reached, at `time` (the latest
+        /// row time where rows have their own), not denoised; the counts are those of the steps made.
+        case terminated(steps: Int, time: Double)
+    }
 
     public init(samples: Tensor, scoreEvaluations: Int, modelPasses: Int, acceptedSteps: Int, rejectedSteps: Int,
                 perSampleEvaluations: [Int]? = nil, perSampleRejections: [Int]? = nil, algorithm: String,
-                integrator: ODEStatistics? = nil) {
+                integrator: ODEStatistics? = nil, returnCode: ReturnCode = .success) {
         self.samples = samples; self.scoreEvaluations = scoreEvaluations; self.modelPasses = modelPasses
         self.acceptedSteps = acceptedSteps; self.rejectedSteps = rejectedSteps
         self.perSampleEvaluations = perSampleEvaluations; self.perSampleRejections = perSampleRejections
-        self.algorithm = algorithm; self.integrator = integrator
+        self.algorithm = algorithm; self.integrator = integrator; self.returnCode = returnCode
     }
 
     /// The mean of ``perSampleEvaluations`` (nil where there are none).
@@ -124,30 +137,56 @@ public struct ReverseSolution: Sendable {
 /// algorithm's real loop and reports it (``StepEvent``), ``result()`` gives the one
 /// ``ReverseSolution``. Made by ``ReverseAlgorithm/makeSolver(for:start:rng:)`` or
 /// ``makeSolver(_:_:using:)``; a reference to one solve (copies share it).
+///
+/// ``terminate()`` stops it early — a custom stopping rule, a deadline, a signal: ``result()`` is
+/// then the state reached with ``ReverseSolution/ReturnCode/terminated(steps:time:)``.
 public final class ReverseSolver: SteppedSolve {
     private let stepOnce: () throws -> StepEvent?
     private let finished: () -> Bool
     private let finish: () throws -> ReverseSolution
     private let source: () -> RandomSource
+    private let start: Tensor, startTime: Double
+    private var last: StepEvent?
+    private var steps = 0, accepted = 0, rejected = 0
+    private var stopped = false
     /// The algorithm's name.
     public let algorithm: String
 
-    /// Wraps a stepped solve: `finish` turns its result into a ``ReverseSolution``; `rng` reads
-    /// its random source (nil: a deterministic solve draws nothing after it starts).
-    public init<S: SteppedSolve>(_ solve: S, algorithm: String, rng: RandomSource,
+    /// Wraps a stepped solve that starts from `start` at `startTime`: `finish` turns its result
+    /// into a ``ReverseSolution``; `randomSource` reads its random source (nil: a deterministic
+    /// solve draws nothing after it starts, and `rng` stays the source).
+    public init<S: SteppedSolve>(_ solve: S, algorithm: String, start: Tensor, startTime: Double, rng: RandomSource,
                                  randomSource: ((S) -> RandomSource)? = nil,
                                  finish: @escaping (S.Output) throws -> ReverseSolution) {
         let box = SteppedSolveBox(solve)
         self.algorithm = algorithm
+        self.start = start; self.startTime = startTime
         stepOnce = { try box.solve.step() }
         finished = { box.solve.isFinished }
         self.finish = { try finish(box.solve.result()) }
         source = { randomSource.map { $0(box.solve) } ?? rng }
     }
 
-    public func step() throws -> StepEvent? { try stepOnce() }
-    public var isFinished: Bool { finished() }
-    public func result() throws -> ReverseSolution { try finish() }
+    public func step() throws -> StepEvent? {
+        guard !stopped, let e = try stepOnce() else { return nil }
+        last = e; steps += 1; accepted += e.acceptedSteps; rejected += e.rejectedSteps
+        return e
+    }
+
+    /// True when the solve has ended: every step made, or stopped by ``terminate()``.
+    public var isFinished: Bool { stopped || finished() }
+
+    /// Stops the solve after the steps made so far (no effect on a finished solve).
+    public func terminate() { if !finished() { stopped = true } }
+
+    public func result() throws -> ReverseSolution {
+        guard stopped else { return try finish() }
+        let time = last.map { $0.rowTimes?.max() ?? $0.next } ?? startTime
+        return ReverseSolution(samples: last?.state ?? start, scoreEvaluations: last?.scoreEvaluations ?? 0,
+                               modelPasses: last?.modelPasses ?? 0, acceptedSteps: accepted, rejectedSteps: rejected,
+                               algorithm: algorithm, returnCode: .terminated(steps: steps, time: time))
+    }
+
     /// The random source after the steps made so far (hand it to the next solve).
     public var rng: RandomSource { source() }
 }
@@ -207,6 +246,24 @@ public func solve<SDE: ForwardSDE, Score: ScoreModel, Algorithm: ReverseAlgorith
     onStep: ((StepEvent) -> Void)? = nil
 ) throws -> ReverseSolution {
     try algorithm.solve(problem, using: &rng, onStep: onStep)
+}
+
+/// Solves `problem` with `algorithm` until `stop` returns true for a step's event (or the end):
+/// ``ReverseSolution/ReturnCode/terminated(steps:time:)`` with the state reached if it stopped
+/// early, else the full solution. For a partial solve (stop at a time), a custom stopping rule
+/// or a budget:
+///
+///     let half = try solve(problem, algorithm, using: &rng) { $0.next <= 0.5 }   // stop once t ≤ 0.5
+public func solve<SDE: ForwardSDE, Score: ScoreModel, Algorithm: ReverseAlgorithm>(
+    _ problem: ReverseProblem<SDE, Score>, _ algorithm: Algorithm, using rng: inout RandomSource,
+    until stop: (StepEvent) -> Bool
+) throws -> ReverseSolution {
+    let solver = try makeSolver(problem, algorithm, using: &rng)
+    while let e = try solver.step() {
+        if stop(e) { solver.terminate() }
+    }
+    rng = solver.rng
+    return try solver.result()
 }
 
 /// The stepped solve of `problem` with `algorithm` (its prior rows drawn from `rng` first), to
