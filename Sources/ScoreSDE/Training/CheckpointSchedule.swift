@@ -127,9 +127,9 @@ extension CheckpointedTrainer {
                 stopped = result.stop
             } catch ScoreSDEError.nonFinite(let message) {
                 throw ScoreSDEError.nonFinite("at step \(completedSteps + 1): \(message)\(held())")
-            } catch let e as PopulationError {
-                guard e.message.hasPrefix("at step") else { throw e }
-                throw PopulationError(rank: e.rank, size: e.size, collective: e.collective, message: e.message + held())
+            } catch ScoreSDEError.population(var failure) where failure.message.hasPrefix("at step") {
+                failure.message += held()
+                throw ScoreSDEError.population(failure)
             }
             losses.append(value)
             onProgress?(TrainingProgress(step: completedSteps, loss: value, learningRate: lr, gradientNorm: lastGradientNorm))

@@ -211,7 +211,7 @@ public final class ScoreTrainer<Recipe: ScoreTrainingRecipe>: CheckpointedTraine
     /// they share the step (see the type's discussion).
     ///
     /// - Throws: `nonFinite` when the loss is NaN or ±Inf (the state is left unchanged); shared:
-    ///   ``PopulationError`` naming the rank that failed, or the first rank whose starting state
+    ///   ``ScoreSDEError/population(_:)`` naming the rank that failed, or the first rank whose starting state
     ///   (data, weights, settings) differs from rank 0's, or `invalidArgument` when there are more
     ///   processes than gradient blocks.
     @discardableResult
@@ -334,12 +334,12 @@ public final class ScoreTrainer<Recipe: ScoreTrainingRecipe>: CheckpointedTraine
         let states = all.map { part in part.withUnsafeBytes { (d: $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self), s: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) } }
         for (r, st) in states.enumerated() {
             if st.d != states[0].d {
-                throw PopulationError(rank: r, size: comm.size, collective: true,
-                                      message: "its training data differ from rank 0's (fingerprint \(String(st.d, radix: 16)) vs \(String(states[0].d, radix: 16))); every rank must load the same data")
+                throw ScoreSDEError.population(PopulationFailure(rank: r, size: comm.size, collective: true,
+                                                         message: "its training data differ from rank 0's (fingerprint \(String(st.d, radix: 16)) vs \(String(states[0].d, radix: 16))); every rank must load the same data"))
             }
             if st.s != states[0].s {
-                throw PopulationError(rank: r, size: comm.size, collective: true,
-                                      message: "its training state (weights, EMA, Adam moments, step or settings) differs from rank 0's; every rank must start the same run or resume the same checkpoint")
+                throw ScoreSDEError.population(PopulationFailure(rank: r, size: comm.size, collective: true,
+                                                         message: "its training state (weights, EMA, Adam moments, step or settings) differs from rank 0's; every rank must start the same run or resume the same checkpoint"))
             }
         }
     }
