@@ -112,7 +112,7 @@ public struct UNetConfiguration: Sendable, Equatable {
                   freqShift: try m.double("unet.freq_shift"))
         if m.map["unet.attention_head_dim"] != nil { attentionHeadDim = try m.int("unet.attention_head_dim") }
         if m.map["unet.downsample_padding"] != nil { downsamplePadding = try m.int("unet.downsample_padding") }
-        do { try validate() } catch let ScoreSDEError.invalidArgument(msg) { throw m.fail("metadata describes an invalid U-Net: \(msg)") }
+        do { try validate() } catch let error as ScoreSDEError where error.argumentMessage != nil { throw m.fail("metadata describes an invalid U-Net: \(error.argumentMessage ?? "")") }
     }
 
     /// The diffusers `config.json` fields this configuration corresponds to.

@@ -11,8 +11,8 @@ public struct DynamicThresholding: Sendable, Equatable {
 
     /// - Throws: `invalidArgument` unless `0 < percentile <= 1`.
     public init(percentile: Double = 0.995) throws {
-        try requireParameter(percentile.isFinite && percentile > 0 && percentile <= 1,
-                             "the thresholding percentile must be in (0, 1] (got \(percentile)); Imagen uses 0.995")
+        try requireParameter(percentile.isFinite && percentile > 0 && percentile <= 1, name: "percentile", value: percentile,
+                             requirement: "in (0, 1] (the thresholding percentile)", advice: "Imagen uses 0.995")
         self.percentile = percentile
     }
 

@@ -128,10 +128,10 @@ extension ClassifierFile {
             throw ScoreSDEError.invalidArgument("the classifier has \(classCount) classes but \(name) has \(model.classCount); use a classifier trained on the same labels")
         }
         guard sde == model.sdeSpec else {
-            throw ScoreSDEError.invalidArgument("the classifier was trained on the noisy data of \(sde) but \(name) uses \(model.sdeSpec); train the classifier with the model's SDE (`scoresde train-classifier --like MODEL`)")
+            throw ScoreSDEError.invalidArgument("the classifier was trained on the noisy data of \(sde) but \(name) uses \(model.sdeSpec); train the classifier with the model's SDE")
         }
         guard scaling == model.dataScaling else {
-            throw ScoreSDEError.invalidArgument("the classifier's data scaling (\(scaling)) differs from \(name)'s (\(model.dataScaling)); train the classifier with `--like MODEL`")
+            throw ScoreSDEError.invalidArgument("the classifier's data scaling (\(scaling)) differs from \(name)'s (\(model.dataScaling)); train the classifier with the model's data scaling")
         }
     }
 }
@@ -145,7 +145,7 @@ extension LearnedScoreModel {
     ///   a label outside the classifier's classes or a non-finite scale.
     public func classifierGuided(by classifier: ConvolutionalClassifier, labels: [Int], scale w: Double) throws
         -> ClassifierGuidedScore<Self, TargetedConvolutionalClassifier> {
-        try requireParameter(w.isFinite, "the classifier guidance scale must be finite (got \(w))")
+        try requireParameter(w.isFinite, name: "scale", value: w, requirement: "finite (the classifier guidance scale)")
         try classifier.checkCompatible(with: self)
         return ClassifierGuidedScore(base: self, classifier: try classifier.targeting(labels), scale: w)
     }

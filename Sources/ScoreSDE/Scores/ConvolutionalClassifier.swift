@@ -79,9 +79,9 @@ public struct ConvolutionalClassifier: TimeConditionedClassifier {
         let pool = try ConvolutionalClassifierPool(architecture: architecture, parameters: parameters)
         let made = try sde.make()
         let times = trainingTimes ?? sde.samplingEps ... made.T
-        try requireParameter(times.lowerBound.isFinite && times.lowerBound > 0 && times.upperBound <= made.T,
-                             "the training times must lie in (0, \(made.T)] (got \(times))")
-        if let l = dequantizationLevels { try requireParameter(l >= 2, "dequantization needs >= 2 levels (got \(l))") }
+        try requireParameter(times.lowerBound.isFinite && times.lowerBound > 0 && times.upperBound <= made.T, name: "trainingTimes", value: times,
+                             requirement: "within (0, \(made.T)]")
+        if let l = dequantizationLevels { try requireParameter(l >= 2, name: "dequantizationLevels", value: l, requirement: ">= 2 (or nil for none)") }
         self.architecture = architecture; self.sdeSpec = sde; self.sde = made; self.dataScaling = dataScaling
         self.trainingTimes = times; self.dequantizationLevels = dequantizationLevels
         self.parameters = parameters; self.pool = pool
@@ -118,7 +118,7 @@ public struct ConvolutionalClassifier: TimeConditionedClassifier {
         }
         guard times.count == x.rows else { throw ScoreSDEError.shapeMismatch("\(times.count) times for \(x.rows) rows") }
         for t in times where !(t.isFinite && t > 0 && t <= sde.T) {
-            throw ScoreSDEError.invalidArgument("time t must be in (0, \(sde.T)] for the noise-aware classifier (got \(t))")
+            throw ScoreSDEError.invalid("t", t, must: "in (0, \(sde.T)] for the noise-aware classifier")
         }
         try x.checkFinite("the classifier's input")
     }

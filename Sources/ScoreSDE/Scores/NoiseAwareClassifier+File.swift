@@ -63,7 +63,7 @@ public enum ClassifierFile {
             rowShape: shape.map { $0! }, classCount: try m.int("classifier.class_count"),
             hiddenWidth: try m.int("classifier.hidden_width"), residualBlocks: try m.int("classifier.residual_blocks"),
             fourierFeatures: try m.int("classifier.fourier_features"), fourierScale: try m.double("classifier.fourier_scale"))
-        do { try arch.validate() } catch let ScoreSDEError.invalidArgument(msg) { throw m.fail("metadata describes an invalid classifier: \(msg)") }
+        do { try arch.validate() } catch let error as ScoreSDEError where error.argumentMessage != nil { throw m.fail("metadata describes an invalid classifier: \(error.argumentMessage ?? "")") }
         let held = file.tensors.reduce(0) { $0 + $1.values.count }
         let sizes = [arch.hiddenWidth, arch.residualBlocks, arch.fourierFeatures, arch.classCount, arch.dimension]
         guard sizes.allSatisfy({ $0 <= 1 << 20 }), arch.parameterCount <= held else {
@@ -128,7 +128,7 @@ extension MLPScore {
     ///   label outside the classifier's classes or a non-finite scale.
     public func classifierGuided(by classifier: NoiseAwareClassifier, labels: [Int], scale w: Double) throws
         -> ClassifierGuidedScore<MLPScore, TargetedNoiseAwareClassifier> {
-        try requireParameter(w.isFinite, "the classifier guidance scale must be finite (got \(w))")
+        try requireParameter(w.isFinite, name: "scale", value: w, requirement: "finite (the classifier guidance scale)")
         try classifier.checkCompatible(with: self)
         return ClassifierGuidedScore(base: self, classifier: try classifier.targeting(labels), scale: w)
     }

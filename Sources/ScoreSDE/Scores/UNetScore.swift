@@ -55,7 +55,7 @@ public struct UNetScore: ScoreVJPProviding {
     public init(configuration: UNetConfiguration, sde: SDESpec, parameterization: UNetParameterization = .noisePrediction,
                 timeScale: Double = 999, parameters: [Float]) throws {
         try configuration.validate()
-        try requireParameter(timeScale.isFinite && timeScale > 0, "the time scale must be finite and > 0 (got \(timeScale))")
+        try requireParameter(timeScale.isFinite && timeScale > 0, name: "timeScale", value: timeScale, requirement: "finite and > 0")
         let count = try UNet<Float>(configuration).parameterCount
         guard parameters.count == count else {
             throw ScoreSDEError.shapeMismatch("this U-Net configuration has \(count) parameters but \(parameters.count) were given")
@@ -71,7 +71,7 @@ public struct UNetScore: ScoreVJPProviding {
     /// - Throws: `invalidArgument` for an unconditional model or a label out of range.
     public func conditioned(on label: Int?) throws -> UNetScore {
         try requireParameter(configuration.classCount > 0, "this U-Net is unconditional; it takes no class label")
-        if let l = label { try requireParameter(l >= 0 && l < configuration.classCount, "label \(l) is outside 0..<\(configuration.classCount)") }
+        if let l = label { try requireParameter(l >= 0 && l < configuration.classCount, name: "label", value: l, requirement: "in 0..<\(configuration.classCount) (or nil for the null label)") }
         var m = self
         m.label = label
         return m
@@ -136,7 +136,7 @@ public struct UNetScore: ScoreVJPProviding {
             try requireParameter(labels.allSatisfy { $0 == nil }, "this U-Net is unconditional; it takes no class label")
             return nil
         }
-        for case let l? in labels { try requireParameter(l >= 0 && l < k, "label \(l) is outside 0..<\(k)") }
+        for case let l? in labels { try requireParameter(l >= 0 && l < k, name: "labels", value: l, requirement: "in 0..<\(k) (or nil for the null label)") }
         let idx = labels.map { $0 ?? k }
         return idx.count == n ? idx : [Int](repeating: idx[0], count: n)
     }

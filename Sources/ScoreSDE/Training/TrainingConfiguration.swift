@@ -112,7 +112,7 @@ public struct TrainingConfiguration: Sendable, Equatable {
         self.init(architecture: try MLPArchitecture(metadata: m), parameterization: p,
                   noiseFloor: m.map["model.noise_floor"] == nil ? 0 : try m.double("model.noise_floor"),
                   precision: try MLPPrecision(metadata: m), options: try DSMTrainingOptions(metadata: m))
-        do { try validate() } catch let ScoreSDEError.invalidArgument(msg) { throw m.fail("the recorded training settings are invalid: \(msg)") }
+        do { try validate() } catch let error as ScoreSDEError where error.argumentMessage != nil { throw m.fail("the recorded training settings are invalid: \(error.argumentMessage ?? "")") }
     }
 }
 

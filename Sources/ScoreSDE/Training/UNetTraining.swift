@@ -76,7 +76,7 @@ public struct UNetTrainingConfiguration: ScoreTrainingRecipe {
         }
         let recipe = UNetTrainingConfiguration(unet: unet, parameterization: par, timeScale: try m.double("unet.time_scale"),
                                                options: try DSMTrainingOptions(metadata: m))
-        do { try recipe.validate() } catch let ScoreSDEError.invalidArgument(msg) { throw m.fail("the recorded training settings are invalid: \(msg)") }
+        do { try recipe.validate() } catch let error as ScoreSDEError where error.argumentMessage != nil { throw m.fail("the recorded training settings are invalid: \(error.argumentMessage ?? "")") }
         guard recipe.options.batchSize <= maxBatch else { throw m.fail("train.batch_size \(recipe.options.batchSize) is too large; the file is corrupt") }
         let count = try UNet<Float>(unet).parameterCount
         let network = try UNetScore(configuration: unet, sde: recipe.options.sde, parameterization: par, timeScale: recipe.timeScale,
