@@ -32,7 +32,7 @@ public struct NearestNeighbours: Sendable, Equatable {
         }
         guard reference.rows >= 1 else { throw ScoreSDEError.shapeMismatch("the reference set is empty") }
         guard scale.isFinite, scale > 0 else {
-            throw ScoreSDEError.invalidArgument("the scale of the nearest-neighbour distance must be finite and > 0 (got \(scale))")
+            throw ScoreSDEError.invalid("scale", scale, must: "finite and > 0 (the scale of the nearest-neighbour distance)")
         }
         try queries.checkFinite("the nearest-neighbour queries")
         try reference.checkFinite("the nearest-neighbour reference set")
@@ -123,7 +123,7 @@ public struct MemorisationCheck: Sendable, Equatable {
     ///   distances, no samples, or non-finite distances.
     public init(sampleDistances: [Double], heldOutDistances: [Double], percentile: Double = 1) throws {
         let t = try Self.threshold(heldOutDistances, percentile: percentile)
-        guard !sampleDistances.isEmpty else { throw ScoreSDEError.invalidArgument("the memorisation check needs at least one sample distance") }
+        guard !sampleDistances.isEmpty else { throw ScoreSDEError.invalid("sampleDistances", sampleDistances, must: "non-empty (the memorisation check needs at least one sample distance)") }
         if let bad = sampleDistances.first(where: { !$0.isFinite }) {
             throw ScoreSDEError.nonFinite("a sample's nearest-neighbour distance is \(bad)")
         }
@@ -143,9 +143,9 @@ public struct MemorisationCheck: Sendable, Equatable {
     /// The midpoint between the `k`-th and `(k+1)`-th smallest of `distances`, `k = round(p n / 100)`
     /// clamped to `1 ... n−1`.
     public static func threshold(_ distances: [Double], percentile p: Double) throws -> Double {
-        guard p > 0, p < 100 else { throw ScoreSDEError.invalidArgument("the percentile must be in (0, 100) (got \(p))") }
+        guard p > 0, p < 100 else { throw ScoreSDEError.invalid("percentile", p, must: "in (0, 100)") }
         guard distances.count >= 2 else {
-            throw ScoreSDEError.invalidArgument("a percentile threshold needs >= 2 held-out distances (got \(distances.count))")
+            throw ScoreSDEError.invalid("heldOutDistances", "\(distances.count) distances", must: "at least 2 distances (a percentile threshold)")
         }
         if let bad = distances.first(where: { !$0.isFinite }) {
             throw ScoreSDEError.nonFinite("a held-out nearest-neighbour distance is \(bad)")

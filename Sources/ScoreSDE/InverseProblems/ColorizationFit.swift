@@ -30,7 +30,7 @@ public struct ColorizationFit: Sendable, Equatable {
     /// - Throws: `shapeMismatch` when the shapes disagree; `invalidArgument` for `k < 1`.
     public init(samples: Tensor, grey: Tensor, truth: Tensor?, perInput k: Int, mixing: ColorMixing,
                 range: ClosedRange<Double>) throws {
-        try requireParameter(k >= 1, "samples per input must be >= 1 (got \(k))")
+        try requireParameter(k >= 1, name: "perInput", value: k, requirement: ">= 1 (samples per input)")
         let hw = grey.rowSize, d = samples.rowSize, n = grey.rows
         guard d == 3 * hw, samples.rows == n * k, truth.map({ $0.rows == n && $0.rowSize == d }) ?? true else {
             throw ScoreSDEError.shapeMismatch("colorization fit: \(samples.rows) samples of \(d) values at \(k) per input need \(n) grey inputs of \(d / 3) values (got \(grey.shape)) and originals of \(d) (got \(truth.map { "\($0.shape)" } ?? "none"))")

@@ -90,8 +90,8 @@ public struct ChunkedEvaluation: Sendable {
     ///   (finished chunks stay in the file).
     public func run(progress: ((_ done: Int, _ total: Int) -> Void)? = nil,
                     _ evaluate: (_ rows: Range<Int>, _ rng: RandomSource) throws -> ChunkResult) throws -> Result {
-        try requireParameter(rows >= 1, "a chunked evaluation needs at least one row (got \(rows))")
-        try requireParameter(chunkSize >= 1, "the chunk size must be >= 1 (got \(chunkSize))")
+        try requireParameter(rows >= 1, name: "rows", value: rows, requirement: ">= 1 (a chunked evaluation)")
+        try requireParameter(chunkSize >= 1, name: "chunkSize", value: chunkSize, requirement: ">= 1")
         var file = PartialFile(settings: settings, rows: rows, chunkSize: chunkSize, chunks: [:])
         var resumed = 0
         if let path = partialFile, FileManager.default.fileExists(atPath: path) {

@@ -99,7 +99,7 @@ public final class ScoreTrainer<Recipe: ScoreTrainingRecipe>: CheckpointedTraine
          ema: MovingAverage<Scalar>, optimizer: Adam<Scalar>, completedSteps: Int) throws {
         try configuration.validate()
         let o = configuration.options
-        guard raw.rows >= 1 else { throw ScoreSDEError.invalidArgument("the training data has no rows") }
+        guard raw.rows >= 1 else { throw ScoreSDEError.invalid("data", "\(raw.rows) rows", must: "at least one row (the training data)") }
         try ScoreTrainer.checkLabels(labels, rows: raw.rows, classCount: network.classCount)
         if let levels = o.dequantizationLevels,
            let i = raw.storage.firstIndex(where: { !($0 >= 0 && $0 < Double(levels) && $0.rounded() == $0) }) {
@@ -202,7 +202,7 @@ public final class ScoreTrainer<Recipe: ScoreTrainingRecipe>: CheckpointedTraine
             throw ScoreSDEError.shapeMismatch("\(labels.count) labels for \(rows) data rows; give exactly one label per row")
         }
         if let bad = labels.firstIndex(where: { $0 < 0 || $0 >= k }) {
-            throw ScoreSDEError.invalidArgument("label \(labels[bad]) of row \(bad) is outside the \(k) classes 0...\(k - 1)")
+            throw ScoreSDEError.invalid("labels", "\(labels[bad]) at row \(bad)", must: "in the network's \(k) classes 0...\(k - 1)")
         }
     }
 

@@ -85,7 +85,7 @@ public struct TrainingConfiguration: Sendable, Equatable {
         try architecture.validate()
         try options.validate()
         if (parameterization ?? sde.defaultParameterization) == .boundedNoisePrediction {
-            try requireParameter(noiseFloor.isFinite && noiseFloor > 0, "the bounded noise-prediction output needs a noise floor > 0 (got \(noiseFloor))")
+            try requireParameter(noiseFloor.isFinite && noiseFloor > 0, name: "noiseFloor", value: noiseFloor, requirement: "finite and > 0 (the bounded noise-prediction output's floor)")
         }
     }
 

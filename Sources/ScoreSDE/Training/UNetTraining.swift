@@ -29,7 +29,7 @@ public struct UNetTrainingConfiguration: ScoreTrainingRecipe {
     public func validate() throws {
         try unet.validate()
         try options.validate()
-        try requireParameter(timeScale.isFinite && timeScale > 0, "the time scale must be finite and > 0 (got \(timeScale))")
+        try requireParameter(timeScale.isFinite && timeScale > 0, name: "timeScale", value: timeScale, requirement: "finite and > 0")
     }
 
     /// A freshly initialised U-Net (PyTorch's default initialisation from the run's seed).
