@@ -311,7 +311,7 @@ final class ConvolutionalClassifierPool: @unchecked Sendable {
         lock.lock()
         if let e = free.popLast() { lock.unlock(); return e }
         lock.unlock()
-        let net = try! ConvolutionalClassifierNetwork<Float>(architecture)   // validated in init
+        let net = ConvolutionalClassifierNetwork<Float>(validated: architecture)   // init built `first` from it: it is valid
         parameters.withUnsafeBufferPointer { net.parameters.update(from: $0.baseAddress!, count: parameters.count) }
         return Entry(net)
     }

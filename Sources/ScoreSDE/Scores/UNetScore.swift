@@ -56,7 +56,8 @@ public struct UNetScore: ScoreVJPProviding {
                 timeScale: Double = 999, parameters: [Float]) throws {
         try configuration.validate()
         try requireParameter(timeScale.isFinite && timeScale > 0, name: "timeScale", value: timeScale, requirement: "finite and > 0")
-        let count = try UNet<Float>(configuration).parameterCount
+        let first = try UNet<Float>(configuration)
+        let count = first.parameterCount
         guard parameters.count == count else {
             throw ScoreSDEError.shapeMismatch("this U-Net configuration has \(count) parameters but \(parameters.count) were given")
         }
@@ -64,7 +65,7 @@ public struct UNetScore: ScoreVJPProviding {
         self.configuration = configuration; self.sde = sde; self.parameterization = parameterization
         self.timeScale = timeScale; self.parameters = parameters
         self.forwardSDE = try sde.make()
-        self.pool = NetworkPool(configuration: configuration, parameters: parameters)
+        self.pool = NetworkPool(first: first, configuration: configuration, parameters: parameters)
     }
 
     /// The same model scoring for `label` (`0..<K`, or nil for the null label).
@@ -283,9 +284,10 @@ final class NetworkPool: @unchecked Sendable {
     private var free: [Entry] = []
     private let lock = NSLock()
 
-    init(configuration: UNetConfiguration, parameters: [Float]) {
+    /// A pool whose first network is `first`, built from `configuration` — which therefore passed
+    /// ``UNetConfiguration/validate()``, so that ``take()`` can build more without checking again.
+    init(first: UNet<Float>, configuration: UNetConfiguration, parameters: [Float]) {
         self.configuration = configuration; self.parameters = parameters
-        let first = try! UNet<Float>(configuration)   // validated by the caller
         parameters.withUnsafeBufferPointer { first.parameters.update(from: $0.baseAddress!, count: parameters.count) }
         layout = first.layout
         free = [Entry(first)]
@@ -295,7 +297,7 @@ final class NetworkPool: @unchecked Sendable {
         lock.lock()
         if let e = free.popLast() { lock.unlock(); return e }
         lock.unlock()
-        let net = try! UNet<Float>(configuration)
+        let net = UNet<Float>(validated: configuration)   // `first` was built from it: it is valid
         parameters.withUnsafeBufferPointer { net.parameters.update(from: $0.baseAddress!, count: parameters.count) }
         return Entry(net)
     }

@@ -375,7 +375,8 @@ extension ConvolutionalClassifier: NoisyClassifierNetwork {
     }
     /// A network instance of its own.
     public func makeTrainingWorkspace() -> ConvolutionalClassifierWorkspace {
-        ConvolutionalClassifierWorkspace(ConvolutionalClassifierPool.Entry(try! ConvolutionalClassifierNetwork<Float>(architecture)))   // validated at init
+        // `architecture` passed validate() in init (the pool built a network from it), and it is a `let`.
+        ConvolutionalClassifierWorkspace(ConvolutionalClassifierPool.Entry(ConvolutionalClassifierNetwork<Float>(validated: architecture)))
     }
     /// ``crossEntropyAndGradient(_:times:labels:)`` on the workspace's network.
     public func crossEntropyAndGradient(_ x: Tensor, times: [Double], labels: [Int], workspace: ConvolutionalClassifierWorkspace) throws -> (loss: Double, gradient: [Float]) {
