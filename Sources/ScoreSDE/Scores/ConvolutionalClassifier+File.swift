@@ -14,9 +14,9 @@ extension ClassifierFile {
     static func requireKind(_ kind: String, _ file: SafetensorsFile) throws {
         let found = Self.kind(of: file)
         guard found == kind else {
-            let names = ["mlp": "an MLP noise-aware classifier (NoiseAwareClassifier, `train-classifier --model mlp`)",
-                         "conv": "a convolutional classifier (ConvolutionalClassifier, `train-classifier --model conv`)"]
-            throw ScoreSDEError.io(path: file.path, message: "this is \(names[found] ?? "a classifier of kind '\(found)'"), not \(names[kind] ?? kind); load it with its own type (the CLI's --classifier reads both)")
+            let names = ["mlp": "an MLP noise-aware classifier (NoiseAwareClassifier, kind 'mlp')",
+                         "conv": "a convolutional classifier (ConvolutionalClassifier, kind 'conv')"]
+            throw ScoreSDEError.io(path: file.path, message: "this is \(names[found] ?? "a classifier of kind '\(found)'"), not \(names[kind] ?? kind); load it with its own type (ClassifierFile reads both kinds)")
         }
     }
 }

@@ -37,7 +37,7 @@ public enum ClassifierFile {
             throw ScoreSDEError.io(path: file.path, message: "not a ScoreSDE classifier file: the metadata has no 'format' key (expected '\(format)'); classifiers are written by `scoresde train-classifier`")
         }
         guard f == format else {
-            let hint = f == ModelFile.format ? " — this is a score model; give it with --model, and a classifier from `scoresde train-classifier` with --classifier" : ""
+            let hint = f == ModelFile.format ? " — this is a score model; load it as one (classifiers are written by `scoresde train-classifier`)" : ""
             throw ScoreSDEError.io(path: file.path, message: "not a classifier file: its format is '\(f)' (expected '\(format)')\(hint)")
         }
         let v = file.metadata["format.version"] ?? "?"

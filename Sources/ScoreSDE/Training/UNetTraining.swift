@@ -60,7 +60,7 @@ public struct UNetTrainingConfiguration: ScoreTrainingRecipe {
         let m = MetadataReader(map: file.metadata, path: file.path)
         guard file.metadata["model"] == "unet" else {
             let kind = file.metadata["format"].map { "a '\($0)' file" } ?? file.metadata["model"].map { "a '\($0)' model" } ?? "not a ScoreSDE model file"
-            throw m.fail("not a U-Net checkpoint (metadata 'model' is not 'unet': \(kind)); an MLP checkpoint resumes with Trainer, `scoresde train` without --model unet")
+            throw m.fail("not a U-Net checkpoint (metadata 'model' is not 'unet': \(kind)); an MLP checkpoint resumes with Trainer")
         }
         guard file.metadata["format.content"] == "checkpoint" else {
             throw m.fail("this is a U-Net weights file, not a training checkpoint: it has no optimiser state to resume from (write checkpoints with UNetTrainer.save)")
