@@ -145,7 +145,7 @@ struct TypedErrorTests {
 
     @Test("networks and scores")
     func networks() throws {
-        let vp = try VPSDE()
+        let vp = SDESpec.vp(betaMin: 0.1, betaMax: 20)
         Self.expectParameter("fourierScale", "-1.0") { _ = try MLPScore(architecture: MLPArchitecture(rowShape: [2], fourierScale: -1), sde: vp, seed: 0) }
         let model = try MLPScore(architecture: MLPArchitecture(rowShape: [2], hiddenWidth: 4, residualBlocks: 0, fourierFeatures: 2), sde: vp, seed: 0)
         Self.expectParameter("t", "1.5") { _ = try model.score(Tensor(zeros: [1, 2]), at: 1.5) }
