@@ -41,7 +41,7 @@ public enum DataNormalization: String, Sendable, CaseIterable, CustomStringConve
     /// (so `u ∈ [x / levels, (x + 1) / levels)`), returns `u` (``unit``), `2u − 1` (``symmetric``)
     /// or `x + U` (``none``). One draw of `rng`; row `r` uses stream `(draw, r)`.
     ///
-    /// - Throws: ``ScoreSDEError/invalidArgument(_:)`` when `levels < 2` or a value is not an integer in `0 ... levels − 1`.
+    /// - Throws: ``ScoreSDEError/invalidParameter(_:)`` when `levels < 2`; ``ScoreSDEError/invalidArgument(_:)`` when a value is not an integer in `0 ... levels − 1`.
     public func dequantize(_ raw: Tensor, levels: Int, using rng: inout RandomSource) throws -> Tensor {
         guard levels >= 2 else { throw ScoreSDEError.invalid("levels", levels, must: ">= 2 (dequantization)") }
         let top = Double(levels - 1)

@@ -215,7 +215,7 @@ public struct LogitGaussianBaseline: Sendable {
     /// Test bits per pixel of integer pixel levels: `−log₂ p(k + u) / D` per image, averaged over
     /// `draws` uniform dequantizations (one draw of `rng` each); uniform guessing scores `log₂ L`.
     ///
-    /// - Throws: `invalidArgument` for `draws < 1` or values that are not levels `0 ... L−1`;
+    /// - Throws: `invalidParameter` for `draws < 1` or values that are not levels `0 ... L−1`;
     ///   `shapeMismatch` for rows of another size.
     public func bitsPerDim(ofLevels images: Tensor, draws: Int = 1, using rng: inout RandomSource) throws -> BaselineBitsPerDim {
         guard draws >= 1 else { throw ScoreSDEError.invalid("draws", draws, must: ">= 1") }

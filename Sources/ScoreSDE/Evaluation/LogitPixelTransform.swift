@@ -24,7 +24,7 @@ public struct LogitPixelTransform: Sendable, Equatable {
     /// Number `L` of pixel levels (`0 ... L−1`; 256 for 8-bit images).
     public let levels: Int
 
-    /// - Throws: `invalidArgument` unless `0 < lambda < 0.5` and `levels >= 2`.
+    /// - Throws: `invalidParameter` unless `0 < lambda < 0.5` and `levels >= 2`.
     public init(lambda: Double = 1e-6, levels: Int = 256) throws {
         guard lambda > 0, lambda < 0.5 else {
             throw ScoreSDEError.invalid("lambda", lambda, must: "in (0, 0.5) (the logit transform's lambda)", advice: "MAF and RealNVP use 1e-6 and 0.05")

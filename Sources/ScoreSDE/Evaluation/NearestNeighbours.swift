@@ -24,7 +24,7 @@ public struct NearestNeighbours: Sendable, Equatable {
     ///   - reference: rows to search, with the queries' row size.
     ///   - scale: values are multiplied by it before distances are taken (`1/255`: pixels to `[0, 1]`).
     /// - Throws: `shapeMismatch` for different row sizes or an empty reference; `nonFinite` for
-    ///   non-finite values; `invalidArgument` for a scale that is not finite and positive.
+    ///   non-finite values; `invalidParameter` for a scale that is not finite and positive.
     public init(of queries: Tensor, in reference: Tensor, scale: Double = 1.0 / 255) throws {
         let d = queries.rowSize
         guard reference.rowSize == d else {
@@ -119,7 +119,7 @@ public struct MemorisationCheck: Sendable, Equatable {
     /// Number of samples whose distance is below the threshold.
     public let below: Int
 
-    /// - Throws: `invalidArgument` for `percentile` outside `(0, 100)`, fewer than 2 held-out
+    /// - Throws: `invalidParameter` for `percentile` outside `(0, 100)`, fewer than 2 held-out
     ///   distances, no samples, or non-finite distances.
     public init(sampleDistances: [Double], heldOutDistances: [Double], percentile: Double = 1) throws {
         let t = try Self.threshold(heldOutDistances, percentile: percentile)

@@ -83,7 +83,7 @@ public struct GaussianMixtureClassifier: NoisyClassifier {
     /// The target class: one shared by all rows, or one per row.
     public let targets: [Int]
 
-    /// - Throws: `shapeMismatch` unless there is one label per component; `invalidArgument` when a
+    /// - Throws: `shapeMismatch` unless there is one label per component; `invalidParameter` when a
     ///   target class has no component.
     public init(_ mixture: GaussianMixture, diffusedBy sde: any ForwardSDE, labels: [Int], targets: [Int]) throws {
         guard labels.count == mixture.componentCount else {

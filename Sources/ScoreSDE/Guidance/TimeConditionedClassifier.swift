@@ -32,7 +32,7 @@ extension TimeConditionedClassifier {
     }
 
     /// The ``NoisyClassifier`` for guidance towards `labels` (one for all rows, or one per row).
-    /// - Throws: `invalidArgument` for no label or a label outside `0 ..< K`.
+    /// - Throws: `invalidParameter` for no label or a label outside `0 ..< K`.
     public func targeting(_ labels: [Int]) throws -> TargetedClassifier<Self> {
         guard !labels.isEmpty else { throw ScoreSDEError.invalid("labels", labels, must: "non-empty", advice: "give at least one target class") }
         try checkLabels(labels, rows: labels.count)

@@ -27,7 +27,7 @@ public struct ColorizationFit: Sendable, Equatable {
     ///   - k: samples per input.
     ///   - mixing: the colour → grey map the inputs were made with.
     ///   - range: the image's value range (samples are clamped to it for the colour RMSEs).
-    /// - Throws: `shapeMismatch` when the shapes disagree; `invalidArgument` for `k < 1`.
+    /// - Throws: `shapeMismatch` when the shapes disagree; `invalidParameter` for `k < 1`.
     public init(samples: Tensor, grey: Tensor, truth: Tensor?, perInput k: Int, mixing: ColorMixing,
                 range: ClosedRange<Double>) throws {
         try requireParameter(k >= 1, name: "perInput", value: k, requirement: ">= 1 (samples per input)")

@@ -45,7 +45,7 @@ public struct MeasurementGuidedScore<Base: ScoreModel>: ScoreModel {
     /// Weight `w` of the measurement term (1: Bayes' rule).
     public let weight: Double
 
-    /// - Throws: `shapeMismatch` when `A` does not fit the model's rows; `invalidArgument` for a
+    /// - Throws: `shapeMismatch` when `A` does not fit the model's rows; `invalidParameter` for a
     ///   non-positive data variance or step scale, a non-finite weight, or a likelihood that
     ///   differentiates through a model with neither Jacobian–vector nor vector–Jacobian products.
     public init(base: Base, sde: any ForwardSDE, measurement: LinearMeasurement,

@@ -16,7 +16,7 @@ public struct RangeLimited<Base: SamplingConstraint>: SamplingConstraint {
     /// `a`: the box's margin in forward-noise standard deviations.
     public let margin: Double
 
-    /// - Throws: `invalidArgument` unless `lower < upper` are finite and `margin` is finite and > 0.
+    /// - Throws: `invalidParameter` unless `lower < upper` are finite and `margin` is finite and > 0.
     public init(_ base: Base, lower: Double, upper: Double, margin: Double = 4) throws {
         guard lower.isFinite else { throw ScoreSDEError.invalid("lower", lower, must: "finite (the data range's lower end)") }
         guard upper.isFinite, lower < upper else { throw ScoreSDEError.invalid("upper", upper, must: "finite and > lower = \(lower) (the data range's upper end)") }

@@ -84,8 +84,8 @@ public struct ChunkedEvaluation: Sendable {
     /// every row's results. `evaluate` gets the chunk's rows and its random source and returns one
     /// value per row in each column.
     ///
-    /// - Throws: `invalidArgument` for no rows or a chunk size < 1, or for a partial file written
-    ///   with other settings; `shapeMismatch` when `evaluate` returns a column of the wrong length
+    /// - Throws: `invalidParameter` for no rows or a chunk size < 1; `invalidArgument` for a partial
+    ///   file written with other settings; `shapeMismatch` when `evaluate` returns a column of the wrong length
     ///   or other columns than earlier chunks; `io` for an unreadable partial file; what `evaluate` throws
     ///   (finished chunks stay in the file).
     public func run(progress: ((_ done: Int, _ total: Int) -> Void)? = nil,

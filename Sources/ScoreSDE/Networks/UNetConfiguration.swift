@@ -56,15 +56,15 @@ public struct UNetConfiguration: Sendable, Equatable {
     /// Width `E = 4 C₀` of the time embedding.
     public var embeddingWidth: Int { 4 * blockOutChannels[0] }
 
-    /// - Throws: `invalidArgument` naming the inconsistency.
+    /// - Throws: ``ScoreSDEError/invalidParameter(_:)`` naming the first setting out of its domain.
     public func validate() throws {
         try requireParameter(imageSize >= 1, name: "imageSize", value: imageSize, requirement: ">= 1")
         try requireParameter(channels >= 1, name: "channels", value: channels, requirement: ">= 1")
         try requireParameter(!blockOutChannels.isEmpty && blockOutChannels.allSatisfy { $0 >= 1 }, name: "blockOutChannels", value: blockOutChannels,
                              requirement: "non-empty and positive (block_out_channels)")
         try requireParameter(layersPerBlock >= 1, name: "layersPerBlock", value: layersPerBlock, requirement: ">= 1 (layers_per_block)")
-        try requireParameter(attentionLevels.count == levels,
-                             "one attention flag per level is needed (\(levels) levels, \(attentionLevels.count) flags)")
+        try requireParameter(attentionLevels.count == levels, name: "attentionLevels", value: attentionLevels,
+                             requirement: "one attention flag per level (\(levels) levels, as blockOutChannels has)")
         try requireParameter(normGroups >= 1 && blockOutChannels.allSatisfy { $0 % normGroups == 0 }, name: "normGroups", value: normGroups,
                              requirement: "a divisor of every channel count \(blockOutChannels) (norm_num_groups)")
         try requireParameter(imageSize % (1 << (levels - 1)) == 0, name: "imageSize", value: imageSize,

@@ -7,7 +7,7 @@ extension VESDE {
     ///     let sde = try VESDE(sigmaMin: 0.01, sigmaMax: try VESDE.suggestedSigmaMax(for: data))
     ///
     /// - Throws: ``ScoreSDEError/invalidArgument(_:)`` when all compared points are equal (there
-    ///   is no scale) or `maxRows < 2`.
+    ///   is no scale); ``ScoreSDEError/invalidParameter(_:)`` for `maxRows < 2`.
     public static func suggestedSigmaMax(for data: Tensor, maxRows: Int = 2000) throws -> Double {
         guard maxRows >= 2 else { throw ScoreSDEError.invalid("maxRows", maxRows, must: ">= 2 (suggestedSigmaMax compares pairs of rows)") }
         let n = data.rows, d = data.rowSize

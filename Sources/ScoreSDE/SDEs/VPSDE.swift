@@ -45,7 +45,7 @@ public struct VPSDE: VariancePreservingSDE, Equatable {
     public let betaMax: Double
     public var T: Double { 1 }
 
-    /// - Throws: `invalidArgument` unless `0 < betaMin < betaMax` (finite).
+    /// - Throws: `invalidParameter` unless `0 < betaMin < betaMax` (finite).
     public init(betaMin: Double = 0.1, betaMax: Double = 20) throws {
         try validateBetas(betaMin, betaMax)
         self.betaMin = betaMin; self.betaMax = betaMax
@@ -67,7 +67,7 @@ public struct SubVPSDE: ForwardSDE, Equatable {
     public let betaMax: Double
     public var T: Double { 1 }
 
-    /// - Throws: `invalidArgument` unless `0 < betaMin < betaMax` (finite).
+    /// - Throws: `invalidParameter` unless `0 < betaMin < betaMax` (finite).
     public init(betaMin: Double = 0.1, betaMax: Double = 20) throws {
         try validateBetas(betaMin, betaMax)
         self.betaMin = betaMin; self.betaMax = betaMax

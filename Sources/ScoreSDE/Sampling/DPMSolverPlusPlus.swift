@@ -31,7 +31,7 @@ public struct DPMSolverPlusPlus: Predictor {
         var spare: Tensor?
     }
 
-    /// - Throws: `invalidArgument` unless `order` is 1, 2 or 3 and every entry of `orders` is in 1...order.
+    /// - Throws: `invalidParameter` unless `order` is 1, 2 or 3 and every entry of `orders` is in 1...order.
     public init(order: Int = 3, orders: [Int]? = nil, threshold: DynamicThresholding? = nil) throws {
         try requireParameter((1 ... 3).contains(order), name: "order", value: order, requirement: "1, 2 or 3", advice: "DPM-Solver++ has orders 1, 2 and 3")
         if let orders {

@@ -22,7 +22,7 @@
 public enum FewStepRecommendation {
     /// The predictor and step spacing for `nfe` score evaluations (one per step) on data with
     /// `dimension` numbers per sample.
-    /// - Throws: `invalidArgument` unless `nfe >= 2` and `dimension >= 1`.
+    /// - Throws: `invalidParameter` unless `nfe >= 2` and `dimension >= 1`.
     public static func `for`(nfe: Int, dimension: Int) throws -> (predictor: UniPC, spacing: TimeSpacing) {
         try requireParameter(nfe >= 2, name: "nfe", value: nfe, requirement: ">= 2 score evaluations (the recommended few-step sampler)")
         try requireParameter(dimension >= 1, name: "dimension", value: dimension, requirement: ">= 1 (the data dimension)")

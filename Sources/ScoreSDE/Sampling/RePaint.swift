@@ -22,7 +22,7 @@ public struct Resampling: Sendable, Equatable {
     public var count: Int
     public var jumpLength: Int
 
-    /// - Throws: `invalidArgument` unless `count >= 1` and `jumpLength >= 1`.
+    /// - Throws: `invalidParameter` unless `count >= 1` and `jumpLength >= 1`.
     public init(count: Int, jumpLength: Int = 1) throws {
         self.count = count; self.jumpLength = jumpLength
         try validate()

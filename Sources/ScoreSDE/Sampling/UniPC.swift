@@ -38,7 +38,7 @@ public struct UniPC: Predictor {
         var spare: Tensor?
     }
 
-    /// - Throws: `invalidArgument` unless `order` is 1, 2 or 3 and every entry of `orders` is valid.
+    /// - Throws: `invalidParameter` unless `order` is 1, 2 or 3 and every entry of `orders` is valid.
     public init(order: Int = 3, variant: Variant = .bh2, orders: [Int]? = nil, threshold: DynamicThresholding? = nil) throws {
         try requireParameter((1 ... 3).contains(order), name: "order", value: order, requirement: "1, 2 or 3", advice: "UniPC has orders 1, 2 and 3")
         if let orders {

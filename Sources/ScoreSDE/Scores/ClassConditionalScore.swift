@@ -12,8 +12,8 @@ public struct ClassConditionedScore: ScoreJacobianProviding {
     /// One label for every row, or one per row (then calls must pass all rows at once).
     public let labels: [Int?]
 
-    /// - Throws: `invalidArgument` for a label outside the model's classes, or any label on an
-    ///   unconditional model; `invalidArgument` when `labels` is empty.
+    /// - Throws: `invalidParameter` for a label outside the model's classes, or any label on an
+    ///   unconditional model; `invalidParameter` when `labels` is empty.
     public init(model: MLPScore, labels: [Int?]) throws {
         guard !labels.isEmpty else { throw ScoreSDEError.invalid("labels", labels, must: "non-empty", advice: "give at least one class label (nil for the null label)") }
         _ = try model.labelIndices(labels, rows: labels.count)

@@ -7,7 +7,7 @@ public protocol ClassifierArchitecture: Sendable, Equatable {
     var rowShape: [Int] { get }
     /// Number `K ≥ 2` of classes `0 ..< K`.
     var classCount: Int { get }
-    /// - Throws: `invalidArgument` naming the first setting out of its domain.
+    /// - Throws: `invalidParameter` naming the first setting out of its domain.
     func validate() throws
 }
 
@@ -81,7 +81,7 @@ extension ConvolutionalClassifier {
         /// Number of parameters.
         public var parameterCount: Int { get throws { try ConvolutionalClassifierNetwork<Float>(self).parameterCount } }
 
-        /// - Throws: `invalidArgument` naming the first setting out of its domain.
+        /// - Throws: `invalidParameter` naming the first setting out of its domain.
         public func validate() throws {
             try requireParameter(rowShape.count == 3 && rowShape.allSatisfy { $0 >= 1 && $0 <= 1 << 14 }, name: "rowShape", value: rowShape,
                                  requirement: "[C, H, W] with sizes in 1...16384 (a convolutional classifier takes images)")

@@ -141,7 +141,7 @@ extension LearnedScoreModel {
     /// `s(x, t) + w ∇ₓ log p_t(y | x)`, `s` this model's score (a class-conditional model's null
     /// label). `w = 1` is Bayes' rule, `w > 1` sharpens. Two passes per evaluation.
     ///
-    /// - Throws: as ``ConvolutionalClassifier/checkCompatible(with:name:)``; `invalidArgument` for
+    /// - Throws: as ``ConvolutionalClassifier/checkCompatible(with:name:)``; `invalidParameter` for
     ///   a label outside the classifier's classes or a non-finite scale.
     public func classifierGuided(by classifier: ConvolutionalClassifier, labels: [Int], scale w: Double) throws
         -> ClassifierGuidedScore<Self, TargetedConvolutionalClassifier> {

@@ -72,7 +72,7 @@ public struct ConvolutionalClassifier: TimeConditionedClassifier {
 
     /// A network with the given flat parameters (order of ``tensors``).
     ///
-    /// - Throws: `invalidArgument` for a bad architecture, time range or level count; `shapeMismatch`
+    /// - Throws: `invalidParameter` for a bad architecture, time range or level count; `shapeMismatch`
     ///   for another parameter count; `nonFinite` for NaN/Inf parameters.
     public init(architecture: Architecture, sde: SDESpec, dataScaling: DataScaling = .identity,
                 trainingTimes: ClosedRange<Double>? = nil, dequantizationLevels: Int? = nil, parameters: [Float]) throws {
@@ -125,7 +125,7 @@ public struct ConvolutionalClassifier: TimeConditionedClassifier {
 
     /// The penultimate features `[rows, F]` and logits `[rows, K]` of model-space rows `x` at time `t`.
     ///
-    /// - Throws: `shapeMismatch` for rows of another size; `invalidArgument` for a time outside
+    /// - Throws: `shapeMismatch` for rows of another size; `invalidParameter` for a time outside
     ///   `(0, T]`; `nonFinite` for NaN/Inf in `x` or in the result.
     public func featuresAndLogits(_ x: Tensor, at t: Double) throws -> (features: Tensor, logits: Tensor) {
         let times = [Double](repeating: t, count: x.rows)
@@ -153,7 +153,7 @@ public struct ConvolutionalClassifier: TimeConditionedClassifier {
     /// batch, of which a sampler's split call takes its rows' slice, ``ScoreBatch``): the input
     /// gradient classifier guidance adds to the score, by reverse mode through the network.
     ///
-    /// - Throws: `invalidArgument` for a label outside `0 ..< K` or a time outside `(0, T]`;
+    /// - Throws: `invalidParameter` for a label outside `0 ..< K` or a time outside `(0, T]`;
     ///   `shapeMismatch` for rows of another size or a label count other than 1 or `rows`;
     ///   `nonFinite` for NaN/Inf input.
     public func logProbabilityGradient(_ x: Tensor, at t: Double, labels batchLabels: [Int]) throws -> Tensor {

@@ -77,7 +77,7 @@ public struct UNetConditionedScore: ScoreVJPProviding {
     public let model: UNetScore
     public let labels: [Int?]
 
-    /// - Throws: `invalidArgument` for no labels, a label outside the model's classes or any label
+    /// - Throws: `invalidParameter` for no labels, a label outside the model's classes or any label
     ///   on an unconditional model.
     public init(model: UNetScore, labels: [Int?]) throws {
         guard !labels.isEmpty else { throw ScoreSDEError.invalid("labels", labels, must: "non-empty", advice: "give at least one class label (nil for the null label)") }

@@ -179,7 +179,7 @@ public struct MLPArchitecture: Sendable, Equatable {
     /// `D`, the flattened sample size.
     public var dimension: Int { rowShape.reduce(1, *) }
 
-    /// - Throws: `invalidArgument` for non-positive sizes or scale.
+    /// - Throws: `invalidParameter` for non-positive sizes or scale.
     public func validate() throws {
         try requireParameter(!rowShape.isEmpty && rowShape.allSatisfy { $0 >= 1 }, name: "rowShape", value: rowShape, requirement: "non-empty with positive dimensions (the sample shape)")
         try requireParameter(hiddenWidth >= 1, name: "hiddenWidth", value: hiddenWidth, requirement: ">= 1")

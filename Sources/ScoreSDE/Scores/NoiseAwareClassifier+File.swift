@@ -124,7 +124,7 @@ extension MLPScore {
     /// `ε̂ = ε − w σ_t ∇ₓ log p_t(y | x)` (Dhariwal & Nichol, Alg. 2), and the data prediction
     /// `x̂₀ = (x + σ_t² s̃) / m_t`: guiding the score and guiding ε are the same thing.
     ///
-    /// - Throws: as ``NoiseAwareClassifier/checkCompatible(with:name:)``; `invalidArgument` for a
+    /// - Throws: as ``NoiseAwareClassifier/checkCompatible(with:name:)``; `invalidParameter` for a
     ///   label outside the classifier's classes or a non-finite scale.
     public func classifierGuided(by classifier: NoiseAwareClassifier, labels: [Int], scale w: Double) throws
         -> ClassifierGuidedScore<MLPScore, TargetedNoiseAwareClassifier> {

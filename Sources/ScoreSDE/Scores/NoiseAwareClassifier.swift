@@ -46,7 +46,7 @@ public struct NoiseAwareClassifier: TimeConditionedClassifier {
 
         public var dimension: Int { rowShape.reduce(1, *) }
 
-        /// - Throws: `invalidArgument` for non-positive sizes, fewer than 2 classes or a bad scale.
+        /// - Throws: `invalidParameter` for non-positive sizes, fewer than 2 classes or a bad scale.
         public func validate() throws {
             try requireParameter(!rowShape.isEmpty && rowShape.allSatisfy { $0 >= 1 }, name: "rowShape", value: rowShape, requirement: "non-empty with positive dimensions (the sample shape)")
             try requireParameter(classCount >= 2, name: "classCount", value: classCount, requirement: ">= 2 (a classifier)")
@@ -166,7 +166,7 @@ public struct NoiseAwareClassifier: TimeConditionedClassifier {
     /// `∇ₓ log p_t(y | x)` for each row (labels: one for all rows, or one per row): the input
     /// gradient classifier guidance adds to the score, by reverse mode through the network.
     ///
-    /// - Throws: `invalidArgument` for a label outside `0 ..< K` or a time outside `(0, T]`;
+    /// - Throws: `invalidParameter` for a label outside `0 ..< K` or a time outside `(0, T]`;
     ///   `shapeMismatch` for rows of another size or a label count other than 1 or `rows`.
     public func logProbabilityGradient(_ x: Tensor, at t: Double, labels batchLabels: [Int]) throws -> Tensor {
         let labels = try ScoreBatch.slice(batchLabels, rows: x.rows)   // a sampler's batch split takes its rows' labels

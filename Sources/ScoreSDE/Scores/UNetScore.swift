@@ -50,7 +50,7 @@ public struct UNetScore: ScoreVJPProviding {
     }
 
     /// A model with the given parameters.
-    /// - Throws: `invalidArgument` for an invalid configuration or time scale, `shapeMismatch` when the
+    /// - Throws: `invalidParameter` for an invalid configuration or time scale, `shapeMismatch` when the
     ///   parameter count is not the configuration's, `nonFinite` for NaN/Inf parameters.
     public init(configuration: UNetConfiguration, sde: SDESpec, parameterization: UNetParameterization = .noisePrediction,
                 timeScale: Double = 999, parameters: [Float]) throws {
@@ -69,7 +69,7 @@ public struct UNetScore: ScoreVJPProviding {
     }
 
     /// The same model scoring for `label` (`0..<K`, or nil for the null label).
-    /// - Throws: `invalidArgument` for an unconditional model or a label out of range.
+    /// - Throws: `invalidArgument` for an unconditional model; `invalidParameter` for a label out of range.
     public func conditioned(on label: Int?) throws -> UNetScore {
         try requireParameter(configuration.classCount > 0, "this U-Net is unconditional; it takes no class label")
         if let l = label { try requireParameter(l >= 0 && l < configuration.classCount, name: "label", value: l, requirement: "in 0..<\(configuration.classCount) (or nil for the null label)") }

@@ -21,7 +21,7 @@ public struct CheckpointSchedule: Sendable, Equatable {
     /// Keep the checkpoint being replaced as ``previousPath``.
     public var keepPrevious: Bool
 
-    /// - Throws: `invalidArgument` for an interval that is not finite and > 0, or `everySteps` < 1.
+    /// - Throws: `invalidParameter` for an interval that is not finite and > 0, or `everySteps` < 1.
     public init(path: String, interval: Double? = CheckpointSchedule.defaultInterval, everySteps: Int? = nil,
                 keepPrevious: Bool = true) throws {
         if let interval {

@@ -37,7 +37,7 @@ public struct NoisyClassifierTrainingConfiguration<Architecture: ClassifierArchi
         self.emaRate = emaRate; self.minTime = minTime; self.maxTime = maxTime; self.dequantizationLevels = dequantizationLevels
     }
 
-    /// - Throws: `invalidArgument` for a bad setting.
+    /// - Throws: `invalidParameter` for a bad setting.
     public func validate() throws {
         try architecture.validate()
         let T = try sde.make().T

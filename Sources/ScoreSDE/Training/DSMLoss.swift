@@ -44,7 +44,7 @@ public struct DSMLoss: Sendable {
     /// with replacement), times `t ~ U(eps, T)` and noise `z ~ N(0, I)`. A pure function of
     /// `(seed, step)`: draws `3·step`, `3·step + 1`, `3·step + 2` of the seed's training stream.
     ///
-    /// - Throws: `invalidArgument` unless `step >= 0`, `batchSize >= 1` and `dataRows >= 1`.
+    /// - Throws: `invalidParameter` unless `step >= 0`, `batchSize >= 1` and `dataRows >= 1`.
     public func drawBatch(step: Int, seed: UInt64, batchSize: Int, dataRows: Int, rowShape: [Int]) throws -> DSMBatch {
         try requireParameter(step >= 0, name: "step", value: step, requirement: ">= 0 (the training step)")
         try requireParameter(batchSize >= 1, name: "batchSize", value: batchSize, requirement: ">= 1")

@@ -107,7 +107,8 @@ public struct DSMTrainingOptions: Sendable, Equatable {
     /// The blocks of every step's batch.
     public var gradientBlocks: GradientBlocks { GradientBlocks(batchSize: batchSize, blockSize: gradientBlockSize ?? batchSize) }
 
-    /// - Throws: `invalidArgument` naming the first setting out of its domain.
+    /// - Throws: `invalidParameter` naming the first setting out of its domain; `invalidArgument` for
+    ///   importance sampling of t without likelihood weighting.
     public func validate() throws {
         let T = try sde.make().T
         try requireParameter(batchSize >= 1, name: "batchSize", value: batchSize, requirement: ">= 1")
@@ -166,7 +167,7 @@ public protocol ScoreTrainingRecipe: Sendable, Equatable {
     associatedtype Network: DenoisingScoreNetwork
     /// The settings shared by every network.
     var options: DSMTrainingOptions { get }
-    /// - Throws: `invalidArgument` naming the first setting out of its domain.
+    /// - Throws: `invalidParameter` naming the first setting out of its domain.
     func validate() throws
     /// The network a new run starts from: weights initialised from ``DSMTrainingOptions/seed``,
     /// fitted to `data` (model space) where the architecture has a fitted part.

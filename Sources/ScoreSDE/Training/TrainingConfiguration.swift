@@ -80,7 +80,7 @@ public struct TrainingConfiguration: Sendable, Equatable {
                            labelDropout: labelDropout, gradientBlockSize: gradientBlockSize)
     }
 
-    /// - Throws: `invalidArgument` naming the first setting out of its domain.
+    /// - Throws: `invalidParameter` naming the first setting out of its domain.
     public func validate() throws {
         try architecture.validate()
         try options.validate()
