@@ -66,7 +66,7 @@ public struct UNetConfiguration: Sendable, Equatable {
         try requireParameter(attentionLevels.count == levels, name: "attentionLevels", value: attentionLevels,
                              requirement: "one attention flag per level (\(levels) levels, as blockOutChannels has)")
         try requireParameter(normGroups >= 1 && blockOutChannels.allSatisfy { $0 % normGroups == 0 }, name: "normGroups", value: normGroups,
-                             requirement: "a divisor of every channel count \(blockOutChannels) (norm_num_groups)")
+                             requirement: ">= 1 and such that every channel count \(blockOutChannels) is divisible by norm_num_groups")
         try requireParameter(imageSize % (1 << (levels - 1)) == 0, name: "imageSize", value: imageSize,
                              requirement: "divisible by 2^(levels − 1) = \(1 << (levels - 1)) so that up-sampling restores it", advice: "28 allows 3 levels (28 → 14 → 7)")
         try requireParameter(normEpsilon.isFinite && normEpsilon > 0, name: "normEpsilon", value: normEpsilon, requirement: "finite and > 0 (norm_eps)")

@@ -90,7 +90,7 @@ extension ConvolutionalClassifier {
                                  name: "blockOutChannels", value: blockOutChannels, requirement: "1 to 16 channel counts in 2...4096 (one per level)")
             try requireParameter(layersPerBlock >= 1 && layersPerBlock <= 64, name: "layersPerBlock", value: layersPerBlock, requirement: "in 1...64")
             try requireParameter(normGroups >= 1 && blockOutChannels.allSatisfy { $0 % normGroups == 0 }, name: "normGroups", value: normGroups,
-                                 requirement: "a divisor of every channel count \(blockOutChannels) (the GroupNorm groups)")
+                                 requirement: ">= 1 and such that every channel count \(blockOutChannels) is divisible by the GroupNorm groups")
             try requireParameter(normEpsilon.isFinite && normEpsilon > 0, name: "normEpsilon", value: normEpsilon, requirement: "finite and > 0 (the GroupNorm epsilon)")
             try requireParameter(featureDimension >= 1 && featureDimension <= 1 << 16, name: "featureDimension", value: featureDimension, requirement: "in 1...65536")
             try requireParameter(freqShift.isFinite && Double(blockOutChannels[0] / 2) - freqShift != 0, name: "freqShift", value: freqShift,
