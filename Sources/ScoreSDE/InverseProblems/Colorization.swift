@@ -29,7 +29,7 @@ public struct ColorMixing: Sendable, Equatable {
     /// score_sde's matrix (REFERENCE 1.8): column 0 is `(1,1,1)/√3`, so decoupled channel 0 is
     /// `(R+G+B)/√3` and a grey image `g` (replicated over channels) decouples to `√3 g`.
     ///
-    /// Built with `try!` from the literals of ``referenceMatrix``, which are square, finite and
+    /// Built with `try!` from the literals of `referenceMatrix` (below), which are square, finite and
     /// orthonormal to ~1e-7 (within the default tolerance 1e-5), so it cannot throw; a test
     /// (`TypedErrorTests`) checks that `ColorMixing(referenceMatrix)` does not throw.
     public static let reference = try! ColorMixing(referenceMatrix)
