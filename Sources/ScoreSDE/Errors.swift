@@ -4,10 +4,26 @@ import Foundation
 /// what was wrong, the value seen, and what to do instead.
 ///
 ///     do { _ = try VPSDE(betaMin: 0, betaMax: 20) }
-///     catch let error as ScoreSDEError { print(error) }   // "invalid argument: betaMin must be > 0 (got 0) ..."
+///     catch let error as ScoreSDEError { print(error) }   // "invalid argument: betaMin must be finite and > 0 (got 0.0); ..."
+///
+/// A parameter outside its domain is ``invalidParameter(_:)``, which names the parameter and the
+/// value, so that a caller can match on them:
+///
+///     do { _ = try VPSDE(betaMin: 0, betaMax: 20) }
+///     catch ScoreSDEError.invalidParameter(let p) where p.name == "betaMin" { ... }
 public enum ScoreSDEError: Error, Equatable, CustomStringConvertible, LocalizedError {
-    /// A parameter outside its domain (SDE parameters, eps, steps, tolerances, counts ...).
+    /// A misuse that is not one parameter out of its domain: arguments that do not fit together
+    /// (several parameters, or a parameter and the state of the object it is given to), a call
+    /// made at the wrong time (a re-entrant call, a result asked for before the work is done), or
+    /// data whose values are not what the call needs. The message says what was wrong and what
+    /// to do. A single named parameter outside its domain is ``invalidParameter(_:)`` instead.
     case invalidArgument(String)
+    /// One named parameter outside its domain (SDE parameters, eps, steps, tolerances, counts,
+    /// sizes ...): which parameter, the value seen, what it must satisfy and what to try.
+    case invalidParameter(InvalidParameter)
+    /// One process of a split run failed (see ``Population``): which rank, and whether every rank
+    /// knows the failure.
+    case population(PopulationFailure)
     /// A tensor or file whose shape does not fit (wrong dimensionality for a model, ragged rows ...).
     case shapeMismatch(String)
     /// NaN or ±Inf where finite numbers are required (input data, model parameters, a score).
@@ -29,6 +45,8 @@ public enum ScoreSDEError: Error, Equatable, CustomStringConvertible, LocalizedE
     public var description: String {
         switch self {
         case .invalidArgument(let m): return "invalid argument: \(m)"
+        case .invalidParameter(let p): return "invalid argument: \(p)"
+        case .population(let f): return f.description
         case .shapeMismatch(let m): return "shape mismatch: \(m)"
         case .nonFinite(let m): return "non-finite value: \(m)"
         case .io(let path, let m): return "\(path): \(m)"
@@ -41,7 +59,80 @@ public enum ScoreSDEError: Error, Equatable, CustomStringConvertible, LocalizedE
     }
 
     public var errorDescription: String? { description }
+
+    /// The message of ``invalidArgument(_:)``, or the description of ``invalidParameter(_:)``;
+    /// nil for the other cases. (For re-wording a refused argument, e.g. a file's metadata.)
+    var argumentMessage: String? {
+        switch self {
+        case .invalidArgument(let m): return m
+        case .invalidParameter(let p): return p.description
+        default: return nil
+        }
+    }
+
+    /// ``invalidParameter(_:)`` for `name`, printing `value` as the value seen.
+    static func invalid(_ name: String, _ value: some Any, must requirement: String, advice: String? = nil) -> ScoreSDEError {
+        .invalidParameter(InvalidParameter(name: name, value: "\(value)", requirement: requirement, advice: advice))
+    }
 }
+
+/// A parameter outside its domain: which one, the value seen, what it must satisfy and what to
+/// try. Thrown as ``ScoreSDEError/invalidParameter(_:)``.
+///
+///     do { _ = try VESDE(sigmaMin: 0.01, sigmaMax: -1) }
+///     catch ScoreSDEError.invalidParameter(let p) {
+///         print(p.name, p.value)   // "sigmaMax -1.0"
+///         print(p)                 // "sigmaMax must be finite and > sigmaMin = 0.01 (got -1.0); the reference uses 50 ..."
+///     }
+public struct InvalidParameter: Equatable, Sendable, CustomStringConvertible {
+    /// The parameter's name in the library: the argument label or property, e.g. `betaMin`,
+    /// `eps`, `absoluteTolerance`, `steps`, `batchSize`; `t` for a time.
+    public var name: String
+    /// The offending value, as printed (`"0.0"`, `"-3"`, `"[3, 3]"`).
+    public var value: String
+    /// What the parameter must be, to follow "must be": `"finite and > 0"`, `"in (0, 1)"`, `">= 1"`.
+    public var requirement: String
+    /// What to try, or a usual value (`"the reference uses 0.1"`); nil when there is nothing to add.
+    public var advice: String?
+
+    /// A parameter `name` that had `value` and must be `requirement`, with optional `advice`.
+    public init(name: String, value: String, requirement: String, advice: String? = nil) {
+        self.name = name; self.value = value; self.requirement = requirement; self.advice = advice
+    }
+
+    /// "`name` must be `requirement` (got `value`); `advice`".
+    public var description: String {
+        "\(name) must be \(requirement) (got \(value))" + (advice.map { "; \($0)" } ?? "")
+    }
+}
+
+/// One process of a split run failed: which rank of how many, whether every rank knows it, and
+/// the message. Thrown as ``ScoreSDEError/population(_:)``.
+///
+/// `collective` failures are known to every rank (from ``Population/agree(_:_:)`` or another
+/// collective), so one report is enough; the others are one rank's own.
+public struct PopulationFailure: Equatable, Sendable, CustomStringConvertible {
+    /// The rank that failed, `0 ..< size`.
+    public var rank: Int
+    /// The number of processes.
+    public var size: Int
+    /// Whether every rank knows this failure (and throws it).
+    public var collective: Bool
+    /// What went wrong on `rank`.
+    public var message: String
+
+    /// A failure of `rank` of `size`.
+    public init(rank: Int, size: Int, collective: Bool, message: String) {
+        self.rank = rank; self.size = size; self.collective = collective; self.message = message
+    }
+
+    /// "rank `rank` of `size`: `message`".
+    public var description: String { "rank \(rank) of \(size): \(message)" }
+}
+
+/// The error of a split run before it became a case of ``ScoreSDEError``.
+@available(*, deprecated, renamed: "PopulationFailure", message: "split runs throw ScoreSDEError.population(PopulationFailure); catch that case")
+public typealias PopulationError = PopulationFailure
 
 /// What went wrong inside an ODE solve, with where it went wrong.
 public struct IntegratorFailure: Equatable, CustomStringConvertible, Sendable {

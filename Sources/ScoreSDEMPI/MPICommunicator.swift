@@ -101,8 +101,8 @@ public final class MPICommunicator: AllToAllCommunicator, @unchecked Sendable {
         let hash = Self.fnv1a(arguments.joined(separator: "\u{0}"))
         let hashes = try allGather(withUnsafeBytes(of: hash.littleEndian) { Array($0) })
         for (r, h) in hashes.enumerated() where h != hashes[0] {
-            throw PopulationError(rank: r, size: size, collective: true,
-                                  message: "started with arguments different from rank 0's (settings hash \(Self.hex(h)) vs \(Self.hex(hashes[0]))); start every rank with the same command line")
+            throw ScoreSDEError.population(PopulationFailure(rank: r, size: size, collective: true,
+                                  message: "started with arguments different from rank 0's (settings hash \(Self.hex(h)) vs \(Self.hex(hashes[0]))); start every rank with the same command line"))
         }
     }
 

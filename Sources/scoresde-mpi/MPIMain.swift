@@ -56,20 +56,20 @@ enum MPIMain {
             // PC and the few-step samplers from the prior split through PCSampler.sample(count:).
             if kind == .pc || (kind.isFewStep && c.latent == nil) { return }
             if kind.isFewStep {
-                throw PopulationError(rank: 0, size: ranks, collective: true,
-                                      message: "--sampler \(kind.rawValue) with --latent does not split its work across ranks; run it with one process")
+                throw ScoreSDEError.population(PopulationFailure(rank: 0, size: ranks, collective: true,
+                                                         message: "--sampler \(kind.rawValue) with --latent does not split its work across ranks; run it with one process"))
             }
             perSample = c.ode.perSample
         case is ScoreSDECommand.Train: return   // data-parallel: each rank computes its gradient blocks
         case let c as ScoreSDECommand.Encode: perSample = c.ode.perSample
         case let c as ScoreSDECommand.LogLikelihood: perSample = c.ode.perSample
         default:
-            throw PopulationError(rank: 0, size: ranks, collective: true,
-                                  message: "`\(name)` does not split its work across ranks (\(distributedCommands)); run it with one process (`scoresde \(name) …` or -np 1)")
+            throw ScoreSDEError.population(PopulationFailure(rank: 0, size: ranks, collective: true,
+                                  message: "`\(name)` does not split its work across ranks (\(distributedCommands)); run it with one process (`scoresde \(name) …` or -np 1)"))
         }
         guard perSample else {
-            throw PopulationError(rank: 0, size: ranks, collective: true,
-                                  message: "`\(name)` with the probability-flow ODE needs --per-sample on several ranks: the default batch layout solves all rows as one system with one shared adaptive step size, which a split run could not reproduce; add --per-sample (one system per row, split across ranks, the same bytes as one process) or run with one process")
+            throw ScoreSDEError.population(PopulationFailure(rank: 0, size: ranks, collective: true,
+                                  message: "`\(name)` with the probability-flow ODE needs --per-sample on several ranks: the default batch layout solves all rows as one system with one shared adaptive step size, which a split run could not reproduce; add --per-sample (one system per row, split across ranks, the same bytes as one process) or run with one process"))
         }
     }
 
@@ -90,7 +90,7 @@ enum MPIMain {
             exit(e.rawValue)
         }
         let message = ScoreSDECommand.fullMessage(for: error)
-        if let e = error as? PopulationError, e.collective {
+        if case .population(let failure)? = error as? ScoreSDEError, failure.collective {
             // Every rank knows this error: rank 0 reports it once; the others wait to be ended.
             guard world.rank == 0 else { world.barrier(); world.abort(code: code.rawValue) }
             report("error: \(message)")

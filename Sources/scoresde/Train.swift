@@ -289,7 +289,7 @@ extension ScoreSDECommand {
             let ranks = Population.size, isRankZero = Population.rank == 0
             // MPI: every rank needs at least one gradient block (the same on every rank: rank 0 reports it).
             do { try config.gradientBlocks.checkShared(by: ranks) } catch {
-                throw PopulationError(rank: Population.rank, size: ranks, collective: true, message: "\(error)")
+                throw ScoreSDEError.population(PopulationFailure(rank: Population.rank, size: ranks, collective: true, message: "\(error)"))
             }
             if startStep > steps {
                 throw ScoreSDEError.invalidArgument("the checkpoint \(output) has already trained \(startStep) steps, more than --steps \(steps) (the total length of the run); give --steps \(startStep) or more")

@@ -163,8 +163,8 @@ struct CheckpointTests {
         #expect(outcome.checkpointsWritten == 10, "\(outcome.checkpointsWritten) checkpoints")
         let none = try trainer.train(until: 20, checkpoints: CheckpointSchedule(path: path, interval: 3600))
         #expect(none.checkpointsWritten == 1, "only the final checkpoint within the hour")
-        #expect(invalidArgumentText { _ = try CheckpointSchedule(path: path, interval: 0) } != nil)
-        #expect(invalidArgumentText { _ = try CheckpointSchedule(path: path, everySteps: 0) } != nil)
+        #expect(invalidParameterText { _ = try CheckpointSchedule(path: path, interval: 0) } != nil)
+        #expect(invalidParameterText { _ = try CheckpointSchedule(path: path, everySteps: 0) } != nil)
         #expect(invalidArgumentText { _ = try trainer.train(until: 5, checkpoints: CheckpointSchedule(path: path)) }?.contains("already") == true)
     }
 

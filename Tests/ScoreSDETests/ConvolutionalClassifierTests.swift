@@ -282,6 +282,7 @@ struct ConvolutionalClassifierTests {
             let name: String, message: String
             switch e {
             case .invalidArgument(let m): (name, message) = ("invalidArgument", m)
+            case .invalidParameter(let p): (name, message) = ("invalidParameter", p.description)
             case .shapeMismatch(let m): (name, message) = ("shapeMismatch", m)
             case .nonFinite(let m): (name, message) = ("nonFinite", m)
             case .io(_, let m): (name, message) = ("io", m)
@@ -302,18 +303,18 @@ struct ConvolutionalClassifierTests {
         var nan = x; nan.storage[17] = .nan
         #expect(Self.throwsError("nonFinite") { _ = try c.logProbabilities(nan, at: 0.5) })
         #expect(Self.throwsError("nonFinite") { _ = try c.logProbabilityGradient(nan, at: 0.5, labels: [0]) })
-        for t in [0, -0.1, 1.5, .nan] { #expect(Self.throwsError("invalidArgument") { _ = try c.logProbabilities(x, at: t) }, "t = \(t)") }
-        #expect(Self.throwsError("invalidArgument") { _ = try c.logProbabilityGradient(x, at: 0.5, labels: [3]) })
+        for t in [0, -0.1, 1.5, .nan] { #expect(Self.throwsError("invalidParameter") { _ = try c.logProbabilities(x, at: t) }, "t = \(t)") }
+        #expect(Self.throwsError("invalidParameter") { _ = try c.logProbabilityGradient(x, at: 0.5, labels: [3]) })
         #expect(Self.throwsError("shapeMismatch") { _ = try c.logProbabilityGradient(x, at: 0.5, labels: [0, 1, 2]) })
-        #expect(Self.throwsError("invalidArgument") { _ = try c.targeting([]) })
+        #expect(Self.throwsError("invalidParameter") { _ = try c.targeting([]) })
         var arch = config.architecture; arch.normGroups = 3
-        #expect(Self.throwsError("invalidArgument") { _ = try ConvolutionalClassifier(architecture: arch, sde: vp, seed: 1) })
+        #expect(Self.throwsError("invalidParameter") { _ = try ConvolutionalClassifier(architecture: arch, sde: vp, seed: 1) })
         arch = config.architecture; arch.rowShape = [64]
-        #expect(Self.throwsError("invalidArgument") { _ = try ConvolutionalClassifier(architecture: arch, sde: vp, seed: 1) })
+        #expect(Self.throwsError("invalidParameter") { _ = try ConvolutionalClassifier(architecture: arch, sde: vp, seed: 1) })
         #expect(Self.throwsError("shapeMismatch") { _ = try c.withParameters([1, 2, 3]) })
         var p = c.parameters; p[5] = .infinity
         #expect(Self.throwsError("nonFinite") { _ = try c.withParameters(p) })
-        #expect(Self.throwsError("invalidArgument") { _ = try ConvolutionalClassifierTrainer(configuration: config, data: data, labels: labels.map { $0 + 1 }) })
+        #expect(Self.throwsError("invalidParameter") { _ = try ConvolutionalClassifierTrainer(configuration: config, data: data, labels: labels.map { $0 + 1 }) })
         #expect(Self.throwsError("shapeMismatch") { _ = try ConvolutionalClassifierTrainer(configuration: config, data: data, labels: Array(labels.dropLast())) })
 
         let dir = try Self.temporaryDirectory()

@@ -178,7 +178,7 @@ struct CosineTrainingTests {
         // The training eps must lie below the cosine schedule's end time T = 0.9946, not just below 1.
         var late = config
         late.eps = 0.995
-        #expect(invalidArgumentText { try late.validate() }?.contains("0.9946") == true)
+        #expect(invalidParameterText { try late.validate() }?.contains("0.9946") == true)
     }
 
     @Test("noise-aware classifiers on the cosine SDE: file round trip; they guide cosine models only")

@@ -247,7 +247,7 @@ struct DataParallelTrainingTests {
         let w = try Trainer(configuration: whole, data: data)
         #expect(try Safetensors.decode(w.checkpointData(), path: "w.safetensors").metadata["train.gradient_block"] == nil)
         #expect(w.blocks.count == 1)
-        #expect(invalidArgumentText { var c = config; c.gradientBlockSize = 0; try c.validate() }?.contains("gradient block") == true)
+        #expect(invalidParameterText { var c = config; c.gradientBlockSize = 0; try c.validate() }?.contains("gradient block") == true)
     }
 }
 

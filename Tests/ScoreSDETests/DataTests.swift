@@ -171,9 +171,9 @@ struct DataTests {
     @Test("toys reject bad arguments")
     func toyArguments() throws {
         var rng = RandomSource(seed: 1)
-        #expect(invalidArgumentText { _ = try Toy2D.moons(count: -1, using: &rng) } != nil)
-        #expect(invalidArgumentText { _ = try Toy2D.moons(count: 10, noise: .nan, using: &rng) } != nil)
-        #expect(invalidArgumentText { _ = try Toy2D.swissRoll(count: 10, noise: -1, using: &rng) } != nil)
+        #expect(invalidParameterText { _ = try Toy2D.moons(count: -1, using: &rng) } != nil)
+        #expect(invalidParameterText { _ = try Toy2D.moons(count: 10, noise: .nan, using: &rng) } != nil)
+        #expect(invalidParameterText { _ = try Toy2D.swissRoll(count: 10, noise: -1, using: &rng) } != nil)
         #expect(try Toy2D.checkerboard(count: 0, using: &rng).shape == [0, 2])
     }
 
@@ -318,7 +318,7 @@ struct DataTests {
         let affine = try scaling.dataScaling(levels: 17)
         #expect(affine.toModel(digits) == (try scaling.scale(digits, levels: 17)))
         if scaling != .none {
-            #expect(invalidArgumentText { _ = try scaling.scale(edge, levels: 1) } != nil)
+            #expect(invalidParameterText { _ = try scaling.scale(edge, levels: 1) } != nil)
         }
     }
 
@@ -374,8 +374,8 @@ struct DataTests {
         #expect(some.data.shape == [50, 1, 8, 8])
         #expect(try Dataset.named("digits", count: 50, seed: 1) == some)
         #expect(try Dataset.named("digits", count: 50, seed: 2) != some)
-        #expect(invalidArgumentText { _ = try Dataset.named("digits", count: 1501) } != nil)
-        #expect(invalidArgumentText { _ = try Dataset.named("moons", count: 0) } != nil)
+        #expect(invalidParameterText { _ = try Dataset.named("digits", count: 1501) } != nil)
+        #expect(invalidParameterText { _ = try Dataset.named("moons", count: 0) } != nil)
 
         let patches = try Dataset.named("patches")
         #expect(patches.data.shape == [6360, 3, 8, 8] && patches.rowShape == [3, 8, 8] && patches.levels == 256)   // the training split

@@ -205,18 +205,18 @@ struct FewStepSamplerTests {
 
     @Test("bad parameters are refused")
     func badInput() throws {
-        #expect(invalidArgumentText { _ = try DDIM(eta: -0.1) }?.contains("eta") == true)
-        #expect(invalidArgumentText { _ = try DPMSolverPlusPlus(order: 4) }?.contains("orders 1, 2 and 3") == true)
-        #expect(invalidArgumentText { _ = try DPMSolverPlusPlus(order: 3, orders: [3, 3]) }?.contains("at most i + 1") == true)
+        #expect(invalidParameterText { _ = try DDIM(eta: -0.1) }?.contains("eta") == true)
+        #expect(invalidParameterText { _ = try DPMSolverPlusPlus(order: 4) }?.contains("orders 1, 2 and 3") == true)
+        #expect(invalidParameterText { _ = try DPMSolverPlusPlus(order: 3, orders: [3, 3]) }?.contains("at most i + 1") == true)
         let sde = try VPSDE()
-        #expect(invalidArgumentText { _ = try TimeGrid.spaced(.logSNR, steps: 0, from: 1, to: 1e-3, sde: sde) } != nil)
-        #expect(invalidArgumentText { _ = try TimeGrid.spaced(.karras(rho: 0), steps: 5, from: 1, to: 1e-3, sde: sde) } != nil)
+        #expect(invalidParameterText { _ = try TimeGrid.spaced(.logSNR, steps: 0, from: 1, to: 1e-3, sde: sde) } != nil)
+        #expect(invalidParameterText { _ = try TimeGrid.spaced(.karras(rho: 0), steps: 5, from: 1, to: 1e-3, sde: sde) } != nil)
         let p = try DPMSolverPlusPlus(order: 2, orders: [1, 2])
         let grid = try TimeGrid.spaced(.logSNR, steps: 3, from: 1, to: 1e-3, sde: sde)
         #expect(invalidArgumentText { try p.validate(grid: grid, sde: sde) }?.contains("3 steps") == true)
         #expect(DPMSolverPlusPlus.lowerOrderFinal(order: 3, steps: 6) == [1, 2, 3, 3, 2, 1])
-        #expect(invalidArgumentText { _ = try FewStepRecommendation.for(nfe: 1, dimension: 2) }?.contains("nfe >= 2") == true)
-        #expect(invalidArgumentText { _ = try FewStepRecommendation.for(nfe: 10, dimension: 0) }?.contains("dimension") == true)
+        #expect(invalidParameter { _ = try FewStepRecommendation.for(nfe: 1, dimension: 2) }?.name == "nfe")
+        #expect(invalidParameterText { _ = try FewStepRecommendation.for(nfe: 10, dimension: 0) }?.contains("dimension") == true)
         // The documented rule: order 3 lower-final on t^1.25 from 3-D; in 2-D order 2 on t^2 below 15 NFE, then order 3
         // on t^2.5; every step third order on time-quadratic steps from 40 NFE.
         let high = try FewStepRecommendation.for(nfe: 10, dimension: 64)
@@ -244,8 +244,8 @@ struct DynamicThresholdingTests {
             #expect(abs(x.storage[402 + j] - max(-3 * ramp[j], -4.5) / 4.5) < 1e-15)
         }
         #expect(x.storage.allSatisfy { abs($0) <= 1 })
-        #expect(invalidArgumentText { _ = try DynamicThresholding(percentile: 0) } != nil)
-        #expect(invalidArgumentText { _ = try DynamicThresholding(percentile: 1.01) } != nil)
+        #expect(invalidParameterText { _ = try DynamicThresholding(percentile: 0) } != nil)
+        #expect(invalidParameterText { _ = try DynamicThresholding(percentile: 1.01) } != nil)
     }
 
     /// Data outside [−1, 1] (means ±1.5 per coordinate, std 0.02, 8-D): with thresholding every data

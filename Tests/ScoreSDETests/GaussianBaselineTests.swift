@@ -123,7 +123,7 @@ struct GaussianBaselineTests {
         let levels = t.levels(fromLogits: try t.logits(ofDequantized: v).z)
         #expect(levels.storage.map { $0 } == [0, 0, 0, 17, 254, 255])
         #expect(invalidArgumentText { _ = try t.logits(ofDequantized: Tensor([256])) } != nil)
-        #expect(invalidArgumentText { _ = try LogitPixelTransform(lambda: 0) } != nil)
+        #expect(invalidParameterText { _ = try LogitPixelTransform(lambda: 0) } != nil)
     }
 
     /// Sampled levels of one pixel follow the exact law of the model's marginal: a pixel whose

@@ -284,7 +284,7 @@ struct IDXTests {
         #expect(Set((0 ..< test.count).map { test.data.row($0) }).count == 50, "without replacement")
         #expect(test.data != all.data.rows(0 ..< 50), "not the first 50 in file order")
         #expect(try Dataset.named("fashion-mnist-test", count: 50, seed: 1) == test && (try Dataset.named("fashion-mnist-test", count: 50, seed: 2)) != test)
-        #expect(invalidArgumentText { _ = try Dataset.named("fashion-mnist-test", count: 10_001) }?.contains("10000") == true)
+        #expect(invalidParameterText { _ = try Dataset.named("fashion-mnist-test", count: 10_001) }?.contains("10000") == true)
 
         // Training code goes through forTraining, which refuses every test split by name.
         for name in Dataset.testSplitNames {

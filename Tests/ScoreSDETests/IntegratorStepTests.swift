@@ -372,10 +372,10 @@ struct ReverseIntegratorTests {
 
     @Test("bad grids and shape-breaking predictors fail clearly")
     func badInput() throws {
-        #expect(invalidArgumentText { _ = try TimeGrid([1, 0.5, 0.7]) }?.contains("strictly decrease") == true)
-        #expect(invalidArgumentText { _ = try TimeGrid([1]) }?.contains("at least 2") == true)
-        #expect(invalidArgumentText { _ = try TimeGrid([1, -0.1]) } != nil)
-        #expect(invalidArgumentText { _ = try TimeGrid.uniform(steps: 0, from: 1, to: 1e-3) } != nil)
+        #expect(invalidParameterText { _ = try TimeGrid([1, 0.5, 0.7]) }?.contains("strictly decreasing") == true)
+        #expect(invalidParameterText { _ = try TimeGrid([1]) }?.contains("at least 2") == true)
+        #expect(invalidParameterText { _ = try TimeGrid([1, -0.1]) } != nil)
+        #expect(invalidParameterText { _ = try TimeGrid.uniform(steps: 0, from: 1, to: 1e-3) } != nil)
         let sde = try VPSDE()
         let score = GaussianMixtureScore(.ring(), diffusedBy: sde)
         var rng = RandomSource(seed: 1)

@@ -713,9 +713,9 @@ struct InverseProblemBadInputTests {
 
     @Test("colorization: non-orthonormal or non-square mixing matrix, grey image size, NaN")
     func colorizationInput() throws {
-        if case .invalidArgument(let m)? = scoreSDEError({ _ = try ColorMixing([[1, 0, 0], [0, 1, 0], [0, 0, 2]]) }) {
-            #expect(m.contains("orthonormal"))
-        } else { Issue.record("a non-orthonormal matrix must be an invalid argument") }
+        if case .invalidParameter(let p)? = scoreSDEError({ _ = try ColorMixing([[1, 0, 0], [0, 1, 0], [0, 0, 2]]) }) {
+            #expect(p.name == "matrix" && p.requirement.contains("orthonormal"))
+        } else { Issue.record("a non-orthonormal matrix must be an invalid parameter") }
         if case .shapeMismatch? = scoreSDEError({ _ = try ColorMixing([[1, 0, 0], [0, 1, 0]]) }) {} else { Issue.record("non-square") }
         if case .nonFinite? = scoreSDEError({ _ = try ColorMixing([[.nan, 0], [0, 1]]) }) {} else { Issue.record("NaN mixing") }
         // Orthonormal but the grey axis is orthogonal to column 0: no information.

@@ -177,12 +177,12 @@ struct MLPTests {
         let model = try MLPScore(architecture: MLPArchitecture(rowShape: [2], hiddenWidth: 4, residualBlocks: 0, fourierFeatures: 2), sde: vp, seed: 0)
         #expect(throws: ScoreSDEError.self) { try model.score(normals([3, 3], seed: 0), at: 0.5) }
         let x = normals([3, 2], seed: 0)
-        #expect(invalidArgumentText { _ = try model.score(x, at: 0) } != nil)
-        #expect(invalidArgumentText { _ = try model.score(x, at: 1.5) } != nil)
-        #expect(invalidArgumentText { _ = try model.score(x, at: .nan) } != nil)
+        #expect(invalidParameterText { _ = try model.score(x, at: 0) } != nil)
+        #expect(invalidParameterText { _ = try model.score(x, at: 1.5) } != nil)
+        #expect(invalidParameterText { _ = try model.score(x, at: .nan) } != nil)
         #expect(try model.score(x, at: 1).isFinite)
-        #expect(invalidArgumentText { _ = try MLPScore(architecture: MLPArchitecture(rowShape: [2], hiddenWidth: 0), sde: vp, seed: 0) } != nil)
-        #expect(invalidArgumentText { _ = try MLPScore(architecture: MLPArchitecture(rowShape: [2], fourierScale: -1), sde: vp, seed: 0) } != nil)
+        #expect(invalidParameterText { _ = try MLPScore(architecture: MLPArchitecture(rowShape: [2], hiddenWidth: 0), sde: vp, seed: 0) } != nil)
+        #expect(invalidParameterText { _ = try MLPScore(architecture: MLPArchitecture(rowShape: [2], fourierScale: -1), sde: vp, seed: 0) } != nil)
         #expect(throws: ScoreSDEError.self) { _ = try model.withParameters([1, 2, 3]) }
         var bad = model.parameters; bad[5] = .nan
         #expect(throws: ScoreSDEError.self) { _ = try model.withParameters(bad) }

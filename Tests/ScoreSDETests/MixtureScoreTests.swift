@@ -278,8 +278,8 @@ struct MixtureScoreTests {
         BadJSON(label: "missing means", text: #"{"stds": [1]}"#, mentions: ["means"]),
         BadJSON(label: "missing stds", text: #"{"means": [[0]]}"#, mentions: ["stds"]),
         BadJSON(label: "ragged means", text: #"{"means": [[0, 1], [2]], "stds": [1, 1]}"#, mentions: ["mean 1", "dimensions"]),
-        BadJSON(label: "negative std", text: #"{"means": [[0, 1], [2, 3]], "stds": [1, -0.5]}"#, mentions: ["std 1", "> 0"]),
-        BadJSON(label: "zero std in a vector", text: #"{"means": [[0, 1]], "stds": [[1, 0]]}"#, mentions: ["std 0", "> 0"]),
+        BadJSON(label: "negative std", text: #"{"means": [[0, 1], [2, 3]], "stds": [1, -0.5]}"#, mentions: ["stds[1]", "> 0"]),
+        BadJSON(label: "zero std in a vector", text: #"{"means": [[0, 1]], "stds": [[1, 0]]}"#, mentions: ["stds[0]", "> 0"]),
         BadJSON(label: "ragged std vector", text: #"{"means": [[0, 1]], "stds": [[1, 1, 1]]}"#, mentions: ["std 0", "dimensions"]),
         // JSON has no NaN/Inf literals; an overflowing literal is the only way to spell one, and
         // Foundation's parser rejects it as malformed JSON.
@@ -310,11 +310,11 @@ struct MixtureScoreTests {
         if case .nonFinite? = scoreSDEError({ _ = try GaussianMixture(means: [[0, .nan]], isotropicStds: [1]) }) {} else {
             Issue.record("a NaN mean must throw nonFinite")
         }
-        if case .invalidArgument? = scoreSDEError({ _ = try GaussianMixture(means: [[0, 1]], stds: [[1, .infinity]]) }) {} else {
-            Issue.record("an infinite std must throw invalidArgument")
+        if case .invalidParameter(let p)? = scoreSDEError({ _ = try GaussianMixture(means: [[0, 1]], stds: [[1, .infinity]]) }), p.name == "stds" {} else {
+            Issue.record("an infinite std must throw invalidParameter(stds)")
         }
-        if case .invalidArgument? = scoreSDEError({ _ = try GaussianMixture(means: [[0, 1]], isotropicStds: [-1]) }) {} else {
-            Issue.record("a negative std must throw invalidArgument")
+        if case .invalidParameter(let p)? = scoreSDEError({ _ = try GaussianMixture(means: [[0, 1]], isotropicStds: [-1]) }), p.name == "stds" {} else {
+            Issue.record("a negative std must throw invalidParameter(stds)")
         }
     }
 
@@ -355,8 +355,8 @@ struct MixtureScoreTests {
     func badInput() throws {
         let model = GaussianMixtureScore(.ring(), diffusedBy: try VPSDE())
         for t in [-0.1, 1.5, Double.nan] {
-            if case .invalidArgument? = scoreSDEError({ _ = try model.score(Tensor(zeros: [2, 2]), at: t) }) {} else {
-                Issue.record("t = \(t) must throw invalidArgument")
+            if case .invalidParameter(let p)? = scoreSDEError({ _ = try model.score(Tensor(zeros: [2, 2]), at: t) }), p.name == "t" {} else {
+                Issue.record("t = \(t) must throw invalidParameter(t)")
             }
         }
         if case .shapeMismatch? = scoreSDEError({ _ = try model.score(Tensor(zeros: [2, 3]), at: 0.5) }) {} else {

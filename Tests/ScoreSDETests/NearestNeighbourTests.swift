@@ -64,7 +64,7 @@ struct NearestNeighbourTests {
         #expect(far.share == 0)
         // p = 5: exactly 50 of 1000 below.
         #expect(try MemorisationCheck(sampleDistances: distances, heldOutDistances: distances, percentile: 5).below == 50)
-        #expect(invalidArgumentText { _ = try MemorisationCheck(sampleDistances: [1], heldOutDistances: distances, percentile: 0) } != nil)
-        #expect(invalidArgumentText { _ = try MemorisationCheck(sampleDistances: [1], heldOutDistances: [1]) } != nil)
+        #expect(invalidParameterText { _ = try MemorisationCheck(sampleDistances: [1], heldOutDistances: distances, percentile: 0) } != nil)
+        #expect(invalidParameterText { _ = try MemorisationCheck(sampleDistances: [1], heldOutDistances: [1]) } != nil)
     }
 }

@@ -298,8 +298,8 @@ struct SDETests {
         add("VE σmin NaN", "sigmaMin") { _ = try VESDE(sigmaMin: .nan) }
         add("VE σmax NaN", "sigmaMax") { _ = try VESDE(sigmaMax: .nan) }
         add("VE σmax inf", "sigmaMax") { _ = try VESDE(sigmaMax: .infinity) }
-        add("reference N = 0", "N >= 1") { _ = try ReferenceDiscretization(steps: 0) }
-        add("reference N < 0", "N >= 1") { _ = try ReferenceDiscretization(steps: -3) }
+        add("reference N = 0", "steps") { _ = try ReferenceDiscretization(steps: 0) }
+        add("reference N < 0", "steps") { _ = try ReferenceDiscretization(steps: -3) }
         add("reference VP βmax/N ≥ 1", "betaMax / N") {
             try ReferenceDiscretization(steps: 10).validate(grid: try .uniform(steps: 10, from: 1, to: 1e-3), sde: try VPSDE())
         }
@@ -322,8 +322,12 @@ struct SDETests {
         return cases
     }()
 
-    @Test("invalid SDE parameters throw invalidArgument naming the parameter", arguments: invalidCases)
+    @Test("invalid SDE parameters throw invalidParameter naming the parameter (invalidArgument for a grid that does not fit)", arguments: invalidCases)
     func invalidParameters(c: InvalidCase) {
+        if let p = invalidParameter({ try c.make() }) {
+            #expect(p.name == c.parameter, "\(c.label): \(p) does not name \(c.parameter)")
+            return
+        }
         let message = invalidArgumentText { try c.make() }
         #expect(message != nil, "\(c.label) did not throw invalidArgument")
         if let message { #expect(message.contains(c.parameter), "\(c.label): message '\(message)' does not name \(c.parameter)") }

@@ -295,16 +295,16 @@ struct SamplerTests {
         let grid = try TimeGrid.uniform(steps: 10, from: 1, to: 1e-5)
         let sampler = PCSampler(sde: sde, score: score, grid: grid, predictor: ReverseDiffusion(), corrector: NoCorrector())
         var rng = RandomSource(seed: 0)
-        #expect(invalidArgumentText { _ = try sampler.sample(count: 0, using: &rng) }?.contains("count") == true)
-        #expect(invalidArgumentText { _ = try sampler.sample(count: -4, using: &rng) } != nil)
+        #expect(invalidParameterText { _ = try sampler.sample(count: 0, using: &rng) }?.contains("count") == true)
+        #expect(invalidParameterText { _ = try sampler.sample(count: -4, using: &rng) } != nil)
         for eps in [0, -1e-3, 1, 1.5, Double.nan, Double.infinity] {
-            #expect(invalidArgumentText { _ = try TimeGrid.uniform(steps: 10, from: 1, to: eps) }?.contains("eps") == true, "eps = \(eps)")
+            #expect(invalidParameterText { _ = try TimeGrid.uniform(steps: 10, from: 1, to: eps) }?.contains("eps") == true, "eps = \(eps)")
         }
-        #expect(invalidArgumentText { _ = try TimeGrid.uniform(steps: 0, from: 1, to: 1e-3) }?.contains("steps") == true)
-        #expect(invalidArgumentText { _ = try TimeGrid.uniform(steps: -1, from: 1, to: 1e-3) } != nil)
-        #expect(invalidArgumentText { _ = try TimeGrid([1, 0.5, 0.5, 0]) } != nil)
-        #expect(invalidArgumentText { _ = try TimeGrid([1]) } != nil)
-        #expect(invalidArgumentText { _ = try TimeGrid([1, .nan, 0]) } != nil)
+        #expect(invalidParameterText { _ = try TimeGrid.uniform(steps: 0, from: 1, to: 1e-3) }?.contains("steps") == true)
+        #expect(invalidParameterText { _ = try TimeGrid.uniform(steps: -1, from: 1, to: 1e-3) } != nil)
+        #expect(invalidParameterText { _ = try TimeGrid([1, 0.5, 0.5, 0]) } != nil)
+        #expect(invalidParameterText { _ = try TimeGrid([1]) } != nil)
+        #expect(invalidParameterText { _ = try TimeGrid([1, .nan, 0]) } != nil)
         let bad = try Tensor(rows: [[0, 1], [.nan, 2], [3, 4]])
         if case .nonFinite(let m)? = scoreSDEError({ _ = try sampler.sample(from: bad, using: &rng) }) {
             #expect(m.contains("row 1"))
@@ -313,14 +313,14 @@ struct SamplerTests {
             Issue.record("a 3-D initial state for a 2-D model must throw shapeMismatch")
         }
         for snr in [0, -0.16, Double.nan, Double.infinity] {
-            #expect(invalidArgumentText { _ = try Langevin(snr: snr) }?.contains("snr") == true, "Langevin snr = \(snr)")
-            #expect(invalidArgumentText { _ = try AnnealedLangevin(snr: snr) }?.contains("snr") == true, "ALD snr = \(snr)")
+            #expect(invalidParameterText { _ = try Langevin(snr: snr) }?.contains("snr") == true, "Langevin snr = \(snr)")
+            #expect(invalidParameterText { _ = try AnnealedLangevin(snr: snr) }?.contains("snr") == true, "ALD snr = \(snr)")
         }
-        #expect(invalidArgumentText { _ = try Langevin(snr: 0.16, steps: 0) }?.contains("steps") == true)
-        #expect(invalidArgumentText { _ = try AnnealedLangevin(snr: 0.16, steps: 0) }?.contains("steps") == true)
+        #expect(invalidParameterText { _ = try Langevin(snr: 0.16, steps: 0) }?.contains("steps") == true)
+        #expect(invalidParameterText { _ = try AnnealedLangevin(snr: 0.16, steps: 0) }?.contains("steps") == true)
         var batched = sampler
         batched.batchSize = 0
-        #expect(invalidArgumentText { _ = try batched.sample(count: 5, using: &rng) }?.contains("batch") == true)
+        #expect(invalidParameterText { _ = try batched.sample(count: 5, using: &rng) }?.contains("batch") == true)
     }
 }
 

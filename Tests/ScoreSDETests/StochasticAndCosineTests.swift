@@ -53,8 +53,8 @@ struct CosineScheduleTests {
             #expect(abs(r / er - 1) <= 1e-12)
             #expect(abs(v - (1 - er * er)) <= 1e-12 * max(1e-3, 1 - er * er) * 10, "transition \(a)→\(b): \(v) vs \(1 - er * er)")
         }
-        #expect(invalidArgumentText { _ = try CosineVPSDE(T: 1) }?.contains("diverges") == true)
-        #expect(invalidArgumentText { _ = try CosineVPSDE(s: 0) }?.contains("0.008") == true)
+        #expect(invalidParameterText { _ = try CosineVPSDE(T: 1) }?.contains("diverges") == true)
+        #expect(invalidParameterText { _ = try CosineVPSDE(s: 0) }?.contains("0.008") == true)
     }
 
     /// The exact score of a 2-D mixture with diagonal stds diffused by the cosine SDE against the
@@ -226,7 +226,7 @@ struct SDEDPMSolverTests {
 
     @Test("bad parameters are refused")
     func badInput() {
-        #expect(invalidArgumentText { _ = try SDEDPMSolverPlusPlus(order: 3) }?.contains("orders 1 and 2") == true)
+        #expect(invalidParameterText { _ = try SDEDPMSolverPlusPlus(order: 3) }?.contains("orders 1 and 2") == true)
     }
 }
 
@@ -279,10 +279,10 @@ struct AdaptiveSDETests {
     func badInput() throws {
         let sde = try VPSDE()
         let score = GaussianMixtureScore(GaussianMixture.ring(), diffusedBy: sde)
-        #expect(invalidArgumentText { _ = try AdaptiveSDESampler(sde: sde, score: score, eps: 1e-3, absoluteTolerance: 0) }?.contains("absolute tolerance") == true)
-        #expect(invalidArgumentText { _ = try AdaptiveSDESampler(sde: sde, score: score, eps: 1e-3, relativeTolerance: -1) }?.contains("relative tolerance") == true)
-        #expect(invalidArgumentText { _ = try AdaptiveSDESampler(sde: sde, score: score, eps: 1e-3, absoluteTolerance: .nan) } != nil)
-        #expect(invalidArgumentText { _ = try AdaptiveSDESampler(sde: sde, score: score, eps: 0) }?.contains("eps") == true)
-        #expect(invalidArgumentText { _ = try AdaptiveSDESampler(sde: sde, score: score, eps: 1e-3, denoising: .lastPredictorMean) } != nil)
+        #expect(invalidParameterText { _ = try AdaptiveSDESampler(sde: sde, score: score, eps: 1e-3, absoluteTolerance: 0) }?.contains("absolute tolerance") == true)
+        #expect(invalidParameterText { _ = try AdaptiveSDESampler(sde: sde, score: score, eps: 1e-3, relativeTolerance: -1) }?.contains("relative tolerance") == true)
+        #expect(invalidParameterText { _ = try AdaptiveSDESampler(sde: sde, score: score, eps: 1e-3, absoluteTolerance: .nan) } != nil)
+        #expect(invalidParameterText { _ = try AdaptiveSDESampler(sde: sde, score: score, eps: 0) }?.contains("eps") == true)
+        #expect(invalidParameterText { _ = try AdaptiveSDESampler(sde: sde, score: score, eps: 1e-3, denoising: .lastPredictorMean) } != nil)
     }
 }

@@ -71,6 +71,15 @@ func invalidArgumentText(_ body: () throws -> Void) -> String? {
     return nil
 }
 
+/// The parameter of an `invalidParameter` thrown by `body`, nil otherwise.
+func invalidParameter(_ body: () throws -> Void) -> InvalidParameter? {
+    if case .invalidParameter(let p)? = scoreSDEError(body) { return p }
+    return nil
+}
+
+/// The description of an `invalidParameter` thrown by `body` ("name must be ... (got value)"), nil otherwise.
+func invalidParameterText(_ body: () throws -> Void) -> String? { invalidParameter(body)?.description }
+
 /// Tensor of the given rows.
 func tensor(_ rows: [[Double]]) -> Tensor { try! Tensor(rows: rows) }
 

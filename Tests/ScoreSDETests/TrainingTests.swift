@@ -102,9 +102,9 @@ struct TrainingTests {
         // A prefix of a larger batch is the smaller batch (rows are keyed by index).
         let small = try loss.drawBatch(step: 7, seed: 1, batchSize: 20, dataRows: 13, rowShape: [3])
         #expect(small.indices == Array(a.indices.prefix(20)) && small.times == Array(a.times.prefix(20)))
-        #expect(invalidArgumentText { _ = try loss.drawBatch(step: -1, seed: 1, batchSize: 2, dataRows: 3, rowShape: [3]) } != nil)
-        #expect(invalidArgumentText { _ = try loss.drawBatch(step: 0, seed: 1, batchSize: 2, dataRows: 0, rowShape: [3]) } != nil)
-        #expect(invalidArgumentText { _ = try DSMLoss(sde: VPSDE(), eps: 0) } != nil)
+        #expect(invalidParameterText { _ = try loss.drawBatch(step: -1, seed: 1, batchSize: 2, dataRows: 3, rowShape: [3]) } != nil)
+        #expect(invalidParameterText { _ = try loss.drawBatch(step: 0, seed: 1, batchSize: 2, dataRows: 0, rowShape: [3]) } != nil)
+        #expect(invalidParameterText { _ = try DSMLoss(sde: VPSDE(), eps: 0) } != nil)
     }
 
     @Test("Adam, warm-up and clipping follow torch's formulas; EMA decay ramps as score_sde's")
@@ -322,11 +322,11 @@ struct TrainingTests {
         let data = mixtureData(50, seed: 1)
         var c = smallConfig()
         c.learningRate = 0
-        #expect(invalidArgumentText { _ = try Trainer(configuration: c, data: data) }?.contains("learning rate") == true)
+        #expect(invalidParameterText { _ = try Trainer(configuration: c, data: data) }?.contains("learningRate") == true)
         c = smallConfig(); c.batchSize = 0
-        #expect(invalidArgumentText { _ = try Trainer(configuration: c, data: data) } != nil)
+        #expect(invalidParameterText { _ = try Trainer(configuration: c, data: data) } != nil)
         c = smallConfig(); c.emaRate = 1
-        #expect(invalidArgumentText { _ = try Trainer(configuration: c, data: data) } != nil)
+        #expect(invalidParameterText { _ = try Trainer(configuration: c, data: data) } != nil)
         #expect(throws: ScoreSDEError.self) { _ = try Trainer(configuration: smallConfig(), data: mixtureData(10, seed: 1).reshaped([5, 4])) }
         var nan = data; nan.storage[3] = .nan
         #expect(throws: ScoreSDEError.self) { _ = try Trainer(configuration: smallConfig(), data: nan) }

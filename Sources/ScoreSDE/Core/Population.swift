@@ -121,8 +121,8 @@ public enum Population {
         let message = failure.map { "\($0)" }
         let parts = try comm.allGather(Array((message.map { "1" + $0 } ?? "0").utf8))
         for (r, part) in parts.enumerated() where part.first == UInt8(ascii: "1") {
-            throw PopulationError(rank: r, size: comm.size, collective: true,
-                                  message: "\(what): " + String(decoding: part.dropFirst(), as: UTF8.self))
+            throw ScoreSDEError.population(PopulationFailure(rank: r, size: comm.size, collective: true,
+                                                             message: "\(what): " + String(decoding: part.dropFirst(), as: UTF8.self)))
         }
     }
 
@@ -135,19 +135,4 @@ public enum Population {
         out.withUnsafeMutableBytes { o in bytes.withUnsafeBytes { b in o.copyMemory(from: UnsafeRawBufferPointer(rebasing: b[0 ..< o.count])) } }
         return out
     }
-}
-
-/// An error on one process of a split run, naming its rank. `collective` errors are known to
-/// every rank (from ``Population/agree(_:_:)``), so one report is enough.
-public struct PopulationError: Error, CustomStringConvertible, LocalizedError {
-    public let rank: Int, size: Int
-    public let collective: Bool
-    public let message: String
-
-    public init(rank: Int, size: Int, collective: Bool, message: String) {
-        self.rank = rank; self.size = size; self.collective = collective; self.message = message
-    }
-
-    public var description: String { "rank \(rank) of \(size): \(message)" }
-    public var errorDescription: String? { description }
 }

@@ -31,7 +31,7 @@ public enum DataNormalization: String, Sendable, CaseIterable, CustomStringConve
 
     /// The model-space interval that raw values `0 ... levels − 1` occupy, e.g. to write images.
     public func valueRange(levels: Int) throws -> ClosedRange<Double> {
-        guard levels >= 2 else { throw ScoreSDEError.invalidArgument("a value range needs levels >= 2, got \(levels)") }
+        guard levels >= 2 else { throw ScoreSDEError.invalid("levels", levels, must: ">= 2 (a value range)") }
         let (a, b) = try affine(levels)
         return b ... a * Double(levels - 1) + b
     }
@@ -41,9 +41,9 @@ public enum DataNormalization: String, Sendable, CaseIterable, CustomStringConve
     /// (so `u ∈ [x / levels, (x + 1) / levels)`), returns `u` (``unit``), `2u − 1` (``symmetric``)
     /// or `x + U` (``none``). One draw of `rng`; row `r` uses stream `(draw, r)`.
     ///
-    /// - Throws: ``ScoreSDEError/invalidArgument(_:)`` when `levels < 2` or a value is not an integer in `0 ... levels − 1`.
+    /// - Throws: ``ScoreSDEError/invalidParameter(_:)`` when `levels < 2`; ``ScoreSDEError/invalidArgument(_:)`` when a value is not an integer in `0 ... levels − 1`.
     public func dequantize(_ raw: Tensor, levels: Int, using rng: inout RandomSource) throws -> Tensor {
-        guard levels >= 2 else { throw ScoreSDEError.invalidArgument("dequantization needs levels >= 2, got \(levels)") }
+        guard levels >= 2 else { throw ScoreSDEError.invalid("levels", levels, must: ">= 2 (dequantization)") }
         let top = Double(levels - 1)
         if let i = raw.storage.firstIndex(where: { !($0 >= 0 && $0 <= top && $0.rounded() == $0) }) {
             let d = max(raw.rowSize, 1)
@@ -83,7 +83,7 @@ public enum DataNormalization: String, Sendable, CaseIterable, CustomStringConve
     /// produces exactly these values).
     public func dequantizedScaling(levels: Int) throws -> DataScaling {
         if self == .none { return .identity }
-        guard levels >= 2 else { throw ScoreSDEError.invalidArgument("dequantization needs levels >= 2, got \(levels)") }
+        guard levels >= 2 else { throw ScoreSDEError.invalid("levels", levels, must: ">= 2 (dequantization)") }
         return self == .unit ? DataScaling(uncheckedScale: 1 / Double(levels), shift: 0)
                              : DataScaling(uncheckedScale: 2 / Double(levels), shift: -1)
     }
@@ -92,7 +92,7 @@ public enum DataNormalization: String, Sendable, CaseIterable, CustomStringConve
     func affine(_ levels: Int) throws -> (Double, Double) {
         if self == .none { return (1, 0) }
         guard levels >= 2 else {
-            throw ScoreSDEError.invalidArgument("\(rawValue) scaling needs the number of levels of the data (>= 2), got \(levels); use scaling none for continuous data")
+            throw ScoreSDEError.invalid("levels", levels, must: ">= 2 (\(rawValue) scaling needs the number of levels of the data)", advice: "use scaling none for continuous data")
         }
         let top = Double(levels - 1)
         return self == .unit ? (1 / top, 0) : (2 / top, -1)

@@ -24,10 +24,10 @@ public struct DataScaling: Sendable, Equatable, CustomStringConvertible {
     /// The logit stage applied to the data before the affine map; nil: affine only.
     public var logit: LogitPixelTransform?
 
-    /// - Throws: `invalidArgument` unless the scale is finite and non-zero and the shift finite.
+    /// - Throws: `invalidParameter` unless the scale is finite and non-zero and the shift finite.
     public init(scale: Double = 1, shift: Double = 0, logit: LogitPixelTransform? = nil) throws {
-        try requireParameter(scale.isFinite && scale != 0, "the data scale must be finite and non-zero (got \(scale))")
-        try requireParameter(shift.isFinite, "the data shift must be finite (got \(shift))")
+        try requireParameter(scale.isFinite && scale != 0, name: "scale", value: scale, requirement: "finite and non-zero (the data scale)")
+        try requireParameter(shift.isFinite, name: "shift", value: shift, requirement: "finite (the data shift)")
         self.scale = scale; self.shift = shift; self.logit = logit
     }
 

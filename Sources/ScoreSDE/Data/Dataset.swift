@@ -74,11 +74,11 @@ public struct Dataset: Sendable, Equatable, CustomStringConvertible {
     ///   when `count` is nil, else a random subset of `count` of them chosen without replacement by a
     ///   permutation seeded with `seed` (a stated random subset, as evaluations report); for evaluation only.
     ///
-    /// - Throws: ``ScoreSDEError/unknownName(_:)`` listing the valid names; ``ScoreSDEError/invalidArgument(_:)`` for a bad count;
+    /// - Throws: ``ScoreSDEError/unknownName(_:)`` listing the valid names; ``ScoreSDEError/invalidParameter(_:)`` for a bad count;
     ///   ``ScoreSDEError/missingDataSet(_:)`` for Fashion-MNIST when its package is not installed.
     public static func named(_ name: String, count: Int? = nil, seed: UInt64 = 0) throws -> Dataset {
         if let c = count, c < 1 {
-            throw ScoreSDEError.invalidArgument("the number of data points must be >= 1, got \(c)")
+            throw ScoreSDEError.invalid("count", c, must: ">= 1 (the number of data points)", advice: "pass nil for the whole data set")
         }
         var rng = RandomSource(seed: seed)
         switch name {
@@ -101,7 +101,7 @@ public struct Dataset: Sendable, Equatable, CustomStringConvertible {
             let train = try Digits.load(split: .train)
             if let n = count {
                 guard n <= Digits.trainCount else {
-                    throw ScoreSDEError.invalidArgument("digits has \(Digits.trainCount) training images; asked for \(n) (omit the count to use all of them)")
+                    throw ScoreSDEError.invalid("count", n, must: "<= \(Digits.trainCount), the training images of digits", advice: "omit the count to use all of them")
                 }
                 let picked = train.subset(Array(permutation(Digits.trainCount, using: &rng).prefix(n)))
                 return Dataset(name: name, data: picked.images, normalization: .unit, levels: Digits.levels,
@@ -115,7 +115,7 @@ public struct Dataset: Sendable, Equatable, CustomStringConvertible {
             let test = try Digits.load(split: .heldOut)
             let picked = try count.map { n -> Digits in
                 guard n <= Digits.heldOutCount else {
-                    throw ScoreSDEError.invalidArgument("digits-test has \(Digits.heldOutCount) held-out images; asked for \(n) (omit the count to use all of them)")
+                    throw ScoreSDEError.invalid("count", n, must: "<= \(Digits.heldOutCount), the held-out images of digits-test", advice: "omit the count to use all of them")
                 }
                 return test.subset(0 ..< n)
             } ?? test
@@ -138,7 +138,7 @@ public struct Dataset: Sendable, Equatable, CustomStringConvertible {
             let picked: FashionMNIST
             if let n = count {
                 guard n <= total else {
-                    throw ScoreSDEError.invalidArgument("fashion-mnist has \(total) training images; asked for \(n) (omit the count to use all of them)")
+                    throw ScoreSDEError.invalid("count", n, must: "<= \(total), the training images of fashion-mnist", advice: "omit the count to use all of them")
                 }
                 picked = train.subset(Array(permutation(total, using: &rng).prefix(n)))
             } else {
@@ -153,7 +153,7 @@ public struct Dataset: Sendable, Equatable, CustomStringConvertible {
             let total = FashionMNIST.testCount
             let picked = try count.map { n -> FashionMNIST in
                 guard n <= total else {
-                    throw ScoreSDEError.invalidArgument("fashion-mnist-test has \(total) test images; asked for \(n) (omit the count to use all of them)")
+                    throw ScoreSDEError.invalid("count", n, must: "<= \(total), the test images of fashion-mnist-test", advice: "omit the count to use all of them")
                 }
                 return test.subset(Array(permutation(total, using: &rng).prefix(n)))
             } ?? test

@@ -80,7 +80,7 @@ public enum ImagePatches {
         for l in locations {
             guard images.indices.contains(l.image), l.x >= 0, l.y >= 0,
                   l.x + p <= images[l.image].width, l.y + p <= images[l.image].height else {
-                throw ScoreSDEError.invalidArgument("patch location \(l) is not inside a \(p)x\(p) window of a packaged photograph")
+                throw ScoreSDEError.invalid("locations", l, must: "inside a \(p)x\(p) window of a packaged photograph")
             }
         }
         t.storage.withUnsafeMutableBufferPointer { out in
@@ -103,7 +103,7 @@ public enum ImagePatches {
     /// `count` locations at random positions (any pixel offset) of `split`, on a photograph
     /// chosen with equal probability, one draw of `rng`: location `r` uses stream `(draw, r)`.
     public static func randomLocations(count: Int, split: Split = .all, using rng: inout RandomSource) throws -> [Location] {
-        guard count >= 0 else { throw ScoreSDEError.invalidArgument("the number of patches must be >= 0, got \(count)") }
+        guard count >= 0 else { throw ScoreSDEError.invalid("count", count, must: ">= 0 (the number of patches)") }
         let images = try sourceImages()
         let draw = rng.nextDraw(), source = rng
         let p = size

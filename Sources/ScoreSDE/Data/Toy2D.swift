@@ -104,12 +104,12 @@ public enum Toy2D {
     }
 
     static func checkCount(_ count: Int) throws {
-        guard count >= 0 else { throw ScoreSDEError.invalidArgument("the number of samples must be >= 0, got \(count)") }
+        guard count >= 0 else { throw ScoreSDEError.invalid("count", count, must: ">= 0 (the number of samples)") }
     }
 
     static func checkNoise(_ noise: Double) throws {
         guard noise.isFinite, noise >= 0 else {
-            throw ScoreSDEError.invalidArgument("noise must be a finite standard deviation >= 0, got \(noise)")
+            throw ScoreSDEError.invalid("noise", noise, must: "finite and >= 0 (a standard deviation)")
         }
     }
 }

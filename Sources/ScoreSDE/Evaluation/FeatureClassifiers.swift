@@ -46,7 +46,7 @@ public enum FeatureClassifiers {
         switch kind {
         case "conv": return try ConvolutionalClassifier.load(file)
         default:
-            throw ScoreSDEError.io(path: file.path, message: "a classifier of kind '\(kind)', which is not a feature classifier this build can load (the convolutional classifier, kind 'conv' from `scoresde train-classifier --model conv`, is the one meant for evaluation)")
+            throw ScoreSDEError.io(path: file.path, message: "a classifier of kind '\(kind)', which is not a feature classifier this build can load (the convolutional classifier, ConvolutionalClassifier of kind 'conv', is the one meant for evaluation)")
         }
     }
 }

@@ -103,7 +103,7 @@ public struct LogitGaussianBaseline: Sendable {
     /// - Throws: as ``fit(_:toLevels:labels:transform:ridge:using:)``; `nonFinite` for non-finite logits.
     public init(_ kind: Kind, fittedToLogits z: Tensor, labels: [Int]? = nil, transform: LogitPixelTransform, ridge: Double = 0) throws {
         guard ridge >= 0, ridge.isFinite else {
-            throw ScoreSDEError.invalidArgument("the covariance ridge must be finite and >= 0 (got \(ridge))")
+            throw ScoreSDEError.invalid("ridge", ridge, must: "finite and >= 0 (the covariance ridge)")
         }
         let n = z.rows, d = z.rowSize
         guard n >= 2 else { throw ScoreSDEError.shapeMismatch("a Gaussian baseline needs >= 2 images to fit (got \(n))") }
@@ -215,10 +215,10 @@ public struct LogitGaussianBaseline: Sendable {
     /// Test bits per pixel of integer pixel levels: `−log₂ p(k + u) / D` per image, averaged over
     /// `draws` uniform dequantizations (one draw of `rng` each); uniform guessing scores `log₂ L`.
     ///
-    /// - Throws: `invalidArgument` for `draws < 1` or values that are not levels `0 ... L−1`;
+    /// - Throws: `invalidParameter` for `draws < 1` or values that are not levels `0 ... L−1`;
     ///   `shapeMismatch` for rows of another size.
     public func bitsPerDim(ofLevels images: Tensor, draws: Int = 1, using rng: inout RandomSource) throws -> BaselineBitsPerDim {
-        guard draws >= 1 else { throw ScoreSDEError.invalidArgument("draws must be >= 1 (got \(draws))") }
+        guard draws >= 1 else { throw ScoreSDEError.invalid("draws", draws, must: ">= 1") }
         guard images.rowSize == dimension else {
             throw ScoreSDEError.shapeMismatch("the baseline was fitted to rows of \(dimension) pixels; got rows of \(images.rowSize)")
         }
@@ -240,7 +240,7 @@ public struct LogitGaussianBaseline: Sendable {
     /// ``LogitPixelTransform/levels(fromLogits:)`` (the inverse of dequantization: `⌊v⌋`, clamped).
     /// The same seed gives the same images.
     public func sample(count: Int, seed: UInt64) throws -> Tensor {
-        guard count >= 1 else { throw ScoreSDEError.invalidArgument("the sample count must be >= 1 (got \(count))") }
+        guard count >= 1 else { throw ScoreSDEError.invalid("count", count, must: ">= 1 (the sample count)") }
         var rng = RandomSource(seed: seed)
         let choice = rng.nextDraw()
         var cumulative = [Double](), acc = 0.0
@@ -261,12 +261,12 @@ public struct LogitGaussianBaseline: Sendable {
         guard kind == .classWise else {
             throw ScoreSDEError.invalidArgument("the \(kind.label) baseline has no classes; sample it with sample(count:seed:)")
         }
-        guard !classes.isEmpty else { throw ScoreSDEError.invalidArgument("give at least one class to sample") }
+        guard !classes.isEmpty else { throw ScoreSDEError.invalid("classes", classes, must: "non-empty", advice: "give at least one class to sample") }
         var index = [Int: Int]()
         for (k, c) in components.enumerated() { if let l = c.label { index[l] = k } }
         let which = try classes.map { c -> Int in
             guard let k = index[c] else {
-                throw ScoreSDEError.invalidArgument("class \(c) has no Gaussian: the baseline was fitted to classes \(index.keys.sorted().map(String.init).joined(separator: ", "))")
+                throw ScoreSDEError.invalid("classes", c, must: "a class with a Gaussian: the baseline was fitted to classes \(index.keys.sorted().map(String.init).joined(separator: ", "))")
             }
             return k
         }

@@ -24,13 +24,13 @@ public struct LogitPixelTransform: Sendable, Equatable {
     /// Number `L` of pixel levels (`0 ... L−1`; 256 for 8-bit images).
     public let levels: Int
 
-    /// - Throws: `invalidArgument` unless `0 < lambda < 0.5` and `levels >= 2`.
+    /// - Throws: `invalidParameter` unless `0 < lambda < 0.5` and `levels >= 2`.
     public init(lambda: Double = 1e-6, levels: Int = 256) throws {
         guard lambda > 0, lambda < 0.5 else {
-            throw ScoreSDEError.invalidArgument("the logit transform's lambda must be in (0, 0.5) (got \(lambda)); MAF and RealNVP use 1e-6 and 0.05")
+            throw ScoreSDEError.invalid("lambda", lambda, must: "in (0, 0.5) (the logit transform's lambda)", advice: "MAF and RealNVP use 1e-6 and 0.05")
         }
         guard levels >= 2 else {
-            throw ScoreSDEError.invalidArgument("the logit transform needs >= 2 pixel levels (got \(levels)); 8-bit images have 256")
+            throw ScoreSDEError.invalid("levels", levels, must: ">= 2 pixel levels", advice: "8-bit images have 256")
         }
         self.lambda = lambda; self.levels = levels
     }

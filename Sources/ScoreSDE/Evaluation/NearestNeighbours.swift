@@ -24,7 +24,7 @@ public struct NearestNeighbours: Sendable, Equatable {
     ///   - reference: rows to search, with the queries' row size.
     ///   - scale: values are multiplied by it before distances are taken (`1/255`: pixels to `[0, 1]`).
     /// - Throws: `shapeMismatch` for different row sizes or an empty reference; `nonFinite` for
-    ///   non-finite values; `invalidArgument` for a scale that is not finite and positive.
+    ///   non-finite values; `invalidParameter` for a scale that is not finite and positive.
     public init(of queries: Tensor, in reference: Tensor, scale: Double = 1.0 / 255) throws {
         let d = queries.rowSize
         guard reference.rowSize == d else {
@@ -32,7 +32,7 @@ public struct NearestNeighbours: Sendable, Equatable {
         }
         guard reference.rows >= 1 else { throw ScoreSDEError.shapeMismatch("the reference set is empty") }
         guard scale.isFinite, scale > 0 else {
-            throw ScoreSDEError.invalidArgument("the scale of the nearest-neighbour distance must be finite and > 0 (got \(scale))")
+            throw ScoreSDEError.invalid("scale", scale, must: "finite and > 0 (the scale of the nearest-neighbour distance)")
         }
         try queries.checkFinite("the nearest-neighbour queries")
         try reference.checkFinite("the nearest-neighbour reference set")
@@ -119,11 +119,11 @@ public struct MemorisationCheck: Sendable, Equatable {
     /// Number of samples whose distance is below the threshold.
     public let below: Int
 
-    /// - Throws: `invalidArgument` for `percentile` outside `(0, 100)`, fewer than 2 held-out
+    /// - Throws: `invalidParameter` for `percentile` outside `(0, 100)`, fewer than 2 held-out
     ///   distances, no samples, or non-finite distances.
     public init(sampleDistances: [Double], heldOutDistances: [Double], percentile: Double = 1) throws {
         let t = try Self.threshold(heldOutDistances, percentile: percentile)
-        guard !sampleDistances.isEmpty else { throw ScoreSDEError.invalidArgument("the memorisation check needs at least one sample distance") }
+        guard !sampleDistances.isEmpty else { throw ScoreSDEError.invalid("sampleDistances", sampleDistances, must: "non-empty (the memorisation check needs at least one sample distance)") }
         if let bad = sampleDistances.first(where: { !$0.isFinite }) {
             throw ScoreSDEError.nonFinite("a sample's nearest-neighbour distance is \(bad)")
         }
@@ -143,9 +143,9 @@ public struct MemorisationCheck: Sendable, Equatable {
     /// The midpoint between the `k`-th and `(k+1)`-th smallest of `distances`, `k = round(p n / 100)`
     /// clamped to `1 ... n−1`.
     public static func threshold(_ distances: [Double], percentile p: Double) throws -> Double {
-        guard p > 0, p < 100 else { throw ScoreSDEError.invalidArgument("the percentile must be in (0, 100) (got \(p))") }
+        guard p > 0, p < 100 else { throw ScoreSDEError.invalid("percentile", p, must: "in (0, 100)") }
         guard distances.count >= 2 else {
-            throw ScoreSDEError.invalidArgument("a percentile threshold needs >= 2 held-out distances (got \(distances.count))")
+            throw ScoreSDEError.invalid("heldOutDistances", "\(distances.count) distances", must: "at least 2 distances (a percentile threshold)")
         }
         if let bad = distances.first(where: { !$0.isFinite }) {
             throw ScoreSDEError.nonFinite("a held-out nearest-neighbour distance is \(bad)")

@@ -147,10 +147,10 @@ public struct SampleQualityEvaluation: Sendable {
         }
         let n = referenceCount(samples: samples.rows)
         guard n >= 2, n <= training.images.rows else {
-            throw ScoreSDEError.invalidArgument("the reference count must be in 2...\(training.images.rows), the training images (got \(n))")
+            throw ScoreSDEError.invalid("referenceCount", n, must: "in 2...\(training.images.rows), the training images")
         }
-        guard settings.baselineDraws >= 1 else { throw ScoreSDEError.invalidArgument("baseline draws must be >= 1 (got \(settings.baselineDraws))") }
-        guard settings.batchSize >= 1 else { throw ScoreSDEError.invalidArgument("the batch size must be >= 1 (got \(settings.batchSize))") }
+        guard settings.baselineDraws >= 1 else { throw ScoreSDEError.invalid("baselineDraws", settings.baselineDraws, must: ">= 1") }
+        guard settings.batchSize >= 1 else { throw ScoreSDEError.invalid("batchSize", settings.batchSize, must: ">= 1") }
         _ = try LogitPixelTransform(lambda: settings.lambda, levels: settings.levels)
         _ = try MemorisationCheck.threshold([0, 1], percentile: settings.percentile)
     }

@@ -70,7 +70,7 @@ public struct SampleQualityReport: Sendable, Equatable, Codable {
         let decoder = JSONDecoder()
         decoder.keyDecodingStrategy = .convertFromSnakeCase
         do { return try decoder.decode(SampleQualityReport.self, from: data) } catch {
-            throw ScoreSDEError.io(path: path, message: "not the stats file of a sample-quality evaluation (scoresde evaluate): \(Self.reason(error)); give another --stats path or remove the file")
+            throw ScoreSDEError.io(path: path, message: "not the stats file of a sample-quality evaluation (scoresde evaluate): \(Self.reason(error)); give another path or remove the file")
         }
     }
 

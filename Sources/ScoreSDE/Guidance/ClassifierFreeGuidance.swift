@@ -18,7 +18,7 @@ public struct ClassifierFreeGuidance<Conditional: ScoreModel, Unconditional: Sco
     public var passesPerEvaluation: Int { conditional.passesPerEvaluation + (scale == 0 ? 0 : unconditional.passesPerEvaluation) }
 
     public func score(_ x: Tensor, at t: Double) throws -> Tensor {
-        guard scale.isFinite else { throw ScoreSDEError.invalidArgument("the guidance scale must be finite (got \(scale))") }
+        guard scale.isFinite else { throw ScoreSDEError.invalid("scale", scale, must: "finite (the guidance scale)") }
         var s = try conditional.score(x, at: t)
         if scale == 0 { return s }
         let u = try unconditional.score(x, at: t)
@@ -29,7 +29,7 @@ public struct ClassifierFreeGuidance<Conditional: ScoreModel, Unconditional: Sco
 
     /// Each row at its own time: both models called with the per-row times, then combined as above.
     public func score(_ x: Tensor, at times: [Double], into out: inout Tensor) throws {
-        guard scale.isFinite else { throw ScoreSDEError.invalidArgument("the guidance scale must be finite (got \(scale))") }
+        guard scale.isFinite else { throw ScoreSDEError.invalid("scale", scale, must: "finite (the guidance scale)") }
         try checkTimes(times, x)
         var s = try conditional.score(x, at: times)
         if scale != 0 {

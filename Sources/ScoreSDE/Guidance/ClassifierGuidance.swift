@@ -37,7 +37,7 @@ public struct ClassifierGuidedScore<Base: ScoreModel, Classifier: NoisyClassifie
     public var passesPerEvaluation: Int { base.passesPerEvaluation + (scale == 0 ? 0 : 1) }
 
     public func score(_ x: Tensor, at t: Double) throws -> Tensor {
-        guard scale.isFinite else { throw ScoreSDEError.invalidArgument("the guidance scale must be finite (got \(scale))") }
+        guard scale.isFinite else { throw ScoreSDEError.invalid("scale", scale, must: "finite (the guidance scale)") }
         var s = try base.score(x, at: t)
         if scale == 0 { return s }
         let g = try classifier.logLikelihoodGradient(x, at: t)
@@ -51,7 +51,7 @@ public struct ClassifierGuidedScore<Base: ScoreModel, Classifier: NoisyClassifie
     /// Each row at its own time: the base model with the per-row times; the classifier (which takes
     /// one time) once per group of rows at equal time.
     public func score(_ x: Tensor, at times: [Double], into out: inout Tensor) throws {
-        guard scale.isFinite else { throw ScoreSDEError.invalidArgument("the guidance scale must be finite (got \(scale))") }
+        guard scale.isFinite else { throw ScoreSDEError.invalid("scale", scale, must: "finite (the guidance scale)") }
         try checkTimes(times, x)
         var s = try base.score(x, at: times)
         if scale != 0 {
@@ -83,16 +83,16 @@ public struct GaussianMixtureClassifier: NoisyClassifier {
     /// The target class: one shared by all rows, or one per row.
     public let targets: [Int]
 
-    /// - Throws: `shapeMismatch` unless there is one label per component; `invalidArgument` when a
+    /// - Throws: `shapeMismatch` unless there is one label per component; `invalidParameter` when a
     ///   target class has no component.
     public init(_ mixture: GaussianMixture, diffusedBy sde: any ForwardSDE, labels: [Int], targets: [Int]) throws {
         guard labels.count == mixture.componentCount else {
             throw ScoreSDEError.shapeMismatch("\(labels.count) labels for \(mixture.componentCount) components; give one class per component")
         }
-        guard !targets.isEmpty else { throw ScoreSDEError.invalidArgument("give at least one target class") }
+        guard !targets.isEmpty else { throw ScoreSDEError.invalid("targets", targets, must: "non-empty", advice: "give at least one target class") }
         let classes = Set(labels)
         if let bad = targets.first(where: { !classes.contains($0) }) {
-            throw ScoreSDEError.invalidArgument("target class \(bad) has no component; the classes are \(classes.sorted())")
+            throw ScoreSDEError.invalid("targets", bad, must: "a class with a component, one of \(classes.sorted())")
         }
         self.mixture = mixture; self.sde = sde; self.labels = labels; self.targets = targets
     }
@@ -121,7 +121,7 @@ public struct GaussianMixtureClassifier: NoisyClassifier {
         guard ScoreBatch.tableRows(of: targets.count, rows: x.rows) != nil else {
             throw ScoreSDEError.shapeMismatch("\(targets.count) target classes for \(x.rows) rows: give one, or one per row of the batch")
         }
-        guard t.isFinite, t >= 0, t <= sde.T else { throw ScoreSDEError.invalidArgument("time t must be in [0, \(sde.T)] (got \(t))") }
+        guard t.isFinite, t >= 0, t <= sde.T else { throw ScoreSDEError.invalid("t", t, must: "in [0, \(sde.T)]") }
         let (m, s) = sde.marginal(at: t)
         return GaussianMixtureKernel(mixture.diffused(meanScale: m, std: s))
     }

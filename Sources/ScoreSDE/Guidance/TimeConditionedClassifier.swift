@@ -32,9 +32,9 @@ extension TimeConditionedClassifier {
     }
 
     /// The ``NoisyClassifier`` for guidance towards `labels` (one for all rows, or one per row).
-    /// - Throws: `invalidArgument` for no label or a label outside `0 ..< K`.
+    /// - Throws: `invalidParameter` for no label or a label outside `0 ..< K`.
     public func targeting(_ labels: [Int]) throws -> TargetedClassifier<Self> {
-        guard !labels.isEmpty else { throw ScoreSDEError.invalidArgument("give at least one target class") }
+        guard !labels.isEmpty else { throw ScoreSDEError.invalid("labels", labels, must: "non-empty", advice: "give at least one target class") }
         try checkLabels(labels, rows: labels.count)
         return TargetedClassifier(classifier: self, targets: labels)
     }
@@ -45,7 +45,7 @@ extension TimeConditionedClassifier {
             throw ScoreSDEError.shapeMismatch("\(labels.count) class labels for \(rows) rows: give one label for all rows, or one per row")
         }
         if let bad = labels.first(where: { $0 < 0 || $0 >= classCount }) {
-            throw ScoreSDEError.invalidArgument("class \(bad) is not a class of this classifier, whose classes are 0...\(classCount - 1)")
+            throw ScoreSDEError.invalid("labels", bad, must: "a class of this classifier, 0...\(classCount - 1)")
         }
     }
 }

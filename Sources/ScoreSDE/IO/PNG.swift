@@ -41,11 +41,10 @@ public struct RasterImage: Equatable, Sendable {
 
     private static func validate(width: Int, height: Int, channels: Int) throws {
         guard channels == 1 || channels == 3 else {
-            throw ScoreSDEError.invalidArgument("an image has 1 (grey) or 3 (RGB) channels, got \(channels)")
+            throw ScoreSDEError.invalid("channels", channels, must: "1 (grey) or 3 (RGB)")
         }
-        guard width >= 0, height >= 0 else {
-            throw ScoreSDEError.invalidArgument("image width and height must be >= 0, got \(width)x\(height)")
-        }
+        guard width >= 0 else { throw ScoreSDEError.invalid("width", width, must: ">= 0") }
+        guard height >= 0 else { throw ScoreSDEError.invalid("height", height, must: ">= 0") }
     }
 
     /// Channel `channel` of the pixel at column `x`, row `y` (row 0 at the top).
@@ -63,7 +62,7 @@ public struct RasterImage: Equatable, Sendable {
     /// The same image with 1 (grey, ITU-R BT.601 luma) or 3 (RGB) channels.
     public func converting(toChannels newChannels: Int) throws -> RasterImage {
         guard newChannels == 1 || newChannels == 3 else {
-            throw ScoreSDEError.invalidArgument("an image has 1 (grey) or 3 (RGB) channels, got \(newChannels)")
+            throw ScoreSDEError.invalid("channels", newChannels, must: "1 (grey) or 3 (RGB)")
         }
         if newChannels == channels { return self }
         let n = width * height
@@ -91,7 +90,7 @@ extension RasterImage {
         let (c, h, w) = try Self.imageLayout(of: tensor)
         try Self.checkRange(range)
         guard row >= 0, row < tensor.rows else {
-            throw ScoreSDEError.invalidArgument("image index \(row) is out of range for a batch of \(tensor.rows) image(s)")
+            throw ScoreSDEError.invalid("row", row, must: "in 0..<\(tensor.rows), an image of the batch")
         }
         let plane = h * w
         var out = [UInt8](repeating: 0, count: plane * c)
@@ -128,7 +127,7 @@ extension RasterImage {
 
     package static func checkRange(_ range: ClosedRange<Double>) throws {
         guard range.lowerBound.isFinite, range.upperBound.isFinite, range.lowerBound < range.upperBound else {
-            throw ScoreSDEError.invalidArgument("the value range of an image must be finite and non-empty (e.g. 0...1 or -1...1), got \(range)")
+            throw ScoreSDEError.invalid("range", range, must: "finite and non-empty (the value range of an image)", advice: "e.g. 0...1 or -1...1")
         }
     }
 
@@ -204,7 +203,7 @@ public enum PNG {
     /// - Throws: ``ScoreSDEError/io(path:message:)`` for a missing or corrupt file, with libpng's message.
     public static func read(_ path: String, as channels: Int? = nil) throws -> RasterImage {
         if let c = channels, c != 1, c != 3 {
-            throw ScoreSDEError.invalidArgument("PNG.read: channels must be 1 (grey), 3 (RGB) or nil, got \(c)")
+            throw ScoreSDEError.invalid("channels", c, must: "1 (grey), 3 (RGB) or nil (PNG.read)")
         }
         return try decode(AtomicFile.read(path), path: path, as: channels)
     }
@@ -212,7 +211,7 @@ public enum PNG {
     /// Decodes the bytes of a PNG file; `path` is only used in error messages.
     public static func decode(_ data: Data, path: String = "<memory>", as channels: Int? = nil) throws -> RasterImage {
         if let c = channels, c != 1, c != 3 {
-            throw ScoreSDEError.invalidArgument("PNG.decode: channels must be 1 (grey), 3 (RGB) or nil, got \(c)")
+            throw ScoreSDEError.invalid("channels", c, must: "1 (grey), 3 (RGB) or nil (PNG.decode)")
         }
         var png = png_image()
         png.version = UInt32(PNG_IMAGE_VERSION)

@@ -48,7 +48,7 @@ public enum Safetensors {
     public static func encode(_ tensors: [SafetensorsTensor], metadata: [String: String] = [:],
                               dtype: DType = .f64) throws -> Data {
         guard dtype == .f64 || dtype == .f32 else {
-            throw ScoreSDEError.invalidArgument("safetensors: writing \(dtype.rawValue) is not supported; write F64 or F32")
+            throw ScoreSDEError.invalid("dtype", dtype.rawValue, must: "F64 or F32 (the dtypes safetensors writing supports)")
         }
         var seen = Set<String>()
         for t in tensors {

@@ -10,7 +10,7 @@ public struct ColorMixing: Sendable, Equatable {
     public let inverse: [[Double]]
     public var channels: Int { matrix.count }
 
-    /// - Throws: `shapeMismatch` unless square, `nonFinite` for NaN/Inf, `invalidArgument` unless
+    /// - Throws: `shapeMismatch` unless square, `nonFinite` for NaN/Inf, `invalidParameter` (`matrix`) unless
     ///   `MᵀM = I` to within `tolerance` in every entry (score_sde's matrix is orthonormal to ~1e-7).
     public init(_ matrix: [[Double]], tolerance: Double = 1e-5) throws {
         let (r, c, v) = try validatedMatrix(matrix, "the mixing matrix")
@@ -18,7 +18,7 @@ public struct ColorMixing: Sendable, Equatable {
         let mtm = Dense.multiply(Dense.transpose(v, r, r), v, r, r, r)
         for i in 0 ..< r {
             for j in 0 ..< r where abs(mtm[i * r + j] - (i == j ? 1 : 0)) > tolerance {
-                throw ScoreSDEError.invalidArgument("the mixing matrix must be orthonormal (MᵀM = I): entry [\(i)][\(j)] of MᵀM is \(mtm[i * r + j]) (tolerance \(tolerance))")
+                throw ScoreSDEError.invalid("matrix", "a matrix whose MᵀM has entry [\(i)][\(j)] = \(mtm[i * r + j])", must: "orthonormal (MᵀM = I) to within tolerance \(tolerance)")
             }
         }
         guard let inv = Dense.inverse(v, r) else { throw ScoreSDEError.invalidArgument("the mixing matrix is singular") }
@@ -28,11 +28,18 @@ public struct ColorMixing: Sendable, Equatable {
 
     /// score_sde's matrix (REFERENCE 1.8): column 0 is `(1,1,1)/√3`, so decoupled channel 0 is
     /// `(R+G+B)/√3` and a grey image `g` (replicated over channels) decouples to `√3 g`.
-    public static let reference = try! ColorMixing([
+    ///
+    /// Built with `try!` from the literals of `referenceMatrix` (below), which are square, finite and
+    /// orthonormal to ~1e-7 (within the default tolerance 1e-5), so it cannot throw; a test
+    /// (`TypedErrorTests`) checks that `ColorMixing(referenceMatrix)` does not throw.
+    public static let reference = try! ColorMixing(referenceMatrix)
+
+    /// The entries of ``reference``, score_sde's float32 values.
+    static let referenceMatrix: [[Double]] = [
         [5.7735014e-01, -8.1649649e-01, 4.7008697e-08],
         [5.7735026e-01, 4.0824834e-01, 7.0710671e-01],
         [5.7735026e-01, 4.0824822e-01, -7.0710683e-01],
-    ])
+    ]
 
     /// `Σ_i M_i0`: decoupled channel 0 of a grey value 1 replicated over channels.
     public var greyGain: Double { matrix.reduce(0) { $0 + $1[0] } }

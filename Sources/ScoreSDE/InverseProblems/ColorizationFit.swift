@@ -27,10 +27,10 @@ public struct ColorizationFit: Sendable, Equatable {
     ///   - k: samples per input.
     ///   - mixing: the colour → grey map the inputs were made with.
     ///   - range: the image's value range (samples are clamped to it for the colour RMSEs).
-    /// - Throws: `shapeMismatch` when the shapes disagree; `invalidArgument` for `k < 1`.
+    /// - Throws: `shapeMismatch` when the shapes disagree; `invalidParameter` for `k < 1`.
     public init(samples: Tensor, grey: Tensor, truth: Tensor?, perInput k: Int, mixing: ColorMixing,
                 range: ClosedRange<Double>) throws {
-        try requireParameter(k >= 1, "samples per input must be >= 1 (got \(k))")
+        try requireParameter(k >= 1, name: "perInput", value: k, requirement: ">= 1 (samples per input)")
         let hw = grey.rowSize, d = samples.rowSize, n = grey.rows
         guard d == 3 * hw, samples.rows == n * k, truth.map({ $0.rows == n && $0.rowSize == d }) ?? true else {
             throw ScoreSDEError.shapeMismatch("colorization fit: \(samples.rows) samples of \(d) values at \(k) per input need \(n) grey inputs of \(d / 3) values (got \(grey.shape)) and originals of \(d) (got \(truth.map { "\($0.shape)" } ?? "none"))")

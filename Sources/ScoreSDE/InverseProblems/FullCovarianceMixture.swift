@@ -35,9 +35,9 @@ public struct FullCovarianceMixture: Sendable, Equatable {
     /// (to a relative tolerance of 1e-9).
     public init(weights: [Double]? = nil, means: [[Double]], covariances: [[[Double]]]) throws {
         let k = means.count
-        guard k >= 1 else { throw ScoreSDEError.invalidArgument("a Gaussian mixture needs at least one component") }
+        guard k >= 1 else { throw ScoreSDEError.invalid("means", means, must: "non-empty: a Gaussian mixture needs at least one component") }
         let d = means[0].count
-        guard d >= 1 else { throw ScoreSDEError.invalidArgument("component means must have at least one dimension") }
+        guard d >= 1 else { throw ScoreSDEError.invalid("means", means, must: "of at least one dimension") }
         for (i, m) in means.enumerated() {
             guard m.count == d else { throw ScoreSDEError.shapeMismatch("mean \(i) has \(m.count) dimensions, mean 0 has \(d)") }
             guard m.allSatisfy(\.isFinite) else { throw ScoreSDEError.nonFinite("mean \(i) contains NaN or Inf") }
@@ -50,19 +50,19 @@ public struct FullCovarianceMixture: Sendable, Equatable {
             for x in v { scale = max(scale, abs(x)) }
             for a in 0 ..< d {
                 for b in 0 ..< a where abs(v[a * d + b] - v[b * d + a]) > 1e-9 * max(scale, 1e-300) {
-                    throw ScoreSDEError.invalidArgument("covariance \(i) is not symmetric: [\(a)][\(b)] = \(v[a * d + b]) but [\(b)][\(a)] = \(v[b * d + a])")
+                    throw ScoreSDEError.invalid("covariances", "covariances[\(i)][\(a)][\(b)] = \(v[a * d + b]), covariances[\(i)][\(b)][\(a)] = \(v[b * d + a])", must: "symmetric")
                 }
             }
             let smallest = Dense.symmetricEigen(v, d).values.last ?? 0
             guard smallest >= -1e-9 * max(scale, 1e-300) else {
-                throw ScoreSDEError.invalidArgument("covariance \(i) is not positive semi-definite (smallest eigenvalue \(smallest))")
+                throw ScoreSDEError.invalid("covariances", "covariances[\(i)] with smallest eigenvalue \(smallest)", must: "positive semi-definite")
             }
         }
         let w = weights ?? Array(repeating: 1, count: k)
         guard w.count == k else { throw ScoreSDEError.shapeMismatch("\(k) means but \(w.count) weights") }
-        guard w.allSatisfy({ $0.isFinite && $0 >= 0 }) else { throw ScoreSDEError.invalidArgument("weights must be finite and >= 0 (got \(w))") }
+        guard w.allSatisfy({ $0.isFinite && $0 >= 0 }) else { throw ScoreSDEError.invalid("weights", w, must: "finite and >= 0") }
         let total = w.reduce(0, +)
-        guard total > 0 else { throw ScoreSDEError.invalidArgument("at least one weight must be > 0") }
+        guard total > 0 else { throw ScoreSDEError.invalid("weights", w, must: "> 0 somewhere (at least one weight)") }
         self.init(unchecked: w.map { $0 / total }, means: means, covariances: covariances)
     }
 
@@ -142,7 +142,7 @@ public struct FullCovarianceMixture: Sendable, Equatable {
     /// The marginal law of the coordinates `indices` (in that order).
     public func marginal(_ indices: [Int]) throws -> FullCovarianceMixture {
         guard !indices.isEmpty, indices.allSatisfy({ $0 >= 0 && $0 < dimension }) else {
-            throw ScoreSDEError.invalidArgument("marginal indices must be non-empty and in 0..<\(dimension) (got \(indices))")
+            throw ScoreSDEError.invalid("indices", indices, must: "non-empty and in 0..<\(dimension)")
         }
         return FullCovarianceMixture(unchecked: weights, means: means.map { m in indices.map { m[$0] } },
                                      covariances: covariances.map { c in indices.map { a in indices.map { b in c[a][b] } } })
@@ -159,7 +159,7 @@ public struct FullCovarianceMixture: Sendable, Equatable {
         guard cols == d else { throw ScoreSDEError.shapeMismatch("the measurement matrix has \(cols) columns but the mixture has dimension \(d)") }
         guard y.count == m else { throw ScoreSDEError.shapeMismatch("the observation has \(y.count) values but A has \(m) rows") }
         if let j = y.firstIndex(where: { !$0.isFinite }) { throw ScoreSDEError.nonFinite("the observation contains \(y[j]) at index \(j)") }
-        guard noiseStd.isFinite, noiseStd >= 0 else { throw ScoreSDEError.invalidArgument("noiseStd must be finite and >= 0 (got \(noiseStd))") }
+        guard noiseStd.isFinite, noiseStd >= 0 else { throw ScoreSDEError.invalid("noiseStd", noiseStd, must: "finite and >= 0") }
         let at = Dense.transpose(a, m, d)
         var logW = [Double](), newMeans = [[Double]](), newCovs = [[[Double]]]()
         for k in 0 ..< componentCount {
@@ -208,7 +208,7 @@ public struct FullCovarianceMixture: Sendable, Equatable {
     /// ``conditioned(on:observation:noiseStd:)`` with the selection matrix.
     public func conditioned(onKnown indices: [Int], values: [Double], noiseStd: Double = 0) throws -> FullCovarianceMixture {
         guard !indices.isEmpty, indices.allSatisfy({ $0 >= 0 && $0 < dimension }), Set(indices).count == indices.count else {
-            throw ScoreSDEError.invalidArgument("known indices must be distinct and in 0..<\(dimension) (got \(indices))")
+            throw ScoreSDEError.invalid("indices", indices, must: "non-empty, distinct and in 0..<\(dimension) (the known coordinates)")
         }
         return try conditioned(on: selectionMatrix(indices, dimension: dimension), observation: values, noiseStd: noiseStd)
     }
@@ -268,7 +268,7 @@ extension GaussianMixture {
     /// law given that `x` came from one of them — e.g. one class of a labelled mixture.
     public func restricted(to components: [Int]) throws -> GaussianMixture {
         guard !components.isEmpty, components.allSatisfy({ $0 >= 0 && $0 < componentCount }), Set(components).count == components.count else {
-            throw ScoreSDEError.invalidArgument("components must be distinct indices in 0..<\(componentCount) (got \(components))")
+            throw ScoreSDEError.invalid("components", components, must: "non-empty, distinct and in 0..<\(componentCount)")
         }
         return try GaussianMixture(weights: components.map { weights[$0] }, means: components.map { means[$0] },
                                    stds: components.map { stds[$0] })
@@ -371,7 +371,7 @@ public struct FullCovarianceMixtureScore: ScoreModel {
     public var rowShape: [Int]? { [mixture.dimension] }
 
     func kernel(at t: Double) throws -> FullCovarianceKernel {
-        guard t.isFinite, t >= 0, t <= sde.T else { throw ScoreSDEError.invalidArgument("time t must be in [0, \(sde.T)] (got \(t))") }
+        guard t.isFinite, t >= 0, t <= sde.T else { throw ScoreSDEError.invalid("t", t, must: "in [0, \(sde.T)]") }
         let (m, s) = sde.marginal(at: t)
         return try FullCovarianceKernel(mixture.diffused(meanScale: m, std: s))
     }
@@ -399,7 +399,7 @@ public struct FullCovarianceMixtureScore: ScoreModel {
     public func score(_ x: Tensor, at times: [Double], into out: inout Tensor) throws {
         try validate(x)
         try checkTimes(times, x)
-        for t in times { guard t.isFinite, t >= 0, t <= sde.T else { throw ScoreSDEError.invalidArgument("time t must be in [0, \(sde.T)] (got \(t))") } }
+        for t in times { guard t.isFinite, t >= 0, t <= sde.T else { throw ScoreSDEError.invalid("times", t, must: "in [0, \(sde.T)]") } }
         if out.shape != x.shape { out = Tensor(zeros: x.shape) }
         let d = mixture.dimension, k = mixture.componentCount
         let failed = x.storage.withUnsafeBufferPointer { xp in

@@ -40,12 +40,12 @@ public struct Inpainting: SamplingConstraint {
     /// Inpainting of the coordinates `known` of flat rows (`dimension` values), one observation for every sample.
     public init(known indices: [Int], values: [Double], dimension: Int, noiseStd: Double = 0,
                 convention: ConstraintConvention = .paper) throws {
-        guard dimension >= 1 else { throw ScoreSDEError.invalidArgument("dimension must be >= 1 (got \(dimension))") }
+        guard dimension >= 1 else { throw ScoreSDEError.invalid("dimension", dimension, must: ">= 1") }
         guard indices.count == values.count else {
             throw ScoreSDEError.shapeMismatch("\(indices.count) known indices but \(values.count) values")
         }
         guard indices.allSatisfy({ $0 >= 0 && $0 < dimension }), Set(indices).count == indices.count else {
-            throw ScoreSDEError.invalidArgument("known indices must be distinct and in 0..<\(dimension) (got \(indices))")
+            throw ScoreSDEError.invalid("known", indices, must: "distinct and in 0..<\(dimension) (the known coordinates)")
         }
         var y = [Double](repeating: 0, count: dimension), m = y
         for (i, v) in zip(indices, values) { y[i] = v; m[i] = 1 }

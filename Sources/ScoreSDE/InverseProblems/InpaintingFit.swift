@@ -20,9 +20,9 @@ public struct InpaintingFit: Sendable, Equatable {
     ///   - truth: the `n` true inputs (for a demo on held-out data, the inputs themselves).
     ///   - mask: 1 (known) / 0 (unknown), one row for all inputs or one per input.
     ///   - k: samples per input.
-    /// - Throws: `shapeMismatch` when the shapes disagree; `invalidArgument` for `k < 1`.
+    /// - Throws: `shapeMismatch` when the shapes disagree; `invalidParameter` for `k < 1`.
     public init(samples: Tensor, observed: Tensor, truth: Tensor, mask: Tensor, perInput k: Int) throws {
-        try requireParameter(k >= 1, "samples per input must be >= 1 (got \(k))")
+        try requireParameter(k >= 1, name: "perInput", value: k, requirement: ">= 1 (samples per input)")
         let d = samples.rowSize, n = samples.rows / k
         guard samples.rows == n * k, observed.rows == n, truth.rows == n, observed.rowSize == d, truth.rowSize == d,
               mask.rowSize == d, mask.rows == 1 || mask.rows == n else {

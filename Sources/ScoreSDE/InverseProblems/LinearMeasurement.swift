@@ -110,7 +110,7 @@ public struct LinearMeasurement: Sendable {
 
     /// The exact posterior of a Gaussian-mixture prior for observation row `row`.
     public func posterior(of prior: GaussianMixture, row: Int = 0) throws -> FullCovarianceMixture {
-        guard row >= 0 && row < observation.rows else { throw ScoreSDEError.invalidArgument("row \(row) is not in 0..<\(observation.rows)") }
+        guard row >= 0 && row < observation.rows else { throw ScoreSDEError.invalid("row", row, must: "in 0..<\(observation.rows), an observation row") }
         return try prior.conditioned(on: matrix, observation: observation.row(row), noiseStd: noiseStd)
     }
 

@@ -45,7 +45,7 @@ public struct MeasurementGuidedScore<Base: ScoreModel>: ScoreModel {
     /// Weight `w` of the measurement term (1: Bayes' rule).
     public let weight: Double
 
-    /// - Throws: `shapeMismatch` when `A` does not fit the model's rows; `invalidArgument` for a
+    /// - Throws: `shapeMismatch` when `A` does not fit the model's rows; `invalidParameter` for a
     ///   non-positive data variance or step scale, a non-finite weight, or a likelihood that
     ///   differentiates through a model with neither Jacobian–vector nor vector–Jacobian products.
     public init(base: Base, sde: any ForwardSDE, measurement: LinearMeasurement,
@@ -54,11 +54,11 @@ public struct MeasurementGuidedScore<Base: ScoreModel>: ScoreModel {
             throw ScoreSDEError.shapeMismatch("the measurement matrix has \(measurement.dimension) columns but the model's rows have \(shape.reduce(1, *)) values")
         }
         switch likelihood {
-        case .dps(let z): try requireParameter(z.isFinite && z > 0, "the DPS step scale must be finite and > 0 (got \(z))")
-        case .pseudoinverse(let v, _): try requireParameter(v.isFinite && v > 0, "the data variance must be finite and > 0 (got \(v))")
+        case .dps(let z): try requireParameter(z.isFinite && z > 0, name: "likelihood", value: likelihood, requirement: "a DPS step scale that is finite and > 0")
+        case .pseudoinverse(let v, _): try requireParameter(v.isFinite && v > 0, name: "likelihood", value: likelihood, requirement: "a ΠGDM data variance that is finite and > 0")
         case .tweedieCovariance: break
         }
-        try requireParameter(weight.isFinite, "the guidance weight must be finite (got \(weight))")
+        try requireParameter(weight.isFinite, name: "weight", value: weight, requirement: "finite (the guidance weight)")
         if case .pseudoinverse(_, true) = likelihood {} else {
             try requireParameter(base is any ScoreJacobianProviding || base is any ScoreVJPProviding,
                                  "this measurement likelihood differentiates through the model, which provides neither Jacobian–vector nor vector–Jacobian products; use the Jacobian-free ΠGDM (pseudoinverse with jacobianFree)")
@@ -82,7 +82,7 @@ public struct MeasurementGuidedScore<Base: ScoreModel>: ScoreModel {
         // takes its rows' slice, so per-sample observations work with any batch size.
         try ms.checkRowSize(x)
         guard let observed = ScoreBatch.tableRows(of: ms.observation.rows, rows: n) else { throw ms.rowCountMismatch(n, "rows in this call") }
-        guard t.isFinite, t > 0, t <= sde.T else { throw ScoreSDEError.invalidArgument("measurement guidance needs a time in (0, \(sde.T)] (got \(t))") }
+        guard t.isFinite, t > 0, t <= sde.T else { throw ScoreSDEError.invalid("t", t, must: "in (0, \(sde.T)] (measurement guidance)") }
         let (mt, st) = sde.marginal(at: t)
         let s = try base.score(x, at: t)
         // Residuals r = y − A x̂₀ per row.

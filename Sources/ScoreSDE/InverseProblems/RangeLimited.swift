@@ -16,13 +16,12 @@ public struct RangeLimited<Base: SamplingConstraint>: SamplingConstraint {
     /// `a`: the box's margin in forward-noise standard deviations.
     public let margin: Double
 
-    /// - Throws: `invalidArgument` unless `lower < upper` are finite and `margin` is finite and > 0.
+    /// - Throws: `invalidParameter` unless `lower < upper` are finite and `margin` is finite and > 0.
     public init(_ base: Base, lower: Double, upper: Double, margin: Double = 4) throws {
-        guard lower.isFinite, upper.isFinite, lower < upper else {
-            throw ScoreSDEError.invalidArgument("the data range must be finite with lower < upper (got \(lower)...\(upper))")
-        }
+        guard lower.isFinite else { throw ScoreSDEError.invalid("lower", lower, must: "finite (the data range's lower end)") }
+        guard upper.isFinite, lower < upper else { throw ScoreSDEError.invalid("upper", upper, must: "finite and > lower = \(lower) (the data range's upper end)") }
         guard margin.isFinite, margin > 0 else {
-            throw ScoreSDEError.invalidArgument("the range margin must be finite and > 0 standard deviations (got \(margin)); 4 changes an exact sampler by at most 6e-5 per value and step")
+            throw ScoreSDEError.invalid("margin", margin, must: "finite and > 0 standard deviations (the range margin)", advice: "4 changes an exact sampler by at most 6e-5 per value and step")
         }
         self.base = base; self.lower = lower; self.upper = upper; self.margin = margin
     }

@@ -133,7 +133,7 @@ func pinningStd(meanScale m: Double, std s: Double, tau: Double) -> Double? {
 
 func checkNoiseStd(_ sigma: Double) throws {
     guard sigma.isFinite, sigma >= 0 else {
-        throw ScoreSDEError.invalidArgument("noiseStd must be finite and >= 0 (got \(sigma)); use 0 for a noise-free observation")
+        throw ScoreSDEError.invalid("noiseStd", sigma, must: "finite and >= 0", advice: "use 0 for a noise-free observation")
     }
 }
 

@@ -17,7 +17,7 @@ public enum SuperResolution {
         guard shape.count == 3, shape.allSatisfy({ $0 >= 1 }) else {
             throw ScoreSDEError.shapeMismatch("super-resolution takes [C, H, W] images (got a row shape \(shape))")
         }
-        try requireParameter(factor >= 1, "the super-resolution factor must be >= 1 (got \(factor))")
+        try requireParameter(factor >= 1, name: "factor", value: factor, requirement: ">= 1 (the super-resolution factor)")
         guard shape[1] % factor == 0, shape[2] % factor == 0 else {
             throw ScoreSDEError.shapeMismatch("the image size \(shape[1])x\(shape[2]) is not a multiple of the factor \(factor)")
         }
@@ -76,7 +76,7 @@ public enum SuperResolution {
         guard s.count == 3, s.allSatisfy({ $0 >= 1 }) else {
             throw ScoreSDEError.shapeMismatch("bicubic up-sampling takes [C, h, w] images (got a row shape \(s))")
         }
-        try requireParameter(f >= 1, "the up-sampling factor must be >= 1 (got \(f))")
+        try requireParameter(f >= 1, name: "factor", value: f, requirement: ">= 1 (the up-sampling factor)")
         let (c, h, w) = (s[0], s[1], s[2])
         let (bh, bw) = (h * f, w * f)
         func kernel(_ t: Double) -> Double {

@@ -84,14 +84,14 @@ public struct ChunkedEvaluation: Sendable {
     /// every row's results. `evaluate` gets the chunk's rows and its random source and returns one
     /// value per row in each column.
     ///
-    /// - Throws: `invalidArgument` for no rows or a chunk size < 1, or for a partial file written
-    ///   with other settings; `shapeMismatch` when `evaluate` returns a column of the wrong length
+    /// - Throws: `invalidParameter` for no rows or a chunk size < 1; `invalidArgument` for a partial
+    ///   file written with other settings; `shapeMismatch` when `evaluate` returns a column of the wrong length
     ///   or other columns than earlier chunks; `io` for an unreadable partial file; what `evaluate` throws
     ///   (finished chunks stay in the file).
     public func run(progress: ((_ done: Int, _ total: Int) -> Void)? = nil,
                     _ evaluate: (_ rows: Range<Int>, _ rng: RandomSource) throws -> ChunkResult) throws -> Result {
-        try requireParameter(rows >= 1, "a chunked evaluation needs at least one row (got \(rows))")
-        try requireParameter(chunkSize >= 1, "the chunk size must be >= 1 (got \(chunkSize))")
+        try requireParameter(rows >= 1, name: "rows", value: rows, requirement: ">= 1 (a chunked evaluation)")
+        try requireParameter(chunkSize >= 1, name: "chunkSize", value: chunkSize, requirement: ">= 1")
         var file = PartialFile(settings: settings, rows: rows, chunkSize: chunkSize, chunks: [:])
         var resumed = 0
         if let path = partialFile, FileManager.default.fileExists(atPath: path) {

@@ -29,11 +29,11 @@ public enum UniformDequantization {
     /// `(k + u) / 256` for ``BitsPerDimConvention/unitInterval``, `2 (k + u) / 256 − 1` for
     /// ``BitsPerDimConvention/symmetric`` (`u` as in ``sample(levels:topLevel:using:)``, one draw of `rng`).
     ///
-    /// - Throws: `invalidArgument` for values that are not integers in `0 ... 255`, or a convention
+    /// - Throws: `invalidParameter` for values that are not integers in `0 ... 255`, or a convention
     ///   other than those two.
     public static func eightBit(_ x: Tensor, to convention: BitsPerDimConvention, using rng: inout RandomSource) throws -> Tensor {
         guard convention == .unitInterval || convention == .symmetric else {
-            throw ScoreSDEError.invalidArgument("8-bit dequantization scales to [0, 1] (unitInterval) or [-1, 1] (symmetric), not \(convention)")
+            throw ScoreSDEError.invalid("convention", convention, must: "unitInterval ([0, 1]) or symmetric ([-1, 1]) for 8-bit dequantization")
         }
         var out = try sample(levels: x, topLevel: 255, using: &rng)
         for i in out.storage.indices {
@@ -75,10 +75,10 @@ extension Likelihood {
     /// `log p(k + u) = log p_model(m) + Σⱼ log |∂mⱼ/∂vⱼ|` at `m` the scaled `k + u`, averaged per row. The
     /// value's own ``convention`` does not apply here (the result is always in data space).
     ///
-    /// - Throws: `invalidArgument` for non-integer data or `draws < 1`; what ``evaluate(_:using:)`` throws.
+    /// - Throws: `invalidParameter` for non-integer data or `draws < 1`; what ``evaluate(_:using:)`` throws.
     public func evaluateDequantized(levels x: Tensor, topLevel: Int, scaling: DataScaling, draws: Int,
                                     using rng: inout RandomSource) throws -> DequantizedLikelihoodResult {
-        try requireParameter(draws >= 1, "the number of dequantizations must be >= 1 (got \(draws))")
+        try requireParameter(draws >= 1, name: "draws", value: draws, requirement: ">= 1 (the number of dequantizations)")
         try UniformDequantization.check(x, topLevel: topLevel)
         let n = x.rows, d = x.rowSize
         var all = [Double]()

@@ -122,7 +122,7 @@ public struct Likelihood<SDE: ForwardSDE, Score: ScoreModel> {
     public func evaluate(_ data: Tensor, using rng: inout RandomSource) throws -> LikelihoodResult {
         try score.validate(data)
         try data.checkFinite("the data")
-        guard data.rows > 0 else { throw ScoreSDEError.invalidArgument("no data rows to evaluate") }
+        guard data.rows > 0 else { throw ScoreSDEError.invalid("data", "\(data.rows) rows", must: "at least one row to evaluate") }
         let divergence = try makeDivergence(for: data, using: &rng)
         let flow = ProbabilityFlow(sde: sde, score: score, solver: solver, batchSize: batchSize)
         var x = data
@@ -168,7 +168,7 @@ public struct Likelihood<SDE: ForwardSDE, Score: ScoreModel> {
                 return (s, div, d, d * product.passes)
             }
         case .rademacher(let k), .gaussian(let k):
-            guard k >= 1 else { throw ScoreSDEError.invalidArgument("the number of Hutchinson probes must be >= 1 (got \(k))") }
+            guard k >= 1 else { throw ScoreSDEError.invalid("probes", k, must: ">= 1 (the number of Hutchinson probes)") }
             let product = try jacobianProduct(score)
             var probes = [Tensor]()
             for _ in 0 ..< k {

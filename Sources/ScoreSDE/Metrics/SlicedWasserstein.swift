@@ -7,7 +7,8 @@ public func slicedWassersteinDistance(_ a: Tensor, _ b: Tensor, projections: Int
     guard a.rowSize == b.rowSize else {
         throw ScoreSDEError.shapeMismatch("sliced Wasserstein needs equal dimensions (got \(a.rowSize) and \(b.rowSize))")
     }
-    guard a.rows > 0, b.rows > 0, projections > 0 else { throw ScoreSDEError.invalidArgument("sliced Wasserstein needs non-empty samples and projections > 0") }
+    guard a.rows > 0, b.rows > 0 else { throw ScoreSDEError.invalidArgument("sliced Wasserstein needs non-empty samples (got \(a.rows) and \(b.rows) rows)") }
+    guard projections > 0 else { throw ScoreSDEError.invalid("projections", projections, must: "> 0") }
     let d = a.rowSize
     var rng = RandomSource(seed: seed)
     var directions = Tensor.standardNormal(shape: [projections, d], using: &rng)

@@ -49,8 +49,14 @@ final class ConvolutionalClassifierNetwork<T: NetworkScalar> {
     }
 
     /// A network with all parameters zero (``initialize(seed:)`` sets PyTorch's defaults).
-    init(_ a: ConvolutionalClassifier.Architecture) throws {
+    convenience init(_ a: ConvolutionalClassifier.Architecture) throws {
         try a.validate()
+        self.init(validated: a)
+    }
+
+    /// A network with all parameters zero for an architecture that passed
+    /// ``ConvolutionalClassifier/Architecture/validate()`` (which the layers below rely on).
+    init(validated a: ConvolutionalClassifier.Architecture) {
         architecture = a
         let L = ParameterLayout()
         layout = L

@@ -52,8 +52,15 @@ public final class UNet<T: NetworkScalar> {
     }
 
     /// A network with all parameters zero (set them with ``initialize(seed:)`` or by name).
-    public init(_ c: UNetConfiguration) throws {
+    /// - Throws: what ``UNetConfiguration/validate()`` throws.
+    public convenience init(_ c: UNetConfiguration) throws {
         try c.validate()
+        self.init(validated: c)
+    }
+
+    /// A network with all parameters zero for a configuration that passed
+    /// ``UNetConfiguration/validate()`` (which the layers below rely on: it does not trap).
+    init(validated c: UNetConfiguration) {
         configuration = c
         let L = ParameterLayout()
         layout = L

@@ -56,29 +56,30 @@ public struct UNetConfiguration: Sendable, Equatable {
     /// Width `E = 4 C₀` of the time embedding.
     public var embeddingWidth: Int { 4 * blockOutChannels[0] }
 
-    /// - Throws: `invalidArgument` naming the inconsistency.
+    /// - Throws: ``ScoreSDEError/invalidParameter(_:)`` naming the first setting out of its domain.
     public func validate() throws {
-        try requireParameter(imageSize >= 1 && channels >= 1, "image size and channels must be >= 1 (got \(imageSize), \(channels))")
-        try requireParameter(!blockOutChannels.isEmpty && blockOutChannels.allSatisfy { $0 >= 1 },
-                             "block_out_channels must be non-empty and positive (got \(blockOutChannels))")
-        try requireParameter(layersPerBlock >= 1, "layers_per_block must be >= 1 (got \(layersPerBlock))")
-        try requireParameter(attentionLevels.count == levels,
-                             "one attention flag per level is needed (\(levels) levels, \(attentionLevels.count) flags)")
-        try requireParameter(normGroups >= 1 && blockOutChannels.allSatisfy { $0 % normGroups == 0 },
-                             "every channel count \(blockOutChannels) must be divisible by norm_num_groups = \(normGroups)")
-        try requireParameter(imageSize % (1 << (levels - 1)) == 0,
-                             "image size \(imageSize) must be divisible by 2^(levels − 1) = \(1 << (levels - 1)) so that up-sampling restores it; 28 allows 3 levels (28 → 14 → 7)")
-        try requireParameter(normEpsilon.isFinite && normEpsilon > 0, "norm_eps must be finite and > 0 (got \(normEpsilon))")
-        try requireParameter(classCount >= 0, "the class count must be >= 0 (got \(classCount))")
-        try requireParameter(dropout >= 0 && dropout < 1, "dropout must be in [0, 1) (got \(dropout))")
-        try requireParameter(freqShift.isFinite && Double(blockOutChannels[0] / 2) - freqShift != 0 && blockOutChannels[0] >= 2,
-                             "freq_shift \(freqShift) with \(blockOutChannels[0]) embedding channels gives no frequencies")
-        try requireParameter(downsamplePadding == 0 || downsamplePadding == 1, "downsample_padding must be 0 or 1 (got \(downsamplePadding))")
+        try requireParameter(imageSize >= 1, name: "imageSize", value: imageSize, requirement: ">= 1")
+        try requireParameter(channels >= 1, name: "channels", value: channels, requirement: ">= 1")
+        try requireParameter(!blockOutChannels.isEmpty && blockOutChannels.allSatisfy { $0 >= 1 }, name: "blockOutChannels", value: blockOutChannels,
+                             requirement: "non-empty and positive (block_out_channels)")
+        try requireParameter(layersPerBlock >= 1, name: "layersPerBlock", value: layersPerBlock, requirement: ">= 1 (layers_per_block)")
+        try requireParameter(attentionLevels.count == levels, name: "attentionLevels", value: attentionLevels,
+                             requirement: "one attention flag per level (\(levels) levels, as blockOutChannels has)")
+        try requireParameter(normGroups >= 1 && blockOutChannels.allSatisfy { $0 % normGroups == 0 }, name: "normGroups", value: normGroups,
+                             requirement: ">= 1 and such that every channel count \(blockOutChannels) is divisible by norm_num_groups")
+        try requireParameter(imageSize % (1 << (levels - 1)) == 0, name: "imageSize", value: imageSize,
+                             requirement: "divisible by 2^(levels − 1) = \(1 << (levels - 1)) so that up-sampling restores it", advice: "28 allows 3 levels (28 → 14 → 7)")
+        try requireParameter(normEpsilon.isFinite && normEpsilon > 0, name: "normEpsilon", value: normEpsilon, requirement: "finite and > 0 (norm_eps)")
+        try requireParameter(classCount >= 0, name: "classCount", value: classCount, requirement: ">= 0")
+        try requireParameter(dropout >= 0 && dropout < 1, name: "dropout", value: dropout, requirement: "in [0, 1)")
+        try requireParameter(freqShift.isFinite && Double(blockOutChannels[0] / 2) - freqShift != 0 && blockOutChannels[0] >= 2, name: "freqShift", value: freqShift,
+                             requirement: "finite and ≠ \(blockOutChannels[0] / 2) (half the \(blockOutChannels[0]) embedding channels, which must be >= 2), or the embedding has no frequencies")
+        try requireParameter(downsamplePadding == 0 || downsamplePadding == 1, name: "downsamplePadding", value: downsamplePadding, requirement: "0 or 1 (downsample_padding)")
         if let d = attentionHeadDim {
             var attentionChannels = zip(blockOutChannels, attentionLevels).filter(\.1).map(\.0)
             if midBlockAttention { attentionChannels.append(blockOutChannels.last!) }
-            try requireParameter(d >= 1 && attentionChannels.allSatisfy { $0 % d == 0 },
-                                 "attention_head_dim \(d) must divide the channels of every attention block (\(attentionChannels))")
+            try requireParameter(d >= 1 && attentionChannels.allSatisfy { $0 % d == 0 }, name: "attentionHeadDim", value: d,
+                                 requirement: "a divisor of the channels of every attention block (\(attentionChannels)) (attention_head_dim)")
         }
     }
 
@@ -112,7 +113,7 @@ public struct UNetConfiguration: Sendable, Equatable {
                   freqShift: try m.double("unet.freq_shift"))
         if m.map["unet.attention_head_dim"] != nil { attentionHeadDim = try m.int("unet.attention_head_dim") }
         if m.map["unet.downsample_padding"] != nil { downsamplePadding = try m.int("unet.downsample_padding") }
-        do { try validate() } catch let ScoreSDEError.invalidArgument(msg) { throw m.fail("metadata describes an invalid U-Net: \(msg)") }
+        do { try validate() } catch let error as ScoreSDEError where error.argumentMessage != nil { throw m.fail("metadata describes an invalid U-Net: \(error.argumentMessage ?? "")") }
     }
 
     /// The diffusers `config.json` fields this configuration corresponds to.

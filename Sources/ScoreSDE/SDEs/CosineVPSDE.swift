@@ -17,10 +17,10 @@ public struct CosineVPSDE: VariancePreservingSDE, Equatable {
     public let s: Double
     public let T: Double
 
-    /// - Throws: `invalidArgument` unless `s > 0` and `0 < T < 1` (finite).
+    /// - Throws: `invalidParameter` unless `s > 0` and `0 < T < 1` (finite).
     public init(s: Double = 0.008, T: Double = 0.9946) throws {
-        try requireParameter(s.isFinite && s > 0 && s < 1, "the cosine schedule's offset s must be in (0, 1) (got \(s)); improved DDPM uses 0.008")
-        try requireParameter(T.isFinite && T > 0 && T < 1, "the cosine schedule's end time T must be in (0, 1): β(t) diverges at t = 1 (got \(T)); DPM-Solver uses 0.9946")
+        try requireParameter(s.isFinite && s > 0 && s < 1, name: "s", value: s, requirement: "in (0, 1) (the cosine schedule's offset)", advice: "improved DDPM uses 0.008")
+        try requireParameter(T.isFinite && T > 0 && T < 1, name: "T", value: T, requirement: "in (0, 1): the cosine schedule's β(t) diverges at t = 1", advice: "DPM-Solver uses 0.9946")
         self.s = s; self.T = T
     }
 

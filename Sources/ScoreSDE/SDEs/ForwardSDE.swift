@@ -60,6 +60,15 @@ public protocol AncestralSamplable: ForwardSDE {
     func ancestralCoefficients(from t: Double, to next: Double) -> (xScale: Double, scoreScale: Double, noise: Double)
 }
 
+/// Throws ``ScoreSDEError/invalidArgument(_:)`` with `message` unless `ok`: for misuse that is not
+/// one named parameter (arguments that do not fit together, a call at the wrong time).
 func requireParameter(_ ok: Bool, _ message: @autoclosure () -> String) throws {
     if !ok { throw ScoreSDEError.invalidArgument(message()) }
+}
+
+/// Throws ``ScoreSDEError/invalidParameter(_:)`` unless `ok`: the parameter `name` had `value`,
+/// which must be `requirement` ("finite and > 0"); `advice` says what to try.
+func requireParameter(_ ok: Bool, name: String, value: @autoclosure () -> some Any,
+                      requirement: @autoclosure () -> String, advice: @autoclosure () -> String? = nil) throws {
+    if !ok { throw ScoreSDEError.invalid(name, value(), must: requirement(), advice: advice()) }
 }

@@ -7,9 +7,9 @@ extension VESDE {
     ///     let sde = try VESDE(sigmaMin: 0.01, sigmaMax: try VESDE.suggestedSigmaMax(for: data))
     ///
     /// - Throws: ``ScoreSDEError/invalidArgument(_:)`` when all compared points are equal (there
-    ///   is no scale) or `maxRows < 2`.
+    ///   is no scale); ``ScoreSDEError/invalidParameter(_:)`` for `maxRows < 2`.
     public static func suggestedSigmaMax(for data: Tensor, maxRows: Int = 2000) throws -> Double {
-        guard maxRows >= 2 else { throw ScoreSDEError.invalidArgument("suggestedSigmaMax needs maxRows >= 2 (got \(maxRows))") }
+        guard maxRows >= 2 else { throw ScoreSDEError.invalid("maxRows", maxRows, must: ">= 2 (suggestedSigmaMax compares pairs of rows)") }
         let n = data.rows, d = data.rowSize
         let step = max(1, (n + maxRows - 1) / maxRows)
         let rows = stride(from: 0, to: n, by: step).map { Array(data.storage[$0 * d ..< ($0 + 1) * d]) }

@@ -15,10 +15,11 @@ public struct VESDE: AncestralSamplable, Equatable {
     public var T: Double { 1 }
     let logRatio: Double
 
-    /// - Throws: `invalidArgument` unless `0 < sigmaMin < sigmaMax` (finite).
+    /// - Throws: `invalidParameter` unless `0 < sigmaMin < sigmaMax` (finite).
     public init(sigmaMin: Double = 0.01, sigmaMax: Double = 50) throws {
-        try requireParameter(sigmaMin.isFinite && sigmaMin > 0, "sigmaMin must be a finite number > 0 (got \(sigmaMin)); the reference uses 0.01")
-        try requireParameter(sigmaMax.isFinite && sigmaMax > sigmaMin, "sigmaMax must be finite and > sigmaMin = \(sigmaMin) (got \(sigmaMax)); the reference uses 50 — choose about the largest pairwise distance in the data")
+        try requireParameter(sigmaMin.isFinite && sigmaMin > 0, name: "sigmaMin", value: sigmaMin, requirement: "finite and > 0", advice: "the reference uses 0.01")
+        try requireParameter(sigmaMax.isFinite && sigmaMax > sigmaMin, name: "sigmaMax", value: sigmaMax, requirement: "finite and > sigmaMin = \(sigmaMin)",
+                             advice: "the reference uses 50 — choose about the largest pairwise distance in the data")
         self.sigmaMin = sigmaMin; self.sigmaMax = sigmaMax
         logRatio = Foundation.log(sigmaMax / sigmaMin)
     }

@@ -45,7 +45,7 @@ public struct VPSDE: VariancePreservingSDE, Equatable {
     public let betaMax: Double
     public var T: Double { 1 }
 
-    /// - Throws: `invalidArgument` unless `0 < betaMin < betaMax` (finite).
+    /// - Throws: `invalidParameter` unless `0 < betaMin < betaMax` (finite).
     public init(betaMin: Double = 0.1, betaMax: Double = 20) throws {
         try validateBetas(betaMin, betaMax)
         self.betaMin = betaMin; self.betaMax = betaMax
@@ -67,7 +67,7 @@ public struct SubVPSDE: ForwardSDE, Equatable {
     public let betaMax: Double
     public var T: Double { 1 }
 
-    /// - Throws: `invalidArgument` unless `0 < betaMin < betaMax` (finite).
+    /// - Throws: `invalidParameter` unless `0 < betaMin < betaMax` (finite).
     public init(betaMin: Double = 0.1, betaMax: Double = 20) throws {
         try validateBetas(betaMin, betaMax)
         self.betaMin = betaMin; self.betaMax = betaMax
@@ -95,8 +95,8 @@ public struct SubVPSDE: ForwardSDE, Equatable {
 }
 
 func validateBetas(_ betaMin: Double, _ betaMax: Double) throws {
-    try requireParameter(betaMin.isFinite && betaMin > 0, "betaMin must be a finite number > 0 (got \(betaMin)); the reference uses 0.1")
-    try requireParameter(betaMax.isFinite && betaMax > betaMin, "betaMax must be finite and > betaMin = \(betaMin) (got \(betaMax)); the reference uses 20")
+    try requireParameter(betaMin.isFinite && betaMin > 0, name: "betaMin", value: betaMin, requirement: "finite and > 0", advice: "the reference uses 0.1")
+    try requireParameter(betaMax.isFinite && betaMax > betaMin, name: "betaMax", value: betaMax, requirement: "finite and > betaMin = \(betaMin)", advice: "the reference uses 20")
 }
 
 func vpLogMeanCoefficient(_ t: Double, _ b0: Double, _ b1: Double) -> Double { -0.25 * t * t * (b1 - b0) - 0.5 * t * b0 }

@@ -71,15 +71,15 @@ public struct AdaptiveSDESampler<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
                 safety: Double = 0.9, exponent: Double = 0.9, initialStep: Double = 0.01,
                 denoising: FinalDenoising = .none, maximumAttempts: Int = 100_000, rejectedNoise: RejectedNoise = .brownianBridge,
                 batchSize: Int? = nil) throws {
-        try requireParameter(eps.isFinite && eps > 0 && eps < sde.T, "eps must be in (0, T = \(sde.T)) (got \(eps)); the reference uses 1e-3 for VP/sub-VP and 1e-5 for VE")
-        try requireParameter(absoluteTolerance.isFinite && absoluteTolerance > 0, "the absolute tolerance must be a finite number > 0 (got \(absoluteTolerance)); the paper uses 0.0078 for images in [-1, 1]")
-        try requireParameter(relativeTolerance.isFinite && relativeTolerance >= 0, "the relative tolerance must be a finite number >= 0 (got \(relativeTolerance)); the paper uses 0.05")
-        try requireParameter(safety.isFinite && safety > 0 && safety <= 1, "the safety factor must be in (0, 1] (got \(safety)); the paper uses 0.9")
-        try requireParameter(exponent.isFinite && exponent > 0, "the step-size exponent must be > 0 (got \(exponent)); the paper uses 0.9")
-        try requireParameter(initialStep.isFinite && initialStep > 0, "the initial step must be > 0 (got \(initialStep)); the paper uses 0.01")
-        try requireParameter(denoising != .lastPredictorMean, "the adaptive SDE solver's final denoising is none or tweedie (it has no last predictor mean)")
-        try requireParameter(maximumAttempts >= 1, "maximumAttempts must be >= 1 (got \(maximumAttempts))")
-        if let b = batchSize { try requireParameter(b >= 1, "the batch size must be >= 1 (got \(b))") }
+        try requireParameter(eps.isFinite && eps > 0 && eps < sde.T, name: "eps", value: eps, requirement: "in (0, T = \(sde.T))", advice: "the reference uses 1e-3 for VP/sub-VP and 1e-5 for VE")
+        try requireParameter(absoluteTolerance.isFinite && absoluteTolerance > 0, name: "absoluteTolerance", value: absoluteTolerance, requirement: "finite and > 0 (the absolute tolerance)", advice: "the paper uses 0.0078 for images in [-1, 1]")
+        try requireParameter(relativeTolerance.isFinite && relativeTolerance >= 0, name: "relativeTolerance", value: relativeTolerance, requirement: "finite and >= 0 (the relative tolerance)", advice: "the paper uses 0.05")
+        try requireParameter(safety.isFinite && safety > 0 && safety <= 1, name: "safety", value: safety, requirement: "in (0, 1]", advice: "the paper uses 0.9")
+        try requireParameter(exponent.isFinite && exponent > 0, name: "exponent", value: exponent, requirement: "finite and > 0 (the step-size exponent)", advice: "the paper uses 0.9")
+        try requireParameter(initialStep.isFinite && initialStep > 0, name: "initialStep", value: initialStep, requirement: "finite and > 0", advice: "the paper uses 0.01")
+        try requireParameter(denoising != .lastPredictorMean, name: "denoising", value: denoising, requirement: "none or tweedie", advice: "the adaptive SDE solver has no last predictor mean")
+        try requireParameter(maximumAttempts >= 1, name: "maximumAttempts", value: maximumAttempts, requirement: ">= 1")
+        if let b = batchSize { try requireParameter(b >= 1, name: "batchSize", value: b, requirement: ">= 1 (or nil for one batch)") }
         self.sde = sde; self.score = score; self.eps = eps
         self.absoluteTolerance = absoluteTolerance; self.relativeTolerance = relativeTolerance
         self.safety = safety; self.exponent = exponent; self.initialStep = initialStep
@@ -90,7 +90,7 @@ public struct AdaptiveSDESampler<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
     /// Draws `count` samples of shape `rowShape` (default: the model's) from the prior (one draw of
     /// `rng`), then solves (one more). All rows run in this process (not split across MPI ranks).
     public func sample(count: Int, rowShape: [Int]? = nil, using rng: inout RandomSource) throws -> AdaptiveSDEResult {
-        guard count > 0 else { throw ScoreSDEError.invalidArgument("count must be > 0 (got \(count))") }
+        guard count > 0 else { throw ScoreSDEError.invalid("count", count, must: "> 0") }
         guard let shape = rowShape ?? score.rowShape else {
             throw ScoreSDEError.invalidArgument("the score model accepts any shape: pass rowShape")
         }

@@ -65,14 +65,14 @@ public struct AdaptiveUniPC<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
     public init(sde: SDE, score: Score, eps: Double, order: Int = 3, absoluteTolerance: Double = 5e-4,
                 relativeTolerance: Double = 5e-4, initialStep: Double? = nil, safety: Double = 0.7, maximumGrowth: Double = 2,
                 maximumEvaluations: Int = 10_000, batchSize: Int? = nil, norm: ErrorNorm = .batch) throws {
-        try requireParameter((1 ... 3).contains(order), "adaptive UniPC has predictor orders 1, 2 and 3 (got \(order))")
-        try requireParameter(absoluteTolerance.isFinite && absoluteTolerance > 0 && relativeTolerance.isFinite && relativeTolerance > 0,
-                             "--atol and --rtol must be positive and finite (got \(absoluteTolerance), \(relativeTolerance))")
-        try requireParameter(eps.isFinite && eps > 0 && eps < sde.T, "eps must be in (0, \(sde.T)) (got \(eps))")
-        try requireParameter(safety > 0 && safety <= 1, "the safety factor must be in (0, 1] (got \(safety))")
-        try requireParameter(maximumGrowth.isFinite && maximumGrowth > 1, "the largest step growth must be > 1 (got \(maximumGrowth))")
-        if let h = initialStep { try requireParameter(h.isFinite && h > 0, "the initial step must be > 0 (got \(h))") }
-        try requireParameter(maximumEvaluations >= 2, "maximumEvaluations must be >= 2 (got \(maximumEvaluations))")
+        try requireParameter((1 ... 3).contains(order), name: "order", value: order, requirement: "1, 2 or 3", advice: "adaptive UniPC has predictor orders 1, 2 and 3")
+        try requireParameter(absoluteTolerance.isFinite && absoluteTolerance > 0, name: "absoluteTolerance", value: absoluteTolerance, requirement: "finite and > 0")
+        try requireParameter(relativeTolerance.isFinite && relativeTolerance > 0, name: "relativeTolerance", value: relativeTolerance, requirement: "finite and > 0")
+        try requireParameter(eps.isFinite && eps > 0 && eps < sde.T, name: "eps", value: eps, requirement: "in (0, T = \(sde.T))")
+        try requireParameter(safety > 0 && safety <= 1, name: "safety", value: safety, requirement: "in (0, 1] (the safety factor)")
+        try requireParameter(maximumGrowth.isFinite && maximumGrowth > 1, name: "maximumGrowth", value: maximumGrowth, requirement: "finite and > 1 (the largest step growth)")
+        if let h = initialStep { try requireParameter(h.isFinite && h > 0, name: "initialStep", value: h, requirement: "finite and > 0 (or nil to choose it)") }
+        try requireParameter(maximumEvaluations >= 2, name: "maximumEvaluations", value: maximumEvaluations, requirement: ">= 2")
         self.sde = sde; self.score = score; self.eps = eps; self.order = order
         self.absoluteTolerance = absoluteTolerance; self.relativeTolerance = relativeTolerance
         self.initialStep = initialStep; self.safety = safety; self.maximumGrowth = maximumGrowth; self.maximumEvaluations = maximumEvaluations
@@ -95,7 +95,7 @@ public struct AdaptiveUniPC<SDE: ForwardSDE, Score: ScoreModel>: Sendable {
 
     /// Draws `count` prior samples and decodes them.
     public func sample(count: Int, rowShape: [Int]? = nil, using rng: inout RandomSource) throws -> AdaptiveUniPCResult {
-        guard count > 0 else { throw ScoreSDEError.invalidArgument("count must be > 0 (got \(count))") }
+        guard count > 0 else { throw ScoreSDEError.invalid("count", count, must: "> 0") }
         guard let shape = rowShape ?? score.rowShape else {
             throw ScoreSDEError.invalidArgument("the score model accepts any shape: pass rowShape")
         }
@@ -198,7 +198,7 @@ public struct AdaptiveUniPCIntegrator<SDE: ForwardSDE, Score: ScoreModel>: Stepp
         let next = last ? eps : sde.time(atHalfLogSNR: lambda + h, in: eps, t)
         guard next < t else {
             throw ScoreSDEError.integrator(IntegratorFailure(reason: .stepSizeUnderflow, time: t, stepSize: h,
-                advice: "adaptive UniPC's log-SNR step no longer moves the time; loosen --rtol/--atol"))
+                advice: "adaptive UniPC's log-SNR step no longer moves the time; loosen relativeTolerance/absoluteTolerance"))
         }
         unipc.update(into: &predicted, from: state, models: predictions, lambdas: lambdas, sde: sde, from: t, to: next, order: k,
                      modelAtEnd: nil)
@@ -243,7 +243,7 @@ public struct AdaptiveUniPCIntegrator<SDE: ForwardSDE, Score: ScoreModel>: Stepp
     private mutating func model(_ y: Tensor, _ time: Double) throws -> Tensor {
         guard reverse.scoreEvaluations < solver.maximumEvaluations else {
             throw ScoreSDEError.integrator(IntegratorFailure(reason: .maxStepsExceeded, time: time, stepSize: stepSize,
-                advice: "adaptive UniPC used \(solver.maximumEvaluations) score evaluations without reaching eps = \(solver.eps); loosen --rtol/--atol"))
+                advice: "adaptive UniPC used \(solver.maximumEvaluations) score evaluations without reaching eps = \(solver.eps); loosen relativeTolerance/absoluteTolerance"))
         }
         let (m, s) = solver.sde.noiseLevel(at: time)
         var x0 = spare.popLast() ?? Tensor(zeros: y.shape)

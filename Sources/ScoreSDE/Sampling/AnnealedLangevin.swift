@@ -9,8 +9,8 @@ public struct AnnealedLangevin: Corrector {
     public var coefficients: StepCoefficients
 
     public init(snr: Double = 0.16, steps: Int = 1, alpha: LangevinAlpha = .perStep, coefficients: StepCoefficients = .interval) throws {
-        try requireParameter(snr.isFinite && snr > 0, "snr must be > 0 (got \(snr))")
-        try requireParameter(steps >= 1, "corrector steps must be >= 1 (got \(steps)); use NoCorrector for none")
+        try requireParameter(snr.isFinite && snr > 0, name: "snr", value: snr, requirement: "finite and > 0")
+        try requireParameter(steps >= 1, name: "steps", value: steps, requirement: ">= 1 (corrector steps)", advice: "use NoCorrector for none")
         self.snr = snr; self.steps = steps; self.alpha = alpha; self.coefficients = coefficients
     }
 

@@ -15,9 +15,9 @@ public struct DDIM: Predictor {
     /// Stochasticity: 0 deterministic, 1 DDPM ancestral.
     public let eta: Double
 
-    /// - Throws: `invalidArgument` unless `eta` is finite and `>= 0`.
+    /// - Throws: `invalidParameter` unless `eta` is finite and `>= 0`.
     public init(eta: Double = 0) throws {
-        try requireParameter(eta.isFinite && eta >= 0, "DDIM's eta must be >= 0 (got \(eta)); 0 is deterministic, 1 is DDPM ancestral sampling")
+        try requireParameter(eta.isFinite && eta >= 0, name: "eta", value: eta, requirement: "finite and >= 0", advice: "0 is deterministic DDIM, 1 is DDPM ancestral sampling")
         self.eta = eta
     }
 

@@ -9,10 +9,10 @@ public struct DynamicThresholding: Sendable, Equatable {
     /// The quantile `p ∈ (0, 1]` (Imagen: 0.995).
     public let percentile: Double
 
-    /// - Throws: `invalidArgument` unless `0 < percentile <= 1`.
+    /// - Throws: `invalidParameter` unless `0 < percentile <= 1`.
     public init(percentile: Double = 0.995) throws {
-        try requireParameter(percentile.isFinite && percentile > 0 && percentile <= 1,
-                             "the thresholding percentile must be in (0, 1] (got \(percentile)); Imagen uses 0.995")
+        try requireParameter(percentile.isFinite && percentile > 0 && percentile <= 1, name: "percentile", value: percentile,
+                             requirement: "in (0, 1] (the thresholding percentile)", advice: "Imagen uses 0.995")
         self.percentile = percentile
     }
 

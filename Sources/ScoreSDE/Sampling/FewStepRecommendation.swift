@@ -22,10 +22,10 @@
 public enum FewStepRecommendation {
     /// The predictor and step spacing for `nfe` score evaluations (one per step) on data with
     /// `dimension` numbers per sample.
-    /// - Throws: `invalidArgument` unless `nfe >= 2` and `dimension >= 1`.
+    /// - Throws: `invalidParameter` unless `nfe >= 2` and `dimension >= 1`.
     public static func `for`(nfe: Int, dimension: Int) throws -> (predictor: UniPC, spacing: TimeSpacing) {
-        try requireParameter(nfe >= 2, "the recommended few-step sampler needs nfe >= 2 score evaluations (got \(nfe))")
-        try requireParameter(dimension >= 1, "the data dimension must be >= 1 (got \(dimension))")
+        try requireParameter(nfe >= 2, name: "nfe", value: nfe, requirement: ">= 2 score evaluations (the recommended few-step sampler)")
+        try requireParameter(dimension >= 1, name: "dimension", value: dimension, requirement: ">= 1 (the data dimension)")
         let k = order(nfe: nfe, dimension: dimension)
         return (try UniPC(order: k, orders: orders(nfe: nfe, dimension: dimension)), spacing(nfe: nfe, dimension: dimension))
     }

@@ -44,8 +44,8 @@ public struct Langevin: Corrector {
 
     public init(snr: Double = 0.16, steps: Int = 1, norms: LangevinNorms = .populationMean, alpha: LangevinAlpha = .perStep,
                 coefficients: StepCoefficients = .interval) throws {
-        try requireParameter(snr.isFinite && snr > 0, "snr must be > 0 (got \(snr)); typical values are 0.05–0.2")
-        try requireParameter(steps >= 1, "corrector steps must be >= 1 (got \(steps)); use NoCorrector for none")
+        try requireParameter(snr.isFinite && snr > 0, name: "snr", value: snr, requirement: "finite and > 0", advice: "typical values are 0.05–0.2")
+        try requireParameter(steps >= 1, name: "steps", value: steps, requirement: ">= 1 (corrector steps)", advice: "use NoCorrector for none")
         self.snr = snr; self.steps = steps; self.norms = norms; self.alpha = alpha; self.coefficients = coefficients
     }
 

@@ -35,10 +35,10 @@ public struct MethodFacts: Sendable {
     /// The fewest score evaluations a run of order `order` takes.
     public func minimumEvaluations(order: Int) -> Int { multistep ? order * evaluationsPerStep : evaluationsPerStep }
 
-    /// Throws `invalidArgument` unless the method has order `order`.
+    /// Throws ``ScoreSDEError/invalidParameter(_:)`` (named `order`) unless the method has order `order`.
     public func checkOrder(_ order: Int) throws {
         guard !orders.contains(order) else { return }
-        throw ScoreSDEError.invalidArgument("\(name) has \(MethodFacts.orderList(orders)) (got \(order))")
+        throw ScoreSDEError.invalid("order", order, must: "an order of \(name)", advice: "\(name) has \(MethodFacts.orderList(orders))")
     }
 
     /// `first order`, `orders 1 and 2`, `orders 1, 2 and 3`.

@@ -47,11 +47,11 @@ public struct PCSampler<SDE: ForwardSDE, Score: ScoreModel, P: Predictor, C: Cor
     /// every process returns all of them, byte-identical to one process (unconstrained runs).
     public func sample(count: Int, rowShape: [Int]? = nil, using rng: inout RandomSource,
                        onStep: ((StepEvent) -> Void)? = nil) throws -> SamplingResult {
-        guard count > 0 else { throw ScoreSDEError.invalidArgument("count must be > 0 (got \(count))") }
+        guard count > 0 else { throw ScoreSDEError.invalid("count", count, must: "> 0") }
         guard let shape = rowShape ?? score.rowShape else {
             throw ScoreSDEError.invalidArgument("the score model accepts any shape: pass rowShape")
         }
-        if let b = batchSize, b < 1 { throw ScoreSDEError.invalidArgument("batch size must be >= 1 (got \(b))") }
+        if let b = batchSize, b < 1 { throw ScoreSDEError.invalid("batchSize", b, must: ">= 1 (or nil for one batch)") }
         try predictor.validate(grid: grid, sde: sde)
         try corrector.validate(grid: grid, sde: sde)
         // Under `Population.communicator` each process runs its own rows (keyed by global row,

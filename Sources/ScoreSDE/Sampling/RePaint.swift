@@ -22,7 +22,7 @@ public struct Resampling: Sendable, Equatable {
     public var count: Int
     public var jumpLength: Int
 
-    /// - Throws: `invalidArgument` unless `count >= 1` and `jumpLength >= 1`.
+    /// - Throws: `invalidParameter` unless `count >= 1` and `jumpLength >= 1`.
     public init(count: Int, jumpLength: Int = 1) throws {
         self.count = count; self.jumpLength = jumpLength
         try validate()
@@ -34,8 +34,8 @@ public struct Resampling: Sendable, Equatable {
     public static let none = Resampling(uncheckedCount: 1, jumpLength: 1)
 
     func validate() throws {
-        try requireParameter(count >= 1, "resampling count must be >= 1 (got \(count)); 1 runs each interval once")
-        try requireParameter(jumpLength >= 1, "resampling jump length must be >= 1 interval (got \(jumpLength))")
+        try requireParameter(count >= 1, name: "count", value: count, requirement: ">= 1 (resamplings per interval)", advice: "1 runs each interval once")
+        try requireParameter(jumpLength >= 1, name: "jumpLength", value: jumpLength, requirement: ">= 1 interval (the resampling jump length)")
     }
 }
 

@@ -14,9 +14,9 @@ public struct ReferenceDiscretization: Sendable, Equatable {
     /// The reference's `N`.
     public let steps: Int
 
-    /// - Throws: `invalidArgument` unless `steps >= 1`.
+    /// - Throws: `invalidParameter` unless `steps >= 1`.
     public init(steps: Int) throws {
-        try requireParameter(steps >= 1, "the reference discretization needs N >= 1 steps (got \(steps)); the reference uses 1000")
+        try requireParameter(steps >= 1, name: "steps", value: steps, requirement: ">= 1 (the reference discretization's N)", advice: "the reference uses 1000")
         self.steps = steps
     }
 

@@ -137,7 +137,7 @@ public struct ReverseIntegrator<SDE: ForwardSDE, Score: ScoreModel, P: Predictor
         try score.validate(start)
         try start.checkFinite("the initial state")
         try resampling.validate()
-        if let b = batchSize, b < 1 { throw ScoreSDEError.invalidArgument("batch size must be >= 1 (got \(b))") }
+        if let b = batchSize, b < 1 { throw ScoreSDEError.invalid("batchSize", b, must: ">= 1 (or nil for one batch)") }
         guard grid.times[0] <= sde.T * (1 + 1e-12) else {
             throw ScoreSDEError.invalidArgument("the grid starts at \(grid.times[0]), after the SDE's end time T = \(sde.T); grids must lie in [0, T]")
         }

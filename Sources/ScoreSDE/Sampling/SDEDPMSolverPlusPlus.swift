@@ -25,9 +25,9 @@ public struct SDEDPMSolverPlusPlus: Predictor {
         var spare: Tensor?
     }
 
-    /// - Throws: `invalidArgument` unless `order` is 1 or 2.
+    /// - Throws: `invalidParameter` unless `order` is 1 or 2.
     public init(order: Int = 2, threshold: DynamicThresholding? = nil) throws {
-        try requireParameter((1 ... 2).contains(order), "SDE-DPM-Solver++ has orders 1 and 2 (got \(order))")
+        try requireParameter((1 ... 2).contains(order), name: "order", value: order, requirement: "1 or 2", advice: "SDE-DPM-Solver++ has orders 1 and 2")
         self.order = order; self.threshold = threshold
     }
 

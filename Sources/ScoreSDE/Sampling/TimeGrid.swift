@@ -9,10 +9,12 @@ public struct TimeGrid: Sendable, Equatable {
 
     /// A user grid: strictly decreasing, finite, non-negative, at least two points.
     public init(_ times: [Double]) throws {
-        guard times.count >= 2 else { throw ScoreSDEError.invalidArgument("a time grid needs at least 2 points (got \(times.count))") }
-        guard times.allSatisfy({ $0.isFinite && $0 >= 0 }) else { throw ScoreSDEError.invalidArgument("grid times must be finite and >= 0") }
+        guard times.count >= 2 else { throw ScoreSDEError.invalid("times", times, must: "at least 2 points (a time grid)") }
+        if let i = times.firstIndex(where: { !($0.isFinite && $0 >= 0) }) {
+            throw ScoreSDEError.invalid("times", "times[\(i)] = \(times[i])", must: "finite and >= 0")
+        }
         for i in 1 ..< times.count where !(times[i] < times[i - 1]) {
-            throw ScoreSDEError.invalidArgument("grid times must strictly decrease (times[\(i - 1)] = \(times[i - 1]), times[\(i)] = \(times[i]))")
+            throw ScoreSDEError.invalid("times", "times[\(i - 1)] = \(times[i - 1]), times[\(i)] = \(times[i])", must: "strictly decreasing (at least 2 points)")
         }
         self.times = times
     }
@@ -21,9 +23,10 @@ public struct TimeGrid: Sendable, Equatable {
     /// schedules (reverse diffusion, ancestral sampling, Langevin's α) read exactly the reference's
     /// indices N−1, …, 0 — and the last step runs from `end` (the sampler's `eps`) to 0.
     public static func uniform(steps: Int, from start: Double, to end: Double) throws -> TimeGrid {
-        guard steps >= 1 else { throw ScoreSDEError.invalidArgument("steps must be >= 1 (got \(steps))") }
-        guard end.isFinite, start.isFinite, end > 0, end < start else {
-            throw ScoreSDEError.invalidArgument("eps must be in (0, \(start)) (got \(end)); the reference uses 1e-3 for VP/sub-VP and 1e-5 for VE")
+        guard steps >= 1 else { throw ScoreSDEError.invalid("steps", steps, must: ">= 1") }
+        guard start.isFinite else { throw ScoreSDEError.invalid("start", start, must: "finite") }
+        guard end.isFinite, end > 0, end < start else {
+            throw ScoreSDEError.invalid("eps", end, must: "in (0, \(start)) (the grid's end, the sampler's eps)", advice: "the reference uses 1e-3 for VP/sub-VP and 1e-5 for VE")
         }
         guard steps > 1 else { return try TimeGrid([start, 0]) }
         let h = (start - end) / Double(steps - 1)
@@ -41,7 +44,7 @@ public struct TimeGrid: Sendable, Equatable {
     /// they are right for any ``ForwardSDE``.
     public static func spaced(_ spacing: TimeSpacing, steps: Int, from start: Double, to end: Double,
                               sde: some ForwardSDE) throws -> TimeGrid {
-        guard steps >= 1 else { throw ScoreSDEError.invalidArgument("steps must be >= 1 (got \(steps))") }
+        guard steps >= 1 else { throw ScoreSDEError.invalid("steps", steps, must: ">= 1") }
         guard end.isFinite, start.isFinite, end > 0, end < start, start <= sde.T * (1 + 1e-12) else {
             throw ScoreSDEError.invalidArgument("a spaced grid needs 0 < end < start <= T = \(sde.T) (got start \(start), end \(end)); the reference's eps is 1e-3 for VP/sub-VP and 1e-5 for VE")
         }
@@ -54,14 +57,14 @@ public struct TimeGrid: Sendable, Equatable {
             let a = start.squareRoot(), b = end.squareRoot()
             times = (0 ... steps).map { let u = a + Double($0) / n * (b - a); return u * u }
         case .timePower(let p):
-            guard p.isFinite, p >= 1 else { throw ScoreSDEError.invalidArgument("the time power must be >= 1 (got \(p)); 1 is time-uniform, 2 time-quadratic") }
+            guard p.isFinite, p >= 1 else { throw ScoreSDEError.invalid("timePower", p, must: "finite and >= 1", advice: "1 is time-uniform, 2 time-quadratic") }
             let a = Foundation.pow(start, 1 / p), b = Foundation.pow(end, 1 / p)
             times = (0 ... steps).map { Foundation.pow(a + Double($0) / n * (b - a), p) }
         case .logSNR:
             let la = sde.halfLogSNR(at: start), lb = sde.halfLogSNR(at: end)
             times = (0 ... steps).map { sde.time(atHalfLogSNR: la + Double($0) / n * (lb - la), in: end, start) }
         case .karras(let rho):
-            guard rho.isFinite, rho > 0 else { throw ScoreSDEError.invalidArgument("Karras rho must be > 0 (got \(rho)); EDM uses 7") }
+            guard rho.isFinite, rho > 0 else { throw ScoreSDEError.invalid("rho", rho, must: "finite and > 0 (Karras spacing)", advice: "EDM uses 7") }
             // σ = e^{−λ}; σ_i = (σmax^{1/ρ} + i/N (σmin^{1/ρ} − σmax^{1/ρ}))^ρ (Karras et al. 2022, eq. 5)
             let a = Foundation.pow(Foundation.exp(-sde.halfLogSNR(at: start)), 1 / rho)
             let b = Foundation.pow(Foundation.exp(-sde.halfLogSNR(at: end)), 1 / rho)

@@ -38,13 +38,13 @@ public struct UniPC: Predictor {
         var spare: Tensor?
     }
 
-    /// - Throws: `invalidArgument` unless `order` is 1, 2 or 3 and every entry of `orders` is valid.
+    /// - Throws: `invalidParameter` unless `order` is 1, 2 or 3 and every entry of `orders` is valid.
     public init(order: Int = 3, variant: Variant = .bh2, orders: [Int]? = nil, threshold: DynamicThresholding? = nil) throws {
-        try requireParameter((1 ... 3).contains(order), "UniPC has orders 1, 2 and 3 (got \(order))")
+        try requireParameter((1 ... 3).contains(order), name: "order", value: order, requirement: "1, 2 or 3", advice: "UniPC has orders 1, 2 and 3")
         if let orders {
-            try requireParameter(orders.allSatisfy { (1 ... order).contains($0) }, "every per-step order must be in 1...\(order) (got \(orders))")
-            try requireParameter(orders.enumerated().allSatisfy { $0.element <= $0.offset + 1 },
-                                 "step i can use order at most i + 1 (it needs i earlier data predictions); got \(orders)")
+            try requireParameter(orders.allSatisfy { (1 ... order).contains($0) }, name: "orders", value: orders, requirement: "in 1...\(order) at every step")
+            try requireParameter(orders.enumerated().allSatisfy { $0.element <= $0.offset + 1 }, name: "orders", value: orders,
+                                 requirement: "at most i + 1 at step i", advice: "step i can use order at most i + 1 (it needs i earlier data predictions)")
         }
         self.order = order; self.variant = variant; self.orders = orders; self.threshold = threshold
     }

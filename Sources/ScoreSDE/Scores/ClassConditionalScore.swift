@@ -12,10 +12,10 @@ public struct ClassConditionedScore: ScoreJacobianProviding {
     /// One label for every row, or one per row (then calls must pass all rows at once).
     public let labels: [Int?]
 
-    /// - Throws: `invalidArgument` for a label outside the model's classes, or any label on an
-    ///   unconditional model; `invalidArgument` when `labels` is empty.
+    /// - Throws: `invalidParameter` for a label outside the model's classes, or any label on an
+    ///   unconditional model; `invalidParameter` when `labels` is empty.
     public init(model: MLPScore, labels: [Int?]) throws {
-        guard !labels.isEmpty else { throw ScoreSDEError.invalidArgument("give at least one class label (nil for the null label)") }
+        guard !labels.isEmpty else { throw ScoreSDEError.invalid("labels", labels, must: "non-empty", advice: "give at least one class label (nil for the null label)") }
         _ = try model.labelIndices(labels, rows: labels.count)
         self.model = model; self.labels = labels
     }
@@ -54,7 +54,7 @@ extension MLPScore {
         guard architecture.classCount > 0 else {
             throw ScoreSDEError.invalidArgument("classifier-free guidance needs a class-conditional model; this one was trained without labels")
         }
-        try requireParameter(w.isFinite, "the guidance scale must be finite (got \(w))")
+        try requireParameter(w.isFinite, name: "guidanceScale", value: w, requirement: "finite")
         return ClassifierFreeGuidance(conditional: try conditioned(on: labels), unconditional: try conditioned(on: [nil]),
                                       guidanceScale: w)
     }

@@ -7,7 +7,7 @@ public protocol ClassifierArchitecture: Sendable, Equatable {
     var rowShape: [Int] { get }
     /// Number `K ≥ 2` of classes `0 ..< K`.
     var classCount: Int { get }
-    /// - Throws: `invalidArgument` naming the first setting out of its domain.
+    /// - Throws: `invalidParameter` naming the first setting out of its domain.
     func validate() throws
 }
 
@@ -81,21 +81,21 @@ extension ConvolutionalClassifier {
         /// Number of parameters.
         public var parameterCount: Int { get throws { try ConvolutionalClassifierNetwork<Float>(self).parameterCount } }
 
-        /// - Throws: `invalidArgument` naming the first setting out of its domain.
+        /// - Throws: `invalidParameter` naming the first setting out of its domain.
         public func validate() throws {
-            try requireParameter(rowShape.count == 3 && rowShape.allSatisfy { $0 >= 1 && $0 <= 1 << 14 },
-                                 "a convolutional classifier takes images of shape [C, H, W] with positive sizes (got \(rowShape))")
-            try requireParameter(classCount >= 2 && classCount <= 1 << 20, "a classifier needs at least 2 classes (got \(classCount))")
+            try requireParameter(rowShape.count == 3 && rowShape.allSatisfy { $0 >= 1 && $0 <= 1 << 14 }, name: "rowShape", value: rowShape,
+                                 requirement: "[C, H, W] with sizes in 1...16384 (a convolutional classifier takes images)")
+            try requireParameter(classCount >= 2 && classCount <= 1 << 20, name: "classCount", value: classCount, requirement: "in 2...1048576 (a classifier)")
             try requireParameter(!blockOutChannels.isEmpty && blockOutChannels.count <= 16 && blockOutChannels.allSatisfy { $0 >= 2 && $0 <= 4096 },
-                                 "the channels per level must be 1 to 16 values in 2...4096 (got \(blockOutChannels))")
-            try requireParameter(layersPerBlock >= 1 && layersPerBlock <= 64, "layers per block must be in 1...64 (got \(layersPerBlock))")
-            try requireParameter(normGroups >= 1 && blockOutChannels.allSatisfy { $0 % normGroups == 0 },
-                                 "every channel count \(blockOutChannels) must be divisible by the GroupNorm groups \(normGroups)")
-            try requireParameter(normEpsilon.isFinite && normEpsilon > 0, "the GroupNorm epsilon must be finite and > 0 (got \(normEpsilon))")
-            try requireParameter(featureDimension >= 1 && featureDimension <= 1 << 16, "the feature dimension must be in 1...65536 (got \(featureDimension))")
-            try requireParameter(freqShift.isFinite && Double(blockOutChannels[0] / 2) - freqShift != 0,
-                                 "freq_shift \(freqShift) with \(blockOutChannels[0]) embedding channels gives no frequencies")
-            try requireParameter(timeScale.isFinite && timeScale > 0, "the time scale must be finite and > 0 (got \(timeScale))")
+                                 name: "blockOutChannels", value: blockOutChannels, requirement: "1 to 16 channel counts in 2...4096 (one per level)")
+            try requireParameter(layersPerBlock >= 1 && layersPerBlock <= 64, name: "layersPerBlock", value: layersPerBlock, requirement: "in 1...64")
+            try requireParameter(normGroups >= 1 && blockOutChannels.allSatisfy { $0 % normGroups == 0 }, name: "normGroups", value: normGroups,
+                                 requirement: ">= 1 and such that every channel count \(blockOutChannels) is divisible by the GroupNorm groups")
+            try requireParameter(normEpsilon.isFinite && normEpsilon > 0, name: "normEpsilon", value: normEpsilon, requirement: "finite and > 0 (the GroupNorm epsilon)")
+            try requireParameter(featureDimension >= 1 && featureDimension <= 1 << 16, name: "featureDimension", value: featureDimension, requirement: "in 1...65536")
+            try requireParameter(freqShift.isFinite && Double(blockOutChannels[0] / 2) - freqShift != 0, name: "freqShift", value: freqShift,
+                                 requirement: "finite and ≠ \(blockOutChannels[0] / 2) (half the \(blockOutChannels[0]) embedding channels), or the embedding has no frequencies")
+            try requireParameter(timeScale.isFinite && timeScale > 0, name: "timeScale", value: timeScale, requirement: "finite and > 0")
         }
 
         /// Metadata entries `classifier.row_shape`, `classifier.class_count` and `conv.*`.
@@ -120,7 +120,7 @@ extension ConvolutionalClassifier {
                       normEpsilon: try m.double("conv.norm_eps"), featureDimension: try m.int("conv.feature_dim"),
                       flipSinToCos: try m.bool("conv.flip_sin_to_cos"), freqShift: try m.double("conv.freq_shift"),
                       timeScale: try m.double("conv.time_scale"))
-            do { try validate() } catch let ScoreSDEError.invalidArgument(msg) { throw m.fail("metadata describes an invalid convolutional classifier: \(msg)") }
+            do { try validate() } catch let error as ScoreSDEError where error.argumentMessage != nil { throw m.fail("metadata describes an invalid convolutional classifier: \(error.argumentMessage ?? "")") }
         }
     }
 }

@@ -14,9 +14,9 @@ extension ClassifierFile {
     static func requireKind(_ kind: String, _ file: SafetensorsFile) throws {
         let found = Self.kind(of: file)
         guard found == kind else {
-            let names = ["mlp": "an MLP noise-aware classifier (NoiseAwareClassifier, `train-classifier --model mlp`)",
-                         "conv": "a convolutional classifier (ConvolutionalClassifier, `train-classifier --model conv`)"]
-            throw ScoreSDEError.io(path: file.path, message: "this is \(names[found] ?? "a classifier of kind '\(found)'"), not \(names[kind] ?? kind); load it with its own type (the CLI's --classifier reads both)")
+            let names = ["mlp": "an MLP noise-aware classifier (NoiseAwareClassifier, kind 'mlp')",
+                         "conv": "a convolutional classifier (ConvolutionalClassifier, kind 'conv')"]
+            throw ScoreSDEError.io(path: file.path, message: "this is \(names[found] ?? "a classifier of kind '\(found)'"), not \(names[kind] ?? kind); load it with its own type (ClassifierFile reads both kinds)")
         }
     }
 }
@@ -128,10 +128,10 @@ extension ClassifierFile {
             throw ScoreSDEError.invalidArgument("the classifier has \(classCount) classes but \(name) has \(model.classCount); use a classifier trained on the same labels")
         }
         guard sde == model.sdeSpec else {
-            throw ScoreSDEError.invalidArgument("the classifier was trained on the noisy data of \(sde) but \(name) uses \(model.sdeSpec); train the classifier with the model's SDE (`scoresde train-classifier --like MODEL`)")
+            throw ScoreSDEError.invalidArgument("the classifier was trained on the noisy data of \(sde) but \(name) uses \(model.sdeSpec); train the classifier with the model's SDE")
         }
         guard scaling == model.dataScaling else {
-            throw ScoreSDEError.invalidArgument("the classifier's data scaling (\(scaling)) differs from \(name)'s (\(model.dataScaling)); train the classifier with `--like MODEL`")
+            throw ScoreSDEError.invalidArgument("the classifier's data scaling (\(scaling)) differs from \(name)'s (\(model.dataScaling)); train the classifier with the model's data scaling")
         }
     }
 }
@@ -141,11 +141,11 @@ extension LearnedScoreModel {
     /// `s(x, t) + w ∇ₓ log p_t(y | x)`, `s` this model's score (a class-conditional model's null
     /// label). `w = 1` is Bayes' rule, `w > 1` sharpens. Two passes per evaluation.
     ///
-    /// - Throws: as ``ConvolutionalClassifier/checkCompatible(with:name:)``; `invalidArgument` for
+    /// - Throws: as ``ConvolutionalClassifier/checkCompatible(with:name:)``; `invalidParameter` for
     ///   a label outside the classifier's classes or a non-finite scale.
     public func classifierGuided(by classifier: ConvolutionalClassifier, labels: [Int], scale w: Double) throws
         -> ClassifierGuidedScore<Self, TargetedConvolutionalClassifier> {
-        try requireParameter(w.isFinite, "the classifier guidance scale must be finite (got \(w))")
+        try requireParameter(w.isFinite, name: "scale", value: w, requirement: "finite (the classifier guidance scale)")
         try classifier.checkCompatible(with: self)
         return ClassifierGuidedScore(base: self, classifier: try classifier.targeting(labels), scale: w)
     }

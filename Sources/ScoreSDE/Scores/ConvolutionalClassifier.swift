@@ -72,16 +72,16 @@ public struct ConvolutionalClassifier: TimeConditionedClassifier {
 
     /// A network with the given flat parameters (order of ``tensors``).
     ///
-    /// - Throws: `invalidArgument` for a bad architecture, time range or level count; `shapeMismatch`
+    /// - Throws: `invalidParameter` for a bad architecture, time range or level count; `shapeMismatch`
     ///   for another parameter count; `nonFinite` for NaN/Inf parameters.
     public init(architecture: Architecture, sde: SDESpec, dataScaling: DataScaling = .identity,
                 trainingTimes: ClosedRange<Double>? = nil, dequantizationLevels: Int? = nil, parameters: [Float]) throws {
         let pool = try ConvolutionalClassifierPool(architecture: architecture, parameters: parameters)
         let made = try sde.make()
         let times = trainingTimes ?? sde.samplingEps ... made.T
-        try requireParameter(times.lowerBound.isFinite && times.lowerBound > 0 && times.upperBound <= made.T,
-                             "the training times must lie in (0, \(made.T)] (got \(times))")
-        if let l = dequantizationLevels { try requireParameter(l >= 2, "dequantization needs >= 2 levels (got \(l))") }
+        try requireParameter(times.lowerBound.isFinite && times.lowerBound > 0 && times.upperBound <= made.T, name: "trainingTimes", value: times,
+                             requirement: "within (0, \(made.T)]")
+        if let l = dequantizationLevels { try requireParameter(l >= 2, name: "dequantizationLevels", value: l, requirement: ">= 2 (or nil for none)") }
         self.architecture = architecture; self.sdeSpec = sde; self.sde = made; self.dataScaling = dataScaling
         self.trainingTimes = times; self.dequantizationLevels = dequantizationLevels
         self.parameters = parameters; self.pool = pool
@@ -118,14 +118,14 @@ public struct ConvolutionalClassifier: TimeConditionedClassifier {
         }
         guard times.count == x.rows else { throw ScoreSDEError.shapeMismatch("\(times.count) times for \(x.rows) rows") }
         for t in times where !(t.isFinite && t > 0 && t <= sde.T) {
-            throw ScoreSDEError.invalidArgument("time t must be in (0, \(sde.T)] for the noise-aware classifier (got \(t))")
+            throw ScoreSDEError.invalid("t", t, must: "in (0, \(sde.T)] for the noise-aware classifier")
         }
         try x.checkFinite("the classifier's input")
     }
 
     /// The penultimate features `[rows, F]` and logits `[rows, K]` of model-space rows `x` at time `t`.
     ///
-    /// - Throws: `shapeMismatch` for rows of another size; `invalidArgument` for a time outside
+    /// - Throws: `shapeMismatch` for rows of another size; `invalidParameter` for a time outside
     ///   `(0, T]`; `nonFinite` for NaN/Inf in `x` or in the result.
     public func featuresAndLogits(_ x: Tensor, at t: Double) throws -> (features: Tensor, logits: Tensor) {
         let times = [Double](repeating: t, count: x.rows)
@@ -153,7 +153,7 @@ public struct ConvolutionalClassifier: TimeConditionedClassifier {
     /// batch, of which a sampler's split call takes its rows' slice, ``ScoreBatch``): the input
     /// gradient classifier guidance adds to the score, by reverse mode through the network.
     ///
-    /// - Throws: `invalidArgument` for a label outside `0 ..< K` or a time outside `(0, T]`;
+    /// - Throws: `invalidParameter` for a label outside `0 ..< K` or a time outside `(0, T]`;
     ///   `shapeMismatch` for rows of another size or a label count other than 1 or `rows`;
     ///   `nonFinite` for NaN/Inf input.
     public func logProbabilityGradient(_ x: Tensor, at t: Double, labels batchLabels: [Int]) throws -> Tensor {
@@ -311,7 +311,7 @@ final class ConvolutionalClassifierPool: @unchecked Sendable {
         lock.lock()
         if let e = free.popLast() { lock.unlock(); return e }
         lock.unlock()
-        let net = try! ConvolutionalClassifierNetwork<Float>(architecture)   // validated in init
+        let net = ConvolutionalClassifierNetwork<Float>(validated: architecture)   // init built `first` from it: it is valid
         parameters.withUnsafeBufferPointer { net.parameters.update(from: $0.baseAddress!, count: parameters.count) }
         return Entry(net)
     }

@@ -34,13 +34,13 @@ public struct DiffusersScore: ScoreVJPProviding {
             throw ScoreSDEError.invalidArgument("sde = \(network.sde): a diffusers model needs a variance-preserving SDE (vp or cosineVP)")
         }
         forwardSDE = vp
-        if case let .affine(a, b) = timeMap { try requireParameter(a.isFinite && b.isFinite && a > 0, "the time map τ = a t + b needs finite a > 0 and b (got \(a), \(b))") }
+        if case let .affine(a, b) = timeMap { try requireParameter(a.isFinite && b.isFinite && a > 0, name: "timeMap", value: timeMap, requirement: "an affine map τ = a t + b with finite a > 0 and finite b") }
     }
 
     /// The same model scoring for `label` (`0..<classEmbeddings`, nil for the last row).
     public func conditioned(on label: Int?) throws -> DiffusersScore {
         try requireParameter(classEmbeddings > 0, "this U-Net is unconditional (num_class_embeds null); it takes no class label")
-        if let l = label { try requireParameter(l >= 0 && l < classEmbeddings, "label \(l) is outside 0..<\(classEmbeddings) (num_class_embeds)") }
+        if let l = label { try requireParameter(l >= 0 && l < classEmbeddings, name: "label", value: l, requirement: "in 0..<\(classEmbeddings) (num_class_embeds)") }
         var m = self
         m.label = label
         return m
@@ -233,7 +233,7 @@ extension DiffusersScore: LearnedScoreModel {
         guard classCount > 0 else {
             throw ScoreSDEError.invalidArgument("classifier-free guidance needs a class-conditional model; this U-Net has no num_class_embeds")
         }
-        try requireParameter(w.isFinite, "the guidance scale must be finite (got \(w))")
+        try requireParameter(w.isFinite, name: "guidanceScale", value: w, requirement: "finite")
         return ClassifierFreeGuidance(conditional: try DiffusersConditionedScore(model: self, labels: labels),
                                       unconditional: try DiffusersConditionedScore(model: self, labels: [nil]), guidanceScale: w)
     }

@@ -113,7 +113,7 @@ public enum DiffusersUNet {
                                   classCount: classes > 0 ? classes - 1 : 0, dropout: dropout, flipSinToCos: flip, freqShift: shift)
         c.attentionHeadDim = headDim
         c.downsamplePadding = downPadding
-        do { try c.validate() } catch let ScoreSDEError.invalidArgument(m) { throw fail("the configuration is not a valid U-Net here: \(m)") }
+        do { try c.validate() } catch let error as ScoreSDEError where error.argumentMessage != nil { throw fail("the configuration is not a valid U-Net here: \(error.argumentMessage ?? "")") }
         return (c, (o["center_input_sample"] as? Bool) ?? false)
     }
 

@@ -21,9 +21,9 @@ public struct GaussianMixture: Sendable, Equatable {
     /// all means of one dimension `D ≥ 1`.
     public init(weights: [Double]? = nil, means: [[Double]], stds: [[Double]]) throws {
         let k = means.count
-        guard k >= 1 else { throw ScoreSDEError.invalidArgument("a Gaussian mixture needs at least one component") }
+        guard k >= 1 else { throw ScoreSDEError.invalid("means", means, must: "non-empty: a Gaussian mixture needs at least one component") }
         let d = means[0].count
-        guard d >= 1 else { throw ScoreSDEError.invalidArgument("component means must have at least one dimension") }
+        guard d >= 1 else { throw ScoreSDEError.invalid("means", means, must: "of at least one dimension") }
         for (i, m) in means.enumerated() {
             guard m.count == d else { throw ScoreSDEError.shapeMismatch("mean \(i) has \(m.count) dimensions, mean 0 has \(d)") }
             guard m.allSatisfy(\.isFinite) else { throw ScoreSDEError.nonFinite("mean \(i) contains NaN or Inf") }
@@ -32,13 +32,13 @@ public struct GaussianMixture: Sendable, Equatable {
         for (i, s) in stds.enumerated() {
             guard s.count == d else { throw ScoreSDEError.shapeMismatch("std \(i) has \(s.count) dimensions, the means have \(d)") }
             guard s.allSatisfy({ $0.isFinite && $0 > 0 }) else {
-                throw ScoreSDEError.invalidArgument("std \(i) must be finite and > 0 in every dimension (got \(s))")
+                throw ScoreSDEError.invalid("stds", "stds[\(i)] = \(s)", must: "finite and > 0 in every dimension")
             }
         }
         let w = weights ?? Array(repeating: 1, count: k)
         guard w.count == k else { throw ScoreSDEError.shapeMismatch("\(k) means but \(w.count) weights") }
         guard w.allSatisfy({ $0.isFinite && $0 > 0 }) else {
-            throw ScoreSDEError.invalidArgument("weights must be finite and > 0 (got \(w)); drop a component instead of giving it weight 0")
+            throw ScoreSDEError.invalid("weights", w, must: "finite and > 0", advice: "drop a component instead of giving it weight 0")
         }
         let total = w.reduce(0, +)
         self.weights = w.map { $0 / total }
@@ -101,12 +101,12 @@ extension GaussianMixture {
     }
 
     /// `modes` equal-weight isotropic Gaussians on a circle (2-D). Defaults: 8 modes, radius 4, std 0.25.
-    /// - Throws: ``ScoreSDEError/invalidArgument(_:)`` for `modes < 1`, a non-finite radius, or a std that
+    /// - Throws: ``ScoreSDEError/invalidParameter(_:)`` for `modes < 1`, a non-finite radius, or a std that
     ///   is not finite and > 0.
     public static func ring(modes: Int = 8, radius: Double = 4, std: Double = 0.25) throws -> GaussianMixture {
-        try requireParameter(modes >= 1, "a ring needs at least one mode (got \(modes))")
-        try requireParameter(radius.isFinite, "the ring's radius must be finite (got \(radius))")
-        try requireParameter(std.isFinite && std > 0, "the modes' std must be finite and > 0 (got \(std))")
+        try requireParameter(modes >= 1, name: "modes", value: modes, requirement: ">= 1 (a ring's modes)")
+        try requireParameter(radius.isFinite, name: "radius", value: radius, requirement: "finite")
+        try requireParameter(std.isFinite && std > 0, name: "std", value: std, requirement: "finite and > 0 (the modes' std)")
         let (means, stds) = ringComponents(modes: modes, radius: radius, std: std)
         return try GaussianMixture(means: means, stds: stds)
     }
@@ -126,12 +126,12 @@ extension GaussianMixture {
     }
 
     /// A `side × side` grid of equal-weight isotropic Gaussians (2-D), centred. Defaults: 5 × 5, spacing 2, std 0.25.
-    /// - Throws: ``ScoreSDEError/invalidArgument(_:)`` for `side < 1`, a non-finite spacing, or a std
+    /// - Throws: ``ScoreSDEError/invalidParameter(_:)`` for `side < 1`, a non-finite spacing, or a std
     ///   that is not finite and > 0.
     public static func grid(side: Int = 5, spacing: Double = 2, std: Double = 0.25) throws -> GaussianMixture {
-        try requireParameter(side >= 1, "a grid needs side >= 1 (got \(side))")
-        try requireParameter(spacing.isFinite, "the grid's spacing must be finite (got \(spacing))")
-        try requireParameter(std.isFinite && std > 0, "the modes' std must be finite and > 0 (got \(std))")
+        try requireParameter(side >= 1, name: "side", value: side, requirement: ">= 1 (modes per side of the grid)")
+        try requireParameter(spacing.isFinite, name: "spacing", value: spacing, requirement: "finite")
+        try requireParameter(std.isFinite && std > 0, name: "std", value: std, requirement: "finite and > 0 (the modes' std)")
         let (means, stds) = gridComponents(side: side, spacing: spacing, std: std)
         return try GaussianMixture(means: means, stds: stds)
     }

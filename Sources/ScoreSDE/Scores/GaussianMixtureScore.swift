@@ -25,7 +25,7 @@ public struct GaussianMixtureScore: ScoreJacobianProviding, ScoreDivergenceProvi
     /// The kernel of `p_t`, or only the check of `t` (nil) when `validateOnly`.
     func kernel(at t: Double, validateOnly: Bool) throws -> GaussianMixtureKernel? {
         guard t.isFinite, t >= 0, t <= sde.T else {
-            throw ScoreSDEError.invalidArgument("time t must be in [0, \(sde.T)] (got \(t))")
+            throw ScoreSDEError.invalid("t", t, must: "in [0, \(sde.T)]")
         }
         if validateOnly { return nil }
         let (m, s) = sde.marginal(at: t)

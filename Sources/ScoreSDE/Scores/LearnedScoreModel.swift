@@ -65,7 +65,7 @@ extension UNetScore: LearnedScoreModel {
         guard classCount > 0 else {
             throw ScoreSDEError.invalidArgument("classifier-free guidance needs a class-conditional model; this U-Net was trained without labels")
         }
-        try requireParameter(w.isFinite, "the guidance scale must be finite (got \(w))")
+        try requireParameter(w.isFinite, name: "guidanceScale", value: w, requirement: "finite")
         return ClassifierFreeGuidance(conditional: try conditioned(on: labels), unconditional: try conditioned(on: [nil]),
                                       guidanceScale: w)
     }
@@ -77,10 +77,10 @@ public struct UNetConditionedScore: ScoreVJPProviding {
     public let model: UNetScore
     public let labels: [Int?]
 
-    /// - Throws: `invalidArgument` for no labels, a label outside the model's classes or any label
+    /// - Throws: `invalidParameter` for no labels, a label outside the model's classes or any label
     ///   on an unconditional model.
     public init(model: UNetScore, labels: [Int?]) throws {
-        guard !labels.isEmpty else { throw ScoreSDEError.invalidArgument("give at least one class label (nil for the null label)") }
+        guard !labels.isEmpty else { throw ScoreSDEError.invalid("labels", labels, must: "non-empty", advice: "give at least one class label (nil for the null label)") }
         _ = try model.labelIndices(labels, rows: labels.count)
         self.model = model; self.labels = labels
     }
@@ -104,7 +104,7 @@ public struct UNetConditionedScore: ScoreVJPProviding {
 extension ClassifierFreeGuidance: ScoreVJPProviding where Conditional: ScoreVJPProviding, Unconditional: ScoreVJPProviding {
     /// `(1 + w) Jᵀ_c u − w Jᵀ_u u`, the guided score's vector–Jacobian product (the map is linear).
     public func scoreAndVJP(_ x: Tensor, at t: Double, cotangent u: Tensor) throws -> (score: Tensor, vjp: Tensor) {
-        guard scale.isFinite else { throw ScoreSDEError.invalidArgument("the guidance scale must be finite (got \(scale))") }
+        guard scale.isFinite else { throw ScoreSDEError.invalid("scale", scale, must: "finite (the guidance scale)") }
         var (s, j) = try conditional.scoreAndVJP(x, at: t, cotangent: u)
         if scale == 0 { return (s, j) }
         let (su, ju) = try unconditional.scoreAndVJP(x, at: t, cotangent: u)
@@ -122,7 +122,7 @@ public struct DiffusersConditionedScore: ScoreVJPProviding {
     public let labels: [Int?]
 
     public init(model: DiffusersScore, labels: [Int?]) throws {
-        guard !labels.isEmpty else { throw ScoreSDEError.invalidArgument("give at least one class label (nil for the null label)") }
+        guard !labels.isEmpty else { throw ScoreSDEError.invalid("labels", labels, must: "non-empty", advice: "give at least one class label (nil for the null label)") }
         _ = try model.network.labelIndices(labels, rows: labels.count)
         self.model = model; self.labels = labels
     }

@@ -179,14 +179,14 @@ public struct MLPArchitecture: Sendable, Equatable {
     /// `D`, the flattened sample size.
     public var dimension: Int { rowShape.reduce(1, *) }
 
-    /// - Throws: `invalidArgument` for non-positive sizes or scale.
+    /// - Throws: `invalidParameter` for non-positive sizes or scale.
     public func validate() throws {
-        try requireParameter(!rowShape.isEmpty && rowShape.allSatisfy { $0 >= 1 }, "the sample shape must have positive dimensions (got \(rowShape))")
-        try requireParameter(hiddenWidth >= 1, "the hidden width must be >= 1 (got \(hiddenWidth))")
-        try requireParameter(residualBlocks >= 0, "the number of residual blocks must be >= 0 (got \(residualBlocks))")
-        try requireParameter(fourierFeatures >= 1, "the number of Fourier features must be >= 1 (got \(fourierFeatures))")
-        try requireParameter(fourierScale.isFinite && fourierScale > 0, "the Fourier scale must be finite and > 0 (got \(fourierScale)); NCSN++ uses 16")
-        try requireParameter(classCount >= 0, "the number of classes must be >= 0 (got \(classCount)); 0 is an unconditional network")
+        try requireParameter(!rowShape.isEmpty && rowShape.allSatisfy { $0 >= 1 }, name: "rowShape", value: rowShape, requirement: "non-empty with positive dimensions (the sample shape)")
+        try requireParameter(hiddenWidth >= 1, name: "hiddenWidth", value: hiddenWidth, requirement: ">= 1")
+        try requireParameter(residualBlocks >= 0, name: "residualBlocks", value: residualBlocks, requirement: ">= 0")
+        try requireParameter(fourierFeatures >= 1, name: "fourierFeatures", value: fourierFeatures, requirement: ">= 1")
+        try requireParameter(fourierScale.isFinite && fourierScale > 0, name: "fourierScale", value: fourierScale, requirement: "finite and > 0", advice: "NCSN++ uses 16")
+        try requireParameter(classCount >= 0, name: "classCount", value: classCount, requirement: ">= 0", advice: "0 is an unconditional network")
     }
 
     /// The named tensors of the network, in order (see ``MLPScore`` for the table).
@@ -250,7 +250,7 @@ public struct MLPArchitecture: Sendable, Equatable {
                   fourierScale: try m.double("model.fourier_scale"), timeEmbeddingInBlocks: try m.bool("model.time_embedding_in_blocks"),
                   classCount: m.map["model.class_count"] == nil ? 0 : try m.int("model.class_count"),
                   gaussianBase: m.map["model.gaussian_base"] == nil ? false : try m.bool("model.gaussian_base"))
-        do { try validate() } catch let ScoreSDEError.invalidArgument(msg) { throw m.fail("metadata describes an invalid network: \(msg)") }
+        do { try validate() } catch let error as ScoreSDEError where error.argumentMessage != nil { throw m.fail("metadata describes an invalid network: \(error.argumentMessage ?? "")") }
     }
 }
 

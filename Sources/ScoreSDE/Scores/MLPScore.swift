@@ -129,7 +129,8 @@ public struct MLPScore: ScoreJacobianProviding {
         try architecture.validate()
         let param = parameterization ?? sde.defaultParameterization
         if param == .boundedNoisePrediction {
-            try requireParameter(noiseFloor.isFinite && noiseFloor > 0, "the bounded noise-prediction output needs a noise floor δ > 0 in model-space units (got \(noiseFloor)); e.g. the std of the dequantization noise")
+            try requireParameter(noiseFloor.isFinite && noiseFloor > 0, name: "noiseFloor", value: noiseFloor, requirement: "finite and > 0 in model-space units (the bounded noise-prediction output's δ)",
+                                 advice: "e.g. the std of the dequantization noise")
         }
         guard parameters.count == architecture.parameterCount else {
             throw ScoreSDEError.shapeMismatch("this architecture has \(architecture.parameterCount) parameters but \(parameters.count) were given")
@@ -189,7 +190,7 @@ public struct MLPScore: ScoreJacobianProviding {
     /// `(τ, c)`: the network's time input and the factor turning its output into the score.
     func conditioning(at t: Double) throws -> (tau: Double, scale: Double) {
         guard t.isFinite, t > 0, t <= sde.T else {
-            throw ScoreSDEError.invalidArgument("time t must be in (0, \(sde.T)] for a learned score (got \(t))")
+            throw ScoreSDEError.invalid("t", t, must: "in (0, \(sde.T)] for a learned score")
         }
         let std = sde.marginal(at: t).std
         guard std > 0, std.isFinite else {
@@ -224,7 +225,7 @@ public struct MLPScore: ScoreJacobianProviding {
         return try labels.map { y in
             guard let y else { return k }
             guard y >= 0 && y < k else {
-                throw ScoreSDEError.invalidArgument("class \(y) is not a label of this model, whose classes are 0...\(k - 1)")
+                throw ScoreSDEError.invalid("labels", y, must: "a class of this model, 0...\(k - 1), or nil for the null label")
             }
             return y
         }

@@ -37,7 +37,7 @@ public enum ClassifierFile {
             throw ScoreSDEError.io(path: file.path, message: "not a ScoreSDE classifier file: the metadata has no 'format' key (expected '\(format)'); classifiers are written by `scoresde train-classifier`")
         }
         guard f == format else {
-            let hint = f == ModelFile.format ? " — this is a score model; give it with --model, and a classifier from `scoresde train-classifier` with --classifier" : ""
+            let hint = f == ModelFile.format ? " — this is a score model; load it as one (classifiers are written by `scoresde train-classifier`)" : ""
             throw ScoreSDEError.io(path: file.path, message: "not a classifier file: its format is '\(f)' (expected '\(format)')\(hint)")
         }
         let v = file.metadata["format.version"] ?? "?"
@@ -63,7 +63,7 @@ public enum ClassifierFile {
             rowShape: shape.map { $0! }, classCount: try m.int("classifier.class_count"),
             hiddenWidth: try m.int("classifier.hidden_width"), residualBlocks: try m.int("classifier.residual_blocks"),
             fourierFeatures: try m.int("classifier.fourier_features"), fourierScale: try m.double("classifier.fourier_scale"))
-        do { try arch.validate() } catch let ScoreSDEError.invalidArgument(msg) { throw m.fail("metadata describes an invalid classifier: \(msg)") }
+        do { try arch.validate() } catch let error as ScoreSDEError where error.argumentMessage != nil { throw m.fail("metadata describes an invalid classifier: \(error.argumentMessage ?? "")") }
         let held = file.tensors.reduce(0) { $0 + $1.values.count }
         let sizes = [arch.hiddenWidth, arch.residualBlocks, arch.fourierFeatures, arch.classCount, arch.dimension]
         guard sizes.allSatisfy({ $0 <= 1 << 20 }), arch.parameterCount <= held else {
@@ -124,11 +124,11 @@ extension MLPScore {
     /// `ε̂ = ε − w σ_t ∇ₓ log p_t(y | x)` (Dhariwal & Nichol, Alg. 2), and the data prediction
     /// `x̂₀ = (x + σ_t² s̃) / m_t`: guiding the score and guiding ε are the same thing.
     ///
-    /// - Throws: as ``NoiseAwareClassifier/checkCompatible(with:name:)``; `invalidArgument` for a
+    /// - Throws: as ``NoiseAwareClassifier/checkCompatible(with:name:)``; `invalidParameter` for a
     ///   label outside the classifier's classes or a non-finite scale.
     public func classifierGuided(by classifier: NoiseAwareClassifier, labels: [Int], scale w: Double) throws
         -> ClassifierGuidedScore<MLPScore, TargetedNoiseAwareClassifier> {
-        try requireParameter(w.isFinite, "the classifier guidance scale must be finite (got \(w))")
+        try requireParameter(w.isFinite, name: "scale", value: w, requirement: "finite (the classifier guidance scale)")
         try classifier.checkCompatible(with: self)
         return ClassifierGuidedScore(base: self, classifier: try classifier.targeting(labels), scale: w)
     }

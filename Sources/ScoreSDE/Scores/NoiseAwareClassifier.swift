@@ -46,14 +46,14 @@ public struct NoiseAwareClassifier: TimeConditionedClassifier {
 
         public var dimension: Int { rowShape.reduce(1, *) }
 
-        /// - Throws: `invalidArgument` for non-positive sizes, fewer than 2 classes or a bad scale.
+        /// - Throws: `invalidParameter` for non-positive sizes, fewer than 2 classes or a bad scale.
         public func validate() throws {
-            try requireParameter(!rowShape.isEmpty && rowShape.allSatisfy { $0 >= 1 }, "the sample shape must have positive dimensions (got \(rowShape))")
-            try requireParameter(classCount >= 2, "a classifier needs at least 2 classes (got \(classCount))")
-            try requireParameter(hiddenWidth >= 1, "the hidden width must be >= 1 (got \(hiddenWidth))")
-            try requireParameter(residualBlocks >= 0, "the number of residual blocks must be >= 0 (got \(residualBlocks))")
-            try requireParameter(fourierFeatures >= 1, "the number of Fourier features must be >= 1 (got \(fourierFeatures))")
-            try requireParameter(fourierScale.isFinite && fourierScale > 0, "the Fourier scale must be finite and > 0 (got \(fourierScale))")
+            try requireParameter(!rowShape.isEmpty && rowShape.allSatisfy { $0 >= 1 }, name: "rowShape", value: rowShape, requirement: "non-empty with positive dimensions (the sample shape)")
+            try requireParameter(classCount >= 2, name: "classCount", value: classCount, requirement: ">= 2 (a classifier)")
+            try requireParameter(hiddenWidth >= 1, name: "hiddenWidth", value: hiddenWidth, requirement: ">= 1")
+            try requireParameter(residualBlocks >= 0, name: "residualBlocks", value: residualBlocks, requirement: ">= 0")
+            try requireParameter(fourierFeatures >= 1, name: "fourierFeatures", value: fourierFeatures, requirement: ">= 1")
+            try requireParameter(fourierScale.isFinite && fourierScale > 0, name: "fourierScale", value: fourierScale, requirement: "finite and > 0")
         }
 
         /// The named tensors in order.
@@ -147,7 +147,7 @@ public struct NoiseAwareClassifier: TimeConditionedClassifier {
             throw ScoreSDEError.shapeMismatch("the classifier takes samples of shape \(rowShape) (\(architecture.dimension) values) but got rows of shape \(x.rowShape)")
         }
         for t in times where !(t.isFinite && t > 0 && t <= sde.T) {
-            throw ScoreSDEError.invalidArgument("time t must be in (0, \(sde.T)] for the noise-aware classifier (got \(t))")
+            throw ScoreSDEError.invalid("t", t, must: "in (0, \(sde.T)] for the noise-aware classifier")
         }
     }
 
@@ -166,7 +166,7 @@ public struct NoiseAwareClassifier: TimeConditionedClassifier {
     /// `∇ₓ log p_t(y | x)` for each row (labels: one for all rows, or one per row): the input
     /// gradient classifier guidance adds to the score, by reverse mode through the network.
     ///
-    /// - Throws: `invalidArgument` for a label outside `0 ..< K` or a time outside `(0, T]`;
+    /// - Throws: `invalidParameter` for a label outside `0 ..< K` or a time outside `(0, T]`;
     ///   `shapeMismatch` for rows of another size or a label count other than 1 or `rows`.
     public func logProbabilityGradient(_ x: Tensor, at t: Double, labels batchLabels: [Int]) throws -> Tensor {
         let labels = try ScoreBatch.slice(batchLabels, rows: x.rows)   // a sampler's batch split takes its rows' labels

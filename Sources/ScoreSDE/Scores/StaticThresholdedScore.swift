@@ -30,10 +30,10 @@ public struct StaticThresholdedScore<Base: ScoreModel>: ScoreModel {
     /// The range of the clean data in the base model's space (digits: `−1 ... 1`).
     public let range: ClosedRange<Double>
 
-    /// - Throws: `invalidArgument` unless the range is finite and not a single point.
+    /// - Throws: `invalidParameter` unless the range is finite and not a single point.
     public init(_ base: Base, sde: any ForwardSDE, range: ClosedRange<Double>) throws {
-        try requireParameter(range.lowerBound.isFinite && range.upperBound.isFinite && range.upperBound > range.lowerBound,
-                             "the data range of static thresholding must be finite and wider than a point (got \(range))")
+        try requireParameter(range.lowerBound.isFinite && range.upperBound.isFinite && range.upperBound > range.lowerBound, name: "range", value: range,
+                             requirement: "finite and wider than a point (the data range of static thresholding)")
         self.base = base; self.sde = sde; self.range = range
     }
 

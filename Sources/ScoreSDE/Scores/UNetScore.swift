@@ -50,13 +50,14 @@ public struct UNetScore: ScoreVJPProviding {
     }
 
     /// A model with the given parameters.
-    /// - Throws: `invalidArgument` for an invalid configuration or time scale, `shapeMismatch` when the
+    /// - Throws: `invalidParameter` for an invalid configuration or time scale, `shapeMismatch` when the
     ///   parameter count is not the configuration's, `nonFinite` for NaN/Inf parameters.
     public init(configuration: UNetConfiguration, sde: SDESpec, parameterization: UNetParameterization = .noisePrediction,
                 timeScale: Double = 999, parameters: [Float]) throws {
         try configuration.validate()
-        try requireParameter(timeScale.isFinite && timeScale > 0, "the time scale must be finite and > 0 (got \(timeScale))")
-        let count = try UNet<Float>(configuration).parameterCount
+        try requireParameter(timeScale.isFinite && timeScale > 0, name: "timeScale", value: timeScale, requirement: "finite and > 0")
+        let first = try UNet<Float>(configuration)
+        let count = first.parameterCount
         guard parameters.count == count else {
             throw ScoreSDEError.shapeMismatch("this U-Net configuration has \(count) parameters but \(parameters.count) were given")
         }
@@ -64,14 +65,14 @@ public struct UNetScore: ScoreVJPProviding {
         self.configuration = configuration; self.sde = sde; self.parameterization = parameterization
         self.timeScale = timeScale; self.parameters = parameters
         self.forwardSDE = try sde.make()
-        self.pool = NetworkPool(configuration: configuration, parameters: parameters)
+        self.pool = NetworkPool(first: first, configuration: configuration, parameters: parameters)
     }
 
     /// The same model scoring for `label` (`0..<K`, or nil for the null label).
-    /// - Throws: `invalidArgument` for an unconditional model or a label out of range.
+    /// - Throws: `invalidArgument` for an unconditional model; `invalidParameter` for a label out of range.
     public func conditioned(on label: Int?) throws -> UNetScore {
         try requireParameter(configuration.classCount > 0, "this U-Net is unconditional; it takes no class label")
-        if let l = label { try requireParameter(l >= 0 && l < configuration.classCount, "label \(l) is outside 0..<\(configuration.classCount)") }
+        if let l = label { try requireParameter(l >= 0 && l < configuration.classCount, name: "label", value: l, requirement: "in 0..<\(configuration.classCount) (or nil for the null label)") }
         var m = self
         m.label = label
         return m
@@ -136,7 +137,7 @@ public struct UNetScore: ScoreVJPProviding {
             try requireParameter(labels.allSatisfy { $0 == nil }, "this U-Net is unconditional; it takes no class label")
             return nil
         }
-        for case let l? in labels { try requireParameter(l >= 0 && l < k, "label \(l) is outside 0..<\(k)") }
+        for case let l? in labels { try requireParameter(l >= 0 && l < k, name: "labels", value: l, requirement: "in 0..<\(k) (or nil for the null label)") }
         let idx = labels.map { $0 ?? k }
         return idx.count == n ? idx : [Int](repeating: idx[0], count: n)
     }
@@ -283,9 +284,10 @@ final class NetworkPool: @unchecked Sendable {
     private var free: [Entry] = []
     private let lock = NSLock()
 
-    init(configuration: UNetConfiguration, parameters: [Float]) {
+    /// A pool whose first network is `first`, built from `configuration` — which therefore passed
+    /// ``UNetConfiguration/validate()``, so that ``take()`` can build more without checking again.
+    init(first: UNet<Float>, configuration: UNetConfiguration, parameters: [Float]) {
         self.configuration = configuration; self.parameters = parameters
-        let first = try! UNet<Float>(configuration)   // validated by the caller
         parameters.withUnsafeBufferPointer { first.parameters.update(from: $0.baseAddress!, count: parameters.count) }
         layout = first.layout
         free = [Entry(first)]
@@ -295,7 +297,7 @@ final class NetworkPool: @unchecked Sendable {
         lock.lock()
         if let e = free.popLast() { lock.unlock(); return e }
         lock.unlock()
-        let net = try! UNet<Float>(configuration)
+        let net = UNet<Float>(validated: configuration)   // `first` was built from it: it is valid
         parameters.withUnsafeBufferPointer { net.parameters.update(from: $0.baseAddress!, count: parameters.count) }
         return Entry(net)
     }

@@ -21,14 +21,14 @@ public struct CheckpointSchedule: Sendable, Equatable {
     /// Keep the checkpoint being replaced as ``previousPath``.
     public var keepPrevious: Bool
 
-    /// - Throws: `invalidArgument` for an interval that is not finite and > 0, or `everySteps` < 1.
+    /// - Throws: `invalidParameter` for an interval that is not finite and > 0, or `everySteps` < 1.
     public init(path: String, interval: Double? = CheckpointSchedule.defaultInterval, everySteps: Int? = nil,
                 keepPrevious: Bool = true) throws {
         if let interval {
-            try requireParameter(interval.isFinite && interval > 0, "the checkpoint interval must be finite and > 0 seconds (got \(interval)); leave it out for no timed checkpoints")
+            try requireParameter(interval.isFinite && interval > 0, name: "interval", value: interval, requirement: "finite and > 0 seconds", advice: "pass nil for no timed checkpoints")
         }
         if let everySteps {
-            try requireParameter(everySteps >= 1, "checkpoints every n steps need n >= 1 (got \(everySteps))")
+            try requireParameter(everySteps >= 1, name: "everySteps", value: everySteps, requirement: ">= 1", advice: "pass nil for no checkpoints by step count")
         }
         self.path = path; self.interval = interval; self.everySteps = everySteps; self.keepPrevious = keepPrevious
     }
@@ -72,7 +72,7 @@ extension CheckpointedTrainer {
     /// Runs `steps` steps; returns their losses. `onProgress` is called after each step.
     @discardableResult
     public func train(steps: Int, onProgress: ((TrainingProgress) -> Void)? = nil) throws -> [Double] {
-        guard steps >= 0 else { throw ScoreSDEError.invalidArgument("the number of steps must be >= 0 (got \(steps))") }
+        guard steps >= 0 else { throw ScoreSDEError.invalid("steps", steps, must: ">= 0") }
         var losses = [Double]()
         losses.reserveCapacity(steps)
         for _ in 0 ..< steps {
@@ -127,9 +127,9 @@ extension CheckpointedTrainer {
                 stopped = result.stop
             } catch ScoreSDEError.nonFinite(let message) {
                 throw ScoreSDEError.nonFinite("at step \(completedSteps + 1): \(message)\(held())")
-            } catch let e as PopulationError {
-                guard e.message.hasPrefix("at step") else { throw e }
-                throw PopulationError(rank: e.rank, size: e.size, collective: e.collective, message: e.message + held())
+            } catch ScoreSDEError.population(var failure) where failure.message.hasPrefix("at step") {
+                failure.message += held()
+                throw ScoreSDEError.population(failure)
             }
             losses.append(value)
             onProgress?(TrainingProgress(step: completedSteps, loss: value, learningRate: lr, gradientNorm: lastGradientNorm))

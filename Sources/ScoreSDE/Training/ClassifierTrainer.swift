@@ -37,18 +37,18 @@ public struct NoisyClassifierTrainingConfiguration<Architecture: ClassifierArchi
         self.emaRate = emaRate; self.minTime = minTime; self.maxTime = maxTime; self.dequantizationLevels = dequantizationLevels
     }
 
-    /// - Throws: `invalidArgument` for a bad setting.
+    /// - Throws: `invalidParameter` for a bad setting.
     public func validate() throws {
         try architecture.validate()
         let T = try sde.make().T
-        try requireParameter(batchSize >= 1, "the batch size must be >= 1 (got \(batchSize))")
-        try requireParameter(learningRate.isFinite && learningRate > 0, "the learning rate must be finite and > 0 (got \(learningRate))")
-        try requireParameter(warmup >= 0, "the warm-up must be >= 0 steps (got \(warmup))")
-        try requireParameter(gradClip.isFinite, "the gradient clip must be finite (got \(gradClip)); negative turns it off")
-        try requireParameter(emaRate >= 0 && emaRate < 1, "the EMA rate must be in [0, 1) (got \(emaRate))")
-        try requireParameter(minTime.isFinite && minTime > 0 && minTime <= T, "the smallest training time must be in (0, \(T)] (got \(minTime))")
-        if let m = maxTime { try requireParameter(m.isFinite && m >= minTime && m <= T, "the largest training time must be in [\(minTime), \(T)] (got \(m))") }
-        if let l = dequantizationLevels { try requireParameter(l >= 2, "dequantization needs >= 2 levels (got \(l))") }
+        try requireParameter(batchSize >= 1, name: "batchSize", value: batchSize, requirement: ">= 1")
+        try requireParameter(learningRate.isFinite && learningRate > 0, name: "learningRate", value: learningRate, requirement: "finite and > 0")
+        try requireParameter(warmup >= 0, name: "warmup", value: warmup, requirement: ">= 0 steps")
+        try requireParameter(gradClip.isFinite, name: "gradClip", value: gradClip, requirement: "finite", advice: "a negative clip turns clipping off")
+        try requireParameter(emaRate >= 0 && emaRate < 1, name: "emaRate", value: emaRate, requirement: "in [0, 1)")
+        try requireParameter(minTime.isFinite && minTime > 0 && minTime <= T, name: "minTime", value: minTime, requirement: "in (0, \(T)] (the smallest training time)")
+        if let m = maxTime { try requireParameter(m.isFinite && m >= minTime && m <= T, name: "maxTime", value: m, requirement: "in [minTime, T] = [\(minTime), \(T)] (the largest training time)") }
+        if let l = dequantizationLevels { try requireParameter(l >= 2, name: "dequantizationLevels", value: l, requirement: ">= 2 (or nil for none)") }
     }
 
     var metadata: [String: String] {
@@ -153,13 +153,13 @@ public final class NoisyClassifierTrainer<Network: NoisyClassifierNetwork>: Chec
     init(configuration: Configuration, data: Tensor, labels: [Int], classifier: Network,
          ema: MovingAverage<Network.Scalar>, optimizer: Adam<Network.Scalar>, completedSteps: Int) throws {
         try configuration.validate()
-        guard data.rows >= 1 else { throw ScoreSDEError.invalidArgument("the training data has no rows") }
+        guard data.rows >= 1 else { throw ScoreSDEError.invalid("data", "\(data.rows) rows", must: "at least one row (the training data)") }
         guard labels.count == data.rows else {
             throw ScoreSDEError.shapeMismatch("\(labels.count) labels for \(data.rows) data rows; give exactly one label per row")
         }
         let k = configuration.architecture.classCount
         if let bad = labels.firstIndex(where: { $0 < 0 || $0 >= k }) {
-            throw ScoreSDEError.invalidArgument("label \(labels[bad]) of row \(bad) is outside the classifier's \(k) classes 0...\(k - 1)")
+            throw ScoreSDEError.invalid("labels", "\(labels[bad]) at row \(bad)", must: "in the classifier's \(k) classes 0...\(k - 1)")
         }
         let shape = configuration.architecture.rowShape
         guard data.rowSize == shape.reduce(1, *) else {
@@ -252,7 +252,7 @@ public final class NoisyClassifierTrainer<Network: NoisyClassifierNetwork>: Chec
     public static func accuracy(of classifier: Network, data x0: Tensor, labels: [Int], at t: Double,
                                 seed: UInt64, dequantizationLevels: Int? = nil) throws -> Double {
         guard labels.count == x0.rows else { throw ScoreSDEError.shapeMismatch("\(labels.count) labels for \(x0.rows) rows") }
-        guard t.isFinite, t > 0, t <= classifier.sde.T else { throw ScoreSDEError.invalidArgument("time t must be in (0, \(classifier.sde.T)] (got \(t))") }
+        guard t.isFinite, t > 0, t <= classifier.sde.T else { throw ScoreSDEError.invalid("t", t, must: "in (0, \(classifier.sde.T)]") }
         let (m, sd) = classifier.sde.marginal(at: t)
         let rng = RandomSource(seed: seed).derived(Self.purpose)
         let d = x0.rowSize, a = classifier.dataScaling
@@ -375,7 +375,8 @@ extension ConvolutionalClassifier: NoisyClassifierNetwork {
     }
     /// A network instance of its own.
     public func makeTrainingWorkspace() -> ConvolutionalClassifierWorkspace {
-        ConvolutionalClassifierWorkspace(ConvolutionalClassifierPool.Entry(try! ConvolutionalClassifierNetwork<Float>(architecture)))   // validated at init
+        // `architecture` passed validate() in init (the pool built a network from it), and it is a `let`.
+        ConvolutionalClassifierWorkspace(ConvolutionalClassifierPool.Entry(ConvolutionalClassifierNetwork<Float>(validated: architecture)))
     }
     /// ``crossEntropyAndGradient(_:times:labels:)`` on the workspace's network.
     public func crossEntropyAndGradient(_ x: Tensor, times: [Double], labels: [Int], workspace: ConvolutionalClassifierWorkspace) throws -> (loss: Double, gradient: [Float]) {

@@ -30,7 +30,7 @@ public struct DSMLoss: Sendable {
     /// - Throws: `invalidArgument` unless `0 < eps < T`, or for importance sampling without likelihood weighting.
     public init(sde: any ForwardSDE, reduceMean: Bool = false, likelihoodWeighting: Bool = false, eps: Double = 1e-5,
                 timeSampling: TrainingTimeSampling = .uniform) throws {
-        try requireParameter(eps.isFinite && eps > 0 && eps < sde.T, "the training eps must be in (0, \(sde.T)) (got \(eps)); the reference uses 1e-5")
+        try requireParameter(eps.isFinite && eps > 0 && eps < sde.T, name: "eps", value: eps, requirement: "in (0, T = \(sde.T)) (the training eps)", advice: "the reference uses 1e-5")
         try requireParameter(timeSampling == .uniform || likelihoodWeighting, "importance sampling of t is for likelihood weighting (λ = g²); turn likelihood weighting on or sample t uniformly")
         self.sde = sde; self.reduceMean = reduceMean; self.likelihoodWeighting = likelihoodWeighting; self.eps = eps
         self.timeSampling = timeSampling
@@ -44,11 +44,11 @@ public struct DSMLoss: Sendable {
     /// with replacement), times `t ~ U(eps, T)` and noise `z ~ N(0, I)`. A pure function of
     /// `(seed, step)`: draws `3·step`, `3·step + 1`, `3·step + 2` of the seed's training stream.
     ///
-    /// - Throws: `invalidArgument` unless `step >= 0`, `batchSize >= 1` and `dataRows >= 1`.
+    /// - Throws: `invalidParameter` unless `step >= 0`, `batchSize >= 1` and `dataRows >= 1`.
     public func drawBatch(step: Int, seed: UInt64, batchSize: Int, dataRows: Int, rowShape: [Int]) throws -> DSMBatch {
-        try requireParameter(step >= 0, "the training step must be >= 0 (got \(step))")
-        try requireParameter(batchSize >= 1, "the batch size must be >= 1 (got \(batchSize))")
-        try requireParameter(dataRows >= 1, "the training data has no rows")
+        try requireParameter(step >= 0, name: "step", value: step, requirement: ">= 0 (the training step)")
+        try requireParameter(batchSize >= 1, name: "batchSize", value: batchSize, requirement: ">= 1")
+        try requireParameter(dataRows >= 1, name: "dataRows", value: dataRows, requirement: ">= 1 (the training data's rows)")
         let rng = RandomSource(seed: seed).derived(DSMLoss.trainingPurpose)
         let base = UInt64(step) &* 3
         let n = UInt64(dataRows)

@@ -131,7 +131,7 @@ public struct GradientBlockReducer: Sendable {
     ///   - note: how this process's blocks went.
     ///   - comm: the processes sharing the step (same call on each, collective).
     /// - Returns: the sum, and whether any process asked to stop.
-    /// - Throws: ``PopulationError`` (collective) naming the first rank whose note is a failure,
+    /// - Throws: ``ScoreSDEError/population(_:)`` (collective) naming the first rank whose note is a failure,
     ///   or whose data do not fit the blocks.
     public func reduce(_ partials: [[Double]], note: StepNote, communicator comm: any Communicator) throws -> (sum: [Double], stop: Bool) {
         let size = comm.size
@@ -159,7 +159,7 @@ public struct GradientBlockReducer: Sendable {
         var stop = false
         for (r, part) in received.enumerated() {
             switch part.first {
-            case 2: throw PopulationError(rank: r, size: size, collective: true, message: String(decoding: part.dropFirst(), as: UTF8.self))
+            case 2: throw ScoreSDEError.population(PopulationFailure(rank: r, size: size, collective: true, message: String(decoding: part.dropFirst(), as: UTF8.self)))
             case 1: stop = true
             default: break
             }
@@ -170,8 +170,8 @@ public struct GradientBlockReducer: Sendable {
         for (r, part) in received.enumerated() {
             let owned = blocks.owned(rank: r, size: size).count
             guard part.count == 1 + 8 * slice.count * owned else {
-                throw PopulationError(rank: r, size: size, collective: true,
-                                      message: "sent \(part.count - 1) bytes of partial gradients where \(8 * slice.count * owned) were due (\(owned) blocks); every rank must train the same network with the same batch and block size")
+                throw ScoreSDEError.population(PopulationFailure(rank: r, size: size, collective: true,
+                                                         message: "sent \(part.count - 1) bytes of partial gradients where \(8 * slice.count * owned) were due (\(owned) blocks); every rank must train the same network with the same batch and block size"))
             }
             part.withUnsafeBytes { raw in
                 for b in 0 ..< owned {
@@ -185,7 +185,7 @@ public struct GradientBlockReducer: Sendable {
         full.reserveCapacity(width)
         for part in all { full.append(contentsOf: Population.doubles(from: part)) }
         guard full.count == width else {
-            throw PopulationError(rank: comm.rank, size: size, collective: true, message: "gathered \(full.count) gradient values where \(width) were due; every rank must train the same network")
+            throw ScoreSDEError.population(PopulationFailure(rank: comm.rank, size: size, collective: true, message: "gathered \(full.count) gradient values where \(width) were due; every rank must train the same network"))
         }
         return (full, stop)
     }

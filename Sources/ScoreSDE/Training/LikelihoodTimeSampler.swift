@@ -36,8 +36,8 @@ public struct LikelihoodTimeSampler: Sendable {
     /// - Throws: `invalidArgument` unless `0 < eps < T` and `cells >= 1`, or when `g²/std²` is not
     ///   finite and positive on `[eps, T]`.
     public init(sde: any ForwardSDE, eps: Double, cells: Int = 4096) throws {
-        try requireParameter(eps.isFinite && eps > 0 && eps < sde.T, "the training eps must be in (0, \(sde.T)) (got \(eps))")
-        try requireParameter(cells >= 1, "the importance sampler needs >= 1 cells (got \(cells))")
+        try requireParameter(eps.isFinite && eps > 0 && eps < sde.T, name: "eps", value: eps, requirement: "in (0, T = \(sde.T)) (the training eps)")
+        try requireParameter(cells >= 1, name: "cells", value: cells, requirement: ">= 1")
         self.eps = eps; T = sde.T
         logEps = Foundation.log(eps)
         step = (Foundation.log(sde.T) - logEps) / Double(cells)

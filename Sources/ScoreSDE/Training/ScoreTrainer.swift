@@ -99,7 +99,7 @@ public final class ScoreTrainer<Recipe: ScoreTrainingRecipe>: CheckpointedTraine
          ema: MovingAverage<Scalar>, optimizer: Adam<Scalar>, completedSteps: Int) throws {
         try configuration.validate()
         let o = configuration.options
-        guard raw.rows >= 1 else { throw ScoreSDEError.invalidArgument("the training data has no rows") }
+        guard raw.rows >= 1 else { throw ScoreSDEError.invalid("data", "\(raw.rows) rows", must: "at least one row (the training data)") }
         try ScoreTrainer.checkLabels(labels, rows: raw.rows, classCount: network.classCount)
         if let levels = o.dequantizationLevels,
            let i = raw.storage.firstIndex(where: { !($0 >= 0 && $0 < Double(levels) && $0.rounded() == $0) }) {
@@ -202,7 +202,7 @@ public final class ScoreTrainer<Recipe: ScoreTrainingRecipe>: CheckpointedTraine
             throw ScoreSDEError.shapeMismatch("\(labels.count) labels for \(rows) data rows; give exactly one label per row")
         }
         if let bad = labels.firstIndex(where: { $0 < 0 || $0 >= k }) {
-            throw ScoreSDEError.invalidArgument("label \(labels[bad]) of row \(bad) is outside the \(k) classes 0...\(k - 1)")
+            throw ScoreSDEError.invalid("labels", "\(labels[bad]) at row \(bad)", must: "in the network's \(k) classes 0...\(k - 1)")
         }
     }
 
@@ -211,7 +211,7 @@ public final class ScoreTrainer<Recipe: ScoreTrainingRecipe>: CheckpointedTraine
     /// they share the step (see the type's discussion).
     ///
     /// - Throws: `nonFinite` when the loss is NaN or ±Inf (the state is left unchanged); shared:
-    ///   ``PopulationError`` naming the rank that failed, or the first rank whose starting state
+    ///   ``ScoreSDEError/population(_:)`` naming the rank that failed, or the first rank whose starting state
     ///   (data, weights, settings) differs from rank 0's, or `invalidArgument` when there are more
     ///   processes than gradient blocks.
     @discardableResult
@@ -334,12 +334,12 @@ public final class ScoreTrainer<Recipe: ScoreTrainingRecipe>: CheckpointedTraine
         let states = all.map { part in part.withUnsafeBytes { (d: $0.loadUnaligned(fromByteOffset: 0, as: UInt64.self), s: $0.loadUnaligned(fromByteOffset: 8, as: UInt64.self)) } }
         for (r, st) in states.enumerated() {
             if st.d != states[0].d {
-                throw PopulationError(rank: r, size: comm.size, collective: true,
-                                      message: "its training data differ from rank 0's (fingerprint \(String(st.d, radix: 16)) vs \(String(states[0].d, radix: 16))); every rank must load the same data")
+                throw ScoreSDEError.population(PopulationFailure(rank: r, size: comm.size, collective: true,
+                                                         message: "its training data differ from rank 0's (fingerprint \(String(st.d, radix: 16)) vs \(String(states[0].d, radix: 16))); every rank must load the same data"))
             }
             if st.s != states[0].s {
-                throw PopulationError(rank: r, size: comm.size, collective: true,
-                                      message: "its training state (weights, EMA, Adam moments, step or settings) differs from rank 0's; every rank must start the same run or resume the same checkpoint")
+                throw ScoreSDEError.population(PopulationFailure(rank: r, size: comm.size, collective: true,
+                                                         message: "its training state (weights, EMA, Adam moments, step or settings) differs from rank 0's; every rank must start the same run or resume the same checkpoint"))
             }
         }
     }

@@ -107,22 +107,23 @@ public struct DSMTrainingOptions: Sendable, Equatable {
     /// The blocks of every step's batch.
     public var gradientBlocks: GradientBlocks { GradientBlocks(batchSize: batchSize, blockSize: gradientBlockSize ?? batchSize) }
 
-    /// - Throws: `invalidArgument` naming the first setting out of its domain.
+    /// - Throws: `invalidParameter` naming the first setting out of its domain; `invalidArgument` for
+    ///   importance sampling of t without likelihood weighting.
     public func validate() throws {
         let T = try sde.make().T
-        try requireParameter(batchSize >= 1, "the batch size must be >= 1 (got \(batchSize))")
-        try requireParameter(learningRate.isFinite && learningRate > 0, "the learning rate must be finite and > 0 (got \(learningRate)); the reference uses 2e-4")
-        try requireParameter(beta1 >= 0 && beta1 < 1, "Adam beta1 must be in [0, 1) (got \(beta1))")
-        try requireParameter(beta2 >= 0 && beta2 < 1, "Adam beta2 must be in [0, 1) (got \(beta2))")
-        try requireParameter(adamEpsilon.isFinite && adamEpsilon > 0, "Adam eps must be finite and > 0 (got \(adamEpsilon))")
-        try requireParameter(warmup >= 0, "warm-up steps must be >= 0 (got \(warmup))")
-        try requireParameter(!gradClip.isNaN && gradClip != .infinity, "the gradient clip must be finite (negative turns clipping off; got \(gradClip))")
-        try requireParameter(emaRate >= 0 && emaRate < 1, "the EMA rate must be in [0, 1) (got \(emaRate)); the reference uses 0.999 or 0.9999")
-        try requireParameter(eps.isFinite && eps > 0 && eps < T, "the training eps must be in (0, \(T)) (got \(eps)); the reference uses 1e-5")
+        try requireParameter(batchSize >= 1, name: "batchSize", value: batchSize, requirement: ">= 1")
+        try requireParameter(learningRate.isFinite && learningRate > 0, name: "learningRate", value: learningRate, requirement: "finite and > 0", advice: "the reference uses 2e-4")
+        try requireParameter(beta1 >= 0 && beta1 < 1, name: "beta1", value: beta1, requirement: "in [0, 1) (Adam's beta1)")
+        try requireParameter(beta2 >= 0 && beta2 < 1, name: "beta2", value: beta2, requirement: "in [0, 1) (Adam's beta2)")
+        try requireParameter(adamEpsilon.isFinite && adamEpsilon > 0, name: "adamEpsilon", value: adamEpsilon, requirement: "finite and > 0 (Adam's eps)")
+        try requireParameter(warmup >= 0, name: "warmup", value: warmup, requirement: ">= 0 steps")
+        try requireParameter(!gradClip.isNaN && gradClip != .infinity, name: "gradClip", value: gradClip, requirement: "finite", advice: "a negative clip turns clipping off")
+        try requireParameter(emaRate >= 0 && emaRate < 1, name: "emaRate", value: emaRate, requirement: "in [0, 1)", advice: "the reference uses 0.999 or 0.9999")
+        try requireParameter(eps.isFinite && eps > 0 && eps < T, name: "eps", value: eps, requirement: "in (0, T = \(T)) (the training eps)", advice: "the reference uses 1e-5")
         try requireParameter(timeSampling == .uniform || likelihoodWeighting, "importance sampling of t is for likelihood weighting (λ = g²); turn likelihood weighting on or sample t uniformly")
-        if let l = dequantizationLevels { try requireParameter(l >= 2, "dequantization needs >= 2 levels (got \(l))") }
-        if let b = gradientBlockSize { try requireParameter(b >= 1, "the gradient block size must be >= 1 row (got \(b))") }
-        try requireParameter(labelDropout >= 0 && labelDropout < 1, "the label dropout probability must be in [0, 1) (got \(labelDropout)); 0.1–0.2 is usual")
+        if let l = dequantizationLevels { try requireParameter(l >= 2, name: "dequantizationLevels", value: l, requirement: ">= 2 (or nil for none)") }
+        if let b = gradientBlockSize { try requireParameter(b >= 1, name: "gradientBlockSize", value: b, requirement: ">= 1 row (the gradient block size)") }
+        try requireParameter(labelDropout >= 0 && labelDropout < 1, name: "labelDropout", value: labelDropout, requirement: "in [0, 1) (a probability)", advice: "0.1–0.2 is usual")
     }
 
     /// Metadata entries `train.*` (the SDE and data scaling are recorded with the model).
@@ -166,7 +167,7 @@ public protocol ScoreTrainingRecipe: Sendable, Equatable {
     associatedtype Network: DenoisingScoreNetwork
     /// The settings shared by every network.
     var options: DSMTrainingOptions { get }
-    /// - Throws: `invalidArgument` naming the first setting out of its domain.
+    /// - Throws: `invalidParameter` naming the first setting out of its domain.
     func validate() throws
     /// The network a new run starts from: weights initialised from ``DSMTrainingOptions/seed``,
     /// fitted to `data` (model space) where the architecture has a fitted part.

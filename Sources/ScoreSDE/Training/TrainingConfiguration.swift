@@ -80,12 +80,12 @@ public struct TrainingConfiguration: Sendable, Equatable {
                            labelDropout: labelDropout, gradientBlockSize: gradientBlockSize)
     }
 
-    /// - Throws: `invalidArgument` naming the first setting out of its domain.
+    /// - Throws: `invalidParameter` naming the first setting out of its domain.
     public func validate() throws {
         try architecture.validate()
         try options.validate()
         if (parameterization ?? sde.defaultParameterization) == .boundedNoisePrediction {
-            try requireParameter(noiseFloor.isFinite && noiseFloor > 0, "the bounded noise-prediction output needs a noise floor > 0 (got \(noiseFloor))")
+            try requireParameter(noiseFloor.isFinite && noiseFloor > 0, name: "noiseFloor", value: noiseFloor, requirement: "finite and > 0 (the bounded noise-prediction output's floor)")
         }
     }
 
@@ -112,7 +112,7 @@ public struct TrainingConfiguration: Sendable, Equatable {
         self.init(architecture: try MLPArchitecture(metadata: m), parameterization: p,
                   noiseFloor: m.map["model.noise_floor"] == nil ? 0 : try m.double("model.noise_floor"),
                   precision: try MLPPrecision(metadata: m), options: try DSMTrainingOptions(metadata: m))
-        do { try validate() } catch let ScoreSDEError.invalidArgument(msg) { throw m.fail("the recorded training settings are invalid: \(msg)") }
+        do { try validate() } catch let error as ScoreSDEError where error.argumentMessage != nil { throw m.fail("the recorded training settings are invalid: \(error.argumentMessage ?? "")") }
     }
 }
 

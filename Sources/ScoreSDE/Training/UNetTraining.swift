@@ -29,7 +29,7 @@ public struct UNetTrainingConfiguration: ScoreTrainingRecipe {
     public func validate() throws {
         try unet.validate()
         try options.validate()
-        try requireParameter(timeScale.isFinite && timeScale > 0, "the time scale must be finite and > 0 (got \(timeScale))")
+        try requireParameter(timeScale.isFinite && timeScale > 0, name: "timeScale", value: timeScale, requirement: "finite and > 0")
     }
 
     /// A freshly initialised U-Net (PyTorch's default initialisation from the run's seed).
@@ -60,7 +60,7 @@ public struct UNetTrainingConfiguration: ScoreTrainingRecipe {
         let m = MetadataReader(map: file.metadata, path: file.path)
         guard file.metadata["model"] == "unet" else {
             let kind = file.metadata["format"].map { "a '\($0)' file" } ?? file.metadata["model"].map { "a '\($0)' model" } ?? "not a ScoreSDE model file"
-            throw m.fail("not a U-Net checkpoint (metadata 'model' is not 'unet': \(kind)); an MLP checkpoint resumes with Trainer, `scoresde train` without --model unet")
+            throw m.fail("not a U-Net checkpoint (metadata 'model' is not 'unet': \(kind)); an MLP checkpoint resumes with Trainer")
         }
         guard file.metadata["format.content"] == "checkpoint" else {
             throw m.fail("this is a U-Net weights file, not a training checkpoint: it has no optimiser state to resume from (write checkpoints with UNetTrainer.save)")
@@ -76,7 +76,7 @@ public struct UNetTrainingConfiguration: ScoreTrainingRecipe {
         }
         let recipe = UNetTrainingConfiguration(unet: unet, parameterization: par, timeScale: try m.double("unet.time_scale"),
                                                options: try DSMTrainingOptions(metadata: m))
-        do { try recipe.validate() } catch let ScoreSDEError.invalidArgument(msg) { throw m.fail("the recorded training settings are invalid: \(msg)") }
+        do { try recipe.validate() } catch let error as ScoreSDEError where error.argumentMessage != nil { throw m.fail("the recorded training settings are invalid: \(error.argumentMessage ?? "")") }
         guard recipe.options.batchSize <= maxBatch else { throw m.fail("train.batch_size \(recipe.options.batchSize) is too large; the file is corrupt") }
         let count = try UNet<Float>(unet).parameterCount
         let network = try UNetScore(configuration: unet, sde: recipe.options.sde, parameterization: par, timeScale: recipe.timeScale,

@@ -79,7 +79,10 @@ struct ClassOptions: ParsableArguments {
         let rows: [Int] = list.count == 1 ? [list[0]] : (0 ..< count).map { list[$0 / per] }
         if let name = classifier {
             let clf = try loadClassifier(name)
-            try clf.checkCompatible(with: model, name: data.name)
+            do { try clf.checkCompatible(with: model, name: data.name) } catch ScoreSDEError.invalidArgument(let message) {
+                // Another class count, SDE or data scaling: the CLI's way to match them is --like.
+                throw ScoreSDEError.invalidArgument("--classifier \(name): \(message) (`scoresde train-classifier --like \(data.name)`)")
+            }
             if let bad = list.first(where: { $0 < 0 || $0 >= clf.classCount }) {
                 throw ScoreSDEError.invalidArgument("--class \(bad) is not a class of the classifier \(name), whose classes are 0...\(clf.classCount - 1)")
             }
