@@ -451,19 +451,21 @@ struct ODEIntegratorFailureTests {
                                   initialStep: initialStep, minStep: minStep, maxStep: maxStep, maxSteps: maxSteps,
                                   rightHandSide: rhs)
         }
-        #expect(invalidArgumentMessage { try make(atol: -1e-6) } == "absoluteTolerance must be > 0 and finite (got -1e-06); try 1e-5")
-        #expect(invalidArgumentMessage { try make(rtol: 0) } == "relativeTolerance must be > 0 and finite (got 0.0); try 1e-5")
-        #expect(invalidArgumentMessage { try make(rtol: .nan) } != nil)
-        #expect(invalidArgumentMessage { try make(atol: .infinity) } != nil)
-        #expect(invalidArgumentMessage { try make(dimension: 0) } != nil)
-        #expect(invalidArgumentMessage { try make(minStep: -1) } != nil)
-        #expect(invalidArgumentMessage { try make(minStep: 0.1, maxStep: 0.1) } != nil)
-        #expect(invalidArgumentMessage { try make(maxStep: .infinity) } != nil)
-        #expect(invalidArgumentMessage { try make(initialStep: 0) } != nil)
-        #expect(invalidArgumentMessage { try make(initialStep: -0.1) } != nil)
-        #expect(invalidArgumentMessage { try make(initialStep: 0.5, maxStep: 0.1) } != nil)
-        #expect(invalidArgumentMessage { try make(initialStep: 0.01, minStep: 0.1) } != nil)
-        #expect(invalidArgumentMessage { try make(maxSteps: 0) } != nil)
+        // Each parameter out of its domain is named, with its value (ScoreSDEError.invalidParameter).
+        func named(_ body: () throws -> Void) -> String? { invalidParameter(body)?.name }
+        #expect(invalidParameterText { try make(atol: -1e-6) } == "absoluteTolerance must be > 0 and finite (got -1e-06); try 1e-5")
+        #expect(invalidParameterText { try make(rtol: 0) } == "relativeTolerance must be > 0 and finite (got 0.0); try 1e-5")
+        #expect(named { try make(rtol: .nan) } == "relativeTolerance")
+        #expect(named { try make(atol: .infinity) } == "absoluteTolerance")
+        #expect(named { try make(dimension: 0) } == "dimension")
+        #expect(named { try make(minStep: -1) } == "minStep")
+        #expect(named { try make(minStep: 0.1, maxStep: 0.1) } == "maxStep")
+        #expect(named { try make(maxStep: .infinity) } == "maxStep")
+        #expect(named { try make(initialStep: 0) } == "initialStep")
+        #expect(named { try make(initialStep: -0.1) } == "initialStep")
+        #expect(named { try make(initialStep: 0.5, maxStep: 0.1) } == "initialStep")
+        #expect(named { try make(initialStep: 0.01, minStep: 0.1) } == "initialStep")
+        #expect(named { try make(maxSteps: 0) } == "maxSteps")
 
         let ode = try ODEIntegrator(.rkf45, dimension: 2, absoluteTolerance: 1e-6, relativeTolerance: 1e-6) { _, y, dydt in
             dydt[0] = -y[0]; dydt[1] = -y[1]
@@ -473,7 +475,7 @@ struct ODEIntegratorFailureTests {
         var nonFinite = [1.0, .nan]
         #expect(invalidArgumentMessage { try ode.integrate(&nonFinite, from: 0, to: 1) }?.contains("y[1]") == true)
         var y = [1.0, 1.0]
-        #expect(invalidArgumentMessage { try ode.integrate(&y, from: 1, to: 1) } != nil)
+        #expect(invalidParameter { try ode.integrate(&y, from: 1, to: 1) }?.name == "t1")
         #expect(invalidArgumentMessage { try ode.integrate(&y, from: 0, to: .infinity) } != nil)
         #expect(invalidArgumentMessage { try ode.integrate(&y, from: .nan, to: 1) } != nil)
         #expect(y == [1.0, 1.0])

@@ -462,11 +462,13 @@ struct LikelihoodFailureTests {
         _ = try Likelihood(sde: sde, score: score, estimator: estimator, eps: eps, solver: solver).evaluate(data ?? x, using: &rng)
     }
 
+    /// Refused as a bad argument: a parameter out of its domain (typed) or arguments that do not fit together.
     private func expectInvalidArgument(_ what: String, _ body: () throws -> Void) {
-        guard case .invalidArgument? = scoreSDEError(body) else {
-            Issue.record("\(what): expected invalidArgument, got \(String(describing: scoreSDEError(body)))")
-            return
+        switch scoreSDEError(body) {
+        case .invalidArgument?, .invalidParameter?: return
+        default: break
         }
+        Issue.record("\(what): expected invalidArgument or invalidParameter, got \(String(describing: scoreSDEError(body)))")
     }
 
     @Test func hutchinsonProbesMustBePositive() {

@@ -388,7 +388,10 @@ struct ODESamplerFailureTests {
         }
     }
 
-    private static func isInvalid(_ e: ScoreSDEError) -> Bool { if case .invalidArgument = e { return true }; return false }
+    /// Refused as a bad argument: a parameter out of its domain (typed) or arguments that do not fit together.
+    private static func isInvalid(_ e: ScoreSDEError) -> Bool {
+        switch e { case .invalidArgument, .invalidParameter: return true; default: return false }
+    }
 
     @Test func tooFewSteps() {
         for layout in ODESystemLayout.allCases {

@@ -87,20 +87,31 @@ struct TypedErrorTests {
         Self.expectParameter("nfe", "1") { _ = try FewStepRecommendation.for(nfe: 1, dimension: 2) }
     }
 
-    /// `StepSizeController` and `ODEIntegrator` are migrated separately (their files are being
-    /// rewritten): until then they throw `invalidArgument`, recorded here as a known issue. Remove
-    /// `withKnownIssue` when they throw `invalidParameter`.
-    @Test("step-size controller and ODE integrator options")
-    func controllerAndIntegrator() {
-        withKnownIssue("StepSizeController and ODEIntegrator still throw invalidArgument (migrated separately)") {
-            Self.expectParameter("absoluteTolerance", "-1.0") { _ = try StepSizeController(absoluteTolerance: -1, relativeTolerance: 1e-3) }
-            Self.expectParameter("safety", "0.0") { _ = try StepSizeController(absoluteTolerance: 1e-3, relativeTolerance: 1e-3, safety: 0) }
-            Self.expectParameter("absoluteTolerance", "-1e-06") {
-                _ = try ODEIntegrator(.rkf45, dimension: 1, absoluteTolerance: -1e-6, relativeTolerance: 1e-6) { _, y, dydt in dydt[0] = -y[0] }
-            }
-            Self.expectParameter("maxSteps", "0") {
-                _ = try ODEIntegrator(.rkf45, dimension: 1, absoluteTolerance: 1e-6, relativeTolerance: 1e-6, maxSteps: 0) { _, y, dydt in dydt[0] = -y[0] }
-            }
+    @Test("step-size controller, ODE integrator and solve options")
+    func controllerAndIntegrator() throws {
+        Self.expectParameter("absoluteTolerance", "-1.0") { _ = try StepSizeController(absoluteTolerance: -1, relativeTolerance: 1e-3) }
+        Self.expectParameter("safety", "0.0") { _ = try StepSizeController(absoluteTolerance: 1e-3, relativeTolerance: 1e-3, safety: 0) }
+        Self.expectParameter("maximumFactor", "0.5") { _ = try StepSizeController(absoluteTolerance: 1e-3, relativeTolerance: 1e-3, maximumFactor: 0.5) }
+        Self.expectParameter("increaseBelow", "2.0") {
+            _ = try StepSizeController(absoluteTolerance: 1e-3, relativeTolerance: 1e-3, rule: .deadband(decreaseAbove: 3, increaseBelow: 2))
+        }
+        Self.expectParameter("absoluteTolerance", "-1e-06") {
+            _ = try ODEIntegrator(.rkf45, dimension: 1, absoluteTolerance: -1e-6, relativeTolerance: 1e-6) { _, y, dydt in dydt[0] = -y[0] }
+        }
+        Self.expectParameter("maxSteps", "0") {
+            _ = try ODEIntegrator(.rkf45, dimension: 1, absoluteTolerance: 1e-6, relativeTolerance: 1e-6, maxSteps: 0) { _, y, dydt in dydt[0] = -y[0] }
+        }
+        Self.expectParameter("rowSize", "0") {
+            _ = try ODEIntegrator(.rkf45, dimension: 2, absoluteTolerance: 1e-6, relativeTolerance: 1e-6, rowSize: 0) { _, y, dydt in dydt[0] = -y[0]; dydt[1] = 0 }
+        }
+        Self.expectParameter("nfe", "1") { _ = try FewStepAlgorithm(EDMHeun(), nfe: 1) }
+        let sde = try VPSDE()
+        let problem = ReverseProblem(sde: sde, score: GaussianMixtureScore(.ring(), diffusedBy: sde), count: 0, eps: 1e-3)
+        var rng = RandomSource(seed: 0)
+        Self.expectParameter("count", "0") { _ = try solve(problem, AdaptiveSDEAlgorithm(), using: &rng) }
+        let late = ReverseProblem(sde: sde, score: GaussianMixtureScore(.ring(), diffusedBy: sde), count: 2, eps: 1.5)
+        Self.expectParameter("eps", "1.5") {
+            _ = try solve(late, ProbabilityFlowAlgorithm(ODESolverOptions(.rkf45, absoluteTolerance: 1e-5, relativeTolerance: 1e-5)), using: &rng)
         }
     }
 

@@ -120,8 +120,8 @@ public final class ODEIntegrator {
     ///   - rowSize: Values per row for the controller's row norms (default: the whole state is one row).
     ///   - rightHandSide: `f(t, y)`, written into `dydt`.
     ///   - jacobian: `∂f/∂y` (row-major) and `∂f/∂t`; required by the implicit step types.
-    /// - Throws: ``ScoreSDEError/invalidArgument(_:)`` for a parameter out of its domain, or an
-    ///   implicit step type without a Jacobian; ``ScoreSDEError/integrator(_:)`` if GSL cannot
+    /// - Throws: ``ScoreSDEError/invalidParameter(_:)`` for a parameter out of its domain;
+    ///   ``ScoreSDEError/invalidArgument(_:)`` for an implicit step type without a Jacobian; ``ScoreSDEError/integrator(_:)`` if GSL cannot
     ///   allocate its work space.
     public convenience init(_ stepType: ODEStepType, dimension: Int,
                 absoluteTolerance: Double, relativeTolerance: Double,
@@ -139,45 +139,44 @@ public final class ODEIntegrator {
          initialStep: Double? = nil, minStep: Double = 0, maxStep: Double? = nil, maxSteps: Int? = nil,
          controller: StepSizeController? = nil, rowSize: Int? = nil, gslControl: Bool,
          rightHandSide: @escaping RightHandSide, jacobian: Jacobian? = nil) throws {
-        func invalid(_ message: String) -> ScoreSDEError { .invalidArgument(message) }
         guard dimension >= 1 else {
-            throw invalid("dimension must be >= 1 (got \(dimension)); it is the length of the state vector")
+            throw ScoreSDEError.invalid("dimension", dimension, must: ">= 1", advice: "it is the length of the state vector")
         }
         guard absoluteTolerance > 0, absoluteTolerance.isFinite else {
-            throw invalid("absoluteTolerance must be > 0 and finite (got \(absoluteTolerance)); try 1e-5")
+            throw ScoreSDEError.invalid("absoluteTolerance", absoluteTolerance, must: "> 0 and finite", advice: "try 1e-5")
         }
         guard relativeTolerance > 0, relativeTolerance.isFinite else {
-            throw invalid("relativeTolerance must be > 0 and finite (got \(relativeTolerance)); try 1e-5")
+            throw ScoreSDEError.invalid("relativeTolerance", relativeTolerance, must: "> 0 and finite", advice: "try 1e-5")
         }
         guard minStep >= 0, minStep.isFinite else {
-            throw invalid("minStep must be >= 0 and finite (got \(minStep)); use 0 for no lower limit")
+            throw ScoreSDEError.invalid("minStep", minStep, must: ">= 0 and finite", advice: "use 0 for no lower limit")
         }
         if let maxStep {
             guard maxStep.isFinite, maxStep > minStep else {
-                throw invalid("maxStep must be finite and > minStep = \(minStep) (got \(maxStep)); use nil for no upper limit")
+                throw ScoreSDEError.invalid("maxStep", maxStep, must: "finite and > minStep = \(minStep)", advice: "use nil for no upper limit")
             }
         }
         if let initialStep {
             guard initialStep > 0, initialStep.isFinite else {
-                throw invalid("initialStep must be > 0 and finite (got \(initialStep)); it is a magnitude, the sign follows the direction of each solve")
+                throw ScoreSDEError.invalid("initialStep", initialStep, must: "> 0 and finite", advice: "it is a magnitude, the sign follows the direction of each solve")
             }
             guard initialStep >= minStep, initialStep <= (maxStep ?? .infinity) else {
-                throw invalid("initialStep must lie in minStep...maxStep = \(minStep)...\(maxStep ?? .infinity) (got \(initialStep))")
+                throw ScoreSDEError.invalid("initialStep", initialStep, must: "in minStep...maxStep = \(minStep)...\(maxStep ?? .infinity)")
             }
         }
         if let maxSteps, maxSteps < 1 {
-            throw invalid("maxSteps must be >= 1 (got \(maxSteps)); use nil for no limit")
+            throw ScoreSDEError.invalid("maxSteps", maxSteps, must: ">= 1", advice: "use nil for no limit")
         }
         if let rowSize, rowSize < 1 {
-            throw invalid("rowSize must be >= 1 (got \(rowSize)); use nil for one row of the whole state")
+            throw ScoreSDEError.invalid("rowSize", rowSize, must: ">= 1", advice: "use nil for one row of the whole state")
         }
         let controller = try controller ?? StepSizeController.gslStandard(absoluteTolerance: absoluteTolerance, relativeTolerance: relativeTolerance)
         if stepType.requiresJacobian {
             guard jacobian != nil else {
-                throw invalid("step type \(stepType.rawValue) needs a jacobian; pass jacobian:, or use a step type that works without one (\(ODEStepType.jacobianFreeNames))")
+                throw ScoreSDEError.invalidArgument("step type \(stepType.rawValue) needs a jacobian; pass jacobian:, or use a step type that works without one (\(ODEStepType.jacobianFreeNames))")
             }
             guard !dimension.multipliedReportingOverflow(by: dimension).overflow else {
-                throw invalid("dimension \(dimension) is too large for the \(dimension)×\(dimension) Jacobian of \(stepType.rawValue); use \(ODEStepType.jacobianFreeNames)")
+                throw ScoreSDEError.invalidArgument("dimension \(dimension) is too large for the \(dimension)×\(dimension) Jacobian of \(stepType.rawValue); use \(ODEStepType.jacobianFreeNames)")
             }
         }
 
@@ -313,7 +312,7 @@ public final class ODEIntegrator {
             throw ScoreSDEError.invalidArgument("integration limits must be finite (got t0 = \(t0), t1 = \(t1))")
         }
         guard t0 != t1 else {
-            throw ScoreSDEError.invalidArgument("t0 and t1 must differ (both are \(t0)); nothing to integrate")
+            throw ScoreSDEError.invalid("t1", t1, must: "different from t0 = \(t0)", advice: "nothing to integrate")
         }
         if let i = y.firstIndex(where: { !$0.isFinite }) {
             throw ScoreSDEError.invalidArgument("the initial state must be finite, but y[\(i)] = \(y[i]) at t0 = \(t0)")

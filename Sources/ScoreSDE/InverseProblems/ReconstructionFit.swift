@@ -19,7 +19,7 @@ extension LinearMeasurement {
         guard scaling.isAffine else {
             throw ScoreSDEError.invalidArgument("the model maps data to model space through a logit (\(scaling)), so a linear measurement of the data is not linear in model space; use a model with an affine scaling")
         }
-        try requireParameter(repeats >= 1, "repeats must be >= 1 (got \(repeats))")
+        try requireParameter(repeats >= 1, name: "repeats", value: repeats, requirement: ">= 1")
         guard y.rowSize == a.count else {
             throw ScoreSDEError.shapeMismatch("the observation has rows of \(y.rowSize) values for \(a.count) measurements")
         }
@@ -52,7 +52,7 @@ public struct ReconstructionFit: Sendable, Equatable {
     ///   - k: samples per input.
     /// - Throws: `shapeMismatch` when the shapes disagree; `invalidArgument` for `k < 1`.
     public init(samples: Tensor, matrix a: [[Double]], observation y: Tensor, truth: Tensor?, perInput k: Int) throws {
-        try requireParameter(k >= 1, "samples per input must be >= 1 (got \(k))")
+        try requireParameter(k >= 1, name: "perInput", value: k, requirement: ">= 1")
         let d = samples.rowSize, n = samples.rows / k, m = a.count
         guard samples.rows == n * k, y.rows == n, y.rowSize == m, a.allSatisfy({ $0.count == d }),
               truth.map({ $0.rows == n && $0.rowSize == d }) ?? true else {

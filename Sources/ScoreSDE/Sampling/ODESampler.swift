@@ -40,7 +40,7 @@ public struct ODESampler<SDE: ForwardSDE, Score: ScoreModel> {
 
     /// Draws `count` prior samples and decodes them.
     public func sample(count: Int, rowShape: [Int]? = nil, using rng: inout RandomSource) throws -> ODEResult {
-        guard count > 0 else { throw ScoreSDEError.invalidArgument("count must be > 0 (got \(count))") }
+        guard count > 0 else { throw ScoreSDEError.invalid("count", count, must: "> 0") }
         guard let shape = rowShape ?? score.rowShape else {
             throw ScoreSDEError.invalidArgument("the score model accepts any shape: pass rowShape")
         }

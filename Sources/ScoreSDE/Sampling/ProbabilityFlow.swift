@@ -78,7 +78,7 @@ struct ProbabilityFlow<SDE: ForwardSDE, Score: ScoreModel> {
 
     func validateTimes(_ t0: Double, _ t1: Double) throws {
         for t in [t0, t1] where !(t.isFinite && t > 0 && t <= sde.T) {
-            throw ScoreSDEError.invalidArgument("integration times must be in (0, \(sde.T)] (got \(t)); eps must be in (0, T): the reference uses 1e-3 for VP/sub-VP sampling and 1e-5 for VE and likelihoods")
+            throw ScoreSDEError.invalid("eps", t, must: "in (0, T = \(sde.T)]", advice: "the reference uses 1e-3 for VP/sub-VP sampling and 1e-5 for VE and likelihoods")
         }
     }
 

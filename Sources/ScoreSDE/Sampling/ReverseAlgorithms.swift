@@ -51,7 +51,7 @@ public struct PredictorCorrectorAlgorithm<P: Predictor, C: Corrector>: ReverseAl
 
     public func validate<SDE: ForwardSDE, Score: ScoreModel>(for problem: ReverseProblem<SDE, Score>) throws {
         let grid = try grid(for: problem)
-        if let b = problem.batchSize, b < 1 { throw ScoreSDEError.invalidArgument("batch size must be >= 1 (got \(b))") }
+        if let b = problem.batchSize, b < 1 { throw ScoreSDEError.invalid("batchSize", b, must: ">= 1") }
         try resampling.validate()
         try predictor.validate(grid: grid, sde: problem.sde)
         try corrector.validate(grid: grid, sde: problem.sde)
@@ -97,10 +97,10 @@ public struct FewStepAlgorithm<P: DescribedPredictor>: ReverseAlgorithm {
     public var spacing: TimeSpacing?
     public var name: String { P.facts.name }
 
-    /// - Throws: `invalidArgument` when `nfe` is below one step of the method.
+    /// - Throws: `invalidParameter` when `nfe` is below one step of the method.
     public init(_ predictor: P, nfe: Int, spacing: TimeSpacing? = nil) throws {
-        try requireParameter(nfe >= P.facts.evaluationsPerStep,
-                             "\(P.facts.name) needs nfe >= \(P.facts.evaluationsPerStep) score evaluations (got \(nfe))")
+        try requireParameter(nfe >= P.facts.evaluationsPerStep, name: "nfe", value: nfe,
+                             requirement: ">= \(P.facts.evaluationsPerStep) (one step of \(P.facts.name))")
         self.predictor = predictor; self.nfe = nfe; self.spacing = spacing
     }
 
@@ -165,9 +165,10 @@ public struct ProbabilityFlowAlgorithm: ReverseAlgorithm {
     public func validate<SDE: ForwardSDE, Score: ScoreModel>(for problem: ReverseProblem<SDE, Score>) throws {
         try problem.requireNoConstraint(name)
         try sampler(problem).flow.validateTimes(problem.eps, problem.sde.T)
-        try requireParameter(options.absoluteTolerance.isFinite && options.absoluteTolerance > 0
-                             && options.relativeTolerance.isFinite && options.relativeTolerance > 0,
-                             "the ODE tolerances must be finite and > 0 (got absolute \(options.absoluteTolerance), relative \(options.relativeTolerance))")
+        try requireParameter(options.absoluteTolerance.isFinite && options.absoluteTolerance > 0, name: "absoluteTolerance",
+                             value: options.absoluteTolerance, requirement: "> 0 and finite", advice: "try 1e-5")
+        try requireParameter(options.relativeTolerance.isFinite && options.relativeTolerance > 0, name: "relativeTolerance",
+                             value: options.relativeTolerance, requirement: "> 0 and finite", advice: "try 1e-5")
     }
 
     public func makeSolver<SDE: ForwardSDE, Score: ScoreModel>(for problem: ReverseProblem<SDE, Score>, start: Tensor,
@@ -222,7 +223,7 @@ public struct AdaptiveUniPCAlgorithm: ReverseAlgorithm {
 
     func sampler<SDE: ForwardSDE, Score: ScoreModel>(_ problem: ReverseProblem<SDE, Score>) throws -> AdaptiveUniPC<SDE, Score> {
         try problem.requireNoConstraint(name)
-        try requireParameter(norm == .batch || norm == .worstRow, "adaptive UniPC's error norm is batch or worstRow (got \(norm.rawValue))")
+        try requireParameter(norm == .batch || norm == .worstRow, name: "norm", value: norm.rawValue, requirement: "batch or worstRow")
         return try AdaptiveUniPC(sde: problem.sde, score: problem.score, eps: problem.eps, order: order,
                                  absoluteTolerance: absoluteTolerance, relativeTolerance: relativeTolerance, initialStep: initialStep,
                                  safety: safety, maximumGrowth: maximumGrowth, maximumEvaluations: maximumEvaluations,

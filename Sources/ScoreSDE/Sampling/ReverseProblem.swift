@@ -44,12 +44,12 @@ public struct ReverseProblem<SDE: ForwardSDE, Score: ScoreModel> {
     }
 
     /// The starting rows: the given state, or `count` prior draws from `rng`.
-    /// - Throws: `invalidArgument` for a count < 1 or a model without a row shape and none given.
+    /// - Throws: `invalidParameter` for a count < 1; `invalidArgument` for a model without a row shape and none given.
     public func startingState(using rng: inout RandomSource) throws -> Tensor {
         switch start {
         case .state(let x): return x
         case let .prior(count, rowShape):
-            guard count > 0 else { throw ScoreSDEError.invalidArgument("count must be > 0 (got \(count))") }
+            guard count > 0 else { throw ScoreSDEError.invalid("count", count, must: "> 0") }
             return sde.samplePrior(rowShape: try self.rowShape(rowShape), count: count, using: &rng)
         }
     }

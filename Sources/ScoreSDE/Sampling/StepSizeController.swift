@@ -212,30 +212,34 @@ extension StepSizeController {
     /// 1.1 / 0.5, factors 0.2 … 5 — the ODE solvers' default, the same steps as GSL's own control
     /// bit for bit.
     ///
-    /// - Throws: `invalidArgument` for tolerances that are negative, not finite or both zero.
+    /// - Throws: `invalidParameter` for tolerances that are negative, not finite or both zero.
     public static func gslStandard(absoluteTolerance: Double, relativeTolerance: Double) throws -> StepSizeController {
         try StepSizeController(absoluteTolerance: absoluteTolerance, relativeTolerance: relativeTolerance, toleranceScale: .sum,
                                norm: .maximum, safety: 0.9, minimumFactor: 0.2, maximumFactor: 5,
                                rule: .deadband(decreaseAbove: 1.1, increaseBelow: 0.5))
     }
 
-    /// - Throws: `invalidArgument` for tolerances that are negative, not finite or both zero, θ outside
-    ///   (0, 1], an exponent ≤ 0, or factors with `0 ≤ f_min ≤ 1 ≤ f_max` violated.
+    /// - Throws: `invalidParameter` for tolerances that are negative, not finite or both zero, θ outside
+    ///   (0, 1], an exponent ≤ 0, factors with `0 ≤ f_min ≤ 1 ≤ f_max` violated, or a deadband
+    ///   without `0 < increaseBelow ≤ 1 ≤ decreaseAbove`.
     public init(absoluteTolerance: Double, relativeTolerance: Double, toleranceScale: ToleranceScale = .sum,
                 norm: ErrorNorm = .perSample, safety: Double = 0.9, exponent: Double? = nil,
                 minimumFactor: Double = 0, maximumFactor: Double = .infinity, errorFloor: Double = 0,
                 holdAfterRejection: Bool = false, rule: Rule = .proportional) throws {
-        try requireParameter(absoluteTolerance.isFinite && absoluteTolerance >= 0 && relativeTolerance.isFinite && relativeTolerance >= 0
-                             && absoluteTolerance + relativeTolerance > 0,
-                             "the tolerances must be finite, >= 0 and not both 0 (got absolute \(absoluteTolerance), relative \(relativeTolerance))")
-        try requireParameter(safety.isFinite && safety > 0 && safety <= 1, "the safety factor must be in (0, 1] (got \(safety))")
-        if let r = exponent { try requireParameter(r.isFinite && r > 0, "the step-size exponent must be > 0 (got \(r))") }
-        try requireParameter(minimumFactor >= 0 && minimumFactor <= 1 && maximumFactor >= 1,
-                             "the step factors need 0 <= minimum <= 1 <= maximum (got \(minimumFactor), \(maximumFactor))")
-        try requireParameter(errorFloor.isFinite && errorFloor >= 0, "the error floor must be finite and >= 0 (got \(errorFloor))")
+        try requireParameter(absoluteTolerance.isFinite && absoluteTolerance >= 0, name: "absoluteTolerance", value: absoluteTolerance,
+                             requirement: "finite and >= 0")
+        try requireParameter(relativeTolerance.isFinite && relativeTolerance >= 0, name: "relativeTolerance", value: relativeTolerance,
+                             requirement: "finite and >= 0")
+        try requireParameter(absoluteTolerance + relativeTolerance > 0, name: "relativeTolerance", value: relativeTolerance,
+                             requirement: "> 0 when absoluteTolerance is 0")
+        try requireParameter(safety.isFinite && safety > 0 && safety <= 1, name: "safety", value: safety, requirement: "in (0, 1]")
+        if let r = exponent { try requireParameter(r.isFinite && r > 0, name: "exponent", value: r, requirement: "finite and > 0") }
+        try requireParameter(minimumFactor >= 0 && minimumFactor <= 1, name: "minimumFactor", value: minimumFactor, requirement: "in [0, 1]")
+        try requireParameter(maximumFactor >= 1, name: "maximumFactor", value: maximumFactor, requirement: ">= 1")
+        try requireParameter(errorFloor.isFinite && errorFloor >= 0, name: "errorFloor", value: errorFloor, requirement: "finite and >= 0")
         if case let .deadband(upper, lower) = rule {
-            try requireParameter(lower.isFinite && upper.isFinite && lower > 0 && lower <= 1 && upper >= 1,
-                                 "a deadband rule needs 0 < increaseBelow <= 1 <= decreaseAbove (got \(lower), \(upper))")
+            try requireParameter(lower.isFinite && lower > 0 && lower <= 1, name: "increaseBelow", value: lower, requirement: "in (0, 1]")
+            try requireParameter(upper.isFinite && upper >= 1, name: "decreaseAbove", value: upper, requirement: "finite and >= 1")
         }
         self.init(uncheckedAbsoluteTolerance: absoluteTolerance, relativeTolerance: relativeTolerance, toleranceScale: toleranceScale,
                   norm: norm, safety: safety, exponent: exponent, minimumFactor: minimumFactor, maximumFactor: maximumFactor,
