@@ -201,10 +201,7 @@ public final class ODEIntegrator {
                                                          absoluteTolerance, relativeTolerance) else {
             system.deinitialize(count: 1)
             system.deallocate()
-            let status = GSLStatus.outOfMemory
-            throw ScoreSDEError.integrator(IntegratorFailure(
-                reason: .gsl(code: status.rawValue, text: status.description), time: 0, stepSize: 0,
-                advice: "GSL could not allocate the \(stepType.rawValue) work space for dimension \(dimension); reduce the dimension (batch size) or free memory."))
+            throw Self.outOfMemory("GSL could not allocate the \(stepType.rawValue) work space for dimension \(dimension); reduce the dimension (batch size) or free memory.")
         }
 
         self.stepType = stepType
@@ -229,16 +226,20 @@ public final class ODEIntegrator {
                 gsl_odeiv2_driver_free(driver)
                 system.deinitialize(count: 1)
                 system.deallocate()
-                let status = GSLStatus.outOfMemory
-                throw ScoreSDEError.integrator(IntegratorFailure(
-                    reason: .gsl(code: status.rawValue, text: status.description), time: 0, stepSize: 0,
-                    advice: "GSL could not allocate a control object; free memory."))
+                throw Self.outOfMemory("GSL could not allocate a control object; free memory.")
             }
             gsl_odeiv2_control_free(driver.pointee.c)
             driver.pointee.c = c
             _ = gsl_odeiv2_control_set_driver(c, driver)
             self.control = control
         }
+    }
+
+    /// GSL's out-of-memory status as an integrator failure before any step.
+    private static func outOfMemory(_ advice: String) -> ScoreSDEError {
+        let status = GSLStatus.outOfMemory
+        return .integrator(IntegratorFailure(reason: .gsl(code: status.rawValue, text: status.description), time: 0, stepSize: 0,
+                                             advice: advice))
     }
 
     deinit {

@@ -96,13 +96,7 @@ public struct StepSizeController: Sendable, Equatable {
     /// `(e / sc)²` for one value with error `e` and reference magnitudes `a`, `b`.
     @inline(__always)
     public func scaledSquare(error e: Double, _ a: Double, _ b: Double) -> Double {
-        let m = Swift.max(Swift.abs(a), Swift.abs(b))
-        let scale: Double
-        switch toleranceScale {
-        case .sum: scale = absoluteTolerance + relativeTolerance * m
-        case .max: scale = Swift.max(absoluteTolerance, relativeTolerance * m)
-        }
-        let r = e / scale
+        let r = e / toleranceLevel(Swift.max(Swift.abs(a), Swift.abs(b)))
         return r * r
     }
 
@@ -126,13 +120,7 @@ public struct StepSizeController: Sendable, Equatable {
     /// ``ErrorNorm/maximum``; GSL's `|yerr_i| / D_i` with `a = b = y_i`).
     @inline(__always)
     public func scaledRatio(error e: Double, _ a: Double, _ b: Double) -> Double {
-        let m = Swift.max(Swift.abs(a), Swift.abs(b))
-        let scale: Double
-        switch toleranceScale {
-        case .sum: scale = absoluteTolerance + relativeTolerance * m
-        case .max: scale = Swift.max(absoluteTolerance, relativeTolerance * m)
-        }
-        return Swift.abs(e) / Swift.abs(scale)
+        Swift.abs(e) / toleranceLevel(Swift.max(Swift.abs(a), Swift.abs(b)))
     }
 
     /// The tolerance scale `sc` of a value of magnitude `|y|` (GSL's `errlevel`, which its

@@ -201,15 +201,7 @@ public struct DiffusersScore: ScoreVJPProviding {
         for b in 0 ..< n { for ch in 0 ..< C { for q in 0 ..< P { out[(b * C + ch) * P + q] = Double(y[(b * P + q) * C + ch]) } } }
         guard let u = cotangent else { return (out, nil) }
         // Backward from dy = u (NHWC float32; the input buffer is free again: forward copied it).
-        var finiteU = true
-        u.storage.withUnsafeBufferPointer { us in
-            for b in 0 ..< n { for ch in 0 ..< C { for q in 0 ..< P {
-                let v = us[(b * C + ch) * P + q]
-                if !v.isFinite { finiteU = false }
-                input[(b * P + q) * C + ch] = Float(v)
-            } } }
-        }
-        guard finiteU else { throw ScoreSDEError.nonFinite("the cotangent contains NaN or Inf") }
+        try writeCotangentNHWC(u, into: input, n: n, channels: C, pixels: P)
         let dx = net.network.backward(input)
         let scale = center ? 2.0 : 1.0
         var j = [Double](repeating: 0, count: n * C * P)

@@ -184,15 +184,7 @@ public struct UNetScore: ScoreVJPProviding {
         if bad { throw ScoreSDEError.nonFinite("the U-Net output at t = \(times.count == 1 ? "\(t)" : "\(times)") contains NaN or Inf") }
         guard let u = cotangent, let vjp else { return }
         // Backward from dy = u (NHWC float32; the input buffer is free again: forward copied it).
-        var finiteU = true
-        u.storage.withUnsafeBufferPointer { us in
-            for b in 0 ..< n { for ch in 0 ..< C { for q in 0 ..< P {
-                let v = us[(b * C + ch) * P + q]
-                if !v.isFinite { finiteU = false }
-                input[(b * P + q) * C + ch] = Float(v)
-            } } }
-        }
-        guard finiteU else { throw ScoreSDEError.nonFinite("the cotangent contains NaN or Inf") }
+        try writeCotangentNHWC(u, into: input, n: n, channels: C, pixels: P)
         let dx = net.network.backward(input)
         if vjp.pointee.shape != x.shape { vjp.pointee = Tensor(zeros: x.shape) }
         vjp.pointee.storage.withUnsafeMutableBufferPointer { o in
@@ -303,4 +295,19 @@ final class NetworkPool: @unchecked Sendable {
     }
 
     func give(_ e: Entry) { lock.lock(); free.append(e); lock.unlock() }
+}
+
+/// Writes the NCHW cotangent `u` (`n` images of `C` channels × `P` pixels) into `buffer` as NHWC
+/// float32, the layout the U-Net's backward pass reads.
+/// - Throws: `nonFinite` if `u` holds NaN or Inf.
+func writeCotangentNHWC(_ u: Tensor, into buffer: UnsafeMutablePointer<Float>, n: Int, channels C: Int, pixels P: Int) throws {
+    var finite = true
+    u.storage.withUnsafeBufferPointer { us in
+        for b in 0 ..< n { for ch in 0 ..< C { for q in 0 ..< P {
+            let v = us[(b * C + ch) * P + q]
+            if !v.isFinite { finite = false }
+            buffer[(b * P + q) * C + ch] = Float(v)
+        } } }
+    }
+    guard finite else { throw ScoreSDEError.nonFinite("the cotangent contains NaN or Inf") }
 }
