@@ -236,7 +236,7 @@ extension ScoreSDECommand {
             // What the library computed, as it computed it (data space for a learned model's scaling).
             let logLikelihood = run.logLikelihood, bitsPerDim = run.bitsPerDim
             let conventionText = convention.description
-            let ll = Summary(logLikelihood), bpd = Summary(bitsPerDim)
+            let ll = MeanEstimate(logLikelihood), bpd = MeanEstimate(bitsPerDim)
             var report = RunStats()
             report["mean_log_likelihood"] = .double(ll.mean)
             report["std_log_likelihood"] = .double(ll.std)
@@ -246,10 +246,10 @@ extension ScoreSDECommand {
             report["stderr_bits_per_dim"] = .double(bpd.standardError)
             report["bits_per_dim_convention"] = .string(conventionText)
             if let offset = convention.constantOffset { report["bits_per_dim_offset"] = .double(offset) }
-            report["log_jacobian"] = .double(Summary(run.logJacobian).mean)
+            report["log_jacobian"] = .double(MeanEstimate(run.logJacobian).mean)
             report["log_likelihood_unit"] = "nats"
-            report["mean_terminal_log_density"] = .double(Summary(run.priorLogDensity).mean)
-            report["mean_delta_log_p"] = .double(Summary(run.deltaLogP).mean)
+            report["mean_terminal_log_density"] = .double(MeanEstimate(run.priorLogDensity).mean)
+            report["mean_delta_log_p"] = .double(MeanEstimate(run.deltaLogP).mean)
             report.merge(ODEOptions.results(nfe: run.scoreEvaluations, run.statistics, layout: layout))
             report["wall_seconds"] = .double(seconds)
             report["n"] = .int(x.rows)

@@ -344,37 +344,27 @@ extension ScoreSDECommand {
     }
 }
 
-/// The predictor-corrector sampler on concrete types (callers pass existentials, which Swift opens).
-func samplePC<S: ForwardSDE, M: ScoreModel, P: Predictor, C: Corrector>(
-    sde: S, score: M, predictor: P, corrector: C, grid: TimeGrid, order: PCOrder, denoising: FinalDenoising,
-    batchSize: Int?, count: Int, constraint: (any SamplingConstraint)? = nil, resampling: Resampling = .none,
-    using rng: inout RandomSource, onStep: @escaping (StepEvent) -> Void
-) throws -> SamplingResult {
-    let sampler = PCSampler(sde: sde, score: score, grid: grid, predictor: predictor, corrector: corrector,
-                            order: order, denoising: denoising, batchSize: batchSize,
-                            constraint: constraint, resampling: resampling)
-    return try sampler.sample(count: count, using: &rng, onStep: onStep)
-}
-
 /// A predictor–corrector algorithm on concrete types (callers pass existentials, which Swift opens).
 func pcAlgorithm<P: Predictor, C: Corrector>(_ predictor: P, _ corrector: C, grid: TimeGrid, order: PCOrder,
-                                             denoising: FinalDenoising, name: String = "pc") -> any ReverseAlgorithm {
-    PredictorCorrectorAlgorithm(grid: grid, predictor: predictor, corrector: corrector, order: order, denoising: denoising, name: name)
+                                             denoising: FinalDenoising, resampling: Resampling = .none, name: String = "pc") -> any ReverseAlgorithm {
+    PredictorCorrectorAlgorithm(grid: grid, predictor: predictor, corrector: corrector, order: order, denoising: denoising,
+                                resampling: resampling, name: name)
 }
 
 /// The reverse problem of a sampling command: given rows at `T` (`start`), or `count` prior draws.
 func reverseProblem<S: ForwardSDE, M: ScoreModel>(sde: S, score: M, start: Tensor?, count: Int, rowShape: [Int]?, eps: Double,
-                                                  batchSize: Int?) -> ReverseProblem<S, M> {
+                                                  batchSize: Int?, constraint: (any SamplingConstraint)? = nil) -> ReverseProblem<S, M> {
     ReverseProblem(sde: sde, score: score, start: start.map { .state($0) } ?? .prior(count: count, rowShape: rowShape),
-                   eps: eps, batchSize: batchSize)
+                   eps: eps, constraint: constraint, batchSize: batchSize)
 }
 
 /// `solve(problem, algorithm)` on concrete types (callers pass existentials, which Swift opens).
 func solveReverse<S: ForwardSDE, M: ScoreModel, A: ReverseAlgorithm>(
     sde: S, score: M, algorithm: A, start: Tensor?, count: Int, rowShape: [Int]?, eps: Double, batchSize: Int?,
-    using rng: inout RandomSource, onStep: ((StepEvent) -> Void)? = nil
+    constraint: (any SamplingConstraint)? = nil, using rng: inout RandomSource, onStep: ((StepEvent) -> Void)? = nil
 ) throws -> ReverseSolution {
-    try solve(reverseProblem(sde: sde, score: score, start: start, count: count, rowShape: rowShape, eps: eps, batchSize: batchSize),
+    try solve(reverseProblem(sde: sde, score: score, start: start, count: count, rowShape: rowShape, eps: eps, batchSize: batchSize,
+                             constraint: constraint),
               algorithm, using: &rng, onStep: onStep)
 }
 

@@ -86,4 +86,14 @@ struct MetricsTests {
         #expect(scoreSDEError { _ = try slicedWassersteinDistance(a, Tensor(zeros: [0, 2])) } != nil)
         #expect(scoreSDEError { _ = try slicedWassersteinDistance(a, a, projections: 0) } != nil)
     }
+
+    /// [2.1, 1.9, 2.3, 2.0]: mean 2.075, squared deviations summing to 0.0875, so std = √(0.0875 / 3)
+    /// and the standard error std / 2; one value has no spread.
+    @Test func meanEstimateByHand() {
+        let e = MeanEstimate([2.1, 1.9, 2.3, 2.0])
+        #expect(e.count == 4 && abs(e.mean - 2.075) < 1e-15)
+        #expect(abs(e.std - (0.0875 / 3).squareRoot()) < 1e-14 && abs(e.standardError - (0.0875 / 3).squareRoot() / 2) < 1e-14)
+        let one = MeanEstimate([3])
+        #expect(one.mean == 3 && one.std.isNaN && one.standardError.isNaN)
+    }
 }

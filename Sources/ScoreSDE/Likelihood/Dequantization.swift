@@ -130,24 +130,18 @@ public struct LikelihoodSummary: Sendable, Equatable {
     public init(bitsPerDim v: [Double], threshold: Double) {
         count = v.count
         self.threshold = threshold
-        let n = Double(v.count)
-        mean = v.reduce(0, +) / n
+        let estimate = MeanEstimate(v)
+        (mean, std, standardError) = (estimate.mean, estimate.std, estimate.standardError)
         let sorted = v.sorted()
         median = sorted.isEmpty ? .nan : (sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2)
         max = sorted.last ?? .nan
-        if v.count > 1 {
-            let m = mean
-            std = (v.reduce(0) { $0 + ($1 - m) * ($1 - m) } / (n - 1)).squareRoot()
-            standardError = std / n.squareRoot()
-        } else { std = .nan; standardError = .nan }
         countAboveThreshold = v.filter { $0 > threshold }.count
         tailCount = Swift.max(1, (v.count + 99) / 100)
         let rest = Array(sorted.dropLast(tailCount))
         if rest.count > 1 {
-            let rm = rest.reduce(0, +) / Double(rest.count)
-            tailShift = mean - rm
-            let rs = (rest.reduce(0) { $0 + ($1 - rm) * ($1 - rm) } / Double(rest.count - 1)).squareRoot()
-            restStandardError = rs / Double(rest.count).squareRoot()
+            let r = MeanEstimate(rest)
+            tailShift = mean - r.mean
+            restStandardError = r.standardError
         } else { tailShift = 0; restStandardError = .nan }
     }
 

@@ -45,6 +45,9 @@ struct ConditionedSampler {
         label = "\(conditioning.label), \(pc.label)"
         self.settings = settings
         let steps = grid.steps * resampling.count
+        // Guided runs have no constraint and no RePaint jumps; constrained runs may have both.
+        let algorithm = pcAlgorithm(predictor, corrector, grid: grid, order: order, denoising: denoising)
+        let resampled = pcAlgorithm(predictor, corrector, grid: grid, order: order, denoising: denoising, resampling: resampling)
         run = { problem, count, rng in
             let progress = ProgressBar(total: steps)
             defer { progress?.finish() }
@@ -61,19 +64,18 @@ struct ConditionedSampler {
                 let score = try guidedScore(data.jacobianScore(diffusedBy: forward, method: conditioning.method.rawValue,
                                                                  jacobianFree: likelihood.isJacobianFree), sde: forward,
                                             measurement: measurement, likelihood: likelihood, weight: weight)
-                let result: SamplingResult
+                let result: ReverseSolution
                 do {
-                    result = try samplePC(sde: forward, score: score, predictor: predictor, corrector: corrector, grid: grid,
-                                          order: order, denoising: denoising, batchSize: batchSize, count: count,
-                                          using: &rng, onStep: onStep)
+                    result = try solveReverse(sde: forward, score: score, algorithm: algorithm, start: nil, count: count, rowShape: nil,
+                                              eps: eps, batchSize: batchSize, using: &rng, onStep: onStep)
                 } catch ScoreSDEError.nonFinite(let message) {
                     throw ScoreSDEError.nonFinite("\(message). The guided sampler diverged: --method \(conditioning.method.rawValue) differentiates through the model, and a learned model's Jacobian error is amplified by 1/m(t) (large for VP near T); use --method pigdm (Jacobian-free), replace or repaint, or a smaller --guidance-weight")
                 }
                 return ConditionedRun(result: result, modelEvaluations: result.modelPasses)
             }
-            let result = try samplePC(sde: forward, score: data.score(diffusedBy: forward), predictor: predictor, corrector: corrector,
-                                      grid: grid, order: order, denoising: denoising, batchSize: batchSize, count: count,
-                                      constraint: problem.constraint, resampling: resampling, using: &rng, onStep: onStep)
+            let result = try solveReverse(sde: forward, score: data.score(diffusedBy: forward), algorithm: resampled, start: nil,
+                                          count: count, rowShape: nil, eps: eps, batchSize: batchSize, constraint: problem.constraint,
+                                          using: &rng, onStep: onStep)
             return ConditionedRun(result: result, modelEvaluations: result.modelPasses)
         }
     }
@@ -83,7 +85,7 @@ struct ConditionedSampler {
 /// score (NFE); a guided score makes several passes of the model per call (the score, then one
 /// Jacobian-vector product, plus one per measured value for tweedie), counted in `modelEvaluations`.
 struct ConditionedRun {
-    let result: SamplingResult
+    let result: ReverseSolution
     let modelEvaluations: Int
 }
 

@@ -42,24 +42,6 @@ func seedValue(_ seed: UInt64) -> RunStats.Value {
     seed <= UInt64(Int.max) ? .int(Int(seed)) : .string(String(seed))
 }
 
-/// Mean, sample standard deviation and standard error of the mean (NaN for the last two with
-/// fewer than two values).
-struct Summary {
-    let mean: Double, std: Double, standardError: Double
-
-    init(_ values: [Double]) {
-        let n = Double(values.count)
-        mean = values.reduce(0, +) / n
-        if values.count > 1 {
-            let m = mean
-            std = (values.reduce(0) { $0 + ($1 - m) * ($1 - m) } / (n - 1)).squareRoot()
-            standardError = std / n.squareRoot()
-        } else {
-            std = .nan; standardError = .nan
-        }
-    }
-}
-
 /// `1.2345` with `digits` significant digits, for summaries.
 func formatted(_ x: Double, _ digits: Int = 5) -> String { String(format: "%.\(digits)g", x) }
 
