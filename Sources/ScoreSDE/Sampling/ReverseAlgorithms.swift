@@ -11,12 +11,18 @@
 public struct PredictorCorrectorAlgorithm<P: Predictor, C: Corrector>: ReverseAlgorithm {
     /// The grid; nil: ``steps`` uniform steps from `T` to the problem's `eps`.
     public var grid: TimeGrid?
+    /// Grid intervals (the given grid's when there is one).
     public var steps: Int
+    /// The step from each grid time to the next, and the refinement at each time.
     public var predictor: P
     public var corrector: C
+    /// Corrector first (score_sde's code) or predictor first (the paper's Algorithm 1).
     public var order: PCOrder
+    /// What the run returns after its last step.
     public var denoising: FinalDenoising
+    /// RePaint's resampling schedule (`.none`: each interval once).
     public var resampling: Resampling
+    /// Reported in ``ReverseSolution/algorithm`` (`pc`; the CLI names its few-step runs by method).
     public var name: String
 
     /// `steps` uniform steps from `T` to `eps` (score_sde's grid).
@@ -91,7 +97,9 @@ public struct PredictorCorrectorAlgorithm<P: Predictor, C: Corrector>: ReverseAl
 ///     let run = try solve(problem, FewStepAlgorithm(try DPMSolverPlusPlus(order: 3), nfe: 10), using: &rng)
 ///     let best = try solve(problem, try FewStepAlgorithm.recommended(nfe: 20, dimension: 784), using: &rng)
 public struct FewStepAlgorithm<P: DescribedPredictor>: ReverseAlgorithm {
+    /// The few-step method.
     public var predictor: P
+    /// The budget of score evaluations; the grid has `nfe / evaluationsPerStep` steps.
     public var nfe: Int
     /// The step spacing (nil: the method's default for the budget and the data dimension).
     public var spacing: TimeSpacing?
@@ -147,7 +155,9 @@ extension FewStepAlgorithm where P == UniPC {
 ///
 ///     let ode = ProbabilityFlowAlgorithm(ODESolverOptions(.rkf45, absoluteTolerance: 1e-5, relativeTolerance: 1e-5))
 public struct ProbabilityFlowAlgorithm: ReverseAlgorithm {
+    /// GSL's step type, tolerances, step limits and controller.
     public var options: ODESolverOptions
+    /// One system for the batch, or one per sample.
     public var layout: ODESystemLayout
     /// score_sde's final noise-free reverse-diffusion step at `eps` (1 NFE).
     public var denoise: Bool
@@ -203,10 +213,15 @@ public struct ProbabilityFlowAlgorithm: ReverseAlgorithm {
 /// Adaptive UniPC on the probability flow (``AdaptiveUniPC``, ``AdaptiveUniPCIntegrator``):
 /// deterministic, steps in log-SNR chosen by its ``StepSizeController``.
 public struct AdaptiveUniPCAlgorithm: ReverseAlgorithm {
+    /// The UniPC predictor order (1–3).
     public var order: Int
+    /// The error tolerances of the controller.
     public var absoluteTolerance: Double, relativeTolerance: Double
+    /// The first step in log-SNR (nil: 1/32 of the span).
     public var initialStep: Double?
+    /// The controller's safety factor θ and largest growth per step.
     public var safety: Double, maximumGrowth: Double
+    /// The most score evaluations before the solve fails.
     public var maximumEvaluations: Int
     /// ``StepSizeController/ErrorNorm/batch`` or ``StepSizeController/ErrorNorm/worstRow``.
     public var norm: StepSizeController.ErrorNorm
@@ -247,10 +262,15 @@ public struct AdaptiveUniPCAlgorithm: ReverseAlgorithm {
 /// ``AdaptiveSDESampler``, ``AdaptiveSDEIntegrator``): every row its own step sizes, all active
 /// rows in one batched model call per stage.
 public struct AdaptiveSDEAlgorithm: ReverseAlgorithm {
+    /// The error tolerances of the controller (the paper's 0.0078 and 0.05).
     public var absoluteTolerance: Double, relativeTolerance: Double
+    /// The controller's safety factor θ, its exponent r and the first step h₀.
     public var safety: Double, exponent: Double, initialStep: Double
+    /// `.none` or `.tweedie` (one more NFE at `eps`).
     public var denoising: FinalDenoising
+    /// The most attempts of any row before the solve fails.
     public var maximumAttempts: Int
+    /// What a rejected step does with its noise.
     public var rejectedNoise: AdaptiveSDERejectedNoise
     public var name: String { "adaptive-sde" }
 

@@ -21,8 +21,11 @@ public struct ReverseProblem<SDE: ForwardSDE, Score: ScoreModel> {
         case state(Tensor)
     }
 
+    /// The forward SDE the solve reverses.
     public var sde: SDE
+    /// The score model of its marginals.
     public var score: Score
+    /// Where the rows start, at `T`.
     public var start: Start
     /// The end time (`0 < eps < T`): the reference uses 1e-3 for VP / sub-VP and 1e-5 for VE. A
     /// fixed-grid algorithm given its own grid ends where the grid ends.
