@@ -21,15 +21,23 @@
 /// integrator runs every row in this process.
 public struct ProbabilityFlowIntegrator<SDE: ForwardSDE, Score: ScoreModel>: SteppedSolve {
     public let sampler: ODESampler<SDE, Score>
-    /// The current state (rows at their own times in the per-sample layout).
-    public private(set) var state: Tensor
+    /// The current state (rows at their own times in the per-sample layout). The batch layout
+    /// reads GSL's own state array (no copy unless a caller keeps it while stepping on); the
+    /// per-sample layout updates one buffer in place, row by row.
+    public var state: Tensor {
+        if let denoisedState { return denoisedState }
+        if sampler.layout == .batch { return Tensor(uncheckedShape: shape, storage: systems[0].state) }
+        return rows
+    }
+    private let shape: [Int]
+    /// The per-sample layout's rows, each written after its system steps.
+    private var rows: Tensor
+    private var denoisedState: Tensor?
     /// Steps made so far (the denoising step included).
     public private(set) var steps = 0
     private let flow: ProbabilityFlow<SDE, Score>
     /// One system (batch layout) or one per row (per-sample layout).
     private let systems: [ODEIntegrator]
-    private var denoised = false
-    private var output: Tensor?
 
     /// Sets up the solve of `latents` (rows at `T`) down to `eps`.
     public init(sampler: ODESampler<SDE, Score>, latents: Tensor) throws {
@@ -40,7 +48,8 @@ public struct ProbabilityFlowIntegrator<SDE: ForwardSDE, Score: ScoreModel>: Ste
         try latents.checkFinite("the ODE's initial state")
         self.sampler = sampler
         self.flow = flow
-        self.state = latents
+        self.shape = latents.shape
+        self.rows = latents
         let n = latents.rows, d = latents.rowSize
         switch sampler.layout {
         case .batch:
@@ -58,7 +67,7 @@ public struct ProbabilityFlowIntegrator<SDE: ForwardSDE, Score: ScoreModel>: Ste
     }
 
     /// True when every row has reached `eps` (and been denoised, if asked).
-    public var isFinished: Bool { systems.allSatisfy(\.isFinished) && (!sampler.denoise || denoised) }
+    public var isFinished: Bool { systems.allSatisfy(\.isFinished) && (!sampler.denoise || denoisedState != nil) }
 
     /// Makes the next step; returns its event, or nil when the solve is complete.
     public mutating func step() throws -> StepEvent? {
@@ -67,19 +76,19 @@ public struct ProbabilityFlowIntegrator<SDE: ForwardSDE, Score: ScoreModel>: Ste
         steps += 1
         if systems.allSatisfy(\.isFinished) {
             // score_sde's denoise: one reverse-diffusion step at eps, its noise-free mean.
-            try sampler.denoiseStep(&state, counter: flow.counter)
-            denoised = true
+            var x = state
+            try sampler.denoiseStep(&x, counter: flow.counter)
+            denoisedState = x
             return event(index, sampler.eps, 0, .denoise(at: sampler.eps), rowTimes: nil)
         }
         switch sampler.layout {
         case .batch:
             let system = systems[0]
             guard let s = try system.step() else { return nil }
-            state = Tensor(uncheckedShape: state.shape, storage: system.state)
             return event(index, s.from, s.to, .attempt(index: index, t: s.from, next: s.to, accepted: 1, rejected: s.rejectedAttempts),
                          rowTimes: nil)
         case .perSample:
-            let n = systems.count, d = state.rowSize
+            let n = systems.count, d = rows.rowSize
             var made = [ODEIntegrator.Step?](repeating: nil, count: n)
             let systems = self.systems
             try made.withUnsafeMutableBufferPointer { mp in
@@ -90,15 +99,17 @@ public struct ProbabilityFlowIntegrator<SDE: ForwardSDE, Score: ScoreModel>: Ste
                     }
                 }
             }
-            var storage = state.storage
             var from = -Double.infinity, to = -Double.infinity, accepted = 0, rejected = 0
-            for r in 0 ..< n {
-                guard let s = made[r] else { continue }
-                for j in 0 ..< d { storage[r * d + j] = systems[r].state[j] }
-                from = max(from, s.from); to = max(to, s.to)
-                accepted += 1; rejected += s.rejectedAttempts
+            rows.storage.withUnsafeMutableBufferPointer { out in
+                for r in 0 ..< n {
+                    guard let s = made[r] else { continue }
+                    systems[r].state.withUnsafeBufferPointer { row in
+                        for j in 0 ..< d { out[r * d + j] = row[j] }
+                    }
+                    from = max(from, s.from); to = max(to, s.to)
+                    accepted += 1; rejected += s.rejectedAttempts
+                }
             }
-            state = Tensor(uncheckedShape: state.shape, storage: storage)
             let times = systems.map(\.time)
             return event(index, from, to, .attempt(index: index, t: from, next: to, accepted: accepted, rejected: rejected), rowTimes: times)
         }
@@ -109,6 +120,7 @@ public struct ProbabilityFlowIntegrator<SDE: ForwardSDE, Score: ScoreModel>: Ste
         guard isFinished else {
             throw ScoreSDEError.invalidArgument("the probability-flow solve has made \(steps) steps and has not reached eps = \(sampler.eps); call step() until it returns nil")
         }
+        let state = self.state
         try state.checkFinite("the decoded samples")
         var stats = ODERunStatistics()
         for system in systems { stats.add(system.solveStatistics) }
@@ -118,7 +130,8 @@ public struct ProbabilityFlowIntegrator<SDE: ForwardSDE, Score: ScoreModel>: Ste
     }
 
     private func event(_ index: Int, _ t: Double, _ next: Double, _ move: ReverseMove, rowTimes: [Double]?) -> StepEvent {
-        StepEvent(index: index, total: 0, t: t, next: next, move: move, scoreEvaluations: flow.counter.scoreEvaluations,
-                  modelPasses: flow.counter.modelPasses, state: state, mean: state, rowTimes: rowTimes)
+        let x = state
+        return StepEvent(index: index, total: 0, t: t, next: next, move: move, scoreEvaluations: flow.counter.scoreEvaluations,
+                         modelPasses: flow.counter.modelPasses, state: x, mean: x, rowTimes: rowTimes)
     }
 }
